@@ -1,0 +1,381 @@
+//! The buyer: the body of one buyer process (`oversell __buyer`, a hidden subcommand).
+//!
+//! It walks the lesson's protocol — check, acquire, read, hold, write, release, record —
+//! writing one ledger line per step. Every step passes through a [`Pacer`], which decides
+//! how the buyer waits: free running (sleep the seeded jitter), a read barrier, or a
+//! controlled schedule in which the harness says `go` before each step. The buyer itself
+//! never changes between modes.
+//!
+//! The control channel is a Unix socket on the buyer's standard input: one byte per
+//! message each way.
+
+use crate::ledger::{EventKind, Ledger};
+use crate::lock::{Lock, LockError};
+use crate::scenario::StoreMode;
+use crate::store::{self, Contents};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A yield point: a place in the protocol where the schedule may switch buyers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Point {
+    /// Before the unlocked look at the count.
+    Check,
+    /// Before taking the lock.
+    Acquire,
+    /// Before reading the count inside the critical section.
+    Read,
+    /// Before writing the new count.
+    Write,
+    /// Between truncating the store and writing it (in-place store only).
+    Truncated,
+    /// Before releasing the lock.
+    Release,
+    /// Before recording the outcome.
+    Record,
+}
+
+impl Point {
+    /// Every point, in protocol order.
+    pub const ALL: &'static [Point] = &[
+        Point::Check,
+        Point::Acquire,
+        Point::Read,
+        Point::Write,
+        Point::Truncated,
+        Point::Release,
+        Point::Record,
+    ];
+
+    /// The byte sent on the control channel.
+    pub fn code(self) -> u8 {
+        match self {
+            Point::Check => b'c',
+            Point::Acquire => b'a',
+            Point::Read => b'r',
+            Point::Write => b'w',
+            Point::Truncated => b't',
+            Point::Release => b'l',
+            Point::Record => b'o',
+        }
+    }
+
+    /// The point a control byte names.
+    pub fn from_code(code: u8) -> Option<Point> {
+        Point::ALL.iter().copied().find(|p| p.code() == code)
+    }
+
+    /// The name used in traces and findings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Point::Check => "check",
+            Point::Acquire => "acquire",
+            Point::Read => "read",
+            Point::Write => "write",
+            Point::Truncated => "truncated",
+            Point::Release => "release",
+            Point::Record => "record",
+        }
+    }
+}
+
+/// Control bytes other than points.
+pub(crate) mod msg {
+    /// Buyer → harness: set up and waiting at the start barrier.
+    pub const READY: u8 = b's';
+    /// Buyer → harness: the lock is busy; waiting for it.
+    pub const BLOCKED: u8 = b'b';
+    /// Buyer → harness: read inside the critical section (barrier mode).
+    pub const HAVE_READ: u8 = b'h';
+    /// Harness → buyer: go on.
+    pub const GO: u8 = b'g';
+}
+
+/// How the buyer waits between steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Sleep the seeded jitter; the OS schedules the rest.
+    Free,
+    /// Free, plus: report after reading and wait until every buyer that can read has.
+    Barrier,
+    /// Report before every step and wait for `go`.
+    Controlled,
+}
+
+impl Pace {
+    /// The name used on the hidden command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pace::Free => "free",
+            Pace::Barrier => "barrier",
+            Pace::Controlled => "controlled",
+        }
+    }
+
+    /// The pace with this name.
+    pub fn parse(s: &str) -> Option<Pace> {
+        [Pace::Free, Pace::Barrier, Pace::Controlled]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+}
+
+/// What one buyer process needs to know.
+#[derive(Debug, Clone)]
+pub struct BuyerArgs {
+    /// The trial's private directory (store, ledger, lock files).
+    pub dir: PathBuf,
+    /// This buyer's index in the trial.
+    pub index: u32,
+    /// Microseconds to wait after the start barrier.
+    pub start_us: u64,
+    /// Microseconds to hold between read and write.
+    pub hold_us: u64,
+    /// How the store is written.
+    pub store: StoreMode,
+    /// How the buyer waits between steps.
+    pub pace: Pace,
+}
+
+/// Why a buyer could not finish.
+#[derive(Debug)]
+pub enum BuyerError {
+    /// The ledger or store could not be used.
+    Io(&'static str, io::Error),
+    /// The lock failed.
+    Lock(LockError),
+    /// The harness went away or sent nonsense.
+    Control(String),
+}
+
+impl fmt::Display for BuyerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuyerError::Io(what, e) => write!(f, "{what}: {e}"),
+            BuyerError::Lock(e) => write!(f, "lock: {e}"),
+            BuyerError::Control(m) => write!(f, "control channel: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for BuyerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuyerError::Io(_, e) => Some(e),
+            BuyerError::Lock(e) => Some(e),
+            BuyerError::Control(_) => None,
+        }
+    }
+}
+
+impl From<LockError> for BuyerError {
+    fn from(e: LockError) -> Self {
+        BuyerError::Lock(e)
+    }
+}
+
+/// The control channel to the harness.
+struct Channel {
+    sock: UnixStream,
+}
+
+impl Channel {
+    fn from_stdin() -> Result<Channel, BuyerError> {
+        let fd = io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| BuyerError::Io("duplicating the control channel", e))?;
+        Ok(Channel {
+            sock: UnixStream::from(fd),
+        })
+    }
+
+    fn send(&mut self, byte: u8) -> Result<(), BuyerError> {
+        self.sock
+            .write_all(&[byte])
+            .map_err(|e| BuyerError::Control(format!("send: {e}")))
+    }
+
+    fn wait_go(&mut self) -> Result<(), BuyerError> {
+        let mut b = [0u8; 1];
+        match self.sock.read(&mut b) {
+            Ok(1) if b[0] == msg::GO => Ok(()),
+            Ok(0) => Err(BuyerError::Control("the harness went away".into())),
+            Ok(_) => Err(BuyerError::Control(format!(
+                "unexpected byte {:?}",
+                b[0] as char
+            ))),
+            Err(e) => Err(BuyerError::Control(format!("receive: {e}"))),
+        }
+    }
+
+    fn ask(&mut self, byte: u8) -> Result<(), BuyerError> {
+        self.send(byte)?;
+        self.wait_go()
+    }
+}
+
+/// Decides how the buyer waits at each step.
+trait Pacer {
+    /// Called before each step.
+    fn at(&mut self, point: Point) -> Result<(), BuyerError>;
+    /// Takes the lock, however this pace waits for a busy one.
+    fn acquire(&mut self, lock: &mut dyn Lock) -> Result<(), BuyerError>;
+    /// Called between read and write: the lesson's network delay.
+    fn hold(&mut self) -> Result<(), BuyerError>;
+}
+
+struct FreePacer {
+    channel: Channel,
+    hold: Duration,
+    barrier: bool,
+}
+
+impl Pacer for FreePacer {
+    fn at(&mut self, _point: Point) -> Result<(), BuyerError> {
+        Ok(())
+    }
+    fn acquire(&mut self, lock: &mut dyn Lock) -> Result<(), BuyerError> {
+        if self.barrier && !lock.try_lock()? {
+            // Tell the barrier not to wait for this buyer: it cannot read until the
+            // holder writes, and the holder is waiting at the barrier.
+            self.channel.send(msg::BLOCKED)?;
+            lock.lock()?;
+        } else if !self.barrier {
+            lock.lock()?;
+        }
+        Ok(())
+    }
+    fn hold(&mut self) -> Result<(), BuyerError> {
+        if self.barrier {
+            self.channel.ask(msg::HAVE_READ)?;
+        }
+        if !self.hold.is_zero() {
+            std::thread::sleep(self.hold);
+        }
+        Ok(())
+    }
+}
+
+struct ControlledPacer {
+    channel: Channel,
+}
+
+impl Pacer for ControlledPacer {
+    fn at(&mut self, point: Point) -> Result<(), BuyerError> {
+        self.channel.ask(point.code())
+    }
+    fn acquire(&mut self, lock: &mut dyn Lock) -> Result<(), BuyerError> {
+        // A busy lock is a scheduling decision: report it and let the harness say when
+        // to try again, so exactly one buyer runs at a time.
+        while !lock.try_lock()? {
+            self.channel.ask(msg::BLOCKED)?;
+        }
+        Ok(())
+    }
+    fn hold(&mut self) -> Result<(), BuyerError> {
+        Ok(())
+    }
+}
+
+/// Runs one buyer to completion with the given lock (already attached to the trial).
+pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
+    let mut channel = Channel::from_stdin()?;
+    let mut ledger = Ledger::open(&crate::ledger::path(&args.dir), args.index)
+        .map_err(|e| BuyerError::Io("opening the ledger", e))?;
+    // Start barrier: every buyer is spawned and set up before any begins.
+    channel.ask(msg::READY)?;
+    let mut pacer: Box<dyn Pacer> = match args.pace {
+        Pace::Free | Pace::Barrier => Box::new(FreePacer {
+            channel,
+            hold: Duration::from_micros(args.hold_us),
+            barrier: args.pace == Pace::Barrier,
+        }),
+        Pace::Controlled => Box::new(ControlledPacer { channel }),
+    };
+    if args.pace != Pace::Controlled && args.start_us > 0 {
+        std::thread::sleep(Duration::from_micros(args.start_us));
+    }
+    let rec = |ledger: &mut Ledger, kind: EventKind, value: Option<&str>| {
+        ledger
+            .record(kind, value)
+            .map_err(|e| BuyerError::Io("writing the ledger", e))
+    };
+    rec(&mut ledger, EventKind::Start, None)?;
+    let store_path = store::path(&args.dir);
+
+    // 1. check: the unlocked look; a torn read here is recorded, never trusted.
+    pacer.at(Point::Check)?;
+    let seen = match store::read(&store_path) {
+        Ok(Contents::Count(n)) => n.to_string(),
+        Ok(Contents::Corrupt(_)) => "torn".to_string(),
+        Err(e) => return Err(BuyerError::Io("reading the store", e)),
+    };
+    rec(&mut ledger, EventKind::Check, Some(&seen))?;
+
+    // 2. acquire.
+    pacer.at(Point::Acquire)?;
+    pacer.acquire(lock)?;
+    rec(&mut ledger, EventKind::Acquired, None)?;
+
+    // 3. read inside the critical section.
+    pacer.at(Point::Read)?;
+    let count = match store::read(&store_path) {
+        Ok(Contents::Count(n)) => Some(n),
+        Ok(Contents::Corrupt(_)) => None,
+        Err(e) => return Err(BuyerError::Io("reading the store", e)),
+    };
+    match count {
+        Some(n) => rec(&mut ledger, EventKind::Read, Some(&n.to_string()))?,
+        None => rec(&mut ledger, EventKind::Error, Some("corrupt_read"))?,
+    }
+
+    // 4. hold: the lesson's network delay between read and write.
+    pacer.hold()?;
+
+    // 5. write, if there was a ticket.
+    let bought = match count {
+        Some(n) if n > 0 => {
+            pacer.at(Point::Write)?;
+            let left = n - 1;
+            let left_s = left.to_string();
+            match args.store {
+                StoreMode::InPlace => {
+                    let mut between_result = Ok(());
+                    let mut between = || {
+                        between_result = rec(&mut ledger, EventKind::Truncated, Some(&left_s))
+                            .and_then(|_| pacer.at(Point::Truncated));
+                    };
+                    store::write_in_place(&store_path, left, &mut between)
+                        .map_err(|e| BuyerError::Io("writing the store", e))?;
+                    between_result?;
+                }
+                StoreMode::Atomic => store::write_atomic(&store_path, left)
+                    .map_err(|e| BuyerError::Io("writing the store", e))?,
+            }
+            rec(&mut ledger, EventKind::Wrote, Some(&left_s))?;
+            Some(n)
+        }
+        _ => None,
+    };
+
+    // 6. release: recorded before the lock is given back, so a sound lock never shows
+    //    two buyers' critical sections overlapping in the ledger.
+    pacer.at(Point::Release)?;
+    rec(&mut ledger, EventKind::Released, None)?;
+    lock.unlock()?;
+
+    // 7. record the outcome.
+    pacer.at(Point::Record)?;
+    match (bought, count) {
+        (Some(n), _) => rec(&mut ledger, EventKind::Bought, Some(&n.to_string()))?,
+        (None, Some(_)) => rec(&mut ledger, EventKind::SoldOut, None)?,
+        // A corrupt read: the buyer knows nothing and claims nothing.
+        (None, None) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! The checker: pure invariants over a [`History`] and the final store. No I/O here.
+//!
+//! Violations are data, never errors: [`check`] returns every one it finds, each naming
+//! the buyers and values involved and the ledger events that show it.
+
+use crate::ledger::{EventKind, Exit, History};
+use crate::store::Contents;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The kinds of finding (stable names: see ARCHITECTURE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// More buyers claim a ticket than the store held.
+    Oversold,
+    /// Two buyers claim the same ticket number.
+    DoubleSale,
+    /// The final count disagrees with the sales buyers claim.
+    LostUpdate,
+    /// Two buyers held the critical section at once.
+    Overlap,
+    /// The store did not parse inside the critical section or at the end.
+    CorruptStore,
+    /// The trial passed its timeout and was killed.
+    Hang,
+    /// Under a controlled schedule, every live buyer waits on a lock.
+    Deadlock,
+    /// A hang or deadlock whose lock holder was a killed buyer.
+    StaleLock,
+    /// A buyer died without a fault having been injected.
+    Crash,
+    /// A process of the trial outlived it.
+    LeakedProcess,
+}
+
+impl FindingKind {
+    /// The stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::Oversold => "oversold",
+            FindingKind::DoubleSale => "double_sale",
+            FindingKind::LostUpdate => "lost_update",
+            FindingKind::Overlap => "overlap",
+            FindingKind::CorruptStore => "corrupt_store",
+            FindingKind::Hang => "hang",
+            FindingKind::Deadlock => "deadlock",
+            FindingKind::StaleLock => "stale_lock",
+            FindingKind::Crash => "crash",
+            FindingKind::LeakedProcess => "leaked_process",
+        }
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// What kind of finding.
+    pub kind: FindingKind,
+    /// A sentence naming the buyers and values involved.
+    pub detail: String,
+    /// The buyers involved.
+    pub buyers: Vec<u32>,
+    /// Indices into `History::events` of the events that show it.
+    pub events: Vec<usize>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+/// What the checker looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    /// Tickets the store held at the start.
+    pub tickets: u32,
+    /// Buyers in the trial.
+    pub buyers: u32,
+    /// The merged ledger and the buyers' fates.
+    pub history: &'a History,
+    /// The store at the end (`None`: the file was missing).
+    pub final_store: Option<&'a Contents>,
+    /// True when a process outlived the trial.
+    pub leaked: bool,
+}
+
+fn list(buyers: &[u32]) -> String {
+    let names: Vec<String> = buyers.iter().map(u32::to_string).collect();
+    match names.len() {
+        0 => String::new(),
+        1 => names[0].clone(),
+        n => format!("{} and {}", names[..n - 1].join(", "), names[n - 1]),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// Checks every invariant and returns what is broken (empty: the trial is clean).
+pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
+    let h = obs.history;
+    let mut out = Vec::new();
+
+    // Who claims what.
+    let mut claims: BTreeMap<u32, (i64, usize)> = BTreeMap::new(); // buyer -> (ticket, event)
+    let mut settled = vec![false; obs.buyers as usize];
+    for (i, e) in h.events.iter().enumerate() {
+        let idx = e.buyer as usize;
+        match e.kind {
+            EventKind::Bought => {
+                claims.insert(e.buyer, (e.num().unwrap_or(-1), i));
+                if idx < settled.len() {
+                    settled[idx] = true;
+                }
+            }
+            EventKind::SoldOut => {
+                if idx < settled.len() {
+                    settled[idx] = true;
+                }
+            }
+            EventKind::Error if e.value.as_deref() == Some("corrupt_read") => {
+                // It read nothing usable, wrote nothing and claims nothing: settled.
+                if idx < settled.len() {
+                    settled[idx] = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    let definite = claims.len() as i64;
+    let fate = |b: u32| h.fates.get(b as usize);
+    let unknown: Vec<u32> = (0..obs.buyers).filter(|&b| !settled[b as usize]).collect();
+
+    // oversold
+    if definite > obs.tickets as i64 {
+        let who: Vec<u32> = claims.keys().copied().collect();
+        out.push(Violation {
+            kind: FindingKind::Oversold,
+            detail: format!(
+                "{} a sale; the store held {} (buyers {})",
+                plural(claims.len(), "buyer claims", "buyers claim"),
+                obs.tickets,
+                list(&who)
+            ),
+            buyers: who,
+            events: claims.values().map(|&(_, e)| e).collect(),
+        });
+    }
+
+    // double_sale
+    let mut by_ticket: BTreeMap<i64, Vec<(u32, usize)>> = BTreeMap::new();
+    for (&b, &(t, e)) in &claims {
+        by_ticket.entry(t).or_default().push((b, e));
+    }
+    for (t, holders) in by_ticket.iter().filter(|(_, v)| v.len() > 1) {
+        let who: Vec<u32> = holders.iter().map(|&(b, _)| b).collect();
+        out.push(Violation {
+            kind: FindingKind::DoubleSale,
+            detail: format!("buyers {} all claim ticket {t}", list(&who)),
+            buyers: who,
+            events: holders.iter().map(|&(_, e)| e).collect(),
+        });
+    }
+
+    // lost_update: definite <= initial - final <= definite + unknown
+    if let Some(Contents::Count(fin)) = obs.final_store {
+        let sold = obs.tickets as i64 - fin;
+        let lo = definite;
+        let hi = definite + unknown.len() as i64;
+        if sold < lo || sold > hi {
+            let expect = if unknown.is_empty() {
+                format!(
+                    "{} − {} claimed = {}",
+                    obs.tickets,
+                    definite,
+                    obs.tickets as i64 - definite
+                )
+            } else {
+                format!(
+                    "between {} and {} ({} claimed, {} unknown)",
+                    obs.tickets as i64 - hi,
+                    obs.tickets as i64 - lo,
+                    definite,
+                    unknown.len()
+                )
+            };
+            let what = if sold < lo {
+                format!(
+                    "{} the store does not show",
+                    plural((lo - sold) as usize, "claimed sale", "claimed sales")
+                )
+            } else {
+                format!(
+                    "the store lost {} no buyer claims",
+                    plural((sold - hi) as usize, "ticket", "tickets")
+                )
+            };
+            out.push(Violation {
+                kind: FindingKind::LostUpdate,
+                detail: format!("the final count is {fin}, expected {expect}: {what}"),
+                buyers: claims.keys().copied().collect(),
+                events: h
+                    .events
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.kind == EventKind::Wrote)
+                    .map(|(i, _)| i)
+                    .collect(),
+            });
+        }
+    }
+
+    // overlap: critical sections from `acquired` to `released` (or the buyer's last event).
+    let mut sections: Vec<(u64, u64, u32, usize, usize)> = Vec::new();
+    for b in 0..obs.buyers {
+        let mut start: Option<(u64, usize)> = None;
+        let mut last: Option<(u64, usize)> = None;
+        for (i, e) in h.events.iter().enumerate().filter(|(_, e)| e.buyer == b) {
+            last = Some((e.ns, i));
+            match e.kind {
+                EventKind::Acquired => start = Some((e.ns, i)),
+                EventKind::Released => {
+                    if let Some((s, si)) = start.take() {
+                        sections.push((s, e.ns, b, si, i));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some((s, si)), Some((l, li))) = (start, last) {
+            sections.push((s, l, b, si, li));
+        }
+    }
+    sections.sort();
+    let mut pairs: Vec<(u32, u32, [usize; 4])> = Vec::new();
+    for (x, a) in sections.iter().enumerate() {
+        for b in &sections[x + 1..] {
+            if b.0 >= a.1 {
+                break;
+            }
+            if a.2 != b.2 {
+                pairs.push((a.2, b.2, [a.3, a.4, b.3, b.4]));
+            }
+        }
+    }
+    if let Some(&(a, b, ev)) = pairs.first() {
+        let mut who: Vec<u32> = pairs.iter().flat_map(|&(a, b, _)| [a, b]).collect();
+        who.sort_unstable();
+        who.dedup();
+        let more = if pairs.len() > 1 {
+            format!(" ({} more)", plural(pairs.len() - 1, "pair", "pairs"))
+        } else {
+            String::new()
+        };
+        out.push(Violation {
+            kind: FindingKind::Overlap,
+            detail: format!("buyers {a} and {b} held the critical section at once{more}"),
+            buyers: who,
+            events: ev.to_vec(),
+        });
+    }
+
+    // corrupt_store: a torn read inside the critical section, or a broken final store.
+    for (i, e) in h.events.iter().enumerate() {
+        if e.kind == EventKind::Error && e.value.as_deref() == Some("corrupt_read") {
+            out.push(Violation {
+                kind: FindingKind::CorruptStore,
+                detail: format!(
+                    "buyer {} read a store that does not parse inside the critical section",
+                    e.buyer
+                ),
+                buyers: vec![e.buyer],
+                events: vec![i],
+            });
+        }
+    }
+    match obs.final_store {
+        Some(Contents::Corrupt(what)) => out.push(Violation {
+            kind: FindingKind::CorruptStore,
+            detail: format!("the final store does not parse: {what}"),
+            buyers: Vec::new(),
+            events: Vec::new(),
+        }),
+        None => out.push(Violation {
+            kind: FindingKind::CorruptStore,
+            detail: "the store file is gone at the end of the trial".into(),
+            buyers: Vec::new(),
+            events: Vec::new(),
+        }),
+        Some(Contents::Count(_)) => {}
+    }
+
+    // hang
+    if h.timed_out {
+        let stuck: Vec<u32> = unknown.clone();
+        let steps: Vec<String> = stuck
+            .iter()
+            .map(|&b| match h.of(b).last() {
+                Some(e) => format!("buyer {b} after `{}`", e.kind),
+                None => format!("buyer {b} before `start`"),
+            })
+            .collect();
+        out.push(Violation {
+            kind: FindingKind::Hang,
+            detail: format!(
+                "the trial passed its timeout and was killed; unfinished: {}",
+                if steps.is_empty() {
+                    "none".to_string()
+                } else {
+                    steps.join(", ")
+                }
+            ),
+            buyers: stuck,
+            events: Vec::new(),
+        });
+    }
+
+    // crash
+    for b in 0..obs.buyers {
+        let Some(f) = fate(b) else { continue };
+        if f.killed_by_fault || f.killed_by_timeout {
+            continue;
+        }
+        let how = match &f.exit {
+            Exit::Code(0) if settled[b as usize] => continue,
+            Exit::Code(0) => "exited without recording an outcome".to_string(),
+            Exit::Code(c) => format!("exited with status {c}"),
+            Exit::Signal(s) => format!("was killed by signal {s}"),
+            Exit::Unknown => "ended in a way the harness could not see".to_string(),
+        };
+        let after = match h.of(b).last() {
+            Some(e) => format!(" after `{}`", e.kind),
+            None => " before `start`".to_string(),
+        };
+        let tail = f.stderr_tail.lines().last().unwrap_or("").trim();
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {tail}")
+        };
+        out.push(Violation {
+            kind: FindingKind::Crash,
+            detail: format!("buyer {b} {how}{after}{tail}"),
+            buyers: vec![b],
+            events: Vec::new(),
+        });
+    }
+
+    if obs.leaked {
+        out.push(Violation {
+            kind: FindingKind::LeakedProcess,
+            detail: "a process of the trial was still running after every buyer was reaped".into(),
+            buyers: Vec::new(),
+            events: Vec::new(),
+        });
+    }
+
+    out.sort_by_key(|v| v.kind);
+    out
+}

@@ -1,0 +1,538 @@
+//! The command line: argv → command → exit code. The only module that prints to stdout
+//! or picks an exit status.
+//!
+//! Exit status: `0` the result matched `--expect` (default `clean`); `1` it did not;
+//! `2` bad usage or setup, with one line on stderr naming the bad value.
+
+use crate::buyer::{self, BuyerArgs, Pace};
+use crate::explore::{self, Checked, ExploreConfig};
+use crate::harness::{self, BuyerSpec, HarnessConfig, HarnessError};
+use crate::lock::{socket, LockContext, LockKind, Soundness};
+use crate::report::{self, Finding, Report};
+use crate::scenario::{Schedule, Span, StoreMode, Trial, TrialSpace};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Examples:
+  oversell                                   the lesson: 10 buyers, no lock vs every sound lock
+  oversell explore --lock none --trials 20   find the race (exits 1 with a replay token)
+  oversell explore --lock flock --trials 200 --seed 2
+  oversell replay ov1.none.b3.t1.j5000.r2a.sjitter
+  oversell locks                             every lock backend and whether it is sound
+
+Exit status: 0 the result matched --expect, 1 it did not, 2 bad usage or setup.";
+
+/// Finds race conditions between real processes over real locks.
+#[derive(Debug, Parser)]
+#[command(name = "oversell", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Search for findings: run many trials of racing buyer processes and check each.
+    #[command(after_help = EXPLORE_HELP)]
+    Explore(ExploreArgs),
+    /// Re-run the trial a token describes and report whether its finding recurs.
+    Replay(ReplayArgs),
+    /// List every lock backend: what it is and whether it is sound.
+    Locks,
+    /// The lesson as a demo (what `oversell` with no arguments runs).
+    Demo(DemoArgs),
+    /// Internal: one buyer process.
+    #[command(name = "__buyer", hide = true)]
+    Buyer { spec: String },
+    /// Internal: the socket lock's server.
+    #[command(name = "__lock-server", hide = true)]
+    LockServer { dir: PathBuf },
+}
+
+const EXPLORE_HELP: &str = "\
+Each trial spawns a seeded number of buyer processes that race to buy tickets from a JSON
+store, using the chosen lock. The checker reads their ledger and the final store: more
+claims than tickets is `oversold`, two claims of one ticket `double_sale`, a count that
+disagrees with the claims `lost_update`, two buyers inside the lock at once `overlap`.
+
+Every finding prints a token; `oversell replay TOKEN` runs that trial again.
+
+Examples:
+  oversell explore --lock none --trials 20 --seed 1 --json r.json    exits 1: oversold
+  oversell explore --lock none --expect violation --trials 20        exits 0: caught
+  oversell explore --lock flock --buyers 2..12 --tickets 0..8 --jitter-ms 3";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Expect {
+    /// No finding in any trial.
+    Clean,
+    /// At least one finding.
+    Violation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    /// Free running: each buyer sleeps its seeded jitter between read and write.
+    Jitter,
+    /// Every buyer that can read does so before any writes (the lesson's long sleep).
+    Barrier,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreArg {
+    /// Truncate, then write (the lesson's way; a kill between them tears the file).
+    InPlace,
+    /// Write a temporary file, fsync, rename.
+    Atomic,
+}
+
+#[derive(Debug, Args)]
+struct ExploreArgs {
+    /// Lock backend (see `oversell locks`).
+    #[arg(long, value_name = "NAME", default_value = "flock", value_parser = parse_lock)]
+    lock: LockKind,
+    /// Buyers per trial: N or A..B (inclusive, 1 to 256).
+    #[arg(long, value_name = "N|A..B", default_value = "2..16", value_parser = parse_buyers)]
+    buyers: Span,
+    /// Tickets per trial: N or A..B (inclusive, 0 to 1000000).
+    #[arg(long, value_name = "N|A..B", default_value = "1..8", value_parser = parse_tickets)]
+    tickets: Span,
+    /// Most jitter a buyer sleeps between read and write, in milliseconds (0 to 10000).
+    #[arg(long, value_name = "MS", default_value = "5", value_parser = parse_jitter)]
+    jitter_ms: f64,
+    /// How many trials to run.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    trials: u64,
+    /// Seed for every random choice (default: drawn from the clock and printed).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// How steps interleave.
+    #[arg(long, value_enum, default_value = "jitter")]
+    schedule: ScheduleArg,
+    /// How the store is written.
+    #[arg(long, value_enum, default_value = "in-place")]
+    store: StoreArg,
+    /// What the run should show; the exit status is 0 when it does.
+    #[arg(long, value_enum, default_value = "clean")]
+    expect: Expect,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Keep every trial's directory (store, ledger, stderr) under DIR.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+    /// Print only findings.
+    #[arg(long)]
+    quiet: bool,
+    /// Kill a trial that runs longer than this many milliseconds (a `hang`).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The token a finding printed.
+    token: String,
+    /// How many times to run a jitter trial (the OS schedules, so it may not recur).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    attempts: u32,
+    /// Kill a trial that runs longer than this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Write a JSON report of the attempts here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Trials per lock.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    trials: u64,
+    /// Seed for the demo's trials.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+}
+
+fn parse_lock(s: &str) -> Result<LockKind, String> {
+    LockKind::parse(s).ok_or_else(|| format!("unknown lock; accepted: {}", LockKind::names()))
+}
+
+fn parse_buyers(s: &str) -> Result<Span, String> {
+    let span = Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, 1 to 256"))?;
+    if span.lo == 0 || span.hi > 256 {
+        return Err("buyers must be 1 to 256; accepted: N or A..B, 1 to 256".into());
+    }
+    Ok(span)
+}
+
+fn parse_tickets(s: &str) -> Result<Span, String> {
+    let span = Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, 0 to 1000000"))?;
+    if span.hi > 1_000_000 {
+        return Err("tickets must be 0 to 1000000; accepted: N or A..B".into());
+    }
+    Ok(span)
+}
+
+fn parse_jitter(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(ms) if (0.0..=10_000.0).contains(&ms) => Ok(ms),
+        _ => Err("accepted: milliseconds from 0 to 10000, e.g. 5 or 0.5".into()),
+    }
+}
+
+/// Everything that ends a command with status 2.
+#[derive(Debug)]
+enum Fail {
+    /// Bad usage: the message names the bad value and what is accepted.
+    Usage(String),
+    /// The environment would not let the run happen.
+    Setup(String),
+}
+
+impl From<HarnessError> for Fail {
+    fn from(e: HarnessError) -> Self {
+        Fail::Setup(e.to_string())
+    }
+}
+
+/// Runs the command line and returns the process's exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return 0;
+            }
+            // One line: clap's first line names the bad value and what is accepted.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: bad usage").trim();
+            eprintln!("{first} (see 'oversell --help')");
+            return 2;
+        }
+    };
+    let result = match cli.command {
+        None => demo(&DemoArgs {
+            trials: 10,
+            seed: 1,
+        }),
+        Some(Cmd::Demo(a)) => demo(&a),
+        Some(Cmd::Explore(a)) => explore_cmd(&a),
+        Some(Cmd::Replay(a)) => replay_cmd(&a),
+        Some(Cmd::Locks) => {
+            locks();
+            Ok(0)
+        }
+        Some(Cmd::Buyer { spec }) => return buyer_cmd(&spec),
+        Some(Cmd::LockServer { dir }) => return lock_server_cmd(&dir),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fail::Usage(m)) => {
+            eprintln!("error: {m}");
+            2
+        }
+        Err(Fail::Setup(m)) => {
+            eprintln!("error: {m}");
+            2
+        }
+    }
+}
+
+fn exe() -> Result<PathBuf, Fail> {
+    std::env::current_exe().map_err(|e| Fail::Setup(format!("cannot find my own binary: {e}")))
+}
+
+fn check_keep(dir: &Path) -> Result<(), Fail> {
+    let bad = |e: std::io::Error| {
+        Fail::Usage(format!(
+            "--keep {}: cannot keep trial directories there ({e}); accepted: a writable directory",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(bad)?;
+    tempfile::Builder::new()
+        .prefix(".oversell-probe")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(bad)
+}
+
+fn write_out(path: &Path, text: &str, what: &str) -> Result<(), Fail> {
+    std::fs::write(path, text).map_err(|e| {
+        Fail::Setup(format!(
+            "cannot write the {what} to {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn default_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    crate::rng::Rng::new(t ^ ((std::process::id() as u64) << 32)).next_u64() % 1_000_000
+}
+
+fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
+    if let Some(k) = &a.keep {
+        check_keep(k)?;
+    }
+    let tmp = std::env::temp_dir();
+    harness::sweep_stale(&tmp);
+    let mut space = TrialSpace::new(a.lock);
+    space.buyers = a.buyers;
+    space.tickets = a.tickets;
+    space.jitter_us = (a.jitter_ms * 1000.0).round() as u64;
+    space.schedule = match a.schedule {
+        ScheduleArg::Jitter => Schedule::Jitter,
+        ScheduleArg::Barrier => Schedule::Barrier,
+    };
+    space.store = match a.store {
+        StoreArg::InPlace => StoreMode::InPlace,
+        StoreArg::Atomic => StoreMode::Atomic,
+    };
+    let seed = a.seed.unwrap_or_else(default_seed);
+    let harness = HarnessConfig::new(exe()?)
+        .with_timeout(Duration::from_millis(a.timeout_ms.max(1)))
+        .with_keep(a.keep.clone());
+    let cfg = ExploreConfig::new(space, a.trials, seed, harness);
+    if !a.quiet {
+        println!(
+            "explore: lock {}, {} buyers, {} tickets, jitter up to {} ms, schedule {}, {} trials, seed {}",
+            a.lock,
+            a.buyers,
+            a.tickets,
+            a.jitter_ms,
+            cfg.space.schedule.name(),
+            a.trials,
+            seed
+        );
+    }
+    let mut out = std::io::stdout();
+    let report = explore::explore(&cfg, &mut |_, _: &Checked, findings: &[Finding]| {
+        if !findings.is_empty() {
+            let _ = write!(out, "{}", report::trial_text(findings));
+            let _ = out.flush();
+        }
+    })?;
+    finish(&report, a.expect, a.json.as_deref(), a.quiet)
+}
+
+fn finish(report: &Report, expect: Expect, json: Option<&Path>, quiet: bool) -> Result<i32, Fail> {
+    if let Some(p) = json {
+        write_out(p, &report.to_json(), "JSON report")?;
+    }
+    let found = !report.findings.is_empty();
+    let matched = match expect {
+        Expect::Clean => !found,
+        Expect::Violation => found,
+    };
+    if !quiet {
+        println!("{}", report.summary());
+        let verdict = match (found, matched) {
+            (false, true) => "clean, as expected",
+            (true, true) => "violation found, as expected",
+            (false, false) => "no violation found, but --expect violation asked for one",
+            (true, false) => "violation found",
+        };
+        println!("result: {verdict}");
+    }
+    Ok(if matched { 0 } else { 1 })
+}
+
+fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
+    let trial = Trial::from_token(&a.token).map_err(|e| Fail::Usage(e.to_string()))?;
+    if a.attempts == 0 {
+        return Err(Fail::Usage(
+            "--attempts 0: accepted: at least 1 attempt".into(),
+        ));
+    }
+    let harness =
+        HarnessConfig::new(exe()?).with_timeout(Duration::from_millis(a.timeout_ms.max(1)));
+    println!(
+        "replay: lock {}, {} buyers, {} tickets, schedule {}, {} attempts",
+        trial.lock,
+        trial.buyers,
+        trial.tickets,
+        trial.schedule.name(),
+        a.attempts
+    );
+    let runs = explore::replay(&trial, a.attempts, &harness)?;
+    let mut report = Report::new(trial.lock.name(), trial.schedule.name(), trial.seed);
+    let token = trial.token();
+    let mut first_shown = false;
+    for (i, c) in runs.iter().enumerate() {
+        let findings: Vec<Finding> = c
+            .violations
+            .iter()
+            .map(|v| Finding::new(v, i as u64, trial.buyers, trial.tickets, &token))
+            .collect();
+        report.trials_run += 1;
+        report.elapsed_ms += c.run.elapsed.as_millis() as u64;
+        if !findings.is_empty() {
+            report.trials_failed += 1;
+            if !first_shown {
+                first_shown = true;
+                print!("{}", report::trial_text(&findings));
+            }
+        }
+        report.findings.extend(findings);
+    }
+    println!(
+        "reproduced in {} of {} attempts",
+        report.trials_failed, report.trials_run
+    );
+    if let Some(p) = &a.json {
+        write_out(p, &report.to_json(), "JSON report")?;
+    }
+    Ok(if report.trials_failed > 0 { 1 } else { 0 })
+}
+
+fn locks() {
+    println!("{:<10} {:<18} about", "lock", "verdict");
+    for k in LockKind::ALL {
+        let verdict = match k.soundness() {
+            Soundness::Sound => "sound",
+            Soundness::SoundUntilCrash => "sound until a kill",
+            Soundness::Broken => "broken",
+        };
+        println!("{:<10} {:<18} {}", k.name(), verdict, k.about());
+    }
+}
+
+fn demo(a: &DemoArgs) -> Result<i32, Fail> {
+    let exe = exe()?;
+    harness::sweep_stale(&std::env::temp_dir());
+    println!("The lesson: 10 buyer processes race for 1 to 3 train tickets in a JSON file.");
+    println!(
+        "Each buyer reads the count, waits, then writes count-1; with a lock only one buyer\n\
+         at a time may do that. {} trials per lock, every read made before any write where\n\
+         the lock allows it (the lesson's long sleep).\n",
+        a.trials
+    );
+    println!(
+        "{:<10} {:>6} {:>9}  {:<52} replay",
+        "lock", "trials", "findings", "example finding"
+    );
+    let mut ok = true;
+    for &lock in LockKind::ALL
+        .iter()
+        .filter(|k| **k == LockKind::None || k.is_sound())
+    {
+        let mut space = TrialSpace::new(lock);
+        space.buyers = Span::one(10);
+        space.tickets = Span { lo: 1, hi: 3 };
+        space.jitter_us = 2_000;
+        space.schedule = Schedule::Barrier;
+        let cfg = ExploreConfig::new(space, a.trials, a.seed, HarnessConfig::new(exe.clone()));
+        let report = explore::explore(&cfg, &mut |_, _, _| {})?;
+        let (example, replay) = match report.findings.first() {
+            Some(f) => {
+                let mut text = format!("{}: {}", f.kind, f.detail);
+                if text.chars().count() > 52 {
+                    text = text.chars().take(49).collect::<String>() + "...";
+                }
+                (text, f.replay.clone())
+            }
+            None => ("-".to_string(), "-".to_string()),
+        };
+        println!(
+            "{:<10} {:>6} {:>9}  {:<52} {}",
+            lock.name(),
+            report.trials_run,
+            report.trials_failed,
+            example,
+            replay
+        );
+        let expected = if lock == LockKind::None {
+            report.trials_failed > 0
+        } else {
+            report.trials_failed == 0
+        };
+        ok &= expected;
+    }
+    println!();
+    if ok {
+        println!("Without a lock the buyers oversell; every sound lock kept them honest.");
+        Ok(0)
+    } else {
+        println!("Unexpected: a sound lock showed a finding, or no lock was not caught.");
+        Ok(1)
+    }
+}
+
+fn buyer_cmd(spec: &str) -> i32 {
+    let spec: BuyerSpec = match serde_json::from_str(spec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: bad buyer spec: {e}");
+            return 2;
+        }
+    };
+    let (Some(lock), Some(pace)) = (LockKind::parse(&spec.lock), Pace::parse(&spec.pace)) else {
+        eprintln!(
+            "error: bad buyer spec: lock {:?} pace {:?}",
+            spec.lock, spec.pace
+        );
+        return 2;
+    };
+    let store = if spec.store == StoreMode::Atomic.name() {
+        StoreMode::Atomic
+    } else {
+        StoreMode::InPlace
+    };
+    let ctx = LockContext {
+        dir: spec.dir.clone(),
+        sem_id: spec.sem_id,
+    };
+    let mut lock = match lock.open(&ctx) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let args = BuyerArgs {
+        dir: spec.dir,
+        index: spec.index,
+        start_us: spec.start_us,
+        hold_us: spec.hold_us,
+        store,
+        pace,
+    };
+    match buyer::run(&args, &mut *lock) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: buyer {}: {e}", args.index);
+            2
+        }
+    }
+}
+
+fn lock_server_cmd(dir: &Path) -> i32 {
+    let listener = match socket::bind(dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut out = std::io::stdout();
+    if out.write_all(b"ready\n").and_then(|_| out.flush()).is_err() {
+        return 2;
+    }
+    match socket::serve(listener) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}

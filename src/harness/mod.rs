@@ -1,0 +1,491 @@
+//! The harness: runs one [`Trial`] as real processes and collects what they left.
+//!
+//! This is the only module that spawns, signals or waits on processes (see `process`).
+//! For each trial it makes a private directory, writes the store, prepares the lock
+//! (a SysV semaphore, or a lock-server helper), spawns one buyer process per buyer with
+//! a control socket on its stdin, releases them together through a start barrier, paces
+//! them as the schedule says, and enforces the trial's timeout with TERM, grace, KILL.
+//! Then it merges the ledger into a [`History`] and reads the final store.
+
+mod process;
+
+use crate::buyer::{msg, Pace};
+use crate::ledger::{Fate, History};
+use crate::lock::{sysv, LockError, LockKind};
+use crate::scenario::{Schedule, Trial};
+use crate::store::{self, Contents};
+use process::{Group, MemberId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) use process::pid_alive;
+
+/// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
+pub const DIR_PREFIX: &str = "oversell-";
+
+/// How the harness runs trials.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HarnessConfig {
+    /// The binary that holds the hidden `__buyer` and `__lock-server` subcommands.
+    pub exe: PathBuf,
+    /// How long one trial may run before its processes are killed (`hang`).
+    pub timeout: Duration,
+    /// How long TERM is given before KILL.
+    pub grace: Duration,
+    /// Keep each trial's directory under this directory instead of removing it.
+    pub keep: Option<PathBuf>,
+}
+
+impl HarnessConfig {
+    /// A config that spawns buyers from `exe`, with a 10 s trial timeout.
+    pub fn new(exe: impl Into<PathBuf>) -> HarnessConfig {
+        HarnessConfig {
+            exe: exe.into(),
+            timeout: Duration::from_secs(10),
+            grace: Duration::from_millis(300),
+            keep: None,
+        }
+    }
+
+    /// The same config with another trial timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same config keeping trial directories under `dir`.
+    pub fn with_keep(mut self, dir: Option<PathBuf>) -> Self {
+        self.keep = dir;
+        self
+    }
+}
+
+/// What the harness hands a buyer process (as one JSON argument).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuyerSpec {
+    /// Lock backend name.
+    pub lock: String,
+    /// The trial directory.
+    pub dir: PathBuf,
+    /// Buyer index.
+    pub index: u32,
+    /// Microseconds to wait after the barrier.
+    pub start_us: u64,
+    /// Microseconds to hold between read and write.
+    pub hold_us: u64,
+    /// `in-place` or `atomic`.
+    pub store: String,
+    /// `free`, `barrier` or `controlled`.
+    pub pace: String,
+    /// The trial's SysV semaphore, for the `sysv` backend.
+    pub sem_id: Option<i32>,
+}
+
+/// Everything one trial left behind.
+#[derive(Debug, Clone)]
+pub struct TrialRun {
+    /// The merged ledger plus each buyer's fate.
+    pub history: History,
+    /// The store as the trial left it (`None` when the file is missing).
+    pub final_store: Option<Contents>,
+    /// Where the trial's directory was kept, when `keep` asked for it.
+    pub kept: Option<PathBuf>,
+    /// Processes still in the trial's group after every buyer was reaped.
+    pub leaked: bool,
+    /// Wall time of the trial, spawn to reap.
+    pub elapsed: Duration,
+}
+
+/// Why a trial could not be run at all (as opposed to a finding, which is data).
+#[derive(Debug)]
+pub enum HarnessError {
+    /// Making, writing or reading the trial's files failed.
+    Io(&'static str, io::Error),
+    /// A buyer or helper process could not be started.
+    Spawn(io::Error),
+    /// The lock could not be prepared.
+    Lock(LockError),
+    /// The lock server did not come up.
+    Server(String),
+}
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HarnessError::Io(what, e) => write!(f, "{what}: {e}"),
+            HarnessError::Spawn(e) => write!(f, "starting a buyer process: {e}"),
+            HarnessError::Lock(e) => write!(f, "preparing the lock: {e}"),
+            HarnessError::Server(m) => write!(f, "lock server: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for HarnessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HarnessError::Io(_, e) | HarnessError::Spawn(e) => Some(e),
+            HarnessError::Lock(e) => Some(e),
+            HarnessError::Server(_) => None,
+        }
+    }
+}
+
+/// A trial directory: removed on drop unless kept.
+struct TrialDir {
+    temp: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TrialDir {
+    fn create(keep: Option<&Path>) -> Result<TrialDir, HarnessError> {
+        let prefix = format!("{DIR_PREFIX}{}-", std::process::id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        let temp = match keep {
+            Some(k) => builder.tempdir_in(k),
+            None => builder.tempdir(),
+        }
+        .map_err(|e| HarnessError::Io("making the trial directory", e))?;
+        let path = temp.path().to_path_buf();
+        if keep.is_some() {
+            let path = temp.keep();
+            return Ok(TrialDir { temp: None, path });
+        }
+        Ok(TrialDir {
+            temp: Some(temp),
+            path,
+        })
+    }
+}
+
+impl Drop for TrialDir {
+    fn drop(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = t.close();
+        }
+    }
+}
+
+/// The file a trial's SysV semaphore id is noted in, so a sweep can remove it.
+const SEM_NOTE: &str = "sem.id";
+
+/// One buyer's control connection.
+struct Conn {
+    sock: UnixStream,
+    member: MemberId,
+    open: bool,
+    state: Wait,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Running,
+    Blocked,
+    AtBarrier,
+}
+
+/// Runs one trial and returns what it left. Findings are not errors: see [`crate::check`].
+pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
+    let started = Instant::now();
+    let dir = TrialDir::create(cfg.keep.as_deref())?;
+    let store_path = store::path(&dir.path);
+    store::create(&store_path, trial.tickets as i64)
+        .map_err(|e| HarnessError::Io("writing the store", e))?;
+    File::create(crate::ledger::path(&dir.path))
+        .map_err(|e| HarnessError::Io("creating the ledger", e))?;
+
+    let sem = if trial.lock == LockKind::Sysv {
+        let sem = sysv::Semaphore::create().map_err(HarnessError::Lock)?;
+        std::fs::write(dir.path.join(SEM_NOTE), sem.id.to_string())
+            .map_err(|e| HarnessError::Io("noting the semaphore id", e))?;
+        Some(sem)
+    } else {
+        None
+    };
+
+    let mut group = Group::default();
+    let deadline = started + cfg.timeout;
+    let server = if trial.lock.needs_server() {
+        Some(start_server(&mut group, &cfg.exe, &dir.path, deadline)?)
+    } else {
+        None
+    };
+
+    let pace = match trial.schedule {
+        Schedule::Jitter => Pace::Free,
+        Schedule::Barrier => Pace::Barrier,
+    };
+    let mut conns = Vec::with_capacity(trial.buyers as usize);
+    for index in 0..trial.buyers {
+        let plan = trial.plan(index);
+        let spec = BuyerSpec {
+            lock: trial.lock.name().to_string(),
+            dir: dir.path.clone(),
+            index,
+            start_us: plan.start_us,
+            hold_us: plan.hold_us,
+            store: trial.store.name().to_string(),
+            pace: pace.name().to_string(),
+            sem_id: sem.as_ref().map(|s| s.id),
+        };
+        conns.push(spawn_buyer(&mut group, &cfg.exe, &spec)?);
+    }
+
+    let timed_out = !drive(&mut conns, pace, deadline);
+    if timed_out {
+        group.terminate(cfg.grace);
+    } else {
+        let members: Vec<MemberId> = conns.iter().map(|c| c.member).collect();
+        for m in members {
+            if !group.wait_one(m, Duration::from_secs(2)) {
+                group.signal(m, nix::sys::signal::Signal::SIGKILL);
+                group.wait_one(m, Duration::from_secs(2));
+            }
+        }
+    }
+    if let Some(server) = server {
+        group.signal(server, nix::sys::signal::Signal::SIGKILL);
+        group.wait_one(server, Duration::from_secs(2));
+    }
+    let leaked = !group.finish();
+
+    let mut history = History::read(&crate::ledger::path(&dir.path))
+        .map_err(|e| HarnessError::Io("reading the ledger", e))?;
+    history.timed_out = timed_out;
+    history.fates = conns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Fate {
+            exit: group.exit(c.member),
+            pid: group.pid(c.member),
+            killed_by_fault: false,
+            killed_by_timeout: timed_out,
+            stderr_tail: stderr_tail(&dir.path, i as u32),
+        })
+        .collect();
+    let final_store = match store::read(&store_path) {
+        Ok(c) => Some(c),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(HarnessError::Io("reading the final store", e)),
+    };
+    let kept = dir.temp.is_none().then(|| dir.path.clone());
+    drop(sem);
+    drop(dir);
+    Ok(TrialRun {
+        history,
+        final_store,
+        kept,
+        leaked,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn spawn_buyer(group: &mut Group, exe: &Path, spec: &BuyerSpec) -> Result<Conn, HarnessError> {
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| HarnessError::Io("making a control socket", e))?;
+    let json = serde_json::to_string(spec)
+        .map_err(|e| HarnessError::Io("encoding buyer arguments", io::Error::other(e)))?;
+    let err = File::create(spec.dir.join(format!("buyer-{}.err", spec.index)))
+        .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__buyer")
+        .arg(json)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(err));
+    let member = group.spawn(cmd).map_err(HarnessError::Spawn)?;
+    Ok(Conn {
+        sock: ours,
+        member,
+        open: true,
+        state: Wait::Running,
+    })
+}
+
+fn start_server(
+    group: &mut Group,
+    exe: &Path,
+    dir: &Path,
+    deadline: Instant,
+) -> Result<MemberId, HarnessError> {
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| HarnessError::Io("making the server's pipe", e))?;
+    let err = File::create(dir.join("lock-server.err"))
+        .map_err(|e| HarnessError::Io("creating the server's stderr file", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__lock-server")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::from(err));
+    let member = group.spawn(cmd).map_err(HarnessError::Spawn)?;
+    // `connect` fails until the server listens: wait for its ready line.
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    ours.set_read_timeout(Some(wait))
+        .map_err(|e| HarnessError::Io("waiting for the lock server", e))?;
+    let mut buf = [0u8; 6];
+    let mut got = 0;
+    let mut reader = &ours;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => {
+                return Err(HarnessError::Server(format!(
+                    "no ready line from the lock server: {e}"
+                )))
+            }
+        }
+    }
+    if &buf[..got] != b"ready\n" {
+        let why = std::fs::read_to_string(dir.join("lock-server.err")).unwrap_or_default();
+        return Err(HarnessError::Server(format!(
+            "the lock server did not start: {}",
+            why.trim()
+        )));
+    }
+    Ok(member)
+}
+
+/// Paces free-running buyers: the start barrier, then (for `Barrier`) the read barrier,
+/// until every buyer has closed its control socket. False when the deadline passed.
+fn drive(conns: &mut [Conn], pace: Pace, deadline: Instant) -> bool {
+    // Start barrier: wait for every buyer to be ready (or gone), then release all.
+    let mut ready = vec![false; conns.len()];
+    let mut barrier_open = false;
+    let mut started = false;
+    loop {
+        let live: Vec<usize> = (0..conns.len()).filter(|&i| conns[i].open).collect();
+        if live.is_empty() {
+            return true;
+        }
+        if !started && live.iter().all(|&i| ready[i]) {
+            started = true;
+            for &i in &live {
+                send(&mut conns[i], msg::GO);
+            }
+        }
+        if started && pace == Pace::Barrier && !barrier_open {
+            let waiting = live
+                .iter()
+                .filter(|&&i| conns[i].state == Wait::AtBarrier)
+                .count();
+            let settled = live
+                .iter()
+                .all(|&i| matches!(conns[i].state, Wait::AtBarrier | Wait::Blocked));
+            if waiting > 0 && settled {
+                barrier_open = true;
+                for &i in &live {
+                    if conns[i].state == Wait::AtBarrier {
+                        conns[i].state = Wait::Running;
+                        send(&mut conns[i], msg::GO);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let wait_ms = (deadline - now).as_millis().clamp(1, 1000) as u16;
+        let readable = match poll_readable(conns, &live, wait_ms) {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        for i in readable {
+            let mut buf = [0u8; 64];
+            let n = match (&conns[i].sock).read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => 0,
+            };
+            if n == 0 {
+                conns[i].open = false;
+                continue;
+            }
+            for &b in &buf[..n] {
+                match b {
+                    msg::READY => ready[i] = true,
+                    msg::BLOCKED => conns[i].state = Wait::Blocked,
+                    msg::HAVE_READ => {
+                        if barrier_open {
+                            conns[i].state = Wait::Running;
+                            send(&mut conns[i], msg::GO);
+                        } else {
+                            conns[i].state = Wait::AtBarrier;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn send(conn: &mut Conn, byte: u8) {
+    // A buyer that died cannot be told anything; its EOF is noticed by the poll.
+    let _ = conn.sock.write_all(&[byte]);
+}
+
+fn poll_readable(conns: &[Conn], live: &[usize], wait_ms: u16) -> io::Result<Vec<usize>> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    let mut fds: Vec<PollFd> = live
+        .iter()
+        .map(|&i| PollFd::new(conns[i].sock.as_fd(), PollFlags::POLLIN))
+        .collect();
+    poll(&mut fds, wait_ms).map_err(io::Error::from)?;
+    Ok(live
+        .iter()
+        .zip(&fds)
+        .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+        .map(|(&i, _)| i)
+        .collect())
+}
+
+fn stderr_tail(dir: &Path, index: u32) -> String {
+    let text = std::fs::read_to_string(dir.join(format!("buyer-{index}.err"))).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(5);
+    lines[from..].join("\n")
+}
+
+/// Removes trial directories left in `root` by an oversell that is no longer running
+/// (and the SysV semaphores they note). Returns how many were removed.
+pub fn sweep_stale(root: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || pid_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        if let Ok(id) = std::fs::read_to_string(path.join(SEM_NOTE)) {
+            if let Ok(id) = id.trim().parse::<i32>() {
+                sysv::remove(id);
+            }
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}

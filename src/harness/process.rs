@@ -1,0 +1,193 @@
+//! Spawning and reaping: the only code in oversell that starts, signals or waits on a
+//! process.
+//!
+//! Every process of a trial joins one process group (the first one spawned leads it), has
+//! `PR_SET_PDEATHSIG = SIGKILL` so it dies with the harness's thread, and is owned by a
+//! [`Group`] whose `Drop` kills and reaps whatever is left.
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::ledger::Exit;
+
+/// The processes of one trial, in one process group.
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    pgid: Option<Pid>,
+    children: Vec<Member>,
+}
+
+#[derive(Debug)]
+struct Member {
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+/// A handle on one member of a [`Group`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberId(usize);
+
+impl Group {
+    /// Spawns `cmd` into the group, with the death signal set.
+    pub(crate) fn spawn(&mut self, mut cmd: Command) -> io::Result<MemberId> {
+        let pgid = self.pgid.map_or(0, |p| p.as_raw());
+        cmd.process_group(pgid);
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the child between fork and exec and only makes two
+        // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+                // The parent may have died before the death signal was armed.
+                if nix::unistd::getppid().as_raw() as u32 != parent {
+                    return Err(io::Error::other("the harness exited during spawn"));
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        if self.pgid.is_none() {
+            self.pgid = Some(Pid::from_raw(child.id() as i32));
+        }
+        self.children.push(Member {
+            child,
+            status: None,
+        });
+        Ok(MemberId(self.children.len() - 1))
+    }
+
+    /// The operating-system pid of a member.
+    pub(crate) fn pid(&self, id: MemberId) -> u32 {
+        self.children[id.0].child.id()
+    }
+
+    /// Sends `sig` to one member, if it has not been reaped.
+    pub(crate) fn signal(&self, id: MemberId, sig: Signal) {
+        let m = &self.children[id.0];
+        if m.status.is_none() {
+            let _ = kill(Pid::from_raw(m.child.id() as i32), sig);
+        }
+    }
+
+    /// Sends `sig` to the whole group.
+    pub(crate) fn signal_all(&self, sig: Signal) {
+        if let Some(pgid) = self.pgid {
+            let _ = killpg(pgid, sig);
+        }
+    }
+
+    fn reap_ready(&mut self) -> bool {
+        let mut all = true;
+        for m in &mut self.children {
+            if m.status.is_none() {
+                match m.child.try_wait() {
+                    Ok(Some(st)) => m.status = Some(st),
+                    Ok(None) => all = false,
+                    // ECHILD: someone else reaped it; there is nothing left to wait for.
+                    Err(_) => m.status = Some(ExitStatus::from_raw(0)),
+                }
+            }
+        }
+        all
+    }
+
+    /// Waits until every member has exited, or `limit` passes; true when all have.
+    pub(crate) fn wait_all(&mut self, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            if self.reap_ready() {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for one member to exit, up to `limit`; true when it has.
+    pub(crate) fn wait_one(&mut self, id: MemberId, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let m = &mut self.children[id.0];
+            if m.status.is_some() {
+                return true;
+            }
+            if let Ok(Some(st)) = m.child.try_wait() {
+                m.status = Some(st);
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    /// TERM the group, wait `grace`, then KILL and reap everything.
+    pub(crate) fn terminate(&mut self, grace: Duration) {
+        self.signal_all(Signal::SIGCONT);
+        self.signal_all(Signal::SIGTERM);
+        if !self.wait_all(grace) {
+            self.signal_all(Signal::SIGKILL);
+            self.wait_all(Duration::from_secs(5));
+        }
+    }
+
+    /// How a member ended (after it was reaped).
+    pub(crate) fn exit(&self, id: MemberId) -> Exit {
+        match self.children[id.0].status {
+            Some(st) => match (st.code(), st.signal()) {
+                (Some(c), _) => Exit::Code(c),
+                (None, Some(s)) => Exit::Signal(s),
+                _ => Exit::Unknown,
+            },
+            None => Exit::Unknown,
+        }
+    }
+
+    /// True while some process (ours or a grandchild) is still in the group.
+    pub(crate) fn group_alive(&self) -> bool {
+        match self.pgid {
+            Some(pgid) => !matches!(killpg(pgid, None), Err(Errno::ESRCH)),
+            None => false,
+        }
+    }
+
+    /// Kills and reaps everything; returns true when the group was already empty.
+    pub(crate) fn finish(&mut self) -> bool {
+        let clean = self.children.iter().all(|m| m.status.is_some()) && !self.group_alive();
+        if !clean {
+            self.signal_all(Signal::SIGKILL);
+            for m in &mut self.children {
+                if m.status.is_none() {
+                    let _ = m.child.kill();
+                    if let Ok(st) = m.child.wait() {
+                        m.status = Some(st);
+                    }
+                }
+            }
+        }
+        clean
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// True when a process with this pid exists.
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    !matches!(kill(Pid::from_raw(pid as i32), None), Err(Errno::ESRCH))
+}

@@ -1,0 +1,276 @@
+//! The ledger: an append-only event log every buyer writes, merged into a [`History`].
+//!
+//! One line per event, `<ns> <buyer> <event> [value]`, written with a single `write(2)`
+//! on a file opened `O_APPEND`, so lines from different processes never interleave.
+//! Timestamps are `CLOCK_MONOTONIC` nanoseconds, comparable across processes.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The ledger's file name inside a trial directory.
+pub const FILE_NAME: &str = "ledger";
+
+/// The ledger's path inside `dir`.
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// The kinds of event a buyer records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// The buyer passed the start barrier.
+    Start,
+    /// The unlocked look at the count (value: the count, or `torn`).
+    Check,
+    /// The buyer holds the lock.
+    Acquired,
+    /// The count read inside the critical section (value: the count, or `torn`).
+    Read,
+    /// The store was truncated for an in-place write (value: the count about to be written).
+    Truncated,
+    /// The count written (value).
+    Wrote,
+    /// The buyer is about to release the lock.
+    Released,
+    /// The buyer claims it bought ticket number `value`.
+    Bought,
+    /// The buyer found no ticket left.
+    SoldOut,
+    /// Something failed (value: a word naming what).
+    Error,
+}
+
+impl EventKind {
+    /// Every kind, for parsing.
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Start,
+        EventKind::Check,
+        EventKind::Acquired,
+        EventKind::Read,
+        EventKind::Truncated,
+        EventKind::Wrote,
+        EventKind::Released,
+        EventKind::Bought,
+        EventKind::SoldOut,
+        EventKind::Error,
+    ];
+
+    /// The word written in the ledger.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Start => "start",
+            EventKind::Check => "check",
+            EventKind::Acquired => "acquired",
+            EventKind::Read => "read",
+            EventKind::Truncated => "truncated",
+            EventKind::Wrote => "wrote",
+            EventKind::Released => "released",
+            EventKind::Bought => "bought",
+            EventKind::SoldOut => "sold_out",
+            EventKind::Error => "error",
+        }
+    }
+
+    fn parse(word: &str) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| k.name() == word)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One ledger line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `CLOCK_MONOTONIC` nanoseconds.
+    pub ns: u64,
+    /// The buyer's index in the trial.
+    pub buyer: u32,
+    /// What happened.
+    pub kind: EventKind,
+    /// The value, if the event carries one.
+    pub value: Option<String>,
+}
+
+impl Event {
+    /// The value as a number, when it is one.
+    pub fn num(&self) -> Option<i64> {
+        self.value.as_deref().and_then(|v| v.parse().ok())
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "buyer {} {}", self.buyer, self.kind)?;
+        if let Some(v) = &self.value {
+            write!(f, " {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Monotonic nanoseconds, comparable across processes on this machine.
+pub fn now_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(ts) => ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64,
+        // CLOCK_MONOTONIC cannot fail on Linux; 0 keeps the ledger line rather than losing it.
+        Err(_) => 0,
+    }
+}
+
+/// A buyer's handle on the ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    file: File,
+    buyer: u32,
+}
+
+impl Ledger {
+    /// Opens the ledger at `path` for appending as buyer `buyer`.
+    pub fn open(path: &Path, buyer: u32) -> io::Result<Ledger> {
+        let file = OpenOptions::new().append(true).create(true).open(path)?;
+        Ok(Ledger { file, buyer })
+    }
+
+    /// Appends one event, with one `write(2)`.
+    pub fn record(&mut self, kind: EventKind, value: Option<&str>) -> io::Result<()> {
+        let line = match value {
+            Some(v) => format!("{} {} {} {}\n", now_ns(), self.buyer, kind.name(), v),
+            None => format!("{} {} {}\n", now_ns(), self.buyer, kind.name()),
+        };
+        let n = self.file.write(line.as_bytes())?;
+        if n != line.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "a ledger line was written in part",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a buyer process ended, as the harness saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// It was ended by this signal.
+    Signal(i32),
+    /// The harness could not learn how it ended.
+    Unknown,
+}
+
+/// What the harness knows about one buyer process beyond its ledger lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fate {
+    /// How it ended.
+    pub exit: Exit,
+    /// The operating system's process id (never part of a snapshot).
+    pub pid: u32,
+    /// True when an injected fault killed it: its outcome is unknown, never a finding.
+    pub killed_by_fault: bool,
+    /// True when the harness killed it because the trial ran out of time.
+    pub killed_by_timeout: bool,
+    /// The last lines it wrote to stderr.
+    pub stderr_tail: String,
+}
+
+impl Fate {
+    /// A buyer that exited 0 normally.
+    pub fn ok(pid: u32) -> Fate {
+        Fate {
+            exit: Exit::Code(0),
+            pid,
+            killed_by_fault: false,
+            killed_by_timeout: false,
+            stderr_tail: String::new(),
+        }
+    }
+}
+
+/// Everything a trial left: the merged ledger and each buyer's fate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Events in time order (ties keep ledger order).
+    pub events: Vec<Event>,
+    /// One fate per buyer, by index (empty when the harness did not report any).
+    pub fates: Vec<Fate>,
+    /// True when the trial passed its timeout and was killed.
+    pub timed_out: bool,
+    /// Ledger lines that did not parse.
+    pub unparsed: Vec<String>,
+}
+
+impl History {
+    /// Parses ledger text into events, sorted by time.
+    pub fn parse(text: &str) -> History {
+        let mut h = History::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match parse_line(line) {
+                Some(e) => h.events.push(e),
+                None => h.unparsed.push(line.to_string()),
+            }
+        }
+        h.events.sort_by_key(|e| e.ns);
+        h
+    }
+
+    /// Reads and parses the ledger file; a missing ledger is an empty history.
+    pub fn read(path: &Path) -> io::Result<History> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(History::parse(&String::from_utf8_lossy(&bytes))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(History::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The events of one buyer, in order.
+    pub fn of(&self, buyer: u32) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(move |e| e.buyer == buyer)
+    }
+}
+
+fn parse_line(line: &str) -> Option<Event> {
+    let mut parts = line.split_whitespace();
+    let ns = parts.next()?.parse().ok()?;
+    let buyer = parts.next()?.parse().ok()?;
+    let kind = EventKind::parse(parts.next()?)?;
+    let value = parts.next().map(str::to_string);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Event {
+        ns,
+        buyer,
+        kind,
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_in_time_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = path(dir.path());
+        let mut a = Ledger::open(&p, 0).expect("open");
+        let mut b = Ledger::open(&p, 1).expect("open");
+        a.record(EventKind::Start, None).expect("write");
+        b.record(EventKind::Read, Some("3")).expect("write");
+        a.record(EventKind::Bought, Some("3")).expect("write");
+        let mut text = std::fs::read_to_string(&p).expect("read");
+        text.push_str("garbage line\n");
+        let h = History::parse(&text);
+        assert_eq!(h.events.len(), 3);
+        assert_eq!(h.unparsed, vec!["garbage line".to_string()]);
+        assert!(h.events.windows(2).all(|w| w[0].ns <= w[1].ns));
+        assert_eq!(h.of(1).next().and_then(Event::num), Some(3));
+    }
+}

@@ -1,0 +1,54 @@
+//! # oversell
+//!
+//! Finds race conditions between real operating-system processes over real locks.
+//!
+//! The picture is the classic multiprocessing lesson: buyer processes grab train tickets
+//! from a JSON file. With a working lock nobody oversells; without one, two buyers sell
+//! the same ticket. oversell runs that race as real processes, over real `flock`, `fcntl`,
+//! lock-file, socket and semaphore locks, checks every trial, and prints a token that
+//! replays a failing one.
+//!
+//! ## Codemap
+//!
+//! - `cli` — argv → command; the only module that prints to stdout or picks an exit code.
+//! - [`scenario`] — the [`Trial`] value and its token; the [`TrialSpace`] trials come from.
+//! - [`store`] — the ticket store file. Knows nothing of locks.
+//! - [`ledger`] — the append-only event log buyers write, merged into a [`History`].
+//! - [`lock`] — one file per backend behind the one [`Lock`] trait.
+//! - [`buyer`] — the body of a buyer process (the hidden `__buyer` subcommand).
+//! - [`harness`] — the only code that spawns, signals or waits on processes.
+//! - [`check`] — pure invariants over a history and the final store. No I/O.
+//! - [`explore`] — many trials; findings gathered into a [`Report`].
+//! - [`report`] — the report and its renderings.
+//!
+//! ## Invariants
+//!
+//! - `check` does no I/O; `store` knows nothing of locks.
+//! - Only `harness` spawns, waits on or kills processes. Every process of a trial is in
+//!   one process group with `PR_SET_PDEATHSIG`, and the group is killed and reaped when
+//!   the trial ends, however it ends.
+//! - Only `cli` prints to stdout or calls `exit`.
+//! - Violations are data (`Vec<Violation>`), never errors; errors are small enums per
+//!   boundary with `source()`.
+//! - Every finding carries a token from which its trial is rebuilt exactly.
+
+#[doc(hidden)]
+pub mod cli;
+
+pub mod buyer;
+pub mod check;
+pub mod explore;
+pub mod harness;
+pub mod ledger;
+pub mod lock;
+pub mod report;
+mod rng;
+pub mod scenario;
+pub mod store;
+
+pub use check::{check, FindingKind, Observation, Violation};
+pub use harness::HarnessConfig;
+pub use ledger::History;
+pub use lock::{Guard, Lock, LockError, LockKind};
+pub use report::Report;
+pub use scenario::{Trial, TrialSpace};

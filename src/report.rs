@@ -1,0 +1,120 @@
+//! The [`Report`] of a run, and its renderings: JSON (stable fields, see ARCHITECTURE.md)
+//! and plain text. Rendering returns strings; only `cli` prints or writes them.
+
+use crate::check::{FindingKind, Violation};
+use serde::Serialize;
+
+/// One finding: a broken invariant in one trial, with the token that reproduces it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// What kind of finding.
+    pub kind: FindingKind,
+    /// The trial's index in the run.
+    pub trial: u64,
+    /// Buyers in that trial.
+    pub buyers: u32,
+    /// Tickets in that trial.
+    pub tickets: u32,
+    /// A sentence naming the buyers and values involved.
+    pub detail: String,
+    /// The token that decodes to the trial.
+    pub token: String,
+    /// The command that re-runs it.
+    pub replay: String,
+}
+
+impl Finding {
+    /// A finding from one violation of trial `trial`.
+    pub fn new(v: &Violation, trial: u64, buyers: u32, tickets: u32, token: &str) -> Finding {
+        Finding {
+            kind: v.kind,
+            trial,
+            buyers,
+            tickets,
+            detail: v.detail.clone(),
+            token: token.to_string(),
+            replay: replay_command(token),
+        }
+    }
+}
+
+/// The shell command that replays a token.
+pub fn replay_command(token: &str) -> String {
+    format!("oversell replay {token}")
+}
+
+/// The result of an `explore` run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// oversell's version.
+    pub version: String,
+    /// The lock under test.
+    pub lock: String,
+    /// The schedule strategy.
+    pub schedule: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Trials that ran.
+    pub trials_run: u64,
+    /// Trials with at least one finding.
+    pub trials_failed: u64,
+    /// Wall time of the run.
+    pub elapsed_ms: u64,
+    /// Every finding, in trial order.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// An empty report for a run about to start.
+    pub fn new(lock: &str, schedule: &str, seed: u64) -> Report {
+        Report {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            lock: lock.to_string(),
+            schedule: schedule.to_string(),
+            seed,
+            trials_run: 0,
+            trials_failed: 0,
+            elapsed_ms: 0,
+            findings: Vec::new(),
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain structs of strings and numbers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The closing summary line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} trials, {} failed, {} in {:.1} s (lock {}, schedule {}, seed {})",
+            self.trials_run,
+            self.trials_failed,
+            match self.findings.len() {
+                1 => "1 finding".to_string(),
+                n => format!("{n} findings"),
+            },
+            self.elapsed_ms as f64 / 1000.0,
+            self.lock,
+            self.schedule,
+            self.seed
+        )
+    }
+}
+
+/// The text block for one failing trial: its first finding, the others, and the replay.
+pub fn trial_text(findings: &[Finding]) -> String {
+    let Some(first) = findings.first() else {
+        return String::new();
+    };
+    let mut s = format!(
+        "finding in trial {} ({} buyers, {} tickets): {}: {}\n",
+        first.trial, first.buyers, first.tickets, first.kind, first.detail
+    );
+    for f in &findings[1..] {
+        s.push_str(&format!("  also {}: {}\n", f.kind, f.detail));
+    }
+    s.push_str(&format!("  replay: {}\n", first.replay));
+    s
+}

@@ -1,0 +1,376 @@
+//! The [`Trial`]: everything that decides one run of the race, and its token.
+//!
+//! A trial is a value: lock, number of buyers and tickets, the most jitter a buyer may
+//! sleep, a seed from which every per-buyer choice is derived, the schedule, the store
+//! mode and the faults. Its token is a short, shell-safe string that decodes to the same
+//! value, so `oversell replay TOKEN` runs the same trial again.
+
+use crate::lock::LockKind;
+use crate::rng::Rng;
+use std::fmt;
+
+/// An inclusive range of whole numbers, written `N` or `A..B` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Smallest value.
+    pub lo: u32,
+    /// Largest value (inclusive).
+    pub hi: u32,
+}
+
+impl Span {
+    /// A span holding only `n`.
+    pub fn one(n: u32) -> Span {
+        Span { lo: n, hi: n }
+    }
+
+    /// Parses `N`, `A..B` or `A..=B` (both ends included).
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let number = |s: &str| -> Result<u32, String> {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("'{s}' is not a whole number"))
+        };
+        let span = if let Some((a, b)) = text.split_once("..") {
+            let b = b.strip_prefix('=').unwrap_or(b);
+            Span {
+                lo: number(a)?,
+                hi: number(b)?,
+            }
+        } else {
+            Span::one(number(text)?)
+        };
+        if span.lo > span.hi {
+            return Err(format!(
+                "'{text}' is an empty range: the first end must not exceed the second"
+            ));
+        }
+        Ok(span)
+    }
+
+    /// A seeded choice inside the span.
+    pub fn pick(&self, rng: &mut Rng) -> u32 {
+        rng.range(self.lo as u64, self.hi as u64) as u32
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}..{}", self.lo, self.hi)
+        }
+    }
+}
+
+/// How the buyers' steps are interleaved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// Free running: each buyer sleeps its seeded jitter between read and write and the
+    /// operating system decides the rest.
+    Jitter,
+    /// Like `Jitter`, but every buyer that can read the store does so before any buyer
+    /// writes: the lesson's long sleep, made exact by a barrier.
+    Barrier,
+}
+
+impl Schedule {
+    /// The name used on the command line and in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Schedule::Jitter => "jitter",
+            Schedule::Barrier => "barrier",
+        }
+    }
+}
+
+/// Where the store's new count is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreMode {
+    /// Truncate the file, then write it: the lesson's way, which can be torn.
+    #[default]
+    InPlace,
+    /// Write a temporary file, fsync it and rename it over the store.
+    Atomic,
+}
+
+impl StoreMode {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreMode::InPlace => "in-place",
+            StoreMode::Atomic => "atomic",
+        }
+    }
+}
+
+/// Faults injected into buyers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Faults {
+    /// Probability that a buyer is SIGKILLed at a seeded yield point.
+    pub kill: f64,
+}
+
+impl Faults {
+    /// True when no fault is injected.
+    pub fn is_none(&self) -> bool {
+        self.kill <= 0.0
+    }
+}
+
+/// Per-buyer choices derived from the trial's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuyerPlan {
+    /// Microseconds to wait after the start barrier, before `check`.
+    pub start_us: u64,
+    /// Microseconds to sleep between `read` and `write`.
+    pub hold_us: u64,
+}
+
+/// One run of the race, fully described.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    /// The lock every buyer uses.
+    pub lock: LockKind,
+    /// How many buyer processes race.
+    pub buyers: u32,
+    /// How many tickets the store holds at the start.
+    pub tickets: u32,
+    /// The most a buyer sleeps between read and write, in microseconds.
+    pub jitter_us: u64,
+    /// The seed every per-buyer choice derives from.
+    pub seed: u64,
+    /// How steps are interleaved.
+    pub schedule: Schedule,
+    /// How the store is written.
+    pub store: StoreMode,
+    /// Faults injected into buyers.
+    pub faults: Faults,
+}
+
+impl Trial {
+    /// A trial with the given lock, buyers and tickets, no jitter and seed 0.
+    pub fn new(lock: LockKind, buyers: u32, tickets: u32) -> Trial {
+        Trial {
+            lock,
+            buyers,
+            tickets,
+            jitter_us: 0,
+            seed: 0,
+            schedule: Schedule::Jitter,
+            store: StoreMode::InPlace,
+            faults: Faults::default(),
+        }
+    }
+
+    /// Buyer `index`'s seeded choices.
+    pub fn plan(&self, index: u32) -> BuyerPlan {
+        let mut rng = Rng::derive(self.seed, index as u64 + 1);
+        BuyerPlan {
+            start_us: rng.range(0, self.jitter_us / 4),
+            hold_us: rng.range(0, self.jitter_us),
+        }
+    }
+
+    /// The shell-safe token that decodes back to this trial.
+    pub fn token(&self) -> String {
+        let mut t = format!(
+            "ov1.{}.b{}.t{}.j{}.r{:x}.s{}",
+            self.lock.name(),
+            self.buyers,
+            self.tickets,
+            self.jitter_us,
+            self.seed,
+            self.schedule.name()
+        );
+        if self.store == StoreMode::Atomic {
+            t.push_str(".a");
+        }
+        if self.faults.kill > 0.0 {
+            t.push_str(&format!(".k{}", (self.faults.kill * 1000.0).round() as u32));
+        }
+        t
+    }
+
+    /// Decodes a token made by [`Trial::token`].
+    pub fn from_token(token: &str) -> Result<Trial, TokenError> {
+        let bad = |why: String| TokenError {
+            token: token.to_string(),
+            why,
+        };
+        let mut parts = token.split('.');
+        if parts.next() != Some("ov1") {
+            return Err(bad("it does not start with 'ov1.'".into()));
+        }
+        let lock_name = parts.next().ok_or_else(|| bad("it names no lock".into()))?;
+        let lock =
+            LockKind::parse(lock_name).ok_or_else(|| bad(format!("unknown lock '{lock_name}'")))?;
+        let mut trial = Trial::new(lock, 0, 0);
+        let (mut seen_b, mut seen_t) = (false, false);
+        for part in parts {
+            let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| bad(format!("'{part}' does not end in a number")))
+            };
+            match key {
+                "b" => {
+                    trial.buyers = num(value)? as u32;
+                    seen_b = true;
+                }
+                "t" => {
+                    trial.tickets = num(value)? as u32;
+                    seen_t = true;
+                }
+                "j" => trial.jitter_us = num(value)?,
+                "r" => {
+                    trial.seed = u64::from_str_radix(value, 16)
+                        .map_err(|_| bad(format!("'{part}' is not a hex seed")))?
+                }
+                "s" => {
+                    trial.schedule = match value {
+                        "jitter" => Schedule::Jitter,
+                        "barrier" => Schedule::Barrier,
+                        other => return Err(bad(format!("unknown schedule '{other}'"))),
+                    }
+                }
+                "a" if value.is_empty() => trial.store = StoreMode::Atomic,
+                "k" => trial.faults.kill = num(value)? as f64 / 1000.0,
+                _ => return Err(bad(format!("unknown part '{part}'"))),
+            }
+        }
+        if !seen_b || !seen_t {
+            return Err(bad("it lacks the buyer or ticket count".into()));
+        }
+        if trial.buyers == 0 {
+            return Err(bad("it has no buyers".into()));
+        }
+        Ok(trial)
+    }
+}
+
+/// A token that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenError {
+    /// The token as given.
+    pub token: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad token '{}': {} (tokens look like ov1.none.b3.t1.j5000.r2a.sjitter)",
+            self.token, self.why
+        )
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// The space trials are drawn from: what `explore`'s options describe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialSpace {
+    /// The lock under test.
+    pub lock: LockKind,
+    /// Buyers per trial.
+    pub buyers: Span,
+    /// Tickets per trial.
+    pub tickets: Span,
+    /// The most jitter, in microseconds.
+    pub jitter_us: u64,
+    /// How steps are interleaved.
+    pub schedule: Schedule,
+    /// How the store is written.
+    pub store: StoreMode,
+    /// Faults injected into buyers.
+    pub faults: Faults,
+}
+
+impl TrialSpace {
+    /// The defaults `explore` uses: 2..16 buyers, 1..8 tickets, up to 5 ms of jitter.
+    pub fn new(lock: LockKind) -> TrialSpace {
+        TrialSpace {
+            lock,
+            buyers: Span { lo: 2, hi: 16 },
+            tickets: Span { lo: 1, hi: 8 },
+            jitter_us: 5_000,
+            schedule: Schedule::Jitter,
+            store: StoreMode::InPlace,
+            faults: Faults::default(),
+        }
+    }
+
+    /// The `index`th trial of a run seeded with `seed`.
+    pub fn trial(&self, seed: u64, index: u64) -> Trial {
+        let mut rng = Rng::derive(seed, index);
+        let buyers = self.buyers.pick(&mut rng);
+        let tickets = self.tickets.pick(&mut rng);
+        Trial {
+            lock: self.lock,
+            buyers,
+            tickets,
+            jitter_us: self.jitter_us,
+            seed: rng.next_u64(),
+            schedule: self.schedule.clone(),
+            store: self.store,
+            faults: self.faults,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_parse() {
+        assert_eq!(Span::parse("3"), Ok(Span::one(3)));
+        assert_eq!(Span::parse("2..16"), Ok(Span { lo: 2, hi: 16 }));
+        assert_eq!(Span::parse("2..=4"), Ok(Span { lo: 2, hi: 4 }));
+        assert!(Span::parse("5..2").is_err());
+        assert!(Span::parse("x").is_err());
+        assert!(Span::parse("-1").is_err());
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let space = TrialSpace::new(LockKind::Flock);
+        for i in 0..50 {
+            let mut t = space.trial(99, i);
+            if i % 3 == 0 {
+                t.schedule = Schedule::Barrier;
+                t.store = StoreMode::Atomic;
+                t.faults.kill = 0.3;
+            }
+            let back = Trial::from_token(&t.token()).expect("own token decodes");
+            assert_eq!(back, t);
+        }
+    }
+
+    #[test]
+    fn bad_tokens_say_why() {
+        for bad in [
+            "",
+            "ov2.none.b1.t1",
+            "ov1.nolock.b1.t1",
+            "ov1.none.t1",
+            "ov1.none.b1.t1.q9",
+        ] {
+            let e = Trial::from_token(bad).expect_err(bad);
+            assert!(!e.why.is_empty());
+        }
+    }
+
+    #[test]
+    fn trials_are_seeded() {
+        let space = TrialSpace::new(LockKind::None);
+        assert_eq!(space.trial(5, 3), space.trial(5, 3));
+        let t = space.trial(5, 3);
+        assert!((2..=16).contains(&t.buyers) && (1..=8).contains(&t.tickets));
+        assert!(t.plan(0).hold_us <= t.jitter_us);
+    }
+}
