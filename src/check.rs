@@ -5,12 +5,12 @@
 
 use crate::ledger::{EventKind, Exit, History};
 use crate::store::Contents;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// The kinds of finding (stable names: see ARCHITECTURE.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// More buyers claim a ticket than the store held.

@@ -232,7 +232,12 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
             index,
             start_us: plan.start_us,
             hold_us: plan.hold_us,
-            store: trial.store.name().to_string(),
+            store: trial
+                .lock
+                .required_store()
+                .unwrap_or(trial.store)
+                .name()
+                .to_string(),
             pace: pace.name().to_string(),
             sem_id: sem.as_ref().map(|s| s.id),
         };

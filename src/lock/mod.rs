@@ -14,6 +14,7 @@ mod posix;
 pub(crate) mod socket;
 pub(crate) mod sysv;
 
+use crate::scenario::StoreMode;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -254,6 +255,12 @@ impl LockKind {
             .map(|k| k.name())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The store mode this backend forces, whatever the trial asked for (a backend
+    /// that stands for a bug in write-and-rename code needs the atomic store).
+    pub(crate) fn required_store(self) -> Option<StoreMode> {
+        None
     }
 
     /// True when the harness must start a lock server for the trial.

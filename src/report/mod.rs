@@ -2,10 +2,10 @@
 //! and plain text. Rendering returns strings; only `cli` prints or writes them.
 
 use crate::check::{FindingKind, Violation};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One finding: a broken invariant in one trial, with the token that reproduces it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// What kind of finding.
     pub kind: FindingKind,
@@ -44,7 +44,7 @@ pub fn replay_command(token: &str) -> String {
 }
 
 /// The result of an `explore` run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// oversell's version.
     pub version: String,
