@@ -119,26 +119,18 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
     let mut claims: BTreeMap<u32, (i64, usize)> = BTreeMap::new(); // buyer -> (ticket, event)
     let mut settled = vec![false; obs.buyers as usize];
     for (i, e) in h.events.iter().enumerate() {
-        let idx = e.buyer as usize;
-        match e.kind {
+        let settles = match e.kind {
             EventKind::Bought => {
                 claims.insert(e.buyer, (e.num().unwrap_or(-1), i));
-                if idx < settled.len() {
-                    settled[idx] = true;
-                }
+                true
             }
-            EventKind::SoldOut => {
-                if idx < settled.len() {
-                    settled[idx] = true;
-                }
-            }
-            EventKind::Error if e.value.as_deref() == Some("corrupt_read") => {
-                // It read nothing usable, wrote nothing and claims nothing: settled.
-                if idx < settled.len() {
-                    settled[idx] = true;
-                }
-            }
-            _ => {}
+            EventKind::SoldOut => true,
+            // It read nothing usable, wrote nothing and claims nothing: settled.
+            EventKind::Error => e.value.as_deref() == Some("corrupt_read"),
+            _ => false,
+        };
+        if let Some(s) = settled.get_mut(e.buyer as usize).filter(|_| settles) {
+            *s = true;
         }
     }
     let definite = claims.len() as i64;
@@ -170,7 +162,11 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
         let who: Vec<u32> = holders.iter().map(|&(b, _)| b).collect();
         out.push(Violation {
             kind: FindingKind::DoubleSale,
-            detail: format!("buyers {} all claim ticket {t}", list(&who)),
+            detail: format!(
+                "buyers {} {} claim ticket {t}",
+                list(&who),
+                if who.len() == 2 { "both" } else { "all" }
+            ),
             buyers: who,
             events: holders.iter().map(|&(_, e)| e).collect(),
         });
@@ -262,7 +258,7 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
         who.sort_unstable();
         who.dedup();
         let more = if pairs.len() > 1 {
-            format!(" ({} more)", plural(pairs.len() - 1, "pair", "pairs"))
+            format!(" (and {} more)", plural(pairs.len() - 1, "pair", "pairs"))
         } else {
             String::new()
         };
@@ -275,18 +271,25 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
     }
 
     // corrupt_store: a torn read inside the critical section, or a broken final store.
-    for (i, e) in h.events.iter().enumerate() {
-        if e.kind == EventKind::Error && e.value.as_deref() == Some("corrupt_read") {
-            out.push(Violation {
-                kind: FindingKind::CorruptStore,
-                detail: format!(
-                    "buyer {} read a store that does not parse inside the critical section",
-                    e.buyer
-                ),
-                buyers: vec![e.buyer],
-                events: vec![i],
-            });
-        }
+    let torn: Vec<(usize, u32)> = h
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == EventKind::Error && e.value.as_deref() == Some("corrupt_read"))
+        .map(|(i, e)| (i, e.buyer))
+        .collect();
+    if !torn.is_empty() {
+        let who: Vec<u32> = torn.iter().map(|&(_, b)| b).collect();
+        out.push(Violation {
+            kind: FindingKind::CorruptStore,
+            detail: format!(
+                "{} {} read a store that did not parse inside the critical section",
+                if who.len() == 1 { "buyer" } else { "buyers" },
+                list(&who),
+            ),
+            buyers: who,
+            events: torn.iter().map(|&(i, _)| i).collect(),
+        });
     }
     match obs.final_store {
         Some(Contents::Corrupt(what)) => out.push(Violation {

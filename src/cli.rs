@@ -104,10 +104,10 @@ struct ExploreArgs {
     #[arg(long, value_name = "MS", default_value = "5", value_parser = parse_jitter)]
     jitter_ms: f64,
     /// How many trials to run.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value = "100", value_parser = parse_count)]
     trials: u64,
     /// Seed for every random choice (default: drawn from the clock and printed).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = parse_seed)]
     seed: Option<u64>,
     /// How steps interleave.
     #[arg(long, value_enum, default_value = "jitter")]
@@ -128,7 +128,7 @@ struct ExploreArgs {
     #[arg(long)]
     quiet: bool,
     /// Kill a trial that runs longer than this many milliseconds (a `hang`).
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
     timeout_ms: u64,
 }
 
@@ -137,10 +137,10 @@ struct ReplayArgs {
     /// The token a finding printed.
     token: String,
     /// How many times to run a jitter trial (the OS schedules, so it may not recur).
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_attempts)]
     attempts: u32,
     /// Kill a trial that runs longer than this many milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
     timeout_ms: u64,
     /// Write a JSON report of the attempts here.
     #[arg(long, value_name = "FILE")]
@@ -150,10 +150,10 @@ struct ReplayArgs {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Trials per lock.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_count)]
     trials: u64,
     /// Seed for the demo's trials.
-    #[arg(long, value_name = "S", default_value_t = 1)]
+    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seed)]
     seed: u64,
 }
 
@@ -175,6 +175,29 @@ fn parse_tickets(s: &str) -> Result<Span, String> {
         return Err("tickets must be 0 to 1000000; accepted: N or A..B".into());
     }
     Ok(span)
+}
+
+fn whole(s: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!("accepted: a whole number from {lo} to {hi}")),
+    }
+}
+
+fn parse_count(s: &str) -> Result<u64, String> {
+    whole(s, 1, 100_000_000)
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    whole(s, 0, u64::MAX)
+}
+
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    whole(s, 1, 86_400_000)
+}
+
+fn parse_attempts(s: &str) -> Result<u32, String> {
+    whole(s, 1, 1_000_000).map(|n| n as u32)
 }
 
 fn parse_jitter(s: &str) -> Result<f64, String> {
@@ -349,11 +372,6 @@ fn finish(report: &Report, expect: Expect, json: Option<&Path>, quiet: bool) -> 
 
 fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
     let trial = Trial::from_token(&a.token).map_err(|e| Fail::Usage(e.to_string()))?;
-    if a.attempts == 0 {
-        return Err(Fail::Usage(
-            "--attempts 0: accepted: at least 1 attempt".into(),
-        ));
-    }
     let harness =
         HarnessConfig::new(exe()?).with_timeout(Duration::from_millis(a.timeout_ms.max(1)));
     println!(

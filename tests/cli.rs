@@ -1,0 +1,190 @@
+//! The command line as a user meets it: exit codes, one-line errors, reports, and
+//! nothing left behind.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+/// Runs oversell with a private TMPDIR, so what it leaves behind can be seen.
+fn oversell(tmp: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("oversell runs")
+}
+
+fn leftovers(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .expect("tmp readable")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn bad_input_is_exit_2_with_one_line_naming_the_value() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str)] = &[
+        (&["explore", "--buyers", "0"], "'0'"),
+        (&["explore", "--buyers", "5..2"], "'5..2'"),
+        (&["explore", "--lock", "nolock"], "nolock"),
+        (&["explore", "--trials", "many"], "many"),
+        (&["explore", "--jitter-ms", "-3"], "-3"),
+        (&["explore", "--frobnicate"], "--frobnicate"),
+        (&["explore", "--keep", "/proc/version/sub", "--trials", "1"], "/proc/version/sub"),
+        (&["replay", "not-a-token"], "not-a-token"),
+        (&["replay", "ov1.none.b0.t1.j0.r1.sjitter"], "no buyers"),
+    ];
+    for (args, needle) in cases {
+        let out = oversell(tmp.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?} printed: {err}");
+        assert!(err.contains(needle), "{args:?}: {err} lacks {needle}");
+        assert!(
+            err.contains("accepted") || err.contains("look like") || err.contains("unexpected"),
+            "{args:?}: {err} does not say what is accepted"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    }
+    assert!(leftovers(tmp.path()).is_empty(), "left {:?}", leftovers(tmp.path()));
+}
+
+#[test]
+fn no_lock_is_caught_with_a_token_in_the_json_report() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let json = tmp.path().join("r.json");
+    let out = oversell(
+        tmp.path(),
+        &[
+            "explore", "--lock", "none", "--schedule", "barrier", "--trials", "5",
+            "--seed", "1", "--json", json.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("oversell replay ov1.none."), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
+            .expect("report is JSON");
+    for field in ["version", "lock", "schedule", "seed", "trials_run", "trials_failed", "elapsed_ms"] {
+        assert!(report.get(field).is_some(), "no {field} in {report}");
+    }
+    let findings = report["findings"].as_array().expect("findings array");
+    assert!(findings
+        .iter()
+        .any(|f| f["kind"] == "oversold" || f["kind"] == "double_sale"));
+    for f in findings {
+        let token = f["token"].as_str().expect("token");
+        assert!(token.starts_with("ov1.none."));
+        assert_eq!(f["replay"], format!("oversell replay {token}"));
+    }
+    // Nothing but the report remains.
+    assert_eq!(leftovers(tmp.path()), vec!["r.json".to_string()]);
+
+    // Replaying the first token reproduces a finding: under the barrier every buyer
+    // reads before anyone writes, so it recurs every time.
+    let token = findings[0]["token"].as_str().expect("token");
+    let out = oversell(tmp.path(), &["replay", token, "--attempts", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("reproduced in 3 of 3 attempts"), "{stdout}");
+}
+
+#[test]
+fn expect_violation_turns_a_caught_race_into_success() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(
+        tmp.path(),
+        &["explore", "--lock", "none", "--schedule", "barrier", "--buyers", "3",
+          "--tickets", "1", "--trials", "3", "--expect", "violation", "--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = oversell(
+        tmp.path(),
+        &["explore", "--lock", "flock", "--trials", "3", "--expect", "violation", "--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(1), "a clean run does not meet --expect violation");
+}
+
+#[test]
+fn every_sound_lock_is_clean() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for lock in ["flock", "ofd", "posix", "lockfile", "socket", "sysv"] {
+        for schedule in ["jitter", "barrier"] {
+            let out = oversell(
+                tmp.path(),
+                &["explore", "--lock", lock, "--schedule", schedule, "--trials", "8",
+                  "--seed", "2", "--jitter-ms", "1"],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{lock}/{schedule}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+    assert!(leftovers(tmp.path()).is_empty(), "left {:?}", leftovers(tmp.path()));
+}
+
+#[test]
+fn keep_keeps_the_trial_directories() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let keep = tmp.path().join("kept");
+    let out = oversell(
+        tmp.path(),
+        &["explore", "--lock", "flock", "--trials", "2", "--buyers", "2", "--quiet",
+          "--keep", keep.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let dirs: Vec<_> = std::fs::read_dir(&keep).expect("kept").flatten().collect();
+    assert_eq!(dirs.len(), 2);
+    for d in dirs {
+        assert!(d.path().join("ledger").is_file());
+        assert!(d.path().join("store.json").is_file());
+    }
+}
+
+#[test]
+fn locks_lists_every_backend_with_a_verdict() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(tmp.path(), &["locks"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for lock in oversell::LockKind::ALL {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(lock.name()))
+            .unwrap_or_else(|| panic!("{} not listed in {text}", lock.name()));
+        let verdict = if lock.is_sound() { "sound" } else { "broken" };
+        assert!(line.contains(verdict), "{line}");
+    }
+}
+
+#[test]
+fn the_demo_catches_no_lock_and_clears_the_sound_ones() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(tmp.path(), &["demo", "--trials", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let none = text
+        .lines()
+        .find(|l| l.starts_with("none "))
+        .expect("a row for none");
+    assert!(none.contains("oversell replay ov1.none."), "{none}");
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn help_teaches() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(tmp.path(), &["explore", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["--lock", "--buyers", "--expect", "Examples", "replay"] {
+        assert!(text.contains(needle), "help lacks {needle}");
+    }
+}

@@ -1,0 +1,93 @@
+//! Every spawned process is accounted for: after a SIGKILL of the explorer itself, no
+//! buyer and no lock server survives it, and the next run sweeps the directory it left.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+/// Pids of live processes whose command line mentions `marker`.
+fn processes_mentioning(marker: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(marker) {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_killed_explorer_leaves_no_process_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let marker = tmp.path().to_str().expect("utf-8 path").to_string();
+    let mut explorer = Command::new(BIN)
+        .args([
+            "explore", "--lock", "socket", "--trials", "100000", "--buyers", "6",
+            "--jitter-ms", "300", "--seed", "1",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("explorer starts");
+
+    // Mid-run: buyers and the lock server of this explorer are alive.
+    let busy = wait_for(Duration::from_secs(20), || {
+        let procs = processes_mentioning(&marker);
+        procs.iter().any(|(_, c)| c.contains("__buyer"))
+            && procs.iter().any(|(_, c)| c.contains("__lock-server"))
+    });
+    assert!(busy, "the explorer never got buyers and a lock server running");
+
+    kill(Pid::from_raw(explorer.id() as i32), Signal::SIGKILL).expect("kill explorer");
+    explorer.wait().expect("reap explorer");
+
+    let started = Instant::now();
+    let gone = wait_for(Duration::from_secs(5), || processes_mentioning(&marker).is_empty());
+    assert!(
+        gone,
+        "still running {:?} after the explorer was killed",
+        processes_mentioning(&marker)
+    );
+    eprintln!("all children gone {:?} after SIGKILL", started.elapsed());
+
+    // The dead explorer's trial directory is still there; the next run removes it.
+    assert!(entries(tmp.path()) > 0, "expected the killed run's directory");
+    let out = Command::new(BIN)
+        .args(["explore", "--lock", "flock", "--trials", "1", "--quiet"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("second run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(entries(tmp.path()), 0, "the stale directory was not swept");
+}
