@@ -139,6 +139,9 @@ pub struct BuyerArgs {
     pub store: StoreMode,
     /// How the buyer waits between steps.
     pub pace: Pace,
+    /// Run round after round (each after a `go` at the start barrier) until the harness
+    /// closes the control channel: controlled schedules reuse buyer processes.
+    pub reuse: bool,
 }
 
 /// Why a buyer could not finish.
@@ -217,6 +220,22 @@ impl Channel {
         self.send(byte)?;
         self.wait_go()
     }
+
+    /// Like `ask`, but a closed channel is a clean `false`: the harness is done with us.
+    fn ask_or_done(&mut self, byte: u8) -> Result<bool, BuyerError> {
+        if self.sock.write_all(&[byte]).is_err() {
+            return Ok(false);
+        }
+        let mut b = [0u8; 1];
+        match self.sock.read(&mut b) {
+            Ok(1) if b[0] == msg::GO => Ok(true),
+            Ok(0) | Err(_) => Ok(false),
+            Ok(_) => Err(BuyerError::Control(format!(
+                "unexpected byte {:?}",
+                b[0] as char
+            ))),
+        }
+    }
 }
 
 /// Decides how the buyer waits at each step.
@@ -229,13 +248,13 @@ trait Pacer {
     fn hold(&mut self) -> Result<(), BuyerError>;
 }
 
-struct FreePacer {
-    channel: Channel,
+struct FreePacer<'c> {
+    channel: &'c mut Channel,
     hold: Duration,
     barrier: bool,
 }
 
-impl Pacer for FreePacer {
+impl Pacer for FreePacer<'_> {
     fn at(&mut self, _point: Point) -> Result<(), BuyerError> {
         Ok(())
     }
@@ -261,11 +280,11 @@ impl Pacer for FreePacer {
     }
 }
 
-struct ControlledPacer {
-    channel: Channel,
+struct ControlledPacer<'c> {
+    channel: &'c mut Channel,
 }
 
-impl Pacer for ControlledPacer {
+impl Pacer for ControlledPacer<'_> {
     fn at(&mut self, point: Point) -> Result<(), BuyerError> {
         self.channel.ask(point.code())
     }
@@ -282,14 +301,30 @@ impl Pacer for ControlledPacer {
     }
 }
 
-/// Runs one buyer to completion with the given lock (already attached to the trial).
+/// Runs one buyer process with the given lock (already attached to the trial): one
+/// round, or under `reuse` round after round until the harness closes the channel.
 pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
     let mut channel = Channel::from_stdin()?;
     let mut ledger = Ledger::open(&crate::ledger::path(&args.dir), args.index)
         .map_err(|e| BuyerError::Io("opening the ledger", e))?;
-    // Start barrier: every buyer is spawned and set up before any begins.
-    channel.ask(msg::READY)?;
-    let mut pacer: Box<dyn Pacer> = match args.pace {
+    // Start barrier: every buyer is spawned and set up before any begins. Under reuse
+    // the same message also tells the harness the previous round is over.
+    while channel.ask_or_done(msg::READY)? {
+        round(args, lock, &mut channel, &mut ledger)?;
+        if !args.reuse {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn round(
+    args: &BuyerArgs,
+    lock: &mut dyn Lock,
+    channel: &mut Channel,
+    ledger: &mut Ledger,
+) -> Result<(), BuyerError> {
+    let mut pacer: Box<dyn Pacer + '_> = match args.pace {
         Pace::Free | Pace::Barrier => Box::new(FreePacer {
             channel,
             hold: Duration::from_micros(args.hold_us),
@@ -305,22 +340,23 @@ pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
             .record(kind, value)
             .map_err(|e| BuyerError::Io("writing the ledger", e))
     };
-    rec(&mut ledger, EventKind::Start, None)?;
+    // 1. check: the unlocked look; a torn read here is recorded, never trusted. Under a
+    //    controlled schedule `start` is part of the first step, so traces replay exactly.
+    pacer.at(Point::Check)?;
+    rec(ledger, EventKind::Start, None)?;
     let store_path = store::path(&args.dir);
 
-    // 1. check: the unlocked look; a torn read here is recorded, never trusted.
-    pacer.at(Point::Check)?;
     let seen = match store::read(&store_path) {
         Ok(Contents::Count(n)) => n.to_string(),
         Ok(Contents::Corrupt(_)) => "torn".to_string(),
         Err(e) => return Err(BuyerError::Io("reading the store", e)),
     };
-    rec(&mut ledger, EventKind::Check, Some(&seen))?;
+    rec(ledger, EventKind::Check, Some(&seen))?;
 
     // 2. acquire.
     pacer.at(Point::Acquire)?;
     pacer.acquire(lock)?;
-    rec(&mut ledger, EventKind::Acquired, None)?;
+    rec(ledger, EventKind::Acquired, None)?;
 
     // 3. read inside the critical section.
     pacer.at(Point::Read)?;
@@ -330,8 +366,8 @@ pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
         Err(e) => return Err(BuyerError::Io("reading the store", e)),
     };
     match count {
-        Some(n) => rec(&mut ledger, EventKind::Read, Some(&n.to_string()))?,
-        None => rec(&mut ledger, EventKind::Error, Some("corrupt_read"))?,
+        Some(n) => rec(ledger, EventKind::Read, Some(&n.to_string()))?,
+        None => rec(ledger, EventKind::Error, Some("corrupt_read"))?,
     }
 
     // 4. hold: the lesson's network delay between read and write.
@@ -347,7 +383,7 @@ pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
                 StoreMode::InPlace => {
                     let mut between_result = Ok(());
                     let mut between = || {
-                        between_result = rec(&mut ledger, EventKind::Truncated, Some(&left_s))
+                        between_result = rec(ledger, EventKind::Truncated, Some(&left_s))
                             .and_then(|_| pacer.at(Point::Truncated));
                     };
                     store::write_in_place(&store_path, left, &mut between)
@@ -357,7 +393,7 @@ pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
                 StoreMode::Atomic => store::write_atomic(&store_path, left)
                     .map_err(|e| BuyerError::Io("writing the store", e))?,
             }
-            rec(&mut ledger, EventKind::Wrote, Some(&left_s))?;
+            rec(ledger, EventKind::Wrote, Some(&left_s))?;
             Some(n)
         }
         _ => None,
@@ -366,14 +402,14 @@ pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
     // 6. release: recorded before the lock is given back, so a sound lock never shows
     //    two buyers' critical sections overlapping in the ledger.
     pacer.at(Point::Release)?;
-    rec(&mut ledger, EventKind::Released, None)?;
+    rec(ledger, EventKind::Released, None)?;
     lock.unlock()?;
 
     // 7. record the outcome.
     pacer.at(Point::Record)?;
     match (bought, count) {
-        (Some(n), _) => rec(&mut ledger, EventKind::Bought, Some(&n.to_string()))?,
-        (None, Some(_)) => rec(&mut ledger, EventKind::SoldOut, None)?,
+        (Some(n), _) => rec(ledger, EventKind::Bought, Some(&n.to_string()))?,
+        (None, Some(_)) => rec(ledger, EventKind::SoldOut, None)?,
         // A corrupt read: the buyer knows nothing and claims nothing.
         (None, None) => {}
     }

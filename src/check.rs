@@ -3,7 +3,7 @@
 //! Violations are data, never errors: [`check`] returns every one it finds, each naming
 //! the buyers and values involved and the ledger events that show it.
 
-use crate::ledger::{EventKind, Exit, History};
+use crate::ledger::{EventKind, Exit, History, Stuck};
 use crate::store::Contents;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -307,29 +307,69 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
         Some(Contents::Count(_)) => {}
     }
 
-    // hang
-    if h.timed_out {
-        let stuck: Vec<u32> = unknown.clone();
-        let steps: Vec<String> = stuck
-            .iter()
-            .map(|&b| match h.of(b).last() {
-                Some(e) => format!("buyer {b} after `{}`", e.kind),
-                None => format!("buyer {b} before `start`"),
-            })
-            .collect();
-        out.push(Violation {
+    // hang, deadlock, stale_lock
+    let last_step = |b: u32| match h.of(b).last() {
+        Some(e) => format!("`{}`", e.kind),
+        None => "`start`".to_string(),
+    };
+    match &h.stuck {
+        Some(Stuck::Deadlock { waiting, holder }) => {
+            let dead_holder = holder.filter(|&hb| fate(hb).is_some_and(|f| f.killed_by_fault));
+            match dead_holder {
+                Some(hb) => out.push(Violation {
+                    kind: FindingKind::StaleLock,
+                    detail: format!(
+                        "buyer {hb} (pid {}) was killed holding the lock, after {}; buyers {} wait for it forever",
+                        fate(hb).map_or(0, |f| f.pid),
+                        last_step(hb),
+                        list(waiting)
+                    ),
+                    buyers: std::iter::once(hb).chain(waiting.iter().copied()).collect(),
+                    events: Vec::new(),
+                }),
+                None => out.push(Violation {
+                    kind: FindingKind::Deadlock,
+                    detail: format!(
+                        "every live buyer waits on the lock: buyers {}{}",
+                        list(waiting),
+                        match holder {
+                            Some(hb) => format!(" (last inside: buyer {hb}, after {})", last_step(*hb)),
+                            None => String::new(),
+                        }
+                    ),
+                    buyers: waiting.clone(),
+                    events: Vec::new(),
+                }),
+            }
+        }
+        Some(Stuck::Hang { buyer, after }) => out.push(Violation {
             kind: FindingKind::Hang,
             detail: format!(
-                "the trial passed its timeout and was killed; unfinished: {}",
-                if steps.is_empty() {
-                    "none".to_string()
-                } else {
-                    steps.join(", ")
-                }
+                "buyer {buyer} did not reach its next step after `{after}` in time; the trial was killed"
             ),
-            buyers: stuck,
+            buyers: vec![*buyer],
             events: Vec::new(),
-        });
+        }),
+        None if h.timed_out => {
+            let steps: Vec<String> = unknown
+                .iter()
+                .map(|&b| format!("buyer {b} after {}", last_step(b)))
+                .collect();
+            out.push(Violation {
+                kind: FindingKind::Hang,
+                detail: format!(
+                    "the trial passed its timeout and was killed; unfinished: {}",
+                    if steps.is_empty() {
+                        "none".to_string()
+                    } else {
+                        steps.join(", ")
+                    }
+                ),
+                buyers: unknown.clone(),
+                events: Vec::new(),
+            });
+        }
+        None => {}
     }
 
     // crash

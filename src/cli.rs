@@ -524,6 +524,7 @@ fn buyer_cmd(spec: &str) -> i32 {
         hold_us: spec.hold_us,
         store,
         pace,
+        reuse: spec.reuse,
     };
     match buyer::run(&args, &mut *lock) {
         Ok(()) => 0,

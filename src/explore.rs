@@ -1,9 +1,12 @@
-//! The explorer: many trials, each checked, findings collected into a [`Report`].
+//! The explorer: many trials, each checked; failing controlled trials shrunk to a minimal
+//! counterexample; findings collected into a [`Report`].
 
-use crate::check::{check, Observation, Violation};
-use crate::harness::{self, HarnessConfig, HarnessError, TrialRun};
-use crate::report::{Finding, Report};
-use crate::scenario::{Trial, TrialSpace};
+use crate::check::{check, FindingKind, Observation, Violation};
+use crate::harness::{self, HarnessConfig, HarnessError, Session, TrialRun};
+use crate::report::{Finding, Report, Verified};
+use crate::scenario::{Schedule, Trial, TrialSpace};
+use crate::schedule::{Dfs, Scheduler};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// What to explore.
@@ -12,12 +15,14 @@ use std::time::{Duration, Instant};
 pub struct ExploreConfig {
     /// The space trials are drawn from.
     pub space: TrialSpace,
-    /// How many trials to run.
+    /// How many trials (under `exhaustive`: schedules, at most) to run.
     pub trials: u64,
     /// The run's seed.
     pub seed: u64,
     /// Stop early once this much time is spent.
     pub time_budget: Option<Duration>,
+    /// Shrink failing controlled trials before reporting them.
+    pub shrink: bool,
     /// How trials are run.
     pub harness: HarnessConfig,
 }
@@ -30,6 +35,7 @@ impl ExploreConfig {
             trials,
             seed,
             time_budget: None,
+            shrink: true,
             harness,
         }
     }
@@ -38,7 +44,7 @@ impl ExploreConfig {
 /// One trial's run and verdict.
 #[derive(Debug, Clone)]
 pub struct Checked {
-    /// The trial.
+    /// The trial (under a controlled schedule, with the steps it took).
     pub trial: Trial,
     /// What the harness collected.
     pub run: TrialRun,
@@ -46,55 +52,249 @@ pub struct Checked {
     pub violations: Vec<Violation>,
 }
 
+impl Checked {
+    fn new(trial: &Trial, run: TrialRun) -> Checked {
+        let violations = check(&Observation {
+            tickets: trial.tickets,
+            buyers: trial.buyers,
+            history: &run.history,
+            final_store: run.final_store.as_ref(),
+            leaked: run.leaked,
+        });
+        let mut trial = trial.clone();
+        if let Some(rec) = &run.schedule {
+            if rec.diverged.is_none() {
+                trial.choices = Some(rec.choices.clone());
+            }
+        }
+        Checked {
+            trial,
+            run,
+            violations,
+        }
+    }
+
+    fn kinds(&self) -> BTreeSet<FindingKind> {
+        self.violations.iter().map(|v| v.kind).collect()
+    }
+}
+
 /// Runs one trial and checks it.
 pub fn run_one(trial: &Trial, harness: &HarnessConfig) -> Result<Checked, HarnessError> {
     let run = harness::run(trial, harness)?;
-    let violations = check(&Observation {
-        tickets: trial.tickets,
-        buyers: trial.buyers,
-        history: &run.history,
-        final_store: run.final_store.as_ref(),
-        leaked: run.leaked,
-    });
-    Ok(Checked {
-        trial: trial.clone(),
-        run,
-        violations,
-    })
+    Ok(Checked::new(trial, run))
 }
 
-/// Runs the configured trials; `each` sees every trial's index, trial and findings as it
-/// finishes (the CLI prints from there).
+/// Keeps one [`Session`] of reusable buyers across controlled trials.
+pub struct Runner<'h> {
+    harness: &'h HarnessConfig,
+    session: Option<Session>,
+}
+
+impl<'h> Runner<'h> {
+    /// A runner with no session yet.
+    pub fn new(harness: &'h HarnessConfig) -> Runner<'h> {
+        Runner {
+            harness,
+            session: None,
+        }
+    }
+
+    /// Runs `trial`; controlled trials follow `scheduler` (or the trial's own strategy).
+    pub fn run(
+        &mut self,
+        trial: &Trial,
+        scheduler: Option<&mut dyn Scheduler>,
+    ) -> Result<Checked, HarnessError> {
+        if !trial.schedule.is_controlled() {
+            return run_one(trial, self.harness);
+        }
+        let reusable = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.healthy() && s.fits(trial));
+        if !reusable {
+            self.session = None;
+            self.session = Some(Session::new(trial.lock, trial.store, self.harness)?);
+        }
+        let Some(session) = self.session.as_mut() else {
+            return run_one(trial, self.harness);
+        };
+        let run = match scheduler {
+            Some(s) => session.run(trial, s)?,
+            None => {
+                let mut own = crate::schedule::for_trial(trial);
+                session.run(trial, &mut *own)?
+            }
+        };
+        Ok(Checked::new(trial, run))
+    }
+}
+
+/// Most runs one shrink may spend.
+const SHRINK_BUDGET: usize = 4_000;
+/// Most schedules tried per (buyers, tickets, preemption bound) while shrinking.
+const SHRINK_PER_SHAPE: usize = 600;
+
+/// Shrinks a failing controlled trial: the fewest buyers, then tickets, then preemptions
+/// whose bounded search still shows one of the original finding kinds. Returns the
+/// smallest failing run found (the original when nothing smaller fails).
+pub fn shrink(runner: &mut Runner<'_>, failing: Checked) -> Result<Checked, HarnessError> {
+    if !failing.trial.schedule.is_controlled() || failing.violations.is_empty() {
+        return Ok(failing);
+    }
+    let target = failing.kinds();
+    let orig = failing.trial.clone();
+    let mut spent = 0usize;
+    for buyers in 1..=orig.buyers {
+        for tickets in 0..=orig.tickets {
+            for bound in 0..=2u32 {
+                let mut t = orig.clone();
+                t.buyers = buyers;
+                t.tickets = tickets;
+                t.choices = None;
+                let mut prefix = Some(Vec::new());
+                let mut here = 0;
+                while let Some(p) = prefix {
+                    if spent >= SHRINK_BUDGET {
+                        return Ok(failing);
+                    }
+                    if here >= SHRINK_PER_SHAPE {
+                        break;
+                    }
+                    let mut dfs = Dfs::new(p, bound);
+                    let c = runner.run(&t, Some(&mut dfs))?;
+                    spent += 1;
+                    here += 1;
+                    if !c.kinds().is_disjoint(&target) {
+                        return Ok(c);
+                    }
+                    prefix = dfs.next();
+                }
+            }
+            if buyers == orig.buyers && tickets == orig.tickets {
+                return Ok(failing);
+            }
+        }
+    }
+    Ok(failing)
+}
+
+fn findings_of(c: &Checked, index: u64) -> Vec<Finding> {
+    let token = c.trial.token();
+    c.violations
+        .iter()
+        .map(|v| Finding::new(v, index, c.trial.buyers, c.trial.tickets, &token))
+        .collect()
+}
+
+/// Runs the configured trials; `each` sees every trial's index, checked run and findings
+/// as it finishes (the CLI prints from there).
 pub fn explore(
     cfg: &ExploreConfig,
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
 ) -> Result<Report, HarnessError> {
     let started = Instant::now();
     let mut report = Report::new(cfg.space.lock.name(), cfg.space.schedule.name(), cfg.seed);
-    for index in 0..cfg.trials {
-        if cfg
-            .time_budget
+    let mut runner = Runner::new(&cfg.harness);
+    let out_of_time = || {
+        cfg.time_budget
             .is_some_and(|budget| started.elapsed() >= budget)
-        {
-            break;
+    };
+    if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
+        exhaustive(
+            cfg,
+            preemptions,
+            &mut runner,
+            &mut report,
+            each,
+            &out_of_time,
+        )?;
+    } else {
+        for index in 0..cfg.trials {
+            if out_of_time() {
+                break;
+            }
+            let trial = cfg.space.trial(cfg.seed, index);
+            let mut checked = runner.run(&trial, None)?;
+            if cfg.shrink && !checked.violations.is_empty() {
+                checked = shrink(&mut runner, checked)?;
+            }
+            record(&mut report, index, &checked, each);
         }
-        let trial = cfg.space.trial(cfg.seed, index);
-        let checked = run_one(&trial, &cfg.harness)?;
-        let token = trial.token();
-        let findings: Vec<Finding> = checked
-            .violations
-            .iter()
-            .map(|v| Finding::new(v, index, trial.buyers, trial.tickets, &token))
-            .collect();
-        report.trials_run += 1;
-        if !findings.is_empty() {
-            report.trials_failed += 1;
-        }
-        each(index, &checked, &findings);
-        report.findings.extend(findings);
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+fn record(
+    report: &mut Report,
+    index: u64,
+    checked: &Checked,
+    each: &mut dyn FnMut(u64, &Checked, &[Finding]),
+) {
+    let findings = findings_of(checked, index);
+    report.trials_run += 1;
+    if !findings.is_empty() {
+        report.trials_failed += 1;
+    }
+    each(index, checked, &findings);
+    report.findings.extend(findings);
+}
+
+fn exhaustive(
+    cfg: &ExploreConfig,
+    bound: u32,
+    runner: &mut Runner<'_>,
+    report: &mut Report,
+    each: &mut dyn FnMut(u64, &Checked, &[Finding]),
+    out_of_time: &dyn Fn() -> bool,
+) -> Result<(), HarnessError> {
+    let mut index = 0u64;
+    for buyers in cfg.space.buyers.lo..=cfg.space.buyers.hi {
+        for tickets in cfg.space.tickets.lo..=cfg.space.tickets.hi {
+            let mut trial = cfg.space.trial(cfg.seed, index);
+            trial.buyers = buyers;
+            trial.tickets = tickets;
+            let mut prefix = Some(Vec::new());
+            let mut schedules = 0u64;
+            let mut failed = false;
+            let mut complete = true;
+            while let Some(p) = prefix {
+                if index >= cfg.trials || out_of_time() {
+                    complete = false;
+                    break;
+                }
+                let mut dfs = Dfs::new(p, bound);
+                let mut checked = runner.run(&trial, Some(&mut dfs))?;
+                schedules += 1;
+                if !checked.violations.is_empty() {
+                    failed = true;
+                    if cfg.shrink {
+                        checked = shrink(runner, checked)?;
+                    }
+                    record(report, index, &checked, each);
+                    break;
+                }
+                record(report, index, &checked, each);
+                index += 1;
+                prefix = dfs.next();
+            }
+            index += u64::from(failed);
+            if !failed && complete {
+                report.verified.push(Verified {
+                    buyers,
+                    tickets,
+                    preemptions: bound,
+                    schedules,
+                });
+            }
+            if index >= cfg.trials || out_of_time() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Re-runs one trial `attempts` times; returns each attempt's checked run.
@@ -103,5 +303,6 @@ pub fn replay(
     attempts: u32,
     harness: &HarnessConfig,
 ) -> Result<Vec<Checked>, HarnessError> {
-    (0..attempts).map(|_| run_one(trial, harness)).collect()
+    let mut runner = Runner::new(harness);
+    (0..attempts).map(|_| runner.run(trial, None)).collect()
 }

@@ -193,6 +193,25 @@ impl Fate {
     }
 }
 
+/// How a controlled trial got stuck, as the harness saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stuck {
+    /// Every live buyer was blocked on the lock.
+    Deadlock {
+        /// The blocked buyers.
+        waiting: Vec<u32>,
+        /// The buyer last inside the critical section, if any.
+        holder: Option<u32>,
+    },
+    /// A buyer did not reach its next yield point in time.
+    Hang {
+        /// The buyer.
+        buyer: u32,
+        /// The step it was released from.
+        after: String,
+    },
+}
+
 /// Everything a trial left: the merged ledger and each buyer's fate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
@@ -202,6 +221,8 @@ pub struct History {
     pub fates: Vec<Fate>,
     /// True when the trial passed its timeout and was killed.
     pub timed_out: bool,
+    /// Under a controlled schedule: how the trial got stuck, if it did.
+    pub stuck: Option<Stuck>,
     /// Ledger lines that did not parse.
     pub unparsed: Vec<String>,
 }
@@ -227,6 +248,12 @@ impl History {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(History::default()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The trace: every event as `buyer N kind [value]`, in order, without timestamps.
+    /// Under a controlled schedule two runs of one token give the same trace.
+    pub fn trace(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.to_string()).collect()
     }
 
     /// The events of one buyer, in order.

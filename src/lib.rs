@@ -15,6 +15,7 @@
 //! - [`store`] — the ticket store file. Knows nothing of locks.
 //! - [`ledger`] — the append-only event log buyers write, merged into a [`History`].
 //! - [`lock`] — one file per backend behind the one [`Lock`] trait.
+//! - [`schedule`] — one file per controlled-schedule strategy behind [`schedule::Scheduler`].
 //! - [`buyer`] — the body of a buyer process (the hidden `__buyer` subcommand).
 //! - [`harness`] — the only code that spawns, signals or waits on processes.
 //! - [`check`] — pure invariants over a history and the final store. No I/O.
@@ -44,6 +45,7 @@ pub mod lock;
 pub mod report;
 mod rng;
 pub mod scenario;
+pub mod schedule;
 pub mod store;
 
 pub use check::{check, FindingKind, Observation, Violation};

@@ -73,6 +73,18 @@ pub enum Schedule {
     /// Like `Jitter`, but every buyer that can read the store does so before any buyer
     /// writes: the lesson's long sleep, made exact by a barrier.
     Barrier,
+    /// Controlled: one buyer runs between yield points, chosen uniformly at random.
+    Random,
+    /// Controlled: probabilistic concurrency testing with `depth` priority levels.
+    Pct {
+        /// The bug depth searched for (d); d − 1 priority change points.
+        depth: u32,
+    },
+    /// Controlled: every schedule with at most `preemptions` preemptions.
+    Exhaustive {
+        /// The preemption bound.
+        preemptions: u32,
+    },
 }
 
 impl Schedule {
@@ -81,8 +93,78 @@ impl Schedule {
         match self {
             Schedule::Jitter => "jitter",
             Schedule::Barrier => "barrier",
+            Schedule::Random => "random",
+            Schedule::Pct { .. } => "pct",
+            Schedule::Exhaustive { .. } => "exhaustive",
         }
     }
+
+    /// True when the harness decides every step (one buyer runs at a time).
+    pub fn is_controlled(&self) -> bool {
+        !matches!(self, Schedule::Jitter | Schedule::Barrier)
+    }
+
+    fn token_part(&self) -> String {
+        match self {
+            Schedule::Pct { depth } => format!("pct{depth}"),
+            Schedule::Exhaustive { preemptions } => format!("exhaustive{preemptions}"),
+            other => other.name().to_string(),
+        }
+    }
+
+    fn from_token_part(s: &str) -> Option<Schedule> {
+        let num = |p: &str| s.strip_prefix(p).and_then(|n| n.parse::<u32>().ok());
+        Some(match s {
+            "jitter" => Schedule::Jitter,
+            "barrier" => Schedule::Barrier,
+            "random" => Schedule::Random,
+            _ if s.starts_with("pct") => Schedule::Pct { depth: num("pct")? },
+            _ if s.starts_with("exhaustive") => Schedule::Exhaustive {
+                preemptions: num("exhaustive")?,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Encodes a controlled schedule (the buyer chosen at each step) as runs: `0x3-1x2`.
+pub fn encode_choices(choices: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &c in choices {
+        match runs.last_mut() {
+            Some((b, n)) if *b == c => *n += 1,
+            _ => runs.push((c, 1)),
+        }
+    }
+    runs.iter()
+        .map(|(b, n)| {
+            if *n == 1 {
+                b.to_string()
+            } else {
+                format!("{b}x{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Decodes [`encode_choices`]' runs.
+pub fn decode_choices(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    if s.is_empty() {
+        return Some(out);
+    }
+    for run in s.split('-') {
+        let (b, n) = match run.split_once('x') {
+            Some((b, n)) => (b.parse::<u32>().ok()?, n.parse::<usize>().ok()?),
+            None => (run.parse::<u32>().ok()?, 1),
+        };
+        if n == 0 || n > 1_000_000 {
+            return None;
+        }
+        out.extend(std::iter::repeat_n(b, n));
+    }
+    Some(out)
 }
 
 /// Where the store's new count is written.
@@ -147,6 +229,10 @@ pub struct Trial {
     pub store: StoreMode,
     /// Faults injected into buyers.
     pub faults: Faults,
+    /// Under a controlled schedule: the buyer to run at each step. When present the
+    /// trial replays exactly these steps; when absent the strategy chooses (and the run
+    /// records its choices here).
+    pub choices: Option<Vec<u32>>,
 }
 
 impl Trial {
@@ -161,6 +247,7 @@ impl Trial {
             schedule: Schedule::Jitter,
             store: StoreMode::InPlace,
             faults: Faults::default(),
+            choices: None,
         }
     }
 
@@ -182,13 +269,17 @@ impl Trial {
             self.tickets,
             self.jitter_us,
             self.seed,
-            self.schedule.name()
+            self.schedule.token_part()
         );
         if self.store == StoreMode::Atomic {
             t.push_str(".a");
         }
         if self.faults.kill > 0.0 {
             t.push_str(&format!(".k{}", (self.faults.kill * 1000.0).round() as u32));
+        }
+        if let Some(c) = &self.choices {
+            t.push_str(".p");
+            t.push_str(&encode_choices(c));
         }
         t
     }
@@ -229,11 +320,14 @@ impl Trial {
                         .map_err(|_| bad(format!("'{part}' is not a hex seed")))?
                 }
                 "s" => {
-                    trial.schedule = match value {
-                        "jitter" => Schedule::Jitter,
-                        "barrier" => Schedule::Barrier,
-                        other => return Err(bad(format!("unknown schedule '{other}'"))),
-                    }
+                    trial.schedule = Schedule::from_token_part(value)
+                        .ok_or_else(|| bad(format!("unknown schedule '{value}'")))?
+                }
+                "p" => {
+                    trial.choices = Some(
+                        decode_choices(value)
+                            .ok_or_else(|| bad(format!("'{part}' is not a schedule")))?,
+                    )
                 }
                 "a" if value.is_empty() => trial.store = StoreMode::Atomic,
                 "k" => trial.faults.kill = num(value)? as f64 / 1000.0,
@@ -245,6 +339,16 @@ impl Trial {
         }
         if trial.buyers == 0 {
             return Err(bad("it has no buyers".into()));
+        }
+        if let Some(c) = &trial.choices {
+            if !trial.schedule.is_controlled() {
+                return Err(bad(
+                    "it carries steps but its schedule is not controlled".into()
+                ));
+            }
+            if let Some(b) = c.iter().find(|&&b| b >= trial.buyers) {
+                return Err(bad(format!("its steps name buyer {b} of {}", trial.buyers)));
+            }
         }
         Ok(trial)
     }
@@ -318,6 +422,7 @@ impl TrialSpace {
             schedule: self.schedule.clone(),
             store: self.store,
             faults: self.faults,
+            choices: None,
         }
     }
 }
@@ -346,9 +451,23 @@ mod tests {
                 t.store = StoreMode::Atomic;
                 t.faults.kill = 0.3;
             }
+            if i % 3 == 1 {
+                t.schedule = Schedule::Pct { depth: 3 };
+                t.choices = Some(vec![0, 0, 0, 1, 0, 1, 1]);
+            }
             let back = Trial::from_token(&t.token()).expect("own token decodes");
             assert_eq!(back, t);
         }
+    }
+
+    #[test]
+    fn choices_round_trip() {
+        for c in [vec![], vec![0], vec![0, 0, 0, 1, 1, 0, 12, 12]] {
+            assert_eq!(decode_choices(&encode_choices(&c)), Some(c));
+        }
+        assert_eq!(encode_choices(&[0, 0, 0, 1, 1, 0]), "0x3-1x2-0");
+        assert_eq!(decode_choices("0x0"), None);
+        assert_eq!(decode_choices("a"), None);
     }
 
     #[test]

@@ -78,12 +78,19 @@ fn the_lesson_race_is_oversold_double_sale_lost_update_and_overlap() {
 #[test]
 fn lost_update_without_oversell() {
     // Three tickets, both buyers read 3 and write 2: one sale vanishes.
-    let text = RACE.replace("read 1", "read 3").replace("wrote 0", "wrote 2").replace("bought 1", "bought 3");
+    let text = RACE
+        .replace("read 1", "read 3")
+        .replace("wrote 0", "wrote 2")
+        .replace("bought 1", "bought 3");
     let v = run(&text, 2, 3, Some(Contents::Count(2)));
     let kinds: Vec<FindingKind> = v.iter().map(|v| v.kind).collect();
     assert_eq!(
         kinds,
-        vec![FindingKind::DoubleSale, FindingKind::LostUpdate, FindingKind::Overlap]
+        vec![
+            FindingKind::DoubleSale,
+            FindingKind::LostUpdate,
+            FindingKind::Overlap
+        ]
     );
     insta::assert_snapshot!("lost_update", render(&v));
 }

@@ -33,7 +33,10 @@ fn bad_input_is_exit_2_with_one_line_naming_the_value() {
         (&["explore", "--trials", "many"], "many"),
         (&["explore", "--jitter-ms", "-3"], "-3"),
         (&["explore", "--frobnicate"], "--frobnicate"),
-        (&["explore", "--keep", "/proc/version/sub", "--trials", "1"], "/proc/version/sub"),
+        (
+            &["explore", "--keep", "/proc/version/sub", "--trials", "1"],
+            "/proc/version/sub",
+        ),
         (&["replay", "not-a-token"], "not-a-token"),
         (&["replay", "ov1.none.b0.t1.j0.r1.sjitter"], "no buyers"),
     ];
@@ -49,7 +52,11 @@ fn bad_input_is_exit_2_with_one_line_naming_the_value() {
         );
         assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
     }
-    assert!(leftovers(tmp.path()).is_empty(), "left {:?}", leftovers(tmp.path()));
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "left {:?}",
+        leftovers(tmp.path())
+    );
 }
 
 #[test]
@@ -59,17 +66,39 @@ fn no_lock_is_caught_with_a_token_in_the_json_report() {
     let out = oversell(
         tmp.path(),
         &[
-            "explore", "--lock", "none", "--schedule", "barrier", "--trials", "5",
-            "--seed", "1", "--json", json.to_str().expect("utf-8 path"),
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "barrier",
+            "--trials",
+            "5",
+            "--seed",
+            "1",
+            "--json",
+            json.to_str().expect("utf-8 path"),
         ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("oversell replay ov1.none."), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
             .expect("report is JSON");
-    for field in ["version", "lock", "schedule", "seed", "trials_run", "trials_failed", "elapsed_ms"] {
+    for field in [
+        "version",
+        "lock",
+        "schedule",
+        "seed",
+        "trials_run",
+        "trials_failed",
+        "elapsed_ms",
+    ] {
         assert!(report.get(field).is_some(), "no {field} in {report}");
     }
     let findings = report["findings"].as_array().expect("findings array");
@@ -98,15 +127,42 @@ fn expect_violation_turns_a_caught_race_into_success() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = oversell(
         tmp.path(),
-        &["explore", "--lock", "none", "--schedule", "barrier", "--buyers", "3",
-          "--tickets", "1", "--trials", "3", "--expect", "violation", "--quiet"],
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "barrier",
+            "--buyers",
+            "3",
+            "--tickets",
+            "1",
+            "--trials",
+            "3",
+            "--expect",
+            "violation",
+            "--quiet",
+        ],
     );
     assert_eq!(out.status.code(), Some(0));
     let out = oversell(
         tmp.path(),
-        &["explore", "--lock", "flock", "--trials", "3", "--expect", "violation", "--quiet"],
+        &[
+            "explore",
+            "--lock",
+            "flock",
+            "--trials",
+            "3",
+            "--expect",
+            "violation",
+            "--quiet",
+        ],
     );
-    assert_eq!(out.status.code(), Some(1), "a clean run does not meet --expect violation");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clean run does not meet --expect violation"
+    );
 }
 
 #[test]
@@ -116,8 +172,19 @@ fn every_sound_lock_is_clean() {
         for schedule in ["jitter", "barrier"] {
             let out = oversell(
                 tmp.path(),
-                &["explore", "--lock", lock, "--schedule", schedule, "--trials", "8",
-                  "--seed", "2", "--jitter-ms", "1"],
+                &[
+                    "explore",
+                    "--lock",
+                    lock,
+                    "--schedule",
+                    schedule,
+                    "--trials",
+                    "8",
+                    "--seed",
+                    "2",
+                    "--jitter-ms",
+                    "1",
+                ],
             );
             assert_eq!(
                 out.status.code(),
@@ -127,7 +194,11 @@ fn every_sound_lock_is_clean() {
             );
         }
     }
-    assert!(leftovers(tmp.path()).is_empty(), "left {:?}", leftovers(tmp.path()));
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "left {:?}",
+        leftovers(tmp.path())
+    );
 }
 
 #[test]
@@ -136,8 +207,18 @@ fn keep_keeps_the_trial_directories() {
     let keep = tmp.path().join("kept");
     let out = oversell(
         tmp.path(),
-        &["explore", "--lock", "flock", "--trials", "2", "--buyers", "2", "--quiet",
-          "--keep", keep.to_str().expect("utf-8 path")],
+        &[
+            "explore",
+            "--lock",
+            "flock",
+            "--trials",
+            "2",
+            "--buyers",
+            "2",
+            "--quiet",
+            "--keep",
+            keep.to_str().expect("utf-8 path"),
+        ],
     );
     assert_eq!(out.status.code(), Some(0));
     let dirs: Vec<_> = std::fs::read_dir(&keep).expect("kept").flatten().collect();

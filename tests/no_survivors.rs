@@ -52,8 +52,17 @@ fn a_killed_explorer_leaves_no_process_behind() {
     let marker = tmp.path().to_str().expect("utf-8 path").to_string();
     let mut explorer = Command::new(BIN)
         .args([
-            "explore", "--lock", "socket", "--trials", "100000", "--buyers", "6",
-            "--jitter-ms", "300", "--seed", "1",
+            "explore",
+            "--lock",
+            "socket",
+            "--trials",
+            "100000",
+            "--buyers",
+            "6",
+            "--jitter-ms",
+            "300",
+            "--seed",
+            "1",
         ])
         .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
@@ -67,13 +76,18 @@ fn a_killed_explorer_leaves_no_process_behind() {
         procs.iter().any(|(_, c)| c.contains("__buyer"))
             && procs.iter().any(|(_, c)| c.contains("__lock-server"))
     });
-    assert!(busy, "the explorer never got buyers and a lock server running");
+    assert!(
+        busy,
+        "the explorer never got buyers and a lock server running"
+    );
 
     kill(Pid::from_raw(explorer.id() as i32), Signal::SIGKILL).expect("kill explorer");
     explorer.wait().expect("reap explorer");
 
     let started = Instant::now();
-    let gone = wait_for(Duration::from_secs(5), || processes_mentioning(&marker).is_empty());
+    let gone = wait_for(Duration::from_secs(5), || {
+        processes_mentioning(&marker).is_empty()
+    });
     assert!(
         gone,
         "still running {:?} after the explorer was killed",
@@ -82,7 +96,10 @@ fn a_killed_explorer_leaves_no_process_behind() {
     eprintln!("all children gone {:?} after SIGKILL", started.elapsed());
 
     // The dead explorer's trial directory is still there; the next run removes it.
-    assert!(entries(tmp.path()) > 0, "expected the killed run's directory");
+    assert!(
+        entries(tmp.path()) > 0,
+        "expected the killed run's directory"
+    );
     let out = Command::new(BIN)
         .args(["explore", "--lock", "flock", "--trials", "1", "--quiet"])
         .env("TMPDIR", tmp.path())

@@ -7,6 +7,7 @@
 //! them as the schedule says, and enforces the trial's timeout with TERM, grace, KILL.
 //! Then it merges the ledger into a [`History`] and reads the final store.
 
+mod controlled;
 mod process;
 
 use crate::buyer::{msg, Pace};
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use controlled::Session;
 pub(crate) use process::pid_alive;
 
 /// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
@@ -87,6 +89,9 @@ pub struct BuyerSpec {
     pub pace: String,
     /// The trial's SysV semaphore, for the `sysv` backend.
     pub sem_id: Option<i32>,
+    /// Run round after round until the control channel closes (controlled schedules).
+    #[serde(default)]
+    pub reuse: bool,
 }
 
 /// Everything one trial left behind.
@@ -102,6 +107,19 @@ pub struct TrialRun {
     pub leaked: bool,
     /// Wall time of the trial, spawn to reap.
     pub elapsed: Duration,
+    /// Under a controlled schedule: the steps the run took.
+    pub schedule: Option<ScheduleRecord>,
+}
+
+/// The schedule a controlled run followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRecord {
+    /// The buyer run at each step.
+    pub choices: Vec<u32>,
+    /// How many of those steps preempted a buyer that could have gone on.
+    pub preemptions: u32,
+    /// Set when a replayed schedule no longer fit the run.
+    pub diverged: Option<crate::schedule::Diverged>,
 }
 
 /// Why a trial could not be run at all (as opposed to a finding, which is data).
@@ -194,6 +212,11 @@ enum Wait {
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
+    if trial.schedule.is_controlled() {
+        let mut session = Session::new(trial.lock, trial.store, cfg)?;
+        let mut scheduler = crate::schedule::for_trial(trial);
+        return session.run(trial, &mut *scheduler);
+    }
     let started = Instant::now();
     let dir = TrialDir::create(cfg.keep.as_deref())?;
     let store_path = store::path(&dir.path);
@@ -202,26 +225,14 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
     File::create(crate::ledger::path(&dir.path))
         .map_err(|e| HarnessError::Io("creating the ledger", e))?;
 
-    let sem = if trial.lock == LockKind::Sysv {
-        let sem = sysv::Semaphore::create().map_err(HarnessError::Lock)?;
-        std::fs::write(dir.path.join(SEM_NOTE), sem.id.to_string())
-            .map_err(|e| HarnessError::Io("noting the semaphore id", e))?;
-        Some(sem)
-    } else {
-        None
-    };
-
     let mut group = Group::default();
     let deadline = started + cfg.timeout;
-    let server = if trial.lock.needs_server() {
-        Some(start_server(&mut group, &cfg.exe, &dir.path, deadline)?)
-    } else {
-        None
-    };
+    let LockState { sem, server } =
+        prepare_lock(trial.lock, &dir.path, &mut group, &cfg.exe, deadline)?;
 
     let pace = match trial.schedule {
-        Schedule::Jitter => Pace::Free,
         Schedule::Barrier => Pace::Barrier,
+        _ => Pace::Free,
     };
     let mut conns = Vec::with_capacity(trial.buyers as usize);
     for index in 0..trial.buyers {
@@ -240,8 +251,15 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
                 .to_string(),
             pace: pace.name().to_string(),
             sem_id: sem.as_ref().map(|s| s.id),
+            reuse: false,
         };
-        conns.push(spawn_buyer(&mut group, &cfg.exe, &spec)?);
+        let (sock, member) = spawn_buyer(&mut group, &cfg.exe, &spec)?;
+        conns.push(Conn {
+            sock,
+            member,
+            open: true,
+            state: Wait::Running,
+        });
     }
 
     let timed_out = !drive(&mut conns, pace, deadline);
@@ -290,10 +308,15 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
         kept,
         leaked,
         elapsed: started.elapsed(),
+        schedule: None,
     })
 }
 
-fn spawn_buyer(group: &mut Group, exe: &Path, spec: &BuyerSpec) -> Result<Conn, HarnessError> {
+fn spawn_buyer(
+    group: &mut Group,
+    exe: &Path,
+    spec: &BuyerSpec,
+) -> Result<(UnixStream, MemberId), HarnessError> {
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| HarnessError::Io("making a control socket", e))?;
     let json = serde_json::to_string(spec)
@@ -307,12 +330,7 @@ fn spawn_buyer(group: &mut Group, exe: &Path, spec: &BuyerSpec) -> Result<Conn, 
         .stdout(Stdio::null())
         .stderr(Stdio::from(err));
     let member = group.spawn(cmd).map_err(HarnessError::Spawn)?;
-    Ok(Conn {
-        sock: ours,
-        member,
-        open: true,
-        state: Wait::Running,
-    })
+    Ok((ours, member))
 }
 
 fn start_server(
@@ -455,6 +473,35 @@ fn poll_readable(conns: &[Conn], live: &[usize], wait_ms: u16) -> io::Result<Vec
         .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
         .map(|(&i, _)| i)
         .collect())
+}
+
+/// The shared state of a trial directory: the semaphore or lock server a lock needs.
+struct LockState {
+    sem: Option<sysv::Semaphore>,
+    server: Option<MemberId>,
+}
+
+fn prepare_lock(
+    lock: LockKind,
+    dir: &Path,
+    group: &mut Group,
+    exe: &Path,
+    deadline: Instant,
+) -> Result<LockState, HarnessError> {
+    let sem = if lock == LockKind::Sysv {
+        let sem = sysv::Semaphore::create().map_err(HarnessError::Lock)?;
+        std::fs::write(dir.join(SEM_NOTE), sem.id.to_string())
+            .map_err(|e| HarnessError::Io("noting the semaphore id", e))?;
+        Some(sem)
+    } else {
+        None
+    };
+    let server = if lock.needs_server() {
+        Some(start_server(group, exe, dir, deadline)?)
+    } else {
+        None
+    };
+    Ok(LockState { sem, server })
 }
 
 fn stderr_tail(dir: &Path, index: u32) -> String {

@@ -62,6 +62,32 @@ pub struct Report {
     pub elapsed_ms: u64,
     /// Every finding, in trial order.
     pub findings: Vec<Finding>,
+    /// Under `exhaustive`: each trial shape whose every schedule ran clean.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<Verified>,
+}
+
+/// A trial shape verified clean over every schedule within a preemption bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verified {
+    /// Buyers in the trial.
+    pub buyers: u32,
+    /// Tickets in the trial.
+    pub tickets: u32,
+    /// The preemption bound.
+    pub preemptions: u32,
+    /// How many schedules ran.
+    pub schedules: u64,
+}
+
+impl Verified {
+    /// The line `explore` prints.
+    pub fn line(&self) -> String {
+        format!(
+            "verified: all {} schedules of {} buyers, {} tickets, ≤ {} preemptions",
+            self.schedules, self.buyers, self.tickets, self.preemptions
+        )
+    }
 }
 
 impl Report {
@@ -76,6 +102,7 @@ impl Report {
             trials_failed: 0,
             elapsed_ms: 0,
             findings: Vec::new(),
+            verified: Vec::new(),
         }
     }
 

@@ -1,0 +1,381 @@
+//! Controlled trials: exactly one buyer runs between yield points.
+//!
+//! A [`Session`] owns a trial directory, its lock state and a pool of buyer processes
+//! that run round after round, so a search over thousands of schedules does not pay a
+//! spawn per buyer per schedule. Each round resets the store and the ledger, releases
+//! the buyers through the start barrier, then at every step asks the [`Scheduler`] which
+//! runnable buyer goes next, sends it `go`, and reads the point it stops at next. A busy
+//! lock is a scheduling decision: the buyer reports `blocked` and becomes runnable again
+//! after some buyer releases or dies. When every live buyer is blocked the round is a
+//! deadlock; a buyer that does not report in time is a hang. A round that ends in any
+//! way but cleanly poisons the session, which is then torn down.
+
+use super::process::{Group, MemberId};
+use super::{
+    prepare_lock, spawn_buyer, stderr_tail, BuyerSpec, HarnessConfig, HarnessError, LockState,
+    ScheduleRecord, TrialDir, TrialRun,
+};
+use crate::buyer::{msg, Pace, Point};
+use crate::ledger::{Exit, Fate, History, Stuck};
+use crate::lock::LockKind;
+use crate::scenario::{StoreMode, Trial};
+use crate::schedule::Scheduler;
+use crate::store;
+use nix::sys::signal::Signal;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+/// A pool of reusable buyer processes for one lock and store mode.
+pub struct Session {
+    cfg: HarnessConfig,
+    lock: LockKind,
+    store: StoreMode,
+    dir: TrialDir,
+    group: Group,
+    lock_state: LockState,
+    slots: Vec<Option<Slot>>,
+    poisoned: bool,
+}
+
+struct Slot {
+    sock: UnixStream,
+    member: MemberId,
+    /// Sent `ready` and waits at the start barrier.
+    idle: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Parked at a yield point, runnable.
+    At(Point),
+    /// Waiting for the lock.
+    Blocked,
+    /// Finished the round.
+    Done,
+    /// Exited or was killed.
+    Dead,
+}
+
+/// Points at which a buyer is inside the critical section.
+fn holds_lock(p: Point) -> bool {
+    matches!(
+        p,
+        Point::Read | Point::Write | Point::Truncated | Point::Release
+    )
+}
+
+enum Reply {
+    Byte(u8),
+    Closed,
+    TimedOut,
+}
+
+fn read_reply(sock: &mut UnixStream) -> Reply {
+    let mut b = [0u8; 1];
+    loop {
+        return match sock.read(&mut b) {
+            Ok(1) => Reply::Byte(b[0]),
+            Ok(_) => Reply::Closed,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Reply::TimedOut
+            }
+            Err(_) => Reply::Closed,
+        };
+    }
+}
+
+impl Session {
+    /// A session for `lock` and `store`, with no buyers yet.
+    pub fn new(
+        lock: LockKind,
+        store: StoreMode,
+        cfg: &HarnessConfig,
+    ) -> Result<Session, HarnessError> {
+        let dir = TrialDir::create(cfg.keep.as_deref())?;
+        let mut group = Group::default();
+        let deadline = Instant::now() + cfg.timeout;
+        let lock_state = prepare_lock(lock, &dir.path, &mut group, &cfg.exe, deadline)?;
+        Ok(Session {
+            cfg: cfg.clone(),
+            lock,
+            store: lock.required_store().unwrap_or(store),
+            dir,
+            group,
+            lock_state,
+            slots: Vec::new(),
+            poisoned: false,
+        })
+    }
+
+    /// False once a round ended in a way that may have left state behind (a death, a
+    /// deadlock, a hang): run the next trial in a new session.
+    pub fn healthy(&self) -> bool {
+        !self.poisoned
+    }
+
+    /// True when this session can run `trial`.
+    pub fn fits(&self, trial: &Trial) -> bool {
+        self.lock == trial.lock && self.store == trial.lock.required_store().unwrap_or(trial.store)
+    }
+
+    fn step_timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    fn ensure_buyer(&mut self, index: u32) -> Result<(), HarnessError> {
+        let i = index as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].is_some() {
+            return Ok(());
+        }
+        let spec = BuyerSpec {
+            lock: self.lock.name().to_string(),
+            dir: self.dir.path.clone(),
+            index,
+            start_us: 0,
+            hold_us: 0,
+            store: self.store.name().to_string(),
+            pace: Pace::Controlled.name().to_string(),
+            sem_id: self.lock_state.sem.as_ref().map(|s| s.id),
+            reuse: true,
+        };
+        let (sock, member) = spawn_buyer(&mut self.group, &self.cfg.exe, &spec)?;
+        sock.set_read_timeout(Some(self.step_timeout()))
+            .map_err(|e| HarnessError::Io("setting a control timeout", e))?;
+        self.slots[i] = Some(Slot {
+            sock,
+            member,
+            idle: false,
+        });
+        Ok(())
+    }
+
+    /// Brings buyer `i` to the start barrier; false when it could not get there.
+    fn make_idle(&mut self, i: usize) -> bool {
+        let Some(slot) = self.slots[i].as_mut() else {
+            return false;
+        };
+        if slot.idle {
+            return true;
+        }
+        match read_reply(&mut slot.sock) {
+            Reply::Byte(msg::READY) => {
+                slot.idle = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Runs one round of `trial` under `scheduler`.
+    pub fn run(
+        &mut self,
+        trial: &Trial,
+        scheduler: &mut dyn Scheduler,
+    ) -> Result<TrialRun, HarnessError> {
+        let started = Instant::now();
+        let n = trial.buyers as usize;
+        store::create(&store::path(&self.dir.path), trial.tickets as i64)
+            .map_err(|e| HarnessError::Io("writing the store", e))?;
+        File::create(crate::ledger::path(&self.dir.path))
+            .map_err(|e| HarnessError::Io("resetting the ledger", e))?;
+
+        let mut state = vec![State::Dead; n];
+        let mut stuck: Option<Stuck> = None;
+        for i in 0..n {
+            self.ensure_buyer(i as u32)?;
+        }
+        // Start barrier: all buyers idle, then all released to their first point.
+        for (i, st) in state.iter_mut().enumerate() {
+            if !self.make_idle(i) {
+                self.poisoned = true;
+                continue;
+            }
+            let Some(slot) = self.slots[i].as_mut() else {
+                continue;
+            };
+            slot.idle = false;
+            if slot.sock.write_all(&[msg::GO]).is_err() {
+                self.poisoned = true;
+                continue;
+            }
+            *st = match read_reply(&mut slot.sock) {
+                Reply::Byte(b) => Point::from_code(b).map_or(State::Dead, State::At),
+                _ => State::Dead,
+            };
+            if *st == State::Dead {
+                self.poisoned = true;
+            }
+        }
+
+        let mut choices = Vec::new();
+        let mut preemptions = 0u32;
+        let mut current: Option<u32> = None;
+        let mut holder: Option<u32> = None;
+        let mut diverged = None;
+        let mut timed_out = false;
+        loop {
+            let runnable: Vec<u32> = (0..n as u32)
+                .filter(|&b| matches!(state[b as usize], State::At(_)))
+                .collect();
+            if runnable.is_empty() {
+                let waiting: Vec<u32> = (0..n as u32)
+                    .filter(|&b| state[b as usize] == State::Blocked)
+                    .collect();
+                if !waiting.is_empty() {
+                    stuck = Some(Stuck::Deadlock { waiting, holder });
+                    self.poisoned = true;
+                }
+                break;
+            }
+            let cur = current.filter(|c| runnable.contains(c));
+            let b = match scheduler.pick(choices.len(), &runnable, cur) {
+                Ok(b) => b,
+                Err(d) => {
+                    diverged = Some(d);
+                    self.poisoned = true;
+                    break;
+                }
+            };
+            if cur.is_some_and(|c| c != b) {
+                preemptions += 1;
+            }
+            choices.push(b);
+            let bi = b as usize;
+            let before = state[bi];
+            let Some(slot) = self.slots[bi].as_mut() else {
+                state[bi] = State::Dead;
+                continue;
+            };
+            let reply = if slot.sock.write_all(&[msg::GO]).is_ok() {
+                read_reply(&mut slot.sock)
+            } else {
+                Reply::Closed
+            };
+            state[bi] = match reply {
+                Reply::Byte(msg::BLOCKED) => State::Blocked,
+                Reply::Byte(msg::READY) => {
+                    slot.idle = true;
+                    State::Done
+                }
+                Reply::Byte(code) => match Point::from_code(code) {
+                    Some(p) => State::At(p),
+                    None => State::Dead,
+                },
+                Reply::Closed => State::Dead,
+                Reply::TimedOut => {
+                    let after = match before {
+                        State::At(p) => p.name().to_string(),
+                        _ => "acquire".to_string(),
+                    };
+                    stuck = Some(Stuck::Hang { buyer: b, after });
+                    timed_out = true;
+                    self.poisoned = true;
+                    break;
+                }
+            };
+            match state[bi] {
+                State::At(p) if holds_lock(p) => holder = Some(b),
+                State::Dead => self.poisoned = true,
+                _ => {}
+            }
+            // A release (or a death) may free the lock: blocked buyers may try again.
+            let released = before == State::At(Point::Release) || state[bi] == State::Dead;
+            if released {
+                if holder == Some(b) && state[bi] != State::Dead {
+                    holder = None;
+                }
+                for s in state.iter_mut().filter(|s| **s == State::Blocked) {
+                    *s = State::At(Point::Acquire);
+                }
+            }
+            current = Some(b);
+        }
+        if diverged.is_none() {
+            if let Err(d) = scheduler.finish(choices.len()) {
+                diverged = Some(d);
+            }
+        }
+
+        // Fates: finished buyers stay parked for the next round; the others are reaped.
+        let mut fates = Vec::with_capacity(n);
+        for (i, st) in state.iter().enumerate() {
+            let pid = self.slots[i]
+                .as_ref()
+                .map_or(0, |s| self.group.pid(s.member));
+            let exit = match (st, self.slots[i].as_ref()) {
+                (State::Done, _) => Exit::Code(0),
+                (State::Dead, Some(slot)) => {
+                    self.group.wait_one(slot.member, Duration::from_secs(2));
+                    self.group.exit(slot.member)
+                }
+                _ => Exit::Unknown,
+            };
+            fates.push(Fate {
+                exit,
+                pid,
+                killed_by_fault: false,
+                killed_by_timeout: timed_out || (stuck.is_some() && *st != State::Done),
+                stderr_tail: stderr_tail(&self.dir.path, i as u32),
+            });
+        }
+        let mut leaked = false;
+        if self.poisoned {
+            // Tear everything down now so the history below is final.
+            self.group.terminate(self.cfg.grace);
+            leaked = !self.group.finish();
+            for s in &mut self.slots {
+                *s = None;
+            }
+        }
+        let mut history = History::read(&crate::ledger::path(&self.dir.path))
+            .map_err(|e| HarnessError::Io("reading the ledger", e))?;
+        history.fates = fates;
+        history.timed_out = timed_out;
+        history.stuck = stuck;
+        let final_store = match store::read(&store::path(&self.dir.path)) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(HarnessError::Io("reading the final store", e)),
+        };
+        Ok(TrialRun {
+            history,
+            final_store,
+            kept: self.dir.temp.is_none().then(|| self.dir.path.clone()),
+            leaked,
+            elapsed: started.elapsed(),
+            schedule: Some(ScheduleRecord {
+                choices,
+                preemptions,
+                diverged,
+            }),
+        })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Closing the control sockets ends reused buyers cleanly; the group guard kills
+        // whatever does not end in time.
+        for s in &mut self.slots {
+            *s = None;
+        }
+        if let Some(server) = self.lock_state.server {
+            self.group.signal(server, Signal::SIGKILL);
+        }
+        if !self.group.wait_all(Duration::from_millis(500)) {
+            self.group.signal_all(Signal::SIGKILL);
+        }
+        self.group.finish();
+    }
+}

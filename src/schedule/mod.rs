@@ -1,0 +1,97 @@
+//! Schedule strategies for controlled trials: one file each, behind [`Scheduler`].
+//!
+//! Under a controlled schedule exactly one buyer runs between yield points. At each step
+//! the harness hands the strategy the sorted list of buyers that can run and the buyer
+//! that ran last (when it can run again), and the strategy picks one. The harness records
+//! every pick, so a run's schedule is a list of buyer indices that replays exactly.
+//!
+//! Adding a strategy means one new file here and one arm in [`for_trial`].
+
+mod exhaustive;
+mod pct;
+mod random;
+mod replay;
+
+pub use exhaustive::{count_preemptions, Dfs};
+pub use pct::{bound as pct_bound, Pct};
+pub use random::Random;
+pub use replay::Replay;
+
+use crate::scenario::{Schedule, Trial};
+use std::fmt;
+
+/// Picks which buyer runs next under a controlled schedule.
+pub trait Scheduler {
+    /// Chooses the buyer for step `step` (counted from 0). `runnable` is sorted and never
+    /// empty; `current` is the buyer that ran the previous step, when it can run again.
+    fn pick(
+        &mut self,
+        step: usize,
+        runnable: &[u32],
+        current: Option<u32>,
+    ) -> Result<u32, Diverged>;
+
+    /// Called once the run has ended after `steps` steps; a strategy that follows a
+    /// recorded schedule reports steps it never reached.
+    fn finish(&mut self, steps: usize) -> Result<(), Diverged> {
+        let _ = steps;
+        Ok(())
+    }
+}
+
+/// A recorded schedule that no longer fits the program it is replayed against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diverged {
+    /// The step at which it stopped fitting.
+    pub step: usize,
+    /// What the schedule said to do there.
+    pub wanted: Option<u32>,
+    /// Which buyers could run.
+    pub runnable: Vec<u32>,
+}
+
+impl fmt::Display for Diverged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.wanted {
+            Some(b) => write!(
+                f,
+                "the schedule diverges at step {}: it runs buyer {b}, but only {:?} can run",
+                self.step, self.runnable
+            ),
+            None if self.runnable.is_empty() => write!(
+                f,
+                "the schedule diverges: the run ended at step {} with steps of the schedule left",
+                self.step
+            ),
+            None => write!(
+                f,
+                "the schedule diverges: it ends at step {} while buyers {:?} can still run",
+                self.step, self.runnable
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Diverged {}
+
+/// Yield points a buyer passes at most (check, acquire, read, write, truncated, release,
+/// record): the step estimate PCT draws its change points from.
+pub const POINTS_PER_BUYER: usize = 7;
+
+/// The strategy a trial asks for: its recorded steps when it carries them, else a fresh
+/// strategy seeded by the trial.
+pub fn for_trial(trial: &Trial) -> Box<dyn Scheduler> {
+    if let Some(choices) = &trial.choices {
+        return Box::new(Replay::strict(choices.clone()));
+    }
+    match trial.schedule {
+        Schedule::Pct { depth } => Box::new(Pct::new(
+            trial.seed,
+            trial.buyers,
+            depth,
+            trial.buyers as usize * POINTS_PER_BUYER,
+        )),
+        Schedule::Exhaustive { preemptions } => Box::new(Dfs::new(Vec::new(), preemptions)),
+        _ => Box::new(Random::new(trial.seed)),
+    }
+}
