@@ -1,6 +1,10 @@
 //! The [`Report`] of a run, and its renderings: JSON (stable fields, see ARCHITECTURE.md)
 //! and plain text. Rendering returns strings; only `cli` prints or writes them.
 
+pub mod junit;
+pub mod merge;
+pub mod timeline;
+
 use crate::check::{FindingKind, Violation};
 use serde::{Deserialize, Serialize};
 

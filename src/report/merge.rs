@@ -1,0 +1,131 @@
+//! Merging the reports of shards (`explore --shard K/N`) into one report.
+//!
+//! Shards of one run share lock, schedule and seed and run disjoint trial indices. The
+//! merged report sums `trials_run` and `trials_failed`, takes the **largest** `elapsed_ms`
+//! (shards run side by side, so the run took as long as its slowest shard), and holds
+//! every finding, sorted by trial index.
+
+use super::Report;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Why reports could not be merged or read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// There was no report to merge.
+    Empty,
+    /// Two reports disagree on a field that must be equal across shards.
+    Mismatch {
+        /// The field: `version`, `lock`, `schedule` or `seed`.
+        field: &'static str,
+        /// The first report's value.
+        first: String,
+        /// The disagreeing value.
+        other: String,
+    },
+    /// Two reports both hold findings of one trial: the same shard was given twice, or
+    /// the shards overlap.
+    DuplicateTrial(u64),
+    /// A report is not valid report JSON.
+    Parse(serde_json::Error),
+}
+
+impl fmt::Display for MergeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MergeError::Empty => f.write_str("no reports to merge"),
+            MergeError::Mismatch {
+                field,
+                first,
+                other,
+            } => write!(
+                f,
+                "reports disagree on {field} ({first} vs {other}); only shards of one run merge"
+            ),
+            MergeError::DuplicateTrial(t) => write!(
+                f,
+                "two reports both have findings in trial {t}; was one shard given twice?"
+            ),
+            MergeError::Parse(e) => write!(f, "not an oversell JSON report: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MergeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MergeError::Parse(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a report from its JSON form (as written by `explore --json`).
+pub fn parse(json: &str) -> Result<Report, MergeError> {
+    serde_json::from_str(json).map_err(MergeError::Parse)
+}
+
+fn same(field: &'static str, first: String, other: String) -> Result<(), MergeError> {
+    if first == other {
+        Ok(())
+    } else {
+        Err(MergeError::Mismatch {
+            field,
+            first,
+            other,
+        })
+    }
+}
+
+/// Combines shard reports of one run (same version, lock, schedule and seed) into one.
+pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
+    let mut iter = reports.into_iter();
+    let mut out = iter.next().ok_or(MergeError::Empty)?;
+    // Which report (by position) holds findings of each trial.
+    let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
+    for f in &out.findings {
+        owner.insert(f.trial, 0);
+    }
+    for (pos, r) in iter.enumerate() {
+        let pos = pos + 1;
+        same("version", out.version.clone(), r.version.clone())?;
+        same("lock", out.lock.clone(), r.lock.clone())?;
+        same("schedule", out.schedule.clone(), r.schedule.clone())?;
+        same("seed", out.seed.to_string(), r.seed.to_string())?;
+        for f in &r.findings {
+            match owner.get(&f.trial) {
+                Some(&p) if p != pos => return Err(MergeError::DuplicateTrial(f.trial)),
+                _ => {
+                    owner.insert(f.trial, pos);
+                }
+            }
+        }
+        out.trials_run = out.trials_run.saturating_add(r.trials_run);
+        out.trials_failed = out.trials_failed.saturating_add(r.trials_failed);
+        out.elapsed_ms = out.elapsed_ms.max(r.elapsed_ms);
+        out.findings.extend(r.findings);
+    }
+    // A stable sort keeps each trial's findings in the order the checker gave them.
+    out.findings.sort_by_key(|f| f.trial);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_report_merges_to_itself() {
+        let r = Report::new("flock", "jitter", 7);
+        assert_eq!(merge(vec![r.clone()]).expect("merge"), r);
+    }
+
+    #[test]
+    fn errors_read_well() {
+        let e = merge(Vec::new()).expect_err("empty");
+        assert_eq!(e.to_string(), "no reports to merge");
+        let e = parse("{").expect_err("bad json");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}

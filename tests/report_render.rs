@@ -1,0 +1,409 @@
+//! Renderings of results: the timeline picture, JUnit XML, and merged shard reports.
+//! Everything here is built by hand; no process is spawned.
+
+use oversell::check::{check, FindingKind, Observation, Violation};
+use oversell::ledger::History;
+use oversell::report::junit::junit;
+use oversell::report::merge::{merge, parse, MergeError};
+use oversell::report::timeline::{self, Axis, TimelineInput};
+use oversell::report::{Finding, Report};
+use oversell::store::Contents;
+
+/// Two buyers, one ticket, no lock: both read 1, both write 0, both claim ticket 1.
+const OVERSOLD: &str = "\
+1000 0 start
+1100 1 start
+2000 0 check 1
+2100 1 check 1
+3000 0 acquired
+3100 1 acquired
+4000 0 read 1
+4100 1 read 1
+5000 0 wrote 0
+5100 1 wrote 0
+6000 0 released
+6100 1 released
+7000 0 bought 1
+7100 1 bought 1
+";
+
+fn checked(ledger: &str, buyers: u32, tickets: u32, final_count: i64) -> (History, Vec<Violation>) {
+    let history = History::parse(ledger);
+    let store = Contents::Count(final_count);
+    let violations = check(&Observation {
+        tickets,
+        buyers,
+        history: &history,
+        final_store: Some(&store),
+        leaked: false,
+    });
+    (history, violations)
+}
+
+fn render(history: &History, buyers: u32, violations: &[Violation], axis: Axis) -> String {
+    timeline::svg(&TimelineInput {
+        title: "lock none · trial 0 · fixed history".to_string(),
+        buyers,
+        history,
+        findings: timeline::marks(violations),
+        axis,
+    })
+}
+
+fn has_class(node: &roxmltree::Node, class: &str) -> bool {
+    node.attribute("class")
+        .is_some_and(|c| c.split_whitespace().any(|w| w == class))
+}
+
+/// Checks the picture's structure: it parses, one lane per buyer, a red mark per finding event.
+fn assert_picture(svg: &str, buyers: u32, violations: &[Violation]) {
+    let doc = roxmltree::Document::parse(svg).expect("the SVG parses as XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let lanes: Vec<_> = doc.descendants().filter(|n| has_class(n, "lane")).collect();
+    assert_eq!(lanes.len(), buyers as usize, "one lane per buyer");
+    for (b, lane) in lanes.iter().enumerate() {
+        assert_eq!(lane.attribute("data-buyer"), Some(b.to_string().as_str()));
+        let label = format!("buyer {b}");
+        assert!(
+            lane.descendants()
+                .any(|n| n.text().is_some_and(|t| t.starts_with(&label))),
+            "lane {b} is labelled"
+        );
+    }
+    let red: Vec<_> = doc
+        .descendants()
+        .filter(|n| has_class(n, "finding"))
+        .collect();
+    for v in violations {
+        for &e in &v.events {
+            let mark = red
+                .iter()
+                .find(|n| n.attribute("data-event") == Some(e.to_string().as_str()));
+            let mark = mark.unwrap_or_else(|| panic!("event {e} of {} is marked", v.kind));
+            assert_eq!(
+                mark.attribute("stroke"),
+                Some("#d62728"),
+                "finding marks are red"
+            );
+        }
+        let caption = format!("{}: ", v.kind);
+        assert!(
+            doc.descendants()
+                .any(|n| n.text().is_some_and(|t| t.starts_with(&caption))),
+            "{} is captioned",
+            v.kind
+        );
+    }
+}
+
+#[test]
+fn oversold_history_draws_every_lane_and_red_finding_mark() {
+    let (history, violations) = checked(OVERSOLD, 2, 1, 0);
+    let kinds: Vec<FindingKind> = violations.iter().map(|v| v.kind).collect();
+    assert!(kinds.contains(&FindingKind::Oversold), "{kinds:?}");
+    assert!(kinds.contains(&FindingKind::Overlap), "{kinds:?}");
+    for axis in [Axis::Time, Axis::Steps] {
+        let svg = render(&history, 2, &violations, axis);
+        assert_picture(&svg, 2, &violations);
+    }
+}
+
+#[test]
+fn clean_history_has_no_finding_marks() {
+    let ledger = "\
+1000 0 start
+1100 1 start
+2000 0 check 1
+2100 1 check 1
+3000 0 acquired
+4000 0 read 1
+5000 0 wrote 0
+6000 0 released
+6500 1 acquired
+7000 0 bought 1
+7100 1 read 0
+7200 1 released
+7300 1 sold_out
+";
+    let (history, violations) = checked(ledger, 2, 1, 0);
+    assert!(violations.is_empty(), "{violations:?}");
+    let svg = render(&history, 2, &violations, Axis::Time);
+    assert_picture(&svg, 2, &violations);
+    assert!(!svg.contains("class=\"finding\""));
+    assert!(svg.contains("no findings"));
+}
+
+#[test]
+fn timeline_snapshot_steps_axis() {
+    let (history, violations) = checked(OVERSOLD, 2, 1, 0);
+    insta::assert_snapshot!(render(&history, 2, &violations, Axis::Steps));
+}
+
+#[test]
+fn html_page_embeds_the_picture_and_escapes_the_title() {
+    let (history, violations) = checked(OVERSOLD, 2, 1, 0);
+    let page = timeline::html(&TimelineInput {
+        title: "lock <none> & co".to_string(),
+        buyers: 2,
+        history: &history,
+        findings: timeline::marks(&violations),
+        axis: Axis::Steps,
+    });
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("<title>lock &lt;none&gt; &amp; co</title>"));
+    assert!(page.contains("<svg"));
+    assert!(page.trim_end().ends_with("</html>"));
+}
+
+/// A ledger for `buyers` buyers racing over `tickets` tickets with no lock, each buyer a
+/// little behind the one before: the shape of a real `jitter` trial.
+fn racing_ledger(buyers: u32, tickets: i64) -> (String, i64) {
+    let mut steps = Vec::new();
+    for b in 0..buyers {
+        let base = 1_000_000 + u64::from(b) * 310_000;
+        for (k, word) in [
+            "start", "check", "acquired", "read", "wrote", "released", "outcome",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let ns = base + k as u64 * 700_000 + u64::from((b * 7 + k as u32) % 5) * 40_000;
+            steps.push((ns, b, *word));
+        }
+    }
+    steps.sort();
+    let mut count = tickets;
+    let mut local = vec![0i64; buyers as usize];
+    let mut out = String::new();
+    for (ns, b, word) in steps {
+        let line = match word {
+            "check" => format!("{ns} {b} check {count}"),
+            "read" => {
+                local[b as usize] = count;
+                format!("{ns} {b} read {count}")
+            }
+            "wrote" if local[b as usize] > 0 => {
+                count = local[b as usize] - 1;
+                format!("{ns} {b} wrote {count}")
+            }
+            "wrote" => continue,
+            "outcome" if local[b as usize] > 0 => format!("{ns} {b} bought {}", local[b as usize]),
+            "outcome" => format!("{ns} {b} sold_out"),
+            w => format!("{ns} {b} {w}"),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    (out, count)
+}
+
+#[test]
+fn many_buyers_stay_readable() {
+    for buyers in [2u32, 5, 16] {
+        let (ledger, fin) = racing_ledger(buyers, 3);
+        let (history, violations) = checked(&ledger, buyers, 3, fin);
+        assert!(!violations.is_empty(), "the race oversells");
+        for axis in [Axis::Time, Axis::Steps] {
+            let svg = render(&history, buyers, &violations, axis);
+            assert_picture(&svg, buyers, &violations);
+            // For eyeballing: OVERSELL_TIMELINE_OUT=/tmp/dir cargo test --test report_render
+            if let Some(dir) = std::env::var_os("OVERSELL_TIMELINE_OUT") {
+                let name = format!("timeline-{buyers}-{axis:?}.svg");
+                std::fs::write(std::path::Path::new(&dir).join(name), &svg).expect("write");
+            }
+        }
+    }
+}
+
+fn finding(kind: FindingKind, trial: u64, detail: &str) -> Finding {
+    let token = format!("ov1.none.t{trial}");
+    Finding {
+        kind,
+        trial,
+        buyers: 2,
+        tickets: 1,
+        detail: detail.to_string(),
+        replay: format!("oversell replay {token}"),
+        token,
+    }
+}
+
+fn report(lock: &str, seed: u64, trials: u64, elapsed_ms: u64, findings: Vec<Finding>) -> Report {
+    let mut r = Report::new(lock, "jitter", seed);
+    r.trials_run = trials;
+    let mut failed: Vec<u64> = findings.iter().map(|f| f.trial).collect();
+    failed.dedup();
+    r.trials_failed = failed.len() as u64;
+    r.elapsed_ms = elapsed_ms;
+    r.findings = findings;
+    r
+}
+
+#[test]
+fn junit_failure_carries_findings_and_replay_commands() {
+    let failing = report(
+        "none",
+        42,
+        100,
+        1500,
+        vec![
+            finding(
+                FindingKind::Oversold,
+                3,
+                "2 buyers claim a sale; the store held 1",
+            ),
+            finding(
+                FindingKind::DoubleSale,
+                3,
+                "buyers 0 and 1 all claim ticket 1",
+            ),
+            finding(
+                FindingKind::Overlap,
+                9,
+                "buyers 0 and 1 held the critical section at once",
+            ),
+        ],
+    );
+    let clean = report("flock", 42, 100, 800, Vec::new());
+    let empty = report("ofd", 42, 0, 0, Vec::new());
+    let xml = junit(&[failing, clean, empty]).expect("junit");
+    let doc = roxmltree::Document::parse(&xml).expect("the JUnit XML parses");
+
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 1);
+    assert_eq!(suites[0].attribute("name"), Some("oversell"));
+    assert_eq!(suites[0].attribute("tests"), Some("3"));
+    assert_eq!(suites[0].attribute("failures"), Some("1"));
+    assert_eq!(suites[0].attribute("skipped"), Some("1"));
+
+    let case = |name: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(name))
+            .unwrap_or_else(|| panic!("test case {name}"))
+    };
+    let failing = case("none/jitter");
+    assert_eq!(failing.attribute("time"), Some("1.500"));
+    let failure = failing
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a failure element");
+    assert_eq!(
+        failure.attribute("message"),
+        Some("oversold: 2 buyers claim a sale; the store held 1")
+    );
+    assert_eq!(failure.attribute("type"), Some("oversold"));
+    let text = failure.text().expect("failure text");
+    for line in [
+        "trial 3 (2 buyers, 1 tickets): oversold: 2 buyers claim a sale; the store held 1",
+        "double_sale: buyers 0 and 1 all claim ticket 1",
+        "overlap: buyers 0 and 1 held the critical section at once",
+        "replay: oversell replay ov1.none.t3",
+        "replay: oversell replay ov1.none.t9",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text:?}");
+    }
+    let property = |case: roxmltree::Node, name: &str| {
+        case.descendants()
+            .find(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
+            .and_then(|n| n.attribute("value"))
+            .map(str::to_string)
+    };
+    assert_eq!(property(failing, "trials_run").as_deref(), Some("100"));
+    assert_eq!(property(failing, "seed").as_deref(), Some("42"));
+
+    let clean = case("flock/jitter");
+    assert!(clean.children().all(|n| !n.has_tag_name("failure")));
+    assert_eq!(property(clean, "trials_run").as_deref(), Some("100"));
+    let empty = case("ofd/jitter");
+    assert!(empty.children().any(|n| n.has_tag_name("skipped")));
+}
+
+#[test]
+fn junit_names_apart_reports_that_share_lock_and_schedule() {
+    let xml = junit(&[
+        report("flock", 1, 10, 5, Vec::new()),
+        report("flock", 2, 10, 5, Vec::new()),
+    ])
+    .expect("junit");
+    assert!(xml.contains("name=\"flock/jitter seed 1\""), "{xml}");
+    assert!(xml.contains("name=\"flock/jitter seed 2\""), "{xml}");
+}
+
+#[test]
+fn shards_merge_into_one_report() {
+    let a = report(
+        "none",
+        7,
+        50,
+        900,
+        vec![
+            finding(FindingKind::Oversold, 4, "a"),
+            finding(FindingKind::DoubleSale, 4, "b"),
+            finding(FindingKind::Overlap, 10, "c"),
+        ],
+    );
+    let b = report(
+        "none",
+        7,
+        50,
+        1200,
+        vec![finding(FindingKind::Oversold, 7, "d")],
+    );
+    let c = report("none", 7, 20, 300, Vec::new());
+    // Shards arrive as JSON files.
+    let shards: Vec<Report> = [a, b, c]
+        .iter()
+        .map(|r| parse(&r.to_json()).expect("parse"))
+        .collect();
+    let merged = merge(shards).expect("merge");
+    assert_eq!(merged.trials_run, 120);
+    assert_eq!(merged.trials_failed, 3);
+    assert_eq!(merged.elapsed_ms, 1200, "elapsed is the slowest shard's");
+    let order: Vec<(u64, &str)> = merged
+        .findings
+        .iter()
+        .map(|f| (f.trial, f.detail.as_str()))
+        .collect();
+    assert_eq!(order, vec![(4, "a"), (4, "b"), (7, "d"), (10, "c")]);
+    assert_eq!((merged.lock.as_str(), merged.seed), ("none", 7));
+}
+
+#[test]
+fn merge_refuses_mismatched_or_repeated_shards() {
+    let err = merge(vec![
+        report("none", 7, 10, 1, Vec::new()),
+        report("none", 8, 10, 1, Vec::new()),
+    ])
+    .expect_err("seeds differ");
+    assert!(
+        matches!(err, MergeError::Mismatch { field: "seed", .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("seed (7 vs 8)"), "{err}");
+
+    let err = merge(vec![
+        report("none", 7, 10, 1, Vec::new()),
+        report("flock", 7, 10, 1, Vec::new()),
+    ])
+    .expect_err("locks differ");
+    assert!(
+        matches!(err, MergeError::Mismatch { field: "lock", .. }),
+        "{err:?}"
+    );
+
+    let shard = report(
+        "none",
+        7,
+        10,
+        1,
+        vec![finding(FindingKind::Oversold, 3, "a")],
+    );
+    let err = merge(vec![shard.clone(), shard]).expect_err("the same shard twice");
+    assert!(matches!(err, MergeError::DuplicateTrial(3)), "{err:?}");
+
+    assert!(matches!(merge(Vec::new()), Err(MergeError::Empty)));
+    assert!(matches!(parse("not json"), Err(MergeError::Parse(_))));
+}
