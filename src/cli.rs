@@ -15,6 +15,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Prints a line to stdout; a closed pipe (`oversell ... | head`) is not an error.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// Prints to stdout without a newline, ignoring a closed pipe.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 const AFTER_HELP: &str = "\
 Examples:
   oversell                                   the lesson: 10 buyers, no lock vs every sound lock
@@ -79,6 +93,12 @@ enum ScheduleArg {
     Jitter,
     /// Every buyer that can read does so before any writes (the lesson's long sleep).
     Barrier,
+    /// Controlled: one buyer runs between steps, picked uniformly at random.
+    Random,
+    /// Controlled: probabilistic concurrency testing (see --depth).
+    Pct,
+    /// Controlled: every schedule with at most --preemptions preemptions.
+    Exhaustive,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,15 +123,27 @@ struct ExploreArgs {
     /// Most jitter a buyer sleeps between read and write, in milliseconds (0 to 10000).
     #[arg(long, value_name = "MS", default_value = "5", value_parser = parse_jitter)]
     jitter_ms: f64,
-    /// How many trials to run.
-    #[arg(long, value_name = "N", default_value = "100", value_parser = parse_count)]
-    trials: u64,
+    /// How many trials to run [default: 100; under exhaustive: every schedule].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    trials: Option<u64>,
     /// Seed for every random choice (default: drawn from the clock and printed).
     #[arg(long, value_name = "S", value_parser = parse_seed)]
     seed: Option<u64>,
     /// How steps interleave.
     #[arg(long, value_enum, default_value = "jitter")]
     schedule: ScheduleArg,
+    /// PCT's bug depth d (d − 1 priority change points).
+    #[arg(long, value_name = "D", default_value = "2", value_parser = parse_depth)]
+    depth: u32,
+    /// Exhaustive search's preemption bound.
+    #[arg(long, value_name = "P", default_value = "2", value_parser = parse_preemptions)]
+    preemptions: u32,
+    /// Report failing controlled trials as found, without shrinking them.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Under exhaustive: run every schedule even after one fails.
+    #[arg(long)]
+    keep_going: bool,
     /// How the store is written.
     #[arg(long, value_enum, default_value = "in-place")]
     store: StoreArg,
@@ -194,6 +226,14 @@ fn parse_seed(s: &str) -> Result<u64, String> {
 
 fn parse_timeout(s: &str) -> Result<u64, String> {
     whole(s, 1, 86_400_000)
+}
+
+fn parse_depth(s: &str) -> Result<u32, String> {
+    whole(s, 1, 10).map(|n| n as u32)
+}
+
+fn parse_preemptions(s: &str) -> Result<u32, String> {
+    whole(s, 0, 10).map(|n| n as u32)
 }
 
 fn parse_attempts(s: &str) -> Result<u32, String> {
@@ -316,7 +356,16 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
     space.schedule = match a.schedule {
         ScheduleArg::Jitter => Schedule::Jitter,
         ScheduleArg::Barrier => Schedule::Barrier,
+        ScheduleArg::Random => Schedule::Random,
+        ScheduleArg::Pct => Schedule::Pct { depth: a.depth },
+        ScheduleArg::Exhaustive => Schedule::Exhaustive {
+            preemptions: a.preemptions,
+        },
     };
+    let trials = a.trials.unwrap_or(match space.schedule {
+        Schedule::Exhaustive { .. } => u64::MAX,
+        _ => 100,
+    });
     space.store = match a.store {
         StoreArg::InPlace => StoreMode::InPlace,
         StoreArg::Atomic => StoreMode::Atomic,
@@ -325,18 +374,38 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
     let harness = HarnessConfig::new(exe()?)
         .with_timeout(Duration::from_millis(a.timeout_ms.max(1)))
         .with_keep(a.keep.clone());
-    let cfg = ExploreConfig::new(space, a.trials, seed, harness);
+    let mut cfg = ExploreConfig::new(space, trials, seed, harness);
+    cfg.shrink = !a.no_shrink;
+    cfg.keep_going = a.keep_going;
     if !a.quiet {
-        println!(
-            "explore: lock {}, {} buyers, {} tickets, jitter up to {} ms, schedule {}, {} trials, seed {}",
+        let what = match cfg.space.schedule {
+            Schedule::Jitter | Schedule::Barrier => {
+                format!(
+                    "jitter up to {} ms, schedule {}",
+                    a.jitter_ms,
+                    cfg.space.schedule.name()
+                )
+            }
+            Schedule::Exhaustive { preemptions } => {
+                format!("schedule exhaustive, ≤ {preemptions} preemptions")
+            }
+            Schedule::Pct { depth } => format!("schedule pct, depth {depth}"),
+            Schedule::Random => "schedule random".to_string(),
+        };
+        let trials = if trials == u64::MAX {
+            "every schedule".to_string()
+        } else {
+            format!("{trials} trials")
+        };
+        say!(
+            "explore: lock {}, {} buyers, {} tickets, {what}, {trials}, seed {seed}",
             a.lock,
             a.buyers,
             a.tickets,
-            a.jitter_ms,
-            cfg.space.schedule.name(),
-            a.trials,
-            seed
         );
+        if let Schedule::Pct { depth } = cfg.space.schedule {
+            say!("{}", pct_bounds(a.buyers, depth));
+        }
     }
     let mut out = std::io::stdout();
     let report = explore::explore(&cfg, &mut |_, _: &Checked, findings: &[Finding]| {
@@ -348,9 +417,38 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
     finish(&report, a.expect, a.json.as_deref(), a.quiet)
 }
 
+fn pct_bounds(buyers: Span, depth: u32) -> String {
+    let bound = |n: u32| {
+        let k = n as usize * crate::schedule::POINTS_PER_BUYER;
+        format!(
+            "1/({n}·{k}^{}) = {:.2e}",
+            depth - 1,
+            crate::schedule::pct_bound(n, k, depth)
+        )
+    };
+    let mut s = format!(
+        "pct: one trial finds a bug of depth {depth} with probability at least 1/(n·k^(d−1)), \
+         n buyers and k = {}·n steps: {}",
+        crate::schedule::POINTS_PER_BUYER,
+        bound(buyers.lo)
+    );
+    if buyers.hi != buyers.lo {
+        s.push_str(&format!(
+            " for {} buyers, {} for {}",
+            buyers.lo,
+            bound(buyers.hi),
+            buyers.hi
+        ));
+    }
+    s
+}
+
 fn finish(report: &Report, expect: Expect, json: Option<&Path>, quiet: bool) -> Result<i32, Fail> {
     if let Some(p) = json {
         write_out(p, &report.to_json(), "JSON report")?;
+    }
+    for v in &report.verified {
+        say!("{}", v.line());
     }
     let found = !report.findings.is_empty();
     let matched = match expect {
@@ -358,23 +456,29 @@ fn finish(report: &Report, expect: Expect, json: Option<&Path>, quiet: bool) -> 
         Expect::Violation => found,
     };
     if !quiet {
-        println!("{}", report.summary());
+        say!("{}", report.summary());
         let verdict = match (found, matched) {
             (false, true) => "clean, as expected",
             (true, true) => "violation found, as expected",
             (false, false) => "no violation found, but --expect violation asked for one",
             (true, false) => "violation found",
         };
-        println!("result: {verdict}");
+        say!("result: {verdict}");
     }
     Ok(if matched { 0 } else { 1 })
 }
 
 fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
     let trial = Trial::from_token(&a.token).map_err(|e| Fail::Usage(e.to_string()))?;
+    if trial.schedule.is_controlled() && trial.choices.is_none() {
+        return Err(Fail::Usage(format!(
+            "token '{}' has a controlled schedule but no steps (.p…); accepted: a token printed by a finding",
+            a.token
+        )));
+    }
     let harness =
         HarnessConfig::new(exe()?).with_timeout(Duration::from_millis(a.timeout_ms.max(1)));
-    println!(
+    say!(
         "replay: lock {}, {} buyers, {} tickets, schedule {}, {} attempts",
         trial.lock,
         trial.buyers,
@@ -383,6 +487,15 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
         a.attempts
     );
     let runs = explore::replay(&trial, a.attempts, &harness)?;
+    if let Some(d) = runs
+        .iter()
+        .find_map(|c| c.run.schedule.as_ref().and_then(|r| r.diverged.clone()))
+    {
+        return Err(Fail::Usage(format!(
+            "token '{}' does not fit this program: {d}",
+            a.token
+        )));
+    }
     let mut report = Report::new(trial.lock.name(), trial.schedule.name(), trial.seed);
     let token = trial.token();
     let mut first_shown = false;
@@ -398,14 +511,30 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
             report.trials_failed += 1;
             if !first_shown {
                 first_shown = true;
-                print!("{}", report::trial_text(&findings));
+                say_raw!("{}", report::trial_text(&findings));
             }
         }
         report.findings.extend(findings);
     }
-    println!(
+    if trial.schedule.is_controlled() {
+        let first = runs
+            .first()
+            .map(|c| c.run.history.trace())
+            .unwrap_or_default();
+        say!("trace ({} events):", first.len());
+        for line in &first {
+            say!("  {line}");
+        }
+        let same = runs
+            .iter()
+            .filter(|c| c.run.history.trace() == first)
+            .count();
+        say!("identical trace in {same} of {} attempts", runs.len());
+    }
+    say!(
         "reproduced in {} of {} attempts",
-        report.trials_failed, report.trials_run
+        report.trials_failed,
+        report.trials_run
     );
     if let Some(p) = &a.json {
         write_out(p, &report.to_json(), "JSON report")?;
@@ -414,30 +543,33 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
 }
 
 fn locks() {
-    println!("{:<10} {:<18} about", "lock", "verdict");
+    say!("{:<10} {:<18} about", "lock", "verdict");
     for k in LockKind::ALL {
         let verdict = match k.soundness() {
             Soundness::Sound => "sound",
             Soundness::SoundUntilCrash => "sound until a kill",
             Soundness::Broken => "broken",
         };
-        println!("{:<10} {:<18} {}", k.name(), verdict, k.about());
+        say!("{:<10} {:<18} {}", k.name(), verdict, k.about());
     }
 }
 
 fn demo(a: &DemoArgs) -> Result<i32, Fail> {
     let exe = exe()?;
     harness::sweep_stale(&std::env::temp_dir());
-    println!("The lesson: 10 buyer processes race for 1 to 3 train tickets in a JSON file.");
-    println!(
+    say!("The lesson: 10 buyer processes race for 1 to 3 train tickets in a JSON file.");
+    say!(
         "Each buyer reads the count, waits, then writes count-1; with a lock only one buyer\n\
          at a time may do that. {} trials per lock, every read made before any write where\n\
          the lock allows it (the lesson's long sleep).\n",
         a.trials
     );
-    println!(
+    say!(
         "{:<10} {:>6} {:>9}  {:<52} replay",
-        "lock", "trials", "findings", "example finding"
+        "lock",
+        "trials",
+        "findings",
+        "example finding"
     );
     let mut ok = true;
     for &lock in LockKind::ALL
@@ -461,7 +593,7 @@ fn demo(a: &DemoArgs) -> Result<i32, Fail> {
             }
             None => ("-".to_string(), "-".to_string()),
         };
-        println!(
+        say!(
             "{:<10} {:>6} {:>9}  {:<52} {}",
             lock.name(),
             report.trials_run,
@@ -476,12 +608,12 @@ fn demo(a: &DemoArgs) -> Result<i32, Fail> {
         };
         ok &= expected;
     }
-    println!();
+    say!("");
     if ok {
-        println!("Without a lock the buyers oversell; every sound lock kept them honest.");
+        say!("Without a lock the buyers oversell; every sound lock kept them honest.");
         Ok(0)
     } else {
-        println!("Unexpected: a sound lock showed a finding, or no lock was not caught.");
+        say!("Unexpected: a sound lock showed a finding, or no lock was not caught.");
         Ok(1)
     }
 }

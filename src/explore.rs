@@ -23,6 +23,8 @@ pub struct ExploreConfig {
     pub time_budget: Option<Duration>,
     /// Shrink failing controlled trials before reporting them.
     pub shrink: bool,
+    /// Under `exhaustive`: run every schedule even after one fails (and do not shrink).
+    pub keep_going: bool,
     /// How trials are run.
     pub harness: HarnessConfig,
 }
@@ -36,6 +38,7 @@ impl ExploreConfig {
             seed,
             time_budget: None,
             shrink: true,
+            keep_going: false,
             harness,
         }
     }
@@ -137,17 +140,25 @@ const SHRINK_BUDGET: usize = 4_000;
 const SHRINK_PER_SHAPE: usize = 600;
 
 /// Shrinks a failing controlled trial: the fewest buyers, then tickets, then preemptions
-/// whose bounded search still shows one of the original finding kinds. Returns the
+/// whose bounded search still shows the original's gravest finding kind (an `oversold`
+/// stays an `oversold`, rather than shrinking to a mere `overlap`). Returns the
 /// smallest failing run found (the original when nothing smaller fails).
-pub fn shrink(runner: &mut Runner<'_>, failing: Checked) -> Result<Checked, HarnessError> {
+///
+/// `floor` is the smallest (buyers, tickets) the shrunk trial may have: the bottom of the
+/// space the user asked for.
+pub fn shrink(
+    runner: &mut Runner<'_>,
+    failing: Checked,
+    floor: (u32, u32),
+) -> Result<Checked, HarnessError> {
     if !failing.trial.schedule.is_controlled() || failing.violations.is_empty() {
         return Ok(failing);
     }
-    let target = failing.kinds();
+    let target: BTreeSet<FindingKind> = failing.kinds().into_iter().take(1).collect();
     let orig = failing.trial.clone();
     let mut spent = 0usize;
-    for buyers in 1..=orig.buyers {
-        for tickets in 0..=orig.tickets {
+    for buyers in floor.0.clamp(1, orig.buyers)..=orig.buyers {
+        for tickets in floor.1.min(orig.tickets)..=orig.tickets {
             for bound in 0..=2u32 {
                 let mut t = orig.clone();
                 t.buyers = buyers;
@@ -178,6 +189,10 @@ pub fn shrink(runner: &mut Runner<'_>, failing: Checked) -> Result<Checked, Harn
         }
     }
     Ok(failing)
+}
+
+fn floor(cfg: &ExploreConfig) -> (u32, u32) {
+    (cfg.space.buyers.lo, cfg.space.tickets.lo)
 }
 
 fn findings_of(c: &Checked, index: u64) -> Vec<Finding> {
@@ -218,7 +233,7 @@ pub fn explore(
             let trial = cfg.space.trial(cfg.seed, index);
             let mut checked = runner.run(&trial, None)?;
             if cfg.shrink && !checked.violations.is_empty() {
-                checked = shrink(&mut runner, checked)?;
+                checked = shrink(&mut runner, checked, floor(cfg))?;
             }
             record(&mut report, index, &checked, each);
         }
@@ -268,10 +283,12 @@ fn exhaustive(
                 let mut dfs = Dfs::new(p, bound);
                 let mut checked = runner.run(&trial, Some(&mut dfs))?;
                 schedules += 1;
-                if !checked.violations.is_empty() {
+                if !checked.violations.is_empty() && cfg.keep_going {
+                    failed = true;
+                } else if !checked.violations.is_empty() {
                     failed = true;
                     if cfg.shrink {
-                        checked = shrink(runner, checked)?;
+                        checked = shrink(runner, checked, floor(cfg))?;
                     }
                     record(report, index, &checked, each);
                     break;
@@ -280,7 +297,7 @@ fn exhaustive(
                 index += 1;
                 prefix = dfs.next();
             }
-            index += u64::from(failed);
+            index += u64::from(failed && !cfg.keep_going);
             if !failed && complete {
                 report.verified.push(Verified {
                     buyers,
