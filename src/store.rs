@@ -64,11 +64,9 @@ pub fn parse(bytes: &[u8]) -> Contents {
     }
 }
 
-/// Creates the store holding `count` tickets.
+/// Creates (or resets) the store holding `count` tickets.
 pub fn create(path: &Path, count: i64) -> io::Result<()> {
-    let mut f = File::create(path)?;
-    f.write_all(&encode(count))?;
-    f.sync_all()
+    File::create(path)?.write_all(&encode(count))
 }
 
 /// Reads the store. An I/O failure (a missing file) is an error; bad contents are not.
