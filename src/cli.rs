@@ -4,7 +4,7 @@
 //! Exit status: `0` the result matched `--expect` (default `clean`); `1` it did not;
 //! `2` bad usage or setup, with one line on stderr naming the bad value.
 
-use crate::buyer::{self, BuyerArgs, Pace};
+use crate::buyer;
 use crate::explore::{self, Checked, ExploreConfig};
 use crate::harness::{self, BuyerSpec, HarnessConfig, HarnessError};
 use crate::lock::{socket, LockContext, LockKind, Soundness};
@@ -619,28 +619,21 @@ fn demo(a: &DemoArgs) -> Result<i32, Fail> {
 }
 
 fn buyer_cmd(spec: &str) -> i32 {
-    let spec: BuyerSpec = match serde_json::from_str(spec) {
-        Ok(s) => s,
+    let prepared = BuyerSpec::parse(spec).and_then(|spec| {
+        let lock = LockKind::parse(&spec.lock)
+            .ok_or_else(|| format!("bad buyer spec: unknown lock {:?}", spec.lock))?;
+        Ok((spec.args()?, lock, spec.sem_id))
+    });
+    let (args, lock, sem_id) = match prepared {
+        Ok(p) => p,
         Err(e) => {
-            eprintln!("error: bad buyer spec: {e}");
+            eprintln!("error: {e}");
             return 2;
         }
     };
-    let (Some(lock), Some(pace)) = (LockKind::parse(&spec.lock), Pace::parse(&spec.pace)) else {
-        eprintln!(
-            "error: bad buyer spec: lock {:?} pace {:?}",
-            spec.lock, spec.pace
-        );
-        return 2;
-    };
-    let store = if spec.store == StoreMode::Atomic.name() {
-        StoreMode::Atomic
-    } else {
-        StoreMode::InPlace
-    };
     let ctx = LockContext {
-        dir: spec.dir.clone(),
-        sem_id: spec.sem_id,
+        dir: args.dir.clone(),
+        sem_id,
     };
     let mut lock = match lock.open(&ctx) {
         Ok(l) => l,
@@ -648,15 +641,6 @@ fn buyer_cmd(spec: &str) -> i32 {
             eprintln!("error: {e}");
             return 2;
         }
-    };
-    let args = BuyerArgs {
-        dir: spec.dir,
-        index: spec.index,
-        start_us: spec.start_us,
-        hold_us: spec.hold_us,
-        store,
-        pace,
-        reuse: spec.reuse,
     };
     match buyer::run(&args, &mut *lock) {
         Ok(()) => 0,

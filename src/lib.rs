@@ -21,6 +21,7 @@
 //! - [`check`] — pure invariants over a history and the final store. No I/O.
 //! - [`explore`] — many trials; findings gathered into a [`Report`].
 //! - [`report`] — the report and its renderings.
+//! - `sound` — [`trials`] and [`assert_sound`]: test your own [`Lock`] with proptest.
 //!
 //! ## Invariants
 //!
@@ -28,7 +29,8 @@
 //! - Only `harness` spawns, waits on or kills processes. Every process of a trial is in
 //!   one process group with `PR_SET_PDEATHSIG`, and the group is killed and reaped when
 //!   the trial ends, however it ends.
-//! - Only `cli` prints to stdout or calls `exit`.
+//! - Only `cli` prints to stdout or calls `exit` — with one exception: inside a test
+//!   binary re-run as a buyer, [`check_sound`] runs the buyer and exits.
 //! - Violations are data (`Vec<Violation>`), never errors; errors are small enums per
 //!   boundary with `source()`.
 //! - Every finding carries a token from which its trial is rebuilt exactly.
@@ -46,6 +48,7 @@ pub mod report;
 mod rng;
 pub mod scenario;
 pub mod schedule;
+mod sound;
 pub mod store;
 
 pub use check::{check, FindingKind, Observation, Violation};
@@ -54,3 +57,4 @@ pub use ledger::History;
 pub use lock::{Guard, Lock, LockError, LockKind};
 pub use report::Report;
 pub use scenario::{Trial, TrialSpace};
+pub use sound::{assert_sound, check_sound, trials, Unsound};

@@ -30,14 +30,27 @@ fn shrunk_none_race() -> serde_json::Value {
     let json = tmp.path().join("r.json");
     let out = Command::new(BIN)
         .args([
-            "explore", "--lock", "none", "--schedule", "pct", "--trials", "20", "--seed", "3",
-            "--quiet", "--json",
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+            "--quiet",
+            "--json",
         ])
         .arg(&json)
         .env("TMPDIR", tmp.path())
         .output()
         .expect("explore");
-    assert_eq!(out.status.code(), Some(1), "pct must find the none race in 20 trials");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "pct must find the none race in 20 trials"
+    );
     json_of(&json)["findings"][0].clone()
 }
 
@@ -51,16 +64,27 @@ fn pct_finds_the_race_and_shrinks_it_to_two_buyers_and_one_ticket() {
 
 #[test]
 fn a_token_replays_the_identical_trace_every_time() {
-    let token = shrunk_none_race()["token"].as_str().expect("token").to_string();
+    let token = shrunk_none_race()["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
     let trial = Trial::from_token(&token).expect("token decodes");
     let h = harness();
     let mut runner = Runner::new(&h);
     let first = runner.run(&trial, None).expect("run");
-    assert!(first.violations.iter().any(|v| v.kind == FindingKind::Oversold));
+    assert!(first
+        .violations
+        .iter()
+        .any(|v| v.kind == FindingKind::Oversold));
     let trace = first.run.history.trace();
     for i in 0..49 {
         let again = runner.run(&trial, None).expect("run");
-        assert_eq!(again.run.history.trace(), trace, "attempt {} differs", i + 2);
+        assert_eq!(
+            again.run.history.trace(),
+            trace,
+            "attempt {} differs",
+            i + 2
+        );
         assert_eq!(again.violations, first.violations);
     }
     insta::assert_snapshot!("shrunk_none_race", trace.join("\n"));
@@ -69,7 +93,10 @@ fn a_token_replays_the_identical_trace_every_time() {
     let out = oversell(&["replay", &token]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("identical trace in 10 of 10 attempts"), "{text}");
+    assert!(
+        text.contains("identical trace in 10 of 10 attempts"),
+        "{text}"
+    );
     assert!(text.contains("reproduced in 10 of 10 attempts"), "{text}");
 }
 
@@ -100,9 +127,22 @@ fn exhaustive_runs_exactly_the_schedules_derived_by_hand() {
         let p_s = p.to_string();
         let out = Command::new(BIN)
             .args([
-                "explore", "--lock", "none", "--schedule", "exhaustive", "--buyers", "2",
-                "--tickets", "2", "--store", "atomic", "--preemptions", &p_s, "--keep-going",
-                "--quiet", "--json",
+                "explore",
+                "--lock",
+                "none",
+                "--schedule",
+                "exhaustive",
+                "--buyers",
+                "2",
+                "--tickets",
+                "2",
+                "--store",
+                "atomic",
+                "--preemptions",
+                &p_s,
+                "--keep-going",
+                "--quiet",
+                "--json",
             ])
             .arg(&json)
             .env("TMPDIR", tmp.path())
@@ -126,13 +166,23 @@ fn exhaustive_runs_exactly_the_schedules_derived_by_hand() {
 fn exhaustive_verifies_every_sound_lock() {
     for lock in ["flock", "ofd", "posix", "lockfile", "socket", "sysv"] {
         let out = oversell(&[
-            "explore", "--lock", lock, "--schedule", "exhaustive", "--buyers", "2",
-            "--tickets", "1", "--preemptions", "2",
+            "explore",
+            "--lock",
+            lock,
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--preemptions",
+            "2",
         ]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{lock}: {text}");
         assert!(
-            text.contains("verified: all ") && text.contains("schedules of 2 buyers, 1 tickets, ≤ 2 preemptions"),
+            text.contains("verified: all ")
+                && text.contains("schedules of 2 buyers, 1 tickets, ≤ 2 preemptions"),
             "{lock}: {text}"
         );
     }
@@ -146,12 +196,19 @@ fn every_sound_lock_passes_300_pct_trials() {
         for i in 0..300u64 {
             let mut t = Trial::new(lock, 2 + (i % 4) as u32, (i % 3) as u32);
             t.seed = i;
-            t.schedule = Schedule::Pct { depth: 2 + (i % 2) as u32 };
+            t.schedule = Schedule::Pct {
+                depth: 2 + (i % 2) as u32,
+            };
             if i >= 150 {
                 t.store = StoreMode::Atomic;
             }
             let c = runner.run(&t, None).expect("run");
-            assert!(c.violations.is_empty(), "{}: {:?}", c.trial.token(), c.violations);
+            assert!(
+                c.violations.is_empty(),
+                "{}: {:?}",
+                c.trial.token(),
+                c.violations
+            );
         }
     }
 }

@@ -149,7 +149,7 @@ impl Session {
             sem_id: self.lock_state.sem.as_ref().map(|s| s.id),
             reuse: true,
         };
-        let (sock, member) = spawn_buyer(&mut self.group, &self.cfg.exe, &spec)?;
+        let (sock, member) = spawn_buyer(&mut self.group, &self.cfg, &spec)?;
         sock.set_read_timeout(Some(self.step_timeout()))
             .map_err(|e| HarnessError::Io("setting a control timeout", e))?;
         self.slots[i] = Some(Slot {

@@ -13,7 +13,7 @@ mod process;
 use crate::buyer::{msg, Pace};
 use crate::ledger::{Fate, History};
 use crate::lock::{sysv, LockError, LockKind};
-use crate::scenario::{Schedule, Trial};
+use crate::scenario::{Schedule, StoreMode, Trial};
 use crate::store::{self, Contents};
 use process::{Group, MemberId};
 use serde::{Deserialize, Serialize};
@@ -32,12 +32,31 @@ pub(crate) use process::pid_alive;
 /// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
 pub const DIR_PREFIX: &str = "oversell-";
 
+/// How buyer processes are started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launcher {
+    /// `EXE __buyer SPEC`: the oversell binary's hidden subcommand.
+    Subcommand,
+    /// `EXE TEST --exact` with the spec in `OVERSELL_BUYER`: a test binary whose test
+    /// `TEST` calls [`crate::assert_sound`], which then acts as the buyer.
+    TestBinary {
+        /// The test's name, as libtest filters it.
+        test: String,
+    },
+}
+
+/// The environment variable that carries a buyer's spec into a test binary.
+pub const BUYER_ENV: &str = "OVERSELL_BUYER";
+
 /// How the harness runs trials.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HarnessConfig {
-    /// The binary that holds the hidden `__buyer` and `__lock-server` subcommands.
+    /// The binary that holds the hidden `__buyer` and `__lock-server` subcommands (or,
+    /// with [`Launcher::TestBinary`], the test binary).
     pub exe: PathBuf,
+    /// How buyers are started from `exe`.
+    pub launcher: Launcher,
     /// How long one trial may run before its processes are killed (`hang`).
     pub timeout: Duration,
     /// How long TERM is given before KILL.
@@ -51,6 +70,7 @@ impl HarnessConfig {
     pub fn new(exe: impl Into<PathBuf>) -> HarnessConfig {
         HarnessConfig {
             exe: exe.into(),
+            launcher: Launcher::Subcommand,
             timeout: Duration::from_secs(10),
             grace: Duration::from_millis(300),
             keep: None,
@@ -92,6 +112,32 @@ pub struct BuyerSpec {
     /// Run round after round until the control channel closes (controlled schedules).
     #[serde(default)]
     pub reuse: bool,
+}
+
+impl BuyerSpec {
+    /// Decodes the spec a buyer process was given.
+    pub fn parse(json: &str) -> Result<BuyerSpec, String> {
+        serde_json::from_str(json).map_err(|e| format!("bad buyer spec: {e}"))
+    }
+
+    /// The buyer's arguments.
+    pub fn args(&self) -> Result<crate::buyer::BuyerArgs, String> {
+        let pace = Pace::parse(&self.pace).ok_or_else(|| format!("bad pace {:?}", self.pace))?;
+        let store = if self.store == StoreMode::Atomic.name() {
+            StoreMode::Atomic
+        } else {
+            StoreMode::InPlace
+        };
+        Ok(crate::buyer::BuyerArgs {
+            dir: self.dir.clone(),
+            index: self.index,
+            start_us: self.start_us,
+            hold_us: self.hold_us,
+            store,
+            pace,
+            reuse: self.reuse,
+        })
+    }
 }
 
 /// Everything one trial left behind.
@@ -253,7 +299,7 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
             sem_id: sem.as_ref().map(|s| s.id),
             reuse: false,
         };
-        let (sock, member) = spawn_buyer(&mut group, &cfg.exe, &spec)?;
+        let (sock, member) = spawn_buyer(&mut group, cfg, &spec)?;
         conns.push(Conn {
             sock,
             member,
@@ -314,7 +360,7 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
 
 fn spawn_buyer(
     group: &mut Group,
-    exe: &Path,
+    cfg: &HarnessConfig,
     spec: &BuyerSpec,
 ) -> Result<(UnixStream, MemberId), HarnessError> {
     let (ours, theirs) =
@@ -323,10 +369,19 @@ fn spawn_buyer(
         .map_err(|e| HarnessError::Io("encoding buyer arguments", io::Error::other(e)))?;
     let err = File::create(spec.dir.join(format!("buyer-{}.err", spec.index)))
         .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("__buyer")
-        .arg(json)
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+    let mut cmd = Command::new(&cfg.exe);
+    match &cfg.launcher {
+        Launcher::Subcommand => {
+            cmd.arg("__buyer").arg(json);
+        }
+        Launcher::TestBinary { test } => {
+            cmd.arg(test)
+                .arg("--exact")
+                .arg("--test-threads=1")
+                .env(BUYER_ENV, json);
+        }
+    }
+    cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::from(err));
     let member = group.spawn(cmd).map_err(HarnessError::Spawn)?;

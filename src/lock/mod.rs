@@ -129,7 +129,8 @@ pub enum LockError {
 }
 
 impl LockError {
-    pub(crate) fn io(what: &'static str, source: impl Into<io::Error>) -> Self {
+    /// A failed system call, with what the lock was doing.
+    pub fn io(what: &'static str, source: impl Into<io::Error>) -> Self {
         LockError::Io {
             what,
             source: source.into(),
