@@ -64,6 +64,11 @@ impl Point {
         }
     }
 
+    /// The point with this name.
+    pub fn parse(name: &str) -> Option<Point> {
+        Point::ALL.iter().copied().find(|p| p.name() == name)
+    }
+
     /// The point a control byte names.
     pub fn from_code(code: u8) -> Option<Point> {
         Point::ALL.iter().copied().find(|p| p.code() == code)
@@ -91,6 +96,12 @@ pub(crate) mod msg {
     pub const BLOCKED: u8 = b'b';
     /// Buyer → harness: read inside the critical section (barrier mode).
     pub const HAVE_READ: u8 = b'h';
+    /// Buyer → harness (free running): took the lock.
+    pub const ACQUIRED: u8 = b'A';
+    /// Buyer → harness (free running): gave the lock back.
+    pub const RELEASED: u8 = b'R';
+    /// Buyer → harness: stop me now (a stop fault); the harness sends `go` after SIGCONT.
+    pub const STOP_ME: u8 = b'z';
     /// Harness → buyer: go on.
     pub const GO: u8 = b'g';
 }
@@ -142,6 +153,10 @@ pub struct BuyerArgs {
     /// Run round after round (each after a `go` at the start barrier) until the harness
     /// closes the control channel: controlled schedules reuse buyer processes.
     pub reuse: bool,
+    /// A kill fault: SIGKILL this buyer when it reaches this point.
+    pub kill_at: Option<Point>,
+    /// A stop fault: ask the harness to SIGSTOP this buyer at this point.
+    pub stop_at: Option<Point>,
 }
 
 /// Why a buyer could not finish.
@@ -244,8 +259,12 @@ trait Pacer {
     fn at(&mut self, point: Point) -> Result<(), BuyerError>;
     /// Takes the lock, however this pace waits for a busy one.
     fn acquire(&mut self, lock: &mut dyn Lock) -> Result<(), BuyerError>;
+    /// Called once the lock is given back.
+    fn released(&mut self) -> Result<(), BuyerError>;
     /// Called between read and write: the lesson's network delay.
     fn hold(&mut self) -> Result<(), BuyerError>;
+    /// A stop fault: have the harness stop this process for a while.
+    fn stop(&mut self) -> Result<(), BuyerError>;
 }
 
 struct FreePacer<'c> {
@@ -259,15 +278,16 @@ impl Pacer for FreePacer<'_> {
         Ok(())
     }
     fn acquire(&mut self, lock: &mut dyn Lock) -> Result<(), BuyerError> {
-        if self.barrier && !lock.try_lock()? {
-            // Tell the barrier not to wait for this buyer: it cannot read until the
-            // holder writes, and the holder is waiting at the barrier.
+        if !lock.try_lock()? {
+            // Tell the harness this buyer waits on the lock: the read barrier does not
+            // wait for it, and a waiter whose holder died is a stale lock.
             self.channel.send(msg::BLOCKED)?;
             lock.lock()?;
-        } else if !self.barrier {
-            lock.lock()?;
         }
-        Ok(())
+        self.channel.send(msg::ACQUIRED)
+    }
+    fn released(&mut self) -> Result<(), BuyerError> {
+        self.channel.send(msg::RELEASED)
     }
     fn hold(&mut self) -> Result<(), BuyerError> {
         if self.barrier {
@@ -277,6 +297,9 @@ impl Pacer for FreePacer<'_> {
             std::thread::sleep(self.hold);
         }
         Ok(())
+    }
+    fn stop(&mut self) -> Result<(), BuyerError> {
+        self.channel.ask(msg::STOP_ME)
     }
 }
 
@@ -296,9 +319,28 @@ impl Pacer for ControlledPacer<'_> {
         }
         Ok(())
     }
+    fn released(&mut self) -> Result<(), BuyerError> {
+        Ok(())
+    }
     fn hold(&mut self) -> Result<(), BuyerError> {
         Ok(())
     }
+    fn stop(&mut self) -> Result<(), BuyerError> {
+        // Under a controlled schedule time does not order anything: a stall is a no-op.
+        Ok(())
+    }
+}
+
+/// Reaches a yield point: injected faults first, then the pace.
+fn reach(args: &BuyerArgs, pacer: &mut dyn Pacer, point: Point) -> Result<(), BuyerError> {
+    if args.kill_at == Some(point) {
+        // An injected crash: nothing after this runs, exactly as if the OS killed us.
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+    if args.stop_at == Some(point) {
+        pacer.stop()?;
+    }
+    pacer.at(point)
 }
 
 /// Runs one buyer process with the given lock (already attached to the trial): one
@@ -342,7 +384,7 @@ fn round(
     };
     // 1. check: the unlocked look; a torn read here is recorded, never trusted. Under a
     //    controlled schedule `start` is part of the first step, so traces replay exactly.
-    pacer.at(Point::Check)?;
+    reach(args, &mut *pacer, Point::Check)?;
     rec(ledger, EventKind::Start, None)?;
     let store_path = store::path(&args.dir);
 
@@ -354,12 +396,12 @@ fn round(
     rec(ledger, EventKind::Check, Some(&seen))?;
 
     // 2. acquire.
-    pacer.at(Point::Acquire)?;
+    reach(args, &mut *pacer, Point::Acquire)?;
     pacer.acquire(lock)?;
     rec(ledger, EventKind::Acquired, None)?;
 
     // 3. read inside the critical section.
-    pacer.at(Point::Read)?;
+    reach(args, &mut *pacer, Point::Read)?;
     let count = match store::read(&store_path) {
         Ok(Contents::Count(n)) => Some(n),
         Ok(Contents::Corrupt(_)) => None,
@@ -376,7 +418,7 @@ fn round(
     // 5. write, if there was a ticket.
     let bought = match count {
         Some(n) if n > 0 => {
-            pacer.at(Point::Write)?;
+            reach(args, &mut *pacer, Point::Write)?;
             let left = n - 1;
             let left_s = left.to_string();
             match args.store {
@@ -384,7 +426,7 @@ fn round(
                     let mut between_result = Ok(());
                     let mut between = || {
                         between_result = rec(ledger, EventKind::Truncated, Some(&left_s))
-                            .and_then(|_| pacer.at(Point::Truncated));
+                            .and_then(|_| reach(args, &mut *pacer, Point::Truncated));
                     };
                     store::write_in_place(&store_path, left, &mut between)
                         .map_err(|e| BuyerError::Io("writing the store", e))?;
@@ -401,12 +443,13 @@ fn round(
 
     // 6. release: recorded before the lock is given back, so a sound lock never shows
     //    two buyers' critical sections overlapping in the ledger.
-    pacer.at(Point::Release)?;
+    reach(args, &mut *pacer, Point::Release)?;
     rec(ledger, EventKind::Released, None)?;
     lock.unlock()?;
+    pacer.released()?;
 
     // 7. record the outcome.
-    pacer.at(Point::Record)?;
+    reach(args, &mut *pacer, Point::Record)?;
     match (bought, count) {
         (Some(n), _) => rec(ledger, EventKind::Bought, Some(&n.to_string()))?,
         (None, Some(_)) => rec(ledger, EventKind::SoldOut, None)?,

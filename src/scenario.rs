@@ -5,6 +5,7 @@
 //! mode and the faults. Its token is a short, shell-safe string that decodes to the same
 //! value, so `oversell replay TOKEN` runs the same trial again.
 
+use crate::buyer::Point;
 use crate::lock::LockKind;
 use crate::rng::Rng;
 use std::fmt;
@@ -192,13 +193,57 @@ impl StoreMode {
 pub struct Faults {
     /// Probability that a buyer is SIGKILLed at a seeded yield point.
     pub kill: f64,
+    /// Probability that a buyer is SIGSTOPped at a seeded yield point, and for how many
+    /// milliseconds before SIGCONT (free-running schedules only).
+    pub stop: f64,
+    /// How long a stopped buyer stays stopped, in milliseconds.
+    pub stop_ms: u32,
 }
 
 impl Faults {
     /// True when no fault is injected.
     pub fn is_none(&self) -> bool {
-        self.kill <= 0.0
+        self.kill <= 0.0 && self.stop <= 0.0
     }
+
+    /// Parses `kill=P`, `stop=P:MS`, comma-separated (`none` for no faults).
+    pub fn parse(spec: &str) -> Result<Faults, String> {
+        const ACCEPTED: &str = "accepted: kill=P and/or stop=P:MS, comma-separated, P from 0 to 1";
+        let mut f = Faults::default();
+        if spec.trim() == "none" {
+            return Ok(f);
+        }
+        let prob = |v: &str| match v.trim().parse::<f64>() {
+            Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+            _ => Err(format!("'{v}' is not a probability; {ACCEPTED}")),
+        };
+        for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+            match part.trim().split_once('=') {
+                Some(("kill", v)) => f.kill = prob(v)?,
+                Some(("stop", v)) => {
+                    let (p, ms) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("'{part}' lacks :MS; {ACCEPTED}"))?;
+                    f.stop = prob(p)?;
+                    f.stop_ms = match ms.trim().parse::<u32>() {
+                        Ok(ms) if ms <= 60_000 => ms,
+                        _ => return Err(format!("'{ms}' is not milliseconds (0 to 60000); {ACCEPTED}")),
+                    };
+                }
+                _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// The faults one buyer suffers in one trial, drawn from the trial's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultPlan {
+    /// SIGKILL the buyer when it reaches this point.
+    pub kill_at: Option<Point>,
+    /// SIGSTOP the buyer at this point for the given milliseconds, then SIGCONT.
+    pub stop_at: Option<(Point, u32)>,
 }
 
 /// Per-buyer choices derived from the trial's seed.
@@ -260,6 +305,26 @@ impl Trial {
         }
     }
 
+    /// Buyer `index`'s faults: a kill at a seeded yield point with probability `kill`
+    /// (inside the critical section included), and, under free-running schedules, a stop.
+    pub fn fault_plan(&self, index: u32) -> FaultPlan {
+        if self.faults.is_none() {
+            return FaultPlan::default();
+        }
+        let mut rng = Rng::derive(self.seed ^ 0xFA17, index as u64 + 1);
+        let mut plan = FaultPlan::default();
+        if rng.chance(self.faults.kill) {
+            plan.kill_at = Some(Point::ALL[rng.below(Point::ALL.len())]);
+        }
+        if rng.chance(self.faults.stop) && !self.schedule.is_controlled() {
+            let at = Point::ALL[rng.below(Point::ALL.len())];
+            if Some(at) != plan.kill_at {
+                plan.stop_at = Some((at, self.faults.stop_ms));
+            }
+        }
+        plan
+    }
+
     /// The shell-safe token that decodes back to this trial.
     pub fn token(&self) -> String {
         let mut t = format!(
@@ -276,6 +341,13 @@ impl Trial {
         }
         if self.faults.kill > 0.0 {
             t.push_str(&format!(".k{}", (self.faults.kill * 1000.0).round() as u32));
+        }
+        if self.faults.stop > 0.0 {
+            t.push_str(&format!(
+                ".x{}-{}",
+                (self.faults.stop * 1000.0).round() as u32,
+                self.faults.stop_ms
+            ));
         }
         if let Some(c) = &self.choices {
             t.push_str(".p");
@@ -331,6 +403,13 @@ impl Trial {
                 }
                 "a" if value.is_empty() => trial.store = StoreMode::Atomic,
                 "k" => trial.faults.kill = num(value)? as f64 / 1000.0,
+                "x" => {
+                    let (p, ms) = value
+                        .split_once('-')
+                        .ok_or_else(|| bad(format!("'{part}' is not a stop fault")))?;
+                    trial.faults.stop = num(p)? as f64 / 1000.0;
+                    trial.faults.stop_ms = num(ms)? as u32;
+                }
                 _ => return Err(bad(format!("unknown part '{part}'"))),
             }
         }
@@ -450,6 +529,8 @@ mod tests {
                 t.schedule = Schedule::Barrier;
                 t.store = StoreMode::Atomic;
                 t.faults.kill = 0.3;
+                t.faults.stop = 0.25;
+                t.faults.stop_ms = 40;
             }
             if i % 3 == 1 {
                 t.schedule = Schedule::Pct { depth: 3 };
@@ -458,6 +539,28 @@ mod tests {
             let back = Trial::from_token(&t.token()).expect("own token decodes");
             assert_eq!(back, t);
         }
+    }
+
+    #[test]
+    fn faults_parse() {
+        let f = Faults::parse("kill=0.3,stop=0.2:50").expect("parses");
+        assert_eq!((f.kill, f.stop, f.stop_ms), (0.3, 0.2, 50));
+        assert!(Faults::parse("none").expect("none").is_none());
+        for bad in ["kill=2", "kill", "stop=0.1", "stop=0.1:x", "boom=1"] {
+            assert!(Faults::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fault_plans_follow_the_seed() {
+        let mut t = Trial::new(LockKind::Flock, 8, 2);
+        t.faults.kill = 1.0;
+        t.seed = 11;
+        let plans: Vec<FaultPlan> = (0..8).map(|b| t.fault_plan(b)).collect();
+        assert!(plans.iter().all(|p| p.kill_at.is_some()));
+        assert_eq!(plans, (0..8).map(|b| t.fault_plan(b)).collect::<Vec<_>>());
+        t.faults.kill = 0.0;
+        assert_eq!(t.fault_plan(0), FaultPlan::default());
     }
 
     #[test]

@@ -148,6 +148,8 @@ impl Session {
             pace: Pace::Controlled.name().to_string(),
             sem_id: self.lock_state.sem.as_ref().map(|s| s.id),
             reuse: true,
+            kill_at: None,
+            stop_at: None,
         };
         let (sock, member) = spawn_buyer(&mut self.group, &self.cfg, &spec)?;
         sock.set_read_timeout(Some(self.step_timeout()))

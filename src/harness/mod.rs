@@ -8,6 +8,8 @@
 //! Then it merges the ledger into a [`History`] and reads the final store.
 
 mod controlled;
+mod free;
+pub mod interrupt;
 mod process;
 
 use crate::buyer::{msg, Pace};
@@ -112,6 +114,12 @@ pub struct BuyerSpec {
     /// Run round after round until the control channel closes (controlled schedules).
     #[serde(default)]
     pub reuse: bool,
+    /// A kill fault's point (by name), for free-running schedules.
+    #[serde(default)]
+    pub kill_at: Option<String>,
+    /// A stop fault's point (by name), for free-running schedules.
+    #[serde(default)]
+    pub stop_at: Option<String>,
 }
 
 impl BuyerSpec {
@@ -136,6 +144,8 @@ impl BuyerSpec {
             store,
             pace,
             reuse: self.reuse,
+            kill_at: self.kill_at.as_deref().and_then(crate::buyer::Point::parse),
+            stop_at: self.stop_at.as_deref().and_then(crate::buyer::Point::parse),
         })
     }
 }
@@ -179,6 +189,8 @@ pub enum HarnessError {
     Lock(LockError),
     /// The lock server did not come up.
     Server(String),
+    /// SIGINT or SIGTERM arrived: the trial was stopped and its processes killed.
+    Interrupted(i32),
 }
 
 impl fmt::Display for HarnessError {
@@ -188,6 +200,7 @@ impl fmt::Display for HarnessError {
             HarnessError::Spawn(e) => write!(f, "starting a buyer process: {e}"),
             HarnessError::Lock(e) => write!(f, "preparing the lock: {e}"),
             HarnessError::Server(m) => write!(f, "lock server: {m}"),
+            HarnessError::Interrupted(sig) => write!(f, "interrupted by signal {sig}"),
         }
     }
 }
@@ -197,7 +210,7 @@ impl std::error::Error for HarnessError {
         match self {
             HarnessError::Io(_, e) | HarnessError::Spawn(e) => Some(e),
             HarnessError::Lock(e) => Some(e),
-            HarnessError::Server(_) => None,
+            HarnessError::Server(_) | HarnessError::Interrupted(_) => None,
         }
     }
 }
@@ -241,21 +254,6 @@ impl Drop for TrialDir {
 /// The file a trial's SysV semaphore id is noted in, so a sweep can remove it.
 const SEM_NOTE: &str = "sem.id";
 
-/// One buyer's control connection.
-struct Conn {
-    sock: UnixStream,
-    member: MemberId,
-    open: bool,
-    state: Wait,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    Running,
-    Blocked,
-    AtBarrier,
-}
-
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
     if trial.schedule.is_controlled() {
@@ -263,99 +261,7 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
         let mut scheduler = crate::schedule::for_trial(trial);
         return session.run(trial, &mut *scheduler);
     }
-    let started = Instant::now();
-    let dir = TrialDir::create(cfg.keep.as_deref())?;
-    let store_path = store::path(&dir.path);
-    store::create(&store_path, trial.tickets as i64)
-        .map_err(|e| HarnessError::Io("writing the store", e))?;
-    File::create(crate::ledger::path(&dir.path))
-        .map_err(|e| HarnessError::Io("creating the ledger", e))?;
-
-    let mut group = Group::default();
-    let deadline = started + cfg.timeout;
-    let LockState { sem, server } =
-        prepare_lock(trial.lock, &dir.path, &mut group, &cfg.exe, deadline)?;
-
-    let pace = match trial.schedule {
-        Schedule::Barrier => Pace::Barrier,
-        _ => Pace::Free,
-    };
-    let mut conns = Vec::with_capacity(trial.buyers as usize);
-    for index in 0..trial.buyers {
-        let plan = trial.plan(index);
-        let spec = BuyerSpec {
-            lock: trial.lock.name().to_string(),
-            dir: dir.path.clone(),
-            index,
-            start_us: plan.start_us,
-            hold_us: plan.hold_us,
-            store: trial
-                .lock
-                .required_store()
-                .unwrap_or(trial.store)
-                .name()
-                .to_string(),
-            pace: pace.name().to_string(),
-            sem_id: sem.as_ref().map(|s| s.id),
-            reuse: false,
-        };
-        let (sock, member) = spawn_buyer(&mut group, cfg, &spec)?;
-        conns.push(Conn {
-            sock,
-            member,
-            open: true,
-            state: Wait::Running,
-        });
-    }
-
-    let timed_out = !drive(&mut conns, pace, deadline);
-    if timed_out {
-        group.terminate(cfg.grace);
-    } else {
-        let members: Vec<MemberId> = conns.iter().map(|c| c.member).collect();
-        for m in members {
-            if !group.wait_one(m, Duration::from_secs(2)) {
-                group.signal(m, nix::sys::signal::Signal::SIGKILL);
-                group.wait_one(m, Duration::from_secs(2));
-            }
-        }
-    }
-    if let Some(server) = server {
-        group.signal(server, nix::sys::signal::Signal::SIGKILL);
-        group.wait_one(server, Duration::from_secs(2));
-    }
-    let leaked = !group.finish();
-
-    let mut history = History::read(&crate::ledger::path(&dir.path))
-        .map_err(|e| HarnessError::Io("reading the ledger", e))?;
-    history.timed_out = timed_out;
-    history.fates = conns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Fate {
-            exit: group.exit(c.member),
-            pid: group.pid(c.member),
-            killed_by_fault: false,
-            killed_by_timeout: timed_out,
-            stderr_tail: stderr_tail(&dir.path, i as u32),
-        })
-        .collect();
-    let final_store = match store::read(&store_path) {
-        Ok(c) => Some(c),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(HarnessError::Io("reading the final store", e)),
-    };
-    let kept = dir.temp.is_none().then(|| dir.path.clone());
-    drop(sem);
-    drop(dir);
-    Ok(TrialRun {
-        history,
-        final_store,
-        kept,
-        leaked,
-        elapsed: started.elapsed(),
-        schedule: None,
-    })
+    free::run(trial, cfg)
 }
 
 fn spawn_buyer(
@@ -433,130 +339,6 @@ fn start_server(
         )));
     }
     Ok(member)
-}
-
-/// Paces free-running buyers: the start barrier, then (for `Barrier`) the read barrier,
-/// until every buyer has closed its control socket. False when the deadline passed.
-fn drive(conns: &mut [Conn], pace: Pace, deadline: Instant) -> bool {
-    // Start barrier: wait for every buyer to be ready (or gone), then release all.
-    let mut ready = vec![false; conns.len()];
-    let mut barrier_open = false;
-    let mut started = false;
-    loop {
-        let live: Vec<usize> = (0..conns.len()).filter(|&i| conns[i].open).collect();
-        if live.is_empty() {
-            return true;
-        }
-        if !started && live.iter().all(|&i| ready[i]) {
-            started = true;
-            for &i in &live {
-                send(&mut conns[i], msg::GO);
-            }
-        }
-        if started && pace == Pace::Barrier && !barrier_open {
-            let waiting = live
-                .iter()
-                .filter(|&&i| conns[i].state == Wait::AtBarrier)
-                .count();
-            let settled = live
-                .iter()
-                .all(|&i| matches!(conns[i].state, Wait::AtBarrier | Wait::Blocked));
-            if waiting > 0 && settled {
-                barrier_open = true;
-                for &i in &live {
-                    if conns[i].state == Wait::AtBarrier {
-                        conns[i].state = Wait::Running;
-                        send(&mut conns[i], msg::GO);
-                    }
-                }
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        let wait_ms = (deadline - now).as_millis().clamp(1, 1000) as u16;
-        let readable = match poll_readable(conns, &live, wait_ms) {
-            Ok(r) => r,
-            Err(_) => continue,
-        };
-        for i in readable {
-            let mut buf = [0u8; 64];
-            let n = match (&conns[i].sock).read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => 0,
-            };
-            if n == 0 {
-                conns[i].open = false;
-                continue;
-            }
-            for &b in &buf[..n] {
-                match b {
-                    msg::READY => ready[i] = true,
-                    msg::BLOCKED => conns[i].state = Wait::Blocked,
-                    msg::HAVE_READ => {
-                        if barrier_open {
-                            conns[i].state = Wait::Running;
-                            send(&mut conns[i], msg::GO);
-                        } else {
-                            conns[i].state = Wait::AtBarrier;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-}
-
-fn send(conn: &mut Conn, byte: u8) {
-    // A buyer that died cannot be told anything; its EOF is noticed by the poll.
-    let _ = conn.sock.write_all(&[byte]);
-}
-
-fn poll_readable(conns: &[Conn], live: &[usize], wait_ms: u16) -> io::Result<Vec<usize>> {
-    use nix::poll::{poll, PollFd, PollFlags};
-    let mut fds: Vec<PollFd> = live
-        .iter()
-        .map(|&i| PollFd::new(conns[i].sock.as_fd(), PollFlags::POLLIN))
-        .collect();
-    poll(&mut fds, wait_ms).map_err(io::Error::from)?;
-    Ok(live
-        .iter()
-        .zip(&fds)
-        .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-        .map(|(&i, _)| i)
-        .collect())
-}
-
-/// The shared state of a trial directory: the semaphore or lock server a lock needs.
-struct LockState {
-    sem: Option<sysv::Semaphore>,
-    server: Option<MemberId>,
-}
-
-fn prepare_lock(
-    lock: LockKind,
-    dir: &Path,
-    group: &mut Group,
-    exe: &Path,
-    deadline: Instant,
-) -> Result<LockState, HarnessError> {
-    let sem = if lock == LockKind::Sysv {
-        let sem = sysv::Semaphore::create().map_err(HarnessError::Lock)?;
-        std::fs::write(dir.join(SEM_NOTE), sem.id.to_string())
-            .map_err(|e| HarnessError::Io("noting the semaphore id", e))?;
-        Some(sem)
-    } else {
-        None
-    };
-    let server = if lock.needs_server() {
-        Some(start_server(group, exe, dir, deadline)?)
-    } else {
-        None
-    };
-    Ok(LockState { sem, server })
 }
 
 fn stderr_tail(dir: &Path, index: u32) -> String {
