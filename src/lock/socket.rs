@@ -105,11 +105,9 @@ struct Table {
 /// Serves lock requests until the process is killed; one thread per client.
 pub(crate) fn serve(listener: Listener) -> Result<(), LockError> {
     let shared = Arc::new((Mutex::new(Table::default()), Condvar::new()));
-    let mut next_id = 0u64;
-    for conn in listener.incoming() {
+    // Client ids start at 1.
+    for (id, conn) in (1u64..).zip(listener.incoming()) {
         let conn = conn.map_err(|e| LockError::io("accepting a lock client", e))?;
-        next_id += 1;
-        let id = next_id;
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || client(id, conn, &shared));
     }
