@@ -6,13 +6,18 @@
 //! the lock when dropped. Adding a backend means one new file here and one line in
 //! [`LockKind`].
 
+mod early_release;
 mod flock;
 mod lockfile;
 mod none;
 mod ofd;
 mod posix;
+mod posix_close;
+pub(crate) mod posix_sem;
+mod renamed_store;
 pub(crate) mod socket;
 pub(crate) mod sysv;
+mod toctou;
 
 use crate::scenario::StoreMode;
 use std::fmt;
@@ -186,6 +191,16 @@ pub enum LockKind {
     Socket,
     /// A SysV semaphore with `SEM_UNDO`.
     Sysv,
+    /// Known broken: tests that the lock file is absent, then creates it.
+    Toctou,
+    /// Known broken: takes a real `flock` and gives it back before the read and write.
+    EarlyRelease,
+    /// Known broken: a POSIX record lock on the store, dropped when the store is closed.
+    PosixClose,
+    /// Known broken: `flock` on the store, which write-and-rename replaces.
+    RenamedStore,
+    /// Known broken under kills: a POSIX named semaphore, left taken by a dead holder.
+    PosixSem,
 }
 
 impl LockKind {
@@ -198,6 +213,11 @@ impl LockKind {
         LockKind::Lockfile,
         LockKind::Socket,
         LockKind::Sysv,
+        LockKind::Toctou,
+        LockKind::EarlyRelease,
+        LockKind::PosixClose,
+        LockKind::RenamedStore,
+        LockKind::PosixSem,
     ];
 
     /// The name used on the command line and in tokens.
@@ -210,6 +230,11 @@ impl LockKind {
             LockKind::Lockfile => "lockfile",
             LockKind::Socket => "socket",
             LockKind::Sysv => "sysv",
+            LockKind::Toctou => "toctou",
+            LockKind::EarlyRelease => "early-release",
+            LockKind::PosixClose => "posix-close",
+            LockKind::RenamedStore => "renamed-store",
+            LockKind::PosixSem => "posix-sem",
         }
     }
 
@@ -227,15 +252,43 @@ impl LockKind {
                 "a lock server on a local socket in the trial directory; a dead client's hold is freed"
             }
             LockKind::Sysv => "SysV semaphore with SEM_UNDO, removed after the trial",
+            LockKind::Toctou => {
+                "time-of-check to time-of-use: tests the lock file is absent, then creates it \
+                 (`[ -e lock ] || touch lock`)"
+            }
+            LockKind::EarlyRelease => {
+                "unlock too early: takes flock(2) and gives it back before the read and write"
+            }
+            LockKind::PosixClose => {
+                "fcntl F_SETLKW on the store itself: closing any fd of the file (the buyer's \
+                 read) drops the process's lock"
+            }
+            LockKind::RenamedStore => {
+                "flock(2) on the store, replaced by write-temp-and-rename: later buyers lock \
+                 a new inode"
+            }
+            LockKind::PosixSem => {
+                "POSIX named semaphore (sem_open): a holder that dies never posts it, so it \
+                 stays taken"
+            }
         }
     }
 
     /// How far the backend can be trusted.
     pub fn soundness(self) -> Soundness {
         match self {
-            LockKind::None => Soundness::Broken,
+            LockKind::None
+            | LockKind::Toctou
+            | LockKind::EarlyRelease
+            | LockKind::PosixClose
+            | LockKind::RenamedStore
+            | LockKind::PosixSem => Soundness::Broken,
             LockKind::Lockfile => Soundness::SoundUntilCrash,
-            _ => Soundness::Sound,
+            LockKind::Flock
+            | LockKind::Ofd
+            | LockKind::Posix
+            | LockKind::Socket
+            | LockKind::Sysv => Soundness::Sound,
         }
     }
 
@@ -261,7 +314,20 @@ impl LockKind {
     /// The store mode this backend forces, whatever the trial asked for (a backend
     /// that stands for a bug in write-and-rename code needs the atomic store).
     pub(crate) fn required_store(self) -> Option<StoreMode> {
-        None
+        match self {
+            // The bug needs the store's inode to change under the lock.
+            LockKind::RenamedStore => Some(StoreMode::Atomic),
+            _ => None,
+        }
+    }
+
+    /// Removes whatever a trial in `dir` left outside that directory (a named
+    /// semaphore). Call it after every trial, however the trial ended; it does nothing
+    /// for backends that leave nothing behind.
+    pub fn cleanup(self, dir: &Path) {
+        if self == LockKind::PosixSem {
+            posix_sem::cleanup(dir);
+        }
     }
 
     /// True when the harness must start a lock server for the trial.
@@ -277,6 +343,11 @@ impl LockKind {
             LockKind::Ofd => Box::new(ofd::OfdLock::default()),
             LockKind::Posix => Box::new(posix::PosixLock::default()),
             LockKind::Lockfile => Box::new(lockfile::LockFile::default()),
+            LockKind::Toctou => Box::new(toctou::ToctouLock::default()),
+            LockKind::EarlyRelease => Box::new(early_release::EarlyReleaseLock::default()),
+            LockKind::PosixClose => Box::new(posix_close::PosixCloseLock::default()),
+            LockKind::RenamedStore => Box::new(renamed_store::RenamedStoreLock::default()),
+            LockKind::PosixSem => Box::new(posix_sem::PosixSemLock::default()),
             LockKind::Socket => Box::new(socket::SocketLock::default()),
             LockKind::Sysv => Box::new(sysv::SysvLock::new(ctx.sem_id.ok_or_else(|| {
                 LockError::Setup("the sysv lock needs the trial's semaphore id".into())
@@ -291,6 +362,13 @@ impl fmt::Display for LockKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Removes what trials of an oversell process that is no longer running left outside
+/// their directories (named semaphores); `alive` says whether a pid still runs. Returns
+/// how many leftovers were removed.
+pub fn sweep_stale(alive: &dyn Fn(u32) -> bool) -> usize {
+    posix_sem::sweep_stale(alive)
 }
 
 /// What a buyer process knows about the trial's shared lock state.
@@ -369,5 +447,26 @@ mod tests {
             assert!(!k.about().is_empty());
         }
         assert_eq!(LockKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn known_broken_locks_are_marked() {
+        for name in [
+            "none",
+            "toctou",
+            "early-release",
+            "posix-close",
+            "renamed-store",
+            "posix-sem",
+        ] {
+            let k = LockKind::parse(name).expect(name);
+            assert_eq!(k.soundness(), Soundness::Broken, "{name}");
+        }
+        assert_eq!(LockKind::Lockfile.soundness(), Soundness::SoundUntilCrash);
+        assert_eq!(
+            LockKind::RenamedStore.required_store(),
+            Some(StoreMode::Atomic)
+        );
+        assert_eq!(LockKind::Flock.required_store(), None);
     }
 }
