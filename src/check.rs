@@ -292,12 +292,35 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
         });
     }
     match obs.final_store {
-        Some(Contents::Corrupt(what)) => out.push(Violation {
-            kind: FindingKind::CorruptStore,
-            detail: format!("the final store does not parse: {what}"),
-            buyers: Vec::new(),
-            events: Vec::new(),
-        }),
+        Some(Contents::Corrupt(what)) => {
+            // A writer killed between truncate and write leaves the torn file behind.
+            let torn_by: Vec<(u32, usize)> = (0..obs.buyers)
+                .filter(|&b| fate(b).is_some_and(|f| f.killed_by_fault))
+                .filter_map(|b| {
+                    let (i, e) = h
+                        .events
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| e.buyer == b)
+                        .last()?;
+                    (e.kind == EventKind::Truncated).then_some((b, i))
+                })
+                .collect();
+            let why = match torn_by.first() {
+                Some(&(b, _)) => format!(
+                    "; buyer {b} (pid {}) was killed between truncate and write, and a lock does \
+                     not make a write crash-safe (--store atomic does)",
+                    fate(b).map_or(0, |f| f.pid)
+                ),
+                None => String::new(),
+            };
+            out.push(Violation {
+                kind: FindingKind::CorruptStore,
+                detail: format!("the final store does not parse: {what}{why}"),
+                buyers: torn_by.iter().map(|&(b, _)| b).collect(),
+                events: torn_by.iter().map(|&(_, i)| i).collect(),
+            })
+        }
         None => out.push(Violation {
             kind: FindingKind::CorruptStore,
             detail: "the store file is gone at the end of the trial".into(),

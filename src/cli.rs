@@ -9,7 +9,7 @@ use crate::explore::{self, Checked, ExploreConfig};
 use crate::harness::{self, BuyerSpec, HarnessConfig, HarnessError};
 use crate::lock::{socket, LockContext, LockKind, Soundness};
 use crate::report::{self, Finding, Report};
-use crate::scenario::{Schedule, Span, StoreMode, Trial, TrialSpace};
+use crate::scenario::{Faults, Schedule, Span, StoreMode, Trial, TrialSpace};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -147,6 +147,10 @@ struct ExploreArgs {
     /// How the store is written.
     #[arg(long, value_enum, default_value = "in-place")]
     store: StoreArg,
+    /// Faults to inject: kill=P (SIGKILL a buyer at a seeded step, inside the critical
+    /// section included) and/or stop=P:MS (SIGSTOP it for MS ms), comma-separated.
+    #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
+    faults: Option<Faults>,
     /// What the run should show; the exit status is 0 when it does.
     #[arg(long, value_enum, default_value = "clean")]
     expect: Expect,
@@ -238,6 +242,10 @@ fn parse_preemptions(s: &str) -> Result<u32, String> {
 
 fn parse_attempts(s: &str) -> Result<u32, String> {
     whole(s, 1, 1_000_000).map(|n| n as u32)
+}
+
+fn parse_faults(s: &str) -> Result<Faults, String> {
+    Faults::parse(s)
 }
 
 fn parse_jitter(s: &str) -> Result<f64, String> {
@@ -370,7 +378,10 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
         StoreArg::InPlace => StoreMode::InPlace,
         StoreArg::Atomic => StoreMode::Atomic,
     };
+    space.faults = a.faults.unwrap_or_default();
     let seed = a.seed.unwrap_or_else(default_seed);
+    harness::interrupt::install()
+        .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
     let harness = HarnessConfig::new(exe()?)
         .with_timeout(Duration::from_millis(a.timeout_ms.max(1)))
         .with_keep(a.keep.clone());
@@ -449,6 +460,13 @@ fn finish(report: &Report, expect: Expect, json: Option<&Path>, quiet: bool) -> 
     }
     for v in &report.verified {
         say!("{}", v.line());
+    }
+    if let Some(sig) = report.interrupted {
+        eprintln!(
+            "interrupted by signal {sig} after {} trials; their processes are gone and the report holds what ran",
+            report.trials_run
+        );
+        return Ok(128 + sig);
     }
     let found = !report.findings.is_empty();
     let matched = match expect {
@@ -543,14 +561,14 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
 }
 
 fn locks() {
-    say!("{:<10} {:<18} about", "lock", "verdict");
+    say!("{:<14} {:<20} about", "lock", "verdict");
     for k in LockKind::ALL {
         let verdict = match k.soundness() {
             Soundness::Sound => "sound",
             Soundness::SoundUntilCrash => "sound until a kill",
             Soundness::Broken => "broken",
         };
-        say!("{:<10} {:<18} {}", k.name(), verdict, k.about());
+        say!("{:<14} {:<20} {}", k.name(), verdict, k.about());
     }
 }
 

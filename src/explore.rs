@@ -135,9 +135,11 @@ impl<'h> Runner<'h> {
 }
 
 /// Most runs one shrink may spend.
-const SHRINK_BUDGET: usize = 4_000;
+const SHRINK_BUDGET: usize = 1_500;
 /// Most schedules tried per (buyers, tickets, preemption bound) while shrinking.
-const SHRINK_PER_SHAPE: usize = 600;
+const SHRINK_PER_SHAPE: usize = 300;
+/// With faults every run that kills restarts its buyers: a smaller budget.
+const SHRINK_BUDGET_FAULTS: usize = 150;
 
 /// Shrinks a failing controlled trial: the fewest buyers, then tickets, then preemptions
 /// whose bounded search still shows the original's gravest finding kind (an `oversold`
@@ -157,6 +159,11 @@ pub fn shrink(
     let target: BTreeSet<FindingKind> = failing.kinds().into_iter().take(1).collect();
     let orig = failing.trial.clone();
     let mut spent = 0usize;
+    let budget = if orig.faults.is_none() {
+        SHRINK_BUDGET
+    } else {
+        SHRINK_BUDGET_FAULTS
+    };
     for buyers in floor.0.clamp(1, orig.buyers)..=orig.buyers {
         for tickets in floor.1.min(orig.tickets)..=orig.tickets {
             for bound in 0..=2u32 {
@@ -167,7 +174,7 @@ pub fn shrink(
                 let mut prefix = Some(Vec::new());
                 let mut here = 0;
                 while let Some(p) = prefix {
-                    if spent >= SHRINK_BUDGET {
+                    if spent >= budget {
                         return Ok(failing);
                     }
                     if here >= SHRINK_PER_SHAPE {
@@ -279,6 +286,9 @@ fn exhaustive(
                 if index >= cfg.trials || out_of_time() {
                     complete = false;
                     break;
+                }
+                if let Some(sig) = crate::harness::interrupt::pending() {
+                    return Err(HarnessError::Interrupted(sig));
                 }
                 let mut dfs = Dfs::new(p, bound);
                 let mut checked = runner.run(&trial, Some(&mut dfs))?;

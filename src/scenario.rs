@@ -227,7 +227,11 @@ impl Faults {
                     f.stop = prob(p)?;
                     f.stop_ms = match ms.trim().parse::<u32>() {
                         Ok(ms) if ms <= 60_000 => ms,
-                        _ => return Err(format!("'{ms}' is not milliseconds (0 to 60000); {ACCEPTED}")),
+                        _ => {
+                            return Err(format!(
+                                "'{ms}' is not milliseconds (0 to 60000); {ACCEPTED}"
+                            ))
+                        }
                     };
                 }
                 _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),

@@ -12,8 +12,8 @@
 
 use super::process::{Group, MemberId};
 use super::{
-    prepare_lock, spawn_buyer, stderr_tail, BuyerSpec, HarnessConfig, HarnessError, LockState,
-    ScheduleRecord, TrialDir, TrialRun,
+    interrupt, prepare_lock, spawn_buyer, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
+    LockState, ScheduleRecord, TrialDir, TrialRun,
 };
 use crate::buyer::{msg, Pace, Point};
 use crate::ledger::{Exit, Fate, History, Stuck};
@@ -36,6 +36,8 @@ pub struct Session {
     group: Group,
     lock_state: LockState,
     slots: Vec<Option<Slot>>,
+    /// Buyers killed by a fault this round: (index, member), for their fates.
+    dead: Vec<(usize, MemberId)>,
     poisoned: bool,
 }
 
@@ -70,6 +72,7 @@ enum Reply {
     Byte(u8),
     Closed,
     TimedOut,
+    Interrupted(i32),
 }
 
 fn read_reply(sock: &mut UnixStream) -> Reply {
@@ -78,7 +81,10 @@ fn read_reply(sock: &mut UnixStream) -> Reply {
         return match sock.read(&mut b) {
             Ok(1) => Reply::Byte(b[0]),
             Ok(_) => Reply::Closed,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => match interrupt::pending() {
+                Some(sig) => Reply::Interrupted(sig),
+                None => continue,
+            },
             Err(e)
                 if matches!(
                     e.kind(),
@@ -111,6 +117,7 @@ impl Session {
             group,
             lock_state,
             slots: Vec::new(),
+            dead: Vec::new(),
             poisoned: false,
         })
     }
@@ -179,6 +186,24 @@ impl Session {
         }
     }
 
+    /// SIGKILLs buyer `i` (a kill fault) and reaps it.
+    fn kill(&mut self, i: usize) {
+        if let Some(slot) = self.slots[i].take() {
+            self.group.signal(slot.member, Signal::SIGKILL);
+            self.group.wait_one(slot.member, Duration::from_secs(2));
+            self.dead.push((i, slot.member));
+        }
+        self.poisoned = true;
+    }
+
+    /// Tears the session down after SIGINT or SIGTERM.
+    fn interrupted(&mut self, sig: i32) -> HarnessError {
+        self.poisoned = true;
+        self.group.terminate(self.cfg.grace);
+        self.group.finish();
+        HarnessError::Interrupted(sig)
+    }
+
     /// Runs one round of `trial` under `scheduler`.
     pub fn run(
         &mut self,
@@ -187,6 +212,7 @@ impl Session {
     ) -> Result<TrialRun, HarnessError> {
         let started = Instant::now();
         let n = trial.buyers as usize;
+        self.dead.clear();
         store::create(&store::path(&self.dir.path), trial.tickets as i64)
             .map_err(|e| HarnessError::Io("writing the store", e))?;
         File::create(crate::ledger::path(&self.dir.path))
@@ -213,10 +239,22 @@ impl Session {
             }
             *st = match read_reply(&mut slot.sock) {
                 Reply::Byte(b) => Point::from_code(b).map_or(State::Dead, State::At),
+                Reply::Interrupted(sig) => return Err(self.interrupted(sig)),
                 _ => State::Dead,
             };
             if *st == State::Dead {
                 self.poisoned = true;
+            }
+        }
+        let plans: Vec<_> = (0..trial.buyers).map(|b| trial.fault_plan(b)).collect();
+        let mut killed = vec![false; n];
+        for (i, st) in state.iter_mut().enumerate() {
+            if let State::At(p) = *st {
+                if plans[i].kill_at == Some(p) {
+                    self.kill(i);
+                    killed[i] = true;
+                    *st = State::Dead;
+                }
             }
         }
 
@@ -275,6 +313,7 @@ impl Session {
                     None => State::Dead,
                 },
                 Reply::Closed => State::Dead,
+                Reply::Interrupted(sig) => return Err(self.interrupted(sig)),
                 Reply::TimedOut => {
                     let after = match before {
                         State::At(p) => p.name().to_string(),
@@ -286,6 +325,18 @@ impl Session {
                     break;
                 }
             };
+            // A kill fault is part of the schedule: the buyer dies the moment it parks
+            // at its planned point, so a token replays the same death.
+            if let State::At(p) = state[bi] {
+                if plans[bi].kill_at == Some(p) {
+                    self.kill(bi);
+                    killed[bi] = true;
+                    if holds_lock(p) {
+                        holder = Some(b);
+                    }
+                    state[bi] = State::Dead;
+                }
+            }
             match state[bi] {
                 State::At(p) if holds_lock(p) => holder = Some(b),
                 State::Dead => self.poisoned = true,
@@ -294,7 +345,7 @@ impl Session {
             // A release (or a death) may free the lock: blocked buyers may try again.
             let released = before == State::At(Point::Release) || state[bi] == State::Dead;
             if released {
-                if holder == Some(b) && state[bi] != State::Dead {
+                if holder == Some(b) && !killed[bi] {
                     holder = None;
                 }
                 for s in state.iter_mut().filter(|s| **s == State::Blocked) {
@@ -312,22 +363,25 @@ impl Session {
         // Fates: finished buyers stay parked for the next round; the others are reaped.
         let mut fates = Vec::with_capacity(n);
         for (i, st) in state.iter().enumerate() {
-            let pid = self.slots[i]
+            let member = self.slots[i]
                 .as_ref()
-                .map_or(0, |s| self.group.pid(s.member));
-            let exit = match (st, self.slots[i].as_ref()) {
+                .map(|s| s.member)
+                .or_else(|| self.dead.iter().find(|(d, _)| *d == i).map(|(_, m)| *m));
+            let pid = member.map_or(0, |m| self.group.pid(m));
+            let exit = match (st, member) {
                 (State::Done, _) => Exit::Code(0),
-                (State::Dead, Some(slot)) => {
-                    self.group.wait_one(slot.member, Duration::from_secs(2));
-                    self.group.exit(slot.member)
+                (State::Dead, Some(m)) => {
+                    self.group.wait_one(m, Duration::from_secs(2));
+                    self.group.exit(m)
                 }
                 _ => Exit::Unknown,
             };
             fates.push(Fate {
                 exit,
                 pid,
-                killed_by_fault: false,
-                killed_by_timeout: timed_out || (stuck.is_some() && *st != State::Done),
+                killed_by_fault: killed[i],
+                killed_by_timeout: !killed[i]
+                    && (timed_out || (stuck.is_some() && *st != State::Done)),
                 stderr_tail: stderr_tail(&self.dir.path, i as u32),
             });
         }
@@ -375,6 +429,7 @@ impl Drop for Session {
         if let Some(server) = self.lock_state.server {
             self.group.signal(server, Signal::SIGKILL);
         }
+        self.lock.cleanup(&self.dir.path);
         if !self.group.wait_all(Duration::from_millis(500)) {
             self.group.signal_all(Signal::SIGKILL);
         }

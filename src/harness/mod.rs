@@ -12,17 +12,16 @@ mod free;
 pub mod interrupt;
 mod process;
 
-use crate::buyer::{msg, Pace};
-use crate::ledger::{Fate, History};
+use crate::buyer::Pace;
+use crate::ledger::History;
 use crate::lock::{sysv, LockError, LockKind};
-use crate::scenario::{Schedule, StoreMode, Trial};
-use crate::store::{self, Contents};
+use crate::scenario::{StoreMode, Trial};
+use crate::store::Contents;
 use process::{Group, MemberId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -341,6 +340,35 @@ fn start_server(
     Ok(member)
 }
 
+/// The shared state of a trial directory: the semaphore or lock server a lock needs.
+struct LockState {
+    sem: Option<sysv::Semaphore>,
+    server: Option<MemberId>,
+}
+
+fn prepare_lock(
+    lock: LockKind,
+    dir: &Path,
+    group: &mut Group,
+    exe: &Path,
+    deadline: Instant,
+) -> Result<LockState, HarnessError> {
+    let sem = if lock == LockKind::Sysv {
+        let sem = sysv::Semaphore::create().map_err(HarnessError::Lock)?;
+        std::fs::write(dir.join(SEM_NOTE), sem.id.to_string())
+            .map_err(|e| HarnessError::Io("noting the semaphore id", e))?;
+        Some(sem)
+    } else {
+        None
+    };
+    let server = if lock.needs_server() {
+        Some(start_server(group, exe, dir, deadline)?)
+    } else {
+        None
+    };
+    Ok(LockState { sem, server })
+}
+
 fn stderr_tail(dir: &Path, index: u32) -> String {
     let text = std::fs::read_to_string(dir.join(format!("buyer-{index}.err"))).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -376,5 +404,5 @@ pub fn sweep_stale(root: &Path) -> usize {
             removed += 1;
         }
     }
-    removed
+    removed + crate::lock::sweep_stale(&pid_alive)
 }

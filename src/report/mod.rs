@@ -69,6 +69,9 @@ pub struct Report {
     /// Under `exhaustive`: each trial shape whose every schedule ran clean.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verified: Vec<Verified>,
+    /// Set when SIGINT or SIGTERM stopped the run early: the signal's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<i32>,
 }
 
 /// A trial shape verified clean over every schedule within a preemption bound.
@@ -107,6 +110,7 @@ impl Report {
             elapsed_ms: 0,
             findings: Vec::new(),
             verified: Vec::new(),
+            interrupted: None,
         }
     }
 
