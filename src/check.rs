@@ -301,8 +301,7 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
                         .events
                         .iter()
                         .enumerate()
-                        .filter(|(_, e)| e.buyer == b)
-                        .last()?;
+                        .rfind(|(_, e)| e.buyer == b)?;
                     (e.kind == EventKind::Truncated).then_some((b, i))
                 })
                 .collect();

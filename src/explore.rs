@@ -223,7 +223,7 @@ pub fn explore(
         cfg.time_budget
             .is_some_and(|budget| started.elapsed() >= budget)
     };
-    if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
+    let result = if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
         exhaustive(
             cfg,
             preemptions,
@@ -231,22 +231,42 @@ pub fn explore(
             &mut report,
             each,
             &out_of_time,
-        )?;
+        )
     } else {
-        for index in 0..cfg.trials {
-            if out_of_time() {
-                break;
-            }
-            let trial = cfg.space.trial(cfg.seed, index);
-            let mut checked = runner.run(&trial, None)?;
-            if cfg.shrink && !checked.violations.is_empty() {
-                checked = shrink(&mut runner, checked, floor(cfg))?;
-            }
-            record(&mut report, index, &checked, each);
-        }
+        sampled(cfg, &mut runner, &mut report, each, &out_of_time)
+    };
+    match result {
+        Ok(()) => {}
+        // SIGINT or SIGTERM: the trial's processes are gone; report what ran.
+        Err(HarnessError::Interrupted(sig)) => report.interrupted = Some(sig),
+        Err(e) => return Err(e),
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+fn sampled(
+    cfg: &ExploreConfig,
+    runner: &mut Runner<'_>,
+    report: &mut Report,
+    each: &mut dyn FnMut(u64, &Checked, &[Finding]),
+    out_of_time: &dyn Fn() -> bool,
+) -> Result<(), HarnessError> {
+    for index in 0..cfg.trials {
+        if out_of_time() {
+            break;
+        }
+        if let Some(sig) = crate::harness::interrupt::pending() {
+            return Err(HarnessError::Interrupted(sig));
+        }
+        let trial = cfg.space.trial(cfg.seed, index);
+        let mut checked = runner.run(&trial, None)?;
+        if cfg.shrink && !checked.violations.is_empty() {
+            checked = shrink(runner, checked, floor(cfg))?;
+        }
+        record(report, index, &checked, each);
+    }
+    Ok(())
 }
 
 fn record(

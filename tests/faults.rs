@@ -1,0 +1,295 @@
+//! Faults: each verdict placed by construction (a controlled schedule and a seed whose
+//! fault plan puts the kill where the test needs it), never left to luck.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oversell::buyer::Point;
+use oversell::explore::Runner;
+use oversell::scenario::{Schedule, StoreMode, Trial};
+use oversell::{FindingKind, HarnessConfig, LockKind};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+fn harness() -> HarnessConfig {
+    HarnessConfig::new(BIN)
+}
+
+/// A two-buyer, one-ticket trial under a non-preemptive controlled schedule (buyer 0
+/// runs until it finishes or dies, then buyer 1) whose seed kills buyer 0 at `at` and
+/// spares buyer 1.
+fn kill_buyer0_at(lock: LockKind, at: Point, store: StoreMode) -> Trial {
+    let mut t = Trial::new(lock, 2, 1);
+    t.schedule = Schedule::Exhaustive { preemptions: 0 };
+    t.store = store;
+    t.faults.kill = 0.5;
+    for seed in 0..100_000u64 {
+        t.seed = seed;
+        if t.fault_plan(0).kill_at == Some(at) && t.fault_plan(1).kill_at.is_none() {
+            return t;
+        }
+    }
+    panic!("no seed kills buyer 0 at {at:?}");
+}
+
+fn kinds(c: &oversell::explore::Checked) -> Vec<FindingKind> {
+    c.violations.iter().map(|v| v.kind).collect()
+}
+
+#[test]
+fn a_dead_lockfile_holder_is_a_stale_lock_naming_its_pid() {
+    let h = harness();
+    let mut runner = Runner::new(&h);
+    for at in [Point::Read, Point::Write, Point::Release] {
+        let t = kill_buyer0_at(LockKind::Lockfile, at, StoreMode::Atomic);
+        let c = runner.run(&t, None).expect("run");
+        assert_eq!(
+            kinds(&c),
+            vec![FindingKind::StaleLock],
+            "{at:?}: {:?}",
+            c.violations
+        );
+        let pid = c.run.history.fates[0].pid;
+        assert!(pid > 0);
+        let detail = &c.violations[0].detail;
+        assert!(detail.contains(&format!("buyer 0 (pid {pid})")), "{detail}");
+        assert!(
+            detail.contains("buyers 1 wait") || detail.contains("buyers 1 "),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
+fn kernel_locks_survive_a_dead_holder() {
+    let h = harness();
+    let mut runner = Runner::new(&h);
+    for lock in [
+        LockKind::Flock,
+        LockKind::Ofd,
+        LockKind::Posix,
+        LockKind::Socket,
+        LockKind::Sysv,
+    ] {
+        for at in [Point::Read, Point::Write, Point::Release] {
+            let t = kill_buyer0_at(lock, at, StoreMode::Atomic);
+            let c = runner.run(&t, None).expect("run");
+            assert!(
+                c.violations.is_empty(),
+                "{lock} killed at {at:?}: {:?}",
+                c.violations
+            );
+            assert!(c.run.history.fates[0].killed_by_fault);
+            // Buyer 1 still got the ticket, or found it sold by the dead buyer.
+            assert!(c.run.history.of(1).any(|e| matches!(
+                e.kind,
+                oversell::ledger::EventKind::Bought | oversell::ledger::EventKind::SoldOut
+            )));
+        }
+    }
+}
+
+#[test]
+fn a_kill_between_truncate_and_write_tears_the_in_place_store_even_under_a_sound_lock() {
+    let h = harness();
+    let mut runner = Runner::new(&h);
+    let t = kill_buyer0_at(LockKind::Flock, Point::Truncated, StoreMode::InPlace);
+    let c = runner.run(&t, None).expect("run");
+    assert!(
+        kinds(&c).contains(&FindingKind::CorruptStore),
+        "{:?}",
+        c.violations
+    );
+    let text: String = c.violations.iter().map(|v| v.detail.clone()).collect();
+    assert!(
+        text.contains("a lock does not make a write crash-safe"),
+        "{text}"
+    );
+    // Its token replays the same death and the same torn store.
+    let again = Trial::from_token(&c.trial.token()).expect("token");
+    let r = runner.run(&again, None).expect("replay");
+    assert_eq!(r.run.history.trace(), c.run.history.trace());
+    let shape = |c: &oversell::explore::Checked| -> Vec<(FindingKind, Vec<u32>, Vec<usize>)> {
+        c.violations
+            .iter()
+            .map(|v| (v.kind, v.buyers.clone(), v.events.clone()))
+            .collect()
+    };
+    assert_eq!(shape(&r), shape(&c));
+}
+
+#[test]
+fn the_atomic_store_is_never_torn_by_a_kill() {
+    let h = harness();
+    let mut runner = Runner::new(&h);
+    for at in Point::ALL
+        .iter()
+        .copied()
+        .filter(|p| *p != Point::Truncated)
+    {
+        let t = kill_buyer0_at(LockKind::Flock, at, StoreMode::Atomic);
+        let c = runner.run(&t, None).expect("run");
+        assert!(
+            c.violations.is_empty(),
+            "killed at {at:?}: {:?}",
+            c.violations
+        );
+    }
+}
+
+#[test]
+fn sound_locks_stay_clean_under_kill_and_stop_faults() {
+    for lock in ["flock", "ofd", "posix", "socket", "sysv"] {
+        for schedule in ["jitter", "pct"] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let out = Command::new(BIN)
+                .args([
+                    "explore",
+                    "--lock",
+                    lock,
+                    "--schedule",
+                    schedule,
+                    "--store",
+                    "atomic",
+                    "--faults",
+                    "kill=0.3,stop=0.2:5",
+                    "--trials",
+                    "15",
+                    "--buyers",
+                    "2..8",
+                    "--seed",
+                    "4",
+                    "--jitter-ms",
+                    "1",
+                ])
+                .env("TMPDIR", tmp.path())
+                .output()
+                .expect("explore");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{lock}/{schedule}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stalled_run_is_a_hang_that_names_who_was_unfinished() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let json = tmp.path().join("r.json");
+    // Every buyer is stopped for 5 s at some step; the trial may run 300 ms.
+    let out = Command::new(BIN)
+        .args([
+            "explore",
+            "--lock",
+            "flock",
+            "--faults",
+            "stop=1:5000",
+            "--trials",
+            "1",
+            "--buyers",
+            "2",
+            "--timeout-ms",
+            "300",
+            "--expect",
+            "violation",
+            "--json",
+        ])
+        .arg(&json)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("explore");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let hang = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "hang")
+        .expect("a hang finding");
+    assert!(
+        hang["detail"].as_str().expect("detail").contains("buyer "),
+        "{hang}"
+    );
+}
+
+fn processes_mentioning(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn interrupt_explorer(sig: Signal, expected: i32) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let marker = tmp.path().to_str().expect("utf-8").to_string();
+    let json = tmp.path().join("partial.json");
+    let mut explorer = Command::new(BIN)
+        .args([
+            "explore",
+            "--lock",
+            "flock",
+            "--trials",
+            "100000",
+            "--buyers",
+            "4",
+            "--jitter-ms",
+            "50",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("explorer");
+    let end = Instant::now() + Duration::from_secs(20);
+    while processes_mentioning(&marker) < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(Pid::from_raw(explorer.id() as i32), sig).expect("signal");
+    let status = explorer.wait().expect("wait");
+    assert_eq!(status.code(), Some(expected));
+    assert_eq!(
+        processes_mentioning(&marker),
+        0,
+        "processes left after {sig}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("partial.json")],
+        "left {left:?}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("partial report"))
+            .expect("JSON");
+    assert_eq!(r["interrupted"], sig as i32);
+}
+
+#[test]
+fn sigint_and_sigterm_stop_cleanly_with_a_partial_report() {
+    interrupt_explorer(Signal::SIGINT, 130);
+    interrupt_explorer(Signal::SIGTERM, 143);
+}
