@@ -64,6 +64,9 @@ enum Cmd {
     /// Internal: the socket lock's server.
     #[command(name = "__lock-server", hide = true)]
     LockServer { dir: PathBuf },
+    /// Internal: does nothing; the bench's baseline for spawning this binary.
+    #[command(name = "__noop", hide = true)]
+    Noop,
 }
 
 const EXPLORE_HELP: &str = "\
@@ -301,6 +304,7 @@ pub fn main() -> i32 {
         }
         Some(Cmd::Buyer { spec }) => return buyer_cmd(&spec),
         Some(Cmd::LockServer { dir }) => return lock_server_cmd(&dir),
+        Some(Cmd::Noop) => return 0,
     };
     match result {
         Ok(code) => code,
