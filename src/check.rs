@@ -258,7 +258,10 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
         who.sort_unstable();
         who.dedup();
         let more = if pairs.len() > 1 {
-            format!(" (and {} more)", plural(pairs.len() - 1, "pair", "pairs"))
+            format!(
+                " (and {})",
+                plural(pairs.len() - 1, "more pair", "more pairs")
+            )
         } else {
             String::new()
         };
@@ -297,11 +300,7 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
             let torn_by: Vec<(u32, usize)> = (0..obs.buyers)
                 .filter(|&b| fate(b).is_some_and(|f| f.killed_by_fault))
                 .filter_map(|b| {
-                    let (i, e) = h
-                        .events
-                        .iter()
-                        .enumerate()
-                        .rfind(|(_, e)| e.buyer == b)?;
+                    let (i, e) = h.events.iter().enumerate().rfind(|(_, e)| e.buyer == b)?;
                     (e.kind == EventKind::Truncated).then_some((b, i))
                 })
                 .collect();

@@ -56,6 +56,8 @@ enum Cmd {
     Replay(ReplayArgs),
     /// List every lock backend: what it is and whether it is sound.
     Locks,
+    /// Combine the JSON reports of shards (`explore --shard K/N`) into one.
+    Merge(MergeArgs),
     /// The lesson as a demo (what `oversell` with no arguments runs).
     Demo(DemoArgs),
     /// Internal: one buyer process.
@@ -157,9 +159,14 @@ struct ExploreArgs {
     /// What the run should show; the exit status is 0 when it does.
     #[arg(long, value_enum, default_value = "clean")]
     expect: Expect,
-    /// Write the JSON report here.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    out: OutArgs,
+    /// Stop starting trials once this many seconds are spent (trials default to no limit).
+    #[arg(long, value_name = "SECS", value_parser = parse_budget)]
+    time_budget: Option<f64>,
+    /// Run only shard K of N: trial i when i mod N = K − 1 (N CI jobs cover disjoint trials).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
     /// Keep every trial's directory (store, ledger, stderr) under DIR.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
@@ -181,9 +188,35 @@ struct ReplayArgs {
     /// Kill a trial that runs longer than this many milliseconds.
     #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
     timeout_ms: u64,
-    /// Write a JSON report of the attempts here.
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+/// Where reports go.
+#[derive(Debug, Args, Default)]
+struct OutArgs {
+    /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one test case per lock and schedule).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Draw the first failing trial (else the first trial) as a timeline: FILE.svg, or
+    /// FILE.html for a page embedding the picture.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// JSON reports of shards of one run (same lock, schedule and seed).
+    #[arg(required = true, value_name = "REPORT")]
+    reports: Vec<PathBuf>,
+    /// What the merged run should show; the exit status is 0 when it does.
+    #[arg(long, value_enum, default_value = "clean")]
+    expect: Expect,
+    #[command(flatten)]
+    out: OutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +280,22 @@ fn parse_attempts(s: &str) -> Result<u32, String> {
     whole(s, 1, 1_000_000).map(|n| n as u32)
 }
 
+fn parse_budget(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 30.0 * 86_400.0 => Ok(v),
+        _ => Err("accepted: seconds above 0, e.g. 5 or 0.5".into()),
+    }
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    const ACCEPTED: &str = "accepted: K/N with 1 ≤ K ≤ N, e.g. 2/3";
+    let (k, n) = s.split_once('/').ok_or(ACCEPTED)?;
+    match (k.trim().parse::<u64>(), n.trim().parse::<u64>()) {
+        (Ok(k), Ok(n)) if k >= 1 && k <= n => Ok((k, n)),
+        _ => Err(ACCEPTED.into()),
+    }
+}
+
 fn parse_faults(s: &str) -> Result<Faults, String> {
     Faults::parse(s)
 }
@@ -298,6 +347,7 @@ pub fn main() -> i32 {
         Some(Cmd::Demo(a)) => demo(&a),
         Some(Cmd::Explore(a)) => explore_cmd(&a),
         Some(Cmd::Replay(a)) => replay_cmd(&a),
+        Some(Cmd::Merge(a)) => merge_cmd(&a),
         Some(Cmd::Locks) => {
             locks();
             Ok(0)
@@ -376,8 +426,16 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
     };
     let trials = a.trials.unwrap_or(match space.schedule {
         Schedule::Exhaustive { .. } => u64::MAX,
+        _ if a.time_budget.is_some() => u64::MAX,
         _ => 100,
     });
+    if a.shard.is_some() && matches!(space.schedule, Schedule::Exhaustive { .. }) {
+        return Err(Fail::Usage(
+            "--shard with --schedule exhaustive: a depth-first search cannot be split by trial; \
+             accepted: --shard with jitter, barrier, random or pct"
+                .into(),
+        ));
+    }
     space.store = match a.store {
         StoreArg::InPlace => StoreMode::InPlace,
         StoreArg::Atomic => StoreMode::Atomic,
@@ -392,6 +450,8 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
     let mut cfg = ExploreConfig::new(space, trials, seed, harness);
     cfg.shrink = !a.no_shrink;
     cfg.keep_going = a.keep_going;
+    cfg.time_budget = a.time_budget.map(Duration::from_secs_f64);
+    cfg.shard = a.shard;
     if !a.quiet {
         let what = match cfg.space.schedule {
             Schedule::Jitter | Schedule::Barrier => {
@@ -407,11 +467,14 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
             Schedule::Pct { depth } => format!("schedule pct, depth {depth}"),
             Schedule::Random => "schedule random".to_string(),
         };
-        let trials = if trials == u64::MAX {
-            "every schedule".to_string()
-        } else {
-            format!("{trials} trials")
+        let mut trials = match (trials, a.time_budget) {
+            (u64::MAX, Some(b)) => format!("trials for {b} s"),
+            (u64::MAX, None) => "every schedule".to_string(),
+            (n, _) => format!("{n} trials"),
         };
+        if let Some((k, n)) = a.shard {
+            trials.push_str(&format!(" (shard {k}/{n})"));
+        }
         say!(
             "explore: lock {}, {} buyers, {} tickets, {what}, {trials}, seed {seed}",
             a.lock,
@@ -422,14 +485,197 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
             say!("{}", pct_bounds(a.buyers, depth));
         }
     }
-    let mut out = std::io::stdout();
-    let report = explore::explore(&cfg, &mut |_, _: &Checked, findings: &[Finding]| {
-        if !findings.is_empty() {
-            let _ = write!(out, "{}", report::trial_text(findings));
-            let _ = out.flush();
+    let bar = progress::Bar::new(trials, a.quiet);
+    let mut drawn: Option<Checked> = None;
+    let mut drawn_index = 0u64;
+    let report = explore::explore(
+        &cfg,
+        &mut |index, checked: &Checked, findings: &[Finding]| {
+            bar.tick(findings.len());
+            if !findings.is_empty() {
+                bar.say(&report::trial_text(findings));
+            }
+            let better = match &drawn {
+                None => true,
+                Some(d) => d.violations.is_empty() && !checked.violations.is_empty(),
+            };
+            if a.out.timeline.is_some() && better {
+                drawn = Some(checked.clone());
+                drawn_index = index;
+            }
+        },
+    )?;
+    bar.finish();
+    write_outputs(&a.out, &report, drawn.as_ref().map(|c| (drawn_index, c)))?;
+    if let Some(budget) = a.time_budget {
+        if report.interrupted.is_none() && report.trials_run < trials {
+            say!(
+                "time budget of {budget} s spent: {} trials ran",
+                report.trials_run
+            );
         }
-    })?;
-    finish(&report, a.expect, a.json.as_deref(), a.quiet)
+    }
+    finish(&report, a.expect, a.quiet)
+}
+
+fn write_outputs(
+    out: &OutArgs,
+    report: &Report,
+    drawn: Option<(u64, &Checked)>,
+) -> Result<(), Fail> {
+    if let Some(p) = &out.json {
+        write_out(p, &report.to_json(), "JSON report")?;
+    }
+    if let Some(p) = &out.junit {
+        let xml = report::junit::junit(std::slice::from_ref(report))
+            .map_err(|e| Fail::Setup(format!("cannot render the JUnit report: {e}")))?;
+        write_out(p, &xml, "JUnit report")?;
+    }
+    if let Some(p) = &out.timeline {
+        let Some((index, c)) = drawn else {
+            return Err(Fail::Setup(format!(
+                "no trial ran, so there is nothing to draw in {}",
+                p.display()
+            )));
+        };
+        write_out(p, &timeline_of(index, c, p), "timeline")?;
+    }
+    Ok(())
+}
+
+fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
+    use report::timeline::{self, Axis, TimelineInput};
+    let verdict = match c.violations.first() {
+        Some(v) => v.kind.name().to_string(),
+        None => "clean".to_string(),
+    };
+    let input = TimelineInput {
+        title: format!(
+            "oversell · lock {} · trial {index} · {} · {verdict} · {}",
+            c.trial.lock,
+            c.trial.schedule.name(),
+            c.trial.token()
+        ),
+        buyers: c.trial.buyers,
+        history: &c.run.history,
+        findings: timeline::marks(&c.violations),
+        axis: if c.trial.schedule.is_controlled() {
+            Axis::Steps
+        } else {
+            Axis::Time
+        },
+    };
+    let html = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    if html {
+        timeline::html(&input)
+    } else {
+        timeline::svg(&input)
+    }
+}
+
+fn merge_cmd(a: &MergeArgs) -> Result<i32, Fail> {
+    let mut reports = Vec::new();
+    for p in &a.reports {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Fail::Usage(format!("cannot read {}: {e}", p.display())))?;
+        let r = report::merge::parse(&text).map_err(|e| {
+            Fail::Usage(format!(
+                "{}: {e}; accepted: JSON reports written by explore --json",
+                p.display()
+            ))
+        })?;
+        reports.push(r);
+    }
+    let merged = report::merge::merge(reports).map_err(|e| Fail::Usage(e.to_string()))?;
+    if a.out.timeline.is_some() {
+        return Err(Fail::Usage(
+            "--timeline with merge: a merged report holds no ledger to draw; accepted: --json, --junit"
+                .into(),
+        ));
+    }
+    write_outputs(&a.out, &merged, None)?;
+    for f in &merged.findings {
+        say!(
+            "trial {}: {}: {}  ({})",
+            f.trial,
+            f.kind,
+            f.detail,
+            f.replay
+        );
+    }
+    finish(&merged, a.expect, false)
+}
+
+/// The progress bar: on stderr, only when stderr is a terminal, not under CI, not quiet.
+mod progress {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::{IsTerminal, Write};
+
+    pub(super) struct Bar {
+        bar: Option<ProgressBar>,
+        findings: std::cell::Cell<u64>,
+    }
+
+    impl Bar {
+        pub(super) fn new(total: u64, quiet: bool) -> Bar {
+            let show = !quiet
+                && std::io::stderr().is_terminal()
+                && std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false");
+            let bar = show.then(|| {
+                let (bar, template) = if total == u64::MAX {
+                    (
+                        ProgressBar::new_spinner(),
+                        "{spinner} {pos} trials · {msg} · {per_sec} · {elapsed}",
+                    )
+                } else {
+                    (
+                        ProgressBar::new(total),
+                        "{bar:30} {pos}/{len} trials · {msg} · {per_sec} · {eta} left",
+                    )
+                };
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+                if let Ok(style) = ProgressStyle::with_template(template) {
+                    bar.set_style(style);
+                }
+                bar.set_message("0 findings");
+                bar
+            });
+            Bar {
+                bar,
+                findings: std::cell::Cell::new(0),
+            }
+        }
+
+        pub(super) fn tick(&self, findings: usize) {
+            if let Some(bar) = &self.bar {
+                self.findings.set(self.findings.get() + findings as u64);
+                bar.set_message(format!("{} findings", self.findings.get()));
+                bar.inc(1);
+            }
+        }
+
+        /// Prints text to stdout without tearing the bar.
+        pub(super) fn say(&self, text: &str) {
+            match &self.bar {
+                Some(bar) => bar.suspend(|| {
+                    let _ = write!(std::io::stdout(), "{text}");
+                }),
+                None => {
+                    let mut out = std::io::stdout();
+                    let _ = write!(out, "{text}");
+                    let _ = out.flush();
+                }
+            }
+        }
+
+        pub(super) fn finish(&self) {
+            if let Some(bar) = &self.bar {
+                bar.finish_and_clear();
+            }
+        }
+    }
 }
 
 fn pct_bounds(buyers: Span, depth: u32) -> String {
@@ -458,10 +704,7 @@ fn pct_bounds(buyers: Span, depth: u32) -> String {
     s
 }
 
-fn finish(report: &Report, expect: Expect, json: Option<&Path>, quiet: bool) -> Result<i32, Fail> {
-    if let Some(p) = json {
-        write_out(p, &report.to_json(), "JSON report")?;
-    }
+fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<i32, Fail> {
     for v in &report.verified {
         say!("{}", v.line());
     }
@@ -558,9 +801,11 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
         report.trials_failed,
         report.trials_run
     );
-    if let Some(p) = &a.json {
-        write_out(p, &report.to_json(), "JSON report")?;
-    }
+    let drawn = runs
+        .iter()
+        .find(|c| !c.violations.is_empty())
+        .or(runs.first());
+    write_outputs(&a.out, &report, drawn.map(|c| (0, c)))?;
     Ok(if report.trials_failed > 0 { 1 } else { 0 })
 }
 

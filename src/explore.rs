@@ -25,6 +25,8 @@ pub struct ExploreConfig {
     pub shrink: bool,
     /// Under `exhaustive`: run every schedule even after one fails (and do not shrink).
     pub keep_going: bool,
+    /// Run only shard K of N (1-based): trial `i` when `i mod N = K − 1`.
+    pub shard: Option<(u64, u64)>,
     /// How trials are run.
     pub harness: HarnessConfig,
 }
@@ -39,6 +41,7 @@ impl ExploreConfig {
             time_budget: None,
             shrink: true,
             keep_going: false,
+            shard: None,
             harness,
         }
     }
@@ -218,6 +221,7 @@ pub fn explore(
 ) -> Result<Report, HarnessError> {
     let started = Instant::now();
     let mut report = Report::new(cfg.space.lock.name(), cfg.space.schedule.name(), cfg.seed);
+    report.shard = cfg.shard.map(|(k, n)| format!("{k}/{n}"));
     let mut runner = Runner::new(&cfg.harness);
     let out_of_time = || {
         cfg.time_budget
@@ -253,6 +257,9 @@ fn sampled(
     out_of_time: &dyn Fn() -> bool,
 ) -> Result<(), HarnessError> {
     for index in 0..cfg.trials {
+        if cfg.shard.is_some_and(|(k, n)| index % n != k - 1) {
+            continue;
+        }
         if out_of_time() {
             break;
         }

@@ -27,6 +27,8 @@ pub enum MergeError {
     /// Two reports both hold findings of one trial: the same shard was given twice, or
     /// the shards overlap.
     DuplicateTrial(u64),
+    /// The same shard (`K/N`) was given twice.
+    DuplicateShard(String),
     /// A report is not valid report JSON.
     Parse(serde_json::Error),
 }
@@ -47,6 +49,7 @@ impl fmt::Display for MergeError {
                 f,
                 "two reports both have findings in trial {t}; was one shard given twice?"
             ),
+            MergeError::DuplicateShard(s) => write!(f, "shard {s} was given twice"),
             MergeError::Parse(e) => write!(f, "not an oversell JSON report: {e}"),
         }
     }
@@ -84,6 +87,7 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     let mut out = iter.next().ok_or(MergeError::Empty)?;
     // Which report (by position) holds findings of each trial.
     let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut shards: Vec<String> = out.shard.iter().cloned().collect();
     for f in &out.findings {
         owner.insert(f.trial, 0);
     }
@@ -101,6 +105,12 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
                 }
             }
         }
+        if r.shard.is_some() && r.shard == out.shard {
+            return Err(MergeError::DuplicateShard(r.shard.unwrap_or_default()));
+        }
+        shards.extend(r.shard.clone());
+        out.interrupted = out.interrupted.or(r.interrupted);
+        out.verified.extend(r.verified);
         out.trials_run = out.trials_run.saturating_add(r.trials_run);
         out.trials_failed = out.trials_failed.saturating_add(r.trials_failed);
         out.elapsed_ms = out.elapsed_ms.max(r.elapsed_ms);
@@ -108,6 +118,13 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     }
     // A stable sort keeps each trial's findings in the order the checker gave them.
     out.findings.sort_by_key(|f| f.trial);
+    shards.sort();
+    if shards.windows(2).any(|w| w[0] == w[1]) {
+        return Err(MergeError::DuplicateShard(shards.join(", ")));
+    }
+    if shards.len() > 1 {
+        out.shard = None;
+    }
     Ok(out)
 }
 

@@ -72,6 +72,9 @@ pub struct Report {
     /// Set when SIGINT or SIGTERM stopped the run early: the signal's number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<i32>,
+    /// `K/N` when the run was one shard of N.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// A trial shape verified clean over every schedule within a preemption bound.
@@ -111,6 +114,7 @@ impl Report {
             findings: Vec::new(),
             verified: Vec::new(),
             interrupted: None,
+            shard: None,
         }
     }
 
@@ -138,14 +142,27 @@ impl Report {
     }
 }
 
+/// `n thing` or `n things`.
+pub fn count(n: u32, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
 /// The text block for one failing trial: its first finding, the others, and the replay.
 pub fn trial_text(findings: &[Finding]) -> String {
     let Some(first) = findings.first() else {
         return String::new();
     };
     let mut s = format!(
-        "finding in trial {} ({} buyers, {} tickets): {}: {}\n",
-        first.trial, first.buyers, first.tickets, first.kind, first.detail
+        "finding in trial {} ({}, {}): {}: {}\n",
+        first.trial,
+        count(first.buyers, "buyer"),
+        count(first.tickets, "ticket"),
+        first.kind,
+        first.detail
     );
     for f in &findings[1..] {
         s.push_str(&format!("  also {}: {}\n", f.kind, f.detail));
