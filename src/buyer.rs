@@ -157,6 +157,12 @@ pub struct BuyerArgs {
     pub kill_at: Option<Point>,
     /// A stop fault: ask the harness to SIGSTOP this buyer at this point.
     pub stop_at: Option<Point>,
+    /// Wait at the start barrier. A buyer run inside a user's lock command cannot: it
+    /// starts only once the command holds the lock.
+    pub start_barrier: bool,
+    /// A kill fault kills this buyer's whole process group (a user's lock command and
+    /// everything it started), as a crash of the whole subtree would.
+    pub kill_group: bool,
 }
 
 /// Why a buyer could not finish.
@@ -335,6 +341,10 @@ impl Pacer for ControlledPacer<'_> {
 fn reach(args: &BuyerArgs, pacer: &mut dyn Pacer, point: Point) -> Result<(), BuyerError> {
     if args.kill_at == Some(point) {
         // An injected crash: nothing after this runs, exactly as if the OS killed us.
+        if args.kill_group {
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::getpgrp(), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
     if args.stop_at == Some(point) {
@@ -351,6 +361,9 @@ pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
         .map_err(|e| BuyerError::Io("opening the ledger", e))?;
     // Start barrier: every buyer is spawned and set up before any begins. Under reuse
     // the same message also tells the harness the previous round is over.
+    if !args.start_barrier {
+        return round(args, lock, &mut channel, &mut ledger);
+    }
     while channel.ask_or_done(msg::READY)? {
         round(args, lock, &mut channel, &mut ledger)?;
         if !args.reuse {

@@ -116,12 +116,13 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
 
     // Who claims what.
-    let mut claims: BTreeMap<u32, (i64, usize)> = BTreeMap::new(); // buyer -> (ticket, event)
+    // buyer -> (ticket, event); a buyer program run by --buyer-cmd names no ticket.
+    let mut claims: BTreeMap<u32, (Option<i64>, usize)> = BTreeMap::new();
     let mut settled = vec![false; obs.buyers as usize];
     for (i, e) in h.events.iter().enumerate() {
         let settles = match e.kind {
             EventKind::Bought => {
-                claims.insert(e.buyer, (e.num().unwrap_or(-1), i));
+                claims.insert(e.buyer, (e.num(), i));
                 true
             }
             EventKind::SoldOut => true,
@@ -156,6 +157,7 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
     // double_sale
     let mut by_ticket: BTreeMap<i64, Vec<(u32, usize)>> = BTreeMap::new();
     for (&b, &(t, e)) in &claims {
+        let Some(t) = t else { continue };
         by_ticket.entry(t).or_default().push((b, e));
     }
     for (t, holders) in by_ticket.iter().filter(|(_, v)| v.len() > 1) {
@@ -400,7 +402,8 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
             continue;
         }
         let how = match &f.exit {
-            Exit::Code(0) if settled[b as usize] => continue,
+            // 3 is a buyer program's "sold out" (--buyer-cmd).
+            Exit::Code(0 | 3) if settled[b as usize] => continue,
             Exit::Code(0) => "exited without recording an outcome".to_string(),
             Exit::Code(c) => format!("exited with status {c}"),
             Exit::Signal(s) => format!("was killed by signal {s}"),

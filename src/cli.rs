@@ -9,7 +9,7 @@ use crate::explore::{self, Checked, ExploreConfig};
 use crate::harness::{self, BuyerSpec, HarnessConfig, HarnessError};
 use crate::lock::{socket, LockContext, LockKind, Soundness};
 use crate::report::{self, Finding, Report};
-use crate::scenario::{Faults, Schedule, Span, StoreMode, Trial, TrialSpace};
+use crate::scenario::{External, Faults, Schedule, Span, StoreMode, Trial, TrialSpace};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,6 +119,17 @@ struct ExploreArgs {
     /// Lock backend (see `oversell locks`).
     #[arg(long, value_name = "NAME", default_value = "flock", value_parser = parse_lock)]
     lock: LockKind,
+    /// Test your own lock command instead: a shell command that runs `{}` while holding
+    /// the lock, as flock(1) does; `{dir}` is the trial's directory. Example:
+    /// --lock-cmd 'flock {dir}/lock {}'
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock", "buyer_cmd"])]
+    lock_cmd: Option<String>,
+    /// Test your own buyer program instead: run once per buyer with `{store}` the store's
+    /// path (a JSON file {"count": N}) and `{dir}` the trial's directory; exit 0 means it
+    /// bought a ticket, 3 that none was left. Example:
+    /// --buyer-cmd 'python3 fixtures/buyers/locked.py {store}'
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock"])]
+    buyer_cmd: Option<String>,
     /// Buyers per trial: N or A..B (inclusive, 1 to 256).
     #[arg(long, value_name = "N|A..B", default_value = "2..16", value_parser = parse_buyers)]
     buyers: Span,
@@ -441,6 +452,39 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
         StoreArg::Atomic => StoreMode::Atomic,
     };
     space.faults = a.faults.unwrap_or_default();
+    if let Some(t) = &a.lock_cmd {
+        if !t.contains("{}") {
+            return Err(Fail::Usage(format!(
+                "--lock-cmd '{t}' has no {{}} for the critical section; accepted: a command such as 'flock {{dir}}/lock {{}}'"
+            )));
+        }
+        space.external = Some(External::LockCmd(t.clone()));
+    }
+    if let Some(t) = &a.buyer_cmd {
+        if t.trim().is_empty() {
+            return Err(Fail::Usage(
+                "--buyer-cmd '': accepted: a command such as 'python3 buyer.py {store}'".into(),
+            ));
+        }
+        if !space.faults.is_none() {
+            return Err(Fail::Usage(
+                "--faults with --buyer-cmd: oversell cannot place a fault inside your program; \
+                 accepted: --faults with --lock or --lock-cmd"
+                    .into(),
+            ));
+        }
+        space.external = Some(External::BuyerCmd(t.clone()));
+    }
+    if space.external.is_some() {
+        space.lock = LockKind::None;
+        if space.schedule != Schedule::Jitter {
+            return Err(Fail::Usage(format!(
+                "--schedule {} with --lock-cmd or --buyer-cmd: a user's command cannot report its \
+                 steps or blocking; accepted: --schedule jitter",
+                space.schedule.name()
+            )));
+        }
+    }
     let seed = a.seed.unwrap_or_else(default_seed);
     harness::interrupt::install()
         .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
@@ -477,7 +521,7 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
         }
         say!(
             "explore: lock {}, {} buyers, {} tickets, {what}, {trials}, seed {seed}",
-            a.lock,
+            cfg.space.lock_label(),
             a.buyers,
             a.tickets,
         );

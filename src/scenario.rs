@@ -188,6 +188,57 @@ impl StoreMode {
     }
 }
 
+/// A user's command in place of one of oversell's parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum External {
+    /// `--lock-cmd`: a shell command that runs `{}` (the critical section) while holding
+    /// a lock, as `flock(1)` does; `{dir}` is the trial's directory.
+    LockCmd(String),
+    /// `--buyer-cmd`: a user's whole buyer program; `{store}` is the store's path and
+    /// `{dir}` the trial's directory. Exit 0: bought; exit 3: sold out.
+    BuyerCmd(String),
+}
+
+impl External {
+    /// The label reports use for the lock under test.
+    pub fn label(&self) -> String {
+        match self {
+            External::LockCmd(t) => format!("lock-cmd: {t}"),
+            External::BuyerCmd(t) => format!("buyer-cmd: {t}"),
+        }
+    }
+
+    fn token_part(&self) -> String {
+        let (tag, t) = match self {
+            External::LockCmd(t) => ('L', t),
+            External::BuyerCmd(t) => ('B', t),
+        };
+        let hex: String = t.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{tag}{hex}")
+    }
+
+    fn from_token_part(tag: &str, hex: &str) -> Option<External> {
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        let text = String::from_utf8(bytes?).ok()?;
+        match tag {
+            "L" => Some(External::LockCmd(text)),
+            "B" => Some(External::BuyerCmd(text)),
+            _ => None,
+        }
+    }
+}
+
+/// Quotes `s` for a POSIX shell: `'…'`, with `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// Faults injected into buyers.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Faults {
@@ -282,6 +333,8 @@ pub struct Trial {
     /// trial replays exactly these steps; when absent the strategy chooses (and the run
     /// records its choices here).
     pub choices: Option<Vec<u32>>,
+    /// A user's lock command or buyer program, in place of `lock`.
+    pub external: Option<External>,
 }
 
 impl Trial {
@@ -297,6 +350,15 @@ impl Trial {
             store: StoreMode::InPlace,
             faults: Faults::default(),
             choices: None,
+            external: None,
+        }
+    }
+
+    /// The name reports give the lock under test.
+    pub fn lock_label(&self) -> String {
+        match &self.external {
+            Some(e) => e.label(),
+            None => self.lock.name().to_string(),
         }
     }
 
@@ -353,6 +415,10 @@ impl Trial {
                 self.faults.stop_ms
             ));
         }
+        if let Some(e) = &self.external {
+            t.push('.');
+            t.push_str(&e.token_part());
+        }
         if let Some(c) = &self.choices {
             t.push_str(".p");
             t.push_str(&encode_choices(c));
@@ -407,6 +473,12 @@ impl Trial {
                 }
                 "a" if value.is_empty() => trial.store = StoreMode::Atomic,
                 "k" => trial.faults.kill = num(value)? as f64 / 1000.0,
+                "L" | "B" => {
+                    trial.external = Some(
+                        External::from_token_part(key, value)
+                            .ok_or_else(|| bad(format!("'{key}…' is not a command")))?,
+                    )
+                }
                 "x" => {
                     let (p, ms) = value
                         .split_once('-')
@@ -475,6 +547,8 @@ pub struct TrialSpace {
     pub store: StoreMode,
     /// Faults injected into buyers.
     pub faults: Faults,
+    /// A user's lock command or buyer program, in place of `lock`.
+    pub external: Option<External>,
 }
 
 impl TrialSpace {
@@ -488,6 +562,15 @@ impl TrialSpace {
             schedule: Schedule::Jitter,
             store: StoreMode::InPlace,
             faults: Faults::default(),
+            external: None,
+        }
+    }
+
+    /// The name reports give the lock under test.
+    pub fn lock_label(&self) -> String {
+        match &self.external {
+            Some(e) => e.label(),
+            None => self.lock.name().to_string(),
         }
     }
 
@@ -506,6 +589,7 @@ impl TrialSpace {
             store: self.store,
             faults: self.faults,
             choices: None,
+            external: self.external.clone(),
         }
     }
 }
@@ -535,6 +619,12 @@ mod tests {
                 t.faults.kill = 0.3;
                 t.faults.stop = 0.25;
                 t.faults.stop_ms = 40;
+            }
+            if i % 5 == 2 {
+                t.external = Some(External::LockCmd("flock {dir}/l {} # it's".into()));
+            }
+            if i % 5 == 4 {
+                t.external = Some(External::BuyerCmd("python3 'a b.py' {store}".into()));
             }
             if i % 3 == 1 {
                 t.schedule = Schedule::Pct { depth: 3 };

@@ -157,6 +157,8 @@ impl Session {
             reuse: true,
             kill_at: None,
             stop_at: None,
+            start_barrier: true,
+            kill_group: false,
         };
         let (sock, member) = spawn_buyer(&mut self.group, &self.cfg, &spec)?;
         sock.set_read_timeout(Some(self.step_timeout()))

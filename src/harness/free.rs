@@ -9,12 +9,12 @@
 
 use super::process::{Group, MemberId};
 use super::{
-    interrupt, prepare_lock, spawn_buyer, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
+    interrupt, prepare_lock, spawn_buyer_in, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
     LockState, TrialDir, TrialRun,
 };
 use crate::buyer::{msg, Pace};
 use crate::ledger::{Exit, Fate, History, Stuck};
-use crate::scenario::{Schedule, Trial};
+use crate::scenario::{External, Schedule, Trial};
 use crate::store;
 use nix::sys::signal::Signal;
 use std::fs::File;
@@ -75,6 +75,12 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
         _ => Pace::Free,
     };
     let store_mode = trial.lock.required_store().unwrap_or(trial.store);
+    // Under a user's lock command each buyer runs inside the command, which takes the
+    // lock before the buyer even starts: no start barrier, and the lock itself is none.
+    let wrap = match &trial.external {
+        Some(External::LockCmd(t)) => Some(t.as_str()),
+        _ => None,
+    };
     let mut conns = Vec::with_capacity(trial.buyers as usize);
     let plans: Vec<_> = (0..trial.buyers).map(|b| trial.fault_plan(b)).collect();
     for index in 0..trial.buyers {
@@ -92,8 +98,10 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
             reuse: false,
             kill_at: faults.kill_at.map(|p| p.name().to_string()),
             stop_at: faults.stop_at.map(|(p, _)| p.name().to_string()),
+            start_barrier: wrap.is_none(),
+            kill_group: wrap.is_some(),
         };
-        let (sock, member) = spawn_buyer(&mut group, cfg, &spec)?;
+        let (sock, member) = spawn_buyer_in(&mut group, cfg, &spec, wrap)?;
         conns.push(Conn {
             sock,
             member,
@@ -105,7 +113,7 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
         });
     }
 
-    let end = drive(&mut conns, &group, pace, deadline);
+    let end = drive(&mut conns, &group, pace, deadline, wrap.is_none());
     let (timed_out, stuck) = match &end {
         End::Done => (false, None),
         End::TimedOut => (true, None),
@@ -177,8 +185,14 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
 }
 
 /// Paces free-running buyers until every one has closed its control socket.
-fn drive(conns: &mut [Conn], group: &Group, pace: Pace, deadline: Instant) -> End {
-    let mut started = false;
+fn drive(
+    conns: &mut [Conn],
+    group: &Group,
+    pace: Pace,
+    deadline: Instant,
+    start_barrier: bool,
+) -> End {
+    let mut started = !start_barrier;
     let mut barrier_open = false;
     let mut wakes: Vec<(Instant, usize)> = Vec::new();
     // A holder that died holding the lock, and when.

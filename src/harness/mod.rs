@@ -8,6 +8,7 @@
 //! Then it merges the ledger into a [`History`] and reads the final store.
 
 mod controlled;
+mod external;
 mod free;
 pub mod interrupt;
 mod process;
@@ -119,6 +120,16 @@ pub struct BuyerSpec {
     /// A stop fault's point (by name), for free-running schedules.
     #[serde(default)]
     pub stop_at: Option<String>,
+    /// Wait at the start barrier (not inside a user's lock command).
+    #[serde(default = "yes")]
+    pub start_barrier: bool,
+    /// A kill fault kills the buyer's whole process group.
+    #[serde(default)]
+    pub kill_group: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl BuyerSpec {
@@ -145,6 +156,8 @@ impl BuyerSpec {
             reuse: self.reuse,
             kill_at: self.kill_at.as_deref().and_then(crate::buyer::Point::parse),
             stop_at: self.stop_at.as_deref().and_then(crate::buyer::Point::parse),
+            start_barrier: self.start_barrier,
+            kill_group: self.kill_group,
         })
     }
 }
@@ -255,6 +268,9 @@ const SEM_NOTE: &str = "sem.id";
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
+    if let Some(crate::scenario::External::BuyerCmd(t)) = &trial.external {
+        return external::run(trial, t, cfg);
+    }
     if trial.schedule.is_controlled() {
         let mut session = Session::new(trial.lock, trial.store, cfg)?;
         let mut scheduler = crate::schedule::for_trial(trial);
@@ -263,10 +279,35 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
     free::run(trial, cfg)
 }
 
+/// Expands a user's command template: `{dir}` (and `{store}`) become shell-quoted paths
+/// and `{}` the shell-quoted words of `inner`.
+pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
+    let q = |p: &Path| crate::scenario::shell_quote(&p.to_string_lossy());
+    let inner: Vec<String> = inner
+        .iter()
+        .map(|w| crate::scenario::shell_quote(w))
+        .collect();
+    template
+        .replace("{dir}", &q(dir))
+        .replace("{store}", &q(&crate::store::path(dir)))
+        .replace("{}", &inner.join(" "))
+}
+
 fn spawn_buyer(
     group: &mut Group,
     cfg: &HarnessConfig,
     spec: &BuyerSpec,
+) -> Result<(UnixStream, MemberId), HarnessError> {
+    spawn_buyer_in(group, cfg, spec, None)
+}
+
+/// Spawns a buyer; with `wrap`, inside a user's lock command (`sh -c TEMPLATE`, `{}` the
+/// buyer), as the leader of a process group of its own.
+fn spawn_buyer_in(
+    group: &mut Group,
+    cfg: &HarnessConfig,
+    spec: &BuyerSpec,
+    wrap: Option<&str>,
 ) -> Result<(UnixStream, MemberId), HarnessError> {
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| HarnessError::Io("making a control socket", e))?;
@@ -276,6 +317,16 @@ fn spawn_buyer(
         .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
     let mut cmd = Command::new(&cfg.exe);
     match &cfg.launcher {
+        Launcher::Subcommand if wrap.is_some() => {
+            let inner = [
+                cfg.exe.to_string_lossy().into_owned(),
+                "__buyer".into(),
+                json,
+            ];
+            cmd = Command::new("/bin/sh");
+            cmd.arg("-c")
+                .arg(expand(wrap.unwrap_or("{}"), &spec.dir, &inner));
+        }
         Launcher::Subcommand => {
             cmd.arg("__buyer").arg(json);
         }
@@ -289,7 +340,12 @@ fn spawn_buyer(
     cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::from(err));
-    let member = group.spawn(cmd).map_err(HarnessError::Spawn)?;
+    let member = if wrap.is_some() {
+        group.spawn_alone(cmd)
+    } else {
+        group.spawn(cmd)
+    }
+    .map_err(HarnessError::Spawn)?;
     Ok((ours, member))
 }
 

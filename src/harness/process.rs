@@ -18,7 +18,8 @@ use crate::ledger::Exit;
 /// The processes of one trial, in one process group.
 #[derive(Debug, Default)]
 pub(crate) struct Group {
-    pgid: Option<Pid>,
+    /// The trial's process group first; then one per member spawned `alone`.
+    pgids: Vec<Pid>,
     children: Vec<Member>,
 }
 
@@ -33,9 +34,22 @@ struct Member {
 pub(crate) struct MemberId(usize);
 
 impl Group {
-    /// Spawns `cmd` into the group, with the death signal set.
-    pub(crate) fn spawn(&mut self, mut cmd: Command) -> io::Result<MemberId> {
-        let pgid = self.pgid.map_or(0, |p| p.as_raw());
+    /// Spawns `cmd` into the trial's process group, with the death signal set.
+    pub(crate) fn spawn(&mut self, cmd: Command) -> io::Result<MemberId> {
+        self.spawn_in(cmd, false)
+    }
+
+    /// Spawns `cmd` as the leader of a process group of its own (a user's command and
+    /// whatever it starts, killed together), with the death signal set.
+    pub(crate) fn spawn_alone(&mut self, cmd: Command) -> io::Result<MemberId> {
+        self.spawn_in(cmd, true)
+    }
+
+    fn spawn_in(&mut self, mut cmd: Command, alone: bool) -> io::Result<MemberId> {
+        let pgid = match (alone, self.pgids.first()) {
+            (false, Some(p)) => p.as_raw(),
+            _ => 0,
+        };
         cmd.process_group(pgid);
         let parent = std::process::id();
         // SAFETY: the closure runs in the child between fork and exec and only makes two
@@ -51,8 +65,8 @@ impl Group {
             });
         }
         let child = cmd.spawn()?;
-        if self.pgid.is_none() {
-            self.pgid = Some(Pid::from_raw(child.id() as i32));
+        if pgid == 0 {
+            self.pgids.push(Pid::from_raw(child.id() as i32));
         }
         self.children.push(Member {
             child,
@@ -76,7 +90,7 @@ impl Group {
 
     /// Sends `sig` to the whole group.
     pub(crate) fn signal_all(&self, sig: Signal) {
-        if let Some(pgid) = self.pgid {
+        for &pgid in &self.pgids {
             let _ = killpg(pgid, sig);
         }
     }
@@ -157,10 +171,9 @@ impl Group {
 
     /// True while some process (ours or a grandchild) is still in the group.
     pub(crate) fn group_alive(&self) -> bool {
-        match self.pgid {
-            Some(pgid) => !matches!(killpg(pgid, None), Err(Errno::ESRCH)),
-            None => false,
-        }
+        self.pgids
+            .iter()
+            .any(|&pgid| !matches!(killpg(pgid, None), Err(Errno::ESRCH)) && has_live_member(pgid))
     }
 
     /// Kills and reaps everything; returns true when the group was already empty.
@@ -185,6 +198,39 @@ impl Drop for Group {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// True when some process of group `pgid` is not a zombie. A zombie has exited; it only
+/// waits for its parent (or init, for an orphan whose parent was killed with it) to reap
+/// it, so it is no leak.
+fn has_live_member(pgid: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    for e in entries.flatten() {
+        if !e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which is in parentheses and may hold spaces):
+        // state, ppid, pgrp, ...
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        if pgrp == Some(pgid.as_raw()) && state != Some("Z") {
+            return true;
+        }
+    }
+    false
 }
 
 /// True when a process with this pid exists.

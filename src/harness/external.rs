@@ -1,0 +1,102 @@
+//! `--buyer-cmd`: a user's whole buyer program, one process per buyer.
+//!
+//! The program gets the store's path (`{store}`) and the trial directory (`{dir}`); it
+//! writes no ledger, so the harness records what its exit status claims: 0 bought a
+//! ticket, 3 found none, anything else is a crash (with its stderr tail). Each buyer runs
+//! as `sh -c TEMPLATE` leading a process group of its own, so whatever it starts is
+//! killed with it.
+
+use super::process::Group;
+use super::{expand, stderr_tail, HarnessConfig, HarnessError, TrialDir, TrialRun};
+use crate::ledger::{Event, EventKind, Exit, Fate, History};
+use crate::scenario::Trial;
+use crate::store;
+use nix::sys::signal::Signal;
+use std::fs::File;
+use std::io;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Exit status of a buyer program that found no ticket.
+pub const SOLD_OUT: i32 = 3;
+
+/// Runs one trial of a user's buyer program.
+pub(super) fn run(
+    trial: &Trial,
+    template: &str,
+    cfg: &HarnessConfig,
+) -> Result<TrialRun, HarnessError> {
+    let started = Instant::now();
+    let dir = TrialDir::create(cfg.keep.as_deref())?;
+    let store_path = store::path(&dir.path);
+    store::create(&store_path, trial.tickets as i64)
+        .map_err(|e| HarnessError::Io("writing the store", e))?;
+    let mut group = Group::default();
+    let mut members = Vec::with_capacity(trial.buyers as usize);
+    let line = expand(template, &dir.path, &[]);
+    for index in 0..trial.buyers {
+        let err = File::create(dir.path.join(format!("buyer-{index}.err")))
+            .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(&line)
+            .current_dir(&dir.path)
+            .env("OVERSELL_BUYER_INDEX", index.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err));
+        members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
+    }
+    let timed_out = !group.wait_all(cfg.timeout);
+    if timed_out {
+        group.terminate(cfg.grace);
+    }
+    let leaked = !group.finish();
+    if let Some(sig) = super::interrupt::pending() {
+        return Err(HarnessError::Interrupted(sig));
+    }
+
+    // What each buyer claims, from its exit status, stamped in the order they ended.
+    let mut history = History {
+        timed_out,
+        ..History::default()
+    };
+    for (i, &m) in members.iter().enumerate() {
+        let exit = group.exit(m);
+        let kind = match exit {
+            Exit::Code(0) => Some(EventKind::Bought),
+            Exit::Code(SOLD_OUT) => Some(EventKind::SoldOut),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            history.events.push(Event {
+                ns: i as u64,
+                buyer: i as u32,
+                kind,
+                value: None,
+            });
+        }
+        history.fates.push(Fate {
+            killed_by_fault: false,
+            killed_by_timeout: timed_out && exit == Exit::Signal(Signal::SIGKILL as i32),
+            pid: group.pid(m),
+            stderr_tail: stderr_tail(&dir.path, i as u32),
+            exit,
+        });
+    }
+    let final_store = match store::read(&store_path) {
+        Ok(c) => Some(c),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(HarnessError::Io("reading the final store", e)),
+    };
+    let kept = dir.temp.is_none().then(|| dir.path.clone());
+    drop(dir);
+    Ok(TrialRun {
+        history,
+        final_store,
+        kept,
+        leaked,
+        elapsed: started.elapsed(),
+        schedule: None,
+    })
+}
