@@ -1,0 +1,274 @@
+//! Anyone's lock and anyone's buyer: `--lock-cmd` and `--buyer-cmd` with the fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+fn q(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+fn oversell(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .envs(env.iter().copied())
+        .output()
+        .expect("oversell runs");
+    (out, tmp)
+}
+
+fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn leftovers(tmp: &Path) -> usize {
+    std::fs::read_dir(tmp).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn flock_1_as_a_lock_command_is_sound_also_under_kills() {
+    let (out, tmp) = oversell(
+        &[
+            "explore",
+            "--lock-cmd",
+            "flock {dir}/lock {}",
+            "--trials",
+            "20",
+            "--seed",
+            "7",
+            "--jitter-ms",
+            "1",
+        ],
+        &[],
+    );
+    assert_code(&out, 0, "flock(1) wrapper");
+    assert_eq!(leftovers(tmp.path()), 0);
+    let (out, _) = oversell(
+        &[
+            "explore",
+            "--lock-cmd",
+            "flock {dir}/lock {}",
+            "--faults",
+            "kill=0.3",
+            "--store",
+            "atomic",
+            "--trials",
+            "20",
+            "--seed",
+            "7",
+            "--jitter-ms",
+            "1",
+        ],
+        &[],
+    );
+    assert_code(&out, 0, "flock(1) wrapper under kills");
+}
+
+#[test]
+fn the_fixture_wrappers_flock_and_mkdir_are_sound_and_paths_with_spaces_work() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spaced = tmp.path().join("lock scripts");
+    std::fs::create_dir(&spaced).expect("mkdir");
+    for name in ["flock.sh", "mkdir.sh"] {
+        let copy = spaced.join(name);
+        std::fs::copy(fixture(&format!("locks/{name}")), &copy).expect("copy");
+        let template = format!("{} {{dir}} {{}}", q(&copy));
+        let (out, _) = oversell(
+            &[
+                "explore",
+                "--lock-cmd",
+                &template,
+                "--trials",
+                "10",
+                "--seed",
+                "7",
+                "--jitter-ms",
+                "1",
+            ],
+            &[],
+        );
+        assert_code(&out, 0, name);
+    }
+}
+
+#[test]
+fn a_mkdir_lock_goes_stale_when_its_holder_is_killed() {
+    // Every buyer runs inside the wrapper, so the first to run is killed holding it.
+    let template = format!("{} {{dir}} {{}}", q(&fixture("locks/mkdir.sh")));
+    let (out, tmp) = oversell(
+        &[
+            "explore",
+            "--lock-cmd",
+            &template,
+            "--faults",
+            "kill=1",
+            "--buyers",
+            "3",
+            "--trials",
+            "2",
+            "--timeout-ms",
+            "1000",
+            "--expect",
+            "violation",
+        ],
+        &[],
+    );
+    assert_code(&out, 0, "stale mkdir lock");
+    assert_eq!(leftovers(tmp.path()), 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hang"));
+}
+
+#[test]
+fn test_then_touch_is_caught() {
+    // The fixture's barrier lets every wrapper test the lock file before any creates it:
+    // all of them get in at once.
+    let template = format!("{} {{dir}} {{}}", q(&fixture("locks/test-then-touch.sh")));
+    let (out, _) = oversell(
+        &[
+            "explore",
+            "--lock-cmd",
+            &template,
+            "--buyers",
+            "4",
+            "--tickets",
+            "1",
+            "--jitter-ms",
+            "50",
+            "--trials",
+            "5",
+            "--seed",
+            "7",
+        ],
+        &[("FIXTURE_BARRIER", "4")],
+    );
+    assert_code(&out, 1, "test-then-touch must be caught");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("overlap") || text.contains("oversold"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unlocked_buyer_program_oversells_and_a_locked_one_does_not() {
+    let unlocked = format!("python3 {} {{store}}", q(&fixture("buyers/unlocked.py")));
+    let (out, tmp) = oversell(
+        &[
+            "explore",
+            "--buyer-cmd",
+            &unlocked,
+            "--buyers",
+            "3",
+            "--tickets",
+            "1",
+            "--trials",
+            "3",
+            "--expect",
+            "violation",
+        ],
+        &[("FIXTURE_BARRIER", "3")],
+    );
+    assert_code(&out, 0, "unlocked.py must oversell");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("oversold"));
+    assert_eq!(leftovers(tmp.path()), 0);
+
+    let locked = format!("python3 {} {{store}}", q(&fixture("buyers/locked.py")));
+    let (out, _) = oversell(
+        &[
+            "explore",
+            "--buyer-cmd",
+            &locked,
+            "--buyers",
+            "6",
+            "--tickets",
+            "1..3",
+            "--trials",
+            "4",
+        ],
+        &[],
+    );
+    assert_code(&out, 0, "locked.py is sound");
+    let shell = format!("sh {} {{store}}", q(&fixture("buyers/buyer.sh")));
+    let (out, _) = oversell(
+        &[
+            "explore",
+            "--buyer-cmd",
+            &shell,
+            "--buyers",
+            "6",
+            "--tickets",
+            "1..3",
+            "--trials",
+            "4",
+        ],
+        &[],
+    );
+    assert_code(&out, 0, "buyer.sh is sound");
+}
+
+#[test]
+fn a_buyer_program_that_fails_is_a_crash_with_its_stderr() {
+    let (out, _) = oversell(
+        &[
+            "explore",
+            "--buyer-cmd",
+            "echo 'no store here' >&2; exit 7",
+            "--buyers",
+            "2",
+            "--trials",
+            "1",
+            "--expect",
+            "violation",
+        ],
+        &[],
+    );
+    assert_code(&out, 0, "a failing program is a finding");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("crash: buyer")
+            && text.contains("status 7")
+            && text.contains("no store here"),
+        "{text}"
+    );
+}
+
+#[test]
+fn user_commands_refuse_what_they_cannot_do() {
+    for args in [
+        &["explore", "--lock-cmd", "flock {dir}/lock"][..],
+        &[
+            "explore",
+            "--lock-cmd",
+            "flock {dir}/lock {}",
+            "--schedule",
+            "pct",
+        ][..],
+        &["explore", "--buyer-cmd", "true", "--faults", "kill=0.5"][..],
+        &["explore", "--buyer-cmd", "true", "--lock", "flock"][..],
+    ] {
+        let (out, _) = oversell(args, &[]);
+        assert_code(&out, 2, &format!("{args:?}"));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr)
+                .trim_end()
+                .lines()
+                .count(),
+            1
+        );
+    }
+}
