@@ -41,6 +41,7 @@ pub mod cli;
 pub mod buyer;
 pub mod check;
 pub mod explore;
+pub mod gate;
 pub mod harness;
 pub mod ledger;
 pub mod lock;
