@@ -58,6 +58,9 @@ enum Cmd {
     Locks,
     /// Combine the JSON reports of shards (`explore --shard K/N`) into one.
     Merge(MergeArgs),
+    /// Replay every token in a regression directory and fail when a verdict changes.
+    #[command(after_help = GATE_HELP)]
+    Gate(GateArgs),
     /// The lesson as a demo (what `oversell` with no arguments runs).
     Demo(DemoArgs),
     /// Internal: one buyer process.
@@ -218,6 +221,27 @@ struct OutArgs {
     timeline: Option<PathBuf>,
 }
 
+const GATE_HELP: &str = "\
+Each line of a gate file is `VERDICT TOKEN  # note`, where VERDICT is clean, violation
+or a finding kind (oversold, double_sale, stale_lock, ...). To gate a race you found:
+
+  echo 'oversold ov1.none.b2.t1...  # the lesson race' >> fixtures/regressions/mine.gate
+
+Exit status: 0 every verdict kept, 1 one changed (named with file:line), 2 bad input.";
+
+#[derive(Debug, Args)]
+struct GateArgs {
+    /// A directory of gate files (or one gate file).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Runs per jitter entry (a clean verdict needs all clean; a violation needs one).
+    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_attempts)]
+    attempts: u32,
+    /// Kill a trial that runs longer than this many milliseconds.
+    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
+    timeout_ms: u64,
+}
+
 #[derive(Debug, Args)]
 struct MergeArgs {
     /// JSON reports of shards of one run (same lock, schedule and seed).
@@ -359,6 +383,7 @@ pub fn main() -> i32 {
         Some(Cmd::Explore(a)) => explore_cmd(&a),
         Some(Cmd::Replay(a)) => replay_cmd(&a),
         Some(Cmd::Merge(a)) => merge_cmd(&a),
+        Some(Cmd::Gate(a)) => gate_cmd(&a),
         Some(Cmd::Locks) => {
             locks();
             Ok(0)
@@ -616,6 +641,30 @@ fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
         timeline::html(&input)
     } else {
         timeline::svg(&input)
+    }
+}
+
+fn gate_cmd(a: &GateArgs) -> Result<i32, Fail> {
+    harness::sweep_stale(&std::env::temp_dir());
+    harness::interrupt::install()
+        .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
+    let h = HarnessConfig::new(exe()?).with_timeout(Duration::from_millis(a.timeout_ms));
+    let result = crate::gate::run(&a.dir, &h, a.attempts, &mut |o| {
+        say!("{}", crate::gate::line(o));
+    });
+    match result {
+        Ok(report) => {
+            say!("{}", report.summary());
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+        Err(crate::gate::GateError::Harness {
+            source: HarnessError::Interrupted(sig),
+            ..
+        }) => {
+            eprintln!("interrupted by signal {sig}; the gate did not finish");
+            Ok(128 + sig)
+        }
+        Err(e) => Err(Fail::Usage(e.to_string())),
     }
 }
 
