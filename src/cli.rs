@@ -837,12 +837,12 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
     let harness =
         HarnessConfig::new(exe()?).with_timeout(Duration::from_millis(a.timeout_ms.max(1)));
     say!(
-        "replay: lock {}, {} buyers, {} tickets, schedule {}, {} attempts",
-        trial.lock,
-        trial.buyers,
-        trial.tickets,
+        "replay: lock {}, {}, {}, schedule {}, {}",
+        trial.lock_label(),
+        report::count(trial.buyers, "buyer"),
+        report::count(trial.tickets, "ticket"),
         trial.schedule.name(),
-        a.attempts
+        report::count(a.attempts, "attempt")
     );
     let runs = explore::replay(&trial, a.attempts, &harness)?;
     if let Some(d) = runs

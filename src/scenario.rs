@@ -218,7 +218,7 @@ impl External {
     }
 
     fn from_token_part(tag: &str, hex: &str) -> Option<External> {
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return None;
         }
         let bytes: Option<Vec<u8>> = (0..hex.len())
