@@ -21,6 +21,7 @@ use crate::lock::LockKind;
 use crate::scenario::{StoreMode, Trial};
 use crate::schedule::Scheduler;
 use crate::store;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::signal::Signal;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -38,6 +39,8 @@ pub struct Session {
     slots: Vec<Option<Slot>>,
     /// Buyers killed by a fault this round: (index, member), for their fates.
     dead: Vec<(usize, MemberId)>,
+    /// The CPU the session's processes share (inherited from the thread that spawns).
+    cpu: Option<usize>,
     poisoned: bool,
 }
 
@@ -66,6 +69,40 @@ fn holds_lock(p: Point) -> bool {
         p,
         Point::Read | Point::Write | Point::Truncated | Point::Release
     )
+}
+
+fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments and only returns a number (or -1).
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}
+
+/// Pins the calling thread (and so every process it spawns meanwhile) to one CPU, and
+/// restores its former CPU set when dropped.
+struct Pinned {
+    saved: Option<CpuSet>,
+}
+
+impl Pinned {
+    fn to(cpu: Option<usize>) -> Pinned {
+        let me = nix::unistd::Pid::from_raw(0);
+        let saved = cpu.and_then(|cpu| {
+            let saved = sched_getaffinity(me).ok()?;
+            let mut one = CpuSet::new();
+            one.set(cpu).ok()?;
+            sched_setaffinity(me, &one).ok()?;
+            Some(saved)
+        });
+        Pinned { saved }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), saved);
+        }
+    }
 }
 
 enum Reply {
@@ -108,7 +145,11 @@ impl Session {
         let dir = TrialDir::create(cfg.keep.as_deref())?;
         let mut group = Group::default();
         let deadline = Instant::now() + cfg.timeout;
-        let lock_state = prepare_lock(lock, &dir.path, &mut group, &cfg.exe, deadline)?;
+        let cpu = current_cpu();
+        let lock_state = {
+            let _pin = Pinned::to(cpu);
+            prepare_lock(lock, &dir.path, &mut group, &cfg.exe, deadline)?
+        };
         Ok(Session {
             cfg: cfg.clone(),
             lock,
@@ -118,6 +159,7 @@ impl Session {
             lock_state,
             slots: Vec::new(),
             dead: Vec::new(),
+            cpu,
             poisoned: false,
         })
     }
@@ -130,7 +172,10 @@ impl Session {
 
     /// True when this session can run `trial`.
     pub fn fits(&self, trial: &Trial) -> bool {
-        self.lock == trial.lock && self.store == trial.lock.required_store().unwrap_or(trial.store)
+        let joins = !self.lock.fixed_membership() || trial.buyers as usize <= self.slots.len();
+        self.lock == trial.lock
+            && self.store == trial.lock.required_store().unwrap_or(trial.store)
+            && joins
     }
 
     fn step_timeout(&self) -> Duration {
@@ -215,6 +260,9 @@ impl Session {
         let started = Instant::now();
         let n = trial.buyers as usize;
         self.dead.clear();
+        // One process runs at a time: keep them all on one CPU, where handing over is a
+        // plain context switch rather than a wake-up across cores.
+        let _pin = Pinned::to(self.cpu);
         store::create(&store::path(&self.dir.path), trial.tickets as i64)
             .map_err(|e| HarnessError::Io("writing the store", e))?;
         File::create(crate::ledger::path(&self.dir.path))

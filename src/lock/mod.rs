@@ -330,6 +330,14 @@ impl LockKind {
         }
     }
 
+    /// True when buyers cannot join after the first acquire: the `posix-sem` backend
+    /// removes its semaphore's name once every buyer has opened it, so a buyer spawned
+    /// later would make a semaphore of its own. Sessions that reuse buyers must start
+    /// afresh to add one.
+    pub(crate) fn fixed_membership(self) -> bool {
+        self == LockKind::PosixSem
+    }
+
     /// True when the harness must start a lock server for the trial.
     pub(crate) fn needs_server(self) -> bool {
         self == LockKind::Socket
