@@ -137,7 +137,7 @@ impl BenchOptions {
                 slow_seeds: 3,
                 free_trials: 40,
                 controlled_trials: 300,
-                seed_budget: Duration::from_secs(10),
+                seed_budget: Duration::from_secs(6),
                 sound_free_trials: 500,
                 sound_controlled_trials: 1_000,
                 sound_budget: Duration::from_secs(300),
@@ -223,6 +223,8 @@ pub struct LockRow {
     pub seeds: u32,
     /// Trials run over all seeds.
     pub trials: u64,
+    /// Trials run with kill faults.
+    pub fault_trials: u64,
     /// Trials with at least one finding.
     pub detected: u64,
     /// `detected / trials`.
@@ -698,6 +700,7 @@ fn cell(opts: &BenchOptions, lock: LockKind, schedule: &Schedule) -> Result<Lock
         tickets: plain.tickets.to_string(),
         seeds: 0,
         trials: 0,
+        fault_trials: 0,
         detected: 0,
         detection_rate: 0.0,
         first_ms: None,
@@ -730,6 +733,7 @@ fn cell(opts: &BenchOptions, lock: LockKind, schedule: &Schedule) -> Result<Lock
             let trial = space.trial(seed, index);
             let c: Checked = runner.run(&trial, None)?;
             row.trials += 1;
+            row.fault_trials += u64::from(!trial.faults.is_none());
             if c.violations.is_empty() {
                 continue;
             }
@@ -905,7 +909,8 @@ fn notes(r: &BenchReport) -> Vec<String> {
             .to_string(),
         "throughput: each round runs its trials and as many `oversell __noop` spawns (one \
          after another, each waited for), in alternating order; figures are medians over \
-         rounds after one warm-up"
+         rounds after one warm-up; a trial's buyers run at once, on every core, while the \
+         raw spawns run one at a time"
             .to_string(),
     ];
     let missed: Vec<String> = r
@@ -995,11 +1000,12 @@ impl BenchReport {
         writeln!(s, "detection")?;
         writeln!(
             s,
-            "  {:<14} {:<8} {:<7} {:>6} {:>8} {:>6} {:>9} {:>7} {:>6}  kinds",
+            "  {:<14} {:<8} {:<7} {:>6} {:>7} {:>8} {:>6} {:>9} {:>7} {:>6}  kinds",
             "lock",
             "schedule",
             "expect",
             "trials",
+            "w/kills",
             "detected",
             "rate",
             "first ms",
@@ -1009,11 +1015,12 @@ impl BenchReport {
         for r in &self.locks {
             writeln!(
                 s,
-                "  {:<14} {:<8} {:<7} {:>6} {:>8} {:>5.0}% {:>9} {:>7} {:>6}  {}",
+                "  {:<14} {:<8} {:<7} {:>6} {:>7} {:>8} {:>5.0}% {:>9} {:>7} {:>6}  {}",
                 r.lock,
                 r.schedule,
                 r.expect,
                 r.trials,
+                r.fault_trials,
                 r.detected,
                 r.detection_rate * 100.0,
                 opt(r.first_ms),
