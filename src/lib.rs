@@ -38,6 +38,7 @@
 #[doc(hidden)]
 pub mod cli;
 
+pub mod bench;
 pub mod buyer;
 pub mod check;
 pub mod explore;

@@ -7,6 +7,7 @@
 //! them as the schedule says, and enforces the trial's timeout with TERM, grace, KILL.
 //! Then it merges the ledger into a [`History`] and reads the final store.
 
+pub mod baseline;
 mod controlled;
 mod external;
 mod free;

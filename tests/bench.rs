@@ -1,0 +1,117 @@
+//! `bench::run` on a small budget: the report has every field the issue names, every
+//! broken lock is caught by some strategy, sound locks have no false findings, and the
+//! measurements are positive. Speed targets are reported by the bench, never asserted.
+
+use oversell::bench::{self, BenchOptions};
+use oversell::{HarnessConfig, LockKind};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The quick settings, cut down further so the test stays short.
+fn small() -> BenchOptions {
+    let harness = HarnessConfig::new(env!("CARGO_BIN_EXE_oversell"));
+    BenchOptions {
+        seeds: 1,
+        slow_seeds: 1,
+        free_trials: 3,
+        controlled_trials: 30,
+        seed_budget: Duration::from_millis(600),
+        sound_free_trials: 4,
+        sound_controlled_trials: 10,
+        sound_budget: Duration::from_secs(1),
+        throughput_rounds: 2,
+        throughput_trials: 1,
+        throughput_buyers: 4,
+        speed_budget: Duration::from_millis(300),
+        ..BenchOptions::new(true, 1, harness)
+    }
+}
+
+fn num(v: &Value, path: &str) -> f64 {
+    let mut at = v;
+    for key in path.split('.') {
+        at = &at[key];
+    }
+    at.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number: {at}"))
+}
+
+#[test]
+fn the_bench_reports_detection_and_speed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let opts = small();
+    let mut lines = Vec::new();
+    // Trial directories go to TMPDIR; keep them out of the shared /tmp.
+    std::env::set_var("TMPDIR", tmp.path());
+    let report = bench::run(&opts, &mut |l| lines.push(l.to_string())).expect("bench runs");
+    assert!(report.interrupted.is_none());
+    assert!(!lines.is_empty(), "no progress lines");
+
+    let json: Value = serde_json::from_str(&report.to_json()).expect("JSON parses");
+    for path in [
+        "throughput.buyer_us",
+        "throughput.raw_spawn_us",
+        "throughput.ratio",
+        "controlled.steps_per_sec",
+        "controlled.schedules_per_sec",
+    ] {
+        assert!(num(&json, path) > 0.0, "{path} is not positive");
+    }
+    assert_eq!(num(&json, "throughput.findings"), 0.0, "flock oversold");
+
+    let rows = json["locks"].as_array().expect("locks[]");
+    assert_eq!(rows.len(), LockKind::ALL.len() * bench::strategies().len());
+    for row in rows {
+        for key in [
+            "lock",
+            "schedule",
+            "trials",
+            "detected",
+            "first_ms",
+            "false_findings",
+            "detection_rate",
+            "trials_to_first",
+        ] {
+            assert!(row.get(key).is_some(), "a row lacks {key}: {row}");
+        }
+        assert!(row["trials"].as_u64().is_some_and(|t| t > 0), "{row}");
+    }
+
+    for lock in LockKind::ALL {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["lock"] == lock.name()).collect();
+        let detected: u64 = mine.iter().filter_map(|r| r["detected"].as_u64()).sum();
+        let expect_caught = !lock.is_sound() || *lock == LockKind::Lockfile;
+        if expect_caught {
+            assert!(detected > 0, "{lock} was not caught: {mine:?}");
+        }
+        if lock.is_sound() {
+            for r in &mine {
+                assert_eq!(r["false_findings"], 0, "false findings on {lock}: {r}");
+            }
+        } else {
+            for r in &mine {
+                assert!(r["false_findings"].is_null(), "{r}");
+            }
+        }
+    }
+
+    let summary = json["summary"].as_array().expect("summary[]");
+    assert_eq!(summary.len(), LockKind::ALL.len());
+    for s in summary.iter().filter(|s| s["expect"] == "caught") {
+        assert_eq!(s["caught"], true, "{s}");
+        assert!(s["best_schedule"].is_string(), "{s}");
+        assert!(s["best_first_ms"].is_u64(), "{s}");
+    }
+    assert!(json["targets"].as_array().is_some_and(|t| t.len() >= 6));
+
+    let text = report.to_text();
+    for needle in [
+        "throughput",
+        "ratio",
+        "steps per second",
+        "renamed-store",
+        "targets",
+    ] {
+        assert!(text.contains(needle), "the text lacks {needle}:\n{text}");
+    }
+}
