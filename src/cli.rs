@@ -58,6 +58,8 @@ enum Cmd {
     Locks,
     /// Combine the JSON reports of shards (`explore --shard K/N`) into one.
     Merge(MergeArgs),
+    /// Measure detection power and speed: every lock under every strategy, side by side.
+    Bench(BenchArgs),
     /// Replay every token in a regression directory and fail when a verdict changes.
     #[command(after_help = GATE_HELP)]
     Gate(GateArgs),
@@ -230,6 +232,19 @@ or a finding kind (oversold, double_sale, stale_lock, ...). To gate a race you f
 Exit status: 0 every verdict kept, 1 one changed (named with file:line), 2 bad input.";
 
 #[derive(Debug, Args)]
+struct BenchArgs {
+    /// A short run (under a minute) instead of the full one (minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Seed of the bench's trials.
+    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seed)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
 struct GateArgs {
     /// A directory of gate files (or one gate file).
     #[arg(value_name = "DIR")]
@@ -384,6 +399,7 @@ pub fn main() -> i32 {
         Some(Cmd::Replay(a)) => replay_cmd(&a),
         Some(Cmd::Merge(a)) => merge_cmd(&a),
         Some(Cmd::Gate(a)) => gate_cmd(&a),
+        Some(Cmd::Bench(a)) => bench_cmd(&a),
         Some(Cmd::Locks) => {
             locks();
             Ok(0)
@@ -642,6 +658,22 @@ fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
     } else {
         timeline::svg(&input)
     }
+}
+
+fn bench_cmd(a: &BenchArgs) -> Result<i32, Fail> {
+    harness::sweep_stale(&std::env::temp_dir());
+    harness::interrupt::install()
+        .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
+    let opts = crate::bench::BenchOptions::new(a.quick, a.seed, HarnessConfig::new(exe()?));
+    let report = crate::bench::run(&opts, &mut |line| eprintln!("{line}"))?;
+    say!("{}", report.to_text());
+    if let Some(p) = &a.json {
+        write_out(p, &report.to_json(), "bench report")?;
+    }
+    Ok(match report.interrupted {
+        Some(sig) => 128 + sig,
+        None => 0,
+    })
 }
 
 fn gate_cmd(a: &GateArgs) -> Result<i32, Fail> {
