@@ -449,11 +449,7 @@ impl Session {
         history.fates = fates;
         history.timed_out = timed_out;
         history.stuck = stuck;
-        let final_store = match store::read(&store::path(&self.dir.path)) {
-            Ok(c) => Some(c),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(HarnessError::Io("reading the final store", e)),
-        };
+        let final_store = super::final_store(&self.dir.path)?;
         Ok(TrialRun {
             history,
             final_store,

@@ -13,7 +13,6 @@ use crate::scenario::Trial;
 use crate::store;
 use nix::sys::signal::Signal;
 use std::fs::File;
-use std::io;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -84,11 +83,7 @@ pub(super) fn run(
             exit,
         });
     }
-    let final_store = match store::read(&store_path) {
-        Ok(c) => Some(c),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(HarnessError::Io("reading the final store", e)),
-    };
+    let final_store = super::final_store(&dir.path)?;
     let kept = dir.temp.is_none().then(|| dir.path.clone());
     drop(dir);
     Ok(TrialRun {

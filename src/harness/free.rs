@@ -166,11 +166,7 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
             }
         })
         .collect();
-    let final_store = match store::read(&store_path) {
-        Ok(c) => Some(c),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(HarnessError::Io("reading the final store", e)),
-    };
+    let final_store = super::final_store(&dir.path)?;
     let kept = dir.temp.is_none().then(|| dir.path.clone());
     drop(sem);
     drop(dir);

@@ -426,6 +426,15 @@ fn prepare_lock(
     Ok(LockState { sem, server })
 }
 
+/// The store as a trial left it: `None` when the file is gone.
+fn final_store(dir: &Path) -> Result<Option<Contents>, HarnessError> {
+    match crate::store::read(&crate::store::path(dir)) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(HarnessError::Io("reading the final store", e)),
+    }
+}
+
 fn stderr_tail(dir: &Path, index: u32) -> String {
     let text = std::fs::read_to_string(dir.join(format!("buyer-{index}.err"))).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
