@@ -378,10 +378,42 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
                 .iter()
                 .map(|&b| format!("buyer {b} after {}", last_step(b)))
                 .collect();
+            // Who held the lock when it stopped: took it, never gave it back.
+            let holders: Vec<String> = (0..obs.buyers)
+                .filter(|&b| {
+                    let mut held = false;
+                    for e in h.of(b) {
+                        match e.kind {
+                            EventKind::Acquired => held = true,
+                            EventKind::Released => held = false,
+                            _ => {}
+                        }
+                    }
+                    held
+                })
+                .map(|b| {
+                    let f = fate(b);
+                    let how = if f.is_some_and(|f| f.killed_by_fault) {
+                        ", killed by a fault"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "buyer {b} (pid {}{how}) since {}",
+                        f.map_or(0, |f| f.pid),
+                        last_step(b)
+                    )
+                })
+                .collect();
+            let held = if holders.is_empty() {
+                String::new()
+            } else {
+                format!("; holding the lock: {}", holders.join(", "))
+            };
             out.push(Violation {
                 kind: FindingKind::Hang,
                 detail: format!(
-                    "the trial passed its timeout and was killed; unfinished: {}",
+                    "the trial passed its timeout and was killed; unfinished: {}{held}",
                     if steps.is_empty() {
                         "none".to_string()
                     } else {
