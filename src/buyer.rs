@@ -1,7 +1,7 @@
 //! The buyer: the body of one buyer process (`oversell __buyer`, a hidden subcommand).
 //!
 //! It walks the lesson's protocol — check, acquire, read, hold, write, release, record —
-//! writing one ledger line per step. Every step passes through a [`Pacer`], which decides
+//! writing one ledger line per step. Every step passes through a `Pacer`, which decides
 //! how the buyer waits: free running (sleep the seeded jitter), a read barrier, or a
 //! controlled schedule in which the harness says `go` before each step. The buyer itself
 //! never changes between modes.

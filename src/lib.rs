@@ -18,7 +18,7 @@
 //! - [`schedule`] — one file per controlled-schedule strategy behind [`schedule::Scheduler`].
 //! - [`buyer`] — the body of a buyer process (the hidden `__buyer` subcommand).
 //! - [`harness`] — the only code that spawns, signals or waits on processes.
-//! - [`check`] — pure invariants over a history and the final store. No I/O.
+//! - [`check`](mod@check) — pure invariants over a history and the final store. No I/O.
 //! - [`explore`] — many trials; findings gathered into a [`Report`].
 //! - [`report`] — the report and its renderings.
 //! - `sound` — [`trials`] and [`assert_sound`]: test your own [`Lock`] with proptest.

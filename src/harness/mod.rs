@@ -267,7 +267,7 @@ impl Drop for TrialDir {
 /// The file a trial's SysV semaphore id is noted in, so a sweep can remove it.
 const SEM_NOTE: &str = "sem.id";
 
-/// Runs one trial and returns what it left. Findings are not errors: see [`crate::check`].
+/// Runs one trial and returns what it left. Findings are not errors: see [`crate::check()`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
     if let Some(crate::scenario::External::BuyerCmd(t)) = &trial.external {
         return external::run(trial, t, cfg);
