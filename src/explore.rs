@@ -60,13 +60,19 @@ pub struct Checked {
 
 impl Checked {
     fn new(trial: &Trial, run: TrialRun) -> Checked {
-        let violations = check(&Observation {
-            tickets: trial.tickets,
-            buyers: trial.buyers,
-            history: &run.history,
-            final_store: run.final_store.as_ref(),
-            leaked: run.leaked,
-        });
+        // A schedule that did not fit the program was not run to the end: there is
+        // nothing to check, and its callers treat the divergence itself.
+        let violations = if run.schedule.as_ref().is_some_and(|r| r.diverged.is_some()) {
+            Vec::new()
+        } else {
+            check(&Observation {
+                tickets: trial.tickets,
+                buyers: trial.buyers,
+                history: &run.history,
+                final_store: run.final_store.as_ref(),
+                leaked: run.leaked,
+            })
+        };
         let mut trial = trial.clone();
         if let Some(rec) = &run.schedule {
             if rec.diverged.is_none() {
@@ -78,6 +84,11 @@ impl Checked {
             run,
             violations,
         }
+    }
+
+    /// Set when the trial followed steps that no longer fit the program.
+    pub fn diverged(&self) -> Option<&crate::schedule::Diverged> {
+        self.run.schedule.as_ref().and_then(|r| r.diverged.as_ref())
     }
 
     fn kinds(&self) -> BTreeSet<FindingKind> {
@@ -201,6 +212,25 @@ pub fn shrink(
     Ok(failing)
 }
 
+/// Shrinks a failing trial; when SIGINT or SIGTERM cuts the shrink short, the failure
+/// as found is recorded first, so the partial report still holds it and its token.
+fn shrink_or_keep(
+    runner: &mut Runner<'_>,
+    checked: Checked,
+    cfg: &ExploreConfig,
+    report: &mut Report,
+    index: u64,
+    each: &mut dyn FnMut(u64, &Checked, &[Finding]),
+) -> Result<Checked, HarnessError> {
+    match shrink(runner, checked.clone(), floor(cfg)) {
+        Err(HarnessError::Interrupted(sig)) => {
+            record(report, index, &checked, each);
+            Err(HarnessError::Interrupted(sig))
+        }
+        other => other,
+    }
+}
+
 fn floor(cfg: &ExploreConfig) -> (u32, u32) {
     (cfg.space.buyers.lo, cfg.space.tickets.lo)
 }
@@ -269,7 +299,7 @@ fn sampled(
         let trial = cfg.space.trial(cfg.seed, index);
         let mut checked = runner.run(&trial, None)?;
         if cfg.shrink && !checked.violations.is_empty() {
-            checked = shrink(runner, checked, floor(cfg))?;
+            checked = shrink_or_keep(runner, checked, cfg, report, index, each)?;
         }
         record(report, index, &checked, each);
     }
@@ -319,13 +349,21 @@ fn exhaustive(
                 }
                 let mut dfs = Dfs::new(p, bound);
                 let mut checked = runner.run(&trial, Some(&mut dfs))?;
+                if let Some(d) = checked.diverged() {
+                    // The search's own prefix did not replay: the program is not
+                    // deterministic under control, and the count would be wrong.
+                    return Err(HarnessError::Nondeterministic(format!(
+                        "{} buyers, {} tickets: {d}",
+                        trial.buyers, trial.tickets
+                    )));
+                }
                 schedules += 1;
                 if !checked.violations.is_empty() && cfg.keep_going {
                     failed = true;
                 } else if !checked.violations.is_empty() {
                     failed = true;
                     if cfg.shrink {
-                        checked = shrink(runner, checked, floor(cfg))?;
+                        checked = shrink_or_keep(runner, checked, cfg, report, index, each)?;
                     }
                     record(report, index, &checked, each);
                     break;

@@ -264,9 +264,16 @@ impl Faults {
         if spec.trim() == "none" {
             return Ok(f);
         }
+        // Tokens carry probabilities in thousandths: more digits would not replay.
         let prob = |v: &str| match v.trim().parse::<f64>() {
-            Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-            _ => Err(format!("'{v}' is not a probability; {ACCEPTED}")),
+            Ok(p)
+                if (0.0..=1.0).contains(&p) && ((p * 1000.0).round() - p * 1000.0).abs() < 1e-9 =>
+            {
+                Ok(p)
+            }
+            _ => Err(format!(
+                "'{v}' is not a probability with at most 3 decimals; {ACCEPTED}"
+            )),
         };
         for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
             match part.trim().split_once('=') {

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::buyer::{msg, Pace, Point};
 use crate::ledger::{Exit, Fate, History, Stuck};
-use crate::lock::LockKind;
+use crate::lock::{Lock, LockContext, LockKind};
 use crate::scenario::{StoreMode, Trial};
 use crate::schedule::Scheduler;
 use crate::store;
@@ -41,6 +41,8 @@ pub struct Session {
     dead: Vec<(usize, MemberId)>,
     /// The CPU the session's processes share (inherited from the thread that spawns).
     cpu: Option<usize>,
+    /// For a lock server: the harness's own client, to see a dead holder's hold freed.
+    prober: Option<Box<dyn Lock>>,
     poisoned: bool,
 }
 
@@ -150,6 +152,15 @@ impl Session {
             let _pin = Pinned::to(cpu);
             prepare_lock(lock, &dir.path, &mut group, &cfg.exe, deadline)?
         };
+        let prober = if lock.needs_server() {
+            let ctx = LockContext {
+                dir: dir.path.clone(),
+                sem_id: None,
+            };
+            Some(lock.open(&ctx).map_err(HarnessError::Lock)?)
+        } else {
+            None
+        };
         Ok(Session {
             cfg: cfg.clone(),
             lock,
@@ -160,6 +171,7 @@ impl Session {
             slots: Vec::new(),
             dead: Vec::new(),
             cpu,
+            prober,
             poisoned: false,
         })
     }
@@ -241,6 +253,27 @@ impl Session {
             self.dead.push((i, slot.member));
         }
         self.poisoned = true;
+    }
+
+    /// After a holder was killed, waits until the lock server has freed its hold. The
+    /// kernel frees a dead process's flock, fcntl or SysV lock before it can be reaped;
+    /// the server notices only when it reads the dead connection's end. Without this a
+    /// waiter scheduled next could still find the lock busy: a false stale lock.
+    fn settle_release(&mut self) {
+        let Some(prober) = self.prober.as_mut() else {
+            return;
+        };
+        let end = Instant::now() + self.cfg.timeout;
+        while Instant::now() < end {
+            match prober.try_lock() {
+                Ok(true) => {
+                    let _ = prober.unlock();
+                    return;
+                }
+                Ok(false) => std::thread::sleep(Duration::from_micros(200)),
+                Err(_) => return,
+            }
+        }
     }
 
     /// Tears the session down after SIGINT or SIGTERM.
@@ -380,6 +413,9 @@ impl Session {
             if let State::At(p) = state[bi] {
                 if plans[bi].kill_at == Some(p) {
                     self.kill(bi);
+                    if holds_lock(p) {
+                        self.settle_release();
+                    }
                     killed[bi] = true;
                     if holds_lock(p) {
                         holder = Some(b);

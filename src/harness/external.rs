@@ -11,10 +11,9 @@ use super::{expand, stderr_tail, HarnessConfig, HarnessError, TrialDir, TrialRun
 use crate::ledger::{Event, EventKind, Exit, Fate, History};
 use crate::scenario::Trial;
 use crate::store;
-use nix::sys::signal::Signal;
 use std::fs::File;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Exit status of a buyer program that found no ticket.
 pub const SOLD_OUT: i32 = 3;
@@ -46,14 +45,21 @@ pub(super) fn run(
             .stderr(Stdio::from(err));
         members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
     }
-    let timed_out = !group.wait_all(cfg.timeout);
-    if timed_out {
-        group.terminate(cfg.grace);
+    let deadline = started + cfg.timeout;
+    let mut timed_out = false;
+    while !group.wait_all(Duration::from_millis(20)) {
+        if let Some(sig) = super::interrupt::pending() {
+            group.terminate(cfg.grace);
+            group.finish();
+            return Err(HarnessError::Interrupted(sig));
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            group.terminate(cfg.grace);
+            break;
+        }
     }
     let leaked = !group.finish();
-    if let Some(sig) = super::interrupt::pending() {
-        return Err(HarnessError::Interrupted(sig));
-    }
 
     // What each buyer claims, from its exit status, stamped in the order they ended.
     let mut history = History {
@@ -77,7 +83,7 @@ pub(super) fn run(
         }
         history.fates.push(Fate {
             killed_by_fault: false,
-            killed_by_timeout: timed_out && exit == Exit::Signal(Signal::SIGKILL as i32),
+            killed_by_timeout: timed_out && kind.is_none(),
             pid: group.pid(m),
             stderr_tail: stderr_tail(&dir.path, i as u32),
             exit,

@@ -113,7 +113,18 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
         });
     }
 
-    let end = drive(&mut conns, &group, pace, deadline, wrap.is_none());
+    // The timeout is a watchdog: it runs from the last sign of progress (any message
+    // from any buyer), plus the longest pause one buyer may take on purpose (its start
+    // delay, its hold, a stop fault), so a long but moving trial is never a `hang`.
+    let slack = Duration::from_micros(trial.jitter_us + trial.jitter_us / 4)
+        + Duration::from_millis(u64::from(trial.faults.stop_ms));
+    let end = drive(
+        &mut conns,
+        &group,
+        pace,
+        cfg.timeout + slack,
+        wrap.is_none(),
+    );
     let (timed_out, stuck) = match &end {
         End::Done => (false, None),
         End::TimedOut => (true, None),
@@ -185,9 +196,10 @@ fn drive(
     conns: &mut [Conn],
     group: &Group,
     pace: Pace,
-    deadline: Instant,
+    patience: Duration,
     start_barrier: bool,
 ) -> End {
+    let mut deadline = Instant::now() + patience;
     let mut started = !start_barrier;
     let mut barrier_open = false;
     let mut wakes: Vec<(Instant, usize)> = Vec::new();
@@ -274,6 +286,7 @@ fn drive(
                 Err(_) => 0,
             };
             last_change = Instant::now();
+            deadline = last_change + patience;
             if n == 0 {
                 conns[i].open = false;
                 if conns[i].holding {

@@ -204,6 +204,8 @@ pub enum HarnessError {
     Server(String),
     /// SIGINT or SIGTERM arrived: the trial was stopped and its processes killed.
     Interrupted(i32),
+    /// A controlled run did not follow its own recorded steps.
+    Nondeterministic(String),
 }
 
 impl fmt::Display for HarnessError {
@@ -214,6 +216,9 @@ impl fmt::Display for HarnessError {
             HarnessError::Lock(e) => write!(f, "preparing the lock: {e}"),
             HarnessError::Server(m) => write!(f, "lock server: {m}"),
             HarnessError::Interrupted(sig) => write!(f, "interrupted by signal {sig}"),
+            HarnessError::Nondeterministic(m) => {
+                write!(f, "a controlled run did not repeat itself: {m}")
+            }
         }
     }
 }
@@ -223,7 +228,9 @@ impl std::error::Error for HarnessError {
         match self {
             HarnessError::Io(_, e) | HarnessError::Spawn(e) => Some(e),
             HarnessError::Lock(e) => Some(e),
-            HarnessError::Server(_) | HarnessError::Interrupted(_) => None,
+            HarnessError::Server(_)
+            | HarnessError::Interrupted(_)
+            | HarnessError::Nondeterministic(_) => None,
         }
     }
 }

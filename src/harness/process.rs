@@ -26,7 +26,58 @@ pub(crate) struct Group {
 #[derive(Debug)]
 struct Member {
     child: Child,
+    /// How it ended, once it has.
     status: Option<ExitStatus>,
+    /// Leads a process group: its zombie is kept (not reaped) until the group is
+    /// finished, so the group id cannot be handed to an unrelated process meanwhile.
+    leader: bool,
+    /// Someone else reaped it: how it ended is unknown.
+    lost: bool,
+}
+
+impl Member {
+    /// Notes how the member ended if it has, without reaping a leader.
+    fn poll(&mut self) -> bool {
+        if self.status.is_some() || self.lost {
+            return true;
+        }
+        if self.leader {
+            use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+            let pid = Pid::from_raw(self.child.id() as i32);
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            return match waitid(Id::Pid(pid), flags) {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    self.status = Some(ExitStatus::from_raw((code & 0xff) << 8));
+                    true
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    self.status = Some(ExitStatus::from_raw(sig as i32));
+                    true
+                }
+                Ok(_) => false,
+                Err(_) => {
+                    self.lost = true;
+                    true
+                }
+            };
+        }
+        match self.child.try_wait() {
+            Ok(Some(st)) => {
+                self.status = Some(st);
+                true
+            }
+            Ok(None) => false,
+            // ECHILD: someone else reaped it; there is nothing left to wait for.
+            Err(_) => {
+                self.lost = true;
+                true
+            }
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.status.is_some() || self.lost
+    }
 }
 
 /// A handle on one member of a [`Group`].
@@ -71,6 +122,8 @@ impl Group {
         self.children.push(Member {
             child,
             status: None,
+            leader: pgid == 0,
+            lost: false,
         });
         Ok(MemberId(self.children.len() - 1))
     }
@@ -83,7 +136,7 @@ impl Group {
     /// Sends `sig` to one member, if it has not been reaped.
     pub(crate) fn signal(&self, id: MemberId, sig: Signal) {
         let m = &self.children[id.0];
-        if m.status.is_none() {
+        if !m.ended() {
             let _ = kill(Pid::from_raw(m.child.id() as i32), sig);
         }
     }
@@ -98,14 +151,7 @@ impl Group {
     fn reap_ready(&mut self) -> bool {
         let mut all = true;
         for m in &mut self.children {
-            if m.status.is_none() {
-                match m.child.try_wait() {
-                    Ok(Some(st)) => m.status = Some(st),
-                    Ok(None) => all = false,
-                    // ECHILD: someone else reaped it; there is nothing left to wait for.
-                    Err(_) => m.status = Some(ExitStatus::from_raw(0)),
-                }
-            }
+            all &= m.poll();
         }
         all
     }
@@ -131,12 +177,7 @@ impl Group {
         let end = Instant::now() + limit;
         let mut pause = Duration::from_micros(20);
         loop {
-            let m = &mut self.children[id.0];
-            if m.status.is_some() {
-                return true;
-            }
-            if let Ok(Some(st)) = m.child.try_wait() {
-                m.status = Some(st);
+            if self.children[id.0].poll() {
                 return true;
             }
             if Instant::now() >= end {
@@ -177,17 +218,32 @@ impl Group {
     }
 
     /// Kills and reaps everything; returns true when the group was already empty.
+    ///
+    /// Group leaders are still unreaped zombies here, so no group id can have been
+    /// handed to an unrelated process: checking and killing the groups is safe. They
+    /// are reaped last.
     pub(crate) fn finish(&mut self) -> bool {
-        let clean = self.children.iter().all(|m| m.status.is_some()) && !self.group_alive();
+        let mut clean = self.children.iter_mut().all(|m| m.poll());
+        if clean && self.group_alive() {
+            // Orphans of a killed command (its shell and wrapper went with it) may still
+            // be on their way out: give them a moment before calling them leaked.
+            let end = Instant::now() + Duration::from_millis(200);
+            while self.group_alive() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            clean = !self.group_alive();
+        }
         if !clean {
             self.signal_all(Signal::SIGKILL);
             for m in &mut self.children {
-                if m.status.is_none() {
+                if !m.ended() {
                     let _ = m.child.kill();
-                    if let Ok(st) = m.child.wait() {
-                        m.status = Some(st);
-                    }
                 }
+            }
+        }
+        for m in &mut self.children {
+            if let Ok(st) = m.child.wait() {
+                m.status.get_or_insert(st);
             }
         }
         clean
