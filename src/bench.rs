@@ -274,7 +274,7 @@ pub struct LockSummary {
     pub false_findings: Option<u64>,
 }
 
-/// One target of the issue, measured.
+/// One of the bench's targets, measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     /// What is aimed at.
@@ -306,7 +306,7 @@ pub struct BenchReport {
     pub locks: Vec<LockRow>,
     /// Every lock, its best strategy.
     pub summary: Vec<LockSummary>,
-    /// The issue's targets, measured.
+    /// The targets, measured.
     pub targets: Vec<Target>,
     /// What the numbers mean, and what could not be caught.
     pub notes: Vec<String>,

@@ -153,12 +153,12 @@ struct ExploreArgs {
     /// How steps interleave.
     #[arg(long, value_enum, default_value = "jitter")]
     schedule: ScheduleArg,
-    /// PCT's bug depth d (d − 1 priority change points).
-    #[arg(long, value_name = "D", default_value = "2", value_parser = parse_depth)]
-    depth: u32,
-    /// Exhaustive search's preemption bound.
-    #[arg(long, value_name = "P", default_value = "2", value_parser = parse_preemptions)]
-    preemptions: u32,
+    /// PCT's bug depth d (d − 1 priority change points) [default: 2; pct only].
+    #[arg(long, value_name = "D", value_parser = parse_depth)]
+    depth: Option<u32>,
+    /// Exhaustive search's preemption bound [default: 2; exhaustive only].
+    #[arg(long, value_name = "P", value_parser = parse_preemptions)]
+    preemptions: Option<u32>,
     /// Report failing controlled trials as found, without shrinking them.
     #[arg(long)]
     no_shrink: bool,
@@ -189,7 +189,8 @@ struct ExploreArgs {
     /// Print only findings.
     #[arg(long)]
     quiet: bool,
-    /// Kill a trial that runs longer than this many milliseconds (a `hang`).
+    /// A trial whose buyers make no progress for this many milliseconds (beyond their
+    /// jitter and stop faults) is killed: a `hang`. Under a controlled schedule: per step.
     #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
     timeout_ms: u64,
 }
@@ -201,9 +202,12 @@ struct ReplayArgs {
     /// How many times to run a jitter trial (the OS schedules, so it may not recur).
     #[arg(long, value_name = "N", default_value = "10", value_parser = parse_attempts)]
     attempts: u32,
-    /// Kill a trial that runs longer than this many milliseconds.
+    /// Kill a trial that makes no progress for this many milliseconds.
     #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
     timeout_ms: u64,
+    /// Run the shell command a token carries (it came from --lock-cmd or --buyer-cmd).
+    #[arg(long)]
+    allow_cmd: bool,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -249,10 +253,13 @@ struct GateArgs {
     /// A directory of gate files (or one gate file).
     #[arg(value_name = "DIR")]
     dir: PathBuf,
+    /// Run shell commands that tokens carry (from --lock-cmd or --buyer-cmd).
+    #[arg(long)]
+    allow_cmd: bool,
     /// Runs per jitter entry (a clean verdict needs all clean; a violation needs one).
     #[arg(long, value_name = "N", default_value = "3", value_parser = parse_attempts)]
     attempts: u32,
-    /// Kill a trial that runs longer than this many milliseconds.
+    /// Kill a trial that makes no progress for this many milliseconds.
     #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
     timeout_ms: u64,
 }
@@ -471,11 +478,42 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
         ScheduleArg::Jitter => Schedule::Jitter,
         ScheduleArg::Barrier => Schedule::Barrier,
         ScheduleArg::Random => Schedule::Random,
-        ScheduleArg::Pct => Schedule::Pct { depth: a.depth },
+        ScheduleArg::Pct => Schedule::Pct {
+            depth: a.depth.unwrap_or(2),
+        },
         ScheduleArg::Exhaustive => Schedule::Exhaustive {
-            preemptions: a.preemptions,
+            preemptions: a.preemptions.unwrap_or(2),
         },
     };
+    let only = |given: bool, flag: &str, wanted: &str| {
+        if given {
+            Err(Fail::Usage(format!(
+                "{flag} with --schedule {}: it only applies to {wanted}; accepted: --schedule {wanted}",
+                space.schedule.name()
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    only(
+        a.depth.is_some() && a.schedule != ScheduleArg::Pct,
+        "--depth",
+        "pct",
+    )?;
+    let exhaustive = a.schedule == ScheduleArg::Exhaustive;
+    only(
+        a.preemptions.is_some() && !exhaustive,
+        "--preemptions",
+        "exhaustive",
+    )?;
+    only(a.keep_going && !exhaustive, "--keep-going", "exhaustive")?;
+    if a.faults.is_some_and(|f| f.stop > 0.0) && space.schedule.is_controlled() {
+        return Err(Fail::Usage(format!(
+            "--faults stop=… with --schedule {}: under a controlled schedule a stall changes \
+             nothing; accepted: stop faults with jitter or barrier, kill faults with any schedule",
+            space.schedule.name()
+        )));
+    }
     let trials = a.trials.unwrap_or(match space.schedule {
         Schedule::Exhaustive { .. } => u64::MAX,
         _ if a.time_budget.is_some() => u64::MAX,
@@ -681,6 +719,22 @@ fn gate_cmd(a: &GateArgs) -> Result<i32, Fail> {
     harness::interrupt::install()
         .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
     let h = HarnessConfig::new(exe()?).with_timeout(Duration::from_millis(a.timeout_ms));
+    if !a.allow_cmd {
+        let entries = crate::gate::load(&a.dir).map_err(|e| Fail::Usage(e.to_string()))?;
+        for e in &entries {
+            if let Ok(Trial {
+                external: Some(cmd),
+                ..
+            }) = Trial::from_token(&e.token)
+            {
+                return Err(Fail::Usage(format!(
+                    "{}: the token runs a shell command ({}); accepted: gate --allow-cmd once you trust it",
+                    e.place(),
+                    cmd.label()
+                )));
+            }
+        }
+    }
     let result = crate::gate::run(&a.dir, &h, a.attempts, &mut |o| {
         say!("{}", crate::gate::line(o));
     });
@@ -860,6 +914,12 @@ fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<i32, Fail> {
 
 fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
     let trial = Trial::from_token(&a.token).map_err(|e| Fail::Usage(e.to_string()))?;
+    if let (Some(e), false) = (&trial.external, a.allow_cmd) {
+        return Err(Fail::Usage(format!(
+            "the token runs a shell command ({}); accepted: the same replay with --allow-cmd once you trust it",
+            e.label()
+        )));
+    }
     if trial.schedule.is_controlled() && trial.choices.is_none() {
         return Err(Fail::Usage(format!(
             "token '{}' has a controlled schedule but no steps (.p…); accepted: a token printed by a finding",
@@ -886,7 +946,7 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
             a.token
         )));
     }
-    let mut report = Report::new(trial.lock.name(), trial.schedule.name(), trial.seed);
+    let mut report = Report::new(&trial.lock_label(), trial.schedule.name(), trial.seed);
     let token = trial.token();
     let mut first_shown = false;
     for (i, c) in runs.iter().enumerate() {

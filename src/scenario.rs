@@ -456,11 +456,11 @@ impl Trial {
             };
             match key {
                 "b" => {
-                    trial.buyers = num(value)? as u32;
+                    trial.buyers = u32::try_from(num(value)?).unwrap_or(u32::MAX);
                     seen_b = true;
                 }
                 "t" => {
-                    trial.tickets = num(value)? as u32;
+                    trial.tickets = u32::try_from(num(value)?).unwrap_or(u32::MAX);
                     seen_t = true;
                 }
                 "j" => trial.jitter_us = num(value)?,
@@ -501,6 +501,12 @@ impl Trial {
         }
         if trial.buyers == 0 {
             return Err(bad("it has no buyers".into()));
+        }
+        if trial.buyers > 256 || trial.tickets > 1_000_000 || trial.jitter_us > 10_000_000 {
+            return Err(bad(
+                "its buyers, tickets or jitter are out of range (1 to 256 buyers, at most 1000000 tickets, 10 s jitter)"
+                    .into(),
+            ));
         }
         if let Some(c) = &trial.choices {
             if !trial.schedule.is_controlled() {

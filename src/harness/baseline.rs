@@ -37,7 +37,7 @@ pub fn spawn_wait(exe: &Path, n: usize) -> io::Result<Duration> {
                     .map_err(io::Error::from)?;
                 // The parent may have died before the death signal was armed.
                 if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(io::Error::other("the bench exited during spawn"));
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });

@@ -243,7 +243,11 @@ struct TrialDir {
 
 impl TrialDir {
     fn create(keep: Option<&Path>) -> Result<TrialDir, HarnessError> {
-        let prefix = format!("{DIR_PREFIX}{}-", std::process::id());
+        // A kept directory is named `oversell-kept-…`, which no later run sweeps.
+        let prefix = match keep {
+            Some(_) => format!("{DIR_PREFIX}kept-{}-", std::process::id()),
+            None => format!("{DIR_PREFIX}{}-", std::process::id()),
+        };
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix);
         let temp = match keep {
@@ -398,7 +402,7 @@ fn start_server(
         let why = std::fs::read_to_string(dir.join("lock-server.err")).unwrap_or_default();
         return Err(HarnessError::Server(format!(
             "the lock server did not start: {}",
-            why.trim()
+            why.lines().last().unwrap_or("no message").trim()
         )));
     }
     Ok(member)

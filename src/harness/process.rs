@@ -110,7 +110,7 @@ impl Group {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
                 // The parent may have died before the death signal was armed.
                 if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(io::Error::other("the harness exited during spawn"));
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
@@ -227,7 +227,7 @@ impl Group {
         if clean && self.group_alive() {
             // Orphans of a killed command (its shell and wrapper went with it) may still
             // be on their way out: give them a moment before calling them leaked.
-            let end = Instant::now() + Duration::from_millis(200);
+            let end = Instant::now() + Duration::from_secs(1);
             while self.group_alive() && Instant::now() < end {
                 std::thread::sleep(Duration::from_millis(5));
             }
