@@ -4,7 +4,7 @@
 # Debian's packages when it is missing (CI runs as root); says SKIP when it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/debug/oversell
+bin="${CARGO_TARGET_DIR:-target}/debug/oversell"
 [ -x "$bin" ] || cargo build --quiet
 if ! command -v chromium >/dev/null 2>&1; then
   echo "render: installing chromium"

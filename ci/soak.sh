@@ -3,7 +3,7 @@
 # and leave zero processes. Uses the binary `cargo test` already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/debug/oversell
+bin="${CARGO_TARGET_DIR:-target}/debug/oversell"
 [ -x "$bin" ] || cargo build --quiet
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

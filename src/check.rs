@@ -337,13 +337,21 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
     };
     match &h.stuck {
         Some(Stuck::Deadlock { waiting, holder }) => {
-            let dead_holder = holder.filter(|&hb| fate(hb).is_some_and(|f| f.killed_by_fault));
+            // A holder that is gone (killed, or crashed) can never give the lock back.
+            let dead_holder = holder.filter(|&hb| {
+                fate(hb).is_some_and(|f| f.killed_by_fault || f.exit != Exit::Code(0))
+            });
             match dead_holder {
                 Some(hb) => out.push(Violation {
                     kind: FindingKind::StaleLock,
                     detail: format!(
-                        "buyer {hb} (pid {}) was killed holding the lock, after {}; buyers {} wait for it forever",
+                        "buyer {hb} (pid {}) {} holding the lock, after {}; buyers {} wait for it forever",
                         fate(hb).map_or(0, |f| f.pid),
+                        if fate(hb).is_some_and(|f| f.killed_by_fault) {
+                            "was killed"
+                        } else {
+                            "died"
+                        },
                         last_step(hb),
                         list(waiting)
                     ),

@@ -371,11 +371,16 @@ enum Fail {
     Usage(String),
     /// The environment would not let the run happen.
     Setup(String),
+    /// SIGINT or SIGTERM stopped the command; its processes are gone.
+    Interrupted(i32),
 }
 
 impl From<HarnessError> for Fail {
     fn from(e: HarnessError) -> Self {
-        Fail::Setup(e.to_string())
+        match e {
+            HarnessError::Interrupted(sig) => Fail::Interrupted(sig),
+            e => Fail::Setup(e.to_string()),
+        }
     }
 }
 
@@ -424,6 +429,10 @@ pub fn main() -> i32 {
         Err(Fail::Setup(m)) => {
             eprintln!("error: {m}");
             2
+        }
+        Err(Fail::Interrupted(sig)) => {
+            eprintln!("interrupted by signal {sig}; every process it started is gone");
+            128 + sig
         }
     }
 }
@@ -926,6 +935,9 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
             a.token
         )));
     }
+    harness::sweep_stale(&std::env::temp_dir());
+    harness::interrupt::install()
+        .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
     let harness =
         HarnessConfig::new(exe()?).with_timeout(Duration::from_millis(a.timeout_ms.max(1)));
     say!(
@@ -1009,6 +1021,8 @@ fn locks() {
 fn demo(a: &DemoArgs) -> Result<i32, Fail> {
     let exe = exe()?;
     harness::sweep_stale(&std::env::temp_dir());
+    harness::interrupt::install()
+        .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
     say!("The lesson: 10 buyer processes race for 1 to 3 train tickets in a JSON file.");
     say!(
         "Each buyer reads the count, waits, then writes count-1; with a lock only one buyer\n\

@@ -31,6 +31,9 @@
 //!   the trial ends, however it ends.
 //! - Only `cli` prints to stdout or calls `exit` — with one exception: inside a test
 //!   binary re-run as a buyer, [`check_sound`] runs the buyer and exits.
+//! - The one signal sent outside `harness`: an injected kill fault under a free-running
+//!   schedule, which the buyer raises on itself (and, inside a user's lock command, on
+//!   its own process group) at its seeded step, exactly as a crash there would.
 //! - Violations are data (`Vec<Violation>`), never errors; errors are small enums per
 //!   boundary with `source()`.
 //! - Every finding carries a token from which its trial is rebuilt exactly.

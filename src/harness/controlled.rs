@@ -431,7 +431,8 @@ impl Session {
             // A release (or a death) may free the lock: blocked buyers may try again.
             let released = before == State::At(Point::Release) || state[bi] == State::Dead;
             if released {
-                if holder == Some(b) && !killed[bi] {
+                // It gave the lock back, unless it died still holding it.
+                if holder == Some(b) && (before == State::At(Point::Release) || !killed[bi]) {
                     holder = None;
                 }
                 for s in state.iter_mut().filter(|s| **s == State::Blocked) {

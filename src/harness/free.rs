@@ -55,6 +55,14 @@ enum End {
     Interrupted(i32),
 }
 
+struct LockCleanup(crate::lock::LockKind, std::path::PathBuf);
+
+impl Drop for LockCleanup {
+    fn drop(&mut self) {
+        self.0.cleanup(&self.1);
+    }
+}
+
 /// Runs one free-running trial.
 pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
     let started = Instant::now();
@@ -65,6 +73,9 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
     File::create(crate::ledger::path(&dir.path))
         .map_err(|e| HarnessError::Io("creating the ledger", e))?;
 
+    // Whatever the lock left outside the directory (a POSIX semaphore's name) goes
+    // with the trial, on every path out of this function.
+    let _cleanup = LockCleanup(trial.lock, dir.path.clone());
     let mut group = Group::default();
     let deadline = started + cfg.timeout;
     let LockState { sem, server } =
@@ -152,7 +163,6 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
         group.wait_one(server, Duration::from_secs(2));
     }
     let leaked = !group.finish();
-    trial.lock.cleanup(&dir.path);
     if let End::Interrupted(sig) = end {
         return Err(HarnessError::Interrupted(sig));
     }

@@ -119,6 +119,14 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     // A stable sort keeps each trial's findings in the order the checker gave them.
     out.findings.sort_by_key(|f| f.trial);
     shards.sort();
+    let of = |s: &String| s.split_once('/').map(|(_, n)| n.to_string());
+    if shards.windows(2).any(|w| of(&w[0]) != of(&w[1])) {
+        return Err(MergeError::Mismatch {
+            field: "shard count",
+            first: shards[0].clone(),
+            other: shards[shards.len() - 1].clone(),
+        });
+    }
     if shards.windows(2).any(|w| w[0] == w[1]) {
         return Err(MergeError::DuplicateShard(shards.join(", ")));
     }
