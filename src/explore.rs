@@ -167,6 +167,16 @@ pub fn shrink(
     failing: Checked,
     floor: (u32, u32),
 ) -> Result<Checked, HarnessError> {
+    shrink_until(runner, failing, floor, None)
+}
+
+/// [`shrink`], giving up (keeping the smallest failure found so far) at `deadline`.
+pub fn shrink_until(
+    runner: &mut Runner<'_>,
+    failing: Checked,
+    floor: (u32, u32),
+    deadline: Option<Instant>,
+) -> Result<Checked, HarnessError> {
     if !failing.trial.schedule.is_controlled() || failing.violations.is_empty() {
         return Ok(failing);
     }
@@ -188,7 +198,7 @@ pub fn shrink(
                 let mut prefix = Some(Vec::new());
                 let mut here = 0;
                 while let Some(p) = prefix {
-                    if spent >= budget {
+                    if spent >= budget || deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(failing);
                     }
                     if here >= SHRINK_PER_SHAPE {
@@ -221,8 +231,9 @@ fn shrink_or_keep(
     report: &mut Report,
     index: u64,
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
+    deadline: Option<Instant>,
 ) -> Result<Checked, HarnessError> {
-    match shrink(runner, checked.clone(), floor(cfg)) {
+    match shrink_until(runner, checked.clone(), floor(cfg), deadline) {
         Err(HarnessError::Interrupted(sig)) => {
             record(report, index, &checked, each);
             Err(HarnessError::Interrupted(sig))
@@ -253,10 +264,8 @@ pub fn explore(
     let mut report = Report::new(&cfg.space.lock_label(), cfg.space.schedule.name(), cfg.seed);
     report.shard = cfg.shard.map(|(k, n)| format!("{k}/{n}"));
     let mut runner = Runner::new(&cfg.harness);
-    let out_of_time = || {
-        cfg.time_budget
-            .is_some_and(|budget| started.elapsed() >= budget)
-    };
+    let deadline = cfg.time_budget.map(|budget| started + budget);
+    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let result = if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
         exhaustive(
             cfg,
@@ -265,9 +274,10 @@ pub fn explore(
             &mut report,
             each,
             &out_of_time,
+            deadline,
         )
     } else {
-        sampled(cfg, &mut runner, &mut report, each, &out_of_time)
+        sampled(cfg, &mut runner, &mut report, each, &out_of_time, deadline)
     };
     match result {
         Ok(()) => {}
@@ -285,6 +295,7 @@ fn sampled(
     report: &mut Report,
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
     out_of_time: &dyn Fn() -> bool,
+    deadline: Option<Instant>,
 ) -> Result<(), HarnessError> {
     for index in 0..cfg.trials {
         if cfg.shard.is_some_and(|(k, n)| index % n != k - 1) {
@@ -299,7 +310,7 @@ fn sampled(
         let trial = cfg.space.trial(cfg.seed, index);
         let mut checked = runner.run(&trial, None)?;
         if cfg.shrink && !checked.violations.is_empty() {
-            checked = shrink_or_keep(runner, checked, cfg, report, index, each)?;
+            checked = shrink_or_keep(runner, checked, cfg, report, index, each, deadline)?;
         }
         record(report, index, &checked, each);
     }
@@ -328,6 +339,7 @@ fn exhaustive(
     report: &mut Report,
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
     out_of_time: &dyn Fn() -> bool,
+    deadline: Option<Instant>,
 ) -> Result<(), HarnessError> {
     let mut index = 0u64;
     for buyers in cfg.space.buyers.lo..=cfg.space.buyers.hi {
@@ -363,7 +375,8 @@ fn exhaustive(
                 } else if !checked.violations.is_empty() {
                     failed = true;
                     if cfg.shrink {
-                        checked = shrink_or_keep(runner, checked, cfg, report, index, each)?;
+                        checked =
+                            shrink_or_keep(runner, checked, cfg, report, index, each, deadline)?;
                     }
                     record(report, index, &checked, each);
                     break;
