@@ -19,16 +19,22 @@
 //! - [`buyer`] — the body of a buyer process (the hidden `__buyer` subcommand).
 //! - [`harness`] — the only code that spawns, signals or waits on processes.
 //! - [`check`](mod@check) — pure invariants over a history and the final store. No I/O.
-//! - [`explore`] — many trials; findings gathered into a [`Report`].
-//! - [`report`] — the report and its renderings.
+//! - [`explore`] — many trials, shrinking; findings gathered into a [`Report`].
+//! - [`report`] — the report and its renderings: text, JSON, JUnit, timeline, merge.
+//! - [`gate`] — the regression gate: tokens with the verdict each must keep.
+//! - [`bench`] — detection power and speed, measured side by side.
 //! - `sound` — [`trials`] and [`assert_sound`]: test your own [`Lock`] with proptest.
 //!
 //! ## Invariants
 //!
 //! - `check` does no I/O; `store` knows nothing of locks.
 //! - Only `harness` spawns, waits on or kills processes. Every process of a trial is in
-//!   one process group with `PR_SET_PDEATHSIG`, and the group is killed and reaped when
-//!   the trial ends, however it ends.
+//!   the trial's process group (a user's command in one of its own) with
+//!   `PR_SET_PDEATHSIG`, and the groups are killed and reaped when the trial ends,
+//!   however it ends. Group leaders stay unreaped until then, so no group id is reused.
+//! - The harness talks to each buyer over a Unix socket pair on the buyer's stdin, one
+//!   byte per message: start barrier, blocking, the read barrier, stop faults, and under
+//!   a controlled schedule every yield point. A closed socket is a dead buyer.
 //! - Only `cli` prints to stdout or calls `exit` — with one exception: inside a test
 //!   binary re-run as a buyer, [`check_sound`] runs the buyer and exits.
 //! - The one signal sent outside `harness`: an injected kill fault under a free-running
