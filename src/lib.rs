@@ -22,7 +22,7 @@
 //! - [`explore`] — many trials, shrinking; findings gathered into a [`Report`].
 //! - [`report`] — the report and its renderings: text, JSON, JUnit, timeline, merge.
 //! - [`gate`] — the regression gate: tokens with the verdict each must keep.
-//! - [`bench`] — detection power and speed, measured side by side.
+//! - [`bench`](mod@bench) — detection power and speed, measured side by side.
 //! - `sound` — [`trials`] and [`assert_sound`]: test your own [`Lock`] with proptest.
 //!
 //! ## Invariants
