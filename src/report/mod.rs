@@ -42,9 +42,16 @@ impl Finding {
     }
 }
 
-/// The shell command that replays a token.
+/// The shell command that replays a token (with `--allow-cmd` when the token carries a
+/// user's command, which replay runs only when asked to).
 pub fn replay_command(token: &str) -> String {
-    format!("oversell replay {token}")
+    let runs_a_command =
+        crate::scenario::Trial::from_token(token).is_ok_and(|t| t.external.is_some());
+    if runs_a_command {
+        format!("oversell replay --allow-cmd {token}")
+    } else {
+        format!("oversell replay {token}")
+    }
 }
 
 /// The result of an `explore` run.
