@@ -8,7 +8,6 @@ use super::{Lock, LockError};
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The name of the exclusive lock file inside a trial directory.
 pub(crate) const FILE_NAME: &str = "lock.excl";
@@ -49,12 +48,7 @@ impl Lock for LockFile {
         Ok(())
     }
     fn lock(&mut self) -> Result<(), LockError> {
-        let mut pause = Duration::from_micros(20);
-        while !self.attempt()? {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(2));
-        }
-        Ok(())
+        super::retry_with_backoff(|| self.attempt())
     }
     fn try_lock(&mut self) -> Result<bool, LockError> {
         self.attempt()

@@ -401,6 +401,19 @@ pub(crate) fn open_lock_file(dir: &Path) -> Result<File, LockError> {
         .map_err(|e| LockError::io("opening the lock file", e))
 }
 
+/// Repeats `attempt` until it takes the lock, sleeping 20 µs, then twice as long each
+/// time up to 2 ms: how a lock without a kernel wait queue waits.
+pub(crate) fn retry_with_backoff(
+    mut attempt: impl FnMut() -> Result<bool, LockError>,
+) -> Result<(), LockError> {
+    let mut pause = std::time::Duration::from_micros(20);
+    while !attempt()? {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(2));
+    }
+    Ok(())
+}
+
 /// Which `fcntl` record-lock family to use.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum RecordLock {

@@ -59,12 +59,7 @@ impl Lock for ToctouLock {
         Ok(())
     }
     fn lock(&mut self) -> Result<(), LockError> {
-        let mut pause = Duration::from_micros(20);
-        while !self.attempt()? {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(2));
-        }
-        Ok(())
+        super::retry_with_backoff(|| self.attempt())
     }
     fn try_lock(&mut self) -> Result<bool, LockError> {
         self.attempt()
