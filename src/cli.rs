@@ -141,7 +141,8 @@ struct ExploreArgs {
     /// Tickets per trial: N or A..B (inclusive, 0 to 1000000).
     #[arg(long, value_name = "N|A..B", default_value = "1..8", value_parser = parse_tickets)]
     tickets: Span,
-    /// Most jitter a buyer sleeps between read and write, in milliseconds (0 to 10000).
+    /// Most jitter a buyer sleeps between read and write, in milliseconds (0 to 10000;
+    /// free-running schedules: under a controlled one the schedule decides, not time).
     #[arg(long, value_name = "MS", default_value = "5", value_parser = parse_jitter)]
     jitter_ms: f64,
     /// How many trials to run [default: 100; under exhaustive: every schedule].
