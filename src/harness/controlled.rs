@@ -490,7 +490,7 @@ impl Session {
         Ok(TrialRun {
             history,
             final_store,
-            kept: self.dir.temp.is_none().then(|| self.dir.path.clone()),
+            kept: self.dir.kept(),
             leaked,
             elapsed: started.elapsed(),
             schedule: Some(ScheduleRecord {

@@ -90,7 +90,7 @@ pub(super) fn run(
         });
     }
     let final_store = super::final_store(&dir.path)?;
-    let kept = dir.temp.is_none().then(|| dir.path.clone());
+    let kept = dir.kept();
     drop(dir);
     Ok(TrialRun {
         history,

@@ -188,7 +188,7 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
         })
         .collect();
     let final_store = super::final_store(&dir.path)?;
-    let kept = dir.temp.is_none().then(|| dir.path.clone());
+    let kept = dir.kept();
     drop(sem);
     drop(dir);
     Ok(TrialRun {

@@ -267,6 +267,13 @@ impl TrialDir {
     }
 }
 
+impl TrialDir {
+    /// Where the directory stays after the trial, when `--keep` asked for it.
+    fn kept(&self) -> Option<PathBuf> {
+        self.temp.is_none().then(|| self.path.clone())
+    }
+}
+
 impl Drop for TrialDir {
     fn drop(&mut self) {
         if let Some(t) = self.temp.take() {
