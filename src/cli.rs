@@ -163,7 +163,8 @@ struct ExploreArgs {
     /// Report failing controlled trials as found, without shrinking them.
     #[arg(long)]
     no_shrink: bool,
-    /// Under exhaustive: run every schedule even after one fails.
+    /// Run every trial even after one fails. By default the run stops at its first failing
+    /// trial, after shrinking it; under exhaustive, keeping going also skips shrinking.
     #[arg(long)]
     keep_going: bool,
     /// How the store is written.
@@ -516,7 +517,6 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
         "--preemptions",
         "exhaustive",
     )?;
-    only(a.keep_going && !exhaustive, "--keep-going", "exhaustive")?;
     if a.faults.is_some_and(|f| f.stop > 0.0) && space.schedule.is_controlled() {
         return Err(Fail::Usage(format!(
             "--faults stop=… with --schedule {}: under a controlled schedule a stall changes \
@@ -627,6 +627,9 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
             bar.tick(findings.len());
             if !findings.is_empty() {
                 bar.say(&report::trial_text(findings));
+                if let Some(shrunk) = &checked.shrunk {
+                    bar.say(&format!("  {shrunk}\n"));
+                }
             }
             let better = match &drawn {
                 None => true,
@@ -641,7 +644,10 @@ fn explore_cmd(a: &ExploreArgs) -> Result<i32, Fail> {
     bar.finish();
     write_outputs(&a.out, &report, drawn.as_ref().map(|c| (drawn_index, c)))?;
     if let Some(budget) = a.time_budget {
-        if report.interrupted.is_none() && report.trials_run < trials {
+        if report.interrupted.is_none()
+            && report.stopped_early.is_none()
+            && report.trials_run < trials
+        {
             say!(
                 "time budget of {budget} s spent: {} trials ran",
                 report.trials_run
@@ -994,17 +1000,18 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
             .count();
         say!("identical trace in {same} of {} attempts", runs.len());
     }
-    say!(
-        "reproduced in {} of {} attempts",
-        report.trials_failed,
-        report.trials_run
-    );
+    // At merge: the kinds the token records (`trial.found`); none for older tokens.
+    let mut tally = explore::verdict::Tally::new([]);
+    for c in &runs {
+        tally.add(&c.violations.iter().map(|v| v.kind).collect());
+    }
+    say!("{tally}");
     let drawn = runs
         .iter()
         .find(|c| !c.violations.is_empty())
         .or(runs.first());
     write_outputs(&a.out, &report, drawn.map(|c| (0, c)))?;
-    Ok(if report.trials_failed > 0 { 1 } else { 0 })
+    Ok(tally.verdict().replay_exit())
 }
 
 fn locks() {
@@ -1048,7 +1055,8 @@ fn demo(a: &DemoArgs) -> Result<i32, Fail> {
         space.tickets = Span { lo: 1, hi: 3 };
         space.jitter_us = 2_000;
         space.schedule = Schedule::Barrier;
-        let cfg = ExploreConfig::new(space, a.trials, a.seed, HarnessConfig::new(exe.clone()));
+        let mut cfg = ExploreConfig::new(space, a.trials, a.seed, HarnessConfig::new(exe.clone()));
+        cfg.keep_going = true;
         let report = explore::explore(&cfg, &mut |_, _, _| {})?;
         let (example, replay) = match report.findings.first() {
             Some(f) => {

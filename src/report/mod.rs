@@ -82,6 +82,18 @@ pub struct Report {
     /// `K/N` when the run was one shard of N.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// Set when the run stopped at its first failing trial (`--keep-going` runs them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<StoppedEarly>,
+}
+
+/// Where a run that stops at its first failing trial stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoppedEarly {
+    /// Trials run, the failing one included.
+    pub after: u64,
+    /// Trials the run was given (`None`: no fixed number).
+    pub of: Option<u64>,
 }
 
 /// A trial shape verified clean over every schedule within a preemption bound.
@@ -122,6 +134,7 @@ impl Report {
             verified: Vec::new(),
             interrupted: None,
             shard: None,
+            stopped_early: None,
         }
     }
 
@@ -133,7 +146,7 @@ impl Report {
 
     /// The closing summary line.
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "{} trials, {} failed, {} in {:.1} s (lock {}, schedule {}, seed {})",
             self.trials_run,
             self.trials_failed,
@@ -145,7 +158,15 @@ impl Report {
             self.lock,
             self.schedule,
             self.seed
-        )
+        );
+        if let Some(stop) = self.stopped_early {
+            let of = stop.of.map(|n| format!(" of {n}")).unwrap_or_default();
+            s.push_str(&format!(
+                "; stopped at the first finding, trial {}{of}; --keep-going runs them all",
+                stop.after
+            ));
+        }
+        s
     }
 }
 
