@@ -212,3 +212,67 @@ fn every_sound_lock_passes_300_pct_trials() {
         }
     }
 }
+
+/// `explore --lock none --schedule pct --seed 3`, without --quiet: the printed text.
+fn pct_none_run(extra: &[&str]) -> (Output, serde_json::Value) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let json = tmp.path().join("r.json");
+    let mut args = vec![
+        "explore",
+        "--lock",
+        "none",
+        "--schedule",
+        "pct",
+        "--trials",
+        "20",
+        "--seed",
+        "3",
+        "--buyers",
+        "2..6",
+        "--tickets",
+        "1..3",
+        "--json",
+    ];
+    let path = json.to_str().expect("utf-8 path").to_string();
+    args.push(&path);
+    args.extend(extra);
+    let out = Command::new(BIN)
+        .args(&args)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("explore");
+    (out, json_of(&json))
+}
+
+#[test]
+fn explore_stops_at_the_first_failing_trial_and_says_how_it_shrank_it() {
+    let (out, report) = pct_none_run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // The run ends with its first failing trial: the last one that ran.
+    let first = &report["findings"][0];
+    let ran = first["trial"].as_u64().expect("trial") + 1;
+    assert_eq!(report["trials_run"], ran, "{text}");
+    assert_eq!(report["trials_failed"], 1, "{text}");
+    assert_eq!(report["stopped_early"]["after"], ran);
+    assert_eq!(report["stopped_early"]["of"], 20);
+    let stop =
+        format!("stopped at the first finding, trial {ran} of 20; --keep-going runs them all");
+    assert!(text.contains(&stop), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("shrunk from "))
+        .unwrap_or_else(|| panic!("no shrink line in {text}"));
+    let want = format!("to {} buyers, {} ticket", first["buyers"], first["tickets"]);
+    assert!(line.contains(&want), "{line} / {first}");
+    assert!(
+        line.contains("preemption") && line.contains("runs tried)"),
+        "{line}"
+    );
+
+    let (out, report) = pct_none_run(&["--keep-going"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(report["trials_run"], 20);
+    assert!(report["trials_failed"].as_u64().expect("count") > 1);
+    assert!(report.get("stopped_early").is_none(), "{report}");
+}

@@ -138,3 +138,25 @@ fn an_empty_gate_is_an_error() {
     let err = gate::load(&missing).expect_err("missing");
     assert!(matches!(err, GateError::Io { .. }), "{err}");
 }
+
+#[test]
+fn a_different_finding_is_changed_and_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The none race oversells; it never tears the store.
+    write(
+        dir.path(),
+        "other.gate",
+        &format!("corrupt_store {NONE_RACE}  # wrong kind\n"),
+    );
+    let report = run(dir.path());
+    let changed = report.changed();
+    assert_eq!(changed.len(), 1, "{}", report.lines().join("\n"));
+    assert_eq!(changed[0].reproduced, 0);
+    assert!(
+        changed[0]
+            .message
+            .contains("expected corrupt_store, got a different finding: oversold"),
+        "{}",
+        changed[0].message
+    );
+}

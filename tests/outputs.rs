@@ -127,6 +127,7 @@ fn shards_together_run_exactly_the_unsharded_trials() {
         "--seed",
         "5",
         "--quiet",
+        "--keep-going",
     ];
     let mut args: Vec<&str> = base.to_vec();
     args.extend(["--json", "all.json"]);

@@ -39,15 +39,6 @@ fn cost(choice: u32, current: Option<u32>) -> u32 {
     u32::from(current.is_some_and(|c| c != choice))
 }
 
-/// Counts the preemptions in a schedule, given which buyers could run at each step.
-pub fn count_preemptions(choices: &[u32], currents: &[Option<u32>]) -> u32 {
-    choices
-        .iter()
-        .zip(currents)
-        .map(|(&c, &cur)| cost(c, cur))
-        .sum()
-}
-
 impl Dfs {
     /// A run that follows `prefix`, then never preempts; `bound` is P.
     pub fn new(prefix: Vec<u32>, bound: u32) -> Dfs {

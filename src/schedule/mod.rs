@@ -5,14 +5,16 @@
 //! that ran last (when it can run again), and the strategy picks one. The harness records
 //! every pick, so a run's schedule is a list of buyer indices that replays exactly.
 //!
-//! Adding a strategy means one new file here and one arm in [`for_trial`].
+//! Adding a strategy means one new file here, one arm in [`for_trial`], a variant of
+//! [`Schedule`] with its token spelling (`scenario`), and its `--schedule` value (`cli`);
+//! the bench and `trials()` pick strategies from their own lists.
 
 mod exhaustive;
 mod pct;
 mod random;
 mod replay;
 
-pub use exhaustive::{count_preemptions, Dfs};
+pub use exhaustive::Dfs;
 pub use pct::{bound as pct_bound, Pct};
 pub use random::Random;
 pub use replay::Replay;
