@@ -129,7 +129,7 @@ pub fn shrink_until(
     };
     let found = search.run(runner, &failing.trial, floor)?;
     let (mut smallest, cut_short) = match found {
-        Found::Smaller(c) => (c, false),
+        Found::Smaller(c) => (*c, false),
         Found::Nothing => (failing, false),
         Found::OutOfBudget => (failing, true),
     };
@@ -151,7 +151,7 @@ struct Search {
 }
 
 enum Found {
-    Smaller(Checked),
+    Smaller(Box<Checked>),
     Nothing,
     OutOfBudget,
 }
@@ -204,7 +204,7 @@ impl Search {
             self.spent += 1;
             here += 1;
             if !c.kinds().is_disjoint(&self.target) {
-                return Ok(Found::Smaller(c));
+                return Ok(Found::Smaller(Box::new(c)));
             }
             prefix = dfs.next();
         }
