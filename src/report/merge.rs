@@ -91,6 +91,10 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     for f in &out.findings {
         owner.insert(f.trial, 0);
     }
+    // Shards that stopped at their first finding: what the merged run was given.
+    let given = |r: &Report| r.stopped_early.map_or(Some(r.trials_run), |s| s.of);
+    let mut planned = given(&out);
+    let mut stopped = out.stopped_early.is_some();
     for (pos, r) in iter.enumerate() {
         let pos = pos + 1;
         same("version", out.version.clone(), r.version.clone())?;
@@ -110,12 +114,18 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
         }
         shards.extend(r.shard.clone());
         out.interrupted = out.interrupted.or(r.interrupted);
+        planned = planned.zip(given(&r)).map(|(a, b)| a.saturating_add(b));
+        stopped |= r.stopped_early.is_some();
         out.verified.extend(r.verified);
         out.trials_run = out.trials_run.saturating_add(r.trials_run);
         out.trials_failed = out.trials_failed.saturating_add(r.trials_failed);
         out.elapsed_ms = out.elapsed_ms.max(r.elapsed_ms);
         out.findings.extend(r.findings);
     }
+    out.stopped_early = stopped.then_some(super::StoppedEarly {
+        after: out.trials_run,
+        of: planned,
+    });
     // A stable sort keeps each trial's findings in the order the checker gave them.
     out.findings.sort_by_key(|f| f.trial);
     shards.sort();
