@@ -13,8 +13,8 @@ TMPDIR="$tmp" "$bin" explore --lock flock --faults kill=0.3 --store atomic \
 python3 - "$tmp/soak.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["trials_run"] == 2000, r["trials_run"]
 assert not r["findings"], r["findings"][:3]
+assert r["trials_run"] == 2000, r["trials_run"]
 print(f'soak: {r["trials_run"]} trials, 0 findings, {r["elapsed_ms"] / 1000:.1f} s')
 PY
 left=$(ps -eo pid=,args= | grep -F "$tmp" | grep -v grep || true)

@@ -7,7 +7,7 @@
 //!   ([`crate::harness::baseline`]). The two are interleaved round by round and each is
 //!   the median over the rounds; their ratio is what the harness adds per buyer.
 //! - **Controlled speed.** Steps per second of controlled trials through one
-//!   [`Runner`] (which reuses buyer processes), and two-buyer schedules per second of an
+//!   [`Runner`](crate::explore::Runner) (which reuses buyer processes), and two-buyer schedules per second of an
 //!   exhaustive enumeration.
 //! - **Detection.** For each lock × strategy (jitter, barrier, random, pct): trials run,
 //!   trials with a finding, and the trials and milliseconds to the first finding (median

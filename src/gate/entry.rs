@@ -123,7 +123,7 @@ impl Entry {
 }
 
 /// Why the gate could not judge its entries (a changed verdict is not an error: it is an
-/// [`Outcome`] with `kept == false`).
+/// [`Outcome`](super::Outcome) with `kept == false`).
 #[derive(Debug)]
 pub enum GateError {
     /// The directory or one of its files could not be read.
