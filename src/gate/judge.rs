@@ -2,7 +2,7 @@
 
 use super::{Entry, Expect, GateError, Outcome};
 use crate::check::FindingKind;
-use crate::explore::verdict::{names, Tally};
+use crate::explore::verdict::{self, names, Attempt, Tally};
 use crate::explore::{Checked, Runner};
 use crate::scenario::Trial;
 use crate::schedule::Diverged;
@@ -20,6 +20,33 @@ fn kinds_of(c: &Checked) -> BTreeSet<FindingKind> {
     c.violations.iter().map(|v| v.kind).collect()
 }
 
+/// What an entry expects to find: nothing (`clean`), or the kinds that must recur.
+#[derive(Debug, Clone)]
+struct Wanted {
+    expect: Expect,
+    /// The kinds that must recur (empty: any finding counts).
+    kinds: BTreeSet<FindingKind>,
+}
+
+impl Wanted {
+    /// The entry's verdict: a kind names itself; `violation` asks for any finding.
+    /// (Where a token records the kinds its finding had, `violation` can ask for those.)
+    fn of(entry: &Entry, _trial: &Trial) -> Wanted {
+        Wanted {
+            expect: entry.expect,
+            kinds: entry.expect.kinds(),
+        }
+    }
+
+    /// True when one run that found `kinds` meets the verdict.
+    fn met_by(&self, kinds: &BTreeSet<FindingKind>) -> bool {
+        match self.expect {
+            Expect::Clean => kinds.is_empty(),
+            _ => verdict::judge(&self.kinds, kinds) == Attempt::Reproduced,
+        }
+    }
+}
+
 /// Replays one entry `attempts` times (at least once) and judges it (see the module
 /// documentation for how controlled and free-running tokens differ).
 pub(super) fn judge(
@@ -33,11 +60,12 @@ pub(super) fn judge(
         source,
     })?;
     let exact = trial.schedule.is_controlled();
-    let runs = attempt(runner, entry, &trial, attempts.max(1), exact)?;
+    let wanted = Wanted::of(entry, &trial);
+    let runs = attempt(runner, entry, &wanted, &trial, attempts.max(1))?;
     let ran = runs.kinds.len() as u32;
-    let reproduced = runs.kinds.iter().filter(|k| entry.expect.met_by(k)).count() as u32;
+    let reproduced = runs.kinds.iter().filter(|k| wanted.met_by(k)).count() as u32;
     let found: BTreeSet<FindingKind> = runs.kinds.iter().flatten().copied().collect();
-    let (kept, message) = decide(entry.expect, exact, &runs, &found);
+    let (kept, message) = decide(&wanted, exact, &runs, &found);
     Ok(Outcome {
         entry: entry.clone(),
         kept,
@@ -53,10 +81,11 @@ pub(super) fn judge(
 fn attempt(
     runner: &mut Runner<'_>,
     entry: &Entry,
+    wanted: &Wanted,
     trial: &Trial,
     attempts: u32,
-    exact: bool,
 ) -> Result<Runs, GateError> {
+    let exact = trial.schedule.is_controlled();
     let mut runs = Runs {
         kinds: Vec::new(),
         diverged: None,
@@ -75,7 +104,7 @@ fn attempt(
             runs.kinds.push(kinds);
             break;
         }
-        let hit = entry.expect.met_by(&kinds);
+        let hit = wanted.met_by(&kinds);
         runs.kinds.push(kinds);
         if !exact && hit && entry.expect != Expect::Clean {
             break;
@@ -86,11 +115,12 @@ fn attempt(
 
 /// Whether the entry kept its verdict, and the message saying what came back.
 fn decide(
-    expect: Expect,
+    wanted: &Wanted,
     exact: bool,
     runs: &Runs,
     found: &BTreeSet<FindingKind>,
 ) -> (bool, String) {
+    let expect = wanted.expect;
     let ran = runs.kinds.len() as u32;
     let how = if exact { "exact" } else { "free-running" };
     if let Some(d) = &runs.diverged {
@@ -116,7 +146,7 @@ fn decide(
             (false, why)
         };
     }
-    let mut tally = Tally::new(expect.kinds());
+    let mut tally = Tally::new(wanted.kinds.iter().copied());
     for kinds in &runs.kinds {
         tally.add(kinds);
     }
