@@ -47,7 +47,17 @@ fn the_bench_reports_detection_and_speed() {
     std::env::set_var("TMPDIR", tmp.path());
     let report = bench::run(&opts, &mut |l| lines.push(l.to_string())).expect("bench runs");
     assert!(report.interrupted.is_none());
-    assert!(!lines.is_empty(), "no progress lines");
+    // Progress names each step as it starts, once; the figures are the report's, so the
+    // table is not printed twice (once on stderr, once on stdout).
+    let cells = opts.locks.len() * bench::strategies().len();
+    assert_eq!(lines.len(), 2 + cells, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.starts_with("bench: ")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains(" of ") || l.contains("detection")),
+        "{lines:#?}"
+    );
 
     let json: Value = serde_json::from_str(&report.to_json()).expect("JSON parses");
     for path in [
