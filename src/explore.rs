@@ -1,5 +1,9 @@
 //! The explorer: many trials, each checked; failing controlled trials shrunk to a minimal
 //! counterexample; findings collected into a [`Report`].
+//!
+//! A run stops at its first failing trial, after shrinking it (the report says so in
+//! [`Report::stopped_early`]); [`ExploreConfig::keep_going`] runs every trial. [`verdict`]
+//! judges whether a replayed finding came back, for `replay` and `gate` alike.
 
 mod shrink;
 pub mod verdict;
@@ -341,7 +345,6 @@ fn exhaustive(
                 index += 1;
                 prefix = dfs.next();
             }
-            index += u64::from(failed && !cfg.keep_going);
             if failed && !cfg.keep_going {
                 report.stopped_early = Some(StoppedEarly {
                     after: report.trials_run,
