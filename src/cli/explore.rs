@@ -55,7 +55,7 @@ fn search(
 ) -> Result<(Report, Option<(u64, Checked)>), Fail> {
     let bar = Bar::new(trials, a.quiet);
     let mut drawn: Option<(u64, Checked)> = None;
-    let report = explore::explore(
+    let result = explore::explore(
         cfg,
         &mut |index, checked: &Checked, findings: &[Finding]| {
             bar.tick(findings.len());
@@ -70,9 +70,10 @@ fn search(
                 drawn = Some((index, checked.clone()));
             }
         },
-    )?;
+    );
+    // A setup failure ends the search early: the bar goes before its line is printed.
     bar.finish();
-    Ok((report, drawn))
+    Ok((result?, drawn))
 }
 
 /// The space of trials the options describe, refusing combinations that mean nothing.
