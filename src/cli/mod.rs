@@ -4,9 +4,11 @@
 //! Exit status: `0` the result matched `--expect` (default `clean`); `1` it did not;
 //! `2` bad usage or setup, with one line on stderr naming the bad value.
 //!
-//! Layout: [`args`] holds the clap structures and their help texts, [`parse`] the value
-//! parsers, [`validate`] the checks made before any trial runs, [`exit`] the one mapping
-//! from a command's end to an exit status, and one file per command.
+//! Layout: `args` holds the clap structures and their help texts, `parse` the value
+//! parsers, `validate` the checks made before any trial runs, `exit` the one mapping from
+//! a command's end to an exit status, `outputs` the report files and the verdict,
+//! `progress` the bar, `hidden` the entry points the harness starts this binary with, and
+//! one file per command.
 
 /// Prints a line to stdout; a closed pipe (`oversell ... | head`) is not an error.
 macro_rules! say {
