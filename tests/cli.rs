@@ -269,3 +269,166 @@ fn help_teaches() {
         assert!(text.contains(needle), "help lacks {needle}");
     }
 }
+
+/// Runs oversell in `dir` (relative paths land there) with `dir` as its TMPDIR.
+fn oversell_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("TMPDIR", dir)
+        .output()
+        .expect("oversell runs")
+}
+
+/// Exit 2, one line on stderr naming `needle` and what is accepted, nothing on stdout
+/// (so no run began: explore and replay print their plan before the first trial).
+fn assert_refused(out: &Output, args: &[&str], needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?} printed: {err}");
+    assert!(err.contains(needle), "{args:?}: {err} lacks {needle}");
+    assert!(
+        err.contains("accepted"),
+        "{args:?}: {err} says not what is accepted"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} began a run: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn bad_commands_and_outputs_are_refused_before_the_first_trial() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["explore", "--buyer-cmd", "python3 buyer.py"],
+            "--buyer-cmd 'python3 buyer.py' has no {store}",
+        ),
+        (
+            &["explore", "--lock-cmd", "sh -c 'flock l {}"],
+            "unterminated single quote",
+        ),
+        (
+            &["explore", "--buyer-cmd", "python3 \"buyer.py {store}"],
+            "unterminated double quote",
+        ),
+        (
+            &["explore", "--lock", "none", "--json", "/nonexistent/r.json"],
+            "--json /nonexistent/r.json",
+        ),
+        (
+            &["explore", "--lock", "none", "--junit", "no/such/dir/j.xml"],
+            "--junit no/such/dir/j.xml",
+        ),
+        (
+            &["explore", "--lock", "none", "--timeline", "out.png"],
+            "--timeline out.png",
+        ),
+        (
+            &["explore", "--lock", "none", "--timeline", "gone/t.svg"],
+            "--timeline gone/t.svg",
+        ),
+        (&["explore", "--json", "."], "--json ."),
+        (
+            &["explore", "--expect", "violations"],
+            "'violations' for '--expect <EXPECT>'; accepted: clean, violation",
+        ),
+        (
+            &[
+                "replay",
+                "ov1.none.b2.t1.j0.r1.sbarrier",
+                "--json",
+                "/nonexistent/r.json",
+            ],
+            "--json /nonexistent/r.json",
+        ),
+        (
+            &[
+                "replay",
+                "ov1.none.b2.t1.j0.r1.sbarrier",
+                "--timeline",
+                "t.png",
+            ],
+            "--timeline t.png",
+        ),
+        (
+            &["bench", "--quick", "--json", "/nonexistent/b.json"],
+            "--json /nonexistent/b.json",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = oversell_in(tmp.path(), args);
+        assert_refused(&out, args, needle);
+        assert!(
+            leftovers(tmp.path()).is_empty(),
+            "{args:?} left {:?}",
+            leftovers(tmp.path())
+        );
+    }
+}
+
+#[test]
+fn merge_names_a_missing_shard() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for k in ["1/3", "3/3"] {
+        let json = format!("s{}.json", &k[..1]);
+        let out = oversell_in(
+            tmp.path(),
+            &[
+                "explore", "--lock", "flock", "--buyers", "2", "--trials", "3", "--quiet",
+                "--seed", "4", "--shard", k, "--json", &json,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "shard {k}");
+    }
+    let args = ["merge", "s1.json", "s3.json", "--json", "m.json"];
+    let out = oversell_in(tmp.path(), &args);
+    assert_refused(&out, &args, "shard 2/3 is missing");
+    assert!(
+        !tmp.path().join("m.json").exists(),
+        "a partial merge was written"
+    );
+}
+
+#[test]
+fn replay_help_says_what_its_exit_status_means() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(tmp.path(), &["replay", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let status = text
+        .split("Exit status:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no exit status in {text}"));
+    for code in ["0 ", "1 ", "2 "] {
+        assert!(status.contains(code), "exit status {code}missing: {status}");
+    }
+}
+
+#[test]
+fn one_of_a_thing_is_said_in_the_singular() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "flock",
+            "--buyers",
+            "1",
+            "--tickets",
+            "1",
+            "--trials",
+            "1",
+            "--seed",
+            "3",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let head = text.lines().next().unwrap_or_default();
+    assert!(head.contains("1 buyer, 1 ticket,"), "{head}");
+    assert!(head.contains(", 1 trial,"), "{head}");
+}

@@ -227,7 +227,7 @@ fn a_buyer_program_that_fails_is_a_crash_with_its_stderr() {
         &[
             "explore",
             "--buyer-cmd",
-            "echo 'no store here' >&2; exit 7",
+            "echo 'no store here' >&2; exit 7 # ignores {store}",
             "--buyers",
             "2",
             "--trials",

@@ -29,6 +29,13 @@ pub enum MergeError {
     DuplicateTrial(u64),
     /// The same shard (`K/N`) was given twice.
     DuplicateShard(String),
+    /// Shards of a run were given, but not all of them.
+    MissingShard {
+        /// The shards not given, as `K/N`.
+        missing: Vec<String>,
+        /// The shards given, as `K/N`.
+        given: Vec<String>,
+    },
     /// A report is not valid report JSON.
     Parse(serde_json::Error),
 }
@@ -50,6 +57,21 @@ impl fmt::Display for MergeError {
                 "two reports both have findings in trial {t}; was one shard given twice?"
             ),
             MergeError::DuplicateShard(s) => write!(f, "shard {s} was given twice"),
+            MergeError::MissingShard { missing, given } => write!(
+                f,
+                "{} {} missing (given: {}); accepted: the reports of every shard of one run",
+                if missing.len() == 1 {
+                    "shard"
+                } else {
+                    "shards"
+                },
+                if missing.len() == 1 {
+                    format!("{} is", missing[0])
+                } else {
+                    format!("{} are", missing.join(", "))
+                },
+                given.join(", ")
+            ),
             MergeError::Parse(e) => write!(f, "not an oversell JSON report: {e}"),
         }
     }
@@ -128,7 +150,21 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     });
     // A stable sort keeps each trial's findings in the order the checker gave them.
     out.findings.sort_by_key(|f| f.trial);
-    shards.sort();
+    complete(&mut shards)?;
+    if shards.len() > 1 {
+        out.shard = None;
+    }
+    Ok(out)
+}
+
+/// The shards given (`K/N`, sorted here) are all `N` shards of one run, each once.
+/// Reports without a shard (a whole run) are not counted.
+fn complete(shards: &mut [String]) -> Result<(), MergeError> {
+    let parse = |s: &str| {
+        let (k, n) = s.split_once('/')?;
+        Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?))
+    };
+    shards.sort_by_key(|s| parse(s));
     let of = |s: &String| s.split_once('/').map(|(_, n)| n.to_string());
     if shards.windows(2).any(|w| of(&w[0]) != of(&w[1])) {
         return Err(MergeError::Mismatch {
@@ -140,10 +176,29 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     if shards.windows(2).any(|w| w[0] == w[1]) {
         return Err(MergeError::DuplicateShard(shards.join(", ")));
     }
-    if shards.len() > 1 {
-        out.shard = None;
+    let Some(n) = shards.first().and_then(|s| parse(s)).map(|(_, n)| n) else {
+        return Ok(());
+    };
+    let given: Vec<u64> = shards
+        .iter()
+        .filter_map(|s| parse(s))
+        .map(|(k, _)| k)
+        .collect();
+    // At most 20 named: a run of thousands of shards with most missing is named by its
+    // first gaps.
+    let missing: Vec<String> = (1..=n)
+        .filter(|k| !given.contains(k))
+        .take(20)
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(MergeError::MissingShard {
+            missing,
+            given: shards.to_vec(),
+        })
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -154,6 +209,33 @@ mod tests {
     fn one_report_merges_to_itself() {
         let r = Report::new("flock", "jitter", 7);
         assert_eq!(merge(vec![r.clone()]).expect("merge"), r);
+    }
+
+    fn shard(k: u64, n: u64) -> Report {
+        let mut r = Report::new("flock", "jitter", 7);
+        r.shard = Some(format!("{k}/{n}"));
+        r
+    }
+
+    #[test]
+    fn every_shard_of_a_run_must_be_given() {
+        let e = merge(vec![shard(1, 3), shard(3, 3)]).expect_err("2/3 missing");
+        assert_eq!(
+            e.to_string(),
+            "shard 2/3 is missing (given: 1/3, 3/3); accepted: the reports of every shard of one run"
+        );
+        let e = merge(vec![shard(2, 4)]).expect_err("three missing");
+        assert!(
+            e.to_string()
+                .starts_with("shards 1/4, 3/4, 4/4 are missing"),
+            "{e}"
+        );
+        let all = merge(vec![shard(3, 3), shard(1, 3), shard(2, 3)]).expect("all three");
+        assert_eq!(all.shard, None);
+        assert!(matches!(
+            merge(vec![shard(1, 2), shard(1, 2)]),
+            Err(MergeError::DuplicateShard(_))
+        ));
     }
 
     #[test]

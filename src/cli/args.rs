@@ -1,0 +1,276 @@
+//! The command line's shape: commands, options and their help texts (clap derive).
+
+use super::parse::*;
+use crate::lock::LockKind;
+use crate::scenario::{Faults, Span};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  oversell                                   the lesson: 10 buyers, no lock vs every sound lock
+  oversell explore --lock none --trials 20   find the race (exits 1 with a replay token)
+  oversell explore --lock flock --trials 200 --seed 2
+  oversell replay ov1.none.b3.t1.j5000.r2a.sjitter
+  oversell locks                             every lock backend and whether it is sound
+
+Exit status: 0 the result matched --expect, 1 it did not, 2 bad usage or setup.";
+
+/// Finds race conditions between real processes over real locks.
+#[derive(Debug, Parser)]
+#[command(name = "oversell", version, after_help = AFTER_HELP)]
+pub(super) struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Cmd {
+    /// Search for findings: run many trials of racing buyer processes and check each.
+    #[command(after_help = EXPLORE_HELP)]
+    Explore(ExploreArgs),
+    /// Re-run the trial a token describes and report whether its finding recurs.
+    #[command(after_help = REPLAY_HELP)]
+    Replay(ReplayArgs),
+    /// List every lock backend: what it is and whether it is sound.
+    Locks,
+    /// Combine the JSON reports of shards (`explore --shard K/N`) into one.
+    Merge(MergeArgs),
+    /// Measure detection power and speed: every lock under every strategy, side by side.
+    Bench(BenchArgs),
+    /// Replay every token in a regression directory and fail when a verdict changes.
+    #[command(after_help = GATE_HELP)]
+    Gate(GateArgs),
+    /// The lesson as a demo (what `oversell` with no arguments runs).
+    Demo(DemoArgs),
+    /// Internal: one buyer process.
+    #[command(name = "__buyer", hide = true)]
+    Buyer { spec: String },
+    /// Internal: the socket lock's server.
+    #[command(name = "__lock-server", hide = true)]
+    LockServer { dir: PathBuf },
+    /// Internal: does nothing; the bench's baseline for spawning this binary.
+    #[command(name = "__noop", hide = true)]
+    Noop,
+}
+
+const EXPLORE_HELP: &str = "\
+Each trial spawns a seeded number of buyer processes that race to buy tickets from a JSON
+store, using the chosen lock. The checker reads their ledger and the final store: more
+claims than tickets is `oversold`, two claims of one ticket `double_sale`, a count that
+disagrees with the claims `lost_update`, two buyers inside the lock at once `overlap`.
+
+Every finding prints a token; `oversell replay TOKEN` runs that trial again.
+
+Examples:
+  oversell explore --lock none --trials 20 --seed 1 --json r.json    exits 1: oversold
+  oversell explore --lock none --expect violation --trials 20        exits 0: caught
+  oversell explore --lock flock --buyers 2..12 --tickets 0..8 --jitter-ms 3";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Expect {
+    /// No finding in any trial.
+    Clean,
+    /// At least one finding.
+    Violation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum ScheduleArg {
+    /// Free running: each buyer sleeps its seeded jitter between read and write.
+    Jitter,
+    /// Every buyer that can read does so before any writes (the lesson's long sleep).
+    Barrier,
+    /// Controlled: one buyer runs between steps, picked uniformly at random.
+    Random,
+    /// Controlled: probabilistic concurrency testing (see --depth).
+    Pct,
+    /// Controlled: every schedule with at most --preemptions preemptions.
+    Exhaustive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum StoreArg {
+    /// Truncate, then write (the lesson's way; a kill between them tears the file).
+    InPlace,
+    /// Write a temporary file, fsync, rename.
+    Atomic,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ExploreArgs {
+    /// Lock backend (see `oversell locks`).
+    #[arg(long, value_name = "NAME", default_value = "flock", value_parser = parse_lock)]
+    pub(super) lock: LockKind,
+    /// Test your own lock command instead: a shell command that runs `{}` while holding
+    /// the lock, as flock(1) does; `{dir}` is the trial's directory. Example:
+    /// --lock-cmd 'flock {dir}/lock {}'
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock", "buyer_cmd"])]
+    pub(super) lock_cmd: Option<String>,
+    /// Test your own buyer program instead: run once per buyer with `{store}` the store's
+    /// path (a JSON file {"count": N}) and `{dir}` the trial's directory; exit 0 means it
+    /// bought a ticket, 3 that none was left. Example:
+    /// --buyer-cmd 'python3 fixtures/buyers/locked.py {store}'
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock"])]
+    pub(super) buyer_cmd: Option<String>,
+    /// Buyers per trial: N or A..B (inclusive, 1 to 256).
+    #[arg(long, value_name = "N|A..B", default_value = "2..16", value_parser = parse_buyers)]
+    pub(super) buyers: Span,
+    /// Tickets per trial: N or A..B (inclusive, 0 to 1000000).
+    #[arg(long, value_name = "N|A..B", default_value = "1..8", value_parser = parse_tickets)]
+    pub(super) tickets: Span,
+    /// Most jitter a buyer sleeps between read and write, in milliseconds (0 to 10000;
+    /// free-running schedules: under a controlled one the schedule decides, not time).
+    #[arg(long, value_name = "MS", default_value = "5", value_parser = parse_jitter)]
+    pub(super) jitter_ms: f64,
+    /// How many trials to run [default: 100; under exhaustive: every schedule].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub(super) trials: Option<u64>,
+    /// Seed for every random choice (default: drawn from the clock and printed).
+    #[arg(long, value_name = "S", value_parser = parse_seed)]
+    pub(super) seed: Option<u64>,
+    /// How steps interleave.
+    #[arg(long, value_enum, default_value = "jitter")]
+    pub(super) schedule: ScheduleArg,
+    /// PCT's bug depth d (d − 1 priority change points) [default: 2; pct only].
+    #[arg(long, value_name = "D", value_parser = parse_depth)]
+    pub(super) depth: Option<u32>,
+    /// Exhaustive search's preemption bound [default: 2; exhaustive only].
+    #[arg(long, value_name = "P", value_parser = parse_preemptions)]
+    pub(super) preemptions: Option<u32>,
+    /// Report failing controlled trials as found, without shrinking them.
+    #[arg(long)]
+    pub(super) no_shrink: bool,
+    /// Run every trial even after one fails. By default the run stops at its first failing
+    /// trial, after shrinking it; under exhaustive, keeping going also skips shrinking.
+    #[arg(long)]
+    pub(super) keep_going: bool,
+    /// How the store is written.
+    #[arg(long, value_enum, default_value = "in-place")]
+    pub(super) store: StoreArg,
+    /// Faults to inject: kill=P (SIGKILL a buyer at a seeded step, inside the critical
+    /// section included) and/or stop=P:MS (SIGSTOP it for MS ms), comma-separated.
+    #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
+    pub(super) faults: Option<Faults>,
+    /// What the run should show; the exit status is 0 when it does.
+    #[arg(long, value_enum, default_value = "clean")]
+    pub(super) expect: Expect,
+    #[command(flatten)]
+    pub(super) out: OutArgs,
+    /// Stop starting trials once this many seconds are spent (trials default to no limit).
+    #[arg(long, value_name = "SECS", value_parser = parse_budget)]
+    pub(super) time_budget: Option<f64>,
+    /// Run only shard K of N: trial i when i mod N = K − 1 (N CI jobs cover disjoint trials).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub(super) shard: Option<(u64, u64)>,
+    /// Keep every trial's directory (store, ledger, stderr) under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub(super) keep: Option<PathBuf>,
+    /// Print only findings.
+    #[arg(long)]
+    pub(super) quiet: bool,
+    /// A trial whose buyers make no progress for this many milliseconds (beyond their
+    /// jitter and stop faults) is killed: a `hang`. Under a controlled schedule: per step.
+    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
+    pub(super) timeout_ms: u64,
+}
+
+const REPLAY_HELP: &str = "\
+A controlled token runs its recorded steps again; a jitter token reruns its trial
+--attempts times (the operating system schedules, so a race may not recur each time).
+
+Exit status: 0 no attempt found anything; 1 the token's finding came back in at least one
+attempt (every kind the token records recurred; the output says in how many); 2 bad usage,
+a token that cannot be replayed here, or a setup failure; 3 the token's finding did not
+come back but a different one did (the output names its kinds).";
+
+#[derive(Debug, Args)]
+pub(super) struct ReplayArgs {
+    /// The token a finding printed.
+    pub(super) token: String,
+    /// How many times to run a jitter trial (the OS schedules, so it may not recur).
+    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_attempts)]
+    pub(super) attempts: u32,
+    /// Kill a trial that makes no progress for this many milliseconds.
+    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
+    pub(super) timeout_ms: u64,
+    /// Run the shell command a token carries (it came from --lock-cmd or --buyer-cmd).
+    #[arg(long)]
+    pub(super) allow_cmd: bool,
+    #[command(flatten)]
+    pub(super) out: OutArgs,
+}
+
+/// Where reports go.
+#[derive(Debug, Args, Default)]
+pub(super) struct OutArgs {
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one test case per lock and schedule).
+    #[arg(long, value_name = "FILE")]
+    pub(super) junit: Option<PathBuf>,
+    /// Draw the first failing trial (else the first trial) as a timeline: FILE.svg, or
+    /// FILE.html for a page embedding the picture.
+    #[arg(long, value_name = "FILE")]
+    pub(super) timeline: Option<PathBuf>,
+}
+
+const GATE_HELP: &str = "\
+Each line of a gate file is `VERDICT TOKEN  # note`, where VERDICT is clean, violation
+or a finding kind (oversold, double_sale, stale_lock, ...). To gate a race you found:
+
+  echo 'oversold ov1.none.b2.t1...  # the lesson race' >> fixtures/regressions/mine.gate
+
+Exit status: 0 every verdict kept, 1 one changed (named with file:line), 2 bad input.";
+
+#[derive(Debug, Args)]
+pub(super) struct BenchArgs {
+    /// A short run (under a minute) instead of the full one (minutes).
+    #[arg(long)]
+    pub(super) quick: bool,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
+    /// Seed of the bench's trials.
+    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seed)]
+    pub(super) seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct GateArgs {
+    /// A directory of gate files (or one gate file).
+    #[arg(value_name = "DIR")]
+    pub(super) dir: PathBuf,
+    /// Run shell commands that tokens carry (from --lock-cmd or --buyer-cmd).
+    #[arg(long)]
+    pub(super) allow_cmd: bool,
+    /// Runs per jitter entry (a clean verdict needs all clean; a violation needs one).
+    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_attempts)]
+    pub(super) attempts: u32,
+    /// Kill a trial that makes no progress for this many milliseconds.
+    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
+    pub(super) timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct MergeArgs {
+    /// JSON reports of shards of one run (same lock, schedule and seed).
+    #[arg(required = true, value_name = "REPORT")]
+    pub(super) reports: Vec<PathBuf>,
+    /// What the merged run should show; the exit status is 0 when it does.
+    #[arg(long, value_enum, default_value = "clean")]
+    pub(super) expect: Expect,
+    #[command(flatten)]
+    pub(super) out: OutArgs,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct DemoArgs {
+    /// Trials per lock.
+    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_count)]
+    pub(super) trials: u64,
+    /// Seed for the demo's trials.
+    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seed)]
+    pub(super) seed: u64,
+}

@@ -1,0 +1,259 @@
+//! `oversell explore`: many trials of racing buyers, each checked.
+
+use super::args::{ExploreArgs, ScheduleArg, StoreArg};
+use super::exit::{Fail, Outcome};
+use super::progress::Bar;
+use super::{outputs, start_harness, things, validate};
+use crate::explore::{self, Checked, ExploreConfig};
+use crate::lock::LockKind;
+use crate::report::{self, Finding, Report};
+use crate::scenario::{External, Schedule, Span, StoreMode, TrialSpace};
+use std::time::Duration;
+
+pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
+    if let Some(k) = &a.keep {
+        validate::keep(k)?;
+    }
+    let space = space_of(a)?;
+    validate::outputs(&a.out)?;
+    let trials = a.trials.unwrap_or(match space.schedule {
+        Schedule::Exhaustive { .. } => u64::MAX,
+        _ if a.time_budget.is_some() => u64::MAX,
+        _ => 100,
+    });
+    let seed = a.seed.unwrap_or_else(default_seed);
+    let harness = start_harness()?
+        .with_timeout(Duration::from_millis(a.timeout_ms.max(1)))
+        .with_keep(a.keep.clone());
+    let mut cfg = ExploreConfig::new(space, trials, seed, harness);
+    cfg.shrink = !a.no_shrink;
+    cfg.keep_going = a.keep_going;
+    cfg.time_budget = a.time_budget.map(Duration::from_secs_f64);
+    cfg.shard = a.shard;
+    if !a.quiet {
+        header(a, &cfg, trials);
+    }
+    let (report, drawn) = search(a, &cfg, trials)?;
+    outputs::write(&a.out, &report, drawn.as_ref().map(|(i, c)| (*i, c)))?;
+    if let Some(budget) = a.time_budget {
+        if report.interrupted.is_none()
+            && report.stopped_early.is_none()
+            && report.trials_run < trials
+        {
+            say!(
+                "time budget of {budget} s spent: {} ran",
+                things(report.trials_run, "trial")
+            );
+        }
+    }
+    outputs::finish(&report, a.expect, a.quiet)
+}
+
+/// Runs the search with its progress bar; also gives the trial to draw (the first
+/// failing one, else the first) when a timeline is asked for.
+fn search(
+    a: &ExploreArgs,
+    cfg: &ExploreConfig,
+    trials: u64,
+) -> Result<(Report, Option<(u64, Checked)>), Fail> {
+    let bar = Bar::new(trials, a.quiet);
+    let mut drawn: Option<(u64, Checked)> = None;
+    let result = explore::explore(
+        cfg,
+        &mut |index, checked: &Checked, findings: &[Finding]| {
+            bar.tick(findings.len());
+            if !findings.is_empty() {
+                bar.say(&report::trial_text(findings));
+                if let Some(shrunk) = &checked.shrunk {
+                    bar.say(&format!("  {shrunk}\n"));
+                }
+            }
+            let better = match &drawn {
+                None => true,
+                Some((_, d)) => d.violations.is_empty() && !checked.violations.is_empty(),
+            };
+            if a.out.timeline.is_some() && better {
+                drawn = Some((index, checked.clone()));
+            }
+        },
+    );
+    // A setup failure ends the search early: the bar goes before its line is printed.
+    bar.finish();
+    Ok((result?, drawn))
+}
+
+/// The space of trials the options describe, refusing combinations that mean nothing.
+fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
+    let mut space = TrialSpace::new(a.lock);
+    space.buyers = a.buyers;
+    space.tickets = a.tickets;
+    space.jitter_us = (a.jitter_ms * 1000.0).round() as u64;
+    space.schedule = match a.schedule {
+        ScheduleArg::Jitter => Schedule::Jitter,
+        ScheduleArg::Barrier => Schedule::Barrier,
+        ScheduleArg::Random => Schedule::Random,
+        ScheduleArg::Pct => Schedule::Pct {
+            depth: a.depth.unwrap_or(2),
+        },
+        ScheduleArg::Exhaustive => Schedule::Exhaustive {
+            preemptions: a.preemptions.unwrap_or(2),
+        },
+    };
+    schedule_options(a, &space.schedule)?;
+    space.store = match a.store {
+        StoreArg::InPlace => StoreMode::InPlace,
+        StoreArg::Atomic => StoreMode::Atomic,
+    };
+    space.faults = a.faults.unwrap_or_default();
+    external(a, &mut space)?;
+    Ok(space)
+}
+
+/// Options that only apply to some schedules are refused with the others.
+fn schedule_options(a: &ExploreArgs, schedule: &Schedule) -> Result<(), Fail> {
+    let only = |given: bool, flag: &str, wanted: &str| {
+        if given {
+            Err(Fail::Usage(format!(
+                "{flag} with --schedule {}: it only applies to {wanted}; accepted: --schedule {wanted}",
+                schedule.name()
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    only(
+        a.depth.is_some() && a.schedule != ScheduleArg::Pct,
+        "--depth",
+        "pct",
+    )?;
+    let exhaustive = a.schedule == ScheduleArg::Exhaustive;
+    only(
+        a.preemptions.is_some() && !exhaustive,
+        "--preemptions",
+        "exhaustive",
+    )?;
+    if a.faults.is_some_and(|f| f.stop > 0.0) && schedule.is_controlled() {
+        return Err(Fail::Usage(format!(
+            "--faults stop=… with --schedule {}: under a controlled schedule a stall changes \
+             nothing; accepted: stop faults with jitter or barrier, kill faults with any schedule",
+            schedule.name()
+        )));
+    }
+    if a.shard.is_some() && exhaustive {
+        return Err(Fail::Usage(
+            "--shard with --schedule exhaustive: a depth-first search cannot be split by trial; \
+             accepted: --shard with jitter, barrier, random or pct"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `--lock-cmd` and `--buyer-cmd`: a user's command under test.
+fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
+    if let Some(t) = &a.lock_cmd {
+        validate::lock_cmd(t)?;
+        space.external = Some(External::LockCmd(t.clone()));
+    }
+    if let Some(t) = &a.buyer_cmd {
+        validate::buyer_cmd(t)?;
+        if !space.faults.is_none() {
+            return Err(Fail::Usage(
+                "--faults with --buyer-cmd: oversell cannot place a fault inside your program; \
+                 accepted: --faults with --lock or --lock-cmd"
+                    .into(),
+            ));
+        }
+        space.external = Some(External::BuyerCmd(t.clone()));
+    }
+    if space.external.is_some() {
+        space.lock = LockKind::None;
+        if space.schedule != Schedule::Jitter {
+            return Err(Fail::Usage(format!(
+                "--schedule {} with --lock-cmd or --buyer-cmd: a user's command cannot report its \
+                 steps or blocking; accepted: --schedule jitter",
+                space.schedule.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The line that says what the run will do.
+fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
+    let what = match cfg.space.schedule {
+        Schedule::Jitter | Schedule::Barrier => {
+            format!(
+                "jitter up to {} ms, schedule {}",
+                a.jitter_ms,
+                cfg.space.schedule.name()
+            )
+        }
+        Schedule::Exhaustive { preemptions } => {
+            format!("schedule exhaustive, ≤ {preemptions} preemptions")
+        }
+        Schedule::Pct { depth } => format!("schedule pct, depth {depth}"),
+        Schedule::Random => "schedule random".to_string(),
+    };
+    let mut trials = match (trials, a.time_budget) {
+        (u64::MAX, Some(b)) => format!("trials for {b} s"),
+        (u64::MAX, None) => "every schedule".to_string(),
+        (n, _) => things(n, "trial"),
+    };
+    if let Some((k, n)) = a.shard {
+        trials.push_str(&format!(" (shard {k}/{n})"));
+    }
+    say!(
+        "explore: lock {}, {}, {}, {what}, {trials}, seed {}",
+        cfg.space.lock_label(),
+        span(a.buyers, "buyer"),
+        span(a.tickets, "ticket"),
+        cfg.seed,
+    );
+    if let Schedule::Pct { depth } = cfg.space.schedule {
+        say!("{}", pct_bounds(a.buyers, depth));
+    }
+}
+
+/// `2..16 buyers`, `3 buyers`, `1 buyer`.
+fn span(s: Span, thing: &str) -> String {
+    if s.lo == s.hi {
+        things(u64::from(s.lo), thing)
+    } else {
+        format!("{s} {thing}s")
+    }
+}
+
+fn pct_bounds(buyers: Span, depth: u32) -> String {
+    let bound = |n: u32| {
+        let k = n as usize * crate::schedule::POINTS_PER_BUYER;
+        format!(
+            "1/({n}·{k}^{}) = {:.2e}",
+            depth - 1,
+            crate::schedule::pct_bound(n, k, depth)
+        )
+    };
+    let mut s = format!(
+        "pct: one trial finds a bug of depth {depth} with probability at least 1/(n·k^(d−1)), \
+         n buyers and k = {}·n steps: {}",
+        crate::schedule::POINTS_PER_BUYER,
+        bound(buyers.lo)
+    );
+    if buyers.hi != buyers.lo {
+        s.push_str(&format!(
+            " for {}, {} for {}",
+            things(u64::from(buyers.lo), "buyer"),
+            bound(buyers.hi),
+            buyers.hi
+        ));
+    }
+    s
+}
+
+fn default_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    crate::rng::Rng::new(t ^ ((std::process::id() as u64) << 32)).next_u64() % 1_000_000
+}

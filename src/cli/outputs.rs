@@ -1,0 +1,99 @@
+//! What a run leaves for people and CI: the report files and the closing verdict.
+
+use super::args::{Expect, OutArgs};
+use super::exit::{Fail, Outcome};
+use super::write_out;
+use crate::explore::Checked;
+use crate::report::{self, Report};
+use std::path::Path;
+
+/// Writes the JSON, JUnit and timeline files asked for; `drawn` is the trial to draw.
+pub(super) fn write(
+    out: &OutArgs,
+    report: &Report,
+    drawn: Option<(u64, &Checked)>,
+) -> Result<(), Fail> {
+    if let Some(p) = &out.json {
+        write_out(p, &report.to_json(), "JSON report")?;
+    }
+    if let Some(p) = &out.junit {
+        let xml = report::junit::junit(std::slice::from_ref(report))
+            .map_err(|e| Fail::Setup(format!("cannot render the JUnit report: {e}")))?;
+        write_out(p, &xml, "JUnit report")?;
+    }
+    if let Some(p) = &out.timeline {
+        let Some((index, c)) = drawn else {
+            return Err(Fail::Setup(format!(
+                "no trial ran, so there is nothing to draw in {}",
+                p.display()
+            )));
+        };
+        write_out(p, &timeline_of(index, c, p), "timeline")?;
+    }
+    Ok(())
+}
+
+fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
+    use report::timeline::{self, Axis, TimelineInput};
+    let verdict = match c.violations.first() {
+        Some(v) => v.kind.name().to_string(),
+        None => "clean".to_string(),
+    };
+    let input = TimelineInput {
+        title: format!(
+            "oversell · lock {} · trial {index} · {} · {verdict} · {}",
+            c.trial.lock,
+            c.trial.schedule.name(),
+            c.trial.token()
+        ),
+        buyers: c.trial.buyers,
+        history: &c.run.history,
+        findings: timeline::marks(&c.violations),
+        axis: if c.trial.schedule.is_controlled() {
+            Axis::Steps
+        } else {
+            Axis::Time
+        },
+    };
+    // The extension was checked before the run: .svg or .html.
+    let html = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html"));
+    if html {
+        timeline::html(&input)
+    } else {
+        timeline::svg(&input)
+    }
+}
+
+/// Prints the verified bounds, the summary and the verdict, and judges it by `expect`.
+pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Outcome, Fail> {
+    for v in &report.verified {
+        say!("{}", v.line());
+    }
+    if let Some(sig) = report.interrupted {
+        return Err(Fail::Interrupted {
+            sig,
+            line: Some(format!(
+                "interrupted by signal {sig} after {} trials; their processes are gone and the report holds what ran",
+                report.trials_run
+            )),
+        });
+    }
+    let found = !report.findings.is_empty();
+    let matched = match expect {
+        Expect::Clean => !found,
+        Expect::Violation => found,
+    };
+    if !quiet {
+        say!("{}", report.summary());
+        let verdict = match (found, matched) {
+            (false, true) => "clean, as expected",
+            (true, true) => "violation found, as expected",
+            (false, false) => "no violation found, but --expect violation asked for one",
+            (true, false) => "violation found",
+        };
+        say!("result: {verdict}");
+    }
+    Ok(Outcome::of(matched))
+}

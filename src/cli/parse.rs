@@ -1,0 +1,82 @@
+//! The value parsers behind the options: each names what it accepts when it refuses.
+
+use crate::lock::LockKind;
+use crate::scenario::{Faults, Span};
+
+pub(super) fn parse_lock(s: &str) -> Result<LockKind, String> {
+    LockKind::parse(s).ok_or_else(|| format!("unknown lock; accepted: {}", LockKind::names()))
+}
+
+pub(super) fn parse_buyers(s: &str) -> Result<Span, String> {
+    let span = Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, 1 to 256"))?;
+    if span.lo == 0 || span.hi > 256 {
+        return Err("buyers must be 1 to 256; accepted: N or A..B, 1 to 256".into());
+    }
+    Ok(span)
+}
+
+pub(super) fn parse_tickets(s: &str) -> Result<Span, String> {
+    let span = Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, 0 to 1000000"))?;
+    if span.hi > 1_000_000 {
+        return Err("tickets must be 0 to 1000000; accepted: N or A..B".into());
+    }
+    Ok(span)
+}
+
+fn whole(s: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!("accepted: a whole number from {lo} to {hi}")),
+    }
+}
+
+pub(super) fn parse_count(s: &str) -> Result<u64, String> {
+    whole(s, 1, 100_000_000)
+}
+
+pub(super) fn parse_seed(s: &str) -> Result<u64, String> {
+    whole(s, 0, u64::MAX)
+}
+
+pub(super) fn parse_timeout(s: &str) -> Result<u64, String> {
+    whole(s, 1, 86_400_000)
+}
+
+pub(super) fn parse_depth(s: &str) -> Result<u32, String> {
+    whole(s, 1, 10).map(|n| n as u32)
+}
+
+pub(super) fn parse_preemptions(s: &str) -> Result<u32, String> {
+    whole(s, 0, 10).map(|n| n as u32)
+}
+
+pub(super) fn parse_attempts(s: &str) -> Result<u32, String> {
+    whole(s, 1, 1_000_000).map(|n| n as u32)
+}
+
+pub(super) fn parse_budget(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 30.0 * 86_400.0 => Ok(v),
+        _ => Err("accepted: seconds above 0, e.g. 5 or 0.5".into()),
+    }
+}
+
+pub(super) fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    const ACCEPTED: &str = "accepted: K/N with 1 ≤ K ≤ N, e.g. 2/3";
+    let (k, n) = s.split_once('/').ok_or(ACCEPTED)?;
+    match (k.trim().parse::<u64>(), n.trim().parse::<u64>()) {
+        (Ok(k), Ok(n)) if k >= 1 && k <= n => Ok((k, n)),
+        _ => Err(ACCEPTED.into()),
+    }
+}
+
+pub(super) fn parse_faults(s: &str) -> Result<Faults, String> {
+    Faults::parse(s)
+}
+
+pub(super) fn parse_jitter(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(ms) if (0.0..=10_000.0).contains(&ms) => Ok(ms),
+        _ => Err("accepted: milliseconds from 0 to 10000, e.g. 5 or 0.5".into()),
+    }
+}

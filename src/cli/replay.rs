@@ -1,0 +1,117 @@
+//! `oversell replay TOKEN`: the trial a token describes, run again.
+
+use super::args::ReplayArgs;
+use super::exit::{Fail, Outcome};
+use super::{outputs, start_harness, things, validate};
+use crate::explore::verdict::{Tally, Verdict};
+use crate::explore::{self, Checked};
+use crate::report::{self, Finding, Report};
+use crate::scenario::{External, Trial};
+use std::time::Duration;
+
+pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
+    let trial = trial_of(a)?;
+    validate::outputs(&a.out)?;
+    let harness = start_harness()?.with_timeout(Duration::from_millis(a.timeout_ms.max(1)));
+    say!(
+        "replay: lock {}, {}, {}, schedule {}, {}",
+        trial.lock_label(),
+        report::count(trial.buyers, "buyer"),
+        report::count(trial.tickets, "ticket"),
+        trial.schedule.name(),
+        report::count(a.attempts, "attempt")
+    );
+    let runs = explore::replay(&trial, a.attempts, &harness)?;
+    if let Some(d) = runs
+        .iter()
+        .find_map(|c| c.run.schedule.as_ref().and_then(|r| r.diverged.clone()))
+    {
+        return Err(Fail::Usage(format!(
+            "token '{}' does not fit this program: {d}",
+            a.token
+        )));
+    }
+    let (report, verdict) = print(&trial, &runs);
+    let drawn = runs
+        .iter()
+        .find(|c| !c.violations.is_empty())
+        .or(runs.first());
+    outputs::write(&a.out, &report, drawn.map(|c| (0, c)))?;
+    Ok(match verdict {
+        Verdict::Reproduced => Outcome::Mismatched,
+        Verdict::Clean => Outcome::Matched,
+        Verdict::Different => Outcome::Different,
+    })
+}
+
+/// The token's trial, if this command may run it.
+fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
+    let trial = Trial::from_token(&a.token).map_err(|e| Fail::Usage(e.to_string()))?;
+    if let Some(e) = &trial.external {
+        if !a.allow_cmd {
+            return Err(Fail::Usage(format!(
+                "the token runs a shell command ({}); accepted: the same replay with --allow-cmd once you trust it",
+                e.label()
+            )));
+        }
+        // Only the quotes: an older token's buyer command may lack `{store}` and still
+        // replay as it ran.
+        let (External::LockCmd(t) | External::BuyerCmd(t)) = e;
+        validate::quotes("the token's command", t, "'flock {dir}/lock {}'")?;
+    }
+    if trial.schedule.is_controlled() && trial.choices.is_none() {
+        return Err(Fail::Usage(format!(
+            "token '{}' has a controlled schedule but no steps (.p…); accepted: a token printed by a finding",
+            a.token
+        )));
+    }
+    Ok(trial)
+}
+
+/// Prints the first failing attempt, the trace of a controlled trial and how often a
+/// finding came back; gives the attempts as a report, with the verdict over them.
+fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
+    let mut report = Report::new(&trial.lock_label(), trial.schedule.name(), trial.seed);
+    let token = trial.token();
+    for (i, c) in runs.iter().enumerate() {
+        let findings: Vec<Finding> = c
+            .violations
+            .iter()
+            .map(|v| Finding::new(v, i as u64, trial.buyers, trial.tickets, &token))
+            .collect();
+        report.trials_run += 1;
+        report.elapsed_ms += c.run.elapsed.as_millis() as u64;
+        if !findings.is_empty() {
+            if report.trials_failed == 0 {
+                say_raw!("{}", report::trial_text(&findings));
+            }
+            report.trials_failed += 1;
+        }
+        report.findings.extend(findings);
+    }
+    if trial.schedule.is_controlled() {
+        let first = runs
+            .first()
+            .map(|c| c.run.history.trace())
+            .unwrap_or_default();
+        say!("trace ({} events):", first.len());
+        for line in &first {
+            say!("  {line}");
+        }
+        let same = runs
+            .iter()
+            .filter(|c| c.run.history.trace() == first)
+            .count();
+        say!(
+            "identical trace in {same} of {}",
+            things(runs.len() as u64, "attempt")
+        );
+    }
+    // The kinds the token records (none for older tokens: any finding counts).
+    let mut tally = Tally::new([]);
+    for c in runs {
+        tally.add(&c.violations.iter().map(|v| v.kind).collect());
+    }
+    say!("{tally}");
+    (report, tally.verdict())
+}

@@ -1,0 +1,208 @@
+//! Checks made before the first trial runs, so that a bad value costs nothing: each
+//! failure is one line naming the value and what is accepted.
+
+use super::args::OutArgs;
+use super::exit::Fail;
+use std::fs::OpenOptions;
+use std::path::Path;
+
+/// A `--lock-cmd` template: it runs `{}` and its quotes are closed.
+pub(super) fn lock_cmd(t: &str) -> Result<(), Fail> {
+    const EXAMPLE: &str = "'flock {dir}/lock {}'";
+    if !t.contains("{}") {
+        return Err(Fail::Usage(format!(
+            "--lock-cmd '{t}' has no {{}} for the critical section; accepted: a command such as {EXAMPLE}"
+        )));
+    }
+    quotes("--lock-cmd", t, EXAMPLE)
+}
+
+/// A `--buyer-cmd` template: not empty, it names the store, and its quotes are closed.
+pub(super) fn buyer_cmd(t: &str) -> Result<(), Fail> {
+    const EXAMPLE: &str = "'python3 buyer.py {store}'";
+    if t.trim().is_empty() {
+        return Err(Fail::Usage(format!(
+            "--buyer-cmd '': accepted: a command such as {EXAMPLE}"
+        )));
+    }
+    if !t.contains("{store}") {
+        return Err(Fail::Usage(format!(
+            "--buyer-cmd '{t}' has no {{store}} for the store's path; accepted: a command such as {EXAMPLE}"
+        )));
+    }
+    quotes("--buyer-cmd", t, EXAMPLE)
+}
+
+/// A shell command's quotes are closed (`sh -c` of it would fail on every buyer).
+pub(super) fn quotes(flag: &str, t: &str, example: &str) -> Result<(), Fail> {
+    match unclosed_quote(t) {
+        None => Ok(()),
+        Some(q) => Err(Fail::Usage(format!(
+            "{flag} '{t}' has an unterminated {q} quote; accepted: a shell command with \
+             closed quotes, such as {example}"
+        ))),
+    }
+}
+
+/// The kind of quote (`single`, `double`) a shell command leaves open, read as
+/// `sh` splits words: `'…'` quotes everything, `"…"` all but `\"` and `\\`, a backslash
+/// outside quotes the next character, and `#` at a word's start comments out the line.
+pub(super) fn unclosed_quote(cmd: &str) -> Option<&'static str> {
+    #[derive(PartialEq)]
+    enum In {
+        Word,
+        Single,
+        Double,
+        Comment,
+    }
+    let mut state = In::Word;
+    let mut chars = cmd.chars().peekable();
+    let mut word_start = true;
+    while let Some(c) = chars.next() {
+        match (&state, c) {
+            (In::Comment, '\n') => state = In::Word,
+            (In::Comment, _) => {}
+            (In::Word, '\\') | (In::Double, '\\') => {
+                chars.next();
+            }
+            (In::Word, '\'') => state = In::Single,
+            (In::Word, '"') => state = In::Double,
+            (In::Word, '#') if word_start => state = In::Comment,
+            (In::Single, '\'') | (In::Double, '"') => state = In::Word,
+            _ => {}
+        }
+        word_start = state == In::Word && (c.is_whitespace() || matches!(c, ';' | '&' | '|'));
+    }
+    match state {
+        In::Single => Some("single"),
+        In::Double => Some("double"),
+        In::Word | In::Comment => None,
+    }
+}
+
+/// Every report file asked for can be written, and a timeline is `.svg` or `.html`.
+pub(super) fn outputs(out: &OutArgs) -> Result<(), Fail> {
+    if let Some(p) = &out.json {
+        output("--json", p)?;
+    }
+    if let Some(p) = &out.junit {
+        output("--junit", p)?;
+    }
+    if let Some(p) = &out.timeline {
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !ext.eq_ignore_ascii_case("svg") && !ext.eq_ignore_ascii_case("html") {
+            return Err(Fail::Usage(format!(
+                "--timeline {}: a timeline is drawn as SVG or HTML; accepted: FILE.svg or FILE.html",
+                p.display()
+            )));
+        }
+        output("--timeline", p)?;
+    }
+    Ok(())
+}
+
+/// A file can be written at `path`: an existing one is opened for writing (and left as
+/// it is), else a probe file is made beside it and removed.
+pub(super) fn output(flag: &str, path: &Path) -> Result<(), Fail> {
+    let bad = |why: String| {
+        Fail::Usage(format!(
+            "{flag} {}: cannot write there ({why}); accepted: a file in an existing, writable directory",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(bad("it is a directory".into()));
+    }
+    if path.exists() {
+        return OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| bad(e.to_string()));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(bad(format!("no directory {}", parent.display())));
+    }
+    tempfile::Builder::new()
+        .prefix(".oversell-probe")
+        .tempfile_in(parent)
+        .map(drop)
+        .map_err(|e| bad(os_error(e)))
+}
+
+/// The operating system's words for an error, without the probe file's name.
+fn os_error(e: std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
+/// `--keep DIR`: the directory exists (it is made) and takes files.
+pub(super) fn keep(dir: &Path) -> Result<(), Fail> {
+    let bad = |e: std::io::Error| {
+        Fail::Usage(format!(
+            "--keep {}: cannot keep trial directories there ({e}); accepted: a writable directory",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(bad)?;
+    tempfile::Builder::new()
+        .prefix(".oversell-probe")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_read_as_sh_reads_them() {
+        for ok in [
+            "flock {dir}/lock {}",
+            "sh -c 'echo \"x\"; {}'",
+            "echo \"it's\" {}",
+            "echo it\\'s {}",
+            "echo \"a \\\" b\" {}",
+            "{} # it's a comment",
+        ] {
+            assert_eq!(unclosed_quote(ok), None, "{ok}");
+        }
+        assert_eq!(unclosed_quote("sh -c 'echo {}"), Some("single"));
+        assert_eq!(unclosed_quote("echo \"{}"), Some("double"));
+        assert_eq!(unclosed_quote("echo \"\\\"{}"), Some("double"));
+        assert_eq!(unclosed_quote("it's {}"), Some("single"));
+    }
+
+    #[test]
+    fn templates_name_what_they_lack() {
+        let msg = |r: Result<(), Fail>| match r {
+            Err(Fail::Usage(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(msg(buyer_cmd("python3 b.py")).contains("{store}"));
+        assert!(msg(lock_cmd("flock l")).contains("{}"));
+        assert!(msg(lock_cmd("sh -c '{}")).contains("unterminated single quote"));
+        assert!(buyer_cmd("python3 b.py {store}").is_ok());
+    }
+
+    #[test]
+    fn an_output_needs_an_existing_directory_and_a_picture_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(output("--json", &dir.path().join("r.json")).is_ok());
+        assert!(output("--json", &dir.path().join("no/r.json")).is_err());
+        assert!(output("--json", dir.path()).is_err());
+        let out = OutArgs {
+            timeline: Some(dir.path().join("t.png")),
+            ..OutArgs::default()
+        };
+        assert!(outputs(&out).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+}
