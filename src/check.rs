@@ -36,6 +36,25 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Every kind, in their order (the order findings are reported in).
+    pub const ALL: &'static [FindingKind] = &[
+        FindingKind::Oversold,
+        FindingKind::DoubleSale,
+        FindingKind::LostUpdate,
+        FindingKind::Overlap,
+        FindingKind::CorruptStore,
+        FindingKind::Hang,
+        FindingKind::Deadlock,
+        FindingKind::StaleLock,
+        FindingKind::Crash,
+        FindingKind::LeakedProcess,
+    ];
+
+    /// The kind of a stable name, as [`FindingKind::name`] writes it.
+    pub fn parse(name: &str) -> Option<FindingKind> {
+        FindingKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
     /// The stable name.
     pub fn name(self) -> &'static str {
         match self {
