@@ -44,6 +44,9 @@ pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 pub fn buyers(n: u64) -> Result<u32, String> {
     match u32::try_from(n) {
         Ok(n) if (MIN_BUYERS..=MAX_BUYERS).contains(&n) => Ok(n),
+        Ok(0) => Err(format!(
+            "it has no buyers; accepted: {MIN_BUYERS} to {MAX_BUYERS}"
+        )),
         _ => Err(format!(
             "{n} buyers is out of range; accepted: {MIN_BUYERS} to {MAX_BUYERS}"
         )),

@@ -6,6 +6,7 @@ pub mod merge;
 pub mod timeline;
 
 use crate::check::{FindingKind, Violation};
+use crate::scenario::Trial;
 use serde::{Deserialize, Serialize};
 
 /// One finding: a broken invariant in one trial, with the token that reproduces it.
@@ -29,24 +30,53 @@ pub struct Finding {
 
 impl Finding {
     /// A finding from one violation of trial `trial`.
+    ///
+    /// A token that records no finding kinds gets this violation's kind, so every
+    /// printed token says what was found; [`Finding::all`] records every kind of the
+    /// trial in each of its findings' tokens.
     pub fn new(v: &Violation, trial: u64, buyers: u32, tickets: u32, token: &str) -> Finding {
+        let token = with_found(token, &[v.kind]);
         Finding {
             kind: v.kind,
             trial,
             buyers,
             tickets,
             detail: v.detail.clone(),
-            token: token.to_string(),
-            replay: replay_command(token),
+            replay: replay_command(&token),
+            token,
         }
+    }
+
+    /// The findings of one trial, one per violation, each carrying the trial's token
+    /// with every kind found in it (the token's `f` field).
+    pub fn all(violations: &[Violation], index: u64, trial: &Trial) -> Vec<Finding> {
+        let mut found = trial.clone();
+        found.found = violations.iter().map(|v| v.kind).collect();
+        found.found.sort_unstable();
+        found.found.dedup();
+        let token = found.token();
+        violations
+            .iter()
+            .map(|v| Finding::new(v, index, trial.buyers, trial.tickets, &token))
+            .collect()
+    }
+}
+
+/// `token` recording `kinds` when it decodes and records none yet; else `token` as is.
+fn with_found(token: &str, kinds: &[FindingKind]) -> String {
+    match Trial::from_token(token) {
+        Ok(mut t) if t.found.is_empty() && !kinds.is_empty() => {
+            t.found = kinds.to_vec();
+            t.token()
+        }
+        _ => token.to_string(),
     }
 }
 
 /// The shell command that replays a token (with `--allow-cmd` when the token carries a
 /// user's command, which replay runs only when asked to).
 pub fn replay_command(token: &str) -> String {
-    let runs_a_command =
-        crate::scenario::Trial::from_token(token).is_ok_and(|t| t.external.is_some());
+    let runs_a_command = Trial::from_token(token).is_ok_and(|t| t.external.is_some());
     if runs_a_command {
         format!("oversell replay --allow-cmd {token}")
     } else {
