@@ -1,4 +1,4 @@
-//! The [`Report`] of a run, and its renderings: JSON (stable fields, see ARCHITECTURE.md)
+//! The [`Report`] of a run, and its renderings: JSON (stable fields, see docs/ARCHITECTURE.md)
 //! and plain text. Rendering returns strings; only `cli` prints or writes them.
 
 pub mod junit;
