@@ -687,7 +687,7 @@ fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
             "oversell · lock {} · trial {index} · {} · {verdict} · {}",
             c.trial.lock,
             c.trial.schedule.name(),
-            c.trial.token()
+            report::found_token(&c.trial, &c.violations)
         ),
         buyers: c.trial.buyers,
         history: &c.run.history,
@@ -960,14 +960,9 @@ fn replay_cmd(a: &ReplayArgs) -> Result<i32, Fail> {
         )));
     }
     let mut report = Report::new(&trial.lock_label(), trial.schedule.name(), trial.seed);
-    let token = trial.token();
     let mut first_shown = false;
     for (i, c) in runs.iter().enumerate() {
-        let findings: Vec<Finding> = c
-            .violations
-            .iter()
-            .map(|v| Finding::new(v, i as u64, trial.buyers, trial.tickets, &token))
-            .collect();
+        let findings = Finding::all(&c.violations, i as u64, &trial);
         report.trials_run += 1;
         report.elapsed_ms += c.run.elapsed.as_millis() as u64;
         if !findings.is_empty() {

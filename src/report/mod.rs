@@ -29,32 +29,25 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A finding from one violation of trial `trial`.
-    ///
-    /// A token that records no finding kinds gets this violation's kind, so every
-    /// printed token says what was found; [`Finding::all`] records every kind of the
-    /// trial in each of its findings' tokens.
+    /// A finding from one violation of trial `trial`, whose token is `token` as given.
+    /// To print a token that records what was found, build the findings of a trial with
+    /// [`Finding::all`].
     pub fn new(v: &Violation, trial: u64, buyers: u32, tickets: u32, token: &str) -> Finding {
-        let token = with_found(token, &[v.kind]);
         Finding {
             kind: v.kind,
             trial,
             buyers,
             tickets,
             detail: v.detail.clone(),
-            replay: replay_command(&token),
-            token,
+            token: token.to_string(),
+            replay: replay_command(token),
         }
     }
 
-    /// The findings of one trial, one per violation, each carrying the trial's token
-    /// with every kind found in it (the token's `f` field).
+    /// The findings of one trial, one per violation, each carrying [`found_token`]: the
+    /// trial's token recording every kind found in it.
     pub fn all(violations: &[Violation], index: u64, trial: &Trial) -> Vec<Finding> {
-        let mut found = trial.clone();
-        found.found = violations.iter().map(|v| v.kind).collect();
-        found.found.sort_unstable();
-        found.found.dedup();
-        let token = found.token();
+        let token = found_token(trial, violations);
         violations
             .iter()
             .map(|v| Finding::new(v, index, trial.buyers, trial.tickets, &token))
@@ -62,15 +55,17 @@ impl Finding {
     }
 }
 
-/// `token` recording `kinds` when it decodes and records none yet; else `token` as is.
-fn with_found(token: &str, kinds: &[FindingKind]) -> String {
-    match Trial::from_token(token) {
-        Ok(mut t) if t.found.is_empty() && !kinds.is_empty() => {
-            t.found = kinds.to_vec();
-            t.token()
-        }
-        _ => token.to_string(),
+/// The token of `trial` recording the kinds of `violations` (its `f` field, sorted,
+/// each once); with no violations, the trial's token as it is.
+pub fn found_token(trial: &Trial, violations: &[Violation]) -> String {
+    if violations.is_empty() {
+        return trial.token();
     }
+    let mut t = trial.clone();
+    t.found = violations.iter().map(|v| v.kind).collect();
+    t.found.sort_unstable();
+    t.found.dedup();
+    t.token()
 }
 
 /// The shell command that replays a token (with `--allow-cmd` when the token carries a
