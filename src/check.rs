@@ -125,6 +125,15 @@ fn list(buyers: &[u32]) -> String {
     }
 }
 
+/// `buyer 3` or `buyers 1, 2 and 3`.
+fn buyers(who: &[u32]) -> String {
+    if who.len() == 1 {
+        format!("buyer {}", list(who))
+    } else {
+        format!("buyers {}", list(who))
+    }
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("{n} {one}")
@@ -191,10 +200,10 @@ fn oversold(obs: &Observation<'_>, c: &Claims) -> Option<Violation> {
     Some(Violation {
         kind: FindingKind::Oversold,
         detail: format!(
-            "{} a sale; the store held {} (buyers {})",
+            "{} a sale; the store held {} ({})",
             plural(c.claims.len(), "buyer claims", "buyers claim"),
             obs.tickets,
-            list(&who)
+            buyers(&who)
         ),
         buyers: who,
         events: c.claims.values().map(|&(_, e)| e).collect(),

@@ -452,7 +452,7 @@ fn junit_failure_carries_findings_and_replay_commands() {
     assert_eq!(failure.attribute("type"), Some("oversold"));
     let text = failure.text().expect("failure text");
     for line in [
-        "trial 3 (2 buyers, 1 tickets): oversold: 2 buyers claim a sale; the store held 1",
+        "trial 3 (2 buyers, 1 ticket): oversold: 2 buyers claim a sale; the store held 1",
         "double_sale: buyers 0 and 1 all claim ticket 1",
         "overlap: buyers 0 and 1 held the critical section at once",
         "replay: oversell replay ov1.none.t3",

@@ -1,7 +1,7 @@
 //! The findings of a trial that did not end by itself: hang, deadlock, stale_lock, and
 //! crash (a buyer that died without a fault).
 
-use super::{list, without_events, Claims, FindingKind, Observation, Violation};
+use super::{buyers, without_events, Claims, FindingKind, Observation, Violation};
 use crate::ledger::{Exit, History, Stuck};
 
 pub(super) fn pid(h: &History, b: u32) -> u32 {
@@ -20,6 +20,15 @@ fn last_step(h: &History, b: u32) -> String {
     }
 }
 
+/// `buyer 1 waits` or `buyers 1 and 2 wait`.
+fn waits(who: &[u32]) -> String {
+    if who.len() == 1 {
+        format!("{} waits", buyers(who))
+    } else {
+        format!("{} wait", buyers(who))
+    }
+}
+
 /// deadlock, or stale_lock when the last holder is gone (killed, or crashed) and can
 /// never give the lock back.
 fn deadlock(h: &History, waiting: &[u32], holder: Option<u32>) -> Violation {
@@ -32,11 +41,11 @@ fn deadlock(h: &History, waiting: &[u32], holder: Option<u32>) -> Violation {
         return without_events(
             FindingKind::StaleLock,
             format!(
-                "buyer {hb} (pid {}) {} holding the lock, after {}; buyers {} wait for it forever",
+                "buyer {hb} (pid {}) {} holding the lock, after {}; {} for it forever",
                 pid(h, hb),
                 if killed(h, hb) { "was killed" } else { "died" },
                 last_step(h, hb),
-                list(waiting)
+                waits(waiting)
             ),
             std::iter::once(hb).chain(waiting.iter().copied()).collect(),
         );
@@ -48,8 +57,8 @@ fn deadlock(h: &History, waiting: &[u32], holder: Option<u32>) -> Violation {
     without_events(
         FindingKind::Deadlock,
         format!(
-            "every live buyer waits on the lock: buyers {}{inside}",
-            list(waiting)
+            "every live buyer waits on the lock: {}{inside}",
+            buyers(waiting)
         ),
         waiting.to_vec(),
     )

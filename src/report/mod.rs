@@ -126,8 +126,11 @@ impl Verified {
     /// The line `explore` prints.
     pub fn line(&self) -> String {
         format!(
-            "verified: all {} schedules of {} buyers, {} tickets, ≤ {} preemptions",
-            self.schedules, self.buyers, self.tickets, self.preemptions
+            "verified: all {} of {}, {}, ≤ {}",
+            count(self.schedules, "schedule"),
+            count(self.buyers, "buyer"),
+            count(self.tickets, "ticket"),
+            count(self.preemptions, "preemption")
         )
     }
 }
@@ -159,13 +162,10 @@ impl Report {
     /// The closing summary line.
     pub fn summary(&self) -> String {
         format!(
-            "{} trials, {} failed, {} in {:.1} s (lock {}, schedule {}, seed {})",
-            self.trials_run,
+            "{}, {} failed, {} in {:.1} s (lock {}, schedule {}, seed {})",
+            count(self.trials_run, "trial"),
             self.trials_failed,
-            match self.findings.len() {
-                1 => "1 finding".to_string(),
-                n => format!("{n} findings"),
-            },
+            count(self.findings.len() as u64, "finding"),
             self.elapsed_ms as f64 / 1000.0,
             self.lock,
             self.schedule,
@@ -175,7 +175,8 @@ impl Report {
 }
 
 /// `n thing` or `n things`.
-pub fn count(n: u32, thing: &str) -> String {
+pub fn count(n: impl Into<u64>, thing: &str) -> String {
+    let n = n.into();
     if n == 1 {
         format!("1 {thing}")
     } else {
