@@ -331,4 +331,41 @@ mod tests {
         assert!((2..=16).contains(&t.buyers) && (1..=8).contains(&t.tickets));
         assert!(t.plan(0).hold_us <= t.jitter_us);
     }
+
+    const PINNED_FAULTS: [&str; 4] = [
+        "kill - stop release:40",
+        "kill - stop write:40",
+        "kill release stop write:40",
+        "kill truncated stop release:40",
+    ];
+
+    #[test]
+    fn seeded_choices_are_pinned() {
+        // Part of the token format (see `rng::salt`): a change here changes what every
+        // saved token replays.
+        let mut t = Trial::new(LockKind::Flock, 4, 2);
+        t.seed = 0x5d90_d27a_47a4_35e5;
+        t.jitter_us = 5_000;
+        t.faults.kill = 0.5;
+        t.faults.stop = 0.5;
+        t.faults.stop_ms = 40;
+        let plans: Vec<(u64, u64)> = (0..4)
+            .map(|b| (t.plan(b).start_us, t.plan(b).hold_us))
+            .collect();
+        let faults: Vec<String> = (0..4)
+            .map(|b| {
+                let f = t.fault_plan(b);
+                let kill = f.kill_at.map_or("-", |p| p.name());
+                let stop = f
+                    .stop_at
+                    .map_or("-".to_string(), |(p, ms)| format!("{}:{ms}", p.name()));
+                format!("kill {kill} stop {stop}")
+            })
+            .collect();
+        assert_eq!(
+            plans,
+            vec![(533, 4743), (302, 1311), (15, 4885), (1039, 3337)]
+        );
+        assert_eq!(faults, PINNED_FAULTS);
+    }
 }

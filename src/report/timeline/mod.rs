@@ -2,15 +2,20 @@
 //!
 //! Each buyer process gets a horizontal swimlane. Along a shared axis, its ledger events
 //! are drawn as marks (one shape and colour per event kind), the span in which it held the
-//! lock as a bar, and the events that show a finding in red, tagged with the number of the
-//! finding captioned under the lanes. The x axis is either time since the trial's first
+//! lock as a bar (to the end of the trial when it died holding it), its wait for the lock
+//! as a dashed line when it waited until the trial ended, a cross where an injected fault
+//! killed it, and the events that show a finding in red, tagged with the number of the
+//! finding captioned under the lanes; each lane's label carries the numbers of the
+//! findings that name its buyer. The x axis is either time since the trial's first
 //! event ([`Axis::Time`]) or the event's place in the merged ledger ([`Axis::Steps`]), the
 //! natural axis for controlled schedules, where one step runs at a time.
 //!
 //! The output depends only on its input, so a fixed history always draws the same bytes.
 //! Tools can find their way in it: each lane is a `<g class="lane" data-buyer="N">`, each
 //! event mark carries `data-event` (its index in `History::events`) and a tooltip with its
-//! ledger line, and marks of finding events have `class="finding"`.
+//! ledger line, and marks of finding events have `class="finding"`; held bars are
+//! `class="held"` (`held held-to-end` for a holder that died), waits `class="wait"`,
+//! kill marks `<g class="kill">` and lanes named by a finding label `class="lane-finding"`.
 
 use crate::check::Violation;
 use crate::ledger::History;
@@ -99,8 +104,10 @@ pub fn html(input: &TimelineInput) -> String {
          .picture {{ overflow-x: auto; }}\n\
          </style>\n</head>\n<body>\n<h1>{title}</h1>\n\
          <p>One row per buyer process. The bar is the span in which the buyer held the \
-         lock; events that show a finding are red and numbered after the finding listed \
-         under the rows. Hover over a mark to see its ledger line.</p>\n\
+         lock; a dashed line, a buyer waiting for the lock until the trial ended; a cross, \
+         a buyer killed by an injected fault. Events that show a finding are red and \
+         numbered after the finding listed under the rows, and each row that a finding \
+         names carries its number. Hover over a mark to see its ledger line.</p>\n\
          <div class=\"picture\">\n{}\n</div>\n</body>\n</html>\n",
         svg(input)
     )
