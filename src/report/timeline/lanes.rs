@@ -233,7 +233,7 @@ fn ending(g: &mut Group, h: &History, scale: &Scale, b: u32, mid: f64, last: Opt
     let Some(fate) = h.fates.get(b as usize).filter(|f| f.killed_by_fault) else {
         return;
     };
-    let x = (after + 10.0).min(scale.end_x());
+    let x = (after + 14.0).min(scale.end_x());
     let mut mark = kill_mark(x, mid);
     mark.append(Title::new(format!(
         "buyer {b} (pid {}) was killed by an injected fault {step}",
