@@ -3,7 +3,7 @@
 //! A trial is a value: lock, number of buyers and tickets, the most jitter a buyer may
 //! sleep, a seed from which every per-buyer choice is derived, the schedule, the store
 //! mode and the faults. Its token is a short, shell-safe string that decodes to the same
-//! value (the `token` module describes its format), so `oversell replay TOKEN` runs the same
+//! value (the `token` module encodes and decodes it: [`Trial::token`], [`Trial::from_token`]), so `oversell replay TOKEN` runs the same
 //! trial again. The faults live in the `faults` module.
 
 use crate::check::FindingKind;
@@ -14,7 +14,9 @@ use std::fmt;
 pub use crate::faults::{FaultPlan, Faults};
 /// Moved to `store`; kept here while other modules still import it from here.
 pub use crate::store::StoreMode;
-pub use crate::token::{decode_choices, encode_choices, TokenError};
+/// Moved to `token`; kept here while `gate` still imports it from here (the only edge
+/// from `scenario` to `token`: drop it once `gate` imports `crate::token::TokenError`).
+pub use crate::token::TokenError;
 
 /// An inclusive range of whole numbers, written `N` or `A..B` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,17 +220,6 @@ impl Trial {
     pub fn fault_plan(&self, index: u32) -> FaultPlan {
         self.faults
             .plan(self.seed, index, self.schedule.is_controlled())
-    }
-
-    /// The shell-safe token that decodes back to this trial.
-    pub fn token(&self) -> String {
-        crate::token::encode(self)
-    }
-
-    /// Decodes a token made by [`Trial::token`], refusing a token that lacks a required
-    /// field or asks for more than the `limits` module allows.
-    pub fn from_token(token: &str) -> Result<Trial, TokenError> {
-        crate::token::decode(token)
     }
 }
 

@@ -111,7 +111,8 @@ fn runs(s: &str) -> Result<Vec<(u32, usize)>, String> {
 
 /// Decodes [`encode_choices`]' runs (`None`: not a step list, or longer than
 /// [`limits::MAX_STEPS`]).
-pub fn decode_choices(s: &str) -> Option<Vec<u32>> {
+#[cfg(test)]
+fn decode_choices(s: &str) -> Option<Vec<u32>> {
     let runs = runs(s).ok()?;
     Some(expand(&runs))
 }
@@ -248,6 +249,19 @@ pub fn encode(t: &Trial) -> String {
         s.push_str(&found_part(&t.found));
     }
     s
+}
+
+impl Trial {
+    /// The shell-safe token that decodes back to this trial.
+    pub fn token(&self) -> String {
+        encode(self)
+    }
+
+    /// Decodes a token made by [`Trial::token`], refusing a token that lacks a required
+    /// field or asks for more than [`limits`] allow.
+    pub fn from_token(token: &str) -> Result<Trial, TokenError> {
+        decode(token)
+    }
 }
 
 /// A token's fields after the lock, by their letter, each at most once.
