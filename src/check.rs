@@ -3,13 +3,16 @@
 //! Violations are data, never errors: [`check`] returns every one it finds, each naming
 //! the buyers and values involved and the ledger events that show it.
 
-use crate::ledger::{EventKind, Exit, History, Stuck};
+mod stuck;
+
+use crate::ledger::{EventKind, History};
 use crate::store::Contents;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use stuck::{crashes, pid, stuck};
 
-/// The kinds of finding (stable names: see ARCHITECTURE.md).
+/// The kinds of finding (stable names: see docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
@@ -25,7 +28,8 @@ pub enum FindingKind {
     CorruptStore,
     /// The trial passed its timeout and was killed.
     Hang,
-    /// Under a controlled schedule, every live buyer waits on a lock.
+    /// Every live buyer waits on the lock and no holder is gone: seen under a
+    /// controlled schedule, or by the harness in a free-running trial.
     Deadlock,
     /// A hang or deadlock whose lock holder was a killed buyer.
     StaleLock,
@@ -36,6 +40,25 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Every kind, in their order (the order findings are reported in).
+    pub const ALL: &'static [FindingKind] = &[
+        FindingKind::Oversold,
+        FindingKind::DoubleSale,
+        FindingKind::LostUpdate,
+        FindingKind::Overlap,
+        FindingKind::CorruptStore,
+        FindingKind::Hang,
+        FindingKind::Deadlock,
+        FindingKind::StaleLock,
+        FindingKind::Crash,
+        FindingKind::LeakedProcess,
+    ];
+
+    /// The kind of a stable name, as [`FindingKind::name`] writes it.
+    pub fn parse(name: &str) -> Option<FindingKind> {
+        FindingKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
     /// The stable name.
     pub fn name(self) -> &'static str {
         match self {
@@ -102,6 +125,15 @@ fn list(buyers: &[u32]) -> String {
     }
 }
 
+/// `buyer 3` or `buyers 1, 2 and 3`.
+fn buyers(who: &[u32]) -> String {
+    if who.len() == 1 {
+        format!("buyer {}", list(who))
+    } else {
+        format!("buyers {}", list(who))
+    }
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("{n} {one}")
@@ -110,139 +142,153 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
-/// Checks every invariant and returns what is broken (empty: the trial is clean).
-pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
-    let h = obs.history;
-    let mut out = Vec::new();
+/// Who claims what: buyer -> (ticket, event); a buyer program run by --buyer-cmd names
+/// no ticket. `settled` buyers recorded an outcome; `unknown` ones did not.
+struct Claims {
+    claims: BTreeMap<u32, (Option<i64>, usize)>,
+    settled: Vec<bool>,
+    unknown: Vec<u32>,
+}
 
-    // Who claims what.
-    // buyer -> (ticket, event); a buyer program run by --buyer-cmd names no ticket.
-    let mut claims: BTreeMap<u32, (Option<i64>, usize)> = BTreeMap::new();
-    let mut settled = vec![false; obs.buyers as usize];
-    for (i, e) in h.events.iter().enumerate() {
-        let settles = match e.kind {
-            EventKind::Bought => {
-                claims.insert(e.buyer, (e.num(), i));
-                true
+impl Claims {
+    fn of(obs: &Observation<'_>) -> Claims {
+        let mut claims = BTreeMap::new();
+        let mut settled = vec![false; obs.buyers as usize];
+        for (i, e) in obs.history.events.iter().enumerate() {
+            let settles = match e.kind {
+                EventKind::Bought => {
+                    claims.insert(e.buyer, (e.num(), i));
+                    true
+                }
+                EventKind::SoldOut => true,
+                // It read nothing usable, wrote nothing and claims nothing: settled.
+                EventKind::Error => e.value.as_deref() == Some("corrupt_read"),
+                _ => false,
+            };
+            if let Some(s) = settled.get_mut(e.buyer as usize).filter(|_| settles) {
+                *s = true;
             }
-            EventKind::SoldOut => true,
-            // It read nothing usable, wrote nothing and claims nothing: settled.
-            EventKind::Error => e.value.as_deref() == Some("corrupt_read"),
-            _ => false,
-        };
-        if let Some(s) = settled.get_mut(e.buyer as usize).filter(|_| settles) {
-            *s = true;
+        }
+        let unknown = (0..obs.buyers).filter(|&b| !settled[b as usize]).collect();
+        Claims {
+            claims,
+            settled,
+            unknown,
         }
     }
-    let definite = claims.len() as i64;
-    let fate = |b: u32| h.fates.get(b as usize);
-    let unknown: Vec<u32> = (0..obs.buyers).filter(|&b| !settled[b as usize]).collect();
 
-    // oversold
-    if definite > obs.tickets as i64 {
-        let who: Vec<u32> = claims.keys().copied().collect();
-        out.push(Violation {
-            kind: FindingKind::Oversold,
-            detail: format!(
-                "{} a sale; the store held {} (buyers {})",
-                plural(claims.len(), "buyer claims", "buyers claim"),
-                obs.tickets,
-                list(&who)
-            ),
-            buyers: who,
-            events: claims.values().map(|&(_, e)| e).collect(),
-        });
+    fn definite(&self) -> i64 {
+        self.claims.len() as i64
     }
+}
 
-    // double_sale
+/// A violation that names buyers but no events.
+fn without_events(kind: FindingKind, detail: String, buyers: Vec<u32>) -> Violation {
+    Violation {
+        kind,
+        detail,
+        buyers,
+        events: Vec::new(),
+    }
+}
+
+fn oversold(obs: &Observation<'_>, c: &Claims) -> Option<Violation> {
+    if c.definite() <= obs.tickets as i64 {
+        return None;
+    }
+    let who: Vec<u32> = c.claims.keys().copied().collect();
+    Some(Violation {
+        kind: FindingKind::Oversold,
+        detail: format!(
+            "{} a sale; the store held {} ({})",
+            plural(c.claims.len(), "buyer claims", "buyers claim"),
+            obs.tickets,
+            buyers(&who)
+        ),
+        buyers: who,
+        events: c.claims.values().map(|&(_, e)| e).collect(),
+    })
+}
+
+fn double_sales(c: &Claims) -> Vec<Violation> {
     let mut by_ticket: BTreeMap<i64, Vec<(u32, usize)>> = BTreeMap::new();
-    for (&b, &(t, e)) in &claims {
+    for (&b, &(t, e)) in &c.claims {
         let Some(t) = t else { continue };
         by_ticket.entry(t).or_default().push((b, e));
     }
-    for (t, holders) in by_ticket.iter().filter(|(_, v)| v.len() > 1) {
-        let who: Vec<u32> = holders.iter().map(|&(b, _)| b).collect();
-        out.push(Violation {
-            kind: FindingKind::DoubleSale,
-            detail: format!(
-                "buyers {} {} claim ticket {t}",
-                list(&who),
-                if who.len() == 2 { "both" } else { "all" }
-            ),
-            buyers: who,
-            events: holders.iter().map(|&(_, e)| e).collect(),
-        });
-    }
-
-    // lost_update: definite <= initial - final <= definite + unknown
-    if let Some(Contents::Count(fin)) = obs.final_store {
-        let sold = obs.tickets as i64 - fin;
-        let lo = definite;
-        let hi = definite + unknown.len() as i64;
-        if sold < lo || sold > hi {
-            let expect = if unknown.is_empty() {
-                format!(
-                    "{} − {} claimed = {}",
-                    obs.tickets,
-                    definite,
-                    obs.tickets as i64 - definite
-                )
-            } else {
-                format!(
-                    "between {} and {} ({} claimed, {} unknown)",
-                    obs.tickets as i64 - hi,
-                    obs.tickets as i64 - lo,
-                    definite,
-                    unknown.len()
-                )
-            };
-            let what = if sold < lo {
-                format!(
-                    "{} the store does not show",
-                    plural((lo - sold) as usize, "claimed sale", "claimed sales")
-                )
-            } else {
-                format!(
-                    "the store lost {} no buyer claims",
-                    plural((sold - hi) as usize, "ticket", "tickets")
-                )
-            };
-            out.push(Violation {
-                kind: FindingKind::LostUpdate,
-                detail: format!("the final count is {fin}, expected {expect}: {what}"),
-                buyers: claims.keys().copied().collect(),
-                events: h
-                    .events
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.kind == EventKind::Wrote)
-                    .map(|(i, _)| i)
-                    .collect(),
-            });
-        }
-    }
-
-    // overlap: critical sections from `acquired` to `released` (or the buyer's last event).
-    let mut sections: Vec<(u64, u64, u32, usize, usize)> = Vec::new();
-    for b in 0..obs.buyers {
-        let mut start: Option<(u64, usize)> = None;
-        let mut last: Option<(u64, usize)> = None;
-        for (i, e) in h.events.iter().enumerate().filter(|(_, e)| e.buyer == b) {
-            last = Some((e.ns, i));
-            match e.kind {
-                EventKind::Acquired => start = Some((e.ns, i)),
-                EventKind::Released => {
-                    if let Some((s, si)) = start.take() {
-                        sections.push((s, e.ns, b, si, i));
-                    }
-                }
-                _ => {}
+    by_ticket
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(t, holders)| {
+            let who: Vec<u32> = holders.iter().map(|&(b, _)| b).collect();
+            Violation {
+                kind: FindingKind::DoubleSale,
+                detail: format!(
+                    "buyers {} {} claim ticket {t}",
+                    list(&who),
+                    if who.len() == 2 { "both" } else { "all" }
+                ),
+                buyers: who,
+                events: holders.iter().map(|&(_, e)| e).collect(),
             }
-        }
-        if let (Some((s, si)), Some((l, li))) = (start, last) {
-            sections.push((s, l, b, si, li));
-        }
+        })
+        .collect()
+}
+
+/// lost_update: definite <= initial - final <= definite + unknown.
+fn lost_update(obs: &Observation<'_>, c: &Claims) -> Option<Violation> {
+    let Some(Contents::Count(fin)) = obs.final_store else {
+        return None;
+    };
+    let tickets = obs.tickets as i64;
+    let sold = tickets - fin;
+    let (definite, unknown) = (c.definite(), c.unknown.len());
+    let (lo, hi) = (definite, definite + unknown as i64);
+    if (lo..=hi).contains(&sold) {
+        return None;
     }
+    let expect = if unknown == 0 {
+        format!("{tickets} − {definite} claimed = {}", tickets - definite)
+    } else {
+        format!(
+            "between {} and {} ({definite} claimed, {unknown} unknown)",
+            tickets - hi,
+            tickets - lo,
+        )
+    };
+    let what = if sold < lo {
+        format!(
+            "{} the store does not show",
+            plural((lo - sold) as usize, "claimed sale", "claimed sales")
+        )
+    } else {
+        format!(
+            "the store lost {} no buyer claims",
+            plural((sold - hi) as usize, "ticket", "tickets")
+        )
+    };
+    let h = obs.history;
+    Some(Violation {
+        kind: FindingKind::LostUpdate,
+        detail: format!("the final count is {fin}, expected {expect}: {what}"),
+        buyers: c.claims.keys().copied().collect(),
+        events: (0..h.events.len())
+            .filter(|&i| h.events[i].kind == EventKind::Wrote)
+            .collect(),
+    })
+}
+
+/// overlap: critical sections from `acquired` to `released` (or the buyer's last event).
+fn overlap(obs: &Observation<'_>) -> Option<Violation> {
+    let h = obs.history;
+    // (from ns, to ns, buyer, from event, to event)
+    let mut sections: Vec<(u64, u64, u32, usize, usize)> = (0..obs.buyers)
+        .flat_map(|b| {
+            h.held_spans(b)
+                .into_iter()
+                .map(move |s| (h.events[s.from].ns, h.events[s.to].ns, b, s.from, s.to))
+        })
+        .collect();
     sections.sort();
     let mut pairs: Vec<(u32, u32, [usize; 4])> = Vec::new();
     for (x, a) in sections.iter().enumerate() {
@@ -255,27 +301,28 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
             }
         }
     }
-    if let Some(&(a, b, ev)) = pairs.first() {
-        let mut who: Vec<u32> = pairs.iter().flat_map(|&(a, b, _)| [a, b]).collect();
-        who.sort_unstable();
-        who.dedup();
-        let more = if pairs.len() > 1 {
-            format!(
-                " (and {})",
-                plural(pairs.len() - 1, "more pair", "more pairs")
-            )
-        } else {
-            String::new()
-        };
-        out.push(Violation {
-            kind: FindingKind::Overlap,
-            detail: format!("buyers {a} and {b} held the critical section at once{more}"),
-            buyers: who,
-            events: ev.to_vec(),
-        });
-    }
+    let &(a, b, ev) = pairs.first()?;
+    let mut who: Vec<u32> = pairs.iter().flat_map(|&(a, b, _)| [a, b]).collect();
+    who.sort_unstable();
+    who.dedup();
+    let more = if pairs.len() > 1 {
+        format!(
+            " (and {})",
+            plural(pairs.len() - 1, "more pair", "more pairs")
+        )
+    } else {
+        String::new()
+    };
+    Some(Violation {
+        kind: FindingKind::Overlap,
+        detail: format!("buyers {a} and {b} held the critical section at once{more}"),
+        buyers: who,
+        events: ev.to_vec(),
+    })
+}
 
-    // corrupt_store: a torn read inside the critical section, or a broken final store.
+/// corrupt_store: a torn read inside the critical section.
+fn torn_reads(h: &History) -> Option<Violation> {
     let torn: Vec<(usize, u32)> = h
         .events
         .iter()
@@ -283,199 +330,84 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
         .filter(|(_, e)| e.kind == EventKind::Error && e.value.as_deref() == Some("corrupt_read"))
         .map(|(i, e)| (i, e.buyer))
         .collect();
-    if !torn.is_empty() {
-        let who: Vec<u32> = torn.iter().map(|&(_, b)| b).collect();
-        out.push(Violation {
-            kind: FindingKind::CorruptStore,
-            detail: format!(
-                "{} {} read a store that did not parse inside the critical section",
-                if who.len() == 1 { "buyer" } else { "buyers" },
-                list(&who),
-            ),
-            buyers: who,
-            events: torn.iter().map(|&(i, _)| i).collect(),
-        });
+    if torn.is_empty() {
+        return None;
     }
-    match obs.final_store {
-        Some(Contents::Corrupt(what)) => {
-            // A writer killed between truncate and write leaves the torn file behind.
-            let torn_by: Vec<(u32, usize)> = (0..obs.buyers)
-                .filter(|&b| fate(b).is_some_and(|f| f.killed_by_fault))
-                .filter_map(|b| {
-                    let (i, e) = h.events.iter().enumerate().rfind(|(_, e)| e.buyer == b)?;
-                    (e.kind == EventKind::Truncated).then_some((b, i))
-                })
-                .collect();
-            let why = match torn_by.first() {
-                Some(&(b, _)) => format!(
-                    "; buyer {b} (pid {}) was killed between truncate and write, and a lock does \
-                     not make a write crash-safe (--store atomic does)",
-                    fate(b).map_or(0, |f| f.pid)
-                ),
-                None => String::new(),
-            };
-            out.push(Violation {
-                kind: FindingKind::CorruptStore,
-                detail: format!("the final store does not parse: {what}{why}"),
-                buyers: torn_by.iter().map(|&(b, _)| b).collect(),
-                events: torn_by.iter().map(|&(_, i)| i).collect(),
-            })
-        }
-        None => out.push(Violation {
-            kind: FindingKind::CorruptStore,
-            detail: "the store file is gone at the end of the trial".into(),
-            buyers: Vec::new(),
-            events: Vec::new(),
-        }),
-        Some(Contents::Count(_)) => {}
-    }
+    let who: Vec<u32> = torn.iter().map(|&(_, b)| b).collect();
+    Some(Violation {
+        kind: FindingKind::CorruptStore,
+        detail: format!(
+            "{} {} read a store that did not parse inside the critical section",
+            if who.len() == 1 { "buyer" } else { "buyers" },
+            list(&who),
+        ),
+        buyers: who,
+        events: torn.iter().map(|&(i, _)| i).collect(),
+    })
+}
 
-    // hang, deadlock, stale_lock
-    let last_step = |b: u32| match h.of(b).last() {
-        Some(e) => format!("`{}`", e.kind),
-        None => "`start`".to_string(),
+/// corrupt_store: a final store that does not parse, or is gone.
+fn final_store(obs: &Observation<'_>) -> Option<Violation> {
+    let h = obs.history;
+    let what = match obs.final_store {
+        Some(Contents::Count(_)) => return None,
+        None => {
+            return Some(without_events(
+                FindingKind::CorruptStore,
+                "the store file is gone at the end of the trial".into(),
+                Vec::new(),
+            ))
+        }
+        Some(Contents::Corrupt(what)) => what,
     };
-    match &h.stuck {
-        Some(Stuck::Deadlock { waiting, holder }) => {
-            // A holder that is gone (killed, or crashed) can never give the lock back.
-            let dead_holder = holder.filter(|&hb| {
-                fate(hb).is_some_and(|f| f.killed_by_fault || f.exit != Exit::Code(0))
-            });
-            match dead_holder {
-                Some(hb) => out.push(Violation {
-                    kind: FindingKind::StaleLock,
-                    detail: format!(
-                        "buyer {hb} (pid {}) {} holding the lock, after {}; buyers {} wait for it forever",
-                        fate(hb).map_or(0, |f| f.pid),
-                        if fate(hb).is_some_and(|f| f.killed_by_fault) {
-                            "was killed"
-                        } else {
-                            "died"
-                        },
-                        last_step(hb),
-                        list(waiting)
-                    ),
-                    buyers: std::iter::once(hb).chain(waiting.iter().copied()).collect(),
-                    events: Vec::new(),
-                }),
-                None => out.push(Violation {
-                    kind: FindingKind::Deadlock,
-                    detail: format!(
-                        "every live buyer waits on the lock: buyers {}{}",
-                        list(waiting),
-                        match holder {
-                            Some(hb) => format!(" (last inside: buyer {hb}, after {})", last_step(*hb)),
-                            None => String::new(),
-                        }
-                    ),
-                    buyers: waiting.clone(),
-                    events: Vec::new(),
-                }),
-            }
-        }
-        Some(Stuck::Hang { buyer, after }) => out.push(Violation {
-            kind: FindingKind::Hang,
-            detail: format!(
-                "buyer {buyer} did not reach its next step after `{after}` in time; the trial was killed"
-            ),
-            buyers: vec![*buyer],
-            events: Vec::new(),
-        }),
-        None if h.timed_out => {
-            let steps: Vec<String> = unknown
-                .iter()
-                .map(|&b| format!("buyer {b} after {}", last_step(b)))
-                .collect();
-            // Who held the lock when it stopped: took it, never gave it back.
-            let holders: Vec<String> = (0..obs.buyers)
-                .filter(|&b| {
-                    let mut held = false;
-                    for e in h.of(b) {
-                        match e.kind {
-                            EventKind::Acquired => held = true,
-                            EventKind::Released => held = false,
-                            _ => {}
-                        }
-                    }
-                    held
-                })
-                .map(|b| {
-                    let f = fate(b);
-                    let how = if f.is_some_and(|f| f.killed_by_fault) {
-                        ", killed by a fault"
-                    } else {
-                        ""
-                    };
-                    format!(
-                        "buyer {b} (pid {}{how}) since {}",
-                        f.map_or(0, |f| f.pid),
-                        last_step(b)
-                    )
-                })
-                .collect();
-            let held = if holders.is_empty() {
-                String::new()
-            } else {
-                format!("; holding the lock: {}", holders.join(", "))
-            };
-            out.push(Violation {
-                kind: FindingKind::Hang,
-                detail: format!(
-                    "the trial passed its timeout and was killed; unfinished: {}{held}",
-                    if steps.is_empty() {
-                        "none".to_string()
-                    } else {
-                        steps.join(", ")
-                    }
-                ),
-                buyers: unknown.clone(),
-                events: Vec::new(),
-            });
-        }
-        None => {}
-    }
+    // A writer killed between truncate and write leaves the torn file behind.
+    let torn_by: Vec<(u32, usize)> = (0..obs.buyers)
+        .filter(|&b| h.fates.get(b as usize).is_some_and(|f| f.killed_by_fault))
+        .filter_map(|b| {
+            let (i, e) = h.events.iter().enumerate().rfind(|(_, e)| e.buyer == b)?;
+            (e.kind == EventKind::Truncated).then_some((b, i))
+        })
+        .collect();
+    let why = match torn_by.first() {
+        Some(&(b, _)) => format!(
+            "; buyer {b} (pid {}) was killed between truncate and write, and a lock does \
+             not make a write crash-safe (--store atomic does)",
+            pid(h, b)
+        ),
+        None => String::new(),
+    };
+    Some(Violation {
+        kind: FindingKind::CorruptStore,
+        detail: format!("the final store does not parse: {what}{why}"),
+        buyers: torn_by.iter().map(|&(b, _)| b).collect(),
+        events: torn_by.iter().map(|&(_, i)| i).collect(),
+    })
+}
 
-    // crash
-    for b in 0..obs.buyers {
-        let Some(f) = fate(b) else { continue };
-        if f.killed_by_fault || f.killed_by_timeout {
-            continue;
-        }
-        let how = match &f.exit {
-            // 3 is a buyer program's "sold out" (--buyer-cmd).
-            Exit::Code(0 | 3) if settled[b as usize] => continue,
-            Exit::Code(0) => "exited without recording an outcome".to_string(),
-            Exit::Code(c) => format!("exited with status {c}"),
-            Exit::Signal(s) => format!("was killed by signal {s}"),
-            Exit::Unknown => "ended in a way the harness could not see".to_string(),
-        };
-        let after = match h.of(b).last() {
-            Some(e) => format!(" after `{}`", e.kind),
-            None => " before `start`".to_string(),
-        };
-        let tail = f.stderr_tail.lines().last().unwrap_or("").trim();
-        let tail = if tail.is_empty() {
-            String::new()
-        } else {
-            format!(": {tail}")
-        };
-        out.push(Violation {
-            kind: FindingKind::Crash,
-            detail: format!("buyer {b} {how}{after}{tail}"),
-            buyers: vec![b],
-            events: Vec::new(),
-        });
-    }
+fn leaked(obs: &Observation<'_>) -> Option<Violation> {
+    obs.leaked.then(|| {
+        without_events(
+            FindingKind::LeakedProcess,
+            "a process of the trial was still running after every buyer was reaped".into(),
+            Vec::new(),
+        )
+    })
+}
 
-    if obs.leaked {
-        out.push(Violation {
-            kind: FindingKind::LeakedProcess,
-            detail: "a process of the trial was still running after every buyer was reaped".into(),
-            buyers: Vec::new(),
-            events: Vec::new(),
-        });
-    }
-
+/// Checks every invariant and returns what is broken (empty: the trial is clean), in
+/// the order of [`FindingKind`] (stable within a kind).
+pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
+    let c = Claims::of(obs);
+    let mut out: Vec<Violation> = Vec::new();
+    out.extend(oversold(obs, &c));
+    out.extend(double_sales(&c));
+    out.extend(lost_update(obs, &c));
+    out.extend(overlap(obs));
+    out.extend(torn_reads(obs.history));
+    out.extend(final_store(obs));
+    out.extend(stuck(obs, &c));
+    out.extend(crashes(obs, &c));
+    out.extend(leaked(obs));
     out.sort_by_key(|v| v.kind);
     out
 }

@@ -187,11 +187,7 @@ fn floor(cfg: &ExploreConfig) -> (u32, u32) {
 }
 
 fn findings_of(c: &Checked, index: u64) -> Vec<Finding> {
-    let token = c.trial.token();
-    c.violations
-        .iter()
-        .map(|v| Finding::new(v, index, c.trial.buyers, c.trial.tickets, &token))
-        .collect()
+    Finding::all(&c.violations, index, &c.trial)
 }
 
 /// Runs the configured trials; `each` sees every trial's index, checked run and findings

@@ -26,7 +26,8 @@ pub enum EventKind {
     Check,
     /// The buyer holds the lock.
     Acquired,
-    /// The count read inside the critical section (value: the count, or `torn`).
+    /// The count read inside the critical section (value: the count). A read that does
+    /// not parse is recorded as an `error corrupt_read` instead.
     Read,
     /// The store was truncated for an in-place write (value: the count about to be written).
     Truncated,
@@ -193,7 +194,8 @@ impl Fate {
     }
 }
 
-/// How a controlled trial got stuck, as the harness saw it.
+/// How a trial got stuck, as the harness saw it: under a controlled schedule, or a
+/// free-running one whose live buyers all wait on a lock nobody alive holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stuck {
     /// Every live buyer was blocked on the lock.
@@ -212,6 +214,17 @@ pub enum Stuck {
     },
 }
 
+/// A span in which one buyer held the lock, as indices into [`History::events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The `acquired` event.
+    pub from: usize,
+    /// The `released` event, or the buyer's last event when it never released.
+    pub to: usize,
+    /// True when the span ends in `released`.
+    pub released: bool,
+}
+
 /// Everything a trial left: the merged ledger and each buyer's fate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
@@ -221,7 +234,8 @@ pub struct History {
     pub fates: Vec<Fate>,
     /// True when the trial passed its timeout and was killed.
     pub timed_out: bool,
-    /// Under a controlled schedule: how the trial got stuck, if it did.
+    /// How the trial got stuck, if the harness saw it (controlled and free-running
+    /// schedules alike).
     pub stuck: Option<Stuck>,
     /// Ledger lines that did not parse.
     pub unparsed: Vec<String>,
@@ -254,6 +268,48 @@ impl History {
     /// Under a controlled schedule two runs of one token give the same trace.
     pub fn trace(&self) -> Vec<String> {
         self.events.iter().map(|e| e.to_string()).collect()
+    }
+
+    /// The spans in which `buyer` held the lock, in order: from each `acquired` to its
+    /// `released`, or, for the last one never released, to the buyer's last event.
+    pub fn held_spans(&self, buyer: u32) -> Vec<Held> {
+        let mut spans = Vec::new();
+        let mut from = None;
+        let mut last = None;
+        for (i, e) in self
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.buyer == buyer)
+        {
+            last = Some(i);
+            match e.kind {
+                EventKind::Acquired => from = Some(i),
+                EventKind::Released => {
+                    if let Some(from) = from.take() {
+                        spans.push(Held {
+                            from,
+                            to: i,
+                            released: true,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some(from), Some(to)) = (from, last) {
+            spans.push(Held {
+                from,
+                to,
+                released: false,
+            });
+        }
+        spans
+    }
+
+    /// True when `buyer` took the lock and never gave it back.
+    pub fn holds_at_end(&self, buyer: u32) -> bool {
+        self.held_spans(buyer).last().is_some_and(|s| !s.released)
     }
 
     /// The events of one buyer, in order.
@@ -299,5 +355,30 @@ mod tests {
         assert_eq!(h.unparsed, vec!["garbage line".to_string()]);
         assert!(h.events.windows(2).all(|w| w[0].ns <= w[1].ns));
         assert_eq!(h.of(1).next().and_then(Event::num), Some(3));
+    }
+
+    #[test]
+    fn held_spans_end_at_release_or_last_event() {
+        let h = History::parse(
+            "1 0 acquired\n2 1 start\n3 0 released\n4 0 acquired\n5 0 read 2\n6 1 check 2\n",
+        );
+        let spans = h.held_spans(0);
+        assert_eq!(
+            spans,
+            vec![
+                Held {
+                    from: 0,
+                    to: 2,
+                    released: true
+                },
+                Held {
+                    from: 3,
+                    to: 4,
+                    released: false
+                },
+            ]
+        );
+        assert!(h.holds_at_end(0));
+        assert!(h.held_spans(1).is_empty() && !h.holds_at_end(1));
     }
 }

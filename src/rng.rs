@@ -2,6 +2,27 @@
 //!
 //! Tokens must replay the same trial on any version of oversell that reads them, so the
 //! generator is defined here rather than borrowed from a crate whose streams may change.
+//!
+//! ## Part of the token format
+//!
+//! A token carries a trial's seed, not its choices: every per-buyer choice is drawn again
+//! from the seed when the token replays. So the generator's constants and the [`salt`]s
+//! below, which keep the streams of different choices apart, are part of the token
+//! format: changing any of them changes what every saved token replays (a new format
+//! needs a new token prefix).
+
+/// The salts that keep apart the streams drawn from one seed (part of the token format).
+pub mod salt {
+    /// Mixed into the index by [`Rng::derive`](super::Rng::derive): `seed ^ index · DERIVE`.
+    pub const DERIVE: u64 = 0xA076_1D64_78BD_642F;
+    /// XORed into a trial's seed for its fault plans (`Faults::plan`), so a buyer's
+    /// faults are independent of its jitter (drawn from the unsalted seed).
+    pub const FAULTS: u64 = 0xFA17;
+    /// The index under a trial's seed of PCT's priorities and change points.
+    pub const PCT: u64 = 0x9c7;
+    /// The index under a trial's seed of the random strategy's choices.
+    pub const RANDOM: u64 = 0x5eed;
+}
 
 /// SplitMix64: 64 bits of state, good mixing, stable forever.
 #[derive(Debug, Clone)]
@@ -15,7 +36,7 @@ impl Rng {
 
     /// A generator for the `index`th item under `seed`, independent of the others.
     pub fn derive(seed: u64, index: u64) -> Self {
-        let mut r = Rng(seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F));
+        let mut r = Rng(seed ^ index.wrapping_mul(salt::DERIVE));
         r.next_u64();
         Rng(r.next_u64())
     }

@@ -23,6 +23,26 @@ struct Doc {
     count: i64,
 }
 
+/// Where the store's new count is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreMode {
+    /// Truncate the file, then write it: the lesson's way, which can be torn.
+    #[default]
+    InPlace,
+    /// Write a temporary file, fsync it and rename it over the store.
+    Atomic,
+}
+
+impl StoreMode {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreMode::InPlace => "in-place",
+            StoreMode::Atomic => "atomic",
+        }
+    }
+}
+
 /// What a read of the store found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contents {

@@ -183,3 +183,73 @@ fn a_killed_buyer_is_unknown_not_a_finding() {
     });
     assert!(v.is_empty(), "{v:?}");
 }
+
+/// One waiter, one claim: counts of one read as one.
+#[test]
+fn one_of_a_thing_is_singular() {
+    let text = "10 0 start\n11 1 start\n12 0 acquired\n13 0 read 1\n";
+    let mut h = History::parse(text);
+    h.fates = vec![
+        Fate {
+            exit: Exit::Signal(9),
+            pid: 77,
+            killed_by_fault: true,
+            killed_by_timeout: false,
+            stderr_tail: String::new(),
+        },
+        Fate::ok(78),
+    ];
+    h.stuck = Some(oversell::ledger::Stuck::Deadlock {
+        waiting: vec![1],
+        holder: Some(0),
+    });
+    let v = check(&Observation {
+        tickets: 1,
+        buyers: 2,
+        history: &h,
+        final_store: Some(&Contents::Count(1)),
+        leaked: false,
+    });
+    let stale = v
+        .iter()
+        .find(|v| v.kind == FindingKind::StaleLock)
+        .expect("stale lock");
+    assert!(
+        stale.detail.ends_with("; buyer 1 waits for it forever"),
+        "{}",
+        stale.detail
+    );
+    h.fates[0].killed_by_fault = false;
+    h.fates[0].exit = Exit::Code(0);
+    let v = check(&Observation {
+        tickets: 1,
+        buyers: 2,
+        history: &h,
+        final_store: Some(&Contents::Count(1)),
+        leaked: false,
+    });
+    let dead = v
+        .iter()
+        .find(|v| v.kind == FindingKind::Deadlock)
+        .expect("deadlock");
+    assert!(
+        dead.detail
+            .starts_with("every live buyer waits on the lock: buyer 1 ("),
+        "{}",
+        dead.detail
+    );
+    let sold = run(
+        "10 0 start\n11 0 bought 1\n",
+        1,
+        0,
+        Some(Contents::Count(0)),
+    );
+    let over = sold
+        .iter()
+        .find(|v| v.kind == FindingKind::Oversold)
+        .expect("oversold");
+    assert_eq!(
+        over.detail,
+        "1 buyer claims a sale; the store held 0 (buyer 0)"
+    );
+}

@@ -55,7 +55,7 @@ fn a_dead_lockfile_holder_is_a_stale_lock_naming_its_pid() {
         let detail = &c.violations[0].detail;
         assert!(detail.contains(&format!("buyer 0 (pid {pid})")), "{detail}");
         assert!(
-            detail.contains("buyers 1 wait") || detail.contains("buyers 1 "),
+            detail.contains("buyer 1 waits") || detail.contains("buyer 1 "),
             "{detail}"
         );
     }

@@ -2,7 +2,7 @@
 //! Everything here is built by hand; no process is spawned.
 
 use oversell::check::{check, FindingKind, Observation, Violation};
-use oversell::ledger::History;
+use oversell::ledger::{Exit, Fate, History, Stuck};
 use oversell::report::junit::junit;
 use oversell::report::merge::{merge, parse, MergeError};
 use oversell::report::timeline::{self, Axis, TimelineInput};
@@ -215,6 +215,161 @@ fn many_buyers_stay_readable() {
     }
 }
 
+/// Buyer 0 took the lock and was killed holding it; buyers 1 and 2 wait for it forever.
+fn stale_lock_history() -> History {
+    let mut h = History::parse(
+        "1000 0 start\n1100 1 start\n1200 2 start\n2000 0 check 1\n2100 1 check 1\n\
+         2200 2 check 1\n3000 0 acquired\n4000 0 read 1\n",
+    );
+    let fate = |pid: u32, killed_by_fault: bool| Fate {
+        exit: Exit::Signal(9),
+        pid,
+        killed_by_fault,
+        killed_by_timeout: !killed_by_fault,
+        stderr_tail: String::new(),
+    };
+    h.fates = vec![fate(100, true), fate(101, false), fate(102, false)];
+    h.stuck = Some(Stuck::Deadlock {
+        waiting: vec![1, 2],
+        holder: Some(0),
+    });
+    h
+}
+
+fn lane<'a, 'i>(doc: &'a roxmltree::Document<'i>, b: u32) -> roxmltree::Node<'a, 'i> {
+    doc.descendants()
+        .find(|n| has_class(n, "lane") && n.attribute("data-buyer") == Some(&b.to_string()))
+        .unwrap_or_else(|| panic!("lane {b}"))
+}
+
+fn num(node: &roxmltree::Node, attr: &str) -> f64 {
+    node.attribute(attr)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{attr} of {node:?}"))
+}
+
+/// The right end of the plot: where the x axis line ends.
+fn plot_end(doc: &roxmltree::Document) -> f64 {
+    let axis = doc
+        .descendants()
+        .find(|n| has_class(n, "axis"))
+        .and_then(|g| g.children().find(|n| n.has_tag_name("line")))
+        .expect("axis line");
+    num(&axis, "x2")
+}
+
+fn texts(node: roxmltree::Node) -> Vec<String> {
+    node.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_stale_lock_shows_the_kill_the_held_bar_and_the_endless_waits() {
+    let history = stale_lock_history();
+    let store = Contents::Count(1);
+    let violations = check(&Observation {
+        tickets: 1,
+        buyers: 3,
+        history: &history,
+        final_store: Some(&store),
+        leaked: false,
+    });
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].kind, FindingKind::StaleLock);
+    for axis in [Axis::Time, Axis::Steps] {
+        let svg = render(&history, 3, &violations, axis);
+        assert_picture(&svg, 3, &violations);
+        let doc = roxmltree::Document::parse(&svg).expect("parses");
+        let end = plot_end(&doc);
+        // The holder: a kill mark, the word beside it, and a held bar to the end.
+        let holder = lane(&doc, 0);
+        assert!(
+            holder.descendants().any(|n| has_class(&n, "kill")),
+            "kill mark"
+        );
+        assert!(
+            texts(holder).iter().any(|t| t == "killed"),
+            "kill is in words"
+        );
+        let bar = holder
+            .descendants()
+            .find(|n| has_class(n, "held-to-end"))
+            .expect("held bar to the end");
+        assert!((num(&bar, "x") + num(&bar, "width") - end).abs() < 0.2);
+        // The waiters: a wait line from their last event to the end; no kill mark.
+        for b in [1, 2] {
+            let l = lane(&doc, b);
+            let wait = l
+                .descendants()
+                .find(|n| has_class(n, "wait"))
+                .unwrap_or_else(|| panic!("buyer {b} waits"));
+            assert!((num(&wait, "x2") - end).abs() < 0.2);
+            assert!(num(&wait, "x1") < num(&wait, "x2"));
+            assert!(!l.descendants().any(|n| has_class(&n, "kill")));
+        }
+        // Every buyer the finding names is marked, in red words on its lane label.
+        for b in 0..3 {
+            assert!(
+                texts(lane(&doc, b)).contains(&format!("buyer {b} [1]")),
+                "lane {b} is tagged"
+            );
+        }
+        // The legend names the wait line and the kill mark.
+        let legend = doc
+            .descendants()
+            .find(|n| has_class(n, "legend"))
+            .expect("legend");
+        assert!(legend.descendants().any(|n| has_class(&n, "legend-wait")));
+        assert!(legend.descendants().any(|n| has_class(&n, "legend-kill")));
+        let words = texts(legend);
+        assert!(words.iter().any(|t| t == "waits for the lock"), "{words:?}");
+        assert!(words.iter().any(|t| t == "killed"), "{words:?}");
+        // The finding's detail is text under the lanes, not only a tooltip.
+        let captions = doc
+            .descendants()
+            .find(|n| has_class(n, "captions"))
+            .expect("captions");
+        let caption = texts(captions)[1..].join(" ");
+        assert_eq!(
+            caption,
+            format!("stale_lock: {}", violations[0].detail),
+            "the whole detail is readable"
+        );
+    }
+}
+
+#[test]
+fn a_double_sale_is_marked_on_every_buyer_it_names() {
+    let mut ledger = String::new();
+    for b in [0u32, 5, 13] {
+        let ns = 1000 + u64::from(b) * 10;
+        ledger.push_str(&format!(
+            "{ns} {b} start\n{} {b} read 3\n{} {b} bought 1\n",
+            ns + 1000,
+            ns + 2000
+        ));
+    }
+    let (history, violations) = checked(&ledger, 14, 3, 0);
+    let kinds: Vec<FindingKind> = violations.iter().map(|v| v.kind).collect();
+    assert_eq!(kinds, vec![FindingKind::DoubleSale], "{violations:?}");
+    let svg = render(&history, 14, &violations, Axis::Steps);
+    assert_picture(&svg, 14, &violations);
+    let doc = roxmltree::Document::parse(&svg).expect("parses");
+    for b in 0..14 {
+        let label = texts(lane(&doc, b)).remove(0);
+        if [0, 5, 13].contains(&b) {
+            assert_eq!(label, format!("buyer {b} [1]"));
+        } else {
+            assert_eq!(label, format!("buyer {b}"));
+        }
+    }
+    assert!(!doc
+        .descendants()
+        .any(|n| has_class(&n, "kill") || has_class(&n, "wait")));
+}
+
 fn finding(kind: FindingKind, trial: u64, detail: &str) -> Finding {
     let token = format!("ov1.none.t{trial}");
     Finding {
@@ -297,7 +452,7 @@ fn junit_failure_carries_findings_and_replay_commands() {
     assert_eq!(failure.attribute("type"), Some("oversold"));
     let text = failure.text().expect("failure text");
     for line in [
-        "trial 3 (2 buyers, 1 tickets): oversold: 2 buyers claim a sale; the store held 1",
+        "trial 3 (2 buyers, 1 ticket): oversold: 2 buyers claim a sale; the store held 1",
         "double_sale: buyers 0 and 1 all claim ticket 1",
         "overlap: buyers 0 and 1 held the critical section at once",
         "replay: oversell replay ov1.none.t3",

@@ -72,13 +72,8 @@ fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
 /// finding came back; gives the attempts as a report, with the verdict over them.
 fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
     let mut report = Report::new(&trial.lock_label(), trial.schedule.name(), trial.seed);
-    let token = trial.token();
     for (i, c) in runs.iter().enumerate() {
-        let findings: Vec<Finding> = c
-            .violations
-            .iter()
-            .map(|v| Finding::new(v, i as u64, trial.buyers, trial.tickets, &token))
-            .collect();
+        let findings = Finding::all(&c.violations, i as u64, trial);
         report.trials_run += 1;
         report.elapsed_ms += c.run.elapsed.as_millis() as u64;
         if !findings.is_empty() {
@@ -107,8 +102,8 @@ fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
             things(runs.len() as u64, "attempt")
         );
     }
-    // The kinds the token records (none for older tokens: any finding counts).
-    let mut tally = Tally::new([]);
+    // The kinds the token records (none for an older token: any finding counts).
+    let mut tally = Tally::new(trial.found.iter().copied());
     for c in runs {
         tally.add(&c.violations.iter().map(|v| v.kind).collect());
     }

@@ -29,12 +29,16 @@ struct Wanted {
 }
 
 impl Wanted {
-    /// The entry's verdict: a kind names itself; `violation` asks for any finding.
-    /// (Where a token records the kinds its finding had, `violation` can ask for those.)
-    fn of(entry: &Entry, _trial: &Trial) -> Wanted {
+    /// The entry's verdict: a kind names itself; `violation` asks for the kinds the token
+    /// records (any finding, for a token that records none).
+    fn of(entry: &Entry, trial: &Trial) -> Wanted {
+        let mut kinds = entry.expect.kinds();
+        if entry.expect == Expect::Violation {
+            kinds.extend(trial.found.iter().copied());
+        }
         Wanted {
             expect: entry.expect,
-            kinds: entry.expect.kinds(),
+            kinds,
         }
     }
 

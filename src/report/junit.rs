@@ -6,7 +6,7 @@
 //! finding with the command that replays it. A report that ran no trial is skipped, so a
 //! run that tested nothing never shows as a pass.
 
-use super::Report;
+use super::{count, Report};
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use std::collections::HashMap;
 use std::fmt;
@@ -38,8 +38,13 @@ fn failure_text(report: &Report) -> String {
     let mut s = String::new();
     for f in &report.findings {
         s.push_str(&format!(
-            "trial {} ({} buyers, {} tickets): {}: {}\n  replay: {}\n",
-            f.trial, f.buyers, f.tickets, f.kind, f.detail, f.replay
+            "trial {} ({}, {}): {}: {}\n  replay: {}\n",
+            f.trial,
+            count(f.buyers, "buyer"),
+            count(f.tickets, "ticket"),
+            f.kind,
+            f.detail,
+            f.replay
         ));
     }
     s

@@ -1,4 +1,4 @@
-//! The [`Report`] of a run, and its renderings: JSON (stable fields, see ARCHITECTURE.md)
+//! The [`Report`] of a run, and its renderings: JSON (stable fields, see docs/ARCHITECTURE.md)
 //! and plain text. Rendering returns strings; only `cli` prints or writes them.
 
 pub mod junit;
@@ -6,6 +6,7 @@ pub mod merge;
 pub mod timeline;
 
 use crate::check::{FindingKind, Violation};
+use crate::scenario::Trial;
 use serde::{Deserialize, Serialize};
 
 /// One finding: a broken invariant in one trial, with the token that reproduces it.
@@ -28,7 +29,9 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A finding from one violation of trial `trial`.
+    /// A finding from one violation of trial `trial`, whose token is `token` as given.
+    /// To print a token that records what was found, build the findings of a trial with
+    /// [`Finding::all`].
     pub fn new(v: &Violation, trial: u64, buyers: u32, tickets: u32, token: &str) -> Finding {
         Finding {
             kind: v.kind,
@@ -40,13 +43,35 @@ impl Finding {
             replay: replay_command(token),
         }
     }
+
+    /// The findings of one trial, one per violation, each carrying [`found_token`]: the
+    /// trial's token recording every kind found in it.
+    pub fn all(violations: &[Violation], index: u64, trial: &Trial) -> Vec<Finding> {
+        let token = found_token(trial, violations);
+        violations
+            .iter()
+            .map(|v| Finding::new(v, index, trial.buyers, trial.tickets, &token))
+            .collect()
+    }
+}
+
+/// The token of `trial` recording the kinds of `violations` (its `f` field, sorted,
+/// each once); with no violations, the trial's token as it is.
+pub fn found_token(trial: &Trial, violations: &[Violation]) -> String {
+    if violations.is_empty() {
+        return trial.token();
+    }
+    let mut t = trial.clone();
+    t.found = violations.iter().map(|v| v.kind).collect();
+    t.found.sort_unstable();
+    t.found.dedup();
+    t.token()
 }
 
 /// The shell command that replays a token (with `--allow-cmd` when the token carries a
 /// user's command, which replay runs only when asked to).
 pub fn replay_command(token: &str) -> String {
-    let runs_a_command =
-        crate::scenario::Trial::from_token(token).is_ok_and(|t| t.external.is_some());
+    let runs_a_command = Trial::from_token(token).is_ok_and(|t| t.external.is_some());
     if runs_a_command {
         format!("oversell replay --allow-cmd {token}")
     } else {
@@ -113,8 +138,11 @@ impl Verified {
     /// The line `explore` prints.
     pub fn line(&self) -> String {
         format!(
-            "verified: all {} schedules of {} buyers, {} tickets, ≤ {} preemptions",
-            self.schedules, self.buyers, self.tickets, self.preemptions
+            "verified: all {} of {}, {}, ≤ {}",
+            count(self.schedules, "schedule"),
+            count(self.buyers, "buyer"),
+            count(self.tickets, "ticket"),
+            count(self.preemptions, "preemption")
         )
     }
 }
@@ -147,13 +175,10 @@ impl Report {
     /// The closing summary line.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "{} trials, {} failed, {} in {:.1} s (lock {}, schedule {}, seed {})",
-            self.trials_run,
+            "{}, {} failed, {} in {:.1} s (lock {}, schedule {}, seed {})",
+            count(self.trials_run, "trial"),
             self.trials_failed,
-            match self.findings.len() {
-                1 => "1 finding".to_string(),
-                n => format!("{n} findings"),
-            },
+            count(self.findings.len() as u64, "finding"),
             self.elapsed_ms as f64 / 1000.0,
             self.lock,
             self.schedule,
@@ -171,7 +196,8 @@ impl Report {
 }
 
 /// `n thing` or `n things`.
-pub fn count(n: u32, thing: &str) -> String {
+pub fn count(n: impl Into<u64>, thing: &str) -> String {
+    let n = n.into();
     if n == 1 {
         format!("1 {thing}")
     } else {

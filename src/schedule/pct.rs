@@ -27,7 +27,7 @@ pub fn bound(buyers: u32, steps: usize, depth: u32) -> f64 {
 impl Pct {
     /// PCT for `buyers` buyers, depth `depth`, change points among the first `steps` steps.
     pub fn new(seed: u64, buyers: u32, depth: u32, steps: usize) -> Pct {
-        let mut rng = Rng::derive(seed, 0x9c7);
+        let mut rng = Rng::derive(seed, crate::rng::salt::PCT);
         let d = depth.max(1) as u64;
         // A random permutation of the priorities d .. d + n.
         let mut priorities: Vec<u64> = (0..buyers as u64).map(|i| d + i).collect();

@@ -13,7 +13,7 @@ impl Random {
     /// A random strategy whose picks are fixed by `seed`.
     pub fn new(seed: u64) -> Random {
         Random {
-            rng: Rng::derive(seed, 0x5eed),
+            rng: Rng::derive(seed, crate::rng::salt::RANDOM),
         }
     }
 }

@@ -1,0 +1,139 @@
+//! Faults injected into buyers: what a run asks for ([`Faults`]) and what one buyer of
+//! one trial suffers ([`FaultPlan`]), drawn from the trial's seed.
+
+use crate::buyer::Point;
+use crate::limits;
+use crate::rng::{salt, Rng};
+
+/// Faults injected into buyers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Faults {
+    /// Probability that a buyer is SIGKILLed at a seeded yield point.
+    pub kill: f64,
+    /// Probability that a buyer is SIGSTOPped at a seeded yield point, and for how many
+    /// milliseconds before SIGCONT (free-running schedules only).
+    pub stop: f64,
+    /// How long a stopped buyer stays stopped, in milliseconds.
+    pub stop_ms: u32,
+}
+
+const ACCEPTED: &str = "accepted: kill=P and/or stop=P:MS, comma-separated, P from 0 to 1";
+
+/// A probability with at most 3 decimals: tokens carry thousandths, more would not replay.
+fn probability(v: &str) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) && ((p * 1000.0).round() - p * 1000.0).abs() < 1e-9 => {
+            Ok(p)
+        }
+        _ => Err(format!(
+            "'{v}' is not a probability with at most 3 decimals; {ACCEPTED}"
+        )),
+    }
+}
+
+impl Faults {
+    /// True when no fault is injected.
+    pub fn is_none(&self) -> bool {
+        self.kill <= 0.0 && self.stop <= 0.0
+    }
+
+    /// Parses `kill=P`, `stop=P:MS`, comma-separated (`none` for no faults).
+    pub fn parse(spec: &str) -> Result<Faults, String> {
+        let mut f = Faults::default();
+        if spec.trim() == "none" {
+            return Ok(f);
+        }
+        for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+            match part.trim().split_once('=') {
+                Some(("kill", v)) => f.kill = probability(v)?,
+                Some(("stop", v)) => {
+                    let (p, ms) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("'{part}' lacks :MS; {ACCEPTED}"))?;
+                    f.stop = probability(p)?;
+                    f.stop_ms = match ms.trim().parse::<u32>() {
+                        Ok(ms) if ms <= limits::MAX_STOP_MS => ms,
+                        _ => {
+                            return Err(format!(
+                                "'{ms}' is not milliseconds (0 to {}); {ACCEPTED}",
+                                limits::MAX_STOP_MS
+                            ))
+                        }
+                    };
+                }
+                _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Buyer `index`'s faults in a trial seeded `seed`: a kill at a seeded yield point
+    /// with probability `kill` (inside the critical section included), and, when
+    /// `controlled` is false (a free-running schedule), a stop.
+    pub fn plan(&self, seed: u64, index: u32, controlled: bool) -> FaultPlan {
+        if self.is_none() {
+            return FaultPlan::default();
+        }
+        let mut rng = Rng::derive(seed ^ salt::FAULTS, index as u64 + 1);
+        let mut plan = FaultPlan::default();
+        if rng.chance(self.kill) {
+            plan.kill_at = Some(Point::ALL[rng.below(Point::ALL.len())]);
+        }
+        if rng.chance(self.stop) && !controlled {
+            let at = Point::ALL[rng.below(Point::ALL.len())];
+            if Some(at) != plan.kill_at {
+                plan.stop_at = Some((at, self.stop_ms));
+            }
+        }
+        plan
+    }
+}
+
+/// The faults one buyer suffers in one trial, drawn from the trial's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultPlan {
+    /// SIGKILL the buyer when it reaches this point.
+    pub kill_at: Option<Point>,
+    /// SIGSTOP the buyer at this point for the given milliseconds, then SIGCONT.
+    pub stop_at: Option<(Point, u32)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse() {
+        let f = Faults::parse("kill=0.3,stop=0.2:50").expect("parses");
+        assert_eq!((f.kill, f.stop, f.stop_ms), (0.3, 0.2, 50));
+        assert!(Faults::parse("none").expect("none").is_none());
+        for bad in [
+            "kill=2",
+            "kill",
+            "stop=0.1",
+            "stop=0.1:x",
+            "boom=1",
+            "kill=0.0001",
+            "stop=0.5:60001",
+        ] {
+            assert!(Faults::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plans_follow_the_seed() {
+        let f = Faults {
+            kill: 1.0,
+            stop: 1.0,
+            stop_ms: 5,
+        };
+        let plans: Vec<FaultPlan> = (0..8).map(|b| f.plan(11, b, false)).collect();
+        assert!(plans.iter().all(|p| p.kill_at.is_some()));
+        assert_eq!(
+            plans,
+            (0..8).map(|b| f.plan(11, b, false)).collect::<Vec<_>>()
+        );
+        assert!((0..8).all(|b| f.plan(11, b, true).stop_at.is_none()));
+        assert_eq!(Faults::default().plan(11, 0, false), FaultPlan::default());
+    }
+}

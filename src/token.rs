@@ -1,0 +1,386 @@
+//! The token: a short, shell-safe string that decodes to one [`Trial`].
+//!
+//! ## Format (version `ov1`)
+//!
+//! Dot-separated fields; the first is `ov1`, the second the lock's name, and each
+//! other field starts with one letter naming it:
+//!
+//! | field | meaning | required |
+//! |-------|---------|----------|
+//! | `bN` | buyers, 1 to [`MAX_BUYERS`](crate::limits::MAX_BUYERS) | yes |
+//! | `tN` | tickets, 0 to [`MAX_TICKETS`](crate::limits::MAX_TICKETS) | yes |
+//! | `jN` | most jitter, µs, 0 to [`MAX_JITTER_US`](crate::limits::MAX_JITTER_US) | yes |
+//! | `rHEX` | the seed, hexadecimal | yes |
+//! | `sNAME` | schedule: `jitter`, `barrier`, `random`, `pctD`, `exhaustiveP` | yes |
+//! | `a` | the store is written atomically | no |
+//! | `kN` | kill probability, thousandths (0 to 1000) | no |
+//! | `xN-MS` | stop probability (thousandths) and milliseconds | no |
+//! | `LHEX`, `BHEX` | a user's lock command or buyer program, hex of its bytes | no |
+//! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-` | no |
+//! | `fKINDS` | the finding kinds the trial showed, joined by `+` | no |
+//!
+//! Every field appears at most once. The steps may number at most
+//! [`MAX_STEPS`](crate::limits::MAX_STEPS) and are counted before they are expanded.
+//! Every per-buyer choice is drawn from the seed, so the generator and its salts
+//! (`rng::salt`) are part of the format too.
+
+use crate::check::FindingKind;
+use crate::limits;
+use crate::lock::LockKind;
+use crate::scenario::{External, Schedule, Trial};
+use crate::store::StoreMode;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The version prefix of every token this format writes.
+pub const PREFIX: &str = "ov1";
+
+/// A token that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenError {
+    /// The token as given.
+    pub token: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad token '{}': {} (tokens look like ov1.none.b3.t1.j5000.r2a.sjitter)",
+            self.token, self.why
+        )
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Encodes a controlled schedule (the buyer chosen at each step) as runs: `0x3-1x2`.
+pub fn encode_choices(choices: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &c in choices {
+        match runs.last_mut() {
+            Some((b, n)) if *b == c => *n += 1,
+            _ => runs.push((c, 1)),
+        }
+    }
+    runs.iter()
+        .map(|(b, n)| {
+            if *n == 1 {
+                b.to_string()
+            } else {
+                format!("{b}x{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The runs of a step list, `(buyer, how many)`, with their total checked against
+/// [`limits::MAX_STEPS`] before anything is expanded.
+fn runs(s: &str) -> Result<Vec<(u32, usize)>, String> {
+    let mut out = Vec::new();
+    if s.is_empty() {
+        return Ok(out);
+    }
+    let mut total: u64 = 0;
+    for run in s.split('-') {
+        let bad = || format!("'{run}' is not a step run (B or BxN)");
+        let (b, n) = run.split_once('x').unwrap_or((run, "1"));
+        let b = b.parse::<u32>().map_err(|_| bad())?;
+        if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        // A count too big for u64 is too many steps as surely as one that fits.
+        let n = n.parse::<u64>().map_err(|_| {
+            format!(
+                "'{run}' asks for more steps than a token may hold; accepted: at most {} steps",
+                limits::MAX_STEPS
+            )
+        })?;
+        if n == 0 {
+            return Err(format!("'{run}' repeats a step 0 times"));
+        }
+        total = total.saturating_add(n);
+        limits::steps(total)?;
+        out.push((b, n as usize));
+    }
+    Ok(out)
+}
+
+/// Decodes [`encode_choices`]' runs (`None`: not a step list, or longer than
+/// [`limits::MAX_STEPS`]).
+#[cfg(test)]
+fn decode_choices(s: &str) -> Option<Vec<u32>> {
+    let runs = runs(s).ok()?;
+    Some(expand(&runs))
+}
+
+fn expand(runs: &[(u32, usize)]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(runs.iter().map(|&(_, n)| n).sum());
+    for &(b, n) in runs {
+        out.extend(std::iter::repeat_n(b, n));
+    }
+    out
+}
+
+fn schedule_part(s: &Schedule) -> String {
+    match s {
+        Schedule::Pct { depth } => format!("pct{depth}"),
+        Schedule::Exhaustive { preemptions } => format!("exhaustive{preemptions}"),
+        other => other.name().to_string(),
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    let num = |p: &str| {
+        s.strip_prefix(p)
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("'{s}' does not end in a number"))
+    };
+    Ok(match s {
+        "jitter" => Schedule::Jitter,
+        "barrier" => Schedule::Barrier,
+        "random" => Schedule::Random,
+        _ if s.starts_with("pct") => Schedule::Pct {
+            depth: limits::depth(num("pct")?)?,
+        },
+        _ if s.starts_with("exhaustive") => Schedule::Exhaustive {
+            preemptions: limits::preemptions(num("exhaustive")?)?,
+        },
+        _ => {
+            return Err(format!(
+                "unknown schedule '{s}'; accepted: jitter, barrier, random, pctD, exhaustiveP"
+            ))
+        }
+    })
+}
+
+fn external_part(e: &External) -> String {
+    let (tag, t) = match e {
+        External::LockCmd(t) => ('L', t),
+        External::BuyerCmd(t) => ('B', t),
+    };
+    let hex: String = t.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{tag}{hex}")
+}
+
+fn parse_external(tag: &str, hex: &str) -> Result<External, String> {
+    let bad = || format!("'{tag}…' is not a command (hex of its bytes)");
+    if !hex.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    if hex.len() / 2 > limits::MAX_COMMAND_BYTES {
+        return Err(format!(
+            "its command is longer than {} bytes",
+            limits::MAX_COMMAND_BYTES
+        ));
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
+    match tag {
+        "L" => Ok(External::LockCmd(text)),
+        _ => Ok(External::BuyerCmd(text)),
+    }
+}
+
+/// The trailing `f` field's value: the kinds, sorted, joined by `+`.
+fn found_part(found: &[FindingKind]) -> String {
+    let mut kinds = found.to_vec();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    names.join("+")
+}
+
+fn parse_found(s: &str) -> Result<Vec<FindingKind>, String> {
+    let mut kinds = Vec::new();
+    for name in s.split('+') {
+        let kind = FindingKind::parse(name).ok_or_else(|| {
+            let all: Vec<&str> = FindingKind::ALL.iter().map(|k| k.name()).collect();
+            format!(
+                "'{name}' is not a finding kind; accepted: {} joined by +",
+                all.join(", ")
+            )
+        })?;
+        kinds.push(kind);
+    }
+    kinds.sort_unstable();
+    kinds.dedup();
+    Ok(kinds)
+}
+
+/// The token of `t` (see the module docs for the format).
+pub fn encode(t: &Trial) -> String {
+    let scale = limits::PROBABILITY_SCALE as f64;
+    let mut s = format!(
+        "{PREFIX}.{}.b{}.t{}.j{}.r{:x}.s{}",
+        t.lock.name(),
+        t.buyers,
+        t.tickets,
+        t.jitter_us,
+        t.seed,
+        schedule_part(&t.schedule)
+    );
+    if t.store == StoreMode::Atomic {
+        s.push_str(".a");
+    }
+    if t.faults.kill > 0.0 {
+        s.push_str(&format!(".k{}", (t.faults.kill * scale).round() as u32));
+    }
+    if t.faults.stop > 0.0 {
+        let p = (t.faults.stop * scale).round() as u32;
+        s.push_str(&format!(".x{p}-{}", t.faults.stop_ms));
+    }
+    if let Some(e) = &t.external {
+        s.push('.');
+        s.push_str(&external_part(e));
+    }
+    if let Some(c) = &t.choices {
+        s.push_str(".p");
+        s.push_str(&encode_choices(c));
+    }
+    if !t.found.is_empty() {
+        s.push_str(".f");
+        s.push_str(&found_part(&t.found));
+    }
+    s
+}
+
+impl Trial {
+    /// The shell-safe token that decodes back to this trial.
+    pub fn token(&self) -> String {
+        encode(self)
+    }
+
+    /// Decodes a token made by [`Trial::token`], refusing a token that lacks a required
+    /// field or asks for more than [`limits`] allow.
+    pub fn from_token(token: &str) -> Result<Trial, TokenError> {
+        decode(token)
+    }
+}
+
+/// A token's fields after the lock, by their letter, each at most once.
+struct Fields<'a>(BTreeMap<&'a str, &'a str>);
+
+impl<'a> Fields<'a> {
+    fn split(parts: impl Iterator<Item = &'a str>) -> Result<Fields<'a>, String> {
+        let mut map = BTreeMap::new();
+        for part in parts {
+            let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
+            let known = matches!(
+                key,
+                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "L" | "B" | "p" | "f"
+            ) || (key == "a" && value.is_empty());
+            if !known {
+                return Err(format!("unknown part '{part}'"));
+            }
+            if map.insert(key, value).is_some() {
+                return Err(format!("its field '{key}' appears twice"));
+            }
+        }
+        if map.contains_key("L") && map.contains_key("B") {
+            return Err("it carries two commands (L and B); a trial runs one at most".into());
+        }
+        Ok(Fields(map))
+    }
+
+    fn required(&self, key: &str, what: &str) -> Result<&'a str, String> {
+        self.0.get(key).copied().ok_or_else(|| {
+            format!("it lacks its {what} (field '{key}'); a token needs b, t, j, r and s")
+        })
+    }
+
+    fn number(&self, key: &str, what: &str) -> Result<u64, String> {
+        let v = self.required(key, what)?;
+        v.parse::<u64>()
+            .map_err(|_| format!("'{key}{v}' does not end in a number"))
+    }
+
+    fn optional_number(&self, key: &str) -> Result<Option<u64>, String> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("'{key}{v}' does not end in a number")),
+        }
+    }
+}
+
+/// Decodes a token made by [`encode`], refusing any value past [`limits`].
+pub fn decode(token: &str) -> Result<Trial, TokenError> {
+    decode_fields(token).map_err(|why| TokenError {
+        token: token.to_string(),
+        why,
+    })
+}
+
+fn decode_fields(token: &str) -> Result<Trial, String> {
+    let mut parts = token.split('.');
+    if parts.next() != Some(PREFIX) {
+        return Err(format!("it does not start with '{PREFIX}.'"));
+    }
+    let lock_name = parts.next().ok_or("it names no lock")?;
+    let lock = LockKind::parse(lock_name).ok_or_else(|| format!("unknown lock '{lock_name}'"))?;
+    let f = Fields::split(parts)?;
+    let mut trial = Trial::new(
+        lock,
+        limits::buyers(f.number("b", "buyer count")?)?,
+        limits::tickets(f.number("t", "ticket count")?)?,
+    );
+    trial.jitter_us = limits::jitter_us(f.number("j", "jitter")?)?;
+    let seed = f.required("r", "seed")?;
+    trial.seed =
+        u64::from_str_radix(seed, 16).map_err(|_| format!("'r{seed}' is not a hex seed"))?;
+    trial.schedule = parse_schedule(f.required("s", "schedule")?)?;
+    if f.0.contains_key("a") {
+        trial.store = StoreMode::Atomic;
+    }
+    decode_faults(&f, &mut trial)?;
+    for tag in ["L", "B"] {
+        if let Some(hex) = f.0.get(tag) {
+            trial.external = Some(parse_external(tag, hex)?);
+        }
+    }
+    if let Some(steps) = f.0.get("p") {
+        trial.choices = Some(decode_steps(steps, &trial)?);
+    }
+    if let Some(kinds) = f.0.get("f") {
+        trial.found = parse_found(kinds)?;
+    }
+    Ok(trial)
+}
+
+fn decode_faults(f: &Fields<'_>, trial: &mut Trial) -> Result<(), String> {
+    if let Some(k) = f.optional_number("k")? {
+        trial.faults.kill = limits::probability(k)?;
+    }
+    if let Some(v) = f.0.get("x") {
+        let bad = || format!("'x{v}' is not a stop fault (P-MS)");
+        let (p, ms) = v.split_once('-').ok_or_else(bad)?;
+        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let ms = ms.parse::<u64>().map_err(|_| bad())?;
+        trial.faults.stop = limits::probability(p)?;
+        trial.faults.stop_ms = limits::stop_ms(ms)?;
+    }
+    Ok(())
+}
+
+fn decode_steps(s: &str, trial: &Trial) -> Result<Vec<u32>, String> {
+    if !trial.schedule.is_controlled() {
+        return Err("it carries steps but its schedule is not controlled".into());
+    }
+    let runs = runs(s)?;
+    if let Some(&(b, _)) = runs.iter().find(|&&(b, _)| b >= trial.buyers) {
+        return Err(format!("its steps name buyer {b} of {}", trial.buyers));
+    }
+    Ok(expand(&runs))
+}
+
+#[cfg(test)]
+mod tests;
