@@ -486,6 +486,10 @@ impl Session {
         history.fates = fates;
         history.timed_out = timed_out;
         history.stuck = stuck;
+        if let Some(line) = super::outcome::setup_failure(&history, false) {
+            self.poisoned = true;
+            return Err(HarnessError::Setup(line));
+        }
         let final_store = super::final_store(&self.dir.path)?;
         Ok(TrialRun {
             history,

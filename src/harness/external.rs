@@ -2,10 +2,12 @@
 //!
 //! The program gets the store's path (`{store}`) and the trial directory (`{dir}`); it
 //! writes no ledger, so the harness records what its exit status claims: 0 bought a
-//! ticket, 3 found none, anything else is a crash (with its stderr tail). Each buyer runs
-//! as `sh -c TEMPLATE` leading a process group of its own, so whatever it starts is
-//! killed with it.
+//! ticket, 3 found none, anything else is a crash (with its stderr tail), unless every
+//! buyer failed the same way as a shell does for a bad command (a setup error). Each buyer
+//! runs as `sh -c TEMPLATE` in the user's working directory, leading a process group of
+//! its own, so whatever it starts is killed with it.
 
+use super::outcome::Parts;
 use super::process::Group;
 use super::{expand, stderr_tail, HarnessConfig, HarnessError, TrialDir, TrialRun};
 use crate::ledger::{Event, EventKind, Exit, Fate, History};
@@ -38,7 +40,6 @@ pub(super) fn run(
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(&line)
-            .current_dir(&dir.path)
             .env("OVERSELL_BUYER_INDEX", index.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -61,7 +62,8 @@ pub(super) fn run(
     }
     let leaked = !group.finish();
 
-    // What each buyer claims, from its exit status, stamped in the order they ended.
+    // What each buyer claims, from its exit status. The harness does not learn when a
+    // program bought, so events are stamped in buyer order, not in time order.
     let mut history = History {
         timed_out,
         ..History::default()
@@ -89,15 +91,11 @@ pub(super) fn run(
             exit,
         });
     }
-    let final_store = super::final_store(&dir.path)?;
-    let kept = dir.kept();
-    drop(dir);
-    Ok(TrialRun {
+    let parts = Parts {
         history,
-        final_store,
-        kept,
+        kept: dir.kept(),
         leaked,
         elapsed: started.elapsed(),
-        schedule: None,
-    })
+    };
+    parts.finish(&dir.path, true)
 }

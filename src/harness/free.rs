@@ -7,6 +7,7 @@
 //! stale lock: a holder that died holding it while every live buyer waits, with no buyer
 //! taking the lock for [`STALE_AFTER`].
 
+use super::outcome::Parts;
 use super::process::{Group, MemberId};
 use super::{
     interrupt, prepare_lock, spawn_buyer_in, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
@@ -187,18 +188,14 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
             }
         })
         .collect();
-    let final_store = super::final_store(&dir.path)?;
-    let kept = dir.kept();
     drop(sem);
-    drop(dir);
-    Ok(TrialRun {
+    let parts = Parts {
         history,
-        final_store,
-        kept,
+        kept: dir.kept(),
         leaked,
         elapsed: started.elapsed(),
-        schedule: None,
-    })
+    };
+    parts.finish(&dir.path, false)
 }
 
 /// Paces free-running buyers until every one has closed its control socket.

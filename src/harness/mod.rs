@@ -12,6 +12,7 @@ mod controlled;
 mod external;
 mod free;
 pub mod interrupt;
+mod outcome;
 mod process;
 
 use crate::buyer::Pace;
@@ -30,6 +31,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use controlled::Session;
+use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
 
 /// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
@@ -206,6 +208,10 @@ pub enum HarnessError {
     Interrupted(i32),
     /// A controlled run did not follow its own recorded steps.
     Nondeterministic(String),
+    /// Every buyer of a trial failed before it started (a bad `--lock-cmd` or
+    /// `--buyer-cmd`, a lock that cannot be opened): the first buyer's error line,
+    /// `buyer 0: …`. A setup failure, not a race.
+    Setup(String),
 }
 
 impl fmt::Display for HarnessError {
@@ -219,6 +225,7 @@ impl fmt::Display for HarnessError {
             HarnessError::Nondeterministic(m) => {
                 write!(f, "a controlled run did not repeat itself: {m}")
             }
+            HarnessError::Setup(m) => write!(f, "every buyer failed before it started: {m}"),
         }
     }
 }
@@ -230,7 +237,8 @@ impl std::error::Error for HarnessError {
             HarnessError::Lock(e) => Some(e),
             HarnessError::Server(_)
             | HarnessError::Interrupted(_)
-            | HarnessError::Nondeterministic(_) => None,
+            | HarnessError::Nondeterministic(_)
+            | HarnessError::Setup(_) => None,
         }
     }
 }
@@ -442,22 +450,6 @@ fn prepare_lock(
         None
     };
     Ok(LockState { sem, server })
-}
-
-/// The store as a trial left it: `None` when the file is gone.
-fn final_store(dir: &Path) -> Result<Option<Contents>, HarnessError> {
-    match crate::store::read(&crate::store::path(dir)) {
-        Ok(c) => Ok(Some(c)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(HarnessError::Io("reading the final store", e)),
-    }
-}
-
-fn stderr_tail(dir: &Path, index: u32) -> String {
-    let text = std::fs::read_to_string(dir.join(format!("buyer-{index}.err"))).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(5);
-    lines[from..].join("\n")
 }
 
 /// Removes trial directories left in `root` by an oversell that is no longer running
