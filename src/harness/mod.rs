@@ -14,6 +14,7 @@ mod free;
 pub mod interrupt;
 mod outcome;
 mod process;
+mod sweep;
 
 use crate::buyer::Pace;
 use crate::ledger::History;
@@ -33,6 +34,8 @@ use std::time::{Duration, Instant};
 pub use controlled::Session;
 use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
+pub use sweep::sweep_stale;
+pub(crate) use sweep::RUN_ENV;
 
 /// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
 pub const DIR_PREFIX: &str = "oversell-";
@@ -291,7 +294,7 @@ impl Drop for TrialDir {
 }
 
 /// The file a trial's SysV semaphore id is noted in, so a sweep can remove it.
-const SEM_NOTE: &str = "sem.id";
+pub(super) const SEM_NOTE: &str = "sem.id";
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check()`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
@@ -450,35 +453,4 @@ fn prepare_lock(
         None
     };
     Ok(LockState { sem, server })
-}
-
-/// Removes trial directories left in `root` by an oversell that is no longer running
-/// (and the SysV semaphores they note). Returns how many were removed.
-pub fn sweep_stale(root: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() || pid_alive(pid) {
-            continue;
-        }
-        let path = entry.path();
-        if let Ok(id) = std::fs::read_to_string(path.join(SEM_NOTE)) {
-            if let Ok(id) = id.trim().parse::<i32>() {
-                sysv::remove(id);
-            }
-        }
-        if std::fs::remove_dir_all(&path).is_ok() {
-            removed += 1;
-        }
-    }
-    removed + crate::lock::sweep_stale(&pid_alive)
 }
