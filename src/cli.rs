@@ -6,8 +6,8 @@
 
 use crate::buyer;
 use crate::explore::{self, Checked, ExploreConfig};
-use crate::harness::{self, BuyerSpec, HarnessConfig, HarnessError};
-use crate::lock::{socket, LockContext, LockKind, Soundness};
+use crate::harness::{self, HarnessConfig, HarnessError};
+use crate::lock::{socket, LockKind, Soundness};
 use crate::report::{self, Finding, Report};
 use crate::scenario::{External, Faults, Schedule, Span, StoreMode, Trial, TrialSpace};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -1086,36 +1086,7 @@ fn demo(a: &DemoArgs) -> Result<i32, Fail> {
 }
 
 fn buyer_cmd(spec: &str) -> i32 {
-    let prepared = BuyerSpec::parse(spec).and_then(|spec| {
-        let lock = LockKind::parse(&spec.lock)
-            .ok_or_else(|| format!("bad buyer spec: unknown lock {:?}", spec.lock))?;
-        Ok((spec.args()?, lock, spec.sem_id))
-    });
-    let (args, lock, sem_id) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let ctx = LockContext {
-        dir: args.dir.clone(),
-        sem_id,
-    };
-    let mut lock = match lock.open(&ctx) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    match buyer::run(&args, &mut *lock) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: buyer {}: {e}", args.index);
-            2
-        }
-    }
+    buyer::run_from_spec(spec, None)
 }
 
 fn lock_server_cmd(dir: &Path) -> i32 {

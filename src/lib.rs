@@ -55,6 +55,7 @@ pub mod gate;
 pub mod harness;
 pub mod ledger;
 pub mod lock;
+pub mod protocol;
 pub mod report;
 mod rng;
 pub mod scenario;

@@ -74,9 +74,7 @@ fn holds_lock(p: Point) -> bool {
 }
 
 fn current_cpu() -> Option<usize> {
-    // SAFETY: sched_getcpu takes no arguments and only returns a number (or -1).
-    let cpu = unsafe { libc::sched_getcpu() };
-    usize::try_from(cpu).ok()
+    nix::sched::sched_getcpu().ok()
 }
 
 /// Pins the calling thread (and so every process it spawns meanwhile) to one CPU, and
@@ -203,13 +201,13 @@ impl Session {
             return Ok(());
         }
         let spec = BuyerSpec {
-            lock: self.lock.name().to_string(),
+            lock: self.lock,
             dir: self.dir.path.clone(),
             index,
             start_us: 0,
             hold_us: 0,
-            store: self.store.name().to_string(),
-            pace: Pace::Controlled.name().to_string(),
+            store: self.store,
+            pace: Pace::Controlled,
             sem_id: self.lock_state.sem.as_ref().map(|s| s.id),
             reuse: true,
             kill_at: None,

@@ -13,16 +13,15 @@ mod external;
 mod free;
 pub mod interrupt;
 mod outcome;
+mod plan;
 mod process;
 mod sweep;
 
-use crate::buyer::Pace;
 use crate::ledger::History;
 use crate::lock::{sysv, LockError, LockKind};
-use crate::scenario::{StoreMode, Trial};
+use crate::scenario::Trial;
 use crate::store::Contents;
 use process::{Group, MemberId};
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -31,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use crate::protocol::{BuyerSpec, BUYER_ENV};
 pub use controlled::Session;
 use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
@@ -52,9 +52,6 @@ pub enum Launcher {
         test: String,
     },
 }
-
-/// The environment variable that carries a buyer's spec into a test binary.
-pub const BUYER_ENV: &str = "OVERSELL_BUYER";
 
 /// How the harness runs trials.
 #[derive(Debug, Clone)]
@@ -95,76 +92,6 @@ impl HarnessConfig {
     pub fn with_keep(mut self, dir: Option<PathBuf>) -> Self {
         self.keep = dir;
         self
-    }
-}
-
-/// What the harness hands a buyer process (as one JSON argument).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuyerSpec {
-    /// Lock backend name.
-    pub lock: String,
-    /// The trial directory.
-    pub dir: PathBuf,
-    /// Buyer index.
-    pub index: u32,
-    /// Microseconds to wait after the barrier.
-    pub start_us: u64,
-    /// Microseconds to hold between read and write.
-    pub hold_us: u64,
-    /// `in-place` or `atomic`.
-    pub store: String,
-    /// `free`, `barrier` or `controlled`.
-    pub pace: String,
-    /// The trial's SysV semaphore, for the `sysv` backend.
-    pub sem_id: Option<i32>,
-    /// Run round after round until the control channel closes (controlled schedules).
-    #[serde(default)]
-    pub reuse: bool,
-    /// A kill fault's point (by name), for free-running schedules.
-    #[serde(default)]
-    pub kill_at: Option<String>,
-    /// A stop fault's point (by name), for free-running schedules.
-    #[serde(default)]
-    pub stop_at: Option<String>,
-    /// Wait at the start barrier (not inside a user's lock command).
-    #[serde(default = "yes")]
-    pub start_barrier: bool,
-    /// A kill fault kills the buyer's whole process group.
-    #[serde(default)]
-    pub kill_group: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl BuyerSpec {
-    /// Decodes the spec a buyer process was given.
-    pub fn parse(json: &str) -> Result<BuyerSpec, String> {
-        serde_json::from_str(json).map_err(|e| format!("bad buyer spec: {e}"))
-    }
-
-    /// The buyer's arguments.
-    pub fn args(&self) -> Result<crate::buyer::BuyerArgs, String> {
-        let pace = Pace::parse(&self.pace).ok_or_else(|| format!("bad pace {:?}", self.pace))?;
-        let store = if self.store == StoreMode::Atomic.name() {
-            StoreMode::Atomic
-        } else {
-            StoreMode::InPlace
-        };
-        Ok(crate::buyer::BuyerArgs {
-            dir: self.dir.clone(),
-            index: self.index,
-            start_us: self.start_us,
-            hold_us: self.hold_us,
-            store,
-            pace,
-            reuse: self.reuse,
-            kill_at: self.kill_at.as_deref().and_then(crate::buyer::Point::parse),
-            stop_at: self.stop_at.as_deref().and_then(crate::buyer::Point::parse),
-            start_barrier: self.start_barrier,
-            kill_group: self.kill_group,
-        })
     }
 }
 
@@ -341,8 +268,7 @@ fn spawn_buyer_in(
 ) -> Result<(UnixStream, MemberId), HarnessError> {
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| HarnessError::Io("making a control socket", e))?;
-    let json = serde_json::to_string(spec)
-        .map_err(|e| HarnessError::Io("encoding buyer arguments", io::Error::other(e)))?;
+    let json = spec.encode();
     let err = File::create(spec.dir.join(format!("buyer-{}.err", spec.index)))
         .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
     let mut cmd = Command::new(&cfg.exe);
