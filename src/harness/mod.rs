@@ -13,8 +13,10 @@ mod external;
 mod free;
 pub mod interrupt;
 mod outcome;
+mod pin;
 mod plan;
 mod process;
+mod round;
 mod sweep;
 
 use crate::ledger::History;
