@@ -10,16 +10,16 @@
 //! deadlock; a buyer that does not report in time is a hang. A round that ends in any
 //! way but cleanly poisons the session, which is then torn down.
 
+use super::pin::{current_cpu, Pinned};
 use super::process::{Group, MemberId};
 use super::{
     interrupt, prepare_lock, spawn_buyer, BuyerSpec, HarnessConfig, HarnessError, LockState,
     TrialDir,
 };
-use nix::sys::signal::Signal;
-use super::pin::{current_cpu, Pinned};
 use crate::lock::{Lock, LockContext, LockKind};
 use crate::protocol::{msg, Pace, Point};
 use crate::scenario::{StoreMode, Trial};
+use nix::sys::signal::Signal;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
