@@ -8,7 +8,7 @@
 //! its own, so whatever it starts is killed with it.
 
 use super::outcome::Parts;
-use super::process::Group;
+use super::process::{Group, MemberId};
 use super::{expand, stderr_tail, HarnessConfig, HarnessError, TrialDir, TrialRun};
 use crate::ledger::{Event, EventKind, Exit, Fate, History};
 use crate::scenario::Trial;
@@ -19,6 +19,30 @@ use std::time::{Duration, Instant};
 
 /// Exit status of a buyer program that found no ticket.
 pub const SOLD_OUT: i32 = 3;
+
+/// Spawns `buyers` copies of the buyer program `line` (`sh -c LINE`, in the user's
+/// working directory), each leading a process group of its own.
+fn spawn_all(
+    buyers: u32,
+    line: &str,
+    dir: &std::path::Path,
+    group: &mut Group,
+) -> Result<Vec<MemberId>, HarnessError> {
+    let mut members = Vec::with_capacity(buyers as usize);
+    for index in 0..buyers {
+        let err = File::create(dir.join(format!("buyer-{index}.err")))
+            .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(line)
+            .env("OVERSELL_BUYER_INDEX", index.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err));
+        members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
+    }
+    Ok(members)
+}
 
 /// Runs one trial of a user's buyer program.
 pub(super) fn run(
@@ -32,20 +56,12 @@ pub(super) fn run(
     store::create(&store_path, trial.tickets as i64)
         .map_err(|e| HarnessError::Io("writing the store", e))?;
     let mut group = Group::default();
-    let mut members = Vec::with_capacity(trial.buyers as usize);
-    let line = expand(template, &dir.path, &[]);
-    for index in 0..trial.buyers {
-        let err = File::create(dir.path.join(format!("buyer-{index}.err")))
-            .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(&line)
-            .env("OVERSELL_BUYER_INDEX", index.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(err));
-        members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
-    }
+    let members = spawn_all(
+        trial.buyers,
+        &expand(template, &dir.path, &[]),
+        &dir.path,
+        &mut group,
+    )?;
     let deadline = started + cfg.timeout;
     let mut timed_out = false;
     while !group.wait_all(Duration::from_millis(20)) {

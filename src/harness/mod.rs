@@ -1,11 +1,16 @@
 //! The harness: runs one [`Trial`] as real processes and collects what they left.
 //!
 //! This is the only module that spawns, signals or waits on processes (see `process`).
-//! For each trial it makes a private directory, writes the store, prepares the lock
-//! (a SysV semaphore, or a lock-server helper), spawns one buyer process per buyer with
-//! a control socket on its stdin, releases them together through a start barrier, paces
-//! them as the schedule says, and enforces the trial's timeout with TERM, grace, KILL.
-//! Then it merges the ledger into a [`History`] and reads the final store.
+//! A trial is planned once (`plan`: every buyer's orders and faults), then executed:
+//! the harness makes a private directory, writes the store, prepares the lock (a SysV
+//! semaphore, or a lock-server helper), spawns one buyer process per buyer with a control
+//! socket on its stdin, releases them together through a start barrier, paces them as the
+//! schedule says (`free` for free-running schedules; `controlled` and `round` for
+//! controlled ones; `external` for a user's buyer program), and enforces the trial's
+//! timeout with TERM, grace, KILL. Then it merges the ledger into a [`History`] and reads
+//! the final store (`outcome`). A trial whose every buyer failed before it started is a
+//! [`HarnessError::Setup`], not a finding. Every process carries the run's mark, so the
+//! next run can remove what a killed run left (`sweep`).
 
 pub mod baseline;
 mod controlled;
