@@ -10,160 +10,19 @@
 //! message each way.
 
 use crate::ledger::{EventKind, Ledger};
-use crate::lock::{Lock, LockError};
+use crate::lock::{Lock, LockContext, LockError};
+use crate::protocol::BuyerSpec;
 use crate::scenario::StoreMode;
 use crate::store::{self, Contents};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
-/// A yield point: a place in the protocol where the schedule may switch buyers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Point {
-    /// Before the unlocked look at the count.
-    Check,
-    /// Before taking the lock.
-    Acquire,
-    /// Before reading the count inside the critical section.
-    Read,
-    /// Before writing the new count.
-    Write,
-    /// Between truncating the store and writing it (in-place store only).
-    Truncated,
-    /// Before releasing the lock.
-    Release,
-    /// Before recording the outcome.
-    Record,
-}
-
-impl Point {
-    /// Every point, in protocol order.
-    pub const ALL: &'static [Point] = &[
-        Point::Check,
-        Point::Acquire,
-        Point::Read,
-        Point::Write,
-        Point::Truncated,
-        Point::Release,
-        Point::Record,
-    ];
-
-    /// The byte sent on the control channel.
-    pub fn code(self) -> u8 {
-        match self {
-            Point::Check => b'c',
-            Point::Acquire => b'a',
-            Point::Read => b'r',
-            Point::Write => b'w',
-            Point::Truncated => b't',
-            Point::Release => b'l',
-            Point::Record => b'o',
-        }
-    }
-
-    /// The point with this name.
-    pub fn parse(name: &str) -> Option<Point> {
-        Point::ALL.iter().copied().find(|p| p.name() == name)
-    }
-
-    /// The point a control byte names.
-    pub fn from_code(code: u8) -> Option<Point> {
-        Point::ALL.iter().copied().find(|p| p.code() == code)
-    }
-
-    /// The name used in traces and findings.
-    pub fn name(self) -> &'static str {
-        match self {
-            Point::Check => "check",
-            Point::Acquire => "acquire",
-            Point::Read => "read",
-            Point::Write => "write",
-            Point::Truncated => "truncated",
-            Point::Release => "release",
-            Point::Record => "record",
-        }
-    }
-}
-
-/// Control bytes other than points.
-pub(crate) mod msg {
-    /// Buyer → harness: set up and waiting at the start barrier.
-    pub const READY: u8 = b's';
-    /// Buyer → harness: the lock is busy; waiting for it.
-    pub const BLOCKED: u8 = b'b';
-    /// Buyer → harness: read inside the critical section (barrier mode).
-    pub const HAVE_READ: u8 = b'h';
-    /// Buyer → harness (free running): took the lock.
-    pub const ACQUIRED: u8 = b'A';
-    /// Buyer → harness (free running): gave the lock back.
-    pub const RELEASED: u8 = b'R';
-    /// Buyer → harness: stop me now (a stop fault); the harness sends `go` after SIGCONT.
-    pub const STOP_ME: u8 = b'z';
-    /// Harness → buyer: go on.
-    pub const GO: u8 = b'g';
-}
-
-/// How the buyer waits between steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pace {
-    /// Sleep the seeded jitter; the OS schedules the rest.
-    Free,
-    /// Free, plus: report after reading and wait until every buyer that can read has.
-    Barrier,
-    /// Report before every step and wait for `go`.
-    Controlled,
-}
-
-impl Pace {
-    /// The name used on the hidden command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pace::Free => "free",
-            Pace::Barrier => "barrier",
-            Pace::Controlled => "controlled",
-        }
-    }
-
-    /// The pace with this name.
-    pub fn parse(s: &str) -> Option<Pace> {
-        [Pace::Free, Pace::Barrier, Pace::Controlled]
-            .into_iter()
-            .find(|p| p.name() == s)
-    }
-}
-
-/// What one buyer process needs to know.
-#[derive(Debug, Clone)]
-pub struct BuyerArgs {
-    /// The trial's private directory (store, ledger, lock files).
-    pub dir: PathBuf,
-    /// This buyer's index in the trial.
-    pub index: u32,
-    /// Microseconds to wait after the start barrier.
-    pub start_us: u64,
-    /// Microseconds to hold between read and write.
-    pub hold_us: u64,
-    /// How the store is written.
-    pub store: StoreMode,
-    /// How the buyer waits between steps.
-    pub pace: Pace,
-    /// Run round after round (each after a `go` at the start barrier) until the harness
-    /// closes the control channel: controlled schedules reuse buyer processes.
-    pub reuse: bool,
-    /// A kill fault: SIGKILL this buyer when it reaches this point.
-    pub kill_at: Option<Point>,
-    /// A stop fault: ask the harness to SIGSTOP this buyer at this point.
-    pub stop_at: Option<Point>,
-    /// Wait at the start barrier. A buyer run inside a user's lock command cannot: it
-    /// starts only once the command holds the lock.
-    pub start_barrier: bool,
-    /// A kill fault kills this buyer's whole process group (a user's lock command and
-    /// everything it started), as a crash of the whole subtree would.
-    pub kill_group: bool,
-}
+pub(crate) use crate::protocol::msg;
+pub use crate::protocol::{Pace, Point};
 
 /// Why a buyer could not finish.
 #[derive(Debug)]
@@ -224,10 +83,11 @@ impl Channel {
             .map_err(|e| BuyerError::Control(format!("send: {e}")))
     }
 
-    fn wait_go(&mut self) -> Result<(), BuyerError> {
+    /// Waits for `go` (or, at a controlled `acquire`, `go-lock`); returns which came.
+    fn wait_go(&mut self) -> Result<u8, BuyerError> {
         let mut b = [0u8; 1];
         match self.sock.read(&mut b) {
-            Ok(1) if b[0] == msg::GO => Ok(()),
+            Ok(1) if b[0] == msg::GO || b[0] == msg::GO_LOCK => Ok(b[0]),
             Ok(0) => Err(BuyerError::Control("the harness went away".into())),
             Ok(_) => Err(BuyerError::Control(format!(
                 "unexpected byte {:?}",
@@ -237,7 +97,7 @@ impl Channel {
         }
     }
 
-    fn ask(&mut self, byte: u8) -> Result<(), BuyerError> {
+    fn ask(&mut self, byte: u8) -> Result<u8, BuyerError> {
         self.send(byte)?;
         self.wait_go()
     }
@@ -305,23 +165,34 @@ impl Pacer for FreePacer<'_> {
         Ok(())
     }
     fn stop(&mut self) -> Result<(), BuyerError> {
-        self.channel.ask(msg::STOP_ME)
+        self.channel.ask(msg::STOP_ME).map(drop)
     }
 }
 
 struct ControlledPacer<'c> {
     channel: &'c mut Channel,
+    /// The harness's last word: `go-lock` at `acquire` says nobody holds the lock.
+    last: u8,
 }
 
 impl Pacer for ControlledPacer<'_> {
     fn at(&mut self, point: Point) -> Result<(), BuyerError> {
-        self.channel.ask(point.code())
+        self.last = self.channel.ask(point.code())?;
+        Ok(())
     }
     fn acquire(&mut self, lock: &mut dyn Lock) -> Result<(), BuyerError> {
+        // The harness knows nobody holds the lock: the blocking `lock()` must return at
+        // once (the harness calls a buyer stuck in it a finding).
+        if self.last == msg::GO_LOCK {
+            return Ok(lock.lock()?);
+        }
         // A busy lock is a scheduling decision: report it and let the harness say when
         // to try again, so exactly one buyer runs at a time.
         while !lock.try_lock()? {
-            self.channel.ask(msg::BLOCKED)?;
+            self.last = self.channel.ask(msg::BLOCKED)?;
+            if self.last == msg::GO_LOCK {
+                return Ok(lock.lock()?);
+            }
         }
         Ok(())
     }
@@ -338,136 +209,209 @@ impl Pacer for ControlledPacer<'_> {
 }
 
 /// Reaches a yield point: injected faults first, then the pace.
-fn reach(args: &BuyerArgs, pacer: &mut dyn Pacer, point: Point) -> Result<(), BuyerError> {
-    if args.kill_at == Some(point) {
+fn reach(spec: &BuyerSpec, pacer: &mut dyn Pacer, point: Point) -> Result<(), BuyerError> {
+    if spec.kill_at == Some(point) {
         // An injected crash: nothing after this runs, exactly as if the OS killed us.
-        if args.kill_group {
+        if spec.kill_group {
             let _ =
                 nix::sys::signal::killpg(nix::unistd::getpgrp(), nix::sys::signal::Signal::SIGKILL);
         }
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
-    if args.stop_at == Some(point) {
+    if spec.stop_at == Some(point) {
         pacer.stop()?;
     }
     pacer.at(point)
 }
 
+/// The body of a buyer process, from the spec the harness passed it (the `__buyer`
+/// argument, or [`crate::protocol::BUYER_ENV`] in a test binary). `user` is a user's
+/// lock, attached here to the trial; `None` opens the built-in backend the spec names.
+/// Returns the process's exit status: 0, or 2 after one line on stderr.
+pub fn run_from_spec(spec: &str, user: Option<&mut dyn Lock>) -> i32 {
+    let spec = match BuyerSpec::parse(spec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut builtin;
+    let lock: &mut dyn Lock = match user {
+        Some(lock) => {
+            if let Err(e) = lock.attach(&spec.dir) {
+                eprintln!("error: buyer {}: attaching the lock: {e}", spec.index);
+                return 2;
+            }
+            lock
+        }
+        None => {
+            let ctx = LockContext {
+                dir: spec.dir.clone(),
+                sem_id: spec.sem_id,
+            };
+            builtin = match spec.lock.open(&ctx) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: buyer {}: opening the lock: {e}", spec.index);
+                    return 2;
+                }
+            };
+            &mut *builtin
+        }
+    };
+    match run(&spec, lock) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: buyer {}: {e}", spec.index);
+            2
+        }
+    }
+}
+
 /// Runs one buyer process with the given lock (already attached to the trial): one
 /// round, or under `reuse` round after round until the harness closes the channel.
-pub fn run(args: &BuyerArgs, lock: &mut dyn Lock) -> Result<(), BuyerError> {
+pub fn run(spec: &BuyerSpec, lock: &mut dyn Lock) -> Result<(), BuyerError> {
     let mut channel = Channel::from_stdin()?;
-    let mut ledger = Ledger::open(&crate::ledger::path(&args.dir), args.index)
+    let mut ledger = Ledger::open(&crate::ledger::path(&spec.dir), spec.index)
         .map_err(|e| BuyerError::Io("opening the ledger", e))?;
     // Start barrier: every buyer is spawned and set up before any begins. Under reuse
     // the same message also tells the harness the previous round is over.
-    if !args.start_barrier {
-        return round(args, lock, &mut channel, &mut ledger);
+    if !spec.start_barrier {
+        return round(spec, lock, &mut channel, &mut ledger);
     }
     while channel.ask_or_done(msg::READY)? {
-        round(args, lock, &mut channel, &mut ledger)?;
-        if !args.reuse {
+        round(spec, lock, &mut channel, &mut ledger)?;
+        if !spec.reuse {
             break;
         }
     }
     Ok(())
 }
 
+fn rec(ledger: &mut Ledger, kind: EventKind, value: Option<&str>) -> Result<(), BuyerError> {
+    ledger
+        .record(kind, value)
+        .map_err(|e| BuyerError::Io("writing the ledger", e))
+}
+
+/// One buyer's one round, step by step.
+struct Round<'a> {
+    spec: &'a BuyerSpec,
+    ledger: &'a mut Ledger,
+    pacer: Box<dyn Pacer + 'a>,
+}
+
 fn round(
-    args: &BuyerArgs,
+    spec: &BuyerSpec,
     lock: &mut dyn Lock,
     channel: &mut Channel,
     ledger: &mut Ledger,
 ) -> Result<(), BuyerError> {
-    let mut pacer: Box<dyn Pacer + '_> = match args.pace {
+    let pacer: Box<dyn Pacer + '_> = match spec.pace {
         Pace::Free | Pace::Barrier => Box::new(FreePacer {
             channel,
-            hold: Duration::from_micros(args.hold_us),
-            barrier: args.pace == Pace::Barrier,
+            hold: Duration::from_micros(spec.hold_us),
+            barrier: spec.pace == Pace::Barrier,
         }),
-        Pace::Controlled => Box::new(ControlledPacer { channel }),
+        Pace::Controlled => Box::new(ControlledPacer {
+            channel,
+            last: msg::GO,
+        }),
     };
-    if args.pace != Pace::Controlled && args.start_us > 0 {
-        std::thread::sleep(Duration::from_micros(args.start_us));
+    if spec.pace != Pace::Controlled && spec.start_us > 0 {
+        std::thread::sleep(Duration::from_micros(spec.start_us));
     }
-    let rec = |ledger: &mut Ledger, kind: EventKind, value: Option<&str>| {
-        ledger
-            .record(kind, value)
-            .map_err(|e| BuyerError::Io("writing the ledger", e))
+    let mut r = Round {
+        spec,
+        ledger,
+        pacer,
     };
-    // 1. check: the unlocked look; a torn read here is recorded, never trusted. Under a
-    //    controlled schedule `start` is part of the first step, so traces replay exactly.
-    reach(args, &mut *pacer, Point::Check)?;
-    rec(ledger, EventKind::Start, None)?;
-    let store_path = store::path(&args.dir);
-
-    let seen = match store::read(&store_path) {
-        Ok(Contents::Count(n)) => n.to_string(),
-        Ok(Contents::Corrupt(_)) => "torn".to_string(),
-        Err(e) => return Err(BuyerError::Io("reading the store", e)),
-    };
-    rec(ledger, EventKind::Check, Some(&seen))?;
-
+    let store_path = store::path(&spec.dir);
+    r.check(&store_path)?;
     // 2. acquire.
-    reach(args, &mut *pacer, Point::Acquire)?;
-    pacer.acquire(lock)?;
-    rec(ledger, EventKind::Acquired, None)?;
-
-    // 3. read inside the critical section.
-    reach(args, &mut *pacer, Point::Read)?;
-    let count = match store::read(&store_path) {
-        Ok(Contents::Count(n)) => Some(n),
-        Ok(Contents::Corrupt(_)) => None,
-        Err(e) => return Err(BuyerError::Io("reading the store", e)),
-    };
-    match count {
-        Some(n) => rec(ledger, EventKind::Read, Some(&n.to_string()))?,
-        None => rec(ledger, EventKind::Error, Some("corrupt_read"))?,
-    }
-
+    r.reach(Point::Acquire)?;
+    r.pacer.acquire(lock)?;
+    rec(r.ledger, EventKind::Acquired, None)?;
+    let count = r.read(&store_path)?;
     // 4. hold: the lesson's network delay between read and write.
-    pacer.hold()?;
-
-    // 5. write, if there was a ticket.
+    r.pacer.hold()?;
     let bought = match count {
-        Some(n) if n > 0 => {
-            reach(args, &mut *pacer, Point::Write)?;
-            let left = n - 1;
-            let left_s = left.to_string();
-            match args.store {
-                StoreMode::InPlace => {
-                    let mut between_result = Ok(());
-                    let mut between = || {
-                        between_result = rec(ledger, EventKind::Truncated, Some(&left_s))
-                            .and_then(|_| reach(args, &mut *pacer, Point::Truncated));
-                    };
-                    store::write_in_place(&store_path, left, &mut between)
-                        .map_err(|e| BuyerError::Io("writing the store", e))?;
-                    between_result?;
-                }
-                StoreMode::Atomic => store::write_atomic(&store_path, left)
-                    .map_err(|e| BuyerError::Io("writing the store", e))?,
-            }
-            rec(ledger, EventKind::Wrote, Some(&left_s))?;
-            Some(n)
-        }
+        Some(n) if n > 0 => Some(r.write(&store_path, n)?),
         _ => None,
     };
-
     // 6. release: recorded before the lock is given back, so a sound lock never shows
     //    two buyers' critical sections overlapping in the ledger.
-    reach(args, &mut *pacer, Point::Release)?;
-    rec(ledger, EventKind::Released, None)?;
+    r.reach(Point::Release)?;
+    rec(r.ledger, EventKind::Released, None)?;
     lock.unlock()?;
-    pacer.released()?;
-
+    r.pacer.released()?;
     // 7. record the outcome.
-    reach(args, &mut *pacer, Point::Record)?;
+    r.reach(Point::Record)?;
     match (bought, count) {
-        (Some(n), _) => rec(ledger, EventKind::Bought, Some(&n.to_string()))?,
-        (None, Some(_)) => rec(ledger, EventKind::SoldOut, None)?,
+        (Some(n), _) => rec(r.ledger, EventKind::Bought, Some(&n.to_string())),
+        (None, Some(_)) => rec(r.ledger, EventKind::SoldOut, None),
         // A corrupt read: the buyer knows nothing and claims nothing.
-        (None, None) => {}
+        (None, None) => Ok(()),
     }
-    Ok(())
+}
+
+impl Round<'_> {
+    fn reach(&mut self, point: Point) -> Result<(), BuyerError> {
+        reach(self.spec, &mut *self.pacer, point)
+    }
+
+    /// 1. check: the unlocked look; a torn read here is recorded, never trusted. Under a
+    ///    controlled schedule `start` is part of the first step, so traces replay exactly.
+    fn check(&mut self, store_path: &Path) -> Result<(), BuyerError> {
+        self.reach(Point::Check)?;
+        rec(self.ledger, EventKind::Start, None)?;
+        let seen = match store::read(store_path) {
+            Ok(Contents::Count(n)) => n.to_string(),
+            Ok(Contents::Corrupt(_)) => "torn".to_string(),
+            Err(e) => return Err(BuyerError::Io("reading the store", e)),
+        };
+        rec(self.ledger, EventKind::Check, Some(&seen))
+    }
+
+    /// 3. read inside the critical section; `None` when the store is corrupt.
+    fn read(&mut self, store_path: &Path) -> Result<Option<i64>, BuyerError> {
+        self.reach(Point::Read)?;
+        let count = match store::read(store_path) {
+            Ok(Contents::Count(n)) => Some(n),
+            Ok(Contents::Corrupt(_)) => None,
+            Err(e) => return Err(BuyerError::Io("reading the store", e)),
+        };
+        match count {
+            Some(n) => rec(self.ledger, EventKind::Read, Some(&n.to_string()))?,
+            None => rec(self.ledger, EventKind::Error, Some("corrupt_read"))?,
+        }
+        Ok(count)
+    }
+
+    /// 5. write `n - 1`, the ticket bought being `n`; returns `n`.
+    fn write(&mut self, store_path: &Path, n: i64) -> Result<i64, BuyerError> {
+        self.reach(Point::Write)?;
+        let left = n - 1;
+        let left_s = left.to_string();
+        match self.spec.store {
+            StoreMode::InPlace => {
+                let mut between_result = Ok(());
+                let spec = self.spec;
+                let ledger = &mut *self.ledger;
+                let pacer = &mut *self.pacer;
+                let mut between = || {
+                    between_result = rec(ledger, EventKind::Truncated, Some(&left_s))
+                        .and_then(|_| reach(spec, pacer, Point::Truncated));
+                };
+                store::write_in_place(store_path, left, &mut between)
+                    .map_err(|e| BuyerError::Io("writing the store", e))?;
+                between_result?;
+            }
+            StoreMode::Atomic => store::write_atomic(store_path, left)
+                .map_err(|e| BuyerError::Io("writing the store", e))?,
+        }
+        rec(self.ledger, EventKind::Wrote, Some(&left_s))?;
+        Ok(n)
+    }
 }

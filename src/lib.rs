@@ -57,6 +57,7 @@ pub mod harness;
 pub mod ledger;
 pub mod limits;
 pub mod lock;
+pub mod protocol;
 pub mod report;
 mod rng;
 pub mod scenario;

@@ -49,7 +49,7 @@
 //! schedules, so a failure names a token that replays the same interleaving.
 
 use crate::explore::Runner;
-use crate::harness::{BuyerSpec, HarnessConfig, HarnessError, Launcher, BUYER_ENV};
+use crate::harness::{HarnessConfig, HarnessError, Launcher, BUYER_ENV};
 use crate::lock::{Lock, LockKind};
 use crate::scenario::{Schedule, Trial};
 use crate::Violation;
@@ -128,7 +128,7 @@ impl std::error::Error for Unsound {
 /// it runs the buyer and exits, so the rest of the test never runs there.
 pub fn check_sound<L: Lock>(trial: &Trial, mut lock: L) -> Result<(), Unsound> {
     if let Ok(spec) = std::env::var(BUYER_ENV) {
-        std::process::exit(be_the_buyer(&spec, &mut lock));
+        std::process::exit(crate::buyer::run_from_spec(&spec, Some(&mut lock)));
     }
     let exe = std::env::current_exe().map_err(|_| Unsound::NotInATest)?;
     let test = std::thread::current()
@@ -159,25 +159,4 @@ pub fn check_sound<L: Lock>(trial: &Trial, mut lock: L) -> Result<(), Unsound> {
 /// [`check_sound`] as a proptest assertion.
 pub fn assert_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), TestCaseError> {
     check_sound(trial, lock).map_err(|e| TestCaseError::fail(e.to_string()))
-}
-
-fn be_the_buyer(spec: &str, lock: &mut dyn Lock) -> i32 {
-    let args = match BuyerSpec::parse(spec).and_then(|s| s.args()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    if let Err(e) = lock.attach(&args.dir) {
-        eprintln!("error: attaching the lock: {e}");
-        return 2;
-    }
-    match crate::buyer::run(&args, lock) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: buyer {}: {e}", args.index);
-            2
-        }
-    }
 }

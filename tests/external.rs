@@ -284,3 +284,54 @@ fn a_token_that_runs_a_command_replays_only_when_allowed() {
     assert_code(&out, 1, "the command ran and failed: a crash finding");
     assert!(String::from_utf8_lossy(&out.stdout).contains("status 17"));
 }
+
+#[test]
+fn a_command_that_fails_in_every_buyer_before_it_starts_is_a_setup_error() {
+    for (args, says) in [
+        (
+            &["explore", "--lock-cmd", "nosuchcmd {}"][..],
+            "nosuchcmd: not found",
+        ),
+        (
+            &["explore", "--lock-cmd", "flock '{dir}/lock {}"][..],
+            "Unterminated quoted string",
+        ),
+        (
+            &["explore", "--buyer-cmd", "nosuchcmd {store}"][..],
+            "nosuchcmd: not found",
+        ),
+    ] {
+        let (out, tmp) = oversell(args, &[]);
+        assert_code(&out, 2, &format!("{args:?}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("buyer 0: ") && err.contains(says), "{err}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("crash"),
+            "no findings are reported"
+        );
+        assert_eq!(leftovers(tmp.path()), 0);
+    }
+}
+
+#[test]
+fn a_buyer_program_runs_in_the_users_working_directory() {
+    // The path is relative to the repository root, where the command is given.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args([
+            "explore",
+            "--buyer-cmd",
+            "python3 fixtures/buyers/locked.py {store}",
+            "--buyers",
+            "3",
+            "--trials",
+            "2",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("oversell runs");
+    assert_code(&out, 0, "a relative path from the working directory");
+    assert_eq!(leftovers(tmp.path()), 0);
+}

@@ -320,3 +320,62 @@ fn sigint_and_sigterm_stop_cleanly_with_a_partial_report() {
     interrupt_explorer(Signal::SIGINT, 130);
     interrupt_explorer(Signal::SIGTERM, 143);
 }
+
+/// A free-running trial of `buyers` buyers in which every buyer is killed inside the
+/// critical section: whoever takes the lock first dies holding it. With a lock that a
+/// death does not free, nobody else can ever take it: a stale lock by construction.
+fn everyone_dies_holding(lock: LockKind, buyers: u32) -> Trial {
+    let mut t = Trial::new(lock, buyers, 2);
+    t.schedule = Schedule::Jitter;
+    t.jitter_us = 1000;
+    t.store = StoreMode::Atomic;
+    t.faults.kill = 1.0;
+    let inside = |p: Option<Point>| matches!(p, Some(Point::Read | Point::Write | Point::Release));
+    for seed in 0..100_000u64 {
+        t.seed = seed;
+        if (0..buyers).all(|b| inside(t.fault_plan(b).kill_at) && t.fault_plan(b).stop_at.is_none())
+        {
+            return t;
+        }
+    }
+    panic!("no seed kills every buyer inside the critical section");
+}
+
+#[test]
+fn a_free_running_stale_lockfile_is_decided_from_the_holder_it_names() {
+    let h = harness();
+    let mut runner = Runner::new(&h);
+    let t = everyone_dies_holding(LockKind::Lockfile, 3);
+    let c = runner.run(&t, None).expect("run");
+    assert_eq!(
+        kinds(&c),
+        vec![FindingKind::StaleLock],
+        "{:?}",
+        c.violations
+    );
+    // The holder it names is the buyer whose pid the lock file held: exactly one buyer
+    // was killed, the others wait.
+    let killed: Vec<usize> = (0..3)
+        .filter(|&b| c.run.history.fates[b].killed_by_fault)
+        .collect();
+    assert_eq!(killed.len(), 1, "{:?}", c.run.history.fates);
+    let pid = c.run.history.fates[killed[0]].pid;
+    let detail = &c.violations[0].detail;
+    assert!(
+        detail.contains(&format!("buyer {} (pid {pid})", killed[0])),
+        "{detail}"
+    );
+    assert!(!c.run.history.timed_out);
+}
+
+#[test]
+fn a_kernel_lock_whose_every_holder_dies_is_never_stale() {
+    let h = harness();
+    let mut runner = Runner::new(&h);
+    for lock in [LockKind::Flock, LockKind::Ofd, LockKind::Sysv] {
+        let t = everyone_dies_holding(lock, 3);
+        let c = runner.run(&t, None).expect("run");
+        assert!(c.violations.is_empty(), "{lock}: {:?}", c.violations);
+        assert!(c.run.history.fates.iter().all(|f| f.killed_by_fault));
+    }
+}

@@ -108,3 +108,83 @@ fn a_killed_explorer_leaves_no_process_behind() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(entries(tmp.path()), 0, "the stale directory was not swept");
 }
+
+/// Pids of live processes whose environment carries `OVERSELL_RUN=<pid>-…` of `run`.
+fn processes_of_run(run: u32) -> Vec<(u32, String)> {
+    let mark = format!("OVERSELL_RUN={run}-");
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let marked = env
+            .split(|&b| b == 0)
+            .any(|kv| kv.starts_with(mark.as_bytes()));
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rfind(')')
+                    .map(|i| s[i + 1..].trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if marked && !zombie {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_next_run_kills_what_a_killed_explorers_lock_command_started() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut explorer = Command::new(BIN)
+        .args([
+            "explore",
+            "--lock-cmd",
+            "sleep 7.77 && {}",
+            "--trials",
+            "100",
+            "--seed",
+            "3",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("explorer starts");
+    let run = explorer.id();
+    // A `sleep` of the lock command runs: it is a grandchild, which the death signal of
+    // the explorer's children does not reach.
+    let sleeping = wait_for(Duration::from_secs(20), || {
+        processes_of_run(run)
+            .iter()
+            .any(|(_, c)| c.starts_with("sleep 7.77"))
+    });
+    assert!(sleeping, "the lock command's sleep never started");
+    kill(Pid::from_raw(run as i32), Signal::SIGKILL).expect("kill explorer");
+    explorer.wait().expect("reap explorer");
+    let survivors = processes_of_run(run);
+    assert!(
+        survivors.iter().any(|(_, c)| c.starts_with("sleep 7.77")),
+        "expected the sleep to outlive the explorer: {survivors:?}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["explore", "--lock", "flock", "--trials", "1", "--quiet"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("second run");
+    assert_eq!(out.status.code(), Some(0));
+    // SIGKILL is delivered before `kill` returns, but a killed process is gone from
+    // /proc (or a zombie) only once the kernel has torn it down: poll for that.
+    let gone = wait_for(Duration::from_secs(5), || processes_of_run(run).is_empty());
+    assert!(gone, "still running: {:?}", processes_of_run(run));
+    assert_eq!(entries(tmp.path()), 0, "the stale directory was not swept");
+}

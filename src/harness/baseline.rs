@@ -6,7 +6,6 @@
 //! around it. `oversell bench` sets a buyer's wall time next to it.
 
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,28 +19,16 @@ pub const NOOP: &str = "__noop";
 /// Each child is waited for with a blocking `waitpid` (no polling), so the figure is the
 /// plain cost of fork, exec, the binary's start-up and exit, and the reap.
 pub fn spawn_wait(exe: &Path, n: usize) -> io::Result<Duration> {
-    let parent = std::process::id();
+    // The run's mark is read from /proc once, outside the figure.
+    let _ = super::sweep::run_mark();
     let started = Instant::now();
     for _ in 0..n {
         let mut cmd = Command::new(exe);
         cmd.arg(NOOP)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        // SAFETY: the closure runs in the child between fork and exec and only makes two
-        // async-signal-safe system calls (prctl, getppid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(io::Error::from)?;
-                // The parent may have died before the death signal was armed.
-                if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+            .stderr(Stdio::null());
+        super::process::arm(&mut cmd, 0);
         let mut child = cmd.spawn()?;
         let status = child.wait()?;
         if !status.success() {

@@ -2,11 +2,13 @@
 //!
 //! The program gets the store's path (`{store}`) and the trial directory (`{dir}`); it
 //! writes no ledger, so the harness records what its exit status claims: 0 bought a
-//! ticket, 3 found none, anything else is a crash (with its stderr tail). Each buyer runs
-//! as `sh -c TEMPLATE` leading a process group of its own, so whatever it starts is
-//! killed with it.
+//! ticket, 3 found none, anything else is a crash (with its stderr tail), unless every
+//! buyer failed the same way as a shell does for a bad command (a setup error). Each buyer
+//! runs as `sh -c TEMPLATE` in the user's working directory, leading a process group of
+//! its own, so whatever it starts is killed with it.
 
-use super::process::Group;
+use super::outcome::Parts;
+use super::process::{Group, MemberId};
 use super::{expand, stderr_tail, HarnessConfig, HarnessError, TrialDir, TrialRun};
 use crate::ledger::{Event, EventKind, Exit, Fate, History};
 use crate::scenario::Trial;
@@ -17,6 +19,30 @@ use std::time::{Duration, Instant};
 
 /// Exit status of a buyer program that found no ticket.
 pub const SOLD_OUT: i32 = 3;
+
+/// Spawns `buyers` copies of the buyer program `line` (`sh -c LINE`, in the user's
+/// working directory), each leading a process group of its own.
+fn spawn_all(
+    buyers: u32,
+    line: &str,
+    dir: &std::path::Path,
+    group: &mut Group,
+) -> Result<Vec<MemberId>, HarnessError> {
+    let mut members = Vec::with_capacity(buyers as usize);
+    for index in 0..buyers {
+        let err = File::create(dir.join(format!("buyer-{index}.err")))
+            .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(line)
+            .env("OVERSELL_BUYER_INDEX", index.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err));
+        members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
+    }
+    Ok(members)
+}
 
 /// Runs one trial of a user's buyer program.
 pub(super) fn run(
@@ -30,21 +56,12 @@ pub(super) fn run(
     store::create(&store_path, trial.tickets as i64)
         .map_err(|e| HarnessError::Io("writing the store", e))?;
     let mut group = Group::default();
-    let mut members = Vec::with_capacity(trial.buyers as usize);
-    let line = expand(template, &dir.path, &[]);
-    for index in 0..trial.buyers {
-        let err = File::create(dir.path.join(format!("buyer-{index}.err")))
-            .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(&line)
-            .current_dir(&dir.path)
-            .env("OVERSELL_BUYER_INDEX", index.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(err));
-        members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
-    }
+    let members = spawn_all(
+        trial.buyers,
+        &expand(template, &dir.path, &[]),
+        &dir.path,
+        &mut group,
+    )?;
     let deadline = started + cfg.timeout;
     let mut timed_out = false;
     while !group.wait_all(Duration::from_millis(20)) {
@@ -61,7 +78,8 @@ pub(super) fn run(
     }
     let leaked = !group.finish();
 
-    // What each buyer claims, from its exit status, stamped in the order they ended.
+    // What each buyer claims, from its exit status. The harness does not learn when a
+    // program bought, so events are stamped in buyer order, not in time order.
     let mut history = History {
         timed_out,
         ..History::default()
@@ -89,15 +107,11 @@ pub(super) fn run(
             exit,
         });
     }
-    let final_store = super::final_store(&dir.path)?;
-    let kept = dir.kept();
-    drop(dir);
-    Ok(TrialRun {
+    let parts = Parts {
         history,
-        final_store,
-        kept,
+        kept: dir.kept(),
         leaked,
         elapsed: started.elapsed(),
-        schedule: None,
-    })
+    };
+    parts.finish(&dir.path, true)
 }

@@ -4,29 +4,36 @@
 //! buyers report when they block on the lock, take it and give it back, when they have
 //! read (for the read barrier), and when a stop fault wants them stopped. From that it
 //! runs the read barrier, carries out stop faults (SIGSTOP, wait, SIGCONT), and notices a
-//! stale lock: a holder that died holding it while every live buyer waits, with no buyer
-//! taking the lock for [`STALE_AFTER`].
+//! stale lock: a holder that died holding it while every live buyer waits for it.
+//!
+//! A stale lock is decided from facts where the lock can be probed: the lock itself names
+//! its holder (a `lockfile` holds its holder's pid), that holder is a buyer that died
+//! holding it, and every live buyer is blocked. Where no probe is possible the harness
+//! falls back to silence: nobody took the lock for [`STALE_AFTER`].
 
+use super::outcome::Parts;
+use super::plan::Plan;
 use super::process::{Group, MemberId};
 use super::{
     interrupt, prepare_lock, spawn_buyer_in, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
     LockState, TrialDir, TrialRun,
 };
-use crate::buyer::{msg, Pace};
 use crate::ledger::{Exit, Fate, History, Stuck};
-use crate::scenario::{External, Schedule, Trial};
+use crate::protocol::{msg, Pace};
+use crate::scenario::Trial;
 use crate::store;
 use nix::sys::signal::Signal;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long every live buyer must wait on a lock whose holder died, with nobody taking
-/// it, before the trial is a stale lock. A kernel lock (flock, fcntl, SysV with undo) is
-/// handed to a waiter within milliseconds of its holder's death; this leaves a wide
-/// margin for a busy machine.
+/// For a lock that cannot be probed: how long every live buyer must wait on a lock whose
+/// holder died, with nobody taking it, before the trial is a stale lock. A kernel lock
+/// (flock, fcntl, SysV with undo) is handed to a waiter within milliseconds of its
+/// holder's death; this leaves a wide margin for a busy machine.
 pub const STALE_AFTER: Duration = Duration::from_millis(1500);
 
 /// One buyer's control connection.
@@ -55,7 +62,7 @@ enum End {
     Interrupted(i32),
 }
 
-struct LockCleanup(crate::lock::LockKind, std::path::PathBuf);
+struct LockCleanup(crate::lock::LockKind, PathBuf);
 
 impl Drop for LockCleanup {
     fn drop(&mut self) {
@@ -66,88 +73,38 @@ impl Drop for LockCleanup {
 /// Runs one free-running trial.
 pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
     let started = Instant::now();
+    let plan = Plan::of(trial);
     let dir = TrialDir::create(cfg.keep.as_deref())?;
-    let store_path = store::path(&dir.path);
-    store::create(&store_path, trial.tickets as i64)
+    store::create(&store::path(&dir.path), plan.tickets as i64)
         .map_err(|e| HarnessError::Io("writing the store", e))?;
     File::create(crate::ledger::path(&dir.path))
         .map_err(|e| HarnessError::Io("creating the ledger", e))?;
 
     // Whatever the lock left outside the directory (a POSIX semaphore's name) goes
     // with the trial, on every path out of this function.
-    let _cleanup = LockCleanup(trial.lock, dir.path.clone());
+    let _cleanup = LockCleanup(plan.lock, dir.path.clone());
     let mut group = Group::default();
-    let deadline = started + cfg.timeout;
-    let LockState { sem, server } =
-        prepare_lock(trial.lock, &dir.path, &mut group, &cfg.exe, deadline)?;
-
-    let pace = match trial.schedule {
-        Schedule::Barrier => Pace::Barrier,
-        _ => Pace::Free,
-    };
-    let store_mode = trial.lock.required_store().unwrap_or(trial.store);
-    // Under a user's lock command each buyer runs inside the command, which takes the
-    // lock before the buyer even starts: no start barrier, and the lock itself is none.
-    let wrap = match &trial.external {
-        Some(External::LockCmd(t)) => Some(t.as_str()),
-        _ => None,
-    };
-    let mut conns = Vec::with_capacity(trial.buyers as usize);
-    let plans: Vec<_> = (0..trial.buyers).map(|b| trial.fault_plan(b)).collect();
-    for index in 0..trial.buyers {
-        let plan = trial.plan(index);
-        let faults = plans[index as usize];
-        let spec = BuyerSpec {
-            lock: trial.lock.name().to_string(),
-            dir: dir.path.clone(),
-            index,
-            start_us: plan.start_us,
-            hold_us: plan.hold_us,
-            store: store_mode.name().to_string(),
-            pace: pace.name().to_string(),
-            sem_id: sem.as_ref().map(|s| s.id),
-            reuse: false,
-            kill_at: faults.kill_at.map(|p| p.name().to_string()),
-            stop_at: faults.stop_at.map(|(p, _)| p.name().to_string()),
-            start_barrier: wrap.is_none(),
-            kill_group: wrap.is_some(),
-        };
-        let (sock, member) = spawn_buyer_in(&mut group, cfg, &spec, wrap)?;
-        conns.push(Conn {
-            sock,
-            member,
-            open: true,
-            ready: false,
-            wait: Wait::Running,
-            holding: false,
-            stop_ms: faults.stop_at.map_or(0, |(_, ms)| ms),
-        });
-    }
+    let LockState { sem, server } = prepare_lock(
+        plan.lock,
+        &dir.path,
+        &mut group,
+        &cfg.exe,
+        started + cfg.timeout,
+    )?;
+    let sem_id = sem.as_ref().map(|s| s.id);
+    let mut conns = spawn_all(&plan, &dir.path, sem_id, &mut group, cfg)?;
 
     // The timeout is a watchdog: it runs from the last sign of progress (any message
-    // from any buyer), plus the longest pause one buyer may take on purpose (its start
-    // delay, its hold, a stop fault), so a long but moving trial is never a `hang`.
-    let slack = Duration::from_micros(trial.jitter_us + trial.jitter_us / 4)
-        + Duration::from_millis(u64::from(trial.faults.stop_ms));
-    let end = drive(
+    // from any buyer), plus the longest pause one buyer may take on purpose, so a long
+    // but moving trial is never a `hang`.
+    let end = Driver::new(
         &mut conns,
         &group,
-        pace,
-        cfg.timeout + slack,
-        wrap.is_none(),
-    );
-    let (timed_out, stuck) = match &end {
-        End::Done => (false, None),
-        End::TimedOut => (true, None),
-        End::Stale { waiting, holder } => (
-            false,
-            Some(Stuck::Deadlock {
-                waiting: waiting.clone(),
-                holder: Some(*holder),
-            }),
-        ),
-        End::Interrupted(_) => (false, None),
-    };
+        &plan,
+        &dir.path,
+        cfg.timeout + plan.slack,
+    )
+    .run();
     if matches!(end, End::Done) {
         for c in &conns {
             if !group.wait_one(c.member, Duration::from_secs(2)) {
@@ -166,177 +123,314 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
     if let End::Interrupted(sig) = end {
         return Err(HarnessError::Interrupted(sig));
     }
+    let history = history(&dir.path, &conns, &group, &plan, end)?;
+    drop(sem);
+    let parts = Parts {
+        history,
+        kept: dir.kept(),
+        leaked,
+        elapsed: started.elapsed(),
+    };
+    parts.finish(&dir.path, false)
+}
 
-    let mut history = History::read(&crate::ledger::path(&dir.path))
+/// Spawns every buyer of `plan`, each with its orders.
+fn spawn_all(
+    plan: &Plan,
+    dir: &Path,
+    sem_id: Option<i32>,
+    group: &mut Group,
+    cfg: &HarnessConfig,
+) -> Result<Vec<Conn>, HarnessError> {
+    // Under a user's lock command each buyer runs inside the command, which takes the
+    // lock before the buyer even starts: no start barrier, and the lock itself is none.
+    let wrap = plan.wrap.as_deref();
+    let mut conns = Vec::with_capacity(plan.buyers.len());
+    for (index, b) in plan.buyers.iter().enumerate() {
+        let spec = BuyerSpec {
+            lock: plan.lock,
+            dir: dir.to_path_buf(),
+            index: index as u32,
+            start_us: b.start_us,
+            hold_us: b.hold_us,
+            store: plan.store,
+            pace: plan.pace,
+            sem_id,
+            reuse: false,
+            kill_at: b.kill_at,
+            stop_at: b.stop.map(|(p, _)| p),
+            start_barrier: wrap.is_none(),
+            kill_group: wrap.is_some(),
+        };
+        let (sock, member) = spawn_buyer_in(group, cfg, &spec, wrap)?;
+        conns.push(Conn {
+            sock,
+            member,
+            open: true,
+            ready: false,
+            wait: Wait::Running,
+            holding: false,
+            stop_ms: b.stop.map_or(0, |(_, ms)| ms),
+        });
+    }
+    Ok(conns)
+}
+
+/// The merged ledger, with how the trial ended and each buyer's fate.
+fn history(
+    dir: &Path,
+    conns: &[Conn],
+    group: &Group,
+    plan: &Plan,
+    end: End,
+) -> Result<History, HarnessError> {
+    let (timed_out, stuck) = match end {
+        End::TimedOut => (true, None),
+        End::Stale { waiting, holder } => (
+            false,
+            Some(Stuck::Deadlock {
+                waiting,
+                holder: Some(holder),
+            }),
+        ),
+        End::Done | End::Interrupted(_) => (false, None),
+    };
+    let mut history = History::read(&crate::ledger::path(dir))
         .map_err(|e| HarnessError::Io("reading the ledger", e))?;
-    history.timed_out = timed_out;
-    history.stuck = stuck.clone();
     history.fates = conns
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let exit = group.exit(c.member);
             let killed_by_fault =
-                plans[i].kill_at.is_some() && exit == Exit::Signal(Signal::SIGKILL as i32);
+                plan.buyers[i].kill_at.is_some() && exit == Exit::Signal(Signal::SIGKILL as i32);
             Fate {
                 pid: group.pid(c.member),
                 killed_by_fault,
                 killed_by_timeout: !killed_by_fault && (timed_out || stuck.is_some()),
-                stderr_tail: stderr_tail(&dir.path, i as u32),
+                stderr_tail: stderr_tail(dir, i as u32),
                 exit,
             }
         })
         .collect();
-    let final_store = super::final_store(&dir.path)?;
-    let kept = dir.kept();
-    drop(sem);
-    drop(dir);
-    Ok(TrialRun {
-        history,
-        final_store,
-        kept,
-        leaked,
-        elapsed: started.elapsed(),
-        schedule: None,
-    })
+    history.timed_out = timed_out;
+    history.stuck = stuck;
+    Ok(history)
 }
 
 /// Paces free-running buyers until every one has closed its control socket.
-fn drive(
-    conns: &mut [Conn],
-    group: &Group,
-    pace: Pace,
+struct Driver<'a> {
+    conns: &'a mut [Conn],
+    group: &'a Group,
+    plan: &'a Plan,
+    dir: &'a Path,
     patience: Duration,
-    start_barrier: bool,
-) -> End {
-    let mut deadline = Instant::now() + patience;
-    let mut started = !start_barrier;
-    let mut barrier_open = false;
-    let mut wakes: Vec<(Instant, usize)> = Vec::new();
-    // A holder that died holding the lock, and when.
-    let mut dead_holder: Option<(usize, Instant)> = None;
-    // True when the last poll found nothing to read: only then is a quiet spell real,
-    // not messages the harness has yet to read (on a busy machine it can lag behind).
-    let mut drained = false;
-    let mut last_change = Instant::now();
-    loop {
-        if let Some(sig) = interrupt::pending() {
-            return End::Interrupted(sig);
+    deadline: Instant,
+    started: bool,
+    barrier_open: bool,
+    /// Stop faults to end: when, and whom.
+    wakes: Vec<(Instant, usize)>,
+    /// Buyers that died holding the lock, and when.
+    dead_holders: Vec<(usize, Instant)>,
+    /// True when the last poll found nothing to read: only then is a quiet spell real,
+    /// not messages the harness has yet to read (on a busy machine it can lag behind).
+    drained: bool,
+    last_change: Instant,
+}
+
+impl<'a> Driver<'a> {
+    fn new(
+        conns: &'a mut [Conn],
+        group: &'a Group,
+        plan: &'a Plan,
+        dir: &'a Path,
+        patience: Duration,
+    ) -> Driver<'a> {
+        let now = Instant::now();
+        Driver {
+            conns,
+            group,
+            plan,
+            dir,
+            patience,
+            deadline: now + patience,
+            started: plan.wrap.is_some(),
+            barrier_open: false,
+            wakes: Vec::new(),
+            dead_holders: Vec::new(),
+            drained: false,
+            last_change: now,
         }
-        let live: Vec<usize> = (0..conns.len()).filter(|&i| conns[i].open).collect();
-        if live.is_empty() {
-            return End::Done;
-        }
-        if !started && live.iter().all(|&i| conns[i].ready) {
-            started = true;
-            for &i in &live {
-                send(&mut conns[i], msg::GO);
+    }
+
+    fn run(mut self) -> End {
+        loop {
+            if let Some(sig) = interrupt::pending() {
+                return End::Interrupted(sig);
+            }
+            let live: Vec<usize> = (0..self.conns.len())
+                .filter(|&i| self.conns[i].open)
+                .collect();
+            if live.is_empty() {
+                return End::Done;
+            }
+            self.start(&live);
+            self.open_barrier(&live);
+            let now = Instant::now();
+            self.wake_stopped(now);
+            if let Some(end) = self.stale(&live, now) {
+                return end;
+            }
+            if now >= self.deadline {
+                return End::TimedOut;
+            }
+            let wait_ms = self.poll_wait(now);
+            let Ok(readable) = poll_readable(self.conns, &live, wait_ms) else {
+                continue;
+            };
+            self.drained = readable.is_empty();
+            for i in readable {
+                self.read_from(i);
             }
         }
-        if started && pace == Pace::Barrier && !barrier_open {
-            let waiting = live
-                .iter()
-                .filter(|&&i| conns[i].wait == Wait::AtBarrier)
-                .count();
-            let settled = live
-                .iter()
-                .all(|&i| matches!(conns[i].wait, Wait::AtBarrier | Wait::Blocked));
-            if waiting > 0 && settled {
-                barrier_open = true;
-                for &i in &live {
-                    if conns[i].wait == Wait::AtBarrier {
-                        conns[i].wait = Wait::Running;
-                        send(&mut conns[i], msg::GO);
-                    }
+    }
+
+    /// The start barrier: once every buyer is ready, all go together.
+    fn start(&mut self, live: &[usize]) {
+        if !self.started && live.iter().all(|&i| self.conns[i].ready) {
+            self.started = true;
+            for &i in live {
+                send(&mut self.conns[i], msg::GO);
+            }
+        }
+    }
+
+    /// The read barrier: once every buyer that can read has read, all go on.
+    fn open_barrier(&mut self, live: &[usize]) {
+        if !self.started || self.plan.pace != Pace::Barrier || self.barrier_open {
+            return;
+        }
+        let conns = &mut *self.conns;
+        let waiting = live
+            .iter()
+            .filter(|&&i| conns[i].wait == Wait::AtBarrier)
+            .count();
+        let settled = live
+            .iter()
+            .all(|&i| matches!(conns[i].wait, Wait::AtBarrier | Wait::Blocked));
+        if waiting > 0 && settled {
+            self.barrier_open = true;
+            for &i in live {
+                if conns[i].wait == Wait::AtBarrier {
+                    conns[i].wait = Wait::Running;
+                    send(&mut conns[i], msg::GO);
                 }
             }
         }
-        let now = Instant::now();
-        // Stop faults whose time is up: continue the buyer, then let it go on.
-        wakes.retain(|&(at, i)| {
-            if at <= now {
-                group.signal(conns[i].member, Signal::SIGCONT);
-                conns[i].wait = Wait::Running;
-                send(&mut conns[i], msg::GO);
-                false
-            } else {
-                true
+    }
+
+    /// Stop faults whose time is up: continue the buyer, then let it go on.
+    fn wake_stopped(&mut self, now: Instant) {
+        let (conns, group) = (&mut *self.conns, self.group);
+        self.wakes.retain(|&(at, i)| {
+            if at > now {
+                return true;
             }
+            group.signal(conns[i].member, Signal::SIGCONT);
+            conns[i].wait = Wait::Running;
+            send(&mut conns[i], msg::GO);
+            false
         });
-        if let Some((holder, since)) = dead_holder {
-            let all_wait = live.iter().all(|&i| conns[i].wait == Wait::Blocked);
-            let quiet_since = since.max(last_change);
-            if drained && all_wait && now.duration_since(quiet_since) >= STALE_AFTER {
-                return End::Stale {
-                    waiting: live.iter().map(|&i| i as u32).collect(),
-                    holder: holder as u32,
-                };
-            }
+    }
+
+    /// A stale lock, when the facts (or, for a lock that cannot be probed, a long
+    /// silence) say so.
+    fn stale(&self, live: &[usize], now: Instant) -> Option<End> {
+        let &(last_dead, since) = self.dead_holders.last()?;
+        if !live.iter().all(|&i| self.conns[i].wait == Wait::Blocked) {
+            return None;
         }
-        if now >= deadline {
-            return End::TimedOut;
+        let waiting = || live.iter().map(|&i| i as u32).collect();
+        // The lock names its holder: if that is a buyer that died, nobody can free it.
+        if let Some(named) = crate::lock::named_holder(self.plan.lock, self.dir) {
+            let dead = self
+                .dead_holders
+                .iter()
+                .find(|&&(h, _)| Some(self.group.pid(self.conns[h].member)) == named);
+            return dead.map(|&(h, _)| End::Stale {
+                waiting: waiting(),
+                holder: h as u32,
+            });
         }
-        let mut until = deadline;
-        if let Some(&(at, _)) = wakes.iter().min_by_key(|(at, _)| *at) {
+        let quiet_since = since.max(self.last_change);
+        (self.drained && now.duration_since(quiet_since) >= STALE_AFTER).then(|| End::Stale {
+            waiting: waiting(),
+            holder: last_dead as u32,
+        })
+    }
+
+    /// How long the next poll may wait, in milliseconds.
+    fn poll_wait(&self, now: Instant) -> u16 {
+        let mut until = self.deadline;
+        if let Some(&(at, _)) = self.wakes.iter().min_by_key(|(at, _)| *at) {
             until = until.min(at);
         }
-        if dead_holder.is_some() {
-            until = until.min(now + Duration::from_millis(100));
+        if !self.dead_holders.is_empty() {
+            until = until.min(now + Duration::from_millis(5));
         }
-        let wait_ms = until
+        until
             .saturating_duration_since(now)
             .as_millis()
-            .clamp(1, 1000) as u16;
-        let readable = match poll_readable(conns, &live, wait_ms) {
-            Ok(r) => r,
-            Err(_) => continue,
+            .clamp(1, 1000) as u16
+    }
+
+    /// Reads what buyer `i` said and acts on it.
+    fn read_from(&mut self, i: usize) {
+        let mut buf = [0u8; 64];
+        let n = match (&self.conns[i].sock).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
+            Err(_) => 0,
         };
-        drained = readable.is_empty();
-        for i in readable {
-            let mut buf = [0u8; 64];
-            let n = match (&conns[i].sock).read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => 0,
-            };
-            last_change = Instant::now();
-            deadline = last_change + patience;
-            if n == 0 {
-                conns[i].open = false;
-                if conns[i].holding {
-                    dead_holder = Some((i, last_change));
-                }
-                continue;
+        self.last_change = Instant::now();
+        self.deadline = self.last_change + self.patience;
+        if n == 0 {
+            self.conns[i].open = false;
+            if self.conns[i].holding {
+                self.dead_holders.push((i, self.last_change));
             }
-            for &b in &buf[..n] {
-                match b {
-                    msg::READY => conns[i].ready = true,
-                    msg::BLOCKED => conns[i].wait = Wait::Blocked,
-                    msg::ACQUIRED => {
-                        conns[i].wait = Wait::Running;
-                        conns[i].holding = true;
-                        // Not a sign the dead holder's lock was freed: messages from
-                        // different buyers are read out of order. A freed lock shows
-                        // as a waiter that stops waiting.
-                    }
-                    msg::RELEASED => conns[i].holding = false,
-                    msg::HAVE_READ => {
-                        if barrier_open {
-                            conns[i].wait = Wait::Running;
-                            send(&mut conns[i], msg::GO);
-                        } else {
-                            conns[i].wait = Wait::AtBarrier;
-                        }
-                    }
-                    msg::STOP_ME => {
-                        group.signal(conns[i].member, Signal::SIGSTOP);
-                        conns[i].wait = Wait::Stopped;
-                        let ms = u64::from(conns[i].stop_ms);
-                        wakes.push((Instant::now() + Duration::from_millis(ms), i));
-                    }
-                    _ => {}
-                }
+            return;
+        }
+        for &b in &buf[..n] {
+            self.on_message(i, b);
+        }
+    }
+
+    fn on_message(&mut self, i: usize, b: u8) {
+        let c = &mut self.conns[i];
+        match b {
+            msg::READY => c.ready = true,
+            msg::BLOCKED => c.wait = Wait::Blocked,
+            // Not a sign a dead holder's lock was freed: messages from different buyers
+            // are read out of order. A freed lock shows as a waiter that stops waiting.
+            msg::ACQUIRED => {
+                c.wait = Wait::Running;
+                c.holding = true;
             }
+            msg::RELEASED => c.holding = false,
+            msg::HAVE_READ if self.barrier_open => {
+                c.wait = Wait::Running;
+                send(c, msg::GO);
+            }
+            msg::HAVE_READ => c.wait = Wait::AtBarrier,
+            msg::STOP_ME => {
+                self.group.signal(c.member, Signal::SIGSTOP);
+                c.wait = Wait::Stopped;
+                let ms = u64::from(c.stop_ms);
+                self.wakes
+                    .push((Instant::now() + Duration::from_millis(ms), i));
+            }
+            _ => {}
         }
     }
 }

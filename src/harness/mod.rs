@@ -1,26 +1,34 @@
 //! The harness: runs one [`Trial`] as real processes and collects what they left.
 //!
 //! This is the only module that spawns, signals or waits on processes (see `process`).
-//! For each trial it makes a private directory, writes the store, prepares the lock
-//! (a SysV semaphore, or a lock-server helper), spawns one buyer process per buyer with
-//! a control socket on its stdin, releases them together through a start barrier, paces
-//! them as the schedule says, and enforces the trial's timeout with TERM, grace, KILL.
-//! Then it merges the ledger into a [`History`] and reads the final store.
+//! A trial is planned once (`plan`: every buyer's orders and faults), then executed:
+//! the harness makes a private directory, writes the store, prepares the lock (a SysV
+//! semaphore, or a lock-server helper), spawns one buyer process per buyer with a control
+//! socket on its stdin, releases them together through a start barrier, paces them as the
+//! schedule says (`free` for free-running schedules; `controlled` and `round` for
+//! controlled ones; `external` for a user's buyer program), and enforces the trial's
+//! timeout with TERM, grace, KILL. Then it merges the ledger into a [`History`] and reads
+//! the final store (`outcome`). A trial whose every buyer failed before it started is a
+//! [`HarnessError::Setup`], not a finding. Every process carries the run's mark, so the
+//! next run can remove what a killed run left (`sweep`).
 
 pub mod baseline;
 mod controlled;
 mod external;
 mod free;
 pub mod interrupt;
+mod outcome;
+mod pin;
+mod plan;
 mod process;
+mod round;
+mod sweep;
 
-use crate::buyer::Pace;
 use crate::ledger::History;
 use crate::lock::{sysv, LockError, LockKind};
-use crate::scenario::{StoreMode, Trial};
+use crate::scenario::Trial;
 use crate::store::Contents;
 use process::{Group, MemberId};
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -29,8 +37,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use crate::protocol::{BuyerSpec, BUYER_ENV};
 pub use controlled::Session;
+use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
+pub use sweep::sweep_stale;
+pub(crate) use sweep::RUN_ENV;
 
 /// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
 pub const DIR_PREFIX: &str = "oversell-";
@@ -47,9 +59,6 @@ pub enum Launcher {
         test: String,
     },
 }
-
-/// The environment variable that carries a buyer's spec into a test binary.
-pub const BUYER_ENV: &str = "OVERSELL_BUYER";
 
 /// How the harness runs trials.
 #[derive(Debug, Clone)]
@@ -90,76 +99,6 @@ impl HarnessConfig {
     pub fn with_keep(mut self, dir: Option<PathBuf>) -> Self {
         self.keep = dir;
         self
-    }
-}
-
-/// What the harness hands a buyer process (as one JSON argument).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuyerSpec {
-    /// Lock backend name.
-    pub lock: String,
-    /// The trial directory.
-    pub dir: PathBuf,
-    /// Buyer index.
-    pub index: u32,
-    /// Microseconds to wait after the barrier.
-    pub start_us: u64,
-    /// Microseconds to hold between read and write.
-    pub hold_us: u64,
-    /// `in-place` or `atomic`.
-    pub store: String,
-    /// `free`, `barrier` or `controlled`.
-    pub pace: String,
-    /// The trial's SysV semaphore, for the `sysv` backend.
-    pub sem_id: Option<i32>,
-    /// Run round after round until the control channel closes (controlled schedules).
-    #[serde(default)]
-    pub reuse: bool,
-    /// A kill fault's point (by name), for free-running schedules.
-    #[serde(default)]
-    pub kill_at: Option<String>,
-    /// A stop fault's point (by name), for free-running schedules.
-    #[serde(default)]
-    pub stop_at: Option<String>,
-    /// Wait at the start barrier (not inside a user's lock command).
-    #[serde(default = "yes")]
-    pub start_barrier: bool,
-    /// A kill fault kills the buyer's whole process group.
-    #[serde(default)]
-    pub kill_group: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl BuyerSpec {
-    /// Decodes the spec a buyer process was given.
-    pub fn parse(json: &str) -> Result<BuyerSpec, String> {
-        serde_json::from_str(json).map_err(|e| format!("bad buyer spec: {e}"))
-    }
-
-    /// The buyer's arguments.
-    pub fn args(&self) -> Result<crate::buyer::BuyerArgs, String> {
-        let pace = Pace::parse(&self.pace).ok_or_else(|| format!("bad pace {:?}", self.pace))?;
-        let store = if self.store == StoreMode::Atomic.name() {
-            StoreMode::Atomic
-        } else {
-            StoreMode::InPlace
-        };
-        Ok(crate::buyer::BuyerArgs {
-            dir: self.dir.clone(),
-            index: self.index,
-            start_us: self.start_us,
-            hold_us: self.hold_us,
-            store,
-            pace,
-            reuse: self.reuse,
-            kill_at: self.kill_at.as_deref().and_then(crate::buyer::Point::parse),
-            stop_at: self.stop_at.as_deref().and_then(crate::buyer::Point::parse),
-            start_barrier: self.start_barrier,
-            kill_group: self.kill_group,
-        })
     }
 }
 
@@ -206,6 +145,10 @@ pub enum HarnessError {
     Interrupted(i32),
     /// A controlled run did not follow its own recorded steps.
     Nondeterministic(String),
+    /// Every buyer of a trial failed before it started (a bad `--lock-cmd` or
+    /// `--buyer-cmd`, a lock that cannot be opened): the first buyer's error line,
+    /// `buyer 0: …`. A setup failure, not a race.
+    Setup(String),
 }
 
 impl fmt::Display for HarnessError {
@@ -219,6 +162,7 @@ impl fmt::Display for HarnessError {
             HarnessError::Nondeterministic(m) => {
                 write!(f, "a controlled run did not repeat itself: {m}")
             }
+            HarnessError::Setup(m) => write!(f, "every buyer failed before it started: {m}"),
         }
     }
 }
@@ -230,7 +174,8 @@ impl std::error::Error for HarnessError {
             HarnessError::Lock(e) => Some(e),
             HarnessError::Server(_)
             | HarnessError::Interrupted(_)
-            | HarnessError::Nondeterministic(_) => None,
+            | HarnessError::Nondeterministic(_)
+            | HarnessError::Setup(_) => None,
         }
     }
 }
@@ -283,7 +228,7 @@ impl Drop for TrialDir {
 }
 
 /// The file a trial's SysV semaphore id is noted in, so a sweep can remove it.
-const SEM_NOTE: &str = "sem.id";
+pub(super) const SEM_NOTE: &str = "sem.id";
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check()`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
@@ -330,8 +275,7 @@ fn spawn_buyer_in(
 ) -> Result<(UnixStream, MemberId), HarnessError> {
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| HarnessError::Io("making a control socket", e))?;
-    let json = serde_json::to_string(spec)
-        .map_err(|e| HarnessError::Io("encoding buyer arguments", io::Error::other(e)))?;
+    let json = spec.encode();
     let err = File::create(spec.dir.join(format!("buyer-{}.err", spec.index)))
         .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
     let mut cmd = Command::new(&cfg.exe);
@@ -442,51 +386,4 @@ fn prepare_lock(
         None
     };
     Ok(LockState { sem, server })
-}
-
-/// The store as a trial left it: `None` when the file is gone.
-fn final_store(dir: &Path) -> Result<Option<Contents>, HarnessError> {
-    match crate::store::read(&crate::store::path(dir)) {
-        Ok(c) => Ok(Some(c)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(HarnessError::Io("reading the final store", e)),
-    }
-}
-
-fn stderr_tail(dir: &Path, index: u32) -> String {
-    let text = std::fs::read_to_string(dir.join(format!("buyer-{index}.err"))).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(5);
-    lines[from..].join("\n")
-}
-
-/// Removes trial directories left in `root` by an oversell that is no longer running
-/// (and the SysV semaphores they note). Returns how many were removed.
-pub fn sweep_stale(root: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() || pid_alive(pid) {
-            continue;
-        }
-        let path = entry.path();
-        if let Ok(id) = std::fs::read_to_string(path.join(SEM_NOTE)) {
-            if let Ok(id) = id.trim().parse::<i32>() {
-                sysv::remove(id);
-            }
-        }
-        if std::fs::remove_dir_all(&path).is_ok() {
-            removed += 1;
-        }
-    }
-    removed + crate::lock::sweep_stale(&pid_alive)
 }

@@ -1,9 +1,12 @@
-//! Spawning and reaping: the only code in oversell that starts, signals or waits on a
-//! process.
+//! Spawning and reaping trial processes. The harness (this module, `baseline` and the
+//! trial runners around it) is the only code in oversell that starts, signals or waits on
+//! a process.
 //!
-//! Every process of a trial joins one process group (the first one spawned leads it), has
-//! `PR_SET_PDEATHSIG = SIGKILL` so it dies with the harness's thread, and is owned by a
-//! [`Group`] whose `Drop` kills and reaps whatever is left.
+//! Every process of a trial joins the trial's process group (the first one spawned leads
+//! it), or, for a user's command, a group of its own that it leads; has
+//! `PR_SET_PDEATHSIG = SIGKILL` so it dies with the harness's thread; carries the run's
+//! mark (see `sweep`); and is owned by a [`Group`] whose `Drop` kills and reaps whatever
+//! is left.
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
@@ -101,20 +104,7 @@ impl Group {
             (false, Some(p)) => p.as_raw(),
             _ => 0,
         };
-        cmd.process_group(pgid);
-        let parent = std::process::id();
-        // SAFETY: the closure runs in the child between fork and exec and only makes two
-        // async-signal-safe system calls (prctl, getppid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-                // The parent may have died before the death signal was armed.
-                if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        arm(&mut cmd, pgid);
         let child = cmd.spawn()?;
         if pgid == 0 {
             self.pgids.push(Pid::from_raw(child.id() as i32));
@@ -247,6 +237,27 @@ impl Group {
             }
         }
         clean
+    }
+}
+
+/// Sets up `cmd` the way every process of oversell starts: in process group `pgid` (0:
+/// a new group it leads), marked with the run's [`super::RUN_ENV`] so a later run can
+/// find it if this one dies, and with `PR_SET_PDEATHSIG = SIGKILL`.
+pub(crate) fn arm(cmd: &mut Command, pgid: i32) {
+    cmd.process_group(pgid)
+        .env(super::RUN_ENV, super::sweep::run_mark());
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and only makes two
+    // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The parent may have died before the death signal was armed.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 

@@ -379,6 +379,21 @@ pub fn sweep_stale(alive: &dyn Fn(u32) -> bool) -> usize {
     posix_sem::sweep_stale(alive)
 }
 
+/// Who a lock names as its holder in trial directory `dir`: `None` when the backend
+/// records no holder; `Some(None)` when it does but names nobody now (free, or a holder
+/// still writing its name); `Some(Some(pid))` the holder (`lockfile` writes its holder's
+/// pid into the lock file).
+pub(crate) fn named_holder(kind: LockKind, dir: &Path) -> Option<Option<u32>> {
+    match kind {
+        LockKind::Lockfile => Some(
+            std::fs::read_to_string(dir.join(lockfile::FILE_NAME))
+                .ok()
+                .and_then(|s| s.trim().parse().ok()),
+        ),
+        _ => None,
+    }
+}
+
 /// What a buyer process knows about the trial's shared lock state.
 #[derive(Debug, Clone)]
 pub(crate) struct LockContext {

@@ -1,0 +1,104 @@
+//! What a trial left, gathered the same way for every kind of run: each buyer's fate
+//! and stderr tail, the final store, and whether the trial failed before it began (a
+//! setup failure, which is an error and not a finding).
+
+use super::{HarnessError, TrialRun};
+use crate::ledger::{EventKind, Exit, Fate, History};
+use crate::store::Contents;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The store as a trial left it: `None` when the file is gone.
+pub(super) fn final_store(dir: &Path) -> Result<Option<Contents>, HarnessError> {
+    match crate::store::read(&crate::store::path(dir)) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(HarnessError::Io("reading the final store", e)),
+    }
+}
+
+/// The last five lines buyer `index` wrote to stderr.
+pub(super) fn stderr_tail(dir: &Path, index: u32) -> String {
+    let text = std::fs::read_to_string(dir.join(format!("buyer-{index}.err"))).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(5);
+    lines[from..].join("\n")
+}
+
+/// The parts of a free-running or external trial's result, assembled in one place.
+pub(super) struct Parts {
+    pub history: History,
+    pub kept: Option<PathBuf>,
+    pub leaked: bool,
+    pub elapsed: Duration,
+}
+
+impl Parts {
+    /// The trial's result, with the store read from `dir`; a setup failure is an error.
+    pub(super) fn finish(self, dir: &Path, external: bool) -> Result<TrialRun, HarnessError> {
+        if let Some(line) = setup_failure(&self.history, external) {
+            return Err(HarnessError::Setup(line));
+        }
+        Ok(TrialRun {
+            history: self.history,
+            final_store: final_store(dir)?,
+            kept: self.kept,
+            leaked: self.leaked,
+            elapsed: self.elapsed,
+            schedule: None,
+        })
+    }
+}
+
+/// Exit statuses of `sh -c` that say the command itself is wrong: a usage or syntax
+/// error, a program that cannot be run, a program that does not exist.
+const SHELL_SETUP_CODES: [i32; 3] = [2, 126, 127];
+
+/// When every buyer of a trial failed before it started, the first buyer's error line.
+///
+/// A buyer "started" once it wrote its `start` line. A buyer program (`external`) writes
+/// no ledger: there every buyer must have ended with the same shell setup status (2, 126
+/// or 127) and the same last stderr line. Buyers killed by a fault or the timeout never
+/// count as setup failures.
+pub(super) fn setup_failure(history: &History, external: bool) -> Option<String> {
+    let fates = &history.fates;
+    if fates.is_empty() || history.timed_out || history.stuck.is_some() {
+        return None;
+    }
+    let failed =
+        |f: &Fate| !f.killed_by_fault && !f.killed_by_timeout && !matches!(f.exit, Exit::Code(0));
+    if !fates.iter().all(failed) {
+        return None;
+    }
+    if external {
+        let same = fates.iter().all(|f| {
+            matches!(f.exit, Exit::Code(c) if SHELL_SETUP_CODES.contains(&c))
+                && last_line(&f.stderr_tail) == last_line(&fates[0].stderr_tail)
+        });
+        if !same {
+            return None;
+        }
+    } else if history.events.iter().any(|e| e.kind == EventKind::Start) {
+        return None;
+    }
+    let first = &fates[0];
+    let why = match last_line(&first.stderr_tail) {
+        Some(line) => line.strip_prefix("error: ").unwrap_or(line).to_string(),
+        None => match first.exit {
+            Exit::Code(c) => format!("exited with status {c} and said nothing"),
+            Exit::Signal(s) => format!("was ended by signal {s} and said nothing"),
+            Exit::Unknown => "ended and said nothing".to_string(),
+        },
+    };
+    // The buyer's own error line already names it.
+    if why.starts_with("buyer 0:") {
+        Some(why)
+    } else {
+        Some(format!("buyer 0: {why}"))
+    }
+}
+
+fn last_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).rfind(|l| !l.is_empty())
+}

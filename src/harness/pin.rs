@@ -1,0 +1,38 @@
+//! Keeping a controlled session's processes on one CPU, where handing over between them
+//! is a plain context switch rather than a wake-up across cores.
+
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+
+/// The CPU the calling thread runs on now.
+pub(super) fn current_cpu() -> Option<usize> {
+    nix::sched::sched_getcpu().ok()
+}
+
+/// Pins the calling thread (and so every process it spawns meanwhile) to one CPU, and
+/// restores its former CPU set when dropped.
+pub(super) struct Pinned {
+    saved: Option<CpuSet>,
+}
+
+impl Pinned {
+    pub(super) fn to(cpu: Option<usize>) -> Pinned {
+        let me = Pid::from_raw(0);
+        let saved = cpu.and_then(|cpu| {
+            let saved = sched_getaffinity(me).ok()?;
+            let mut one = CpuSet::new();
+            one.set(cpu).ok()?;
+            sched_setaffinity(me, &one).ok()?;
+            Some(saved)
+        });
+        Pinned { saved }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = sched_setaffinity(Pid::from_raw(0), saved);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! A trial planned once: everything the harness will tell the buyers and every fault it
+//! will inject, derived from the [`Trial`] in one place. The trial runners only execute
+//! a plan.
+
+use crate::lock::LockKind;
+use crate::protocol::{Pace, Point};
+use crate::scenario::{External, Schedule, StoreMode, Trial};
+use std::time::Duration;
+
+/// One buyer's part of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BuyerPlan {
+    /// Microseconds to wait after the start barrier (free-running only).
+    pub start_us: u64,
+    /// Microseconds to hold between read and write (free-running only).
+    pub hold_us: u64,
+    /// A kill fault: the buyer dies when it reaches this point.
+    pub kill_at: Option<Point>,
+    /// A stop fault (free-running only): stopped at this point for this many ms.
+    pub stop: Option<(Point, u32)>,
+}
+
+/// A whole trial, planned.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// The lock every buyer opens (`none` inside a user's lock command).
+    pub lock: LockKind,
+    /// How the store is written (a lock may require one way).
+    pub store: StoreMode,
+    /// How the buyers pace themselves.
+    pub pace: Pace,
+    /// Tickets in the store at the start.
+    pub tickets: u32,
+    /// `--lock-cmd`: each buyer runs inside this command, which holds the lock.
+    pub wrap: Option<String>,
+    /// One plan per buyer, by index.
+    pub buyers: Vec<BuyerPlan>,
+    /// The longest pause one free-running buyer takes on purpose (start delay, hold, a
+    /// stop fault): the watchdog adds it to the trial's timeout.
+    pub slack: Duration,
+}
+
+impl Plan {
+    /// The plan of `trial`.
+    pub(crate) fn of(trial: &Trial) -> Plan {
+        let pace = if matches!(trial.schedule, Schedule::Barrier) {
+            Pace::Barrier
+        } else if trial.schedule.is_controlled() {
+            Pace::Controlled
+        } else {
+            Pace::Free
+        };
+        let buyers = (0..trial.buyers)
+            .map(|b| {
+                let timing = trial.plan(b);
+                let faults = trial.fault_plan(b);
+                BuyerPlan {
+                    start_us: timing.start_us,
+                    hold_us: timing.hold_us,
+                    kill_at: faults.kill_at,
+                    stop: faults.stop_at,
+                }
+            })
+            .collect();
+        let wrap = match &trial.external {
+            Some(External::LockCmd(t)) => Some(t.clone()),
+            _ => None,
+        };
+        Plan {
+            lock: trial.lock,
+            store: trial.lock.required_store().unwrap_or(trial.store),
+            pace,
+            tickets: trial.tickets,
+            wrap,
+            buyers,
+            slack: Duration::from_micros(trial.jitter_us + trial.jitter_us / 4)
+                + Duration::from_millis(u64::from(trial.faults.stop_ms)),
+        }
+    }
+}

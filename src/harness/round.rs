@@ -1,0 +1,346 @@
+//! One round of a controlled trial on a [`Session`]: reset the store and the ledger,
+//! release the buyers through the start barrier, then step by step let the scheduler
+//! pick one runnable buyer, send it `go` (or `go-lock`, see below) and read the point it
+//! parks at next.
+//!
+//! The harness tracks who holds the lock. When it knows nobody does (no live buyer is
+//! inside the critical section and no buyer died in or next to it this round), a buyer
+//! at `acquire` is told `go-lock`: it takes the lock with the blocking `lock()`, which
+//! must return at once; a buyer that stays in it is a finding naming `lock()`. Otherwise
+//! the buyer uses `try_lock()` and reports `blocked` when the lock is busy.
+
+use super::controlled::{holds_lock, read_reply, Reply, Session, State};
+use super::pin::Pinned;
+use super::plan::Plan;
+use super::{stderr_tail, HarnessError, ScheduleRecord, TrialRun};
+use crate::ledger::{Exit, Fate, History, Stuck};
+use crate::protocol::{msg, Point};
+use crate::scenario::Trial;
+use crate::schedule::{Diverged, Scheduler};
+use crate::store;
+use std::fs::File;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// What the harness says after a buyer blocked in `lock()` although nobody held it.
+const STUCK_IN_LOCK: &str = "acquire: blocked in lock() while no buyer held the lock";
+
+/// The state of one round.
+struct Round {
+    plan: Plan,
+    state: Vec<State>,
+    killed: Vec<bool>,
+    choices: Vec<u32>,
+    preemptions: u32,
+    current: Option<u32>,
+    /// The buyer last inside the critical section.
+    holder: Option<u32>,
+    /// A buyer died while it held, or may have held, the lock: it may stay taken.
+    holder_died: bool,
+    diverged: Option<Diverged>,
+    timed_out: bool,
+    stuck: Option<Stuck>,
+}
+
+impl Round {
+    fn new(plan: Plan) -> Round {
+        let n = plan.buyers.len();
+        Round {
+            plan,
+            state: vec![State::Dead; n],
+            killed: vec![false; n],
+            choices: Vec::new(),
+            preemptions: 0,
+            current: None,
+            holder: None,
+            holder_died: false,
+            diverged: None,
+            timed_out: false,
+            stuck: None,
+        }
+    }
+
+    fn runnable(&self) -> Vec<u32> {
+        (0..self.state.len() as u32)
+            .filter(|&b| matches!(self.state[b as usize], State::At(_)))
+            .collect()
+    }
+
+    /// True when the harness knows the lock is free.
+    fn lock_free(&self) -> bool {
+        !self.holder_died
+            && !self
+                .state
+                .iter()
+                .any(|s| matches!(s, State::At(p) if holds_lock(*p)))
+    }
+}
+
+/// What to do after a step.
+enum Flow {
+    Go,
+    Stop,
+}
+
+impl Session {
+    /// Runs one round of `trial` under `scheduler`.
+    pub fn run(
+        &mut self,
+        trial: &Trial,
+        scheduler: &mut dyn Scheduler,
+    ) -> Result<TrialRun, HarnessError> {
+        let started = Instant::now();
+        self.dead.clear();
+        // One process runs at a time: keep them all on one CPU, where handing over is a
+        // plain context switch rather than a wake-up across cores.
+        let _pin = Pinned::to(self.cpu);
+        let mut round = Round::new(Plan::of(trial));
+        self.reset(&round.plan)?;
+        self.release_all(&mut round)?;
+        for i in 0..round.state.len() {
+            if let State::At(p) = round.state[i] {
+                self.kill_if_planned(&mut round, i, p);
+            }
+        }
+        while let Flow::Go = self.step(&mut round, scheduler)? {}
+        if round.diverged.is_none() {
+            round.diverged = scheduler.finish(round.choices.len()).err();
+        }
+        self.record(round, started)
+    }
+
+    /// A fresh store and an empty ledger; a buyer process for every index.
+    fn reset(&mut self, plan: &Plan) -> Result<(), HarnessError> {
+        store::create(&store::path(&self.dir.path), plan.tickets as i64)
+            .map_err(|e| HarnessError::Io("writing the store", e))?;
+        File::create(crate::ledger::path(&self.dir.path))
+            .map_err(|e| HarnessError::Io("resetting the ledger", e))?;
+        for i in 0..plan.buyers.len() {
+            self.ensure_buyer(i as u32)?;
+        }
+        Ok(())
+    }
+
+    /// Start barrier: all buyers idle, then all released to their first point.
+    fn release_all(&mut self, round: &mut Round) -> Result<(), HarnessError> {
+        for i in 0..round.state.len() {
+            if !self.make_idle(i) {
+                self.poisoned = true;
+                continue;
+            }
+            let Some(slot) = self.slots[i].as_mut() else {
+                continue;
+            };
+            slot.idle = false;
+            if slot.sock.write_all(&[msg::GO]).is_err() {
+                self.poisoned = true;
+                continue;
+            }
+            round.state[i] = match read_reply(&mut slot.sock) {
+                Reply::Byte(b) => Point::from_code(b).map_or(State::Dead, State::At),
+                Reply::Interrupted(sig) => return Err(self.interrupted(sig)),
+                _ => State::Dead,
+            };
+            if round.state[i] == State::Dead {
+                self.poisoned = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// A kill fault is part of the schedule: the buyer dies the moment it parks at its
+    /// planned point, so a token replays the same death.
+    fn kill_if_planned(&mut self, round: &mut Round, i: usize, p: Point) {
+        if round.plan.buyers[i].kill_at != Some(p) {
+            return;
+        }
+        self.kill(i);
+        if holds_lock(p) {
+            self.settle_release();
+            round.holder = Some(i as u32);
+            round.holder_died = true;
+        }
+        round.killed[i] = true;
+        round.state[i] = State::Dead;
+    }
+
+    /// One step: the scheduler picks a buyer, which runs to its next point.
+    fn step(
+        &mut self,
+        round: &mut Round,
+        scheduler: &mut dyn Scheduler,
+    ) -> Result<Flow, HarnessError> {
+        let runnable = round.runnable();
+        if runnable.is_empty() {
+            let waiting: Vec<u32> = (0..round.state.len() as u32)
+                .filter(|&b| round.state[b as usize] == State::Blocked)
+                .collect();
+            if !waiting.is_empty() {
+                round.stuck = Some(Stuck::Deadlock {
+                    waiting,
+                    holder: round.holder,
+                });
+                self.poisoned = true;
+            }
+            return Ok(Flow::Stop);
+        }
+        let cur = round.current.filter(|c| runnable.contains(c));
+        let b = match scheduler.pick(round.choices.len(), &runnable, cur) {
+            Ok(b) => b,
+            Err(d) => {
+                round.diverged = Some(d);
+                self.poisoned = true;
+                return Ok(Flow::Stop);
+            }
+        };
+        if cur.is_some_and(|c| c != b) {
+            round.preemptions += 1;
+        }
+        round.choices.push(b);
+        let flow = self.advance(round, b)?;
+        round.current = Some(b);
+        Ok(flow)
+    }
+
+    /// Sends buyer `b` on and notes where it parks.
+    fn advance(&mut self, round: &mut Round, b: u32) -> Result<Flow, HarnessError> {
+        let bi = b as usize;
+        let before = round.state[bi];
+        let go = if before == State::At(Point::Acquire) && round.lock_free() {
+            msg::GO_LOCK
+        } else {
+            msg::GO
+        };
+        let Some(slot) = self.slots[bi].as_mut() else {
+            round.state[bi] = State::Dead;
+            return Ok(Flow::Go);
+        };
+        let reply = if slot.sock.write_all(&[go]).is_ok() {
+            read_reply(&mut slot.sock)
+        } else {
+            Reply::Closed
+        };
+        round.state[bi] = match reply {
+            Reply::Byte(msg::BLOCKED) => State::Blocked,
+            Reply::Byte(msg::READY) => {
+                slot.idle = true;
+                State::Done
+            }
+            Reply::Byte(code) => Point::from_code(code).map_or(State::Dead, State::At),
+            Reply::Closed => State::Dead,
+            Reply::Interrupted(sig) => return Err(self.interrupted(sig)),
+            Reply::TimedOut => {
+                let after = match before {
+                    _ if go == msg::GO_LOCK => STUCK_IN_LOCK.to_string(),
+                    State::At(p) => p.name().to_string(),
+                    _ => "acquire".to_string(),
+                };
+                round.stuck = Some(Stuck::Hang { buyer: b, after });
+                round.timed_out = true;
+                self.poisoned = true;
+                return Ok(Flow::Stop);
+            }
+        };
+        if let State::At(p) = round.state[bi] {
+            self.kill_if_planned(round, bi, p);
+        }
+        self.after_step(round, b, before);
+        Ok(Flow::Go)
+    }
+
+    /// Bookkeeping after buyer `b` moved on from `before`: who holds the lock, and who
+    /// may try for it again.
+    fn after_step(&mut self, round: &mut Round, b: u32, before: State) {
+        let bi = b as usize;
+        match round.state[bi] {
+            State::At(p) if holds_lock(p) => round.holder = Some(b),
+            State::Dead => {
+                self.poisoned = true;
+                // A crash between `acquire` and `release` may leave the lock taken.
+                let near = matches!(before, State::At(p) if p == Point::Acquire || holds_lock(p));
+                if !round.killed[bi] && near {
+                    round.holder_died = true;
+                }
+            }
+            _ => {}
+        }
+        // A release (or a death) may free the lock: blocked buyers may try again.
+        let released = before == State::At(Point::Release);
+        if released || round.state[bi] == State::Dead {
+            // It gave the lock back, unless it died still holding it.
+            if round.holder == Some(b) && (released || !round.killed[bi]) {
+                round.holder = None;
+            }
+            for s in round.state.iter_mut().filter(|s| **s == State::Blocked) {
+                *s = State::At(Point::Acquire);
+            }
+        }
+    }
+
+    /// Each buyer's fate: finished buyers stay parked for the next round; the others are
+    /// reaped.
+    fn fates(&mut self, round: &Round) -> Vec<Fate> {
+        let mut fates = Vec::with_capacity(round.state.len());
+        for (i, st) in round.state.iter().enumerate() {
+            let member = self.slots[i]
+                .as_ref()
+                .map(|s| s.member)
+                .or_else(|| self.dead.iter().find(|(d, _)| *d == i).map(|(_, m)| *m));
+            let pid = member.map_or(0, |m| self.group.pid(m));
+            let exit = match (st, member) {
+                (State::Done, _) => Exit::Code(0),
+                (State::Dead, Some(m)) => {
+                    self.group.wait_one(m, Duration::from_secs(2));
+                    self.group.exit(m)
+                }
+                _ => Exit::Unknown,
+            };
+            let killed = round.killed[i];
+            fates.push(Fate {
+                exit,
+                pid,
+                killed_by_fault: killed,
+                killed_by_timeout: !killed
+                    && (round.timed_out || (round.stuck.is_some() && *st != State::Done)),
+                stderr_tail: stderr_tail(&self.dir.path, i as u32),
+            });
+        }
+        fates
+    }
+
+    /// The round's result; a round whose every buyer failed before it started is a setup
+    /// error.
+    fn record(&mut self, round: Round, started: Instant) -> Result<TrialRun, HarnessError> {
+        let fates = self.fates(&round);
+        let mut leaked = false;
+        if self.poisoned {
+            // Tear everything down now so the history below is final.
+            self.group.terminate(self.cfg.grace);
+            leaked = !self.group.finish();
+            for s in &mut self.slots {
+                *s = None;
+            }
+        }
+        let mut history = History::read(&crate::ledger::path(&self.dir.path))
+            .map_err(|e| HarnessError::Io("reading the ledger", e))?;
+        history.fates = fates;
+        history.timed_out = round.timed_out;
+        history.stuck = round.stuck;
+        if let Some(line) = super::outcome::setup_failure(&history, false) {
+            self.poisoned = true;
+            return Err(HarnessError::Setup(line));
+        }
+        Ok(TrialRun {
+            history,
+            final_store: super::final_store(&self.dir.path)?,
+            kept: self.dir.kept(),
+            leaked,
+            elapsed: started.elapsed(),
+            schedule: Some(ScheduleRecord {
+                choices: round.choices,
+                preemptions: round.preemptions,
+                diverged: round.diverged,
+            }),
+        })
+    }
+}

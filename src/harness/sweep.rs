@@ -1,0 +1,125 @@
+//! What a run that died (SIGKILL, a power cut of the terminal) left behind, found and
+//! removed by the next run: trial directories, the SysV and POSIX semaphores they note,
+//! and processes.
+//!
+//! Every process the harness starts carries [`RUN_ENV`] = `<pid>-<start time>` of the
+//! harness's own process, and so does everything those processes start (a user's lock
+//! command and its children inherit it). A process whose mark names a harness that is
+//! gone, or whose pid now belongs to a process started at another time, is a leftover.
+
+use super::{pid_alive, DIR_PREFIX, SEM_NOTE};
+use crate::lock::sysv;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The environment variable that marks every process of a run.
+pub const RUN_ENV: &str = "OVERSELL_RUN";
+
+/// A live (not zombie) process's start time, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`); `None` when there is no such process or it has exited.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (in parentheses, which may hold spaces) start
+    // at field 3 (state); the start time is field 22.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// This run's mark: `<pid>-<start time>`.
+pub(crate) fn run_mark() -> &'static str {
+    static MARK: OnceLock<String> = OnceLock::new();
+    MARK.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}-{}", start_time(pid).unwrap_or(0))
+    })
+}
+
+/// True while the harness that wrote `mark` still runs.
+fn owner_alive(mark: &str) -> bool {
+    let Some((pid, start)) = mark.split_once('-') else {
+        return true;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return true;
+    };
+    if pid == std::process::id() {
+        return true;
+    }
+    // The pid may have been handed to another process since: compare start times.
+    start_time(pid).is_some_and(|t| t == start || start == 0)
+}
+
+/// The run mark in a process's environment, if it has one.
+fn mark_of(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{RUN_ENV}=");
+    raw.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// SIGKILLs every process marked by a run whose harness is gone; returns how many.
+fn kill_orphans() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    // A process started by a dead run may itself run oversell: it and its own
+    // ancestors carry the dead run's mark too, and are not ours to kill.
+    let inherited = std::env::var(RUN_ENV).ok();
+    let mut killed = 0;
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Some(mark) = mark_of(pid) else {
+            continue;
+        };
+        if inherited.as_deref() == Some(mark.as_str()) || owner_alive(&mark) {
+            continue;
+        }
+        if kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Removes what runs that are no longer running left: trial directories in `root`
+/// (and the SysV semaphores they note), POSIX semaphores, and processes still marked
+/// with a dead run's [`RUN_ENV`]. Returns how many things were removed.
+pub fn sweep_stale(root: &Path) -> usize {
+    let mut removed = kill_orphans();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() || (pid_alive(pid) && start_time(pid).is_some()) {
+                continue;
+            }
+            let path = entry.path();
+            if let Ok(id) = std::fs::read_to_string(path.join(SEM_NOTE)) {
+                if let Ok(id) = id.trim().parse::<i32>() {
+                    sysv::remove(id);
+                }
+            }
+            if std::fs::remove_dir_all(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed + crate::lock::sweep_stale(&pid_alive)
+}

@@ -1,0 +1,268 @@
+//! The protocol between the harness and a buyer process: the yield points, the control
+//! bytes, how a buyer paces itself, and its orders ([`BuyerSpec`], one JSON argument).
+//!
+//! Both ends are the same binary, so the JSON form is private to one build; it is typed
+//! all the way through, and a spec that names an unknown lock, store, pace or point is
+//! an error, never a silent default. This module depends only on the values below it
+//! (lock kinds, store modes), never on the harness or the buyer.
+
+use crate::lock::LockKind;
+use crate::scenario::StoreMode;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::PathBuf;
+
+/// A yield point: a place in the protocol where the schedule may switch buyers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Point {
+    /// Before the unlocked look at the count.
+    Check,
+    /// Before taking the lock.
+    Acquire,
+    /// Before reading the count inside the critical section.
+    Read,
+    /// Before writing the new count.
+    Write,
+    /// Between truncating the store and writing it (in-place store only).
+    Truncated,
+    /// Before releasing the lock.
+    Release,
+    /// Before recording the outcome.
+    Record,
+}
+
+impl Point {
+    /// Every point, in protocol order.
+    pub const ALL: &'static [Point] = &[
+        Point::Check,
+        Point::Acquire,
+        Point::Read,
+        Point::Write,
+        Point::Truncated,
+        Point::Release,
+        Point::Record,
+    ];
+
+    /// The byte sent on the control channel.
+    pub fn code(self) -> u8 {
+        match self {
+            Point::Check => b'c',
+            Point::Acquire => b'a',
+            Point::Read => b'r',
+            Point::Write => b'w',
+            Point::Truncated => b't',
+            Point::Release => b'l',
+            Point::Record => b'o',
+        }
+    }
+
+    /// The point with this name.
+    pub fn parse(name: &str) -> Option<Point> {
+        Point::ALL.iter().copied().find(|p| p.name() == name)
+    }
+
+    /// The point a control byte names.
+    pub fn from_code(code: u8) -> Option<Point> {
+        Point::ALL.iter().copied().find(|p| p.code() == code)
+    }
+
+    /// The name used in traces and findings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Point::Check => "check",
+            Point::Acquire => "acquire",
+            Point::Read => "read",
+            Point::Write => "write",
+            Point::Truncated => "truncated",
+            Point::Release => "release",
+            Point::Record => "record",
+        }
+    }
+}
+
+/// Control bytes other than points.
+pub mod msg {
+    /// Buyer → harness: set up and waiting at the start barrier.
+    pub const READY: u8 = b's';
+    /// Buyer → harness: the lock is busy; waiting for it.
+    pub const BLOCKED: u8 = b'b';
+    /// Buyer → harness: read inside the critical section (barrier mode).
+    pub const HAVE_READ: u8 = b'h';
+    /// Buyer → harness (free running): took the lock.
+    pub const ACQUIRED: u8 = b'A';
+    /// Buyer → harness (free running): gave the lock back.
+    pub const RELEASED: u8 = b'R';
+    /// Buyer → harness: stop me now (a stop fault); the harness sends `go` after SIGCONT.
+    pub const STOP_ME: u8 = b'z';
+    /// Harness → buyer: go on.
+    pub const GO: u8 = b'g';
+    /// Harness → buyer (controlled, at `acquire` or after `blocked`): go on, and take the
+    /// lock with the blocking `lock()`: nobody holds it, so it must return at once.
+    pub const GO_LOCK: u8 = b'L';
+}
+
+/// How the buyer waits between steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pace {
+    /// Sleep the seeded jitter; the OS schedules the rest.
+    Free,
+    /// Free, plus: report after reading and wait until every buyer that can read has.
+    Barrier,
+    /// Report before every step and wait for `go`.
+    Controlled,
+}
+
+impl Pace {
+    /// The name used on the hidden command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pace::Free => "free",
+            Pace::Barrier => "barrier",
+            Pace::Controlled => "controlled",
+        }
+    }
+
+    /// The pace with this name.
+    pub fn parse(s: &str) -> Option<Pace> {
+        [Pace::Free, Pace::Barrier, Pace::Controlled]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+}
+
+/// A buyer's orders: what the harness hands a buyer process (as one JSON argument, or in
+/// [`BUYER_ENV`] for a test binary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerSpec {
+    /// The lock backend (for a user's lock in a test binary: `none`, unused).
+    #[serde(with = "lock_name")]
+    pub lock: LockKind,
+    /// The trial's private directory (store, ledger, lock files).
+    pub dir: PathBuf,
+    /// This buyer's index in the trial.
+    pub index: u32,
+    /// Microseconds to wait after the start barrier.
+    pub start_us: u64,
+    /// Microseconds to hold between read and write.
+    pub hold_us: u64,
+    /// How the store is written.
+    #[serde(with = "store_name")]
+    pub store: StoreMode,
+    /// How the buyer waits between steps.
+    pub pace: Pace,
+    /// The trial's SysV semaphore, for the `sysv` backend.
+    pub sem_id: Option<i32>,
+    /// Run round after round (each after a `go` at the start barrier) until the harness
+    /// closes the control channel: controlled schedules reuse buyer processes.
+    pub reuse: bool,
+    /// A kill fault: SIGKILL this buyer when it reaches this point.
+    pub kill_at: Option<Point>,
+    /// A stop fault: ask the harness to SIGSTOP this buyer at this point.
+    pub stop_at: Option<Point>,
+    /// Wait at the start barrier. A buyer run inside a user's lock command cannot: it
+    /// starts only once the command holds the lock.
+    pub start_barrier: bool,
+    /// A kill fault kills this buyer's whole process group (a user's lock command and
+    /// everything it started), as a crash of the whole subtree would.
+    pub kill_group: bool,
+}
+
+/// The environment variable that carries a buyer's spec into a test binary.
+pub const BUYER_ENV: &str = "OVERSELL_BUYER";
+
+impl BuyerSpec {
+    /// Decodes the spec a buyer process was given.
+    pub fn parse(json: &str) -> Result<BuyerSpec, String> {
+        serde_json::from_str(json).map_err(|e| format!("bad buyer spec: {e}"))
+    }
+
+    /// The spec as the one JSON argument a buyer process gets.
+    pub fn encode(&self) -> String {
+        // A struct of plain fields and names always encodes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+mod lock_name {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(lock: &LockKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(lock.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LockKind, D::Error> {
+        let name = String::deserialize(d)?;
+        LockKind::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown lock {name:?}")))
+    }
+}
+
+mod store_name {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(store: &StoreMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(store.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StoreMode, D::Error> {
+        let name = String::deserialize(d)?;
+        [StoreMode::InPlace, StoreMode::Atomic]
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown store {name:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> BuyerSpec {
+        BuyerSpec {
+            lock: LockKind::Lockfile,
+            dir: PathBuf::from("/tmp/x"),
+            index: 3,
+            start_us: 5,
+            hold_us: 7,
+            store: StoreMode::Atomic,
+            pace: Pace::Barrier,
+            sem_id: None,
+            reuse: false,
+            kill_at: Some(Point::Truncated),
+            stop_at: None,
+            start_barrier: true,
+            kill_group: false,
+        }
+    }
+
+    #[test]
+    fn a_spec_round_trips() {
+        assert_eq!(BuyerSpec::parse(&spec().encode()), Ok(spec()));
+    }
+
+    #[test]
+    fn unknown_names_are_errors_not_defaults() {
+        let json = spec().encode();
+        for (from, to) in [
+            ("\"atomic\"", "\"atomik\""),
+            ("\"truncated\"", "\"truncate\""),
+            ("\"lockfile\"", "\"lockfil\""),
+            ("\"barrier\"", "\"barier\""),
+        ] {
+            let bad = json.replace(from, to);
+            assert_ne!(bad, json);
+            let err = BuyerSpec::parse(&bad).expect_err(&bad);
+            assert!(err.contains("unknown"), "{err}");
+        }
+    }
+
+    #[test]
+    fn points_keep_their_names_and_codes() {
+        for &p in Point::ALL {
+            assert_eq!(Point::parse(p.name()), Some(p));
+            assert_eq!(Point::from_code(p.code()), Some(p));
+        }
+    }
+}
