@@ -12,7 +12,7 @@
 use crate::ledger::{EventKind, Ledger};
 use crate::lock::{Lock, LockContext, LockError};
 use crate::protocol::BuyerSpec;
-use crate::scenario::StoreMode;
+use crate::store::StoreMode;
 use crate::store::{self, Contents};
 use std::fmt;
 use std::io::{self, Read, Write};

@@ -1,8 +1,8 @@
 //! Faults injected into buyers: what a run asks for ([`Faults`]) and what one buyer of
 //! one trial suffers ([`FaultPlan`]), drawn from the trial's seed.
 
-use crate::buyer::Point;
 use crate::limits;
+use crate::protocol::Point;
 use crate::rng::{salt, Rng};
 
 /// Faults injected into buyers.

@@ -7,7 +7,7 @@
 //! (lock kinds, store modes), never on the harness or the buyer.
 
 use crate::lock::LockKind;
-use crate::scenario::StoreMode;
+use crate::store::StoreMode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
 

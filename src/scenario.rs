@@ -9,14 +9,10 @@
 use crate::check::FindingKind;
 use crate::lock::LockKind;
 use crate::rng::Rng;
+use crate::store::StoreMode;
 use std::fmt;
 
 pub use crate::faults::{FaultPlan, Faults};
-/// Moved to `store`; kept here while other modules still import it from here.
-pub use crate::store::StoreMode;
-/// Moved to `token`; kept here while `gate` still imports it from here (the only edge
-/// from `scenario` to `token`: drop it once `gate` imports `crate::token::TokenError`).
-pub use crate::token::TokenError;
 
 /// An inclusive range of whole numbers, written `N` or `A..B` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! Controlled schedules: exact replay, exhaustive counts derived by hand, PCT, shrinking.
 
 use oversell::explore::Runner;
-use oversell::scenario::{Schedule, StoreMode, Trial};
+use oversell::scenario::{Schedule, Trial};
+use oversell::store::StoreMode;
 use oversell::{FindingKind, HarnessConfig, LockKind};
 use std::process::{Command, Output};
 

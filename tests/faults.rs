@@ -3,9 +3,10 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use oversell::buyer::Point;
 use oversell::explore::Runner;
-use oversell::scenario::{Schedule, StoreMode, Trial};
+use oversell::protocol::Point;
+use oversell::scenario::{Schedule, Trial};
+use oversell::store::StoreMode;
 use oversell::{FindingKind, HarnessConfig, LockKind};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -9,8 +9,9 @@ use crate::check::FindingKind;
 use crate::explore::{self, Checked, Runner};
 use crate::harness::{baseline, interrupt, HarnessError};
 use crate::lock::LockKind;
-use crate::scenario::{Faults, Schedule, Span, StoreMode, Trial, TrialSpace};
+use crate::scenario::{Faults, Schedule, Span, Trial, TrialSpace};
 use crate::schedule::Dfs;
+use crate::store::StoreMode;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

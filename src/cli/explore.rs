@@ -7,7 +7,8 @@ use super::{outputs, start_harness, things, validate};
 use crate::explore::{self, Checked, ExploreConfig};
 use crate::lock::LockKind;
 use crate::report::{self, Finding, Report};
-use crate::scenario::{External, Schedule, Span, StoreMode, TrialSpace};
+use crate::scenario::{External, Schedule, Span, TrialSpace};
+use crate::store::StoreMode;
 use std::time::Duration;
 
 pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {

@@ -3,7 +3,8 @@
 use crate::check::FindingKind;
 use crate::explore::verdict;
 use crate::harness::HarnessError;
-use crate::scenario::{TokenError, Trial};
+use crate::scenario::Trial;
+use crate::token::TokenError;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io;

@@ -18,7 +18,8 @@ use super::{
 };
 use crate::lock::{Lock, LockContext, LockKind};
 use crate::protocol::{msg, Pace, Point};
-use crate::scenario::{StoreMode, Trial};
+use crate::scenario::Trial;
+use crate::store::StoreMode;
 use nix::sys::signal::Signal;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;

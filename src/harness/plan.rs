@@ -4,7 +4,8 @@
 
 use crate::lock::LockKind;
 use crate::protocol::{Pace, Point};
-use crate::scenario::{External, Schedule, StoreMode, Trial};
+use crate::scenario::{External, Schedule, Trial};
+use crate::store::StoreMode;
 use std::time::Duration;
 
 /// One buyer's part of a plan.

@@ -19,7 +19,7 @@ pub(crate) mod socket;
 pub(crate) mod sysv;
 mod toctou;
 
-use crate::scenario::StoreMode;
+use crate::store::StoreMode;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
