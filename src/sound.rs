@@ -64,7 +64,7 @@ mod buyer;
 use crate::explore::{Checked, Runner};
 use crate::harness::{HarnessConfig, HarnessError, Launcher, BUYER_ENV};
 use crate::lock::{Lock, LockKind};
-use crate::scenario::{Faults, Schedule, TokenError, Trial};
+use crate::scenario::{Faults, Schedule, StoreMode, TokenError, Trial};
 use crate::Violation;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -86,6 +86,8 @@ pub fn trials() -> BoxedStrategy<Trial> {
 /// [`trials`] in which each buyer is SIGKILLed, with probability `kill` (rounded to
 /// thousandths, clamped to 0..=1), at a seeded point of its run: the holder of the lock
 /// included. A lock that stays taken after its holder dies fails with `stale_lock`.
+/// Trials with kills write the store atomically (`--store atomic`): a lock does not make
+/// an in-place write crash-safe, and that is not the lock's finding.
 pub fn trials_with_kills(kill: f64) -> BoxedStrategy<Trial> {
     let kill = if kill.is_nan() {
         0.0
@@ -124,6 +126,11 @@ pub fn trials_with_faults(faults: Faults) -> BoxedStrategy<Trial> {
             }
             t.schedule = schedule;
             t.faults = faults;
+            if faults.kill > 0.0 {
+                // A lock does not make an in-place write crash-safe: a buyer killed
+                // between truncate and write would be a finding against the store.
+                t.store = StoreMode::Atomic;
+            }
             t
         })
         .boxed()

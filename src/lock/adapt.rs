@@ -203,15 +203,19 @@ fn hold<G: GuardLock>(
 /// [`Lock::attach`]), the other three take, try and give back the lock on it.
 ///
 /// ```no_run
-/// use fs4::fs_std::FileExt;
 /// use oversell::LockError;
 /// use std::fs::File;
 ///
+/// // fs4's lock calls, by path: `File` has inherent methods of the same names.
 /// let lock = oversell::lock_fn(
 ///     |dir| File::create(dir.join("fs4.lock")).map_err(|e| LockError::io("open", e)),
-///     |f: &mut File| f.lock_exclusive().map_err(|e| LockError::io("lock", e)),
-///     |f: &mut File| f.try_lock_exclusive().map_err(|e| LockError::io("try_lock", e)),
-///     |f: &mut File| FileExt::unlock(f).map_err(|e| LockError::io("unlock", e)),
+///     |f: &mut File| fs4::FileExt::lock(f).map_err(|e| LockError::io("lock", e)),
+///     |f: &mut File| match fs4::FileExt::try_lock(f) {
+///         Ok(()) => Ok(true),
+///         Err(fs4::TryLockError::WouldBlock) => Ok(false),
+///         Err(fs4::TryLockError::Error(e)) => Err(LockError::io("try_lock", e)),
+///     },
+///     |f: &mut File| fs4::FileExt::unlock(f).map_err(|e| LockError::io("unlock", e)),
 /// );
 /// # fn check(t: &oversell::Trial, l: impl oversell::Lock) { let _ = oversell::check_sound(t, l); }
 /// # check(&oversell::Trial::new(oversell::LockKind::None, 2, 1), lock);

@@ -5,6 +5,7 @@
 use crate::harness::BuyerSpec;
 use crate::lock::{Lock, LockError};
 use std::any::Any;
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
@@ -16,7 +17,7 @@ pub(super) fn be_the_buyer(spec: &str, lock: &mut dyn Lock) -> i32 {
     let args = match BuyerSpec::parse(spec).and_then(|s| s.args()) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}");
+            say(format!("error: {e}"));
             return 2;
         }
     };
@@ -30,21 +31,27 @@ pub(super) fn be_the_buyer(spec: &str, lock: &mut dyn Lock) -> i32 {
     match ran {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            eprintln!("error: buyer {}: {e}", args.index);
+            say(format!("error: buyer {}: {e}", args.index));
             2
         }
         Err(panic) => {
             let text = panic_text(panic.as_ref());
             match watched.now {
-                Some(method) => eprintln!(
+                Some(method) => say(format!(
                     "error: buyer {}: the lock panicked in {method}(): {text}",
                     args.index
-                ),
-                None => eprintln!("error: buyer {} panicked: {text}", args.index),
+                )),
+                None => say(format!("error: buyer {} panicked: {text}", args.index)),
             }
             PANICKED
         }
     }
+}
+
+/// Writes a line to the process's real stderr, past libtest's output capture (which a
+/// buyer that exits mid-test would lose): the harness keeps it for the `crash` finding.
+fn say(line: String) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The panic's message on one line.
