@@ -206,22 +206,19 @@ pub fn check_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), Unsound> {
         let checked = run_in_test(trial, lock)?;
         return verdict(&checked);
     };
-    static REPLAYED: Mutex<Option<Result<(), (Vec<Violation>, String)>>> = Mutex::new(None);
+    static REPLAYED: Mutex<Option<Replayed>> = Mutex::new(None);
     let mut cached = REPLAYED.lock().unwrap_or_else(|e| e.into_inner());
-    if cached.is_none() {
-        let replayed = replay_sound(&token, lock)?;
-        *cached = Some(if replayed.violations.is_empty() {
-            Ok(())
-        } else {
-            Err((replayed.violations, replayed.token))
-        });
-    }
-    match cached.as_ref() {
-        Some(Err((violations, token))) => Err(Unsound::Violations {
-            violations: violations.clone(),
-            token: token.clone(),
-        }),
-        _ => Ok(()),
+    let replayed = match cached.as_ref() {
+        Some(r) => r,
+        None => cached.insert(replay_sound(&token, lock)?),
+    };
+    if replayed.violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Unsound::Violations {
+            violations: replayed.violations.clone(),
+            token: replayed.token.clone(),
+        })
     }
 }
 
@@ -240,6 +237,10 @@ pub struct Replayed {
     /// Every event as `buyer N kind [value]`, in order: under a controlled schedule two
     /// replays of one token give the same trace.
     pub trace: Vec<String>,
+    /// Set when this lock's run left the token's interleaving (a buyer the token runs
+    /// next is waiting on the lock, say): the trial was not run to its end, so nothing
+    /// was checked. A fixed lock replaying its old failure usually ends here.
+    pub diverged: Option<String>,
 }
 
 /// Re-runs the trial of `token` (as a failure of [`check_sound`] printed it) against
@@ -269,14 +270,22 @@ pub fn replay_sound<L: Lock>(token: &str, lock: L) -> Result<Replayed, Unsound> 
     let replayed = Replayed {
         token: checked.trial.token(),
         trace: checked.run.history.trace(),
+        diverged: checked
+            .run
+            .schedule
+            .as_ref()
+            .and_then(|s| s.diverged.as_ref())
+            .map(|d| d.to_string()),
         violations: checked.violations,
     };
     eprintln!("oversell: replaying {}", replayed.token);
     for line in &replayed.trace {
         eprintln!("  {line}");
     }
-    if replayed.violations.is_empty() {
-        eprintln!("oversell: the lock held");
+    match &replayed.diverged {
+        Some(d) => eprintln!("oversell: the run left the token's interleaving: {d}"),
+        None if replayed.violations.is_empty() => eprintln!("oversell: the lock held"),
+        None => {}
     }
     for v in &replayed.violations {
         eprintln!("oversell: {v}");

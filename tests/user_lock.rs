@@ -310,3 +310,27 @@ fn a_lock_file_is_stale_after_a_kill() {
     }));
     assert!(why.contains("stale_lock"), "{why}");
 }
+
+/// `OVERSELL_REPLAY=TOKEN cargo test NAME`: the named test replays that token in place of
+/// the trials it would generate, once, printing the trace.
+#[test]
+fn the_replay_variable_makes_a_test_replay_its_token() {
+    let token = failing_token();
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "my_lock_is_sound",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(oversell::REPLAY_ENV, &token)
+        .env_remove("OVERSELL_BUYER")
+        .output()
+        .expect("the test binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let header = format!("oversell: replaying {token}");
+    assert_eq!(stderr.matches(&header).count(), 1, "{stderr}");
+    assert!(stderr.contains("  buyer 0 start"), "{stderr}");
+}
