@@ -36,8 +36,7 @@ mod toctou;
 pub use adapt::{lock_fn, GuardLock, HeldByThread, LockFn};
 pub use kind::{LockKind, Soundness};
 pub(crate) use shared::{
-    flock_exclusive, open_lock_file, retry_with_backoff, Flocked, LockContext, RecordLock,
-    RecordLockFile,
+    flock_exclusive, open_lock_file, FileFlagLock, Flocked, LockContext, RecordLock, RecordLockFile,
 };
 
 use std::fmt;

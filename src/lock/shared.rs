@@ -5,6 +5,7 @@ use super::{Lock, LockError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -159,5 +160,69 @@ impl Lock for RecordLockFile {
     }
     fn unlock(&mut self) -> Result<(), LockError> {
         self.set(libc::F_UNLCK, true).map(drop)
+    }
+}
+
+/// A lock that is a file's existence: taken by creating `<dir>/<file>`, given back by
+/// removing it, waited for with [`retry_with_backoff`] (no kernel wait queue). The one
+/// body behind `lockfile` and `toctou`, which differ in how they create the file.
+pub(crate) struct FileFlagLock {
+    /// The backend's name, for errors.
+    name: &'static str,
+    /// The file's name inside the trial directory.
+    file: &'static str,
+    /// One attempt: `Ok(true)` when this call created the file.
+    create: fn(&Path) -> Result<bool, LockError>,
+    /// Giving back a file that is already gone is fine (`rm -f`), not an error.
+    gone_is_fine: bool,
+    path: Option<PathBuf>,
+}
+
+impl FileFlagLock {
+    pub(crate) fn new(
+        name: &'static str,
+        file: &'static str,
+        create: fn(&Path) -> Result<bool, LockError>,
+        gone_is_fine: bool,
+    ) -> FileFlagLock {
+        FileFlagLock {
+            name,
+            file,
+            create,
+            gone_is_fine,
+            path: None,
+        }
+    }
+
+    fn attempt(&self) -> Result<bool, LockError> {
+        let path = self
+            .path
+            .as_deref()
+            .ok_or_else(|| LockError::Setup(format!("{}: not attached to a trial", self.name)))?;
+        (self.create)(path)
+    }
+}
+
+impl Lock for FileFlagLock {
+    fn attach(&mut self, dir: &Path) -> Result<(), LockError> {
+        self.path = Some(dir.join(self.file));
+        Ok(())
+    }
+    fn lock(&mut self) -> Result<(), LockError> {
+        retry_with_backoff(|| self.attempt())
+    }
+    fn try_lock(&mut self) -> Result<bool, LockError> {
+        self.attempt()
+    }
+    fn unlock(&mut self) -> Result<(), LockError> {
+        let path = self
+            .path
+            .as_deref()
+            .ok_or_else(|| LockError::Setup(format!("{}: not attached to a trial", self.name)))?;
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound && self.gone_is_fine => Ok(()),
+            Err(e) => Err(LockError::io("removing the lock file", e)),
+        }
     }
 }
