@@ -204,7 +204,7 @@ impl std::error::Error for Unsound {
 pub fn check_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), Unsound> {
     let Some(token) = replay_token() else {
         let checked = run_in_test(trial, lock)?;
-        return verdict(&checked);
+        return verdict(&checked.violations, || checked.trial.token());
     };
     static REPLAYED: Mutex<Option<Replayed>> = Mutex::new(None);
     let mut cached = REPLAYED.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,14 +212,7 @@ pub fn check_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), Unsound> {
         Some(r) => r,
         None => cached.insert(replay_sound(&token, lock)?),
     };
-    if replayed.violations.is_empty() {
-        Ok(())
-    } else {
-        Err(Unsound::Violations {
-            violations: replayed.violations.clone(),
-            token: replayed.token.clone(),
-        })
-    }
+    verdict(&replayed.violations, || replayed.token.clone())
 }
 
 /// [`check_sound`] as a proptest assertion.
@@ -315,13 +308,14 @@ fn run_in_test<L: Lock>(trial: &Trial, mut lock: L) -> Result<Checked, Unsound> 
     runner.run(&trial, None).map_err(Unsound::Harness)
 }
 
-fn verdict(checked: &Checked) -> Result<(), Unsound> {
-    if checked.violations.is_empty() {
+/// `Ok` when nothing broke; otherwise the violations and the trial's token.
+fn verdict(violations: &[Violation], token: impl FnOnce() -> String) -> Result<(), Unsound> {
+    if violations.is_empty() {
         Ok(())
     } else {
         Err(Unsound::Violations {
-            token: checked.trial.token(),
-            violations: checked.violations.clone(),
+            violations: violations.to_vec(),
+            token: token(),
         })
     }
 }
