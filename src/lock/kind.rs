@@ -68,7 +68,7 @@ pub enum LockKind {
     PosixSem,
     /// A user's own [`Lock`], tested with [`crate::assert_sound`]. Tokens name it `user`;
     /// it cannot run outside the user's test binary, so it is not in [`LockKind::ALL`]
-    /// and [`LockKind::open`] refuses it with the way to replay it.
+    /// and `LockKind::open` refuses it with the way to replay it.
     User,
 }
 

@@ -1,7 +1,7 @@
 //! Lock backends: one file each, behind the one [`Lock`] trait.
 //!
 //! A backend is opened inside each buyer process (after the harness has prepared whatever
-//! the trial shares, such as a SysV semaphore or a lock server) by [`LockKind::open`],
+//! the trial shares, such as a SysV semaphore or a lock server) by `LockKind::open`,
 //! which calls [`Lock::attach`]; the buyer then calls [`Lock::try_lock`], [`Lock::lock`]
 //! and [`Lock::unlock`] (see the trait for which, when). [`Lock::acquire`] and [`Guard`]
 //! are for users of a lock, not for buyers.
