@@ -1,6 +1,12 @@
 //! A user's own lock, tested the way the README shows: `oversell::trials()` and
 //! `oversell::assert_sound` inside `proptest!`. Each case runs real buyer processes (this
-//! test binary, re-run as buyers).
+//! test binary, re-run as buyers), which become buyers at the first `check_sound`,
+//! `assert_sound` or `replay_sound` their test reaches: one lock per test.
+//!
+//! Shown here: the blocking `lock()` is exercised (a `lock()` that does nothing, or
+//! panics, fails, the panic named); a failing token says `user` and replays exactly, by
+//! `replay_sound` or `OVERSELL_REPLAY`; kill faults fail a lock file left by a dead
+//! holder and pass a flock-style lock.
 
 use oversell::scenario::{Schedule, Trial};
 use oversell::{FindingKind, Lock, LockError, LockKind, Unsound};
