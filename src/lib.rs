@@ -69,7 +69,10 @@ mod token;
 pub use check::{check, FindingKind, Observation, Violation};
 pub use harness::HarnessConfig;
 pub use ledger::History;
-pub use lock::{Guard, Lock, LockError, LockKind};
+pub use lock::{lock_fn, Guard, GuardLock, HeldByThread, Lock, LockError, LockFn, LockKind};
 pub use report::Report;
 pub use scenario::{Trial, TrialSpace};
-pub use sound::{assert_sound, check_sound, trials, Unsound};
+pub use sound::{
+    assert_sound, check_sound, replay_sound, trials, trials_with_faults, trials_with_kills,
+    Replayed, Unsound, REPLAY_ENV,
+};

@@ -45,21 +45,69 @@
 //!
 //! Each case runs real buyer processes: the test binary re-runs itself, filtered to this
 //! one test, with the buyer's orders in `OVERSELL_BUYER`; inside that process
-//! [`assert_sound`] becomes the buyer, drives your lock and exits. Trials use controlled
-//! schedules, so a failure names a token that replays the same interleaving.
+//! [`assert_sound`] becomes the buyer, drives your lock and exits.
+//!
+//! [`trials`] yields controlled trials (one buyer runs at a time, so a failure names a
+//! token that replays the same interleaving) and free-running ones (`jitter`, `barrier`:
+//! buyers block in your `lock()` and contend for real). [`trials_with_kills`] adds kill
+//! faults, which a lock left taken by a dead holder fails (`stale_lock`).
+//!
+//! A failure prints a token such as `ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4`; its lock
+//! is `user`, since only your test binary has your lock. Replay it there:
+//! [`replay_sound`]`(TOKEN, MyLock)`, or `OVERSELL_REPLAY=TOKEN cargo test NAME`, which
+//! makes [`check_sound`] (and [`trials`]) run that trial instead. A replay prints the
+//! trial's trace and verdict to stderr: the one place this library prints, and only in
+//! a test. `oversell replay` refuses `user` tokens with that same advice.
 
-use crate::explore::Runner;
-use crate::harness::{HarnessConfig, HarnessError, Launcher, BUYER_ENV};
+mod buyer;
+
+use crate::explore::{Checked, Runner};
+use crate::harness::{HarnessConfig, HarnessError, Launcher};
 use crate::lock::{Lock, LockKind};
-use crate::scenario::{Schedule, Trial};
+use crate::protocol::BUYER_ENV;
+use crate::scenario::{Faults, Schedule, Trial};
+use crate::store::StoreMode;
+use crate::token::TokenError;
 use crate::Violation;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use std::fmt;
+use std::sync::Mutex;
 
-/// Trials for [`assert_sound`]: 2 to 4 buyers, 0 to 3 tickets, a random or PCT
-/// controlled schedule, any seed.
-pub fn trials() -> impl Strategy<Value = Trial> {
+/// The environment variable that makes [`check_sound`] replay one token.
+pub const REPLAY_ENV: &str = "OVERSELL_REPLAY";
+
+/// Trials for [`assert_sound`]: 2 to 4 buyers, 0 to 3 tickets, any seed; a random or PCT
+/// controlled schedule, or a free-running one (`barrier`, or `jitter` with up to 2 ms of
+/// hold) in which buyers call `lock()` and block in it.
+///
+/// With `OVERSELL_REPLAY=TOKEN` set, it yields only that token's trial.
+pub fn trials() -> BoxedStrategy<Trial> {
+    trials_with_faults(Faults::default())
+}
+
+/// [`trials`] in which each buyer is SIGKILLed, with probability `kill` (rounded to
+/// thousandths, clamped to 0..=1), at a seeded point of its run: the holder of the lock
+/// included. A lock that stays taken after its holder dies fails with `stale_lock`.
+/// Trials with kills write the store atomically (`--store atomic`): a lock does not make
+/// an in-place write crash-safe, and that is not the lock's finding.
+pub fn trials_with_kills(kill: f64) -> BoxedStrategy<Trial> {
+    let kill = if kill.is_nan() {
+        0.0
+    } else {
+        kill.clamp(0.0, 1.0)
+    };
+    trials_with_faults(Faults {
+        kill: (kill * 1000.0).round() / 1000.0,
+        ..Faults::default()
+    })
+}
+
+/// [`trials`] with these faults injected into every trial.
+pub fn trials_with_faults(faults: Faults) -> BoxedStrategy<Trial> {
+    if let Some(Ok(t)) = replay_token().map(|t| Trial::from_token(&t)) {
+        return Just(t).boxed();
+    }
     (
         2u32..=4,
         0u32..=3,
@@ -68,14 +116,34 @@ pub fn trials() -> impl Strategy<Value = Trial> {
             Just(Schedule::Random),
             Just(Schedule::Pct { depth: 2 }),
             Just(Schedule::Pct { depth: 3 }),
+            Just(Schedule::Barrier),
+            Just(Schedule::Jitter),
         ],
+        0u64..=2_000,
     )
-        .prop_map(|(buyers, tickets, seed, schedule)| {
-            let mut t = Trial::new(LockKind::None, buyers, tickets);
+        .prop_map(move |(buyers, tickets, seed, schedule, jitter)| {
+            let mut t = Trial::new(LockKind::User, buyers, tickets);
             t.seed = seed;
+            if schedule == Schedule::Jitter {
+                t.jitter_us = jitter;
+            }
             t.schedule = schedule;
+            t.faults = faults;
+            if faults.kill > 0.0 {
+                // A lock does not make an in-place write crash-safe: a buyer killed
+                // between truncate and write would be a finding against the store.
+                t.store = StoreMode::Atomic;
+            }
             t
         })
+        .boxed()
+}
+
+fn replay_token() -> Option<String> {
+    std::env::var(REPLAY_ENV)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
 }
 
 /// Why a lock was found unsound (or could not be tested).
@@ -90,6 +158,8 @@ pub enum Unsound {
     },
     /// The trial could not be run.
     Harness(HarnessError),
+    /// The token to replay does not decode.
+    Token(TokenError),
     /// This process is not a test binary whose current test can be re-run.
     NotInATest,
 }
@@ -102,9 +172,14 @@ impl fmt::Display for Unsound {
                 for v in violations {
                     writeln!(f, "  {v}")?;
                 }
-                Ok(())
+                write!(
+                    f,
+                    "replay it: oversell::replay_sound(\"{token}\", MyLock) \
+                     or {REPLAY_ENV}={token} cargo test NAME"
+                )
             }
             Unsound::Harness(e) => write!(f, "the trial could not run: {e}"),
+            Unsound::Token(e) => write!(f, "{e}"),
             Unsound::NotInATest => write!(
                 f,
                 "assert_sound must be called from a #[test] function of a test binary"
@@ -117,6 +192,7 @@ impl std::error::Error for Unsound {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Unsound::Harness(e) => Some(e),
+            Unsound::Token(e) => Some(e),
             _ => None,
         }
     }
@@ -125,10 +201,99 @@ impl std::error::Error for Unsound {
 /// Runs `trial` with buyers that use `lock`, and reports whether any invariant broke.
 ///
 /// Inside a buyer process (the test binary re-run by the harness) this does not return:
-/// it runs the buyer and exits, so the rest of the test never runs there.
-pub fn check_sound<L: Lock>(trial: &Trial, mut lock: L) -> Result<(), Unsound> {
+/// it runs the buyer and exits, so the rest of the test never runs there. With
+/// `OVERSELL_REPLAY=TOKEN` set it runs that token's trial instead, printing its trace,
+/// once per process (later calls give the same verdict).
+pub fn check_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), Unsound> {
+    let Some(token) = replay_token() else {
+        let checked = run_in_test(trial, lock)?;
+        return verdict(&checked.violations, || checked.trial.token());
+    };
+    static REPLAYED: Mutex<Option<Replayed>> = Mutex::new(None);
+    let mut cached = REPLAYED.lock().unwrap_or_else(|e| e.into_inner());
+    let replayed = match cached.as_ref() {
+        Some(r) => r,
+        None => cached.insert(replay_sound(&token, lock)?),
+    };
+    verdict(&replayed.violations, || replayed.token.clone())
+}
+
+/// [`check_sound`] as a proptest assertion.
+pub fn assert_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), TestCaseError> {
+    check_sound(trial, lock).map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
+/// What a replay of a token found.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// The token of the trial as run (under a controlled schedule, with its steps).
+    pub token: String,
+    /// What broke; empty when the lock held.
+    pub violations: Vec<Violation>,
+    /// Every event as `buyer N kind [value]`, in order: under a controlled schedule two
+    /// replays of one token give the same trace.
+    pub trace: Vec<String>,
+    /// Set when this lock's run left the token's interleaving (a buyer the token runs
+    /// next is waiting on the lock, say): the trial was not run to its end, so nothing
+    /// was checked. A fixed lock replaying its old failure usually ends here.
+    pub diverged: Option<String>,
+}
+
+/// Re-runs the trial of `token` (as a failure of [`check_sound`] printed it) against
+/// `lock`, inside this test binary, and prints its trace and verdict to stderr. Under a
+/// controlled schedule the token carries its steps, so the replay follows exactly that
+/// interleaving. `Err` only when the trial could not run; a broken lock is `Ok` with
+/// [`Replayed::violations`].
+///
+/// ```no_run
+/// # use oversell::{Lock, LockError};
+/// # struct MyLock;
+/// # impl Lock for MyLock {
+/// #     fn lock(&mut self) -> Result<(), LockError> { Ok(()) }
+/// #     fn try_lock(&mut self) -> Result<bool, LockError> { Ok(true) }
+/// #     fn unlock(&mut self) -> Result<(), LockError> { Ok(()) }
+/// # }
+/// #[test]
+/// fn replay_the_failure() {
+///     let r = oversell::replay_sound("ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4", MyLock)
+///         .expect("the trial runs");
+///     assert!(r.violations.is_empty(), "still broken");
+/// }
+/// ```
+pub fn replay_sound<L: Lock>(token: &str, lock: L) -> Result<Replayed, Unsound> {
+    let trial = Trial::from_token(token.trim()).map_err(Unsound::Token)?;
+    let checked = run_in_test(&trial, lock)?;
+    let replayed = Replayed {
+        token: checked.trial.token(),
+        trace: checked.run.history.trace(),
+        diverged: checked
+            .run
+            .schedule
+            .as_ref()
+            .and_then(|s| s.diverged.as_ref())
+            .map(|d| d.to_string()),
+        violations: checked.violations,
+    };
+    eprintln!("oversell: replaying {}", replayed.token);
+    for line in &replayed.trace {
+        eprintln!("  {line}");
+    }
+    match &replayed.diverged {
+        Some(d) => eprintln!("oversell: the run left the token's interleaving: {d}"),
+        None if replayed.violations.is_empty() => eprintln!("oversell: the lock held"),
+        None => {}
+    }
+    for v in &replayed.violations {
+        eprintln!("oversell: {v}");
+    }
+    Ok(replayed)
+}
+
+/// Runs `trial` with this test binary as its buyers; in a buyer process, is the buyer
+/// and exits.
+fn run_in_test<L: Lock>(trial: &Trial, mut lock: L) -> Result<Checked, Unsound> {
     if let Ok(spec) = std::env::var(BUYER_ENV) {
-        std::process::exit(crate::buyer::run_from_spec(&spec, Some(&mut lock)));
+        std::process::exit(buyer::be_the_buyer(&spec, &mut lock));
     }
     let exe = std::env::current_exe().map_err(|_| Unsound::NotInATest)?;
     let test = std::thread::current()
@@ -139,24 +304,21 @@ pub fn check_sound<L: Lock>(trial: &Trial, mut lock: L) -> Result<(), Unsound> {
     let mut cfg = HarnessConfig::new(exe);
     cfg.launcher = Launcher::TestBinary { test };
     let mut trial = trial.clone();
-    // The harness prepares nothing for a lock it does not know.
-    trial.lock = LockKind::None;
-    if !trial.schedule.is_controlled() {
-        trial.schedule = Schedule::Random;
-    }
+    // The harness prepares nothing for a user's lock, and its tokens say whose it is.
+    trial.lock = LockKind::User;
+    trial.external = None;
     let mut runner = Runner::new(&cfg);
-    let checked = runner.run(&trial, None).map_err(Unsound::Harness)?;
-    if checked.violations.is_empty() {
+    runner.run(&trial, None).map_err(Unsound::Harness)
+}
+
+/// `Ok` when nothing broke; otherwise the violations and the trial's token.
+fn verdict(violations: &[Violation], token: impl FnOnce() -> String) -> Result<(), Unsound> {
+    if violations.is_empty() {
         Ok(())
     } else {
         Err(Unsound::Violations {
-            token: checked.trial.token(),
-            violations: checked.violations,
+            violations: violations.to_vec(),
+            token: token(),
         })
     }
-}
-
-/// [`check_sound`] as a proptest assertion.
-pub fn assert_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), TestCaseError> {
-    check_sound(trial, lock).map_err(|e| TestCaseError::fail(e.to_string()))
 }

@@ -7,9 +7,7 @@
 //! call does take the real lock, so buyers do wait for each other for an instant — which
 //! is why such code passes a casual test.
 
-use super::{open_lock_file, Lock, LockError};
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use super::{flock_exclusive, open_lock_file, Flocked, Lock, LockError};
 use std::fs::File;
 use std::path::Path;
 
@@ -21,40 +19,31 @@ pub(crate) struct EarlyReleaseLock {
 
 impl EarlyReleaseLock {
     fn take_and_drop(&mut self, wait: bool) -> Result<bool, LockError> {
-        let arg = if wait {
-            FlockArg::LockExclusive
-        } else {
-            FlockArg::LockExclusiveNonblock
-        };
-        loop {
-            let file = self
-                .file
-                .take()
-                .ok_or_else(|| LockError::Setup("early-release: not attached to a trial".into()))?;
-            match Flock::lock(file, arg) {
-                Ok(held) => {
-                    // The bug: the lock is given back here, before the caller has read or
-                    // written anything.
-                    match held.unlock() {
-                        Ok(file) => {
-                            self.file = Some(file);
-                            return Ok(true);
-                        }
-                        Err((held, e)) => {
-                            // Dropping the held lock unlocks it when the file is closed.
-                            drop(held);
-                            return Err(LockError::io("flock unlock", e));
-                        }
-                    }
-                }
-                Err((file, errno)) => {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| LockError::Setup("early-release: not attached to a trial".into()))?;
+        match flock_exclusive(file, wait, "flock") {
+            // The bug: the lock is given back here, before the caller has read or
+            // written anything.
+            Flocked::Held(held) => match held.unlock() {
+                Ok(file) => {
                     self.file = Some(file);
-                    match errno {
-                        Errno::EINTR => continue,
-                        Errno::EWOULDBLOCK if !wait => return Ok(false),
-                        e => return Err(LockError::io("flock", e)),
-                    }
+                    Ok(true)
                 }
+                Err((held, e)) => {
+                    // Dropping the held lock unlocks it when the file is closed.
+                    drop(held);
+                    Err(LockError::io("flock unlock", e))
+                }
+            },
+            Flocked::Busy(file) => {
+                self.file = Some(file);
+                Ok(false)
+            }
+            Flocked::Failed(file, e) => {
+                self.file = Some(file);
+                Err(e)
             }
         }
     }

@@ -2,9 +2,8 @@
 //!
 //! The kernel drops the lock when the holder dies, so a killed buyer never leaves it taken.
 
-use super::{open_lock_file, Lock, LockError};
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use super::{flock_exclusive, open_lock_file, Flocked, Lock, LockError};
+use nix::fcntl::Flock;
 use std::fs::File;
 use std::path::Path;
 
@@ -24,35 +23,28 @@ pub(crate) struct FlockLock {
 
 impl FlockLock {
     fn take(&mut self, wait: bool) -> Result<bool, LockError> {
-        let arg = if wait {
-            FlockArg::LockExclusive
-        } else {
-            FlockArg::LockExclusiveNonblock
+        let file = match std::mem::take(&mut self.state) {
+            State::Open(f) => f,
+            State::Held(h) => {
+                self.state = State::Held(h);
+                return Err(LockError::Setup("flock: already held".into()));
+            }
+            State::Detached => {
+                return Err(LockError::Setup("flock: not attached to a trial".into()))
+            }
         };
-        loop {
-            let file = match std::mem::take(&mut self.state) {
-                State::Open(f) => f,
-                State::Held(h) => {
-                    self.state = State::Held(h);
-                    return Err(LockError::Setup("flock: already held".into()));
-                }
-                State::Detached => {
-                    return Err(LockError::Setup("flock: not attached to a trial".into()))
-                }
-            };
-            match Flock::lock(file, arg) {
-                Ok(held) => {
-                    self.state = State::Held(held);
-                    return Ok(true);
-                }
-                Err((file, errno)) => {
-                    self.state = State::Open(file);
-                    match errno {
-                        Errno::EINTR => continue,
-                        Errno::EWOULDBLOCK if !wait => return Ok(false),
-                        e => return Err(LockError::io("flock", e)),
-                    }
-                }
+        match flock_exclusive(file, wait, "flock") {
+            Flocked::Held(held) => {
+                self.state = State::Held(held);
+                Ok(true)
+            }
+            Flocked::Busy(file) => {
+                self.state = State::Open(file);
+                Ok(false)
+            }
+            Flocked::Failed(file, e) => {
+                self.state = State::Open(file);
+                Err(e)
             }
         }
     }

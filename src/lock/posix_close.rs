@@ -9,43 +9,21 @@
 //! backend is sound only because it locks a separate file nobody else opens; `ofd` locks
 //! do not have this flaw.
 
-use super::{record_lock, Lock, LockError, RecordLock};
+use super::{LockError, RecordLock, RecordLockFile};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
-/// A POSIX record lock on `<dir>/store.json`.
-#[derive(Debug, Default)]
-pub(crate) struct PosixCloseLock {
-    file: Option<File>,
+/// A POSIX record lock on `<dir>/store.json`. Its `unlock` is usually a no-op by then:
+/// the buyer's read closed a descriptor of the store.
+pub(crate) fn lock() -> RecordLockFile {
+    RecordLockFile::new("posix-close", RecordLock::Process, open_store)
 }
 
-impl PosixCloseLock {
-    fn file(&self) -> Result<&File, LockError> {
-        self.file
-            .as_ref()
-            .ok_or_else(|| LockError::Setup("posix-close: not attached to a trial".into()))
-    }
-}
-
-impl Lock for PosixCloseLock {
-    fn attach(&mut self, dir: &Path) -> Result<(), LockError> {
-        // A write lock needs a descriptor open for writing; the store already exists.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(crate::store::path(dir))
-            .map_err(|e| LockError::io("opening the store to lock it", e))?;
-        self.file = Some(file);
-        Ok(())
-    }
-    fn lock(&mut self) -> Result<(), LockError> {
-        record_lock(self.file()?, RecordLock::Process, libc::F_WRLCK as _, true).map(|_| ())
-    }
-    fn try_lock(&mut self) -> Result<bool, LockError> {
-        record_lock(self.file()?, RecordLock::Process, libc::F_WRLCK as _, false)
-    }
-    fn unlock(&mut self) -> Result<(), LockError> {
-        // Usually a no-op by now: the buyer's read closed a descriptor of the store.
-        record_lock(self.file()?, RecordLock::Process, libc::F_UNLCK as _, true).map(|_| ())
-    }
+fn open_store(dir: &Path) -> Result<File, LockError> {
+    // A write lock needs a descriptor open for writing; the store already exists.
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(crate::store::path(dir))
+        .map_err(|e| LockError::io("opening the store to lock it", e))
 }

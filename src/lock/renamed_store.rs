@@ -12,9 +12,8 @@
 //! The backend forces the atomic store ([`super::LockKind::required_store`]): with the
 //! in-place store the inode never changes and the lock would be sound.
 
-use super::{Lock, LockError};
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use super::{flock_exclusive, Flocked, Lock, LockError};
+use nix::fcntl::Flock;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
@@ -36,27 +35,17 @@ impl RenamedStoreLock {
             .ok_or_else(|| LockError::Setup("renamed-store: not attached to a trial".into()))?;
         // The bug: the store is opened by path at each attempt, so the lock lands on
         // whichever inode the path names at that moment.
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .open(path)
             .map_err(|e| LockError::io("opening the store to lock it", e))?;
-        let arg = if wait {
-            FlockArg::LockExclusive
-        } else {
-            FlockArg::LockExclusiveNonblock
-        };
-        loop {
-            match Flock::lock(file, arg) {
-                Ok(held) => {
-                    self.held = Some(held);
-                    return Ok(true);
-                }
-                Err((back, errno)) => match errno {
-                    Errno::EINTR => file = back,
-                    Errno::EWOULDBLOCK if !wait => return Ok(false),
-                    e => return Err(LockError::io("flock on the store", e)),
-                },
+        match flock_exclusive(file, wait, "flock on the store") {
+            Flocked::Held(held) => {
+                self.held = Some(held);
+                Ok(true)
             }
+            Flocked::Busy(_) => Ok(false),
+            Flocked::Failed(_, e) => Err(e),
         }
     }
 }

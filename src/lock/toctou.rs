@@ -10,10 +10,9 @@
 //! a page fault, a log line); it only makes the window wide enough to be hit in a short
 //! run, and never closes or opens a window the real code lacks.
 
-use super::{Lock, LockError};
+use super::{FileFlagLock, LockError};
 use std::fs::File;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// The lock file's name inside a trial directory.
@@ -22,55 +21,24 @@ const FILE_NAME: &str = "lock.toctou";
 /// How long the gap between test and set is held open, on top of a yield.
 const GAP: Duration = Duration::from_micros(5);
 
-/// A test-then-create lock file.
-#[derive(Debug, Default)]
-pub(crate) struct ToctouLock {
-    path: Option<PathBuf>,
+/// A test-then-create lock file. Two holders share one file: the second to leave finds
+/// it already gone, as `rm -f` would.
+pub(crate) fn lock() -> FileFlagLock {
+    FileFlagLock::new("toctou", FILE_NAME, test_then_create, true)
 }
 
-impl ToctouLock {
-    fn path(&self) -> Result<&Path, LockError> {
-        self.path
-            .as_deref()
-            .ok_or_else(|| LockError::Setup("toctou: not attached to a trial".into()))
+fn test_then_create(path: &Path) -> Result<bool, LockError> {
+    // The test...
+    let taken = path
+        .try_exists()
+        .map_err(|e| LockError::io("testing for the lock file", e))?;
+    if taken {
+        return Ok(false);
     }
-
-    fn attempt(&self) -> Result<bool, LockError> {
-        let path = self.path()?;
-        // The test...
-        let taken = path
-            .try_exists()
-            .map_err(|e| LockError::io("testing for the lock file", e))?;
-        if taken {
-            return Ok(false);
-        }
-        // ...the gap...
-        std::thread::yield_now();
-        std::thread::sleep(GAP);
-        // ...and the set, which succeeds whether or not someone created it meanwhile.
-        File::create(path).map_err(|e| LockError::io("creating the lock file", e))?;
-        Ok(true)
-    }
-}
-
-impl Lock for ToctouLock {
-    fn attach(&mut self, dir: &Path) -> Result<(), LockError> {
-        self.path = Some(dir.join(FILE_NAME));
-        Ok(())
-    }
-    fn lock(&mut self) -> Result<(), LockError> {
-        super::retry_with_backoff(|| self.attempt())
-    }
-    fn try_lock(&mut self) -> Result<bool, LockError> {
-        self.attempt()
-    }
-    fn unlock(&mut self) -> Result<(), LockError> {
-        // Two holders share one file: the second to leave finds it already gone, as
-        // `rm -f` would.
-        match std::fs::remove_file(self.path()?) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(LockError::io("removing the lock file", e)),
-        }
-    }
+    // ...the gap...
+    std::thread::yield_now();
+    std::thread::sleep(GAP);
+    // ...and the set, which succeeds whether or not someone created it meanwhile.
+    File::create(path).map_err(|e| LockError::io("creating the lock file", e))?;
+    Ok(true)
 }
