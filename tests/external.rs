@@ -293,8 +293,8 @@ fn a_command_that_fails_in_every_buyer_before_it_starts_is_a_setup_error() {
             "nosuchcmd: not found",
         ),
         (
-            &["explore", "--lock-cmd", "flock '{dir}/lock {}"][..],
-            "Unterminated quoted string",
+            &["explore", "--lock-cmd", "{dir}/no-such-wrapper {}"][..],
+            "no-such-wrapper: not found",
         ),
         (
             &["explore", "--buyer-cmd", "nosuchcmd {store}"][..],
