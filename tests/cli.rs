@@ -432,3 +432,33 @@ fn one_of_a_thing_is_said_in_the_singular() {
     assert!(head.contains("1 buyer, 1 ticket,"), "{head}");
     assert!(head.contains(", 1 trial,"), "{head}");
 }
+
+#[test]
+fn a_user_locks_token_is_refused_with_the_way_to_replay_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let token = "ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4";
+    let out = oversell_in(tmp.path(), &["replay", token]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("replay_sound") && err.contains("OVERSELL_REPLAY"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no trial ran");
+    // The gate refuses it the same way, naming the file and line.
+    std::fs::write(tmp.path().join("mine.gate"), format!("oversold {token}\n")).expect("write");
+    let out = oversell_in(tmp.path(), &["gate", "."]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("mine.gate:1") && err.contains("replay_sound"),
+        "{err}"
+    );
+    // And `--lock user` is no lock the CLI can run.
+    assert_refused(
+        &oversell_in(tmp.path(), &["explore", "--lock", "user"]),
+        &["--lock"],
+        "user",
+    );
+}

@@ -2,7 +2,6 @@
 //! prints them.
 
 use super::{BenchReport, TARGET_RATIO, TARGET_SCHEDULES_PER_SEC, TARGET_STEPS_PER_SEC};
-use crate::lock::Soundness;
 use std::fmt::Write as _;
 
 impl BenchReport {
@@ -118,11 +117,7 @@ impl BenchReport {
             "lock", "soundness", "expect", "caught", "best", "first ms", "trials", "false"
         )?;
         for l in &self.summary {
-            let soundness = match l.soundness {
-                Soundness::Sound => "sound",
-                Soundness::SoundUntilCrash => "sound-until-crash",
-                Soundness::Broken => "broken",
-            };
+            let soundness = l.soundness.name();
             writeln!(
                 s,
                 "  {:<14} {:<17} {:<7} {:>7} {:<8} {:>9} {:>7} {:>6}",

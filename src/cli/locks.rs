@@ -1,15 +1,15 @@
 //! `oversell locks`: every lock backend and whether it is sound.
 
-use crate::lock::{LockKind, Soundness};
+use crate::lock::LockKind;
 
 pub(super) fn run() {
     say!("{:<14} {:<20} about", "lock", "verdict");
     for k in LockKind::ALL {
-        let verdict = match k.soundness() {
-            Soundness::Sound => "sound",
-            Soundness::SoundUntilCrash => "sound until a kill",
-            Soundness::Broken => "broken",
-        };
-        say!("{:<14} {:<20} {}", k.name(), verdict, k.about());
+        say!(
+            "{:<14} {:<20} {}",
+            k.name(),
+            k.soundness().name(),
+            k.about()
+        );
     }
 }

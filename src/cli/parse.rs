@@ -4,7 +4,9 @@ use crate::lock::LockKind;
 use crate::scenario::{Faults, Span};
 
 pub(super) fn parse_lock(s: &str) -> Result<LockKind, String> {
-    LockKind::parse(s).ok_or_else(|| format!("unknown lock; accepted: {}", LockKind::names()))
+    LockKind::parse(s)
+        .filter(|k| LockKind::ALL.contains(k))
+        .ok_or_else(|| format!("unknown lock; accepted: {}", LockKind::names()))
 }
 
 pub(super) fn parse_buyers(s: &str) -> Result<Span, String> {

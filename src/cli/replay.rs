@@ -47,6 +47,10 @@ pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
 /// The token's trial, if this command may run it.
 fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
     let trial = Trial::from_token(&a.token).map_err(|e| Fail::Usage(e.to_string()))?;
+    trial
+        .lock
+        .replayable(&a.token)
+        .map_err(|e| Fail::Usage(e.to_string()))?;
     if let Some(e) = &trial.external {
         if !a.allow_cmd {
             return Err(Fail::Usage(format!(

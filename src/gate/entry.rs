@@ -294,6 +294,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, GateError> {
             line,
             source,
         })?;
+        if let Err(e) = trial.lock.replayable(token) {
+            return Err(bad(e.to_string()));
+        }
         if trial.schedule.is_controlled() && trial.choices.is_none() {
             return Err(bad(format!(
                 "the token has a controlled schedule ({}) but no steps (.p…); accepted: a token \
