@@ -321,8 +321,9 @@ fn exhaustive(
                     // The search's own prefix did not replay: the program is not
                     // deterministic under control, and the count would be wrong.
                     return Err(HarnessError::Nondeterministic(format!(
-                        "{} buyers, {} tickets: {d}",
-                        trial.buyers, trial.tickets
+                        "{}, {}: {d}",
+                        crate::report::count(trial.buyers, "buyer"),
+                        crate::report::count(trial.tickets, "ticket")
                     )));
                 }
                 schedules += 1;

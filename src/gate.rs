@@ -86,8 +86,8 @@ impl GateReport {
     pub fn summary(&self) -> String {
         let changed = self.changed().len();
         format!(
-            "gate: {} entries, {} kept, {changed} changed",
-            self.outcomes.len(),
+            "gate: {}, {} kept, {changed} changed",
+            crate::report::count(self.outcomes.len() as u64, "entry"),
             self.outcomes.len() - changed
         )
     }

@@ -75,8 +75,8 @@ pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Out
         return Err(Fail::Interrupted {
             sig,
             line: Some(format!(
-                "interrupted by signal {sig} after {} trials; their processes are gone and the report holds what ran",
-                report.trials_run
+                "interrupted by signal {sig} after {}; their processes are gone and the report holds what ran",
+                report::count(report.trials_run, "trial")
             )),
         });
     }

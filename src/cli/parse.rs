@@ -1,5 +1,10 @@
-//! The value parsers behind the options: each names what it accepts when it refuses.
+//! The value parsers behind the options: each names what it accepts when it refuses. The
+//! bounds are [`crate::limits`]'s, the same that token decoding enforces.
 
+use crate::limits::{
+    MAX_ATTEMPTS, MAX_BUDGET_SECS, MAX_BUYERS, MAX_DEPTH, MAX_JITTER_MS, MAX_PREEMPTIONS,
+    MAX_TICKETS, MAX_TIMEOUT_MS, MAX_TRIALS, MIN_BUYERS, MIN_DEPTH, MIN_TIMEOUT_MS,
+};
 use crate::lock::LockKind;
 use crate::scenario::{Faults, Span};
 
@@ -10,17 +15,23 @@ pub(super) fn parse_lock(s: &str) -> Result<LockKind, String> {
 }
 
 pub(super) fn parse_buyers(s: &str) -> Result<Span, String> {
-    let span = Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, 1 to 256"))?;
-    if span.lo == 0 || span.hi > 256 {
-        return Err("buyers must be 1 to 256; accepted: N or A..B, 1 to 256".into());
+    let range = format!("{MIN_BUYERS} to {MAX_BUYERS}");
+    let span = Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, {range}"))?;
+    if span.lo < MIN_BUYERS || span.hi > MAX_BUYERS {
+        return Err(format!(
+            "buyers must be {range}; accepted: N or A..B, {range}"
+        ));
     }
     Ok(span)
 }
 
 pub(super) fn parse_tickets(s: &str) -> Result<Span, String> {
-    let span = Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, 0 to 1000000"))?;
-    if span.hi > 1_000_000 {
-        return Err("tickets must be 0 to 1000000; accepted: N or A..B".into());
+    let span =
+        Span::parse(s).map_err(|e| format!("{e}; accepted: N or A..B, 0 to {MAX_TICKETS}"))?;
+    if span.hi > MAX_TICKETS {
+        return Err(format!(
+            "tickets must be 0 to {MAX_TICKETS}; accepted: N or A..B"
+        ));
     }
     Ok(span)
 }
@@ -33,7 +44,7 @@ fn whole(s: &str, lo: u64, hi: u64) -> Result<u64, String> {
 }
 
 pub(super) fn parse_count(s: &str) -> Result<u64, String> {
-    whole(s, 1, 100_000_000)
+    whole(s, 1, MAX_TRIALS)
 }
 
 pub(super) fn parse_seed(s: &str) -> Result<u64, String> {
@@ -41,24 +52,24 @@ pub(super) fn parse_seed(s: &str) -> Result<u64, String> {
 }
 
 pub(super) fn parse_timeout(s: &str) -> Result<u64, String> {
-    whole(s, 1, 86_400_000)
+    whole(s, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS)
 }
 
 pub(super) fn parse_depth(s: &str) -> Result<u32, String> {
-    whole(s, 1, 10).map(|n| n as u32)
+    whole(s, MIN_DEPTH.into(), MAX_DEPTH.into()).map(|n| n as u32)
 }
 
 pub(super) fn parse_preemptions(s: &str) -> Result<u32, String> {
-    whole(s, 0, 10).map(|n| n as u32)
+    whole(s, 0, MAX_PREEMPTIONS.into()).map(|n| n as u32)
 }
 
 pub(super) fn parse_attempts(s: &str) -> Result<u32, String> {
-    whole(s, 1, 1_000_000).map(|n| n as u32)
+    whole(s, 1, MAX_ATTEMPTS.into()).map(|n| n as u32)
 }
 
 pub(super) fn parse_budget(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 30.0 * 86_400.0 => Ok(v),
+        Ok(v) if v > 0.0 && v <= MAX_BUDGET_SECS => Ok(v),
         _ => Err("accepted: seconds above 0, e.g. 5 or 0.5".into()),
     }
 }
@@ -78,7 +89,9 @@ pub(super) fn parse_faults(s: &str) -> Result<Faults, String> {
 
 pub(super) fn parse_jitter(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(ms) if (0.0..=10_000.0).contains(&ms) => Ok(ms),
-        _ => Err("accepted: milliseconds from 0 to 10000, e.g. 5 or 0.5".into()),
+        Ok(ms) if (0.0..=MAX_JITTER_MS as f64).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "accepted: milliseconds from 0 to {MAX_JITTER_MS}, e.g. 5 or 0.5"
+        )),
     }
 }

@@ -195,13 +195,13 @@ impl Report {
     }
 }
 
-/// `n thing` or `n things`.
+/// `n thing` or `n things` (`entry`: `entries`).
 pub fn count(n: impl Into<u64>, thing: &str) -> String {
     let n = n.into();
-    if n == 1 {
-        format!("1 {thing}")
-    } else {
-        format!("{n} {thing}s")
+    match thing.strip_suffix('y') {
+        _ if n == 1 => format!("1 {thing}"),
+        Some(stem) => format!("{n} {stem}ies"),
+        None => format!("{n} {thing}s"),
     }
 }
 
