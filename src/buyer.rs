@@ -224,11 +224,11 @@ fn reach(spec: &BuyerSpec, pacer: &mut dyn Pacer, point: Point) -> Result<(), Bu
     pacer.at(point)
 }
 
-/// The body of a buyer process, from the spec the harness passed it (the `__buyer`
-/// argument, or [`crate::protocol::BUYER_ENV`] in a test binary). `user` is a user's
-/// lock, attached here to the trial; `None` opens the built-in backend the spec names.
-/// Returns the process's exit status: 0, or 2 after one line on stderr.
-pub fn run_from_spec(spec: &str, user: Option<&mut dyn Lock>) -> i32 {
+/// The body of a buyer process over a built-in backend, from the spec the harness passed
+/// it (the `__buyer` argument). A user's lock in a test binary goes through `sound`,
+/// which also names a panic in the lock. Returns the process's exit status: 0, or 2
+/// after one line on stderr.
+pub fn run_from_spec(spec: &str) -> i32 {
     let spec = match BuyerSpec::parse(spec) {
         Ok(s) => s,
         Err(e) => {
@@ -236,31 +236,18 @@ pub fn run_from_spec(spec: &str, user: Option<&mut dyn Lock>) -> i32 {
             return 2;
         }
     };
-    let mut builtin;
-    let lock: &mut dyn Lock = match user {
-        Some(lock) => {
-            if let Err(e) = lock.attach(&spec.dir) {
-                eprintln!("error: buyer {}: attaching the lock: {e}", spec.index);
-                return 2;
-            }
-            lock
-        }
-        None => {
-            let ctx = LockContext {
-                dir: spec.dir.clone(),
-                sem_id: spec.sem_id,
-            };
-            builtin = match spec.lock.open(&ctx) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: buyer {}: opening the lock: {e}", spec.index);
-                    return 2;
-                }
-            };
-            &mut *builtin
+    let ctx = LockContext {
+        dir: spec.dir.clone(),
+        sem_id: spec.sem_id,
+    };
+    let mut lock = match spec.lock.open(&ctx) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: buyer {}: opening the lock: {e}", spec.index);
+            return 2;
         }
     };
-    match run(&spec, lock) {
+    match run(&spec, &mut *lock) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: buyer {}: {e}", spec.index);

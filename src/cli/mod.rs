@@ -67,7 +67,7 @@ pub fn main() -> i32 {
             Ok(Outcome::Matched)
         }
         // A buyer's status is the buyer protocol's (0, or 2 after one line on stderr).
-        Some(Cmd::Buyer { spec }) => return crate::buyer::run_from_spec(&spec, None),
+        Some(Cmd::Buyer { spec }) => return crate::buyer::run_from_spec(&spec),
         Some(Cmd::LockServer { dir }) => hidden::lock_server(&dir),
         Some(Cmd::Noop) => Ok(Outcome::Matched),
     };
