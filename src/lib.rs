@@ -8,71 +8,96 @@
 //! lock-file, socket and semaphore locks, checks every trial, and prints a token that
 //! replays a failing one.
 //!
-//! ## Codemap
+//! ## Test your own lock
 //!
-//! - `cli` — argv → command; the only module that prints to stdout or picks an exit code.
-//! - [`scenario`] — the [`Trial`] value and its token; the [`TrialSpace`] trials come from.
-//! - [`store`] — the ticket store file. Knows nothing of locks.
-//! - [`ledger`] — the append-only event log buyers write, merged into a [`History`].
-//! - [`lock`] — one file per backend behind the one [`Lock`] trait.
-//! - [`schedule`] — one file per controlled-schedule strategy behind [`schedule::Scheduler`].
-//! - [`buyer`] — the body of a buyer process (the hidden `__buyer` subcommand).
-//! - [`harness`] — the only code that spawns, signals or waits on processes.
-//! - [`check`](mod@check) — pure invariants over a history and the final store. No I/O.
-//! - [`explore`] — many trials, shrinking; findings gathered into a [`Report`].
-//! - [`report`] — the report and its renderings: text, JSON, JUnit, timeline, merge.
-//! - [`gate`] — the regression gate: tokens with the verdict each must keep.
-//! - [`bench`](mod@bench) — detection power and speed, measured side by side.
-//! - `sound` — [`trials`] and [`assert_sound`]: test your own [`Lock`] with proptest.
+//! Implement [`Lock`] (or [`GuardLock`] for a lock that hands back a guard, or build one
+//! from closures with [`lock_fn`]) and check it with proptest:
 //!
-//! ## Invariants
+//! ```no_run
+//! # use oversell::{Lock, LockError};
+//! # use std::path::Path;
+//! # #[derive(Default)] struct MyLock;
+//! # impl Lock for MyLock {
+//! #     fn attach(&mut self, _: &Path) -> Result<(), LockError> { Ok(()) }
+//! #     fn lock(&mut self) -> Result<(), LockError> { Ok(()) }
+//! #     fn try_lock(&mut self) -> Result<bool, LockError> { Ok(true) }
+//! #     fn unlock(&mut self) -> Result<(), LockError> { Ok(()) }
+//! # }
+//! use proptest::prelude::*;
+//! proptest! {
+//!     #[test]
+//!     fn my_lock_is_sound(t in oversell::trials()) {
+//!         oversell::assert_sound(&t, MyLock::default())?;
+//!     }
+//! }
+//! ```
 //!
-//! - `check` does no I/O; `store` knows nothing of locks.
-//! - Only `harness` spawns, waits on or kills processes. Every process of a trial is in
-//!   the trial's process group (a user's command in one of its own) with
-//!   `PR_SET_PDEATHSIG`, and the groups are killed and reaped when the trial ends,
-//!   however it ends. Group leaders stay unreaped until then, so no group id is reused.
-//! - The harness talks to each buyer over a Unix socket pair on the buyer's stdin, one
-//!   byte per message: start barrier, blocking, the read barrier, stop faults, and under
-//!   a controlled schedule every yield point. A closed socket is a dead buyer.
-//! - Only `cli` prints to stdout or calls `exit` — with one exception: inside a test
-//!   binary re-run as a buyer, [`check_sound`] runs the buyer and exits.
-//! - The one signal sent outside `harness`: an injected kill fault under a free-running
-//!   schedule, which the buyer raises on itself (and, inside a user's lock command, on
-//!   its own process group) at its seeded step, exactly as a crash there would.
-//! - Violations are data (`Vec<Violation>`), never errors; errors are small enums per
-//!   boundary with `source()`.
-//! - Every finding carries a token from which its trial is rebuilt exactly.
+//! [`trials`] yields controlled and free-running [`Trial`]s; [`trials_with_kills`] and
+//! [`trials_with_faults`] add injected crashes ([`Faults`]). A failure is an [`Unsound`]
+//! naming each [`Violation`] (of a [`FindingKind`]) and a token; [`replay_sound`] re-runs
+//! that token's interleaving exactly, against your lock, in your test binary.
+//! [`LockKind`] and [`Soundness`] name the built-in backends; [`Report`] is what the
+//! command line's `--json` writes; [`TrialSpace`] and [`Schedule`] describe the trials a
+//! run draws.
+//!
+//! ## Inside
+//!
+//! The code map, the layers (no module uses one above it, and there is no circle) and the
+//! invariants the code keeps are in `docs/ARCHITECTURE.md` in the repository. In short:
+//! only `harness` spawns, signals or waits on processes; only `cli` prints to stdout or
+//! exits (but a test binary re-run as a buyer, where [`check_sound`] runs the buyer and
+//! exits); `check` does no I/O; every finding carries a token that rebuilds its trial.
 
+// The public face is the re-exports below; every module is the crate's own. The
+// modules marked `#[doc(hidden)] pub` are reachable only for the crate's integration
+// tests and benches, and are no API.
+#[doc(hidden)]
+pub mod bench;
+#[doc(hidden)]
+pub mod buyer;
+#[doc(hidden)]
+pub mod check;
 #[doc(hidden)]
 pub mod cli;
-
-pub mod bench;
-pub mod buyer;
-pub mod check;
+#[doc(hidden)]
 pub mod explore;
 mod faults;
+#[doc(hidden)]
 pub mod gate;
+#[doc(hidden)]
 pub mod harness;
+#[doc(hidden)]
 pub mod ledger;
-pub mod limits;
-pub mod lock;
+mod limits;
+mod lock;
+#[doc(hidden)]
 pub mod protocol;
+#[doc(hidden)]
 pub mod report;
 mod rng;
+#[doc(hidden)]
 pub mod scenario;
+#[doc(hidden)]
 pub mod schedule;
 mod sound;
+#[doc(hidden)]
 pub mod store;
 mod token;
 
-pub use check::{check, FindingKind, Observation, Violation};
-pub use harness::HarnessConfig;
-pub use ledger::History;
-pub use lock::{lock_fn, Guard, GuardLock, HeldByThread, Lock, LockError, LockFn, LockKind};
+pub use check::{FindingKind, Violation};
+pub use lock::{
+    lock_fn, Guard, GuardLock, HeldByThread, Lock, LockError, LockFn, LockKind, Soundness,
+};
 pub use report::Report;
-pub use scenario::{Trial, TrialSpace};
+pub use scenario::{Faults, Schedule, Trial, TrialSpace};
 pub use sound::{
     assert_sound, check_sound, replay_sound, trials, trials_with_faults, trials_with_kills,
-    Replayed, Unsound, REPLAY_ENV,
+    Replayed, Unsound,
 };
+
+#[doc(hidden)]
+pub use check::{check, Observation};
+#[doc(hidden)]
+pub use harness::HarnessConfig;
+#[doc(hidden)]
+pub use ledger::History;

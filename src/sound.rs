@@ -75,7 +75,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 /// The environment variable that makes [`check_sound`] replay one token.
-pub const REPLAY_ENV: &str = "OVERSELL_REPLAY";
+pub(crate) const REPLAY_ENV: &str = "OVERSELL_REPLAY";
 
 /// Trials for [`assert_sound`]: 2 to 4 buyers, 0 to 3 tickets, any seed; a random or PCT
 /// controlled schedule, or a free-running one (`barrier`, or `jitter` with up to 2 ms of

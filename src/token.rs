@@ -258,7 +258,7 @@ impl Trial {
     }
 
     /// Decodes a token made by [`Trial::token`], refusing a token that lacks a required
-    /// field or asks for more than [`limits`] allow.
+    /// field or asks for more than the limits allow.
     pub fn from_token(token: &str) -> Result<Trial, TokenError> {
         decode(token)
     }

@@ -330,7 +330,7 @@ fn the_replay_variable_makes_a_test_replay_its_token() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(oversell::REPLAY_ENV, &token)
+        .env("OVERSELL_REPLAY", &token)
         .env_remove("OVERSELL_BUYER")
         .output()
         .expect("the test binary runs");

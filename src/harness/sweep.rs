@@ -95,7 +95,7 @@ fn kill_orphans() -> usize {
 
 /// Removes what runs that are no longer running left: trial directories in `root`
 /// (and the SysV semaphores they note), POSIX semaphores, and processes still marked
-/// with a dead run's [`RUN_ENV`]. Returns how many things were removed.
+/// with a dead run's `OVERSELL_RUN` mark. Returns how many things were removed.
 pub fn sweep_stale(root: &Path) -> usize {
     let mut removed = kill_orphans();
     if let Ok(entries) = std::fs::read_dir(root) {
