@@ -14,13 +14,13 @@
 //!   acquire step, which no controlled schedule can split; with 8 to 16 buyers at the
 //!   barrier every trial measured caught it, and the test needs one of six.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn oversell(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oversell"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running oversell {args:?}: {e}"))
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::oversell(tmp.path(), args)
 }
 
 fn tail(bytes: &[u8]) -> String {

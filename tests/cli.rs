@@ -1,27 +1,10 @@
 //! The command line as a user meets it: exit codes, one-line errors, reports, and
 //! nothing left behind.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
-
-/// Runs oversell with a private TMPDIR, so what it leaves behind can be seen.
-fn oversell(tmp: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("TMPDIR", tmp)
-        .output()
-        .expect("oversell runs")
-}
-
-fn leftovers(tmp: &Path) -> Vec<String> {
-    std::fs::read_dir(tmp)
-        .expect("tmp readable")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
+use common::{leftovers, oversell, oversell_in};
+use std::process::Output;
 
 #[test]
 fn bad_input_is_exit_2_with_one_line_naming_the_value() {
@@ -268,16 +251,6 @@ fn help_teaches() {
     for needle in ["--lock", "--buyers", "--expect", "Examples", "replay"] {
         assert!(text.contains(needle), "help lacks {needle}");
     }
-}
-
-/// Runs oversell in `dir` (relative paths land there) with `dir` as its TMPDIR.
-fn oversell_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("TMPDIR", dir)
-        .output()
-        .expect("oversell runs")
 }
 
 /// Exit 2, one line on stderr naming `needle` and what is accepted, nothing on stdout

@@ -1,20 +1,18 @@
 //! Controlled schedules: exact replay, exhaustive counts derived by hand, PCT, shrinking.
 
+mod common;
+
 use oversell::explore::Runner;
 use oversell::scenario::{Schedule, Trial};
 use oversell::store::StoreMode;
 use oversell::{FindingKind, HarnessConfig, LockKind};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+use common::BIN;
 
 fn oversell(args: &[&str]) -> Output {
     let tmp = tempfile::tempdir().expect("tempdir");
-    Command::new(BIN)
-        .args(args)
-        .env("TMPDIR", tmp.path())
-        .output()
-        .expect("oversell runs")
+    common::oversell(tmp.path(), args)
 }
 
 fn harness() -> HarnessConfig {

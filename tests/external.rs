@@ -1,15 +1,10 @@
 //! Anyone's lock and anyone's buyer: `--lock-cmd` and `--buyer-cmd` with the fixtures.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{assert_code, fixture, BIN};
+use std::path::Path;
 use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(rel)
-}
 
 fn q(p: &Path) -> String {
     format!("'{}'", p.display())
@@ -17,27 +12,11 @@ fn q(p: &Path) -> String {
 
 fn oversell(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
-        .args(args)
-        .env("TMPDIR", tmp.path())
-        .envs(env.iter().copied())
-        .output()
-        .expect("oversell runs");
-    (out, tmp)
-}
-
-fn assert_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    (common::oversell_env(tmp.path(), args, env), tmp)
 }
 
 fn leftovers(tmp: &Path) -> usize {
-    std::fs::read_dir(tmp).map(|d| d.count()).unwrap_or(0)
+    common::leftovers(tmp).len()
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Faults: each verdict placed by construction (a controlled schedule and a seed whose
 //! fault plan puts the kill where the test needs it), never left to luck.
 
+mod common;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oversell::explore::Runner;
@@ -11,7 +13,7 @@ use oversell::{FindingKind, HarnessConfig, LockKind};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+use common::BIN;
 
 fn harness() -> HarnessConfig {
     HarnessConfig::new(BIN)

@@ -1,11 +1,13 @@
 //! The regression gate: the committed fixtures keep their verdicts, and a change, a bad
 //! line or an empty directory is reported naming where.
 
+mod common;
+
 use oversell::gate::{self, Expect, GateError, GateReport};
 use oversell::{FindingKind, HarnessConfig};
 use std::path::{Path, PathBuf};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+use common::BIN;
 
 /// The none race `explore --lock none --schedule pct --trials 20 --seed 3` finds.
 const NONE_RACE: &str = "ov1.none.b2.t1.j5000.rd0c0a0496dfe826.spct2.p0x3-1x7-0x4";

@@ -1,13 +1,15 @@
 //! Every spawned process is accounted for: after a SIGKILL of the explorer itself, no
 //! buyer and no lock server survives it, and the next run sweeps the directory it left.
 
+mod common;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+use common::BIN;
 
 /// Pids of live processes whose command line mentions `marker`.
 fn processes_mentioning(marker: &str) -> Vec<(u32, String)> {

@@ -1,20 +1,11 @@
 //! What people and CI read: the timeline picture, JUnit, JSON, shards and their merge,
 //! and the time budget.
 
+mod common;
+
+use common::oversell_in as run_in;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("TMPDIR", dir)
-        .output()
-        .expect("oversell runs")
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("JSON")

@@ -1,0 +1,63 @@
+//! What the integration tests share: the binary, ways to run it, and what a run left.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The oversell binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+/// Runs oversell with `tmp` as its TMPDIR (so what it leaves behind can be seen) and
+/// `env` added to its environment, in the test's working directory (the repository).
+pub fn oversell_env(tmp: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("TMPDIR", tmp)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("running oversell {args:?}: {e}"))
+}
+
+/// Runs oversell with `tmp` as its TMPDIR.
+pub fn oversell(tmp: &Path, args: &[&str]) -> Output {
+    oversell_env(tmp, args, &[])
+}
+
+/// Runs oversell in `dir`, which is also its TMPDIR.
+pub fn oversell_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("TMPDIR", dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running oversell {args:?}: {e}"))
+}
+
+/// The names of the entries a run left in `tmp`.
+pub fn leftovers(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts the exit status, showing both outputs when it is not `code`.
+pub fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A file under `fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
