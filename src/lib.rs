@@ -48,41 +48,33 @@
 //! exits (but a test binary re-run as a buyer, where [`check_sound`] runs the buyer and
 //! exits); `check` does no I/O; every finding carries a token that rebuilds its trial.
 
-// The public face is the re-exports below; every module is the crate's own. The
-// modules marked `#[doc(hidden)] pub` are reachable only for the crate's integration
-// tests and benches, and are no API.
-#[doc(hidden)]
-pub mod bench;
-#[doc(hidden)]
-pub mod buyer;
-#[doc(hidden)]
-pub mod check;
-#[doc(hidden)]
-pub mod cli;
-#[doc(hidden)]
-pub mod explore;
-mod faults;
-#[doc(hidden)]
-pub mod gate;
-#[doc(hidden)]
-pub mod harness;
-#[doc(hidden)]
-pub mod ledger;
-mod limits;
-mod lock;
-#[doc(hidden)]
-pub mod protocol;
-#[doc(hidden)]
-pub mod report;
-mod rng;
-#[doc(hidden)]
-pub mod scenario;
-#[doc(hidden)]
-pub mod schedule;
+// The public face is the re-exports below; every module is the crate's own. The modules
+// declared through `internal!` are reachable for the crate's integration tests and
+// benches only (`#[doc(hidden)] pub`), and are no API.
+macro_rules! internal {
+    ($($module:ident),* $(,)?) => {
+        $(
+            #[doc(hidden)]
+            pub mod $module;
+        )*
+    };
+}
+
+// By layer, top-down (docs/ARCHITECTURE.md): the front; the drivers; the runner; the
+// buyer and its protocol; the mechanisms; the values; the data.
+internal!(cli);
+internal!(bench, explore, gate);
 mod sound;
-#[doc(hidden)]
-pub mod store;
+internal!(harness);
+internal!(buyer, protocol);
+mod lock;
+internal!(schedule);
+mod faults;
+mod limits;
+mod rng;
 mod token;
+internal!(scenario);
+internal!(check, ledger, report, store);
 
 pub use check::{FindingKind, Violation};
 pub use lock::{

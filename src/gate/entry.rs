@@ -10,34 +10,6 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Every finding kind, in the order the checker ranks them.
-const KINDS: [FindingKind; 10] = [
-    FindingKind::Oversold,
-    FindingKind::DoubleSale,
-    FindingKind::LostUpdate,
-    FindingKind::Overlap,
-    FindingKind::CorruptStore,
-    FindingKind::Hang,
-    FindingKind::Deadlock,
-    FindingKind::StaleLock,
-    FindingKind::Crash,
-    FindingKind::LeakedProcess,
-];
-
-/// Fails to compile when a finding kind is added without being listed in [`KINDS`].
-const _: fn(FindingKind) = |k| match k {
-    FindingKind::Oversold
-    | FindingKind::DoubleSale
-    | FindingKind::LostUpdate
-    | FindingKind::Overlap
-    | FindingKind::CorruptStore
-    | FindingKind::Hang
-    | FindingKind::Deadlock
-    | FindingKind::StaleLock
-    | FindingKind::Crash
-    | FindingKind::LeakedProcess => {}
-};
-
 /// The verdict an entry must keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -55,7 +27,7 @@ impl Expect {
         match text {
             "clean" => Some(Expect::Clean),
             "violation" => Some(Expect::Violation),
-            _ => KINDS
+            _ => FindingKind::ALL
                 .iter()
                 .find(|k| k.name() == text)
                 .map(|&k| Expect::Kind(k)),
@@ -73,7 +45,7 @@ impl Expect {
 
     /// What a gate file accepts as a verdict, for error messages.
     pub fn accepted() -> String {
-        let kinds: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
+        let kinds: Vec<&str> = FindingKind::ALL.iter().map(|k| k.name()).collect();
         format!("clean, violation, or a finding kind ({})", kinds.join(", "))
     }
 
@@ -325,7 +297,7 @@ mod tests {
 
     #[test]
     fn verdicts_parse_and_name_themselves() {
-        for k in KINDS {
+        for &k in FindingKind::ALL {
             assert_eq!(Expect::parse(k.name()), Some(Expect::Kind(k)));
             assert_eq!(Expect::Kind(k).name(), k.name());
         }

@@ -20,18 +20,13 @@ impl Replay {
 }
 
 impl Scheduler for Replay {
-    fn pick(
-        &mut self,
-        step: usize,
-        runnable: &[u32],
-        _current: Option<u32>,
-    ) -> Result<u32, Diverged> {
-        match self.choices.get(step) {
-            Some(&b) if runnable.contains(&b) => Ok(b),
+    fn pick(&mut self, at: usize, ready: &[u32], _: Option<u32>) -> Result<u32, Diverged> {
+        match self.choices.get(at) {
+            Some(&b) if ready.contains(&b) => Ok(b),
             wanted => Err(Diverged {
-                step,
+                step: at,
                 wanted: wanted.copied(),
-                runnable: runnable.to_vec(),
+                runnable: ready.to_vec(),
             }),
         }
     }
