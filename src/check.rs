@@ -13,6 +13,8 @@ use std::fmt;
 use stuck::{crashes, pid, stuck};
 
 /// The kinds of finding (stable names: see docs/ARCHITECTURE.md).
+///
+/// Each [`Violation`](crate::Violation) has one; the README lists them with their meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
@@ -83,6 +85,8 @@ impl fmt::Display for FindingKind {
 }
 
 /// One broken invariant.
+///
+/// [`Unsound`](crate::Unsound) carries them; [`check_sound`](crate::check_sound) shows where they come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// What kind of finding.

@@ -6,6 +6,8 @@ use crate::protocol::Point;
 use crate::rng::{salt, Rng};
 
 /// Faults injected into buyers.
+///
+/// The faults of [`trials_with_faults`](crate::trials_with_faults), whose docs show them in use.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Faults {
     /// Probability that a buyer is SIGKILLed at a seeded yield point.

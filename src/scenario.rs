@@ -70,6 +70,8 @@ impl fmt::Display for Span {
 }
 
 /// How the buyers' steps are interleaved.
+///
+/// Part of each [`Trial`](crate::Trial); [`trials`](crate::trials) draws controlled and free-running ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
     /// Free running: each buyer sleeps its seeded jitter between read and write and the
@@ -146,6 +148,8 @@ pub struct BuyerPlan {
 }
 
 /// One run of the race, fully described.
+///
+/// [`trials`](crate::trials) draws them; the [crate docs](crate) show one under test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trial {
     /// The lock every buyer uses.
@@ -220,6 +224,8 @@ impl Trial {
 }
 
 /// The space trials are drawn from: what `explore`'s options describe.
+///
+/// The space [`trials`](crate::trials) and the command line draw a [`Trial`](crate::Trial) from; see the [crate docs](crate).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialSpace {
     /// The lock under test.

@@ -147,6 +147,8 @@ fn replay_token() -> Option<String> {
 }
 
 /// Why a lock was found unsound (or could not be tested).
+///
+/// The error of [`check_sound`](crate::check_sound); [`assert_sound`](crate::assert_sound) has an example.
 #[derive(Debug)]
 pub enum Unsound {
     /// The trial broke an invariant: the violations, and the trial's token.
@@ -204,6 +206,8 @@ impl std::error::Error for Unsound {
 /// it runs the buyer and exits, so the rest of the test never runs there. With
 /// `OVERSELL_REPLAY=TOKEN` set it runs that token's trial instead, printing its trace,
 /// once per process (later calls give the same verdict).
+///
+/// The [crate docs](crate) show it in a proptest, through [`assert_sound`](crate::assert_sound).
 pub fn check_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), Unsound> {
     let Some(token) = replay_token() else {
         let checked = run_in_test(trial, lock)?;
@@ -224,6 +228,8 @@ pub fn assert_sound<L: Lock>(trial: &Trial, lock: L) -> Result<(), TestCaseError
 }
 
 /// What a replay of a token found.
+///
+/// What [`replay_sound`](crate::replay_sound) gives back; its docs have an example.
 #[derive(Debug, Clone)]
 pub struct Replayed {
     /// The token of the trial as run (under a controlled schedule, with its steps).

@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::Path;
 
 /// How far a backend can be trusted.
+///
+/// The verdict a [`LockKind`](crate::LockKind) is expected to earn; `oversell locks` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Soundness {
@@ -40,6 +42,8 @@ impl fmt::Display for Soundness {
 }
 
 /// Every lock backend oversell ships, by name.
+///
+/// Each has a [`Soundness`](crate::Soundness); `oversell locks` lists them (see the [crate docs](crate)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LockKind {
     /// No lock: the lesson without its `Lock()`.

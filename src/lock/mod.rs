@@ -165,6 +165,8 @@ impl fmt::Debug for Guard<'_> {
 }
 
 /// What went wrong while taking or giving back a lock.
+///
+/// What the methods of [`Lock`](crate::Lock) return; its docs have an example.
 #[derive(Debug)]
 pub enum LockError {
     /// A system call failed.

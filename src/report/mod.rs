@@ -80,6 +80,8 @@ pub fn replay_command(token: &str) -> String {
 }
 
 /// The result of an `explore` run.
+///
+/// A run's findings, each of a [`FindingKind`](crate::FindingKind); the README's tour shows one as text and as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// oversell's version.
