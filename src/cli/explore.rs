@@ -3,7 +3,7 @@
 use super::args::{ExploreArgs, ScheduleArg, StoreArg};
 use super::exit::{Fail, Outcome};
 use super::progress::Bar;
-use super::{outputs, start_harness, things, validate};
+use super::{outputs, start_harness, validate};
 use crate::explore::{self, Checked, ExploreConfig};
 use crate::lock::LockKind;
 use crate::report::{self, Finding, Report};
@@ -43,7 +43,7 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
         {
             say!(
                 "time budget of {budget} s spent: {} ran",
-                things(report.trials_run, "trial")
+                crate::report::count(report.trials_run, "trial")
             );
         }
     }
@@ -199,7 +199,7 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
     let mut trials = match (trials, a.time_budget) {
         (u64::MAX, Some(b)) => format!("trials for {b} s"),
         (u64::MAX, None) => "every schedule".to_string(),
-        (n, _) => things(n, "trial"),
+        (n, _) => crate::report::count(n, "trial"),
     };
     if let Some((k, n)) = a.shard {
         trials.push_str(&format!(" (shard {k}/{n})"));
@@ -219,7 +219,7 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
 /// `2..16 buyers`, `3 buyers`, `1 buyer`.
 fn span(s: Span, thing: &str) -> String {
     if s.lo == s.hi {
-        things(u64::from(s.lo), thing)
+        crate::report::count(u64::from(s.lo), thing)
     } else {
         format!("{s} {thing}s")
     }
@@ -243,7 +243,7 @@ fn pct_bounds(buyers: Span, depth: u32) -> String {
     if buyers.hi != buyers.lo {
         s.push_str(&format!(
             " for {}, {} for {}",
-            things(u64::from(buyers.lo), "buyer"),
+            crate::report::count(u64::from(buyers.lo), "buyer"),
             bound(buyers.hi),
             buyers.hi
         ));

@@ -51,6 +51,15 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => return exit::code(parse_failure(&e)),
     };
+    let hidden = matches!(
+        cli.command,
+        Some(Cmd::Buyer { .. } | Cmd::LockServer { .. } | Cmd::Noop)
+    );
+    if !hidden {
+        // Whatever a run killed with SIGKILL left (processes, directories, semaphores)
+        // goes before this one starts.
+        crate::harness::sweep_stale(&std::env::temp_dir());
+    }
     let result = match cli.command {
         None => demo::run(&DemoArgs {
             trials: 10,
@@ -103,7 +112,6 @@ fn parse_failure(e: &clap::Error) -> Result<Outcome, Fail> {
 fn start_harness() -> Result<crate::harness::HarnessConfig, Fail> {
     let exe = std::env::current_exe()
         .map_err(|e| Fail::Setup(format!("cannot find my own binary: {e}")))?;
-    crate::harness::sweep_stale(&std::env::temp_dir());
     crate::harness::interrupt::install()
         .map_err(|e| Fail::Setup(format!("cannot handle SIGINT and SIGTERM: {e}")))?;
     Ok(crate::harness::HarnessConfig::new(exe))
@@ -119,11 +127,3 @@ fn write_out(path: &std::path::Path, text: &str, what: &str) -> Result<(), Fail>
     })
 }
 
-/// `1 trial`, `3 trials`.
-fn things(n: u64, thing: &str) -> String {
-    if n == 1 {
-        format!("1 {thing}")
-    } else {
-        format!("{n} {thing}s")
-    }
-}

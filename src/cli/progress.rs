@@ -41,7 +41,7 @@ impl Bar {
     pub(super) fn tick(&self, findings: usize) {
         if let Some(bar) = &self.bar {
             self.findings.set(self.findings.get() + findings as u64);
-            bar.set_message(super::things(self.findings.get(), "finding"));
+            bar.set_message(crate::report::count(self.findings.get(), "finding"));
             bar.inc(1);
         }
     }

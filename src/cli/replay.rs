@@ -2,7 +2,7 @@
 
 use super::args::ReplayArgs;
 use super::exit::{Fail, Outcome};
-use super::{outputs, start_harness, things, validate};
+use super::{outputs, start_harness, validate};
 use crate::explore::verdict::{Tally, Verdict};
 use crate::explore::{self, Checked};
 use crate::report::{self, Finding, Report};
@@ -103,7 +103,7 @@ fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
             .count();
         say!(
             "identical trace in {same} of {}",
-            things(runs.len() as u64, "attempt")
+            crate::report::count(runs.len() as u64, "attempt")
         );
     }
     // The kinds the token records (none for an older token: any finding counts).
