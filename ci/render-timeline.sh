@@ -8,10 +8,13 @@ bin="${CARGO_TARGET_DIR:-target}/debug/oversell"
 [ -x "$bin" ] || cargo build --quiet
 if ! command -v chromium >/dev/null 2>&1; then
   echo "render: installing chromium"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/tmp/oversell-chromium-install.log 2>&1; then
-    echo "render: SKIP: chromium could not be installed (see /tmp/oversell-chromium-install.log)"
+  log=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$log" 2>&1; then
+    echo "render: SKIP: chromium could not be installed; the last lines of apt:"
+    tail -n 5 "$log"; rm -f "$log"
     exit 0
   fi
+  rm -f "$log"
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

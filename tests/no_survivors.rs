@@ -11,25 +11,34 @@ use std::time::{Duration, Instant};
 
 use common::BIN;
 
+/// Each process (pid, command line) whose `/proc/PID` directory satisfies `keep`.
+fn processes_where(keep: impl Fn(&std::path::Path) -> bool) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let dir = e.path();
+            if !keep(&dir) {
+                return None;
+            }
+            let raw = std::fs::read(dir.join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&raw).replace('\0', " ")))
+        })
+        .collect()
+}
+
 /// Pids of live processes whose command line mentions `marker`.
 fn processes_mentioning(marker: &str) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(marker) {
-            found.push((pid, cmd));
-        }
-    }
-    found
+    processes_where(|dir| {
+        std::fs::read(dir.join("cmdline")).is_ok_and(|raw| {
+            String::from_utf8_lossy(&raw)
+                .replace('\0', " ")
+                .contains(marker)
+        })
+    })
 }
 
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.
@@ -114,33 +123,20 @@ fn a_killed_explorer_leaves_no_process_behind() {
 /// Pids of live processes whose environment carries `OVERSELL_RUN=<pid>-…` of `run`.
 fn processes_of_run(run: u32) -> Vec<(u32, String)> {
     let mark = format!("OVERSELL_RUN={run}-");
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
-            continue;
-        };
-        let marked = env
-            .split(|&b| b == 0)
-            .any(|kv| kv.starts_with(mark.as_bytes()));
-        let zombie = std::fs::read_to_string(e.path().join("stat"))
+    processes_where(|dir| {
+        let marked = std::fs::read(dir.join("environ")).is_ok_and(|env| {
+            env.split(|&b| b == 0)
+                .any(|kv| kv.starts_with(mark.as_bytes()))
+        });
+        let zombie = std::fs::read_to_string(dir.join("stat"))
             .ok()
             .and_then(|s| {
                 s.rfind(')')
                     .map(|i| s[i + 1..].trim_start().starts_with('Z'))
             })
             .unwrap_or(true);
-        if marked && !zombie {
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            found.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
-        }
-    }
-    found
+        marked && !zombie
+    })
 }
 
 #[test]
