@@ -141,6 +141,7 @@ fn exhaustive_runs_exactly_the_schedules_derived_by_hand() {
                 "atomic",
                 "--preemptions",
                 &p_s,
+                "--no-reduction",
                 "--keep-going",
                 "--quiet",
                 "--json",
