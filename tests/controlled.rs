@@ -184,7 +184,7 @@ fn exhaustive_verifies_every_sound_lock() {
         assert_eq!(out.status.code(), Some(0), "{lock}: {text}");
         assert!(
             text.contains("verified: all ")
-                && text.contains("schedules of 2 buyers, 1 ticket, ≤ 2 preemptions"),
+                && text.contains(" of 2 buyers, 1 ticket, ≤ 2 preemptions"),
             "{lock}: {text}"
         );
     }
