@@ -5,6 +5,7 @@
 //! [`Report::stopped_early`]); [`ExploreConfig::keep_going`] runs every trial. [`verdict`]
 //! judges whether a replayed finding came back, for `replay` and `gate` alike.
 
+mod exhaustive;
 mod shrink;
 pub mod verdict;
 
@@ -12,9 +13,9 @@ pub use shrink::{shrink_until, Shape, Shrunk};
 
 use crate::check::{check, FindingKind, Observation, Violation};
 use crate::harness::{self, HarnessConfig, HarnessError, Session, TrialRun};
-use crate::report::{Finding, Report, StoppedEarly, Verified};
+use crate::report::{Finding, Report, StoppedEarly};
 use crate::scenario::{Schedule, Trial, TrialSpace};
-use crate::schedule::{Dfs, Scheduler};
+use crate::schedule::Scheduler;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,10 @@ pub struct ExploreConfig {
     pub shard: Option<(u64, u64)>,
     /// How trials are run.
     pub harness: HarnessConfig,
+    /// Under `exhaustive`: run one schedule per class of schedules that differ only in
+    /// the order of independent steps (partial-order reduction). False runs every
+    /// schedule within the bound.
+    pub reduction: bool,
 }
 
 impl ExploreConfig {
@@ -54,6 +59,7 @@ impl ExploreConfig {
             keep_going: false,
             shard: None,
             harness,
+            reduction: true,
         }
     }
 }
@@ -203,7 +209,7 @@ pub fn explore(
     let deadline = cfg.time_budget.map(|budget| started + budget);
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let result = if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
-        exhaustive(
+        exhaustive::exhaustive(
             cfg,
             preemptions,
             &mut runner,
@@ -286,83 +292,6 @@ fn record(
     }
     each(index, checked, &findings);
     report.findings.extend(findings);
-}
-
-fn exhaustive(
-    cfg: &ExploreConfig,
-    bound: u32,
-    runner: &mut Runner<'_>,
-    report: &mut Report,
-    each: &mut dyn FnMut(u64, &Checked, &[Finding]),
-    out_of_time: &dyn Fn() -> bool,
-    deadline: Option<Instant>,
-) -> Result<(), HarnessError> {
-    let mut index = 0u64;
-    for buyers in cfg.space.buyers.lo..=cfg.space.buyers.hi {
-        for tickets in cfg.space.tickets.lo..=cfg.space.tickets.hi {
-            let mut trial = cfg.space.trial(cfg.seed, index);
-            trial.buyers = buyers;
-            trial.tickets = tickets;
-            let mut prefix = Some(Vec::new());
-            let mut schedules = 0u64;
-            let mut failed = false;
-            let mut complete = true;
-            while let Some(p) = prefix {
-                if index >= cfg.trials || out_of_time() {
-                    complete = false;
-                    break;
-                }
-                if let Some(sig) = crate::harness::interrupt::pending() {
-                    return Err(HarnessError::Interrupted(sig));
-                }
-                let mut dfs = Dfs::new(p, bound);
-                let mut checked = runner.run(&trial, Some(&mut dfs))?;
-                if let Some(d) = checked.diverged() {
-                    // The search's own prefix did not replay: the program is not
-                    // deterministic under control, and the count would be wrong.
-                    return Err(HarnessError::Nondeterministic(format!(
-                        "{}, {}: {d}",
-                        crate::report::count(trial.buyers, "buyer"),
-                        crate::report::count(trial.tickets, "ticket")
-                    )));
-                }
-                schedules += 1;
-                if !checked.violations.is_empty() && cfg.keep_going {
-                    failed = true;
-                } else if !checked.violations.is_empty() {
-                    failed = true;
-                    if cfg.shrink {
-                        checked =
-                            shrink_or_keep(runner, checked, cfg, report, index, each, deadline)?;
-                    }
-                    record(report, index, &checked, each);
-                    break;
-                }
-                record(report, index, &checked, each);
-                index += 1;
-                prefix = dfs.next();
-            }
-            if failed && !cfg.keep_going {
-                report.stopped_early = Some(StoppedEarly {
-                    after: report.trials_run,
-                    of: planned(cfg),
-                });
-                return Ok(());
-            }
-            if !failed && complete {
-                report.verified.push(Verified {
-                    buyers,
-                    tickets,
-                    preemptions: bound,
-                    schedules,
-                });
-            }
-            if index >= cfg.trials || out_of_time() {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Re-runs one trial `attempts` times; returns each attempt's checked run.

@@ -128,6 +128,9 @@ fn expand(runs: &[(u32, usize)]) -> Vec<u32> {
 fn schedule_part(s: &Schedule) -> String {
     match s {
         Schedule::Pct { depth } => format!("pct{depth}"),
+        Schedule::Exhaustive {
+            preemptions: crate::schedule::UNBOUNDED,
+        } => "exhaustiveu".to_string(),
         Schedule::Exhaustive { preemptions } => format!("exhaustive{preemptions}"),
         other => other.name().to_string(),
     }
@@ -145,6 +148,9 @@ fn parse_schedule(s: &str) -> Result<Schedule, String> {
         "random" => Schedule::Random,
         _ if s.starts_with("pct") => Schedule::Pct {
             depth: limits::depth(num("pct")?)?,
+        },
+        "exhaustiveu" => Schedule::Exhaustive {
+            preemptions: crate::schedule::UNBOUNDED,
         },
         _ if s.starts_with("exhaustive") => Schedule::Exhaustive {
             preemptions: limits::preemptions(num("exhaustive")?)?,

@@ -135,9 +135,13 @@ pub(super) struct ExploreArgs {
     /// PCT's bug depth d (d − 1 priority change points) [default: 2; pct only].
     #[arg(long, value_name = "D", value_parser = parse_depth)]
     pub(super) depth: Option<u32>,
-    /// Exhaustive search's preemption bound [default: 2; exhaustive only].
+    /// Exhaustive search's preemption bound, or `unbounded` [default: 2; exhaustive only].
     #[arg(long, value_name = "P", value_parser = parse_preemptions)]
     pub(super) preemptions: Option<u32>,
+    /// Exhaustive: run every schedule within the bound, not one per class of schedules
+    /// that differ only in the order of independent steps [exhaustive only].
+    #[arg(long)]
+    pub(super) no_reduction: bool,
     /// Report failing controlled trials as found, without shrinking them.
     #[arg(long)]
     pub(super) no_shrink: bool,

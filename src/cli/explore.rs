@@ -29,6 +29,7 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     let mut cfg = ExploreConfig::new(space, trials, seed, harness);
     cfg.shrink = !a.no_shrink;
     cfg.keep_going = a.keep_going;
+    cfg.reduction = !a.no_reduction;
     cfg.time_budget = a.time_budget.map(Duration::from_secs_f64);
     cfg.shard = a.shard;
     if !a.quiet {
@@ -133,6 +134,11 @@ fn schedule_options(a: &ExploreArgs, schedule: &Schedule) -> Result<(), Fail> {
         "--preemptions",
         "exhaustive",
     )?;
+    only(
+        a.no_reduction && !exhaustive,
+        "--no-reduction",
+        "exhaustive",
+    )?;
     if a.faults.is_some_and(|f| f.stop > 0.0) && schedule.is_controlled() {
         return Err(Fail::Usage(format!(
             "--faults stop=… with --schedule {}: under a controlled schedule a stall changes \
@@ -190,6 +196,9 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
                 cfg.space.schedule.name()
             )
         }
+        Schedule::Exhaustive {
+            preemptions: crate::schedule::UNBOUNDED,
+        } => "schedule exhaustive, any number of preemptions".to_string(),
         Schedule::Exhaustive { preemptions } => {
             format!("schedule exhaustive, ≤ {preemptions} preemptions")
         }

@@ -60,7 +60,12 @@ pub(super) fn parse_depth(s: &str) -> Result<u32, String> {
 }
 
 pub(super) fn parse_preemptions(s: &str) -> Result<u32, String> {
-    whole(s, 0, MAX_PREEMPTIONS.into()).map(|n| n as u32)
+    if s.trim() == "unbounded" {
+        return Ok(crate::schedule::UNBOUNDED);
+    }
+    whole(s, 0, MAX_PREEMPTIONS.into())
+        .map(|n| n as u32)
+        .map_err(|e| format!("{e}, or unbounded"))
 }
 
 pub(super) fn parse_attempts(s: &str) -> Result<u32, String> {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 /// A pool of reusable buyer processes for one lock and store mode.
 pub struct Session {
     pub(super) cfg: HarnessConfig,
-    lock: LockKind,
+    pub(super) lock: LockKind,
     store: StoreMode,
     pub(super) dir: TrialDir,
     pub(super) group: Group,

@@ -14,9 +14,10 @@ use super::pin::Pinned;
 use super::plan::Plan;
 use super::{stderr_tail, HarnessError, ScheduleRecord, TrialRun};
 use crate::ledger::{Exit, Fate, History, Stuck};
+use crate::lock::LockKind;
 use crate::protocol::{msg, Point};
 use crate::scenario::Trial;
-use crate::schedule::{Diverged, Scheduler};
+use crate::schedule::{Access, Diverged, Scheduler};
 use crate::store;
 use std::fs::File;
 use std::io::Write;
@@ -63,6 +64,17 @@ impl Round {
     fn runnable(&self) -> Vec<u32> {
         (0..self.state.len() as u32)
             .filter(|&b| matches!(self.state[b as usize], State::At(_)))
+            .collect()
+    }
+
+    /// What each buyer's pending step touches (`None`: it cannot run).
+    fn pending(&self, lock: LockKind) -> Vec<Option<Access>> {
+        self.state
+            .iter()
+            .map(|s| match s {
+                State::At(p) => Some(Access::at(*p, lock)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -185,6 +197,10 @@ impl Session {
             return Ok(Flow::Stop);
         }
         let cur = round.current.filter(|c| runnable.contains(c));
+        let watch = scheduler.wants_accesses();
+        if watch {
+            scheduler.ahead(&round.pending(self.lock));
+        }
         let b = match scheduler.pick(round.choices.len(), &runnable, cur) {
             Ok(b) => b,
             Err(d) => {
@@ -198,6 +214,9 @@ impl Session {
         }
         round.choices.push(b);
         let flow = self.advance(round, b)?;
+        if watch {
+            scheduler.ran(b, round.state[b as usize] == State::Dead);
+        }
         round.current = Some(b);
         Ok(flow)
     }

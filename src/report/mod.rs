@@ -134,17 +134,33 @@ pub struct Verified {
     pub preemptions: u32,
     /// How many schedules ran.
     pub schedules: u64,
+    /// Under partial-order reduction: the distinct executions (classes of schedules that
+    /// differ only in the order of independent steps) those schedules covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executions: Option<u64>,
 }
 
 impl Verified {
     /// The line `explore` prints.
     pub fn line(&self) -> String {
+        let bound = if self.preemptions == u32::MAX {
+            "any number of preemptions".to_string()
+        } else {
+            format!("≤ {}", count(self.preemptions, "preemption"))
+        };
+        if let Some(n) = self.executions {
+            return format!(
+                "verified: all {n} executions up to reordering of independent steps ({} run) of {}, {}, {bound}",
+                count(self.schedules, "schedule"),
+                count(self.buyers, "buyer"),
+                count(self.tickets, "ticket"),
+            );
+        }
         format!(
-            "verified: all {} of {}, {}, ≤ {}",
+            "verified: all {} of {}, {}, {bound}",
             count(self.schedules, "schedule"),
             count(self.buyers, "buyer"),
             count(self.tickets, "ticket"),
-            count(self.preemptions, "preemption")
         )
     }
 }

@@ -9,11 +9,15 @@
 //! [`Schedule`] with its token spelling (`scenario`), and its `--schedule` value (`cli`);
 //! the bench and `trials()` pick strategies from their own lists.
 
+pub mod conflict;
+mod dpor;
 mod exhaustive;
 mod pct;
 mod random;
 mod replay;
 
+pub use conflict::Access;
+pub use dpor::Dpor;
 pub use exhaustive::Dfs;
 pub use pct::{bound as pct_bound, Pct};
 pub use random::Random;
@@ -32,6 +36,24 @@ pub trait Scheduler {
         runnable: &[u32],
         current: Option<u32>,
     ) -> Result<u32, Diverged>;
+
+    /// True when the strategy wants [`Scheduler::ahead`] and [`Scheduler::ran`]: what
+    /// each step touches (the partial-order reduction does; the others need not pay).
+    fn wants_accesses(&self) -> bool {
+        false
+    }
+
+    /// Called before each `pick` when [`Scheduler::wants_accesses`]: what the pending
+    /// step of each buyer (by index) touches, `None` for a buyer that cannot run.
+    fn ahead(&mut self, pending: &[Option<Access>]) {
+        let _ = pending;
+    }
+
+    /// Called after each step when [`Scheduler::wants_accesses`]: buyer `buyer` ran it,
+    /// and `died` when it did not come back.
+    fn ran(&mut self, buyer: u32, died: bool) {
+        let _ = (buyer, died);
+    }
 
     /// Called once the run has ended after `steps` steps; a strategy that follows a
     /// recorded schedule reports steps it never reached.
@@ -75,6 +97,9 @@ impl fmt::Display for Diverged {
 }
 
 impl std::error::Error for Diverged {}
+
+/// The preemption bound that means none (`--preemptions unbounded`).
+pub const UNBOUNDED: u32 = u32::MAX;
 
 /// Yield points a buyer passes at most (check, acquire, read, write, truncated, release,
 /// record): the step estimate PCT draws its change points from.

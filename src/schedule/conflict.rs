@@ -1,0 +1,161 @@
+//! The conflict relation: which controlled steps touch the same thing, and which commute.
+//! Stated here once; the partial-order reduction ([`super::Dpor`]) trusts nothing else.
+//!
+//! A step is what a buyer does between two yield points: parked at point `p`, told `go`,
+//! it performs `p`'s action and parks at its next point. What the action touches is a
+//! function of `p` and of the lock backend:
+//!
+//! | point | touches |
+//! |---|---|
+//! | `check` | reads the store (without the lock) |
+//! | `acquire` | the lock: a `try_lock` that takes it, or one that fails (`blocked`) |
+//! | `read` | reads the store |
+//! | `write` | writes the store (truncates it in place, or writes a temp and renames) |
+//! | `truncated` | writes the store |
+//! | `release` | the lock |
+//! | `record` | nothing shared (one ledger line) |
+//!
+//! Two steps conflict when both touch the lock, or both touch the store and one of them
+//! writes it. So `check` conflicts with `write` (it reads without the lock); two reads
+//! commute; an acquire attempt that fails and the release it waits for conflict (their
+//! order decides whether it blocks), as do any two acquire attempts.
+//!
+//! **The ledger.** Every step appends to the ledger, and those appends commute: the
+//! checker orders events by time, but its verdicts depend only on (a) each buyer's own
+//! events, in program order whatever the schedule, (b) the values read and written,
+//! which the store conflicts order, and (c) the order of different buyers' `acquired` and
+//! `released` events (the `overlap` check), which come from lock steps, and lock steps
+//! always conflict, even under `none` whose lock does nothing. With a kill fault a held
+//! span ends at the dead buyer's last event, whatever step wrote it, so a trial with kill
+//! faults is searched without reduction (the explorer's choice, see `explore`).
+//!
+//! **Locks on the store.** `posix-close` locks the store file itself (any close of it,
+//! the buyer's own read included, drops the lock) and `renamed-store` locks the store's
+//! inode that a write replaces; a user's lock may do anything. For those the lock and
+//! the store are one object: every step but `record` conflicts with every other.
+//!
+//! A step that ends in a death conflicts with everything: a kernel lock is freed, a lock
+//! file stays, the ledger ends.
+
+use crate::lock::LockKind;
+use crate::protocol::Point;
+
+/// What one step touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Access {
+    bits: u8,
+}
+
+const READS_STORE: u8 = 1;
+const WRITES_STORE: u8 = 2;
+const LOCK: u8 = 4;
+const EVERYTHING: u8 = 8;
+
+impl Access {
+    /// Touches nothing another buyer can see (ledger appends commute).
+    pub const NOTHING: Access = Access { bits: 0 };
+    /// Conflicts with every step: a death.
+    pub const EVERYTHING: Access = Access { bits: EVERYTHING };
+
+    /// What a buyer parked at `point` touches when it runs its next step under `lock`.
+    pub fn at(point: Point, lock: LockKind) -> Access {
+        let bits = match point {
+            Point::Check | Point::Read => READS_STORE,
+            Point::Write | Point::Truncated => WRITES_STORE,
+            Point::Acquire | Point::Release => LOCK,
+            Point::Record => 0,
+        };
+        if bits != 0 && lock_on_store(lock) {
+            return Access {
+                bits: LOCK | WRITES_STORE,
+            };
+        }
+        Access { bits }
+    }
+
+    /// True when the order of `self` and `other` can change what either does or what
+    /// the checker sees.
+    pub fn conflicts(self, other: Access) -> bool {
+        let (a, b) = (self.bits, other.bits);
+        if (a | b) & EVERYTHING != 0 {
+            return true;
+        }
+        let store = READS_STORE | WRITES_STORE;
+        let both_lock = a & b & LOCK != 0;
+        let both_store = a & store != 0 && b & store != 0;
+        both_lock || (both_store && (a | b) & WRITES_STORE != 0)
+    }
+}
+
+/// Backends whose lock lives on the store file (or is unknown): the lock and the store
+/// are one object.
+fn lock_on_store(lock: LockKind) -> bool {
+    match lock {
+        LockKind::None
+        | LockKind::Flock
+        | LockKind::Ofd
+        | LockKind::Posix
+        | LockKind::Lockfile
+        | LockKind::Socket
+        | LockKind::Sysv
+        | LockKind::Toctou
+        | LockKind::EarlyRelease
+        | LockKind::PosixSem => false,
+        LockKind::PosixClose | LockKind::RenamedStore | LockKind::User => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(p: Point) -> Access {
+        Access::at(p, LockKind::Flock)
+    }
+
+    #[test]
+    fn the_relation_is_symmetric() {
+        let all: Vec<Access> = Point::ALL
+            .iter()
+            .flat_map(|&p| {
+                [
+                    Access::at(p, LockKind::Flock),
+                    Access::at(p, LockKind::PosixClose),
+                ]
+            })
+            .chain([Access::NOTHING, Access::EVERYTHING])
+            .collect();
+        for &a in &all {
+            for &b in &all {
+                assert_eq!(a.conflicts(b), b.conflicts(a), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_commute_writes_do_not() {
+        assert!(!at(Point::Check).conflicts(at(Point::Read)));
+        assert!(at(Point::Check).conflicts(at(Point::Write)));
+        assert!(at(Point::Read).conflicts(at(Point::Truncated)));
+        assert!(at(Point::Write).conflicts(at(Point::Write)));
+    }
+
+    #[test]
+    fn lock_steps_conflict_and_nothing_else_touches_the_lock() {
+        assert!(at(Point::Acquire).conflicts(at(Point::Release)));
+        assert!(at(Point::Acquire).conflicts(at(Point::Acquire)));
+        assert!(!at(Point::Acquire).conflicts(at(Point::Read)));
+        assert!(!at(Point::Release).conflicts(at(Point::Write)));
+        assert!(!at(Point::Record).conflicts(at(Point::Record)));
+        assert!(Access::EVERYTHING.conflicts(at(Point::Record)));
+    }
+
+    #[test]
+    fn a_lock_on_the_store_is_the_store() {
+        let read = Access::at(Point::Read, LockKind::PosixClose);
+        let acquire = Access::at(Point::Acquire, LockKind::PosixClose);
+        assert!(read.conflicts(acquire));
+        assert!(read.conflicts(Access::at(Point::Check, LockKind::PosixClose)));
+        assert!(!Access::at(Point::Record, LockKind::RenamedStore).conflicts(acquire));
+    }
+}

@@ -1,0 +1,120 @@
+//! The partial-order reduction held honest: for every built-in lock and small shapes,
+//! the reduced search and the plain one (every schedule within the bound) reach the same
+//! verdict and the same set of failing end states.
+
+use oversell::explore::{explore, Checked, ExploreConfig};
+use oversell::ledger::EventKind;
+use oversell::scenario::{Schedule, Span};
+use oversell::store::StoreMode;
+use oversell::{HarnessConfig, LockKind, TrialSpace};
+use std::collections::{BTreeMap, BTreeSet};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+/// What a failing schedule ended with: its finding kinds, the final store, and each
+/// buyer's claim.
+type EndState = (Vec<String>, String, BTreeMap<u32, Option<i64>>);
+
+fn end_state(c: &Checked) -> EndState {
+    let mut kinds: Vec<String> = c.violations.iter().map(|v| v.kind.to_string()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let claims = c
+        .run
+        .history
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Bought)
+        .map(|e| (e.buyer, e.num()))
+        .collect();
+    (kinds, format!("{:?}", c.run.final_store), claims)
+}
+
+/// (schedules run, failing end states) of an exhaustive search that keeps going.
+fn search(
+    lock: LockKind,
+    buyers: u32,
+    tickets: u32,
+    store: StoreMode,
+    bound: u32,
+    reduction: bool,
+) -> (u64, BTreeSet<EndState>) {
+    let mut space = TrialSpace::new(lock);
+    space.buyers = Span::one(buyers);
+    space.tickets = Span::one(tickets);
+    space.store = store;
+    space.schedule = Schedule::Exhaustive { preemptions: bound };
+    let mut cfg = ExploreConfig::new(space, u64::MAX, 7, HarnessConfig::new(BIN));
+    cfg.keep_going = true;
+    cfg.shrink = false;
+    cfg.reduction = reduction;
+    let mut failing = BTreeSet::new();
+    let report = explore(&cfg, &mut |_, c, _| {
+        if !c.violations.is_empty() {
+            failing.insert(end_state(c));
+        }
+    })
+    .expect("explore");
+    (report.trials_run, failing)
+}
+
+fn same(lock: LockKind, buyers: u32, tickets: u32, store: StoreMode, bound: u32) {
+    let (plain_runs, plain) = search(lock, buyers, tickets, store, bound, false);
+    let (reduced_runs, reduced) = search(lock, buyers, tickets, store, bound, true);
+    let shape = format!("{} b{buyers} t{tickets} {store:?} P{bound}", lock.name());
+    assert_eq!(
+        plain.is_empty(),
+        reduced.is_empty(),
+        "{shape}: the verdicts differ"
+    );
+    assert_eq!(plain, reduced, "{shape}: the failing end states differ");
+    assert!(
+        reduced_runs <= plain_runs,
+        "{shape}: {reduced_runs} > {plain_runs}"
+    );
+}
+
+#[test]
+fn two_buyers_every_lock_same_verdicts_and_failing_end_states() {
+    for &lock in LockKind::ALL {
+        for tickets in 1..=2 {
+            same(lock, 2, tickets, StoreMode::InPlace, 2);
+        }
+    }
+}
+
+#[test]
+fn three_buyers_every_lock_same_verdicts_and_failing_end_states() {
+    for &lock in LockKind::ALL {
+        for tickets in 1..=2 {
+            same(lock, 3, tickets, StoreMode::InPlace, 1);
+        }
+    }
+}
+
+#[test]
+fn atomic_store_same_verdicts_and_failing_end_states() {
+    for lock in [LockKind::None, LockKind::Flock, LockKind::RenamedStore] {
+        same(lock, 3, 2, StoreMode::Atomic, 2);
+    }
+}
+
+#[test]
+fn the_broken_locks_are_found_with_the_same_kinds_at_three_buyers_two_preemptions() {
+    for lock in [LockKind::None, LockKind::PosixClose, LockKind::EarlyRelease] {
+        let kinds = |reduction| {
+            let (_, failing) = search(lock, 3, 2, StoreMode::InPlace, 2, reduction);
+            failing
+                .into_iter()
+                .flat_map(|(k, _, _)| k)
+                .collect::<BTreeSet<String>>()
+        };
+        let plain = kinds(false);
+        assert!(
+            !plain.is_empty(),
+            "{}: the plain search finds it",
+            lock.name()
+        );
+        assert_eq!(kinds(true), plain, "{}", lock.name());
+    }
+}
