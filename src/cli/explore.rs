@@ -169,12 +169,18 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
     }
     if space.external.is_some() {
         space.lock = LockKind::None;
-        if space.schedule != Schedule::Jitter {
-            return Err(Fail::Usage(format!(
-                "--schedule {} with --lock-cmd or --buyer-cmd: a user's command cannot report its \
-                 steps or blocking; accepted: --schedule jitter",
-                space.schedule.name()
-            )));
+        if space.schedule == Schedule::Barrier {
+            return Err(Fail::Usage(
+                "--schedule barrier with --lock-cmd or --buyer-cmd: a user's command cannot report \
+                 its read; accepted: --schedule jitter, random, pct or exhaustive"
+                    .into(),
+            ));
+        }
+        if space.schedule.is_controlled() {
+            if let Err(why) = crate::harness::syscall_control_available() {
+                say!("system calls cannot be intercepted here ({why}): running free (jitter) instead");
+                space.schedule = Schedule::Jitter;
+            }
         }
     }
     Ok(())
