@@ -77,6 +77,7 @@ pub(crate) fn run_with(
         // Stopped calls never return: nothing is to be gained by a polite signal.
         group.signal_all(Signal::SIGKILL);
     }
+    let ended: Vec<bool> = driver.buyers.iter().map(|b| b.done).collect();
     drop(driver.buyers);
     let leaked = !group.finish();
     if let End::Interrupted(sig) = end {
@@ -86,7 +87,7 @@ pub(crate) fn run_with(
     let history = if external {
         program_history(&dir, &members, &group, &end)
     } else {
-        wrapped_history(&dir, &members, &group, &plan, &end)?
+        wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
     };
     let parts = Parts {
         history,
@@ -201,17 +202,6 @@ fn spawn_programs(
     Ok((buyers, members, Vec::new()))
 }
 
-/// The buyer last killed by a fault: the holder a stuck trial names.
-fn killed_holder(members: &[MemberId], group: &Group, plan: Option<&Plan>) -> Option<u32> {
-    (0..members.len())
-        .rev()
-        .find(|&i| {
-            plan.is_none_or(|p| p.buyers[i].kill_at.is_some())
-                && group.exit(members[i]) == Exit::Signal(Signal::SIGKILL as i32)
-        })
-        .map(|i| i as u32)
-}
-
 fn stuck_of(end: &End, holder: Option<u32>) -> (bool, Option<Stuck>) {
     match end {
         End::TimedOut => (true, None),
@@ -233,8 +223,19 @@ fn wrapped_history(
     group: &Group,
     plan: &Plan,
     end: &End,
+    ended: &[bool],
 ) -> Result<History, HarnessError> {
-    let holder = killed_holder(members, group, Some(plan));
+    // Killed by its fault: it ended during the run (not by the harness at its end),
+    // by SIGKILL, with a kill planned.
+    let faulted: Vec<bool> = (0..members.len())
+        .map(|i| {
+            ended[i]
+                && plan.buyers[i].kill_at.is_some()
+                && group.exit(members[i]) == Exit::Signal(Signal::SIGKILL as i32)
+        })
+        .collect();
+    // The holder a stuck trial names: the buyer last killed by a fault.
+    let holder = faulted.iter().rposition(|&f| f).map(|i| i as u32);
     let (timed_out, stuck) = stuck_of(end, holder);
     let mut history = History::read(&crate::ledger::path(dir))
         .map_err(|e| HarnessError::Io("reading the ledger", e))?;
@@ -243,8 +244,7 @@ fn wrapped_history(
         .enumerate()
         .map(|(i, &m)| {
             let exit = group.exit(m);
-            let killed_by_fault =
-                plan.buyers[i].kill_at.is_some() && exit == Exit::Signal(Signal::SIGKILL as i32);
+            let killed_by_fault = faulted[i];
             Fate {
                 pid: group.pid(m),
                 killed_by_fault,
