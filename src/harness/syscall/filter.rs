@@ -214,3 +214,22 @@ pub(super) fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
         Ok(std::os::fd::OwnedFd::from_raw_fd(fd))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_yield_call_jumps_to_the_notify_return() {
+        let p = program();
+        let notify = p.len() - 1;
+        assert_eq!(p[notify].k, libc::SECCOMP_RET_USER_NOTIF);
+        assert_eq!(p[notify - 1].k, libc::SECCOMP_RET_ALLOW);
+        let first = p.len() - 2 - YIELD_CALLS.len();
+        for (j, &(nr, _, _)) in YIELD_CALLS.iter().enumerate() {
+            let ins = &p[first + j];
+            assert_eq!((ins.code, ins.k), (JEQ_K, nr as u32));
+            assert_eq!(first + j + 1 + ins.jt as usize, notify);
+        }
+    }
+}
