@@ -174,6 +174,9 @@ pub struct Trial {
     /// recorded, as in tokens from before the field existed). Running the trial ignores
     /// it; a replay compares what it finds against it.
     pub found: Vec<FindingKind>,
+    /// `--granularity syscall`: oversell's own buyer under a controlled schedule whose
+    /// yield points are its system calls (token part `.g`).
+    pub syscall: bool,
 }
 
 impl Trial {
@@ -191,6 +194,7 @@ impl Trial {
             choices: None,
             external: None,
             found: Vec::new(),
+            syscall: false,
         }
     }
 
@@ -238,6 +242,8 @@ pub struct TrialSpace {
     pub faults: Faults,
     /// A user's lock command or buyer program, in place of `lock`.
     pub external: Option<External>,
+    /// `--granularity syscall` (see [`Trial::syscall`]).
+    pub syscall: bool,
 }
 
 impl TrialSpace {
@@ -252,6 +258,7 @@ impl TrialSpace {
             store: StoreMode::InPlace,
             faults: Faults::default(),
             external: None,
+            syscall: false,
         }
     }
 
@@ -280,6 +287,7 @@ impl TrialSpace {
             choices: None,
             external: self.external.clone(),
             found: Vec::new(),
+            syscall: self.syscall,
         }
     }
 }

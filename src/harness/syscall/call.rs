@@ -160,7 +160,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         name,
         path: inside.to_string_lossy().into_owned(),
         sleep: false,
-        mutates: mutates(name, n),
+        mutates: mutates(name, n) && !ledger(inside, dir),
         lock,
     })
 }
@@ -190,17 +190,22 @@ fn mutates(name: &str, n: &Notif) -> bool {
     }
 }
 
-/// Paths that hold no shared state of the buyers: the directory itself, the harness's
-/// own ledger (appended whole lines, in step order since one buyer runs at a time) and
+/// Paths that hold no shared state of the buyers: the directory itself and
 /// `DIR/buyer-N.err`, where the harness sends a buyer's stderr.
 fn own(p: &Path, dir: &Path) -> bool {
     if p == dir {
         return true;
     }
     p.parent() == Some(dir)
-        && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n == crate::ledger::FILE_NAME || (n.starts_with("buyer-") && n.ends_with(".err"))
-        })
+        && p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("buyer-") && n.ends_with(".err"))
+}
+
+/// The ledger: a step (so its lines come in schedule order), but oversell's own
+/// bookkeeping, never a change PCT aims at.
+fn ledger(p: &Path, dir: &Path) -> bool {
+    p.parent() == Some(dir) && p.file_name().is_some_and(|n| n == crate::ledger::FILE_NAME)
 }
 
 /// What descriptor `fd` of process `pid` names.

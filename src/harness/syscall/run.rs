@@ -8,8 +8,8 @@ use crate::harness::outcome::Parts;
 use crate::harness::plan::Plan;
 use crate::harness::process::{Group, MemberId};
 use crate::harness::{
-    expand, spawn_buyer_hooked, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
-    ScheduleRecord, TrialDir, TrialRun,
+    expand, prepare_lock, spawn_buyer_hooked, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
+    LockState, ScheduleRecord, TrialDir, TrialRun,
 };
 use crate::ledger::{Event, EventKind, Exit, Fate, History, Stuck};
 use crate::protocol::Pace;
@@ -49,9 +49,18 @@ pub(crate) fn run_with(
     let dir = std::fs::canonicalize(&tdir.path)
         .map_err(|e| HarnessError::Io("resolving the trial directory", e))?;
     let mut group = Group::default();
+    // The semaphore or lock server of a built-in lock (`--granularity syscall`), kept
+    // until the trial's processes are gone.
+    let mut lock_state: Option<LockState> = None;
     let spawned = match &trial.external {
         Some(External::BuyerCmd(t)) => spawn_programs(trial.buyers, t, &dir, &mut group),
-        _ => spawn_wrapped(&plan, &dir, &mut group, cfg),
+        _ => prepare_lock(plan.lock, &dir, &mut group, &cfg.exe, started + cfg.timeout).and_then(
+            |state| {
+                let sem_id = state.sem.as_ref().map(|s| s.id);
+                lock_state = Some(state);
+                spawn_wrapped(&plan, &dir, &mut group, cfg, sem_id)
+            },
+        ),
     };
     let (buyers, members, _control) = match spawned {
         Ok(s) => s,
@@ -71,6 +80,9 @@ pub(crate) fn run_with(
         None => &mut **own.insert(crate::schedule::for_trial(trial)),
     };
     let end = driver.run(scheduler);
+    if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
+        group.signal(server, Signal::SIGKILL);
+    }
     if matches!(end, End::Done) {
         group.wait_all(Duration::from_secs(2));
     } else {
@@ -80,6 +92,8 @@ pub(crate) fn run_with(
     let ended: Vec<bool> = driver.buyers.iter().map(|b| b.done).collect();
     drop(driver.buyers);
     let leaked = !group.finish();
+    drop(lock_state);
+    plan.lock.cleanup(&dir);
     if let End::Interrupted(sig) = end {
         return Err(HarnessError::Interrupted(sig));
     }
@@ -138,6 +152,7 @@ fn spawn_wrapped(
     dir: &Path,
     group: &mut Group,
     cfg: &HarnessConfig,
+    sem_id: Option<i32>,
 ) -> Result<Spawned, HarnessError> {
     let prog = filter::program();
     let (mut buyers, mut members, mut control) = (Vec::new(), Vec::new(), Vec::new());
@@ -150,12 +165,14 @@ fn spawn_wrapped(
             hold_us: 0,
             store: plan.store,
             pace: Pace::Free,
-            sem_id: None,
+            sem_id,
             reuse: false,
             kill_at: b.kill_at,
             stop_at: None,
             start_barrier: false,
-            kill_group: true,
+            // Inside a user's command a buyer leads a group of its own; our own buyer
+            // shares the trial's group, so it kills only itself.
+            kill_group: plan.wrap.is_some(),
         };
         let mut socket: Option<std::io::Result<(UnixStream, UnixStream)>> = None;
         let (sock, member) =
