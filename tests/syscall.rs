@@ -136,3 +136,30 @@ fn barrier_with_a_lock_command_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--schedule barrier"));
 }
+
+#[test]
+fn toctou_is_caught_at_syscall_granularity_by_exhaustive_search() {
+    let (out, tmp) = oversell(&[
+        "explore",
+        "--lock",
+        "toctou",
+        "--granularity",
+        "syscall",
+        "--schedule",
+        "exhaustive",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--preemptions",
+        "2",
+        "--no-shrink",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(".g.p"),
+        "the token carries the granularity and the steps\n{}",
+        text(&out)
+    );
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
