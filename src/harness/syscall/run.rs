@@ -71,15 +71,7 @@ pub(crate) fn run_with(
         }
     };
     let mut driver = Driver::new(buyers, &dir, started + cfg.timeout);
-    if let (None, None, Schedule::Pct { depth }) = (&scheduler, &trial.choices, &trial.schedule) {
-        driver.pct = Some(Pct::new(trial.seed, trial.buyers, *depth));
-    }
-    let mut own = None;
-    let scheduler: &mut dyn Scheduler = match scheduler {
-        Some(s) => s,
-        None => &mut **own.insert(crate::schedule::for_trial(trial)),
-    };
-    let end = driver.run(scheduler);
+    let end = drive(&mut driver, trial, scheduler);
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
         group.signal(server, Signal::SIGKILL);
     }
@@ -120,6 +112,20 @@ pub(crate) fn run_with(
         let _ = std::fs::write(kept.join("syscalls.trace"), driver.trace.join("\n") + "\n");
     }
     Ok(run)
+}
+
+/// Runs `driver` under `scheduler`, else the trial's own strategy: its recorded steps,
+/// PCT over changes of shared state, or the strategy of its schedule.
+fn drive(driver: &mut Driver<'_>, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> End {
+    if let (None, None, Schedule::Pct { depth }) = (&scheduler, &trial.choices, &trial.schedule) {
+        driver.pct = Some(Pct::new(trial.seed, trial.buyers, *depth));
+    }
+    let mut own = None;
+    let scheduler: &mut dyn Scheduler = match scheduler {
+        Some(s) => s,
+        None => &mut **own.insert(crate::schedule::for_trial(trial)),
+    };
+    driver.run(scheduler)
 }
 
 type Spawned = (Vec<Buyer>, Vec<MemberId>, Vec<UnixStream>);
