@@ -146,6 +146,10 @@ impl<'h> Runner<'h> {
         if !trial.schedule.is_controlled() {
             return run_one(trial, self.harness);
         }
+        if trial.external.is_some() || trial.syscall {
+            let run = harness::run_syscall(trial, self.harness, scheduler)?;
+            return Ok(Checked::new(trial, run));
+        }
         let reusable = self
             .session
             .as_ref()

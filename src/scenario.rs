@@ -178,6 +178,9 @@ pub struct Trial {
     /// recorded, as in tokens from before the field existed). Running the trial ignores
     /// it; a replay compares what it finds against it.
     pub found: Vec<FindingKind>,
+    /// `--granularity syscall`: oversell's own buyer under a controlled schedule whose
+    /// yield points are its system calls (token part `.g`).
+    pub syscall: bool,
 }
 
 impl Trial {
@@ -195,6 +198,7 @@ impl Trial {
             choices: None,
             external: None,
             found: Vec::new(),
+            syscall: false,
         }
     }
 
@@ -244,6 +248,8 @@ pub struct TrialSpace {
     pub faults: Faults,
     /// A user's lock command or buyer program, in place of `lock`.
     pub external: Option<External>,
+    /// `--granularity syscall` (see [`Trial::syscall`]).
+    pub syscall: bool,
 }
 
 impl TrialSpace {
@@ -258,6 +264,7 @@ impl TrialSpace {
             store: StoreMode::InPlace,
             faults: Faults::default(),
             external: None,
+            syscall: false,
         }
     }
 
@@ -286,6 +293,7 @@ impl TrialSpace {
             choices: None,
             external: self.external.clone(),
             found: Vec::new(),
+            syscall: self.syscall,
         }
     }
 }

@@ -242,6 +242,9 @@ pub fn encode(t: &Trial) -> String {
         let p = (t.faults.stop * scale).round() as u32;
         s.push_str(&format!(".x{p}-{}", t.faults.stop_ms));
     }
+    if t.syscall {
+        s.push_str(".g");
+    }
     if let Some(e) = &t.external {
         s.push('.');
         s.push_str(&external_part(e));
@@ -281,7 +284,7 @@ impl<'a> Fields<'a> {
             let known = matches!(
                 key,
                 "b" | "t" | "j" | "r" | "s" | "k" | "x" | "L" | "B" | "p" | "f"
-            ) || (key == "a" && value.is_empty());
+            ) || (matches!(key, "a" | "g") && value.is_empty());
             if !known {
                 return Err(format!("unknown part '{part}'"));
             }
@@ -344,6 +347,7 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
     trial.seed =
         u64::from_str_radix(seed, 16).map_err(|_| format!("'r{seed}' is not a hex seed"))?;
     trial.schedule = parse_schedule(f.required("s", "schedule")?)?;
+    trial.syscall = f.0.contains_key("g");
     if f.0.contains_key("a") {
         trial.store = StoreMode::Atomic;
     }

@@ -235,7 +235,7 @@ fn user_commands_refuse_what_they_cannot_do() {
             "--lock-cmd",
             "flock {dir}/lock {}",
             "--schedule",
-            "pct",
+            "barrier",
         ][..],
         &["explore", "--buyer-cmd", "true", "--faults", "kill=0.5"][..],
         &["explore", "--buyer-cmd", "true", "--lock", "flock"][..],

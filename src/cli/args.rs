@@ -132,6 +132,10 @@ pub(super) struct ExploreArgs {
     /// How steps interleave.
     #[arg(long, value_enum, default_value = "jitter")]
     pub(super) schedule: ScheduleArg,
+    /// Yield points of a controlled schedule: oversell's steps, or every buyer's system
+    /// calls on the trial's files (`syscall`; always so for --lock-cmd and --buyer-cmd).
+    #[arg(long, value_enum, default_value = "step")]
+    pub(super) granularity: GranularityArg,
     /// PCT's bug depth d (d − 1 priority change points) [default: 2; pct only].
     #[arg(long, value_name = "D", value_parser = parse_depth)]
     pub(super) depth: Option<u32>,
@@ -277,4 +281,13 @@ pub(super) struct DemoArgs {
     /// Seed for the demo's trials.
     #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seed)]
     pub(super) seed: u64,
+}
+
+/// `--granularity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum GranularityArg {
+    /// oversell's own yield points (check, acquire, read, write, release, record).
+    Step,
+    /// Every system call on the trial's files, through seccomp user notification.
+    Syscall,
 }

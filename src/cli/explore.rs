@@ -1,6 +1,6 @@
 //! `oversell explore`: many trials of racing buyers, each checked.
 
-use super::args::{ExploreArgs, ScheduleArg, StoreArg};
+use super::args::{ExploreArgs, GranularityArg, ScheduleArg, StoreArg};
 use super::exit::{Fail, Outcome};
 use super::progress::Bar;
 use super::{outputs, start_harness, validate};
@@ -108,6 +108,7 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
     };
     space.faults = a.faults.unwrap_or_default();
     external(a, &mut space)?;
+    granularity(a, &mut space)?;
     Ok(space)
 }
 
@@ -175,12 +176,39 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
     }
     if space.external.is_some() {
         space.lock = LockKind::None;
-        if space.schedule != Schedule::Jitter {
-            return Err(Fail::Usage(format!(
-                "--schedule {} with --lock-cmd or --buyer-cmd: a user's command cannot report its \
-                 steps or blocking; accepted: --schedule jitter",
-                space.schedule.name()
-            )));
+        if space.schedule == Schedule::Barrier {
+            return Err(Fail::Usage(
+                "--schedule barrier with --lock-cmd or --buyer-cmd: a user's command cannot report \
+                 its read; accepted: --schedule jitter, random, pct or exhaustive"
+                    .into(),
+            ));
+        }
+        if space.schedule.is_controlled() {
+            if let Err(why) = crate::harness::syscall_control_available() {
+                say!("system calls cannot be intercepted here ({why}): running free (jitter) instead");
+                space.schedule = Schedule::Jitter;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--granularity syscall`: oversell's buyer under the syscall-level scheduler.
+fn granularity(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
+    if a.granularity != GranularityArg::Syscall || space.external.is_some() {
+        return Ok(());
+    }
+    if !space.schedule.is_controlled() {
+        return Err(Fail::Usage(format!(
+            "--granularity syscall with --schedule {}: only a controlled schedule has yield \
+             points; accepted: --schedule random, pct or exhaustive",
+            space.schedule.name()
+        )));
+    }
+    match crate::harness::syscall_control_available() {
+        Ok(()) => space.syscall = true,
+        Err(why) => {
+            say!("system calls cannot be intercepted here ({why}): steps stay oversell's own")
         }
     }
     Ok(())

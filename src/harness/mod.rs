@@ -23,6 +23,7 @@ mod plan;
 mod process;
 mod round;
 mod sweep;
+mod syscall;
 
 use crate::ledger::History;
 use crate::lock::{sysv, LockError, LockKind};
@@ -43,6 +44,7 @@ use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
 pub use sweep::sweep_stale;
 pub(crate) use sweep::RUN_ENV;
+pub use syscall::available as syscall_control_available;
 
 /// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
 pub const DIR_PREFIX: &str = "oversell-";
@@ -232,6 +234,9 @@ pub(super) const SEM_NOTE: &str = "sem.id";
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check()`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
+    if (trial.external.is_some() || trial.syscall) && trial.schedule.is_controlled() {
+        return syscall::run(trial, cfg);
+    }
     if let Some(crate::scenario::External::BuyerCmd(t)) = &trial.external {
         return external::run(trial, t, cfg);
     }
@@ -241,6 +246,16 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
         return session.run(trial, &mut *scheduler);
     }
     free::run(trial, cfg)
+}
+
+/// Runs one trial of a user's command (`--lock-cmd`, `--buyer-cmd`) under a controlled
+/// schedule at system-call granularity, following `scheduler` (else the trial's own).
+pub fn run_syscall(
+    trial: &Trial,
+    cfg: &HarnessConfig,
+    scheduler: Option<&mut dyn crate::schedule::Scheduler>,
+) -> Result<TrialRun, HarnessError> {
+    syscall::run_with(trial, cfg, scheduler)
 }
 
 /// Expands a user's command template: `{dir}` (and `{store}`) become shell-quoted paths
@@ -273,6 +288,17 @@ fn spawn_buyer_in(
     spec: &BuyerSpec,
     wrap: Option<&str>,
 ) -> Result<(UnixStream, MemberId), HarnessError> {
+    spawn_buyer_hooked(group, cfg, spec, wrap, &mut |_| {})
+}
+
+/// [`spawn_buyer_in`], with `hook` given the command just before it is spawned.
+fn spawn_buyer_hooked(
+    group: &mut Group,
+    cfg: &HarnessConfig,
+    spec: &BuyerSpec,
+    wrap: Option<&str>,
+    hook: &mut dyn FnMut(&mut Command),
+) -> Result<(UnixStream, MemberId), HarnessError> {
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| HarnessError::Io("making a control socket", e))?;
     let json = spec.encode();
@@ -303,6 +329,7 @@ fn spawn_buyer_in(
     cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::from(err));
+    hook(&mut cmd);
     let member = if wrap.is_some() {
         group.spawn_alone(cmd)
     } else {

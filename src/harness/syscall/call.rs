@@ -1,0 +1,311 @@
+//! One notified system call: receiving it, deciding whether it is a step (it touches the
+//! trial's directory, or it is a sleep), probing whether a lock call would block, and
+//! answering it.
+
+use super::filter::{Shape, YIELD_CALLS};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A system call a process of a buyer is stopped in, waiting for the harness.
+#[derive(Debug, Clone)]
+pub(super) struct Notif {
+    pub id: u64,
+    pub pid: u32,
+    pub nr: i64,
+    pub args: [u64; 6],
+}
+
+/// A notified call that is a yield point.
+#[derive(Debug, Clone)]
+pub(super) struct Step {
+    /// The call's name (`SYS_openat`).
+    pub name: &'static str,
+    /// The path it touches (inside the trial directory), or empty for a sleep.
+    pub path: String,
+    pub sleep: bool,
+    /// It changes shared state (creates, writes, removes, renames, locks): PCT's change
+    /// points fall on such steps.
+    pub mutates: bool,
+    /// A lock call that may block: how to probe it.
+    pub lock: Option<LockCall>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LockCall {
+    Flock { fd: i32, op: i32 },
+    Fcntl { fd: i32, cmd: i32, addr: u64 },
+}
+
+impl Step {
+    /// `openat lock.d` — the call without its `SYS_` and the path relative to `dir`.
+    pub(super) fn label(&self, dir: &Path) -> String {
+        let name = self.name.strip_prefix("SYS_").unwrap_or(self.name);
+        let path = Path::new(&self.path);
+        match path.strip_prefix(dir) {
+            Ok(rel) if rel.as_os_str().is_empty() => format!("{name} ."),
+            Ok(rel) => format!("{name} {}", rel.display()),
+            Err(_) if self.path.is_empty() => name.to_string(),
+            Err(_) => format!("{name} {}", self.path),
+        }
+    }
+}
+
+/// Receives one notification; `None` when the process it came from is already gone.
+pub(super) fn recv(listener: RawFd) -> io::Result<Option<Notif>> {
+    // SAFETY: `n` is a zeroed seccomp_notif, as SECCOMP_IOCTL_NOTIF_RECV requires.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one seccomp_notif into `n`.
+    let r = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::EINTR) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(Some(Notif {
+        id: n.id,
+        pid: n.pid,
+        nr: i64::from(n.data.nr),
+        args: n.data.args,
+    }))
+}
+
+/// Lets the call run (`cont`), or makes it return 0 at once without running (a sleep).
+/// A process killed meanwhile cannot be answered; that is not an error.
+pub(super) fn answer(listener: RawFd, id: u64, cont: bool) {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: if cont {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        } else {
+            0
+        },
+    };
+    // SAFETY: the ioctl reads one seccomp_notif_resp.
+    unsafe {
+        libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+}
+
+/// True while the notification's process still waits in the call (its pid was not
+/// reused since the notification was read).
+fn valid(listener: RawFd, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64.
+    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+}
+
+/// The step this call is, if it is one: a sleep, or a call on a path inside `dir` (the
+/// buyers' stderr files excepted).
+pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
+    let &(_, name, shape) = YIELD_CALLS.iter().find(|(nr, _, _)| *nr == n.nr)?;
+    let a = |i: usize| n.args[i];
+    let paths: Vec<PathBuf> = match shape {
+        Shape::Sleep => {
+            return Some(Step {
+                name,
+                path: String::new(),
+                sleep: true,
+                mutates: false,
+                lock: None,
+            })
+        }
+        Shape::Path(p) => vec![path_at(n.pid, libc::AT_FDCWD as u64, a(p))?],
+        Shape::PathAt(d, p) => vec![path_at(n.pid, a(d), a(p))?],
+        Shape::Paths(p, q) => {
+            let cwd = libc::AT_FDCWD as u64;
+            vec![path_at(n.pid, cwd, a(p))?, path_at(n.pid, cwd, a(q))?]
+        }
+        Shape::PathsAt(d, p, e, q) => {
+            vec![path_at(n.pid, a(d), a(p))?, path_at(n.pid, a(e), a(q))?]
+        }
+        Shape::Fd(f) => vec![fd_path(n.pid, a(f) as i32)?],
+        Shape::Flock | Shape::Fcntl => vec![fd_path(n.pid, a(0) as i32)?],
+    };
+    let lock = match shape {
+        Shape::Flock => Some(LockCall::Flock {
+            fd: a(0) as i32,
+            op: a(1) as i32,
+        }),
+        Shape::Fcntl => {
+            let cmd = a(1) as i32;
+            let locks = [
+                libc::F_SETLK,
+                libc::F_SETLKW,
+                libc::F_OFD_SETLK,
+                libc::F_OFD_SETLKW,
+            ];
+            if !locks.contains(&cmd) {
+                return None;
+            }
+            Some(LockCall::Fcntl {
+                fd: a(0) as i32,
+                cmd,
+                addr: a(2),
+            })
+        }
+        _ => None,
+    };
+    let inside = paths.iter().find(|p| p.starts_with(dir) && !own(p, dir))?;
+    // A pid reused between the notification and the reads above gave a stranger's path.
+    if !valid(listener, n.id) {
+        return None;
+    }
+    Some(Step {
+        name,
+        path: inside.to_string_lossy().into_owned(),
+        sleep: false,
+        mutates: mutates(name, n) && !ledger(inside, dir),
+        lock,
+    })
+}
+
+/// True for a call that changes what other buyers can see.
+fn mutates(name: &str, n: &Notif) -> bool {
+    let flags = |i: usize| n.args[i] as i32;
+    let writes = libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC;
+    match name {
+        "SYS_open" => flags(1) & writes != 0,
+        "SYS_openat" => flags(2) & writes != 0,
+        // openat2 keeps its flags in a struct: count it as a change.
+        "SYS_openat2" | "SYS_creat" | "SYS_flock" | "SYS_fcntl" => true,
+        _ => [
+            "write",
+            "pwrite",
+            "truncate",
+            "ftruncate",
+            "rename",
+            "link",
+            "unlink",
+            "mkdir",
+            "rmdir",
+        ]
+        .iter()
+        .any(|w| name.trim_start_matches("SYS_").starts_with(w)),
+    }
+}
+
+/// Paths that hold no shared state of the buyers: the directory itself and
+/// `DIR/buyer-N.err`, where the harness sends a buyer's stderr.
+fn own(p: &Path, dir: &Path) -> bool {
+    if p == dir {
+        return true;
+    }
+    p.parent() == Some(dir)
+        && p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("buyer-") && n.ends_with(".err"))
+}
+
+/// The ledger: a step (so its lines come in schedule order), but oversell's own
+/// bookkeeping, never a change PCT aims at.
+fn ledger(p: &Path, dir: &Path) -> bool {
+    p.parent() == Some(dir) && p.file_name().is_some_and(|n| n == crate::ledger::FILE_NAME)
+}
+
+/// What descriptor `fd` of process `pid` names.
+fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
+}
+
+/// The absolute path a (directory descriptor, path pointer) pair of `pid` names.
+fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
+    let raw = read_cstr(pid, ptr)?;
+    let p = PathBuf::from(raw);
+    if p.is_absolute() {
+        return Some(p);
+    }
+    let base = if dirfd as i32 == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+    } else {
+        fd_path(pid, dirfd as i32)?
+    };
+    Some(base.join(p))
+}
+
+/// A NUL-terminated string at `ptr` in the memory of `pid`.
+fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
+    if ptr == 0 {
+        return None;
+    }
+    let mem = File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while out.len() < 4096 {
+        // Read up to the end of the page only: the next one may be unmapped.
+        let at = ptr + out.len() as u64;
+        let room = (4096 - (at % 4096)) as usize;
+        let n = mem.read_at(&mut buf[..room.min(256)], at).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(String::from_utf8_lossy(&out).into_owned());
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    None
+}
+
+/// True when the lock call `lock` of process `pid` would block now: decided before it
+/// runs, so a blocked buyer is a scheduling decision and never sleeps in the kernel.
+pub(super) fn would_block(pid: u32, lock: LockCall) -> bool {
+    match lock {
+        LockCall::Flock { fd, op } => {
+            if op & libc::LOCK_NB != 0 || op & libc::LOCK_UN != 0 {
+                return false;
+            }
+            // A second open file description of the same file: it conflicts with every
+            // holder but the caller's own description.
+            let Ok(f) = File::open(format!("/proc/{pid}/fd/{fd}")) else {
+                return false;
+            };
+            let want = op & (libc::LOCK_SH | libc::LOCK_EX);
+            // SAFETY: flock on a descriptor this frame owns; closing it drops the probe.
+            let r = unsafe { libc::flock(f.as_raw_fd(), want | libc::LOCK_NB) };
+            r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+        }
+        LockCall::Fcntl { fd, cmd, addr } => fcntl_blocks(pid, fd, cmd, addr),
+    }
+}
+
+/// F_SETLKW and F_OFD_SETLKW: asks the kernel who conflicts (F_GETLK, F_OFD_GETLK).
+fn fcntl_blocks(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
+    if cmd != libc::F_SETLKW && cmd != libc::F_OFD_SETLKW {
+        return false;
+    }
+    let Ok(mem) = File::open(format!("/proc/{pid}/mem")) else {
+        return false;
+    };
+    // SAFETY: a zeroed `flock` is a valid value; it is then filled from the process.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    // SAFETY: `fl` is plain data; the slice covers exactly its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            &mut fl as *mut libc::flock as *mut u8,
+            std::mem::size_of::<libc::flock>(),
+        )
+    };
+    if mem.read_exact_at(bytes, addr).is_err() || fl.l_type == libc::F_UNLCK as i16 {
+        return false;
+    }
+    let Ok(f) = File::open(format!("/proc/{pid}/fd/{fd}")) else {
+        return false;
+    };
+    let get = if cmd == libc::F_OFD_SETLKW {
+        libc::F_OFD_GETLK
+    } else {
+        libc::F_GETLK
+    };
+    // SAFETY: fcntl reads and writes one `flock`.
+    if unsafe { libc::fcntl(f.as_raw_fd(), get, &mut fl) } != 0 {
+        return false;
+    }
+    fl.l_type != libc::F_UNLCK as i16 && fl.l_pid != pid as i32
+}

@@ -1,0 +1,83 @@
+//! A controlled schedule whose yield points are system calls: a user's `--lock-cmd` or
+//! `--buyer-cmd`, any program in any language, run one process at a time.
+//!
+//! Each buyer starts under a seccomp filter (`filter`) that stops every process it
+//! starts at the calls that can race on shared state and reports them to the harness.
+//! A call is a *step* when it touches the trial's directory, or is a sleep (`call`);
+//! any other call goes on at once. Between steps exactly one buyer runs: the harness
+//! waits until every live buyer is stopped at a step (or has ended), asks the
+//! [`Scheduler`] which one goes, and lets that one call run. So a schedule is the list of
+//! buyers picked, as for oversell's own buyer, and it replays exactly.
+//!
+//! A lock call that would block (`flock`, `F_SETLKW`, `F_OFD_SETLKW`, probed before it
+//! runs) leaves its buyer out of the runnable set until the lock is free. A sleep returns
+//! at once, and its buyer goes last until the directory changes; a buyer that slept twice
+//! with nothing changed polls for something nobody will do. When every live buyer is
+//! blocked or polling like that, the trial is stuck: a `stale_lock` when a buyer was
+//! killed by a fault, a `deadlock` otherwise — decided from these facts, at once.
+
+mod call;
+mod driver;
+mod filter;
+mod pct;
+mod run;
+
+pub(super) use run::{run, run_with};
+
+use std::sync::OnceLock;
+
+/// Whether this kernel lets a process install a notifying seccomp filter: `Err` with
+/// the reason when it does not (probed once, in a short-lived child).
+pub fn available() -> Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE.get_or_init(probe).clone()
+}
+
+fn probe() -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("making a socket: {e}"))?;
+    let prog = filter::program();
+    let raw = theirs.as_raw_fd();
+    let mut cmd = std::process::Command::new("/bin/true");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: `install` makes only async-signal-safe calls and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || filter::install(&prog, raw));
+    }
+    let mut group = super::process::Group::default();
+    let member = group
+        .spawn(cmd)
+        .map_err(|e| format!("seccomp refused: {e}"))?;
+    drop(theirs);
+    let listener = filter::recv_fd(ours.as_raw_fd()).map_err(|e| e.to_string());
+    // /bin/true makes no yield-point call inside a trial directory: let it all go on.
+    if let Ok(l) = &listener {
+        while !group.wait_one(member, std::time::Duration::from_millis(5)) {
+            if let Ok(Some(n)) = poll_recv(l.as_raw_fd()) {
+                call::answer(l.as_raw_fd(), n.id, true);
+            }
+        }
+    }
+    group.finish();
+    listener.map(|_| ())
+}
+
+/// One notification when one is waiting on `listener`.
+fn poll_recv(listener: std::os::fd::RawFd) -> std::io::Result<Option<call::Notif>> {
+    let mut fds = [libc::pollfd {
+        fd: listener,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: poll on one pollfd of this frame.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, 1) };
+    if r > 0 && fds[0].revents & libc::POLLIN != 0 {
+        call::recv(listener)
+    } else {
+        Ok(None)
+    }
+}

@@ -1,0 +1,317 @@
+//! One syscall-controlled trial of a user's command: spawn the buyers under the filter,
+//! drive them, gather what they left.
+
+use super::driver::{Buyer, Driver, End};
+use super::filter;
+use super::pct::Pct;
+use crate::harness::outcome::Parts;
+use crate::harness::plan::Plan;
+use crate::harness::process::{Group, MemberId};
+use crate::harness::{
+    expand, prepare_lock, spawn_buyer_hooked, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
+    LockState, ScheduleRecord, TrialDir, TrialRun,
+};
+use crate::ledger::{Event, EventKind, Exit, Fate, History, Stuck};
+use crate::protocol::Pace;
+use crate::scenario::{External, Schedule, Trial};
+use crate::schedule::Scheduler;
+use crate::store;
+use nix::sys::signal::Signal;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Exit status of a buyer program that found no ticket (as for a free-running one).
+const SOLD_OUT: i32 = 3;
+
+/// Runs one trial of `trial.external` under a syscall-level controlled schedule.
+pub(crate) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
+    run_with(trial, cfg, None)
+}
+
+/// [`run`], following `scheduler` when one is given.
+pub(crate) fn run_with(
+    trial: &Trial,
+    cfg: &HarnessConfig,
+    scheduler: Option<&mut dyn Scheduler>,
+) -> Result<TrialRun, HarnessError> {
+    let started = Instant::now();
+    let plan = Plan::of(trial);
+    let tdir = TrialDir::create(cfg.keep.as_deref())?;
+    store::create(&store::path(&tdir.path), plan.tickets as i64)
+        .map_err(|e| HarnessError::Io("writing the store", e))?;
+    File::create(crate::ledger::path(&tdir.path))
+        .map_err(|e| HarnessError::Io("creating the ledger", e))?;
+    let dir = std::fs::canonicalize(&tdir.path)
+        .map_err(|e| HarnessError::Io("resolving the trial directory", e))?;
+    let mut group = Group::default();
+    // The semaphore or lock server of a built-in lock (`--granularity syscall`), kept
+    // until the trial's processes are gone.
+    let mut lock_state: Option<LockState> = None;
+    let spawned = match &trial.external {
+        Some(External::BuyerCmd(t)) => spawn_programs(trial.buyers, t, &dir, &mut group),
+        _ => prepare_lock(plan.lock, &dir, &mut group, &cfg.exe, started + cfg.timeout).and_then(
+            |state| {
+                let sem_id = state.sem.as_ref().map(|s| s.id);
+                lock_state = Some(state);
+                spawn_wrapped(&plan, &dir, &mut group, cfg, sem_id)
+            },
+        ),
+    };
+    let (buyers, members, _control) = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            group.signal_all(Signal::SIGKILL);
+            group.finish();
+            return Err(e);
+        }
+    };
+    let mut driver = Driver::new(buyers, &dir, started + cfg.timeout);
+    let end = drive(&mut driver, trial, scheduler);
+    if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
+        group.signal(server, Signal::SIGKILL);
+    }
+    if matches!(end, End::Done) {
+        group.wait_all(Duration::from_secs(2));
+    } else {
+        // Stopped calls never return: nothing is to be gained by a polite signal.
+        group.signal_all(Signal::SIGKILL);
+    }
+    let ended: Vec<bool> = driver.buyers.iter().map(|b| b.done).collect();
+    drop(driver.buyers);
+    let leaked = !group.finish();
+    drop(lock_state);
+    plan.lock.cleanup(&dir);
+    if let End::Interrupted(sig) = end {
+        return Err(HarnessError::Interrupted(sig));
+    }
+    let external = matches!(trial.external, Some(External::BuyerCmd(_)));
+    let history = if external {
+        program_history(&dir, &members, &group, &end)
+    } else {
+        wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
+    };
+    let parts = Parts {
+        history,
+        kept: tdir.kept(),
+        leaked,
+        elapsed: started.elapsed(),
+    };
+    let mut run = parts.finish(&tdir.path, external)?;
+    run.schedule = Some(ScheduleRecord {
+        choices: driver.choices,
+        preemptions: driver.preemptions,
+        diverged: driver.diverged,
+    });
+    if let Some(kept) = &run.kept {
+        // The steps as they were taken, for whoever kept the directory.
+        let _ = std::fs::write(kept.join("syscalls.trace"), driver.trace.join("\n") + "\n");
+    }
+    Ok(run)
+}
+
+/// Runs `driver` under `scheduler`, else the trial's own strategy: its recorded steps,
+/// PCT over changes of shared state, or the strategy of its schedule.
+fn drive(driver: &mut Driver<'_>, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> End {
+    if let (None, None, Schedule::Pct { depth }) = (&scheduler, &trial.choices, &trial.schedule) {
+        driver.pct = Some(Pct::new(trial.seed, trial.buyers, *depth));
+    }
+    let mut own = None;
+    let scheduler: &mut dyn Scheduler = match scheduler {
+        Some(s) => s,
+        None => &mut **own.insert(crate::schedule::for_trial(trial)),
+    };
+    driver.run(scheduler)
+}
+
+type Spawned = (Vec<Buyer>, Vec<MemberId>, Vec<UnixStream>);
+
+/// Arms `cmd` to install the filter and send its listener over a fresh socket; gives
+/// both ends: the harness's, and the child's, to be closed here once `cmd` is spawned.
+fn arm_filter(
+    cmd: &mut Command,
+    prog: &[libc::sock_filter],
+) -> std::io::Result<(UnixStream, UnixStream)> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let prog = prog.to_vec();
+    let raw = theirs.as_raw_fd();
+    // SAFETY: `install` makes only async-signal-safe calls and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || filter::install(&prog, raw));
+    }
+    Ok((ours, theirs))
+}
+
+/// Takes the listener a spawned child sent, then closes the child's end in this process.
+fn take_listener(ours: &UnixStream) -> Result<OwnedFd, HarnessError> {
+    filter::recv_fd(ours.as_raw_fd())
+        .map_err(|e| HarnessError::Io("receiving a buyer's seccomp listener", e))
+}
+
+/// `--lock-cmd`: oversell's buyer inside the user's command, one per buyer.
+fn spawn_wrapped(
+    plan: &Plan,
+    dir: &Path,
+    group: &mut Group,
+    cfg: &HarnessConfig,
+    sem_id: Option<i32>,
+) -> Result<Spawned, HarnessError> {
+    let prog = filter::program();
+    let (mut buyers, mut members, mut control) = (Vec::new(), Vec::new(), Vec::new());
+    for (index, b) in plan.buyers.iter().enumerate() {
+        let spec = BuyerSpec {
+            lock: plan.lock,
+            dir: dir.to_path_buf(),
+            index: index as u32,
+            start_us: 0,
+            hold_us: 0,
+            store: plan.store,
+            pace: Pace::Free,
+            sem_id,
+            reuse: false,
+            kill_at: b.kill_at,
+            stop_at: None,
+            start_barrier: false,
+            // Inside a user's command a buyer leads a group of its own; our own buyer
+            // shares the trial's group, so it kills only itself.
+            kill_group: plan.wrap.is_some(),
+        };
+        let mut socket: Option<std::io::Result<(UnixStream, UnixStream)>> = None;
+        let (sock, member) =
+            spawn_buyer_hooked(group, cfg, &spec, plan.wrap.as_deref(), &mut |cmd| {
+                socket = Some(arm_filter(cmd, &prog));
+            })?;
+        let (ours, theirs) = socket
+            .unwrap_or_else(|| Err(std::io::Error::other("no filter socket")))
+            .map_err(|e| HarnessError::Io("making a listener socket", e))?;
+        drop(theirs);
+        buyers.push(Buyer::new(take_listener(&ours)?));
+        members.push(member);
+        control.push(sock);
+    }
+    Ok((buyers, members, control))
+}
+
+/// `--buyer-cmd`: the user's buyer program, one `sh -c LINE` per buyer.
+fn spawn_programs(
+    n: u32,
+    template: &str,
+    dir: &Path,
+    group: &mut Group,
+) -> Result<Spawned, HarnessError> {
+    let prog = filter::program();
+    let line = expand(template, dir, &[]);
+    let (mut buyers, mut members) = (Vec::new(), Vec::new());
+    for index in 0..n {
+        let err = File::create(dir.join(format!("buyer-{index}.err")))
+            .map_err(|e| HarnessError::Io("creating a buyer's stderr file", e))?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(&line)
+            .env("OVERSELL_BUYER_INDEX", index.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err));
+        let (ours, theirs) = arm_filter(&mut cmd, &prog)
+            .map_err(|e| HarnessError::Io("making a listener socket", e))?;
+        members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
+        drop(theirs);
+        buyers.push(Buyer::new(take_listener(&ours)?));
+    }
+    Ok((buyers, members, Vec::new()))
+}
+
+fn stuck_of(end: &End, holder: Option<u32>) -> (bool, Option<Stuck>) {
+    match end {
+        End::TimedOut => (true, None),
+        End::Stuck(waiting) => (
+            false,
+            Some(Stuck::Deadlock {
+                waiting: waiting.clone(),
+                holder,
+            }),
+        ),
+        _ => (false, None),
+    }
+}
+
+/// The ledger oversell's buyers wrote, with each buyer's fate.
+fn wrapped_history(
+    dir: &Path,
+    members: &[MemberId],
+    group: &Group,
+    plan: &Plan,
+    end: &End,
+    ended: &[bool],
+) -> Result<History, HarnessError> {
+    // Killed by its fault: it ended during the run (not by the harness at its end),
+    // by SIGKILL, with a kill planned.
+    let faulted: Vec<bool> = (0..members.len())
+        .map(|i| {
+            ended[i]
+                && plan.buyers[i].kill_at.is_some()
+                && group.exit(members[i]) == Exit::Signal(Signal::SIGKILL as i32)
+        })
+        .collect();
+    // The holder a stuck trial names: the buyer last killed by a fault.
+    let holder = faulted.iter().rposition(|&f| f).map(|i| i as u32);
+    let (timed_out, stuck) = stuck_of(end, holder);
+    let mut history = History::read(&crate::ledger::path(dir))
+        .map_err(|e| HarnessError::Io("reading the ledger", e))?;
+    history.fates = members
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| {
+            let exit = group.exit(m);
+            let killed_by_fault = faulted[i];
+            Fate {
+                pid: group.pid(m),
+                killed_by_fault,
+                killed_by_timeout: !killed_by_fault && (timed_out || stuck.is_some()),
+                stderr_tail: stderr_tail(dir, i as u32),
+                exit,
+            }
+        })
+        .collect();
+    history.timed_out = timed_out;
+    history.stuck = stuck;
+    Ok(history)
+}
+
+/// What each buyer program claims by its exit status, in the order they ended.
+fn program_history(dir: &Path, members: &[MemberId], group: &Group, end: &End) -> History {
+    let (timed_out, stuck) = stuck_of(end, None);
+    let mut history = History {
+        timed_out,
+        stuck,
+        ..History::default()
+    };
+    for (i, &m) in members.iter().enumerate() {
+        let exit = group.exit(m);
+        let kind = match exit {
+            Exit::Code(0) => Some(EventKind::Bought),
+            Exit::Code(SOLD_OUT) => Some(EventKind::SoldOut),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            history.events.push(Event {
+                ns: i as u64,
+                buyer: i as u32,
+                kind,
+                value: None,
+            });
+        }
+        history.fates.push(Fate {
+            killed_by_fault: false,
+            killed_by_timeout: (timed_out || history.stuck.is_some()) && kind.is_none(),
+            pid: group.pid(m),
+            stderr_tail: stderr_tail(dir, i as u32),
+            exit,
+        });
+    }
+    history
+}

@@ -1,0 +1,165 @@
+//! Anyone's lock under a controlled schedule at system-call granularity: the harness
+//! stops every buyer at the system calls that touch the trial's directory and runs one
+//! at a time, so a schedule decides the race and its token replays it exactly.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+fn oversell(args: &[&str]) -> (Output, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("oversell runs");
+    (out, tmp)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn leftovers(tmp: &Path) -> usize {
+    std::fs::read_dir(tmp).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn every_schedule_of_a_flock_wrapper_is_verified() {
+    let (out, tmp) = oversell(&[
+        "explore",
+        "--lock-cmd",
+        "flock {dir}/lock {}",
+        "--schedule",
+        "exhaustive",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--preemptions",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("verified: all"), "{}", text(&out));
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
+
+/// The first `oversell replay …` token an explore printed.
+fn token(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("replay: "))
+        .unwrap_or_else(|| panic!("no replay line\n{}", text(out)));
+    line.split_whitespace()
+        .last()
+        .expect("a token ends the line")
+        .to_string()
+}
+
+#[test]
+fn a_check_then_touch_race_replays_exactly() {
+    let (found, _tmp) = oversell(&[
+        "explore",
+        "--lock-cmd",
+        "fixtures/locks/test-then-touch.sh {dir} {}",
+        "--schedule",
+        "random",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--trials",
+        "50",
+        "--seed",
+        "5",
+        "--no-shrink",
+    ]);
+    assert_eq!(found.status.code(), Some(1), "{}", text(&found));
+    let token = token(&found);
+    let (out, tmp) = oversell(&["replay", "--allow-cmd", &token, "--attempts", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("identical trace in 3 of 3"),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout.contains("reproduced in 3 of 3"), "{}", text(&out));
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
+
+#[test]
+fn a_killed_mkdir_holder_is_a_stale_lock_not_a_hang() {
+    let (out, tmp) = oversell(&[
+        "explore",
+        "--lock-cmd",
+        "fixtures/locks/mkdir.sh {dir} {}",
+        "--faults",
+        "kill=0.5",
+        "--schedule",
+        "pct",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--trials",
+        "20",
+        "--seed",
+        "7",
+        "--no-shrink",
+        "--expect",
+        "violation",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stale_lock: buyer"), "{}", text(&out));
+    assert!(!stdout.contains("hang"), "{}", text(&out));
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
+
+#[test]
+fn barrier_with_a_lock_command_is_refused() {
+    let (out, _tmp) = oversell(&[
+        "explore",
+        "--lock-cmd",
+        "flock {dir}/lock {}",
+        "--schedule",
+        "barrier",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--schedule barrier"));
+}
+
+#[test]
+fn toctou_is_caught_at_syscall_granularity_by_exhaustive_search() {
+    let (out, tmp) = oversell(&[
+        "explore",
+        "--lock",
+        "toctou",
+        "--granularity",
+        "syscall",
+        "--schedule",
+        "exhaustive",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--preemptions",
+        "2",
+        "--no-shrink",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(".g.p"),
+        "the token carries the granularity and the steps\n{}",
+        text(&out)
+    );
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
