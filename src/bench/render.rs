@@ -122,6 +122,7 @@ impl BenchReport {
                 Soundness::Sound => "sound",
                 Soundness::SoundUntilCrash => "sound-until-crash",
                 Soundness::Broken => "broken",
+                Soundness::SoundUnlessPaused => "sound-unless-paused",
             };
             writeln!(
                 s,

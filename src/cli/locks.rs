@@ -9,6 +9,7 @@ pub(super) fn run() {
             Soundness::Sound => "sound",
             Soundness::SoundUntilCrash => "sound until a kill",
             Soundness::Broken => "broken",
+            Soundness::SoundUnlessPaused => "sound unless paused past the lease",
         };
         say!("{:<14} {:<20} {}", k.name(), verdict, k.about());
     }
