@@ -13,7 +13,7 @@ use crate::ledger::{EventKind, Ledger};
 use crate::lock::{Lock, LockContext, LockError};
 use crate::protocol::BuyerSpec;
 use crate::store::StoreMode;
-use crate::store::{self, Contents};
+use crate::store::{self, Contents, Fenced};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -208,8 +208,16 @@ impl Pacer for ControlledPacer<'_> {
     }
 }
 
-/// Reaches a yield point: injected faults first, then the pace.
-fn reach(spec: &BuyerSpec, pacer: &mut dyn Pacer, point: Point) -> Result<(), BuyerError> {
+/// Reaches a yield point: injected faults first, then the pace. A stop is written to
+/// the ledger around it (`stopped`, with the lock's lease, and `resumed`), so the checker
+/// can tell how long a holder was frozen.
+fn reach(
+    spec: &BuyerSpec,
+    pacer: &mut dyn Pacer,
+    ledger: &mut Ledger,
+    lease: Option<Duration>,
+    point: Point,
+) -> Result<(), BuyerError> {
     if spec.kill_at == Some(point) {
         // An injected crash: nothing after this runs, exactly as if the OS killed us.
         if spec.kill_group {
@@ -219,7 +227,10 @@ fn reach(spec: &BuyerSpec, pacer: &mut dyn Pacer, point: Point) -> Result<(), Bu
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
     if spec.stop_at == Some(point) {
+        let lease = lease.map(|l| format!("lease={}", l.as_millis()));
+        rec(ledger, EventKind::Stopped, lease.as_deref())?;
         pacer.stop()?;
+        rec(ledger, EventKind::Resumed, None)?;
     }
     pacer.at(point)
 }
@@ -287,6 +298,10 @@ struct Round<'a> {
     spec: &'a BuyerSpec,
     ledger: &'a mut Ledger,
     pacer: Box<dyn Pacer + 'a>,
+    /// The lock's lease, if it is one.
+    lease: Option<Duration>,
+    /// The fencing token of the current hold, if the lock hands them out.
+    fence: Option<u64>,
 }
 
 fn round(
@@ -313,6 +328,8 @@ fn round(
         spec,
         ledger,
         pacer,
+        lease: lock.lease(),
+        fence: None,
     };
     let store_path = store::path(&spec.dir);
     r.check(&store_path)?;
@@ -320,11 +337,15 @@ fn round(
     r.reach(Point::Acquire)?;
     r.pacer.acquire(lock)?;
     rec(r.ledger, EventKind::Acquired, None)?;
+    r.fence = lock.fence();
+    if let Some(token) = r.fence {
+        rec(r.ledger, EventKind::Fence, Some(&token.to_string()))?;
+    }
     let count = r.read(&store_path)?;
     // 4. hold: the lesson's network delay between read and write.
     r.pacer.hold()?;
     let bought = match count {
-        Some(n) if n > 0 => Some(r.write(&store_path, n)?),
+        Some(n) if n > 0 => r.write(&store_path, n)?,
         _ => None,
     };
     // 6. release: recorded before the lock is given back, so a sound lock never shows
@@ -337,6 +358,8 @@ fn round(
     r.reach(Point::Record)?;
     match (bought, count) {
         (Some(n), _) => rec(r.ledger, EventKind::Bought, Some(&n.to_string())),
+        // Refused by the store's fence: it wrote nothing and claims nothing.
+        (None, Some(n)) if n > 0 => Ok(()),
         (None, Some(_)) => rec(r.ledger, EventKind::SoldOut, None),
         // A corrupt read: the buyer knows nothing and claims nothing.
         (None, None) => Ok(()),
@@ -345,7 +368,12 @@ fn round(
 
 impl Round<'_> {
     fn reach(&mut self, point: Point) -> Result<(), BuyerError> {
-        reach(self.spec, &mut *self.pacer, point)
+        reach(self.spec, &mut *self.pacer, self.ledger, self.lease, point)
+    }
+
+    /// Notes that the store refused this hold's fencing token.
+    fn refused(&mut self) -> Result<(), BuyerError> {
+        rec(self.ledger, EventKind::Error, Some("fenced"))
     }
 
     /// 1. check: the unlocked look; a torn read here is recorded, never trusted. Under a
@@ -364,7 +392,15 @@ impl Round<'_> {
     /// 3. read inside the critical section; `None` when the store is corrupt.
     fn read(&mut self, store_path: &Path) -> Result<Option<i64>, BuyerError> {
         self.reach(Point::Read)?;
-        let count = match store::read(store_path) {
+        let read = match self.fence {
+            None => store::read(store_path),
+            Some(token) => match store::read_fenced(store_path, token) {
+                Ok(Fenced::Accepted(c)) => Ok(c),
+                Ok(Fenced::Refused { .. }) => return self.refused().map(|()| None),
+                Err(e) => Err(e),
+            },
+        };
+        let count = match read {
             Ok(Contents::Count(n)) => Some(n),
             Ok(Contents::Corrupt(_)) => None,
             Err(e) => return Err(BuyerError::Io("reading the store", e)),
@@ -376,29 +412,36 @@ impl Round<'_> {
         Ok(count)
     }
 
-    /// 5. write `n - 1`, the ticket bought being `n`; returns `n`.
-    fn write(&mut self, store_path: &Path, n: i64) -> Result<i64, BuyerError> {
+    /// 5. write `n - 1`, the ticket bought being `n`; returns `n`, or `None` when the
+    ///    store refused the hold's fencing token.
+    fn write(&mut self, store_path: &Path, n: i64) -> Result<Option<i64>, BuyerError> {
         self.reach(Point::Write)?;
         let left = n - 1;
         let left_s = left.to_string();
-        match self.spec.store {
-            StoreMode::InPlace => {
-                let mut between_result = Ok(());
-                let spec = self.spec;
-                let ledger = &mut *self.ledger;
-                let pacer = &mut *self.pacer;
-                let mut between = || {
-                    between_result = rec(ledger, EventKind::Truncated, Some(&left_s))
-                        .and_then(|_| reach(spec, pacer, Point::Truncated));
-                };
-                store::write_in_place(store_path, left, &mut between)
-                    .map_err(|e| BuyerError::Io("writing the store", e))?;
-                between_result?;
+        let mut between_result = Ok(());
+        let (spec, lease, mode) = (self.spec, self.lease, self.spec.store);
+        let ledger = &mut *self.ledger;
+        let pacer = &mut *self.pacer;
+        let mut between = || {
+            between_result = rec(ledger, EventKind::Truncated, Some(&left_s))
+                .and_then(|_| reach(spec, pacer, ledger, lease, Point::Truncated));
+        };
+        let done = match (self.fence, mode) {
+            (Some(token), _) => store::write_fenced(store_path, left, token, mode),
+            (None, StoreMode::InPlace) => {
+                store::write_in_place(store_path, left, &mut between).map(Fenced::Accepted)
             }
-            StoreMode::Atomic => store::write_atomic(store_path, left)
-                .map_err(|e| BuyerError::Io("writing the store", e))?,
+            (None, StoreMode::Atomic) => {
+                store::write_atomic(store_path, left).map(Fenced::Accepted)
+            }
+        }
+        .map_err(|e| BuyerError::Io("writing the store", e))?;
+        between_result?;
+        if let Fenced::Refused { .. } = done {
+            self.refused()?;
+            return Ok(None);
         }
         rec(self.ledger, EventKind::Wrote, Some(&left_s))?;
-        Ok(n)
+        Ok(Some(n))
     }
 }

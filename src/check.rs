@@ -3,6 +3,7 @@
 //! Violations are data, never errors: [`check`] returns every one it finds, each naming
 //! the buyers and values involved and the ledger events that show it.
 
+mod pause;
 mod stuck;
 
 use crate::ledger::{EventKind, History};
@@ -166,7 +167,7 @@ impl Claims {
                 }
                 EventKind::SoldOut => true,
                 // It read nothing usable, wrote nothing and claims nothing: settled.
-                EventKind::Error => e.value.as_deref() == Some("corrupt_read"),
+                EventKind::Error => matches!(e.value.as_deref(), Some("corrupt_read" | "fenced")),
                 _ => false,
             };
             if let Some(s) = settled.get_mut(e.buyer as usize).filter(|_| settles) {
@@ -288,9 +289,10 @@ fn overlap(obs: &Observation<'_>) -> Option<Violation> {
     // (from ns, to ns, buyer, from event, to event)
     let mut sections: Vec<(u64, u64, u32, usize, usize)> = (0..obs.buyers)
         .flat_map(|b| {
-            h.held_spans(b)
-                .into_iter()
-                .map(move |s| (h.events[s.from].ns, h.events[s.to].ns, b, s.from, s.to))
+            h.held_spans(b).into_iter().filter_map(move |s| {
+                let (from, to) = pause::effective(h, b, s.from, s.to)?;
+                Some((from, to, b, s.from, s.to))
+            })
         })
         .collect();
     sections.sort();
@@ -306,6 +308,7 @@ fn overlap(obs: &Observation<'_>) -> Option<Violation> {
         }
     }
     let &(a, b, ev) = pairs.first()?;
+    let frozen = pause::frozen_across(h, a, ev[0], ev[1], h.events[ev[2]].ns).unwrap_or_default();
     let mut who: Vec<u32> = pairs.iter().flat_map(|&(a, b, _)| [a, b]).collect();
     who.sort_unstable();
     who.dedup();
@@ -319,7 +322,7 @@ fn overlap(obs: &Observation<'_>) -> Option<Violation> {
     };
     Some(Violation {
         kind: FindingKind::Overlap,
-        detail: format!("buyers {a} and {b} held the critical section at once{more}"),
+        detail: format!("buyers {a} and {b} held the critical section at once{more}{frozen}"),
         buyers: who,
         events: ev.to_vec(),
     })

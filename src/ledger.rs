@@ -39,8 +39,15 @@ pub enum EventKind {
     Bought,
     /// The buyer found no ticket left.
     SoldOut,
-    /// Something failed (value: a word naming what).
+    /// Something failed (value: a word naming what; `fenced`: the store refused the
+    /// buyer's fencing token, so it read or wrote nothing).
     Error,
+    /// A stop fault froze the buyer (value: `lease=MS` when its lock is a lease).
+    Stopped,
+    /// The stopped buyer runs again.
+    Resumed,
+    /// The fencing token of the hold just taken (value), which the buyer hands the store.
+    Fence,
 }
 
 impl EventKind {
@@ -56,6 +63,9 @@ impl EventKind {
         EventKind::Bought,
         EventKind::SoldOut,
         EventKind::Error,
+        EventKind::Stopped,
+        EventKind::Resumed,
+        EventKind::Fence,
     ];
 
     /// The word written in the ledger.
@@ -71,6 +81,9 @@ impl EventKind {
             EventKind::Bought => "bought",
             EventKind::SoldOut => "sold_out",
             EventKind::Error => "error",
+            EventKind::Stopped => "stopped",
+            EventKind::Resumed => "resumed",
+            EventKind::Fence => "fence",
         }
     }
 

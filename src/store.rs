@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The store's file name inside a trial directory.
@@ -106,6 +107,82 @@ pub fn write_in_place(path: &Path, count: i64, between: &mut dyn FnMut()) -> io:
     f.write_all(&encode(count))
 }
 
+/// What a fenced access came to: done, or refused because the store has seen a larger
+/// fencing token than the one it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced<T> {
+    /// The store accepted the token and did the access.
+    Accepted(T),
+    /// The store has seen token `seen`, larger than the one carried: nothing was done.
+    Refused {
+        /// The largest token the store has seen.
+        seen: u64,
+    },
+}
+
+/// The file beside the store holding the largest fencing token it has seen.
+fn fence_path(path: &Path) -> PathBuf {
+    path.with_extension("fence")
+}
+
+/// Runs `access` if `token` is no smaller than any token the store has seen, raising
+/// that mark to `token`. The check and the access are one step: other fenced accesses
+/// wait on an exclusive `flock` of the fence file meanwhile (the store's own atomicity,
+/// as a database's; it is held for one access, never across a critical section).
+fn fenced<T>(
+    path: &Path,
+    token: u64,
+    access: impl FnOnce() -> io::Result<T>,
+) -> io::Result<Fenced<T>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(fence_path(path))?;
+    let mut held = loop {
+        match Flock::lock(file.try_clone()?, FlockArg::LockExclusive) {
+            Ok(held) => break held,
+            Err((_, nix::errno::Errno::EINTR)) => continue,
+            Err((_, e)) => return Err(e.into()),
+        }
+    };
+    let mut text = String::new();
+    held.read_to_string(&mut text)?;
+    let seen: u64 = text.trim().parse().unwrap_or(0);
+    if token < seen {
+        return Ok(Fenced::Refused { seen });
+    }
+    if token > seen {
+        held.set_len(0)?;
+        held.write_all_at(token.to_string().as_bytes(), 0)?;
+    }
+    access().map(Fenced::Accepted)
+}
+
+/// Reads the store carrying fencing token `token`: refused when the store has seen a
+/// larger one; else the token becomes the store's mark, so an older holder can no longer
+/// write what it read before.
+pub fn read_fenced(path: &Path, token: u64) -> io::Result<Fenced<Contents>> {
+    fenced(path, token, || read(path))
+}
+
+/// Writes `count` in `mode` carrying fencing token `token`: refused (nothing written)
+/// when the store has seen a larger one. The check and the write are one step, so an
+/// in-place write has no window between truncate and write for anyone to see or stop in.
+pub fn write_fenced(
+    path: &Path,
+    count: i64,
+    token: u64,
+    mode: StoreMode,
+) -> io::Result<Fenced<()>> {
+    fenced(path, token, || match mode {
+        StoreMode::InPlace => write_in_place(path, count, &mut || {}),
+        StoreMode::Atomic => write_atomic(path, count),
+    })
+}
+
 /// Writes `count` atomically: a temporary file, fsync, rename over the store.
 pub fn write_atomic(path: &Path, count: i64) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
@@ -139,5 +216,27 @@ mod tests {
         assert_eq!(parse(b"{\"count\": 7}"), Contents::Count(7));
         assert!(matches!(parse(b"{\"cou"), Contents::Corrupt(_)));
         assert_eq!(parse(b""), Contents::Corrupt("an empty file".into()));
+    }
+
+    #[test]
+    fn a_fenced_store_refuses_an_older_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = path(dir.path());
+        create(&p, 5).expect("create");
+        let w = |count, token| write_fenced(&p, count, token, StoreMode::InPlace);
+        assert_eq!(w(4, 1).expect("w1"), Fenced::Accepted(()));
+        // A newer holder reads: from now on token 1 is stale.
+        assert_eq!(
+            read_fenced(&p, 2).expect("r2"),
+            Fenced::Accepted(Contents::Count(4))
+        );
+        assert_eq!(w(3, 1).expect("stale"), Fenced::Refused { seen: 2 });
+        assert_eq!(
+            read_fenced(&p, 1).expect("stale"),
+            Fenced::Refused { seen: 2 }
+        );
+        assert_eq!(read(&p).expect("read"), Contents::Count(4));
+        assert_eq!(w(3, 2).expect("w2"), Fenced::Accepted(()));
+        assert_eq!(read(&p).expect("read"), Contents::Count(3));
     }
 }

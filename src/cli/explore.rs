@@ -140,13 +140,6 @@ fn schedule_options(a: &ExploreArgs, schedule: &Schedule) -> Result<(), Fail> {
         "--no-reduction",
         "exhaustive",
     )?;
-    if a.faults.is_some_and(|f| f.stop > 0.0) && schedule.is_controlled() {
-        return Err(Fail::Usage(format!(
-            "--faults stop=… with --schedule {}: under a controlled schedule a stall changes \
-             nothing; accepted: stop faults with jitter or barrier, kill faults with any schedule",
-            schedule.name()
-        )));
-    }
     if a.shard.is_some() && exhaustive {
         return Err(Fail::Usage(
             "--shard with --schedule exhaustive: a depth-first search cannot be split by trial; \

@@ -2,8 +2,9 @@
 //! bound, or (the default) one schedule per class of schedules that differ only in the
 //! order of independent steps ([`Dpor`]; the relation is in `schedule::conflict`).
 //!
-//! A trial with kill faults runs the plain search: a dead holder's span ends at whatever
-//! step it last took, which the conflict relation does not order.
+//! A trial with kill or stop faults runs the plain search: a dead holder's span ends at
+//! whatever step it last took, and a frozen one's lease runs out in real time; the
+//! conflict relation orders neither.
 
 use super::{planned, record, shrink_or_keep, Checked, ExploreConfig, Runner};
 use crate::harness::HarnessError;
@@ -26,7 +27,7 @@ enum Search {
 
 impl Search {
     fn new(cfg: &ExploreConfig, trial: &Trial, bound: u32) -> Search {
-        if cfg.reduction && trial.faults.kill <= 0.0 {
+        if cfg.reduction && trial.faults.kill <= 0.0 && trial.faults.stop <= 0.0 {
             let bound = (bound != UNBOUNDED).then_some(bound);
             Search::Reduced {
                 dpor: Box::new(Dpor::new(bound)),

@@ -97,6 +97,8 @@ const SHRINK_BUDGET: usize = 1_500;
 const SHRINK_PER_SHAPE: usize = 300;
 /// With faults every run that kills restarts its buyers: a smaller budget.
 const SHRINK_BUDGET_FAULTS: usize = 150;
+/// With stop faults every run pays its pauses in real time: a budget of a few runs.
+const SHRINK_BUDGET_PAUSES: usize = 12;
 
 /// Shrinks a failing controlled trial: the fewest buyers, then tickets, then preemptions
 /// whose bounded search still shows the original's gravest finding kind (an `oversold`
@@ -122,6 +124,8 @@ pub fn shrink_until(
         spent: 0,
         budget: if failing.trial.faults.is_none() {
             SHRINK_BUDGET
+        } else if failing.trial.faults.stop > 0.0 {
+            SHRINK_BUDGET_PAUSES
         } else {
             SHRINK_BUDGET_FAULTS
         },

@@ -336,7 +336,7 @@ impl<'a> Driver<'a> {
             if at > now {
                 return true;
             }
-            group.signal(conns[i].member, Signal::SIGCONT);
+            group.signal_whole(conns[i].member, Signal::SIGCONT);
             conns[i].wait = Wait::Running;
             send(&mut conns[i], msg::GO);
             false
@@ -424,7 +424,7 @@ impl<'a> Driver<'a> {
             }
             msg::HAVE_READ => c.wait = Wait::AtBarrier,
             msg::STOP_ME => {
-                self.group.signal(c.member, Signal::SIGSTOP);
+                self.group.signal_whole(c.member, Signal::SIGSTOP);
                 c.wait = Wait::Stopped;
                 let ms = u64::from(c.stop_ms);
                 self.wakes

@@ -18,6 +18,7 @@ mod external;
 mod free;
 pub mod interrupt;
 mod outcome;
+mod pause;
 mod pin;
 mod plan;
 mod process;

@@ -34,6 +34,8 @@ struct Member {
     /// Leads a process group: its zombie is kept (not reaped) until the group is
     /// finished, so the group id cannot be handed to an unrelated process meanwhile.
     leader: bool,
+    /// Spawned with `spawn_alone`: the leader of a group of its own, not the trial's.
+    alone: bool,
     /// Someone else reaped it: how it ended is unknown.
     lost: bool,
 }
@@ -113,6 +115,7 @@ impl Group {
             child,
             status: None,
             leader: pgid == 0,
+            alone,
             lost: false,
         });
         Ok(MemberId(self.children.len() - 1))
@@ -129,6 +132,22 @@ impl Group {
         if !m.ended() {
             let _ = kill(Pid::from_raw(m.child.id() as i32), sig);
         }
+    }
+
+    /// Sends `sig` to a member and everything it started: its own process group when it
+    /// leads one (a user's command), else the member alone. A stop fault freezes the
+    /// holder as a whole, as a kill fault kills it.
+    pub(crate) fn signal_whole(&self, id: MemberId, sig: Signal) {
+        let m = &self.children[id.0];
+        if m.ended() {
+            return;
+        }
+        let pid = Pid::from_raw(m.child.id() as i32);
+        let _ = if m.alone {
+            killpg(pid, sig)
+        } else {
+            kill(pid, sig)
+        };
     }
 
     /// Sends `sig` to the whole group.

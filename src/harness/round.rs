@@ -10,6 +10,7 @@
 //! the buyer uses `try_lock()` and reports `blocked` when the lock is busy.
 
 use super::controlled::{holds_lock, read_reply, Reply, Session, State};
+use super::pause::Frozen;
 use super::pin::Pinned;
 use super::plan::Plan;
 use super::{stderr_tail, HarnessError, ScheduleRecord, TrialRun};
@@ -41,6 +42,8 @@ struct Round {
     diverged: Option<Diverged>,
     timed_out: bool,
     stuck: Option<Stuck>,
+    /// Buyers frozen by a stop fault: out of the schedule (see `pause.rs`).
+    frozen: Vec<Option<Frozen>>,
 }
 
 impl Round {
@@ -58,12 +61,14 @@ impl Round {
             diverged: None,
             timed_out: false,
             stuck: None,
+            frozen: vec![None; n],
         }
     }
 
     fn runnable(&self) -> Vec<u32> {
         (0..self.state.len() as u32)
             .filter(|&b| matches!(self.state[b as usize], State::At(_)))
+            .filter(|&b| self.frozen[b as usize].is_none())
             .collect()
     }
 
@@ -112,6 +117,7 @@ impl Session {
         for i in 0..round.state.len() {
             if let State::At(p) = round.state[i] {
                 self.kill_if_planned(&mut round, i, p);
+                self.freeze_if_planned(&mut round, i)?;
             }
         }
         while let Flow::Go = self.step(&mut round, scheduler)? {}
@@ -176,6 +182,36 @@ impl Session {
         round.state[i] = State::Dead;
     }
 
+    /// A stop fault is part of the trial: the buyer freezes the moment it parks at its
+    /// planned point (see `pause.rs`).
+    fn freeze_if_planned(&mut self, round: &mut Round, i: usize) -> Result<(), HarnessError> {
+        let planned = round.plan.buyers[i].stop;
+        if let (State::At(p), Some((at, ms))) = (round.state[i], planned) {
+            if p == at {
+                round.frozen[i] = Some(self.freeze(i, ms, round.plan.lock.lease())?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Nobody else can run: every frozen buyer runs again once its pause is over, and
+    /// blocked buyers may try the lock again (a lease may have expired meanwhile).
+    fn thaw(&mut self, round: &mut Round) -> Result<bool, HarnessError> {
+        let mut any = false;
+        for i in 0..round.frozen.len() {
+            if let Some(mut f) = round.frozen[i].take() {
+                self.resume(i, &mut f)?;
+                any = true;
+            }
+        }
+        if any {
+            for s in round.state.iter_mut().filter(|s| **s == State::Blocked) {
+                *s = State::At(Point::Acquire);
+            }
+        }
+        Ok(any)
+    }
+
     /// One step: the scheduler picks a buyer, which runs to its next point.
     fn step(
         &mut self,
@@ -183,6 +219,9 @@ impl Session {
         scheduler: &mut dyn Scheduler,
     ) -> Result<Flow, HarnessError> {
         let runnable = round.runnable();
+        if runnable.is_empty() && self.thaw(round)? {
+            return Ok(Flow::Go);
+        }
         if runnable.is_empty() {
             let waiting: Vec<u32> = (0..round.state.len() as u32)
                 .filter(|&b| round.state[b as usize] == State::Blocked)
@@ -262,6 +301,7 @@ impl Session {
         };
         if let State::At(p) = round.state[bi] {
             self.kill_if_planned(round, bi, p);
+            self.freeze_if_planned(round, bi)?;
         }
         self.after_step(round, b, before);
         Ok(Flow::Go)

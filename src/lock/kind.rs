@@ -2,8 +2,8 @@
 //! can be trusted; and `user`, the name a user's own lock goes by in tokens.
 
 use super::{
-    early_release, flock, lockfile, none, ofd, posix, posix_close, posix_sem, renamed_store,
-    socket, sysv, toctou, Lock, LockContext, LockError,
+    early_release, flock, lease, lease_fenced, lockfile, none, ofd, posix, posix_close, posix_sem,
+    renamed_store, socket, sysv, toctou, Lock, LockContext, LockError,
 };
 use crate::store::StoreMode;
 use std::fmt;
@@ -21,16 +21,20 @@ pub enum Soundness {
     SoundUntilCrash,
     /// Not a lock at all, or a known-broken one: oversell must catch it.
     Broken,
+    /// A lease: mutual exclusion holds while no holder is frozen longer than the lease.
+    SoundUnlessPaused,
 }
 
 impl Soundness {
-    /// The one way a verdict prints: `sound`, `sound-until-crash` or `broken`. (JSON
+    /// The one way a verdict prints: `sound`, `sound-until-crash`, `broken` or
+    /// `sound-unless-paused`. (JSON
     /// keeps its snake_case field values.)
     pub fn name(self) -> &'static str {
         match self {
             Soundness::Sound => "sound",
             Soundness::SoundUntilCrash => "sound-until-crash",
             Soundness::Broken => "broken",
+            Soundness::SoundUnlessPaused => "sound-unless-paused",
         }
     }
 }
@@ -70,6 +74,10 @@ pub enum LockKind {
     RenamedStore,
     /// Sound until a holder dies: a POSIX named semaphore, left taken by a dead holder.
     PosixSem,
+    /// A lease file renewed by a heartbeat, taken over once expired.
+    Lease,
+    /// The lease with a fencing token that the store checks.
+    LeaseFenced,
     /// A user's own [`Lock`], tested with [`crate::assert_sound`]. Tokens name it `user`;
     /// it cannot run outside the user's test binary, so it is not in [`LockKind::ALL`]
     /// and `LockKind::open` refuses it with the way to replay it.
@@ -91,6 +99,8 @@ impl LockKind {
         LockKind::PosixClose,
         LockKind::RenamedStore,
         LockKind::PosixSem,
+        LockKind::Lease,
+        LockKind::LeaseFenced,
     ];
 
     /// The name used on the command line and in tokens.
@@ -108,6 +118,8 @@ impl LockKind {
             LockKind::PosixClose => "posix-close",
             LockKind::RenamedStore => "renamed-store",
             LockKind::PosixSem => "posix-sem",
+            LockKind::Lease => "lease",
+            LockKind::LeaseFenced => "lease-fenced",
             LockKind::User => "user",
         }
     }
@@ -145,6 +157,14 @@ impl LockKind {
                 "POSIX named semaphore (sem_open): a holder that dies never posts it, so it \
                  stays taken"
             }
+            LockKind::Lease => {
+                "a lease file (owner, expiry) renewed by a heartbeat, taken over once expired; \
+                 a holder frozen past the lease (500 ms) wakes up and writes anyway"
+            }
+            LockKind::LeaseFenced => {
+                "the lease plus a fencing token per acquisition, handed to the store, which \
+                 refuses a token older than one it has seen"
+            }
             LockKind::User => "a user's own lock, run by assert_sound inside its test binary",
         }
     }
@@ -158,13 +178,15 @@ impl LockKind {
             | LockKind::PosixClose
             | LockKind::RenamedStore => Soundness::Broken,
             LockKind::Lockfile | LockKind::PosixSem => Soundness::SoundUntilCrash,
+            LockKind::Lease => Soundness::SoundUnlessPaused,
             // What `assert_sound` claims of it, and tests.
             LockKind::User
             | LockKind::Flock
             | LockKind::Ofd
             | LockKind::Posix
             | LockKind::Socket
-            | LockKind::Sysv => Soundness::Sound,
+            | LockKind::Sysv
+            | LockKind::LeaseFenced => Soundness::Sound,
         }
     }
 
@@ -229,6 +251,14 @@ impl LockKind {
         self == LockKind::PosixSem
     }
 
+    /// How long a hold lasts without renewal, for the lease backends.
+    pub(crate) fn lease(self) -> Option<std::time::Duration> {
+        match self {
+            LockKind::Lease | LockKind::LeaseFenced => Some(lease::LEASE),
+            _ => None,
+        }
+    }
+
     /// True when the harness must start a lock server for the trial.
     pub(crate) fn needs_server(self) -> bool {
         self == LockKind::Socket
@@ -249,6 +279,8 @@ impl LockKind {
             LockKind::RenamedStore => Box::new(renamed_store::RenamedStoreLock::default()),
             LockKind::PosixSem => Box::new(posix_sem::PosixSemLock::default()),
             LockKind::Socket => Box::new(socket::SocketLock::default()),
+            LockKind::Lease => Box::new(lease::LeaseLock::new(false)),
+            LockKind::LeaseFenced => Box::new(lease_fenced::lock()),
             LockKind::Sysv => Box::new(sysv::SysvLock::new(ctx.sem_id.ok_or_else(|| {
                 LockError::Setup("the sysv lock needs the trial's semaphore id".into())
             })?)),

@@ -21,6 +21,8 @@ mod adapt;
 mod early_release;
 mod flock;
 mod kind;
+mod lease;
+mod lease_fenced;
 mod lockfile;
 mod none;
 mod ofd;
@@ -42,6 +44,7 @@ pub(crate) use shared::{
 use std::fmt;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 /// A lock that buyer processes use to guard the ticket store.
 ///
@@ -79,6 +82,19 @@ pub trait Lock {
 
     /// Gives the lock back.
     fn unlock(&mut self) -> Result<(), LockError>;
+
+    /// How long a hold lasts without renewal, for a lease (`None`: held until given
+    /// back). A buyer frozen while holding notes it, so a finding can say the pause
+    /// outlived the lease.
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The fencing token of the current hold, for a lock that hands one out: the buyer
+    /// passes it to the store with every access, and the store refuses an older one.
+    fn fence(&self) -> Option<u64> {
+        None
+    }
 
     /// Takes the lock; the returned guard gives it back when dropped.
     ///
@@ -128,6 +144,12 @@ impl Lock for Box<dyn Lock> {
     }
     fn unlock(&mut self) -> Result<(), LockError> {
         (**self).unlock()
+    }
+    fn lease(&self) -> Option<Duration> {
+        (**self).lease()
+    }
+    fn fence(&self) -> Option<u64> {
+        (**self).fence()
     }
 }
 

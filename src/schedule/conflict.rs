@@ -31,7 +31,8 @@
 //!
 //! **Locks on the store.** `posix-close` locks the store file itself (any close of it,
 //! the buyer's own read included, drops the lock) and `renamed-store` locks the store's
-//! inode that a write replaces; a user's lock may do anything. For those the lock and
+//! inode that a write replaces; a user's lock may do anything; a lease expires with real
+//! time, not with steps, and a fenced store checks the lease's number on every write. For those the lock and
 //! the store are one object: every step but `record` conflicts with every other.
 //!
 //! A step that ends in a death conflicts with everything: a kernel lock is freed, a lock
@@ -101,7 +102,11 @@ fn lock_on_store(lock: LockKind) -> bool {
         | LockKind::Toctou
         | LockKind::EarlyRelease
         | LockKind::PosixSem => false,
-        LockKind::PosixClose | LockKind::RenamedStore | LockKind::User => true,
+        LockKind::PosixClose
+        | LockKind::RenamedStore
+        | LockKind::User
+        | LockKind::Lease
+        | LockKind::LeaseFenced => true,
     }
 }
 

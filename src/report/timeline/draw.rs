@@ -162,6 +162,9 @@ pub(super) fn glyph(kind: EventKind, x: f64, y: f64) -> Element {
         EventKind::Bought => polygon(&diamond, GREEN, GREEN),
         EventKind::SoldOut => polygon(&diamond, "#ffffff", GREY),
         EventKind::Error => polygon(&[(0.0, -6.0), (6.0, 5.0), (-6.0, 5.0)], "#ffffff", INK),
+        EventKind::Stopped => square(GREY, GREY),
+        EventKind::Resumed => square("#ffffff", GREY),
+        EventKind::Fence => filled_circle(AMBER),
     }
 }
 

@@ -251,7 +251,9 @@ fn value_label(e: &Event) -> Option<String> {
         | EventKind::Truncated
         | EventKind::Wrote
         | EventKind::Bought
-        | EventKind::Error => e.value.clone(),
+        | EventKind::Error
+        | EventKind::Stopped
+        | EventKind::Fence => e.value.clone(),
         _ => None,
     }
 }

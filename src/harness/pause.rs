@@ -1,0 +1,103 @@
+//! Stop faults under a controlled schedule: a frozen buyer, and when it may run again.
+//!
+//! A buyer with a stop planned at point `p` is frozen the moment it parks there: the
+//! harness writes `stopped` in the ledger for it (with its lock's lease), SIGSTOPs it
+//! (and its process group, when it leads one) and takes it out of the runnable set.
+//!
+//! Determinism. A lease lock reads the real `CLOCK_MONOTONIC`, so what the others see
+//! must not depend on how fast the schedule runs. The harness therefore spends the
+//! pause's real time at once, before any other buyer takes a step: it sleeps
+//! `min(pause, lease + SETTLE)`. After that a pause longer than the lease has let the
+//! lease expire (a lease renewed at most one renewal interval before the stop expires
+//! at most `lease` after it), and the frozen heartbeat cannot renew an expired lease;
+//! a pause shorter than the lease is over, so the buyer is continued (SIGCONT, `resumed`)
+//! and its heartbeat keeps the lease. Either way every later `try_lock` of a peer gets
+//! the same answer in a replay. (A pause within one renewal interval below the lease,
+//! e.g. 400–500 ms for the 500 ms lease, may go either way: that is the lease's own
+//! margin.) The frozen buyer then stays out of the schedule, SIGSTOPped if its pause
+//! is not over, until no other buyer can run; then every frozen buyer is continued
+//! (after the latest one's pause has fully elapsed), blocked buyers may try the lock
+//! again, and the scheduler picks among all of them. None of this is a scheduling
+//! choice, so tokens need no new field: the stop is in the trial's fault plan.
+
+use super::controlled::Session;
+use super::HarnessError;
+use crate::ledger::{EventKind, Ledger};
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+/// Beyond the lease, how long the harness waits so the lease has surely expired.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// A buyer frozen by a stop fault under a controlled schedule.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Frozen {
+    /// When its pause is over.
+    pub(super) due: Instant,
+    /// Still SIGSTOPped (its pause outlived the first wait).
+    pub(super) stopped: bool,
+}
+
+impl Session {
+    fn note(&self, i: usize, kind: EventKind, value: Option<&str>) -> Result<(), HarnessError> {
+        Ledger::open(&crate::ledger::path(&self.dir.path), i as u32)
+            .and_then(|mut l| l.record(kind, value))
+            .map_err(|e| HarnessError::Io("writing the ledger", e))
+    }
+
+    fn signal_buyer(&self, i: usize, sig: Signal) {
+        if let Some(slot) = self.slots[i].as_ref() {
+            self.group.signal_whole(slot.member, sig);
+        }
+    }
+
+    /// Sleeps until `until`, in slices, giving up early on SIGINT or SIGTERM.
+    fn sleep_until(&mut self, until: Instant) -> Result<(), HarnessError> {
+        loop {
+            if let Some(sig) = super::interrupt::pending() {
+                return Err(self.interrupted(sig));
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(20)));
+        }
+    }
+
+    /// Freezes buyer `i` for `ms` milliseconds of real time (see the module's notes);
+    /// `lease` is its lock's lease, if it is one.
+    pub(super) fn freeze(
+        &mut self,
+        i: usize,
+        ms: u32,
+        lease: Option<Duration>,
+    ) -> Result<Frozen, HarnessError> {
+        let lease_note = lease.map(|l| format!("lease={}", l.as_millis()));
+        self.note(i, EventKind::Stopped, lease_note.as_deref())?;
+        self.signal_buyer(i, Signal::SIGSTOP);
+        let start = Instant::now();
+        let pause = Duration::from_millis(u64::from(ms));
+        let first = lease.map_or(Duration::ZERO, |l| pause.min(l + SETTLE));
+        self.sleep_until(start + first)?;
+        let mut frozen = Frozen {
+            due: start + pause,
+            stopped: true,
+        };
+        if Instant::now() >= frozen.due {
+            self.resume(i, &mut frozen)?;
+        }
+        Ok(frozen)
+    }
+
+    /// Continues buyer `i` once its pause is over.
+    pub(super) fn resume(&mut self, i: usize, frozen: &mut Frozen) -> Result<(), HarnessError> {
+        if frozen.stopped {
+            self.sleep_until(frozen.due)?;
+            self.signal_buyer(i, Signal::SIGCONT);
+            self.note(i, EventKind::Resumed, None)?;
+            frozen.stopped = false;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! `lease`: a lock file holding an owner, a fencing token and an expiry, renewed by a
+//! heartbeat thread in the holder, taken over by anyone once it has expired.
+//!
+//! The lease file `<dir>/lease` holds one line, `OWNER TOKEN EXPIRY_NS` (owner 0: free;
+//! the expiry on `CLOCK_MONOTONIC`, which every process of the machine shares). Every
+//! change to it is a read-compare-write under `flock` on `<dir>/lease.latch`, held only
+//! for that instant: the latch plays the part of a lease server's own atomicity, never
+//! the lock itself. Each acquisition takes the next token.
+//!
+//! Sound while no holder pauses longer than the lease: a holder frozen past it (a
+//! SIGSTOP, a GC pause) loses the lease to a peer, wakes up and writes anyway. With
+//! fencing (`lease-fenced`, see `lease_fenced.rs`) the holder hands its token to the
+//! store, which refuses anything older than what it has seen.
+
+use super::{flock_exclusive, Flocked, Lock, LockError};
+use crate::ledger::now_ns;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The lease's file name inside a trial directory.
+pub(crate) const FILE_NAME: &str = "lease";
+/// How long a lease lasts without renewal.
+pub(crate) const LEASE: Duration = Duration::from_millis(500);
+/// How often the heartbeat renews it.
+const RENEW_EVERY: Duration = Duration::from_millis(100);
+
+/// What the lease file says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Record {
+    owner: u32,
+    token: u64,
+    expiry_ns: u64,
+}
+
+impl Record {
+    fn parse(text: &str) -> Record {
+        let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+        match (it.next(), it.next(), it.next()) {
+            (Some(Some(o)), Some(Some(t)), Some(Some(e))) => Record {
+                owner: u32::try_from(o).unwrap_or(0),
+                token: t,
+                expiry_ns: e,
+            },
+            _ => Record::default(),
+        }
+    }
+}
+
+/// The lease file and its latch in one trial directory.
+#[derive(Debug, Clone)]
+struct LeaseFile {
+    path: PathBuf,
+    latch: PathBuf,
+}
+
+impl LeaseFile {
+    fn new(dir: &Path) -> LeaseFile {
+        LeaseFile {
+            path: dir.join(FILE_NAME),
+            latch: dir.join("lease.latch"),
+        }
+    }
+
+    /// Runs `change` on the record under the latch; writes back what it returns.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(Record) -> (Option<Record>, T),
+    ) -> Result<T, LockError> {
+        let latch = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.latch)
+            .map_err(|e| LockError::io("opening the lease latch", e))?;
+        let _held = match flock_exclusive(latch, true, "taking the lease latch") {
+            Flocked::Held(h) => h,
+            Flocked::Busy(_) => return Err(LockError::Protocol("lease latch busy".into())),
+            Flocked::Failed(_, e) => return Err(e),
+        };
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)
+            .map_err(|e| LockError::io("opening the lease file", e))?;
+        let mut text = String::new();
+        f.read_to_string(&mut text)
+            .map_err(|e| LockError::io("reading the lease file", e))?;
+        let (new, out) = change(Record::parse(&text));
+        if let Some(r) = new {
+            write_record(&mut f, r).map_err(|e| LockError::io("writing the lease file", e))?;
+        }
+        Ok(out)
+    }
+}
+
+fn write_record(f: &mut File, r: Record) -> std::io::Result<()> {
+    f.set_len(0)?;
+    f.seek(SeekFrom::Start(0))?;
+    writeln!(f, "{} {} {}", r.owner, r.token, r.expiry_ns)
+}
+
+fn expiry() -> u64 {
+    now_ns().saturating_add(LEASE.as_nanos() as u64)
+}
+
+/// A lease on the trial's lease file, renewed by a heartbeat thread while held.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseLock {
+    file: Option<LeaseFile>,
+    /// The token of the current hold.
+    token: Option<u64>,
+    /// Hands the token to the store on every access (`lease-fenced`).
+    fenced: bool,
+    beat: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl LeaseLock {
+    /// A lease whose holder hands its token to the store when `fenced`.
+    pub(crate) fn new(fenced: bool) -> LeaseLock {
+        LeaseLock {
+            file: None,
+            token: None,
+            fenced,
+            beat: None,
+        }
+    }
+
+    fn file(&self) -> Result<&LeaseFile, LockError> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| LockError::Setup("lease: not attached to a trial".into()))
+    }
+
+    fn start_heartbeat(&mut self, file: LeaseFile, token: u64) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let me = std::process::id();
+        let handle = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(RENEW_EVERY);
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                // Renew only a lease that is still ours and unexpired: an expired one is
+                // lost, even before a peer takes it (as a key gone from a lock server).
+                let ours = file.update(|r| {
+                    if r.owner == me && r.token == token && r.expiry_ns > now_ns() {
+                        let renewed = Record {
+                            expiry_ns: expiry(),
+                            ..r
+                        };
+                        (Some(renewed), true)
+                    } else {
+                        (None, false)
+                    }
+                });
+                if !matches!(ours, Ok(true)) {
+                    break;
+                }
+            }
+        });
+        self.beat = Some((stop, handle));
+    }
+
+    fn stop_heartbeat(&mut self) {
+        if let Some((stop, handle)) = self.beat.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Lock for LeaseLock {
+    fn attach(&mut self, dir: &Path) -> Result<(), LockError> {
+        self.file = Some(LeaseFile::new(dir));
+        Ok(())
+    }
+
+    fn lock(&mut self) -> Result<(), LockError> {
+        while !self.try_lock()? {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
+    fn try_lock(&mut self) -> Result<bool, LockError> {
+        let file = self.file()?.clone();
+        let me = std::process::id();
+        let taken = file.update(|r| {
+            let now = now_ns();
+            if r.owner != 0 && r.owner != me && r.expiry_ns > now {
+                return (None, None);
+            }
+            let mine = Record {
+                owner: me,
+                token: r.token + 1,
+                expiry_ns: expiry(),
+            };
+            (Some(mine), Some(mine.token))
+        })?;
+        let Some(token) = taken else {
+            return Ok(false);
+        };
+        self.token = Some(token);
+        self.start_heartbeat(file, token);
+        Ok(true)
+    }
+
+    fn unlock(&mut self) -> Result<(), LockError> {
+        self.stop_heartbeat();
+        let me = std::process::id();
+        let token = self.token.take();
+        // Give back only a lease that is still ours: a lost one belongs to its taker.
+        self.file()?.update(|r| {
+            if r.owner == me && Some(r.token) == token {
+                (Some(Record { owner: 0, ..r }), ())
+            } else {
+                (None, ())
+            }
+        })
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(LEASE)
+    }
+
+    fn fence(&self) -> Option<u64> {
+        if self.fenced {
+            self.token
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for LeaseLock {
+    fn drop(&mut self) {
+        self.stop_heartbeat();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lease_is_busy_and_an_expired_one_is_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = LeaseLock::new(true);
+        a.attach(dir.path()).expect("attach");
+        assert!(a.try_lock().expect("try"));
+        assert_eq!(a.fence(), Some(1));
+        // Same process, but a different owner: forge an expired record of another pid.
+        let file = LeaseFile::new(dir.path());
+        file.update(|r| (Some(Record { owner: 1, ..r }), ()))
+            .expect("forge");
+        a.stop_heartbeat();
+        a.token = None;
+        assert!(!a.try_lock().expect("busy while unexpired"));
+        file.update(|r| (Some(Record { expiry_ns: 0, ..r }), ()))
+            .expect("expire");
+        assert!(a.try_lock().expect("taken over"));
+        assert_eq!(a.fence(), Some(2), "each acquisition gets a larger token");
+        a.unlock().expect("unlock");
+        let r = file.update(|r| (None, r)).expect("read");
+        assert_eq!((r.owner, r.token), (0, 2));
+        assert_eq!(Record::parse("garbage"), Record::default());
+    }
+}
