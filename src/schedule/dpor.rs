@@ -344,7 +344,13 @@ impl Scheduler for Dpor {
             self.frames[step].chosen
         };
         let f = &mut self.frames[step];
-        f.executed = f.pending[chosen as usize].unwrap_or(Access::EVERYTHING);
+        // A scheduler that reports no accesses (the syscall level) conflicts everywhere.
+        f.executed = f
+            .pending
+            .get(chosen as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(Access::EVERYTHING);
         self.preemptions += f.cost(chosen);
         Ok(chosen)
     }
