@@ -115,3 +115,39 @@ fn a_killed_lease_holder_is_taken_over_not_a_stale_lock() {
         assert!(trace.iter().any(|l| l == "buyer 1 bought 1"), "{trace:#?}");
     }
 }
+
+#[test]
+fn the_timeline_draws_a_frozen_bar_on_the_holders_lane() {
+    use oversell::report::timeline::{self, Axis, TimelineInput};
+    let c = run(&stop_buyer0_holding(LockKind::Lease, 700));
+    let svg = timeline::svg(&TimelineInput {
+        title: "lease frozen past its lease".to_string(),
+        buyers: 2,
+        history: &c.run.history,
+        findings: timeline::marks(&c.violations),
+        axis: Axis::Steps,
+    });
+    let doc = roxmltree::Document::parse(&svg).expect("the SVG parses");
+    let frozen: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("frozen"))
+        .collect();
+    assert_eq!(frozen.len(), 1, "{svg}");
+    let lane = frozen[0].parent().expect("lane");
+    assert_eq!(lane.attribute("data-buyer"), Some("0"));
+    let title = frozen[0]
+        .descendants()
+        .find(|n| n.has_tag_name("title"))
+        .and_then(|n| n.text())
+        .expect("title");
+    assert!(
+        title.contains("holding the lock") && title.contains("(lease=500,pause=700)"),
+        "{title}"
+    );
+    let width: f64 = frozen[0]
+        .attribute("width")
+        .and_then(|w| w.parse().ok())
+        .expect("width");
+    // It spans buyer 1's whole turn (6 steps), not a sliver.
+    assert!(width > 20.0, "{width}");
+}
