@@ -80,14 +80,16 @@ mod tests {
     #[test]
     fn the_clause_names_the_planned_pause_and_the_lease() {
         let ms = 1_000_000;
-        let mut h = History::default();
-        h.events = vec![
+        let mut h = History {
+            events: vec![
             ev(0, 0, EventKind::Acquired, None),
             ev(ms, 0, EventKind::Stopped, Some("lease=500,pause=3000")),
             ev(600 * ms, 1, EventKind::Acquired, None),
             ev(700 * ms, 0, EventKind::Resumed, None),
             ev(800 * ms, 0, EventKind::Wrote, Some("0")),
-        ];
+            ],
+            ..History::default()
+        };
         let c = frozen_across(&h, 0, 0, 4, 600 * ms).expect("frozen");
         assert_eq!(
             c,

@@ -25,6 +25,7 @@ pub(super) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at startup: its size costs nothing
 pub(super) enum Cmd {
     /// Search for findings: run many trials of racing buyer processes and check each.
     #[command(after_help = EXPLORE_HELP)]
