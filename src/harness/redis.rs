@@ -5,8 +5,10 @@
 //! directory, no persistence (`--save ''`, `--appendonly no`). It is a member of the
 //! trial's process group like a buyer, so it has the death signal, carries the run's mark
 //! (a later run's sweep kills it if this one was SIGKILLed) and is killed and reaped with
-//! the group however the trial ends, SIGINT included. Either way the server's URL goes
-//! into `<dir>/redis.url`, where the buyers' lock reads it.
+//! the group however the trial ends, SIGINT included. (`--set-proc-title no` keeps the
+//! mark readable in `/proc/PID/environ`, which redis's own process title overwrites.)
+//! Either way the server's URL goes into `<dir>/redis.url`, where the buyers' lock
+//! reads it.
 
 use super::process::{Group, MemberId};
 use super::HarnessError;
@@ -86,6 +88,9 @@ fn start(
     cmd.args(["--port", "0", "--unixsocket"])
         .arg(sock)
         .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+        // Its own process title would overwrite its environment, run mark included,
+        // and a later run's sweep could no longer tell it is ours.
+        .args(["--set-proc-title", "no"])
         .arg("--dir")
         .arg(dir)
         .stdin(Stdio::null())
