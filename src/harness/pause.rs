@@ -20,9 +20,10 @@
 //! None of this is a scheduling choice, so tokens need no new field: the stop is in the
 //! trial's fault plan.
 //!
-//! Real time past that is never spent: once a lease has surely expired (or for a lock
-//! without a lease, at once) nothing a buyer sees depends on the clock, and the frozen
-//! buyer runs again only when nobody else can, however long its pause. So a 3 s stop
+//! Real time past that is never spent: once a lease has surely expired (or at once, for
+//! a buyer that holds no lease: outside its critical section, or under a lock without a
+//! lease) nothing a buyer sees depends on the clock, and the frozen buyer runs again
+//! only when nobody else can, however long its pause. So a 3 s stop
 //! costs the lease and a little, not 3 s. The `stopped` event names the planned pause
 //! (`lease=500,pause=3000`), which is what the report says the buyer was frozen for.
 
@@ -78,21 +79,24 @@ impl Session {
     }
 
     /// Freezes buyer `i` for a pause of `ms` milliseconds (see the module's notes);
-    /// `lease` is its lock's lease, if it is one.
+    /// `lease` is its lock's lease, if it is one, and `holding` says whether the buyer
+    /// is inside its critical section: only a held lease makes real time count.
     pub(super) fn freeze(
         &mut self,
         i: usize,
         ms: u32,
         lease: Option<Duration>,
+        holding: bool,
     ) -> Result<Frozen, HarnessError> {
         let note = stop_note(lease, Some(ms));
         self.note(i, EventKind::Stopped, Some(&note))?;
         self.signal_buyer(i, Signal::SIGSTOP);
         let pause = Duration::from_millis(u64::from(ms));
-        let first = lease.map_or(Duration::ZERO, |l| pause.min(l + SETTLE));
+        let held = lease.filter(|_| holding);
+        let first = held.map_or(Duration::ZERO, |l| pause.min(l + SETTLE));
         self.sleep_until(Instant::now() + first)?;
         let mut frozen = Frozen { stopped: true };
-        if lease.is_some_and(|l| pause <= l) {
+        if held.is_some_and(|l| pause <= l) {
             // Over within the lease: it keeps it, and runs on when it is picked again.
             self.resume(i, &mut frozen)?;
         }

@@ -195,7 +195,8 @@ impl Session {
         let planned = round.plan.buyers[i].stop;
         if let (State::At(p), Some((at, ms))) = (round.state[i], planned) {
             if p == at {
-                round.frozen[i] = Some(self.freeze(i, ms, round.plan.lock.lease())?);
+                let lease = round.plan.lock.lease();
+                round.frozen[i] = Some(self.freeze(i, ms, lease, holds_lock(p))?);
             }
         }
         Ok(())
