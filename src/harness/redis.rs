@@ -97,7 +97,10 @@ fn start(
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
     let member = group.spawn(cmd).map_err(|e| {
-        HarnessError::Server(format!("starting {SERVER}: {e}; accepted: --redis URL"))
+        HarnessError::Server(format!(
+            "starting {SERVER}: {e}; accepted: {SERVER} on PATH (apt-get install redis-server) \
+             or explore --redis URL"
+        ))
     })?;
     // It listens once the socket accepts a connection.
     while UnixStream::connect(sock).is_err() {
