@@ -45,15 +45,61 @@ pub(super) fn frozen_across(
         .iter()
         .find(|e| e.kind == EventKind::Resumed)
         .map_or(h.events[to].ns, |e| e.ns);
-    let ms = (resumed - mine[stop].ns) / 1_000_000;
-    let lease = mine[stop]
-        .value
-        .as_deref()
-        .and_then(|v| v.strip_prefix("lease="));
-    Some(match lease {
+    let note = mine[stop].value.as_deref().unwrap_or("");
+    let field = |key: &str| {
+        note.split(',')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    };
+    // Under a controlled schedule the stop names its planned pause, which the harness
+    // need not spend in full (see `harness/pause.rs`); a free-running one took real time.
+    let ms = field("pause")
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or((resumed - mine[stop].ns) / 1_000_000);
+    Some(match field("lease") {
         Some(l) => format!(
             "; buyer {buyer} was frozen for {ms} ms while holding, past its lease of {l} ms"
         ),
         None => format!("; buyer {buyer} was frozen for {ms} ms while holding"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Event;
+
+    fn ev(ns: u64, buyer: u32, kind: EventKind, value: Option<&str>) -> Event {
+        Event {
+            ns,
+            buyer,
+            kind,
+            value: value.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_clause_names_the_planned_pause_and_the_lease() {
+        let ms = 1_000_000;
+        let mut h = History {
+            events: vec![
+            ev(0, 0, EventKind::Acquired, None),
+            ev(ms, 0, EventKind::Stopped, Some("lease=500,pause=3000")),
+            ev(600 * ms, 1, EventKind::Acquired, None),
+            ev(700 * ms, 0, EventKind::Resumed, None),
+            ev(800 * ms, 0, EventKind::Wrote, Some("0")),
+            ],
+            ..History::default()
+        };
+        let c = frozen_across(&h, 0, 0, 4, 600 * ms).expect("frozen");
+        assert_eq!(
+            c,
+            "; buyer 0 was frozen for 3000 ms while holding, past its lease of 500 ms"
+        );
+        // A free-running stop took real time, and says so.
+        h.events[1].value = Some("lease=500".into());
+        let c = frozen_across(&h, 0, 0, 4, 600 * ms).expect("frozen");
+        assert!(c.contains("frozen for 699 ms"), "{c}");
+        // A stop after the other took over says nothing.
+        assert_eq!(frozen_across(&h, 0, 0, 4, 0), None);
+    }
 }

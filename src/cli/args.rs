@@ -25,6 +25,7 @@ pub(super) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at startup: its size costs nothing
 pub(super) enum Cmd {
     /// Search for findings: run many trials of racing buyer processes and check each.
     #[command(after_help = EXPLORE_HELP)]
@@ -113,6 +114,10 @@ pub(super) struct ExploreArgs {
     /// --buyer-cmd 'python3 fixtures/buyers/locked.py {store}'
     #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock"])]
     pub(super) buyer_cmd: Option<String>,
+    /// The Redis server for `--lock redis` and `redis-fenced` (redis://HOST:PORT or
+    /// redis+unix:///PATH); without it each trial starts its own redis-server.
+    #[arg(long, value_name = "URL")]
+    pub(super) redis: Option<String>,
     /// Buyers per trial: N or A..B (inclusive, 1 to 256).
     #[arg(long, value_name = "N|A..B", default_value = "2..16", value_parser = parse_buyers)]
     pub(super) buyers: Span,

@@ -29,6 +29,12 @@ pub(super) fn run(a: &DemoArgs) -> Result<Outcome, Fail> {
         .iter()
         .filter(|k| **k == LockKind::None || k.is_sound())
     {
+        if lock.needs_redis() {
+            if let Err(why) = crate::harness::redis::available() {
+                say!("{:<10} skipped: {why}", lock.name());
+                continue;
+            }
+        }
         ok &= row(a, lock, &harness)?;
     }
     say!("");

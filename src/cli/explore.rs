@@ -109,7 +109,27 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
     space.faults = a.faults.unwrap_or_default();
     external(a, &mut space)?;
     granularity(a, &mut space)?;
+    redis(a, &space)?;
     Ok(space)
+}
+
+/// `--redis URL`, and a Redis lock refused up front when no server can be had.
+fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
+    if let Some(url) = &a.redis {
+        let schemes = ["redis://", "redis+unix://", "unix://"];
+        if !schemes.iter().any(|s| url.starts_with(s)) {
+            return Err(Fail::Usage(format!(
+                "--redis '{url}': accepted: a URL such as redis://127.0.0.1:6379 or \
+                 redis+unix:///run/redis.sock"
+            )));
+        }
+        crate::harness::redis::use_server(url);
+    }
+    if space.lock.needs_redis() && space.external.is_none() {
+        crate::harness::redis::available()
+            .map_err(|why| Fail::Usage(format!("--lock {}: {why}", space.lock)))?;
+    }
+    Ok(())
 }
 
 /// Options that only apply to some schedules are refused with the others.

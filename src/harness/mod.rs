@@ -22,6 +22,7 @@ mod pause;
 mod pin;
 mod plan;
 mod process;
+pub mod redis;
 mod round;
 mod sweep;
 mod syscall;
@@ -410,6 +411,8 @@ fn prepare_lock(
     };
     let server = if lock.needs_server() {
         Some(start_server(group, exe, dir, deadline)?)
+    } else if lock.needs_redis() {
+        redis::prepare(group, dir, deadline)?
     } else {
         None
     };

@@ -15,10 +15,17 @@
 //! the same answer in a replay. (A pause within one renewal interval below the lease,
 //! e.g. 400–500 ms for the 500 ms lease, may go either way: that is the lease's own
 //! margin.) The frozen buyer then stays out of the schedule, SIGSTOPped if its pause
-//! is not over, until no other buyer can run; then every frozen buyer is continued
-//! (after the latest one's pause has fully elapsed), blocked buyers may try the lock
-//! again, and the scheduler picks among all of them. None of this is a scheduling
-//! choice, so tokens need no new field: the stop is in the trial's fault plan.
+//! is not over, until no other buyer can run; then every frozen buyer is continued,
+//! blocked buyers may try the lock again, and the scheduler picks among all of them.
+//! None of this is a scheduling choice, so tokens need no new field: the stop is in the
+//! trial's fault plan.
+//!
+//! Real time past that is never spent: once a lease has surely expired (or at once, for
+//! a buyer that holds no lease: outside its critical section, or under a lock without a
+//! lease) nothing a buyer sees depends on the clock, and the frozen buyer runs again
+//! only when nobody else can, however long its pause. So a 3 s stop
+//! costs the lease and a little, not 3 s. The `stopped` event names the planned pause
+//! (`lease=500,pause=3000`), which is what the report says the buyer was frozen for.
 
 use super::controlled::Session;
 use super::HarnessError;
@@ -32,10 +39,16 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// A buyer frozen by a stop fault under a controlled schedule.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Frozen {
-    /// When its pause is over.
-    pub(super) due: Instant,
     /// Still SIGSTOPped (its pause outlived the first wait).
     pub(super) stopped: bool,
+}
+
+/// The `stopped` event's value: the lock's lease and the planned pause, in ms
+/// (`lease=500,pause=3000`); either may be absent.
+pub(crate) fn stop_note(lease: Option<Duration>, pause_ms: Option<u32>) -> String {
+    let lease = lease.map(|l| format!("lease={}", l.as_millis()));
+    let pause = pause_ms.map(|ms| format!("pause={ms}"));
+    lease.into_iter().chain(pause).collect::<Vec<_>>().join(",")
 }
 
 impl Session {
@@ -65,35 +78,45 @@ impl Session {
         }
     }
 
-    /// Freezes buyer `i` for `ms` milliseconds of real time (see the module's notes);
-    /// `lease` is its lock's lease, if it is one.
+    /// Freezes buyer `i` for a pause of `ms` milliseconds (see the module's notes);
+    /// `lease` is its lock's lease, if it is one, and `holding` says whether the buyer
+    /// is inside its critical section: only a held lease makes real time count.
     pub(super) fn freeze(
         &mut self,
         i: usize,
         ms: u32,
         lease: Option<Duration>,
+        holding: bool,
     ) -> Result<Frozen, HarnessError> {
-        let lease_note = lease.map(|l| format!("lease={}", l.as_millis()));
-        self.note(i, EventKind::Stopped, lease_note.as_deref())?;
+        let note = stop_note(lease, Some(ms));
+        self.note(i, EventKind::Stopped, Some(&note))?;
         self.signal_buyer(i, Signal::SIGSTOP);
-        let start = Instant::now();
         let pause = Duration::from_millis(u64::from(ms));
-        let first = lease.map_or(Duration::ZERO, |l| pause.min(l + SETTLE));
-        self.sleep_until(start + first)?;
-        let mut frozen = Frozen {
-            due: start + pause,
-            stopped: true,
-        };
-        if Instant::now() >= frozen.due {
+        let held = lease.filter(|_| holding);
+        let first = held.map_or(Duration::ZERO, |l| pause.min(l + SETTLE));
+        self.sleep_until(Instant::now() + first)?;
+        let mut frozen = Frozen { stopped: true };
+        if held.is_some_and(|l| pause <= l) {
+            // Over within the lease: it keeps it, and runs on when it is picked again.
             self.resume(i, &mut frozen)?;
         }
         Ok(frozen)
     }
 
-    /// Continues buyer `i` once its pause is over.
+    /// After a lease holder was killed: waits until its lease has surely expired (it was
+    /// renewed at most at the kill), so every later `try_lock` of a peer takes it over,
+    /// however fast the schedule runs. True for a lease lock; false (no wait) otherwise.
+    pub(super) fn outlive_lease(&mut self) -> Result<bool, HarnessError> {
+        let Some(lease) = self.lock.lease() else {
+            return Ok(false);
+        };
+        self.sleep_until(Instant::now() + lease + SETTLE)?;
+        Ok(true)
+    }
+
+    /// Continues buyer `i`.
     pub(super) fn resume(&mut self, i: usize, frozen: &mut Frozen) -> Result<(), HarnessError> {
         if frozen.stopped {
-            self.sleep_until(frozen.due)?;
             self.signal_buyer(i, Signal::SIGCONT);
             self.note(i, EventKind::Resumed, None)?;
             frozen.stopped = false;

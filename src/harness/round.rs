@@ -116,7 +116,7 @@ impl Session {
         self.release_all(&mut round)?;
         for i in 0..round.state.len() {
             if let State::At(p) = round.state[i] {
-                self.kill_if_planned(&mut round, i, p);
+                self.kill_if_planned(&mut round, i, p)?;
                 self.freeze_if_planned(&mut round, i)?;
             }
         }
@@ -168,18 +168,25 @@ impl Session {
 
     /// A kill fault is part of the schedule: the buyer dies the moment it parks at its
     /// planned point, so a token replays the same death.
-    fn kill_if_planned(&mut self, round: &mut Round, i: usize, p: Point) {
+    fn kill_if_planned(
+        &mut self,
+        round: &mut Round,
+        i: usize,
+        p: Point,
+    ) -> Result<(), HarnessError> {
         if round.plan.buyers[i].kill_at != Some(p) {
-            return;
+            return Ok(());
         }
         self.kill(i);
         if holds_lock(p) {
             self.settle_release();
             round.holder = Some(i as u32);
-            round.holder_died = true;
+            // A lease is taken over once it expires: wait that out (see `pause.rs`).
+            round.holder_died = !self.outlive_lease()?;
         }
         round.killed[i] = true;
         round.state[i] = State::Dead;
+        Ok(())
     }
 
     /// A stop fault is part of the trial: the buyer freezes the moment it parks at its
@@ -188,7 +195,8 @@ impl Session {
         let planned = round.plan.buyers[i].stop;
         if let (State::At(p), Some((at, ms))) = (round.state[i], planned) {
             if p == at {
-                round.frozen[i] = Some(self.freeze(i, ms, round.plan.lock.lease())?);
+                let lease = round.plan.lock.lease();
+                round.frozen[i] = Some(self.freeze(i, ms, lease, holds_lock(p))?);
             }
         }
         Ok(())
@@ -300,7 +308,7 @@ impl Session {
             }
         };
         if let State::At(p) = round.state[bi] {
-            self.kill_if_planned(round, bi, p);
+            self.kill_if_planned(round, bi, p)?;
             self.freeze_if_planned(round, bi)?;
         }
         self.after_step(round, b, before);

@@ -3,7 +3,7 @@
 
 use super::{
     early_release, flock, lease, lease_fenced, lockfile, none, ofd, posix, posix_close, posix_sem,
-    renamed_store, socket, sysv, toctou, Lock, LockContext, LockError,
+    redis_lease, renamed_store, socket, sysv, toctou, Lock, LockContext, LockError,
 };
 use crate::store::StoreMode;
 use std::fmt;
@@ -78,6 +78,10 @@ pub enum LockKind {
     Lease,
     /// The lease with a fencing token that the store checks.
     LeaseFenced,
+    /// A lease on a real Redis server: `SET NX PX`, release by compare-and-delete.
+    Redis,
+    /// The Redis lease with a fencing token from `INCR`, checked by the store.
+    RedisFenced,
     /// A user's own [`Lock`], tested with [`crate::assert_sound`]. Tokens name it `user`;
     /// it cannot run outside the user's test binary, so it is not in [`LockKind::ALL`]
     /// and `LockKind::open` refuses it with the way to replay it.
@@ -101,6 +105,8 @@ impl LockKind {
         LockKind::PosixSem,
         LockKind::Lease,
         LockKind::LeaseFenced,
+        LockKind::Redis,
+        LockKind::RedisFenced,
     ];
 
     /// The name used on the command line and in tokens.
@@ -120,6 +126,8 @@ impl LockKind {
             LockKind::PosixSem => "posix-sem",
             LockKind::Lease => "lease",
             LockKind::LeaseFenced => "lease-fenced",
+            LockKind::Redis => "redis",
+            LockKind::RedisFenced => "redis-fenced",
             LockKind::User => "user",
         }
     }
@@ -165,6 +173,14 @@ impl LockKind {
                 "the lease plus a fencing token per acquisition, handed to the store, which \
                  refuses a token older than one it has seen"
             }
+            LockKind::Redis => {
+                "a key on a real redis-server: SET NX PX 500, renewed by a heartbeat, released \
+                 by compare-and-delete; a holder frozen past the lease writes anyway"
+            }
+            LockKind::RedisFenced => {
+                "the redis lease plus a fencing token from INCR, handed to the store, which \
+                 refuses a token older than one it has seen"
+            }
             LockKind::User => "a user's own lock, run by assert_sound inside its test binary",
         }
     }
@@ -178,7 +194,7 @@ impl LockKind {
             | LockKind::PosixClose
             | LockKind::RenamedStore => Soundness::Broken,
             LockKind::Lockfile | LockKind::PosixSem => Soundness::SoundUntilCrash,
-            LockKind::Lease => Soundness::SoundUnlessPaused,
+            LockKind::Lease | LockKind::Redis => Soundness::SoundUnlessPaused,
             // What `assert_sound` claims of it, and tests.
             LockKind::User
             | LockKind::Flock
@@ -186,7 +202,8 @@ impl LockKind {
             | LockKind::Posix
             | LockKind::Socket
             | LockKind::Sysv
-            | LockKind::LeaseFenced => Soundness::Sound,
+            | LockKind::LeaseFenced
+            | LockKind::RedisFenced => Soundness::Sound,
         }
     }
 
@@ -255,6 +272,7 @@ impl LockKind {
     pub(crate) fn lease(self) -> Option<std::time::Duration> {
         match self {
             LockKind::Lease | LockKind::LeaseFenced => Some(lease::LEASE),
+            LockKind::Redis | LockKind::RedisFenced => Some(redis_lease::LEASE),
             _ => None,
         }
     }
@@ -262,6 +280,11 @@ impl LockKind {
     /// True when the harness must start a lock server for the trial.
     pub(crate) fn needs_server(self) -> bool {
         self == LockKind::Socket
+    }
+
+    /// True when the trial needs a Redis server (`redis-server`, or `--redis URL`).
+    pub fn needs_redis(self) -> bool {
+        matches!(self, LockKind::Redis | LockKind::RedisFenced)
     }
 
     /// Opens this backend inside a buyer process.
@@ -281,6 +304,8 @@ impl LockKind {
             LockKind::Socket => Box::new(socket::SocketLock::default()),
             LockKind::Lease => Box::new(lease::LeaseLock::new(false)),
             LockKind::LeaseFenced => Box::new(lease_fenced::lock()),
+            LockKind::Redis => Box::new(redis_lease::RedisLock::new(false)),
+            LockKind::RedisFenced => Box::new(redis_lease::RedisLock::new(true)),
             LockKind::Sysv => Box::new(sysv::SysvLock::new(ctx.sem_id.ok_or_else(|| {
                 LockError::Setup("the sysv lock needs the trial's semaphore id".into())
             })?)),

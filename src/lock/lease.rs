@@ -17,8 +17,7 @@ use crate::ledger::now_ns;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -118,7 +117,8 @@ pub(crate) struct LeaseLock {
     token: Option<u64>,
     /// Hands the token to the store on every access (`lease-fenced`).
     fenced: bool,
-    beat: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// The heartbeat: dropping the sender wakes it at once and ends it.
+    beat: Option<(Sender<()>, JoinHandle<()>)>,
 }
 
 impl LeaseLock {
@@ -139,15 +139,11 @@ impl LeaseLock {
     }
 
     fn start_heartbeat(&mut self, file: LeaseFile, token: u64) {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let (stop, wake) = channel::<()>();
         let me = std::process::id();
         let handle = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(RENEW_EVERY);
-                if flag.load(Ordering::Relaxed) {
-                    break;
-                }
+            // Ends as soon as the holder lets go (the sender is dropped), not a renewal later.
+            while let Err(RecvTimeoutError::Timeout) = wake.recv_timeout(RENEW_EVERY) {
                 // Renew only a lease that is still ours and unexpired: an expired one is
                 // lost, even before a peer takes it (as a key gone from a lock server).
                 let ours = file.update(|r| {
@@ -171,7 +167,7 @@ impl LeaseLock {
 
     fn stop_heartbeat(&mut self) {
         if let Some((stop, handle)) = self.beat.take() {
-            stop.store(true, Ordering::Relaxed);
+            drop(stop);
             let _ = handle.join();
         }
     }

@@ -29,6 +29,7 @@ mod ofd;
 mod posix;
 mod posix_close;
 pub(crate) mod posix_sem;
+pub(crate) mod redis_lease;
 mod renamed_store;
 mod shared;
 pub(crate) mod socket;

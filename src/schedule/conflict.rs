@@ -106,7 +106,9 @@ fn lock_on_store(lock: LockKind) -> bool {
         | LockKind::RenamedStore
         | LockKind::User
         | LockKind::Lease
-        | LockKind::LeaseFenced => true,
+        | LockKind::LeaseFenced
+        | LockKind::Redis
+        | LockKind::RedisFenced => true,
     }
 }
 

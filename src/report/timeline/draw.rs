@@ -197,6 +197,23 @@ pub(super) fn held_bar(x0: f64, x1: f64, y: f64, class: &str) -> Rectangle {
         .set("stroke-width", 1)
 }
 
+/// A frozen span (a stop fault: SIGSTOP to SIGCONT) on a lane, from `x0` to `x1`: a
+/// slate band over the lane line, thinner than a held bar so both show.
+pub(super) fn frozen_bar(x0: f64, x1: f64, y: f64) -> Rectangle {
+    let w = (x1 - x0).max(3.0);
+    Rectangle::new()
+        .set("class", "frozen")
+        .set("x", r(x0))
+        .set("y", r(y - 4.0))
+        .set("width", r(w))
+        .set("height", 8)
+        .set("fill", "#6b7b8c")
+        .set("fill-opacity", 0.55)
+        .set("stroke", "#4a5866")
+        .set("stroke-width", 1)
+        .set("stroke-dasharray", "3 2")
+}
+
 /// The dark red of a kill mark (apart from the finding red, which marks findings).
 pub(super) const KILL: &str = "#8b0000";
 

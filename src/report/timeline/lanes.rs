@@ -2,7 +2,7 @@
 //! waited for the lock to the end, where it was killed; under them the axis.
 
 use super::draw::{
-    glyph, held_bar, kill_mark, redden, text, text_width, wait_line, With, GRID, GUTTER, INK, KILL,
+    frozen_bar, glyph, held_bar, kill_mark, redden, text, text_width, wait_line, With, GRID, GUTTER, INK, KILL,
     LANE_H, MARGIN, MUTED, RED,
 };
 use super::scale::Scale;
@@ -164,6 +164,7 @@ fn lane(input: &TimelineInput, f: &Frame, scale: &Scale, b: u32, tags: &[Vec<usi
         );
     }
     held(&mut g, h, scale, b, mid);
+    frozen(&mut g, h, scale, b, mid);
     ending(&mut g, h, scale, b, mid, mine.last().copied());
     events(&mut g, input, scale, &mine, tags, mid);
     g
@@ -210,6 +211,43 @@ fn held(g: &mut Group, h: &History, scale: &Scale, b: u32, mid: f64) {
             )
         };
         let mut bar = held_bar(scale.event_x(s.from), x1, mid, class);
+        bar.append(Title::new(title));
+        g.append(bar);
+    }
+}
+
+/// The spans the buyer was frozen by a stop fault: from `stopped` to `resumed`, or to
+/// its last event (the end of the trial, when it died frozen); the title says whether
+/// it held the lock meanwhile and what the stop noted (its lease, its planned pause).
+fn frozen(g: &mut Group, h: &History, scale: &Scale, b: u32, mid: f64) {
+    let mine: Vec<usize> = (0..h.events.len())
+        .filter(|&i| h.events[i].buyer == b)
+        .collect();
+    for (k, &from) in mine.iter().enumerate() {
+        if h.events[from].kind != EventKind::Stopped {
+            continue;
+        }
+        let to = mine[k + 1..]
+            .iter()
+            .copied()
+            .find(|&i| h.events[i].kind == EventKind::Resumed);
+        let x1 = to.map_or(scale.end_x(), |i| scale.event_x(i));
+        let holding = h
+            .held_spans(b)
+            .iter()
+            .any(|s| s.from < from && from <= s.to);
+        let note = h.events[from].value.as_deref().unwrap_or("");
+        let title = format!(
+            "buyer {b} was frozen (SIGSTOP) from event {from} to {}{}{}",
+            to.map_or("the end of the trial".to_string(), |i| format!("event {i}")),
+            if holding { ", holding the lock" } else { "" },
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({note})")
+            }
+        );
+        let mut bar = frozen_bar(scale.event_x(from), x1, mid);
         bar.append(Title::new(title));
         g.append(bar);
     }

@@ -1,0 +1,150 @@
+//! The Redis backends against a real `redis-server` that the harness starts for each
+//! trial directory (the tests that need it are ignored unless asked for: `.ci/run`
+//! installs the server and runs them with `--ignored`). Pauses are placed by
+//! construction, as in `tests/pause.rs`; the lease is 500 ms.
+
+mod common;
+
+use oversell::explore::{Checked, Runner};
+use oversell::protocol::Point;
+use oversell::scenario::{Schedule, Trial};
+use oversell::store::StoreMode;
+use oversell::{FindingKind, HarnessConfig, LockKind};
+use std::process::Command;
+
+use common::{oversell_env, BIN};
+
+/// Two buyers, one ticket, buyer 0 stopped for `ms` at `read` (holding the lock), under
+/// a non-preemptive schedule.
+fn stop_buyer0_holding(lock: LockKind, ms: u32) -> Trial {
+    let mut t = Trial::new(lock, 2, 1);
+    t.schedule = Schedule::Exhaustive { preemptions: 0 };
+    t.store = StoreMode::Atomic;
+    t.faults.stop = 0.5;
+    t.faults.stop_ms = ms;
+    for seed in 0..100_000u64 {
+        t.seed = seed;
+        if t.fault_plan(0).stop_at == Some((Point::Read, ms)) && t.fault_plan(1).stop_at.is_none() {
+            return t;
+        }
+    }
+    panic!("no seed stops buyer 0 at read");
+}
+
+fn run(t: &Trial) -> Checked {
+    let h = HarnessConfig::new(BIN);
+    Runner::new(&h).run(t, None).expect("run")
+}
+
+/// Pids of live `redis-server` processes whose run mark names harness `pid`.
+fn servers_of(pid: u32) -> Vec<u32> {
+    let mark = format!("OVERSELL_RUN={pid}-");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let marked = env
+            .split(|&b| b == 0)
+            .any(|kv| kv.starts_with(mark.as_bytes()));
+        if comm.trim() == "redis-server" && marked {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs redis-server"]
+fn a_redis_holder_frozen_past_its_lease_is_an_overlap() {
+    let c = run(&stop_buyer0_holding(LockKind::Redis, 700));
+    let overlap = c
+        .violations
+        .iter()
+        .find(|v| v.kind == FindingKind::Overlap)
+        .unwrap_or_else(|| panic!("no overlap: {:?}", c.violations));
+    assert!(
+        overlap
+            .detail
+            .contains("buyer 0 was frozen for 700 ms while holding, past its lease of 500 ms"),
+        "{}",
+        overlap.detail
+    );
+    let again = run(&Trial::from_token(&c.trial.token()).expect("token"));
+    assert_eq!(again.run.history.trace(), c.run.history.trace());
+}
+
+#[test]
+#[ignore = "needs redis-server"]
+fn redis_fenced_refuses_the_frozen_holder_and_a_short_pause_is_no_finding() {
+    let c = run(&stop_buyer0_holding(LockKind::RedisFenced, 700));
+    assert!(c.violations.is_empty(), "{:?}", c.violations);
+    let trace = c.run.history.trace();
+    assert!(
+        trace.iter().any(|l| l == "buyer 0 error fenced"),
+        "{trace:#?}"
+    );
+    for lock in [LockKind::Redis, LockKind::RedisFenced] {
+        let c = run(&stop_buyer0_holding(lock, 100));
+        assert!(c.violations.is_empty(), "{lock}: {:?}", c.violations);
+    }
+}
+
+#[test]
+#[ignore = "needs redis-server"]
+fn explore_starts_and_stops_its_servers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (lock, expect) in [("redis", "violation"), ("redis-fenced", "clean")] {
+        let child = Command::new(BIN)
+            .args([
+                "explore",
+                "--lock",
+                lock,
+                "--schedule",
+                "pct",
+                "--seed",
+                "7",
+            ])
+            .args([
+                "--faults",
+                "stop=0.5:700",
+                "--buyers",
+                "2..4",
+                "--tickets",
+                "1",
+            ])
+            .args(["--trials", "30", "--quiet", "--expect", expect])
+            .env("TMPDIR", tmp.path())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{lock}");
+        assert_eq!(servers_of(pid), Vec::<u32>::new(), "{lock}: servers left");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("tmp")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_redis_lock_without_a_server_is_refused_before_any_trial() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell_env(
+        tmp.path(),
+        &["explore", "--lock", "redis-fenced", "--trials", "1"],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("redis-server is not on PATH") && err.contains("--redis URL"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
