@@ -21,7 +21,6 @@ use crate::scenario::Trial;
 use crate::schedule::{Access, Diverged, Scheduler};
 use crate::store;
 use std::fs::File;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// What the harness says after a buyer blocked in `lock()` although nobody held it.
@@ -255,6 +254,9 @@ impl Session {
         let flow = self.advance(round, b)?;
         if watch {
             scheduler.ran(b, round.state[b as usize] == State::Dead);
+            if round.state[b as usize] == State::Blocked {
+                scheduler.blocked(b);
+            }
         }
         round.current = Some(b);
         Ok(flow)

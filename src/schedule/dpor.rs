@@ -356,6 +356,14 @@ impl Scheduler for Dpor {
             }
         }
     }
+
+    fn blocked(&mut self, buyer: u32) {
+        if let Some(f) = self.frames.get_mut(self.step) {
+            if f.chosen == buyer {
+                f.executed = f.executed.blocked();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
