@@ -6,8 +6,9 @@
 //! controlled schedule in which the harness says `go` before each step. The buyer itself
 //! never changes between modes.
 //!
-//! The control channel is a Unix socket on the buyer's standard input: one byte per
-//! message each way.
+//! The control channel is a Unix socket on the buyer's standard input, or, for a buyer
+//! of a controlled session, a pipe on standard input and another on descriptor 3 (half
+//! the cost of a socket per step): one byte per message each way.
 
 use crate::ledger::{EventKind, Ledger};
 use crate::lock::{Lock, LockContext, LockError};
