@@ -101,6 +101,10 @@ pub mod msg {
     pub const GO_LOCK: u8 = b'L';
 }
 
+/// The descriptor a buyer writes its replies to when its standard input is a pipe (a
+/// controlled session's buyers: a pipe each way is cheaper than one socket).
+pub const REPLY_FD: i32 = 3;
+
 /// How the buyer waits between steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

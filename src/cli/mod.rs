@@ -58,7 +58,7 @@ pub fn main() -> i32 {
     if !hidden {
         // Whatever a run killed with SIGKILL left (processes, directories, semaphores)
         // goes before this one starts.
-        crate::harness::sweep_stale(&std::env::temp_dir());
+        crate::harness::sweep_stale_everywhere();
     }
     let result = match cli.command {
         None => demo::run(&DemoArgs {

@@ -184,6 +184,41 @@ impl std::error::Error for HarnessError {
     }
 }
 
+/// Where trial directories go: `TMPDIR` when it is set; otherwise `/dev/shm` when it is
+/// a writable tmpfs, else the system's temporary directory. A search rewrites a trial's
+/// store and ledger thousands of times a second: on a disk file system, truncating a
+/// file starts its writeback and the next truncation waits for the disk.
+pub fn scratch_root() -> &'static Path {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let user_set = std::env::var_os("TMPDIR").is_some_and(|v| !v.is_empty());
+        let tmpfs = nix::sys::statfs::statfs(shm)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+        let writable = nix::unistd::access(
+            shm,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .is_ok();
+        if !user_set && tmpfs && writable {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
+}
+
+/// [`sweep_stale`] in the system's temporary directory and, when it differs, in the
+/// [`scratch_root`].
+pub fn sweep_stale_everywhere() -> usize {
+    let tmp = std::env::temp_dir();
+    let mut removed = sweep_stale(&tmp);
+    if scratch_root() != tmp {
+        removed += sweep_stale(scratch_root());
+    }
+    removed
+}
+
 /// A trial directory: removed on drop unless kept.
 struct TrialDir {
     temp: Option<tempfile::TempDir>,
@@ -201,7 +236,7 @@ impl TrialDir {
         builder.prefix(&prefix);
         let temp = match keep {
             Some(k) => builder.tempdir_in(k),
-            None => builder.tempdir(),
+            None => builder.tempdir_in(scratch_root()),
         }
         .map_err(|e| HarnessError::Io("making the trial directory", e))?;
         let path = temp.path().to_path_buf();
@@ -272,14 +307,6 @@ pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
         .replace("{dir}", &q(dir))
         .replace("{store}", &q(&crate::store::path(dir)))
         .replace("{}", &inner.join(" "))
-}
-
-fn spawn_buyer(
-    group: &mut Group,
-    cfg: &HarnessConfig,
-    spec: &BuyerSpec,
-) -> Result<(UnixStream, MemberId), HarnessError> {
-    spawn_buyer_in(group, cfg, spec, None)
 }
 
 /// Spawns a buyer; with `wrap`, inside a user's lock command (`sh -c TEMPLATE`, `{}` the

@@ -21,7 +21,6 @@ use crate::scenario::Trial;
 use crate::schedule::{Access, Diverged, Scheduler};
 use crate::store;
 use std::fs::File;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// What the harness says after a buyer blocked in `lock()` although nobody held it.
@@ -44,6 +43,9 @@ struct Round {
     stuck: Option<Stuck>,
     /// Buyers frozen by a stop fault: out of the schedule (see `pause.rs`).
     frozen: Vec<Option<Frozen>>,
+    /// Every live buyer waited on a lease whose holder died, and the harness waited the
+    /// lease out; cleared by the next step that does not block.
+    lease_waited: bool,
 }
 
 impl Round {
@@ -62,6 +64,7 @@ impl Round {
             timed_out: false,
             stuck: None,
             frozen: vec![None; n],
+            lease_waited: false,
         }
     }
 
@@ -220,6 +223,30 @@ impl Session {
         Ok(any)
     }
 
+    /// Nobody can run, a holder died, and the lock is a lease: it expires at most one
+    /// lease after the death, however fast the steps came. Waits that out once, then lets
+    /// the blocked buyers try again; blocked again, they are deadlocked.
+    fn outwait_lease(&mut self, round: &mut Round) -> Result<bool, HarnessError> {
+        let Some(lease) = round.plan.lock.lease() else {
+            return Ok(false);
+        };
+        if round.lease_waited || !round.holder_died || !round.state.contains(&State::Blocked) {
+            return Ok(false);
+        }
+        let until = Instant::now() + lease + Duration::from_millis(50);
+        while Instant::now() < until {
+            if let Some(sig) = super::interrupt::pending() {
+                return Err(self.interrupted(sig));
+            }
+            std::thread::sleep(Duration::from_millis(5).min(until - Instant::now()));
+        }
+        round.lease_waited = true;
+        for s in round.state.iter_mut().filter(|s| **s == State::Blocked) {
+            *s = State::At(Point::Acquire);
+        }
+        Ok(true)
+    }
+
     /// One step: the scheduler picks a buyer, which runs to its next point.
     fn step(
         &mut self,
@@ -227,7 +254,7 @@ impl Session {
         scheduler: &mut dyn Scheduler,
     ) -> Result<Flow, HarnessError> {
         let runnable = round.runnable();
-        if runnable.is_empty() && self.thaw(round)? {
+        if runnable.is_empty() && (self.thaw(round)? || self.outwait_lease(round)?) {
             return Ok(Flow::Go);
         }
         if runnable.is_empty() {
@@ -263,6 +290,9 @@ impl Session {
         let flow = self.advance(round, b)?;
         if watch {
             scheduler.ran(b, round.state[b as usize] == State::Dead);
+            if round.state[b as usize] == State::Blocked {
+                scheduler.blocked(b);
+            }
         }
         round.current = Some(b);
         Ok(flow)
@@ -310,6 +340,9 @@ impl Session {
         if let State::At(p) = round.state[bi] {
             self.kill_if_planned(round, bi, p)?;
             self.freeze_if_planned(round, bi)?;
+        }
+        if round.state[bi] != State::Blocked {
+            round.lease_waited = false;
         }
         self.after_step(round, b, before);
         Ok(Flow::Go)

@@ -18,7 +18,10 @@
 //! Two steps conflict when both touch the lock, or both touch the store and one of them
 //! writes it. So `check` conflicts with `write` (it reads without the lock); two reads
 //! commute; an acquire attempt that fails and the release it waits for conflict (their
-//! order decides whether it blocks), as do any two acquire attempts.
+//! order decides whether it blocks), as do any two acquire attempts of which one takes
+//! the lock. Two attempts that both fail commute: a failed attempt (`blocked`) changes
+//! nothing, it only looks at the lock (see [`Access::blocked`]), so it conflicts only
+//! with the steps that change the lock, a taking acquire and a release.
 //!
 //! **The ledger.** Every step appends to the ledger, and those appends commute: the
 //! checker orders events by time, but its verdicts depend only on (a) each buyer's own
@@ -51,6 +54,8 @@ const READS_STORE: u8 = 1;
 const WRITES_STORE: u8 = 2;
 const LOCK: u8 = 4;
 const EVERYTHING: u8 = 8;
+/// Looks at the lock and changes nothing: an acquire attempt that found it busy.
+const LOCK_TRY: u8 = 16;
 
 impl Access {
     /// Touches nothing another buyer can see (ledger appends commute).
@@ -74,6 +79,17 @@ impl Access {
         Access { bits }
     }
 
+    /// What an acquire step touched once it came back `blocked`: it found the lock busy
+    /// and changed nothing. Where the lock lives on the store, or the step was no plain
+    /// lock step, it stays what it was.
+    pub fn blocked(self) -> Access {
+        if self.bits == LOCK {
+            Access { bits: LOCK_TRY }
+        } else {
+            self
+        }
+    }
+
     /// True when the order of `self` and `other` can change what either does or what
     /// the checker sees.
     pub fn conflicts(self, other: Access) -> bool {
@@ -82,7 +98,8 @@ impl Access {
             return true;
         }
         let store = READS_STORE | WRITES_STORE;
-        let both_lock = a & b & LOCK != 0;
+        let both_lock =
+            a & b & LOCK != 0 || (a & LOCK != 0 && b & LOCK_TRY != 0) || (a & LOCK_TRY != 0 && b & LOCK != 0);
         let both_store = a & store != 0 && b & store != 0;
         both_lock || (both_store && (a | b) & WRITES_STORE != 0)
     }
@@ -130,7 +147,11 @@ mod tests {
                     Access::at(p, LockKind::PosixClose),
                 ]
             })
-            .chain([Access::NOTHING, Access::EVERYTHING])
+            .chain([
+                Access::NOTHING,
+                Access::EVERYTHING,
+                Access::at(Point::Acquire, LockKind::Flock).blocked(),
+            ])
             .collect();
         for &a in &all {
             for &b in &all {
@@ -155,6 +176,19 @@ mod tests {
         assert!(!at(Point::Release).conflicts(at(Point::Write)));
         assert!(!at(Point::Record).conflicts(at(Point::Record)));
         assert!(Access::EVERYTHING.conflicts(at(Point::Record)));
+    }
+
+    #[test]
+    fn failed_attempts_commute_with_each_other_only() {
+        let failed = at(Point::Acquire).blocked();
+        assert!(!failed.conflicts(failed));
+        assert!(failed.conflicts(at(Point::Acquire)));
+        assert!(failed.conflicts(at(Point::Release)));
+        assert!(!failed.conflicts(at(Point::Read)));
+        assert!(!failed.conflicts(at(Point::Write)));
+        assert!(failed.conflicts(Access::EVERYTHING));
+        let on_store = Access::at(Point::Acquire, LockKind::PosixClose);
+        assert_eq!(on_store.blocked(), on_store);
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl Dpor {
             .chain(parent.done.iter())
             .copied()
             .filter(|&q| q != parent.chosen)
-            .filter(|&q| parent.pending[q as usize].is_some_and(|a| !a.conflicts(parent.executed)))
+            .filter(|&q| pending(&parent.pending, q).is_some_and(|a| !a.conflicts(parent.executed)))
             .collect();
         sleep.sort_unstable();
         sleep.dedup();
@@ -270,6 +270,13 @@ impl Dpor {
     }
 }
 
+/// What buyer `b`'s pending step touches; `None` when the harness did not say (a
+/// harness that reports no accesses gets a step that conflicts with everything, and so
+/// a search that reduces nothing).
+fn pending(all: &[Option<Access>], b: u32) -> Option<Access> {
+    all.get(b as usize).copied().flatten()
+}
+
 /// The execution's name: its lowest ordering by buyer index that keeps every step after
 /// those that happen before it. Two schedules are one execution exactly when they have
 /// the same name.
@@ -344,13 +351,7 @@ impl Scheduler for Dpor {
             self.frames[step].chosen
         };
         let f = &mut self.frames[step];
-        // A scheduler that reports no accesses (the syscall level) conflicts everywhere.
-        f.executed = f
-            .pending
-            .get(chosen as usize)
-            .copied()
-            .flatten()
-            .unwrap_or(Access::EVERYTHING);
+        f.executed = pending(&f.pending, chosen).unwrap_or(Access::EVERYTHING);
         self.preemptions += f.cost(chosen);
         Ok(chosen)
     }
@@ -359,6 +360,14 @@ impl Scheduler for Dpor {
         if let Some(f) = self.frames.get_mut(self.step) {
             if died && f.chosen == buyer {
                 f.executed = Access::EVERYTHING;
+            }
+        }
+    }
+
+    fn blocked(&mut self, buyer: u32) {
+        if let Some(f) = self.frames.get_mut(self.step) {
+            if f.chosen == buyer {
+                f.executed = f.executed.blocked();
             }
         }
     }

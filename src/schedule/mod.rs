@@ -55,6 +55,13 @@ pub trait Scheduler {
         let _ = (buyer, died);
     }
 
+    /// Called after [`Scheduler::ran`] when [`Scheduler::wants_accesses`] and the step was
+    /// an acquire attempt that came back `blocked`: it found the lock busy and changed
+    /// nothing ([`Access::blocked`]).
+    fn blocked(&mut self, buyer: u32) {
+        let _ = buyer;
+    }
+
     /// Called once the run has ended after `steps` steps; a strategy that follows a
     /// recorded schedule reports steps it never reached.
     fn finish(&mut self, steps: usize) -> Result<(), Diverged> {
