@@ -252,6 +252,8 @@ pub struct History {
     pub stuck: Option<Stuck>,
     /// Ledger lines that did not parse.
     pub unparsed: Vec<String>,
+    /// Under a syscall-level schedule: each step taken, as `buyer N CALL PATH → RESULT`.
+    pub syscalls: Vec<String>,
 }
 
 impl History {

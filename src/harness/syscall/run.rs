@@ -95,6 +95,8 @@ pub(crate) fn run_with(
     } else {
         wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
     };
+    let mut history = history;
+    history.syscalls = driver.trace;
     let parts = Parts {
         history,
         kept: tdir.kept(),
@@ -109,7 +111,8 @@ pub(crate) fn run_with(
     });
     if let Some(kept) = &run.kept {
         // The steps as they were taken, for whoever kept the directory.
-        let _ = std::fs::write(kept.join("syscalls.trace"), driver.trace.join("\n") + "\n");
+        let steps = run.history.syscalls.join("\n") + "\n";
+        let _ = std::fs::write(kept.join("syscalls.trace"), steps);
     }
     Ok(run)
 }
