@@ -52,6 +52,10 @@ pub(super) enum Cmd {
     /// Internal: does nothing; the bench's baseline for spawning this binary.
     #[command(name = "__noop", hide = true)]
     Noop,
+    /// Internal: waits for its stdin to close (the run that started it ended, or was
+    /// killed), then removes what that run left in ROOT.
+    #[command(name = "__guard", hide = true)]
+    Guard { root: PathBuf },
 }
 
 const EXPLORE_HELP: &str = "\

@@ -40,6 +40,7 @@ pub(crate) fn run_with(
     scheduler: Option<&mut dyn Scheduler>,
 ) -> Result<TrialRun, HarnessError> {
     let started = Instant::now();
+    super::guard(&cfg.exe);
     let plan = Plan::of(trial);
     let tdir = TrialDir::create(cfg.keep.as_deref())?;
     store::create(&store::path(&tdir.path), plan.tickets as i64)
