@@ -92,6 +92,13 @@ fn a_check_then_touch_race_replays_exactly() {
         text(&out)
     );
     assert!(stdout.contains("reproduced in 3 of 3"), "{}", text(&out));
+    // Each step names its call, its path and what it returned.
+    assert!(stdout.contains("system calls ("), "{}", text(&out));
+    assert!(
+        stdout.contains("openat lock.t → created"),
+        "the touch that takes the lock file\n{}",
+        text(&out)
+    );
     assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
 }
 
@@ -162,4 +169,69 @@ fn toctou_is_caught_at_syscall_granularity_by_exhaustive_search() {
         text(&out)
     );
     assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
+
+/// Processes whose environment names `tmp` as TMPDIR and carries a run's mark.
+fn marked(tmp: &Path) -> usize {
+    let want = format!("TMPDIR={}", tmp.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+        .filter(|env| {
+            let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
+            vars.iter().any(|v| v.starts_with(b"OVERSELL_RUN="))
+                && vars.iter().any(|v| *v == want.as_bytes())
+        })
+        .count()
+}
+
+/// Polls `done` every 20 ms for up to `secs` seconds.
+fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
+
+#[test]
+fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(BIN)
+        .args([
+            "explore",
+            "--lock-cmd",
+            "fixtures/locks/mkdir.sh {dir} {}",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "3",
+            "--tickets",
+            "1",
+            "--preemptions",
+            "3",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("oversell runs");
+    // Killed in the middle of a trial: its directory and its lock commands exist.
+    let busy = eventually(30, || leftovers(tmp.path()) > 0 && marked(tmp.path()) > 0);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(busy, "no trial ever started");
+    assert!(
+        eventually(10, || leftovers(tmp.path()) == 0 && marked(tmp.path()) == 0),
+        "left behind: {} directories, {} processes",
+        leftovers(tmp.path()),
+        marked(tmp.path())
+    );
 }
