@@ -182,8 +182,7 @@ fn marked(tmp: &Path) -> usize {
         .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
         .filter(|env| {
             let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
-            vars.iter().any(|v| v.starts_with(b"OVERSELL_RUN="))
-                && vars.iter().any(|v| *v == want.as_bytes())
+            vars.iter().any(|v| v.starts_with(b"OVERSELL_RUN=")) && vars.contains(&want.as_bytes())
         })
         .count()
 }
