@@ -25,6 +25,8 @@ pub(super) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the explore variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Cmd {
     /// Search for findings: run many trials of racing buyer processes and check each.
     #[command(after_help = EXPLORE_HELP)]
@@ -117,6 +119,14 @@ pub(super) struct ExploreArgs {
     /// --buyer-cmd 'python3 fixtures/buyers/locked.py {store}'
     #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock"])]
     pub(super) buyer_cmd: Option<String>,
+    /// With --buyer-cmd: the command that keeps the tickets when your buyers keep them
+    /// elsewhere than the JSON store (an SQLite table, a directory of files). Run with
+    /// `{op}` = `init` before the buyers, to create the store holding `{tickets}`
+    /// tickets, and with `{op}` = `count` after them, printing the final count; `{dir}` is
+    /// the trial's directory. Example:
+    /// --store-cmd 'python3 fixtures/stores/sqlite.py {dir} {op} {tickets}'
+    #[arg(long, value_name = "TEMPLATE", requires = "buyer_cmd")]
+    pub(super) store_cmd: Option<String>,
     /// Buyers per trial: N or A..B (inclusive, 1 to 256).
     #[arg(long, value_name = "N|A..B", default_value = "2..16", value_parser = parse_buyers)]
     pub(super) buyers: Span,

@@ -21,6 +21,7 @@ mod driver;
 mod filter;
 mod pct;
 mod run;
+mod store;
 
 pub(super) use run::{run, run_with};
 

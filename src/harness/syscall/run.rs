@@ -54,7 +54,11 @@ pub(crate) fn run_with(
     // until the trial's processes are gone.
     let mut lock_state: Option<LockState> = None;
     let spawned = match &trial.external {
-        Some(External::BuyerCmd(t)) => spawn_programs(trial.buyers, t, &dir, &mut group),
+        Some(External::BuyerCmd(t)) => match &trial.store_cmd {
+            Some(s) => super::store::init(s, &dir, plan.tickets, started + cfg.timeout),
+            None => Ok(()),
+        }
+        .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group)),
         _ => prepare_lock(plan.lock, &dir, &mut group, &cfg.exe, started + cfg.timeout).and_then(
             |state| {
                 let sem_id = state.sem.as_ref().map(|s| s.id);
@@ -91,6 +95,9 @@ pub(crate) fn run_with(
         return Err(HarnessError::Interrupted(sig));
     }
     let external = matches!(trial.external, Some(External::BuyerCmd(_)));
+    if let (true, Some(s)) = (external, &trial.store_cmd) {
+        super::store::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
+    }
     let history = if external {
         program_history(&dir, &members, &group, &end)
     } else {
