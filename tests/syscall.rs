@@ -84,7 +84,18 @@ fn a_check_then_touch_race_replays_exactly() {
     ]);
     assert_eq!(found.status.code(), Some(1), "{}", text(&found));
     let token = token(&found);
-    let (out, tmp) = oversell(&["replay", "--allow-cmd", &token, "--attempts", "3"]);
+    let pictures = tempfile::tempdir().expect("tempdir");
+    let svg = pictures.path().join("t.svg");
+    let svg_arg = svg.to_string_lossy().into_owned();
+    let (out, tmp) = oversell(&[
+        "replay",
+        "--allow-cmd",
+        &token,
+        "--attempts",
+        "3",
+        "--timeline",
+        &svg_arg,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("identical trace in 3 of 3"),
@@ -100,6 +111,13 @@ fn a_check_then_touch_race_replays_exactly() {
         text(&out)
     );
     assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+    // The timeline's marks name the call before them: the first buyer's start follows
+    // its wrapper's touch of the lock file.
+    let picture = std::fs::read_to_string(&svg).expect("the timeline was drawn");
+    assert!(
+        picture.contains("start (after openat lock.t → created)"),
+        "no mark names its system call"
+    );
 }
 
 #[test]
