@@ -252,3 +252,114 @@ fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
         marked(tmp.path())
     );
 }
+
+/// Runs oversell with a seccomp filter of its own that makes `seccomp(2)` fail with
+/// EPERM, as a container that refuses filters does.
+fn oversell_without_seccomp(args: &[&str]) -> (Output, tempfile::TempDir) {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path());
+    // seccomp_data.nr at 0: seccomp → ERRNO(EPERM), anything else allowed.
+    let prog = [
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_seccomp as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: between fork and exec, two prctl calls on a program owned by the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("oversell runs");
+    (out, tmp)
+}
+
+#[test]
+fn where_seccomp_is_refused_a_lock_command_runs_free_and_says_so() {
+    let (out, tmp) = oversell_without_seccomp(&[
+        "explore",
+        "--lock-cmd",
+        "flock {dir}/lock {}",
+        "--schedule",
+        "random",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--trials",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all = text(&out);
+    assert_eq!(
+        all.matches("system calls cannot be intercepted here")
+            .count(),
+        1,
+        "{all}"
+    );
+    assert!(all.contains("running free (jitter) instead"), "{all}");
+    assert!(all.contains("schedule jitter"), "{all}");
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+    // Our own buyer keeps its own steps; a store command cannot run at all.
+    let (own, _tmp) = oversell_without_seccomp(&[
+        "explore",
+        "--lock",
+        "flock",
+        "--granularity",
+        "syscall",
+        "--schedule",
+        "random",
+        "--trials",
+        "2",
+    ]);
+    assert_eq!(own.status.code(), Some(0), "{}", text(&own));
+    assert!(
+        text(&own).contains("steps stay oversell's own"),
+        "{}",
+        text(&own)
+    );
+    let (store, _tmp) = oversell_without_seccomp(&[
+        "explore",
+        "--buyer-cmd",
+        "python3 b.py {dir}",
+        "--store-cmd",
+        "python3 s.py {dir} {op} {tickets}",
+        "--schedule",
+        "random",
+    ]);
+    assert_eq!(store.status.code(), Some(2), "{}", text(&store));
+}
