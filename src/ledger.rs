@@ -252,6 +252,8 @@ pub struct History {
     pub stuck: Option<Stuck>,
     /// Ledger lines that did not parse.
     pub unparsed: Vec<String>,
+    /// Under a syscall-level schedule: each step taken, as `buyer N CALL PATH → RESULT`.
+    pub syscalls: Vec<String>,
 }
 
 impl History {
@@ -275,6 +277,30 @@ impl History {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(History::default()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Under a syscall-level schedule: the system call event `i`'s buyer made last
+    /// before it (`read store.json → 11 bytes`), the ledger's own calls, closes and reads
+    /// at the end of a file left out. The
+    /// buyer writes its `k`-th event with its `k`-th write to the ledger; a buyer program,
+    /// which writes none, gets its last call.
+    pub fn step_before(&self, i: usize) -> Option<&str> {
+        let e = self.events.get(i)?;
+        let prefix = format!("buyer {} ", e.buyer);
+        let k = self.events[..i].iter().filter(|x| x.buyer == e.buyer).count();
+        let (mut writes, mut last) = (0, None);
+        for step in self.syscalls.iter().filter_map(|l| l.strip_prefix(&prefix)) {
+            let ledger = step.split_whitespace().nth(1) == Some(FILE_NAME);
+            if ledger && step.starts_with("write ") {
+                if writes == k {
+                    return last;
+                }
+                writes += 1;
+            } else if !ledger && !step.starts_with("close ") && !step.ends_with("→ 0 bytes") {
+                last = Some(step);
+            }
+        }
+        last
     }
 
     /// The trace: every event as `buyer N kind [value]`, in order, without timestamps.

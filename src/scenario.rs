@@ -181,6 +181,10 @@ pub struct Trial {
     /// `--granularity syscall`: oversell's own buyer under a controlled schedule whose
     /// yield points are its system calls (token part `.g`).
     pub syscall: bool,
+    /// `--store-cmd`: the command that keeps a buyer program's tickets (token part `.S`):
+    /// run with `{op}` = `init` before the buyers (`{tickets}` the count), and with
+    /// `{op}` = `count` after them, printing the final count.
+    pub store_cmd: Option<String>,
 }
 
 impl Trial {
@@ -199,6 +203,7 @@ impl Trial {
             external: None,
             found: Vec::new(),
             syscall: false,
+            store_cmd: None,
         }
     }
 
@@ -250,6 +255,8 @@ pub struct TrialSpace {
     pub external: Option<External>,
     /// `--granularity syscall` (see [`Trial::syscall`]).
     pub syscall: bool,
+    /// `--store-cmd` (see [`Trial::store_cmd`]).
+    pub store_cmd: Option<String>,
 }
 
 impl TrialSpace {
@@ -265,6 +272,7 @@ impl TrialSpace {
             faults: Faults::default(),
             external: None,
             syscall: false,
+            store_cmd: None,
         }
     }
 
@@ -294,6 +302,7 @@ impl TrialSpace {
             external: self.external.clone(),
             found: Vec::new(),
             syscall: self.syscall,
+            store_cmd: self.store_cmd.clone(),
         }
     }
 }

@@ -249,6 +249,11 @@ pub fn encode(t: &Trial) -> String {
         s.push('.');
         s.push_str(&external_part(e));
     }
+    if let Some(c) = &t.store_cmd {
+        // The same hex as a buyer program's, under its own tag.
+        s.push_str(".S");
+        s.push_str(&external_part(&External::BuyerCmd(c.clone()))[1..]);
+    }
     if let Some(c) = &t.choices {
         s.push_str(".p");
         s.push_str(&encode_choices(c));
@@ -283,7 +288,7 @@ impl<'a> Fields<'a> {
             let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
             let known = matches!(
                 key,
-                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "L" | "B" | "p" | "f"
+                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "L" | "B" | "S" | "p" | "f"
             ) || (matches!(key, "a" | "g") && value.is_empty());
             if !known {
                 return Err(format!("unknown part '{part}'"));
@@ -291,6 +296,9 @@ impl<'a> Fields<'a> {
             if map.insert(key, value).is_some() {
                 return Err(format!("its field '{key}' appears twice"));
             }
+        }
+        if map.contains_key("S") && !map.contains_key("B") {
+            return Err("it carries a store command (S) without a buyer program (B)".into());
         }
         if map.contains_key("L") && map.contains_key("B") {
             return Err("it carries two commands (L and B); a trial runs one at most".into());
@@ -356,6 +364,10 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
         if let Some(hex) = f.0.get(tag) {
             trial.external = Some(parse_external(tag, hex)?);
         }
+    }
+    if let Some(hex) = f.0.get("S") {
+        let (External::BuyerCmd(c) | External::LockCmd(c)) = parse_external("B", hex)?;
+        trial.store_cmd = Some(c);
     }
     if let Some(steps) = f.0.get("p") {
         trial.choices = Some(decode_steps(steps, &trial)?);

@@ -84,7 +84,18 @@ fn a_check_then_touch_race_replays_exactly() {
     ]);
     assert_eq!(found.status.code(), Some(1), "{}", text(&found));
     let token = token(&found);
-    let (out, tmp) = oversell(&["replay", "--allow-cmd", &token, "--attempts", "3"]);
+    let pictures = tempfile::tempdir().expect("tempdir");
+    let svg = pictures.path().join("t.svg");
+    let svg_arg = svg.to_string_lossy().into_owned();
+    let (out, tmp) = oversell(&[
+        "replay",
+        "--allow-cmd",
+        &token,
+        "--attempts",
+        "3",
+        "--timeline",
+        &svg_arg,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("identical trace in 3 of 3"),
@@ -92,7 +103,21 @@ fn a_check_then_touch_race_replays_exactly() {
         text(&out)
     );
     assert!(stdout.contains("reproduced in 3 of 3"), "{}", text(&out));
+    // Each step names its call, its path and what it returned.
+    assert!(stdout.contains("system calls ("), "{}", text(&out));
+    assert!(
+        stdout.contains("openat lock.t → created"),
+        "the touch that takes the lock file\n{}",
+        text(&out)
+    );
     assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+    // The timeline's marks name the call before them: the first buyer's start follows
+    // its wrapper's touch of the lock file.
+    let picture = std::fs::read_to_string(&svg).expect("the timeline was drawn");
+    assert!(
+        picture.contains("start (after openat lock.t → created)"),
+        "no mark names its system call"
+    );
 }
 
 #[test]
@@ -162,4 +187,179 @@ fn toctou_is_caught_at_syscall_granularity_by_exhaustive_search() {
         text(&out)
     );
     assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
+
+/// Processes whose environment names `tmp` as TMPDIR and carries a run's mark.
+fn marked(tmp: &Path) -> usize {
+    let want = format!("TMPDIR={}", tmp.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+        .filter(|env| {
+            let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
+            vars.iter().any(|v| v.starts_with(b"OVERSELL_RUN=")) && vars.contains(&want.as_bytes())
+        })
+        .count()
+}
+
+/// Polls `done` every 20 ms for up to `secs` seconds.
+fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
+
+#[test]
+fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(BIN)
+        .args([
+            "explore",
+            "--lock-cmd",
+            "fixtures/locks/mkdir.sh {dir} {}",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "3",
+            "--tickets",
+            "1",
+            "--preemptions",
+            "3",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("oversell runs");
+    // Killed in the middle of a trial: its directory and its lock commands exist.
+    let busy = eventually(30, || leftovers(tmp.path()) > 0 && marked(tmp.path()) > 0);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(busy, "no trial ever started");
+    assert!(
+        eventually(10, || leftovers(tmp.path()) == 0 && marked(tmp.path()) == 0),
+        "left behind: {} directories, {} processes",
+        leftovers(tmp.path()),
+        marked(tmp.path())
+    );
+}
+
+/// Runs oversell with a seccomp filter of its own that makes `seccomp(2)` fail with
+/// EPERM, as a container that refuses filters does.
+fn oversell_without_seccomp(args: &[&str]) -> (Output, tempfile::TempDir) {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path());
+    // seccomp_data.nr at 0: seccomp → ERRNO(EPERM), anything else allowed.
+    let prog = [
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_seccomp as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: between fork and exec, two prctl calls on a program owned by the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("oversell runs");
+    (out, tmp)
+}
+
+#[test]
+fn where_seccomp_is_refused_a_lock_command_runs_free_and_says_so() {
+    let (out, tmp) = oversell_without_seccomp(&[
+        "explore",
+        "--lock-cmd",
+        "flock {dir}/lock {}",
+        "--schedule",
+        "random",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--trials",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all = text(&out);
+    assert_eq!(
+        all.matches("system calls cannot be intercepted here")
+            .count(),
+        1,
+        "{all}"
+    );
+    assert!(all.contains("running free (jitter) instead"), "{all}");
+    assert!(all.contains("schedule jitter"), "{all}");
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+    // Our own buyer keeps its own steps; a store command cannot run at all.
+    let (own, _tmp) = oversell_without_seccomp(&[
+        "explore",
+        "--lock",
+        "flock",
+        "--granularity",
+        "syscall",
+        "--schedule",
+        "random",
+        "--trials",
+        "2",
+    ]);
+    assert_eq!(own.status.code(), Some(0), "{}", text(&own));
+    assert!(
+        text(&own).contains("steps stay oversell's own"),
+        "{}",
+        text(&own)
+    );
+    let (store, _tmp) = oversell_without_seccomp(&[
+        "explore",
+        "--buyer-cmd",
+        "python3 b.py {dir}",
+        "--store-cmd",
+        "python3 s.py {dir} {op} {tickets}",
+        "--schedule",
+        "random",
+    ]);
+    assert_eq!(store.status.code(), Some(2), "{}", text(&store));
 }

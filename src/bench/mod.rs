@@ -27,6 +27,7 @@
 mod assess;
 mod measure;
 mod render;
+pub mod syscall;
 
 use crate::harness::{HarnessConfig, HarnessError, Launcher};
 use crate::lock::{LockKind, Soundness};
@@ -366,6 +367,10 @@ pub struct BenchReport {
     /// Set when SIGINT or SIGTERM stopped the bench early: the signal's number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<i32>,
+    /// Speed under the syscall-level scheduler (absent where system calls cannot be
+    /// intercepted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<syscall::SyscallSpeed>,
 }
 
 /// Runs the bench; `progress` sees one line as each step starts (no figures: those are
@@ -393,6 +398,7 @@ pub fn run(
         targets: Vec::new(),
         notes: Vec::new(),
         interrupted: None,
+        syscall: None,
     };
     match stages(opts, &mut report, progress) {
         Ok(()) => {}
@@ -417,6 +423,8 @@ fn stages(
     report.throughput = measure::throughput(opts)?;
     progress("bench: measuring controlled speed");
     report.controlled = measure::controlled(opts)?;
+    // Part of the controlled stage: no progress line of its own.
+    report.syscall = syscall::measure(opts)?;
     let cells = opts.locks.len() * strategies().len();
     for (i, &lock) in opts.locks.iter().enumerate() {
         for (j, schedule) in strategies().iter().enumerate() {

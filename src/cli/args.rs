@@ -53,6 +53,10 @@ pub(super) enum Cmd {
     /// Internal: does nothing; the bench's baseline for spawning this binary.
     #[command(name = "__noop", hide = true)]
     Noop,
+    /// Internal: waits for its stdin to close (the run that started it ended, or was
+    /// killed), then removes what that run left in ROOT.
+    #[command(name = "__guard", hide = true)]
+    Guard { root: PathBuf },
 }
 
 const EXPLORE_HELP: &str = "\
@@ -118,6 +122,14 @@ pub(super) struct ExploreArgs {
     /// redis+unix:///PATH); without it each trial starts its own redis-server.
     #[arg(long, value_name = "URL")]
     pub(super) redis: Option<String>,
+    /// With --buyer-cmd: the command that keeps the tickets when your buyers keep them
+    /// elsewhere than the JSON store (an SQLite table, a directory of files). Run with
+    /// `{op}` = `init` before the buyers, to create the store holding `{tickets}`
+    /// tickets, and with `{op}` = `count` after them, printing the final count; `{dir}` is
+    /// the trial's directory. Example:
+    /// --store-cmd 'python3 fixtures/stores/sqlite.py {dir} {op} {tickets}'
+    #[arg(long, value_name = "TEMPLATE", requires = "buyer_cmd")]
+    pub(super) store_cmd: Option<String>,
     /// Buyers per trial: N or A..B (inclusive, 1 to 256).
     #[arg(long, value_name = "N|A..B", default_value = "2..16", value_parser = parse_buyers)]
     pub(super) buyers: Span,

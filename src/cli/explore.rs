@@ -172,12 +172,22 @@ fn schedule_options(a: &ExploreArgs, schedule: &Schedule) -> Result<(), Fail> {
 
 /// `--lock-cmd` and `--buyer-cmd`: a user's command under test.
 fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
+    if a.store_cmd.is_some() && a.buyer_cmd.is_none() {
+        return Err(Fail::Usage(
+            "--store-cmd without --buyer-cmd: only a buyer program keeps its tickets \
+             elsewhere; accepted: --store-cmd with --buyer-cmd"
+                .into(),
+        ));
+    }
     if let Some(t) = &a.lock_cmd {
         validate::lock_cmd(t)?;
         space.external = Some(External::LockCmd(t.clone()));
     }
     if let Some(t) = &a.buyer_cmd {
-        validate::buyer_cmd(t)?;
+        store_cmd(a, space)?;
+        if a.store_cmd.is_none() {
+            validate::buyer_cmd(t)?;
+        }
         if !space.faults.is_none() {
             return Err(Fail::Usage(
                 "--faults with --buyer-cmd: oversell cannot place a fault inside your program; \
@@ -203,6 +213,48 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
             }
         }
     }
+    Ok(())
+}
+
+/// `--store-cmd`: names its operation and tickets; runs only under a controlled schedule
+/// (the syscall-level harness runs it), so it refuses the others, and a host where
+/// system calls cannot be intercepted, with one line.
+fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
+    let Some(t) = &a.store_cmd else {
+        return Ok(());
+    };
+    const EXAMPLE: &str = "'python3 fixtures/stores/sqlite.py {dir} {op} {tickets}'";
+    for part in ["{op}", "{tickets}"] {
+        if !t.contains(part) {
+            return Err(Fail::Usage(format!(
+                "--store-cmd '{t}' has no {part}; accepted: a command such as {EXAMPLE}"
+            )));
+        }
+    }
+    validate::quotes("--store-cmd", t, EXAMPLE)?;
+    if let Some(b) = &a.buyer_cmd {
+        if !b.contains("{dir}") && !b.contains("{store}") {
+            return Err(Fail::Usage(format!(
+                "--buyer-cmd '{b}' names neither {{dir}} nor {{store}}; accepted: a command \
+                 such as 'python3 buyer.py {{dir}}'"
+            )));
+        }
+        validate::quotes("--buyer-cmd", b, "'python3 buyer.py {dir}'")?;
+    }
+    if !space.schedule.is_controlled() {
+        return Err(Fail::Usage(format!(
+            "--store-cmd with --schedule {}: the store command runs under a controlled \
+             schedule only; accepted: --schedule random, pct or exhaustive",
+            space.schedule.name()
+        )));
+    }
+    if let Err(why) = crate::harness::syscall_control_available() {
+        return Err(Fail::Usage(format!(
+            "--store-cmd: system calls cannot be intercepted here ({why}), and the store \
+             command runs under a controlled schedule only"
+        )));
+    }
+    space.store_cmd = Some(t.clone());
     Ok(())
 }
 

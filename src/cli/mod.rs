@@ -53,7 +53,7 @@ pub fn main() -> i32 {
     };
     let hidden = matches!(
         cli.command,
-        Some(Cmd::Buyer { .. } | Cmd::LockServer { .. } | Cmd::Noop)
+        Some(Cmd::Buyer { .. } | Cmd::LockServer { .. } | Cmd::Noop | Cmd::Guard { .. })
     );
     if !hidden {
         // Whatever a run killed with SIGKILL left (processes, directories, semaphores)
@@ -78,6 +78,7 @@ pub fn main() -> i32 {
         // A buyer's status is the buyer protocol's (0, or 2 after one line on stderr).
         Some(Cmd::Buyer { spec }) => return crate::buyer::run_from_spec(&spec),
         Some(Cmd::LockServer { dir }) => hidden::lock_server(&dir),
+        Some(Cmd::Guard { root }) => hidden::guard(&root),
         Some(Cmd::Noop) => Ok(Outcome::Matched),
     };
     exit::code(result)

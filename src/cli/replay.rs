@@ -97,9 +97,19 @@ fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
         for line in &first {
             say!("  {line}");
         }
+        let steps = runs
+            .first()
+            .map(|c| c.run.history.syscalls.clone())
+            .unwrap_or_default();
+        if !steps.is_empty() {
+            say!("system calls ({} steps):", steps.len());
+            for line in &steps {
+                say!("  {line}");
+            }
+        }
         let same = runs
             .iter()
-            .filter(|c| c.run.history.trace() == first)
+            .filter(|c| c.run.history.trace() == first && c.run.history.syscalls == steps)
             .count();
         say!(
             "identical trace in {same} of {}",

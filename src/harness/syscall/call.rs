@@ -216,7 +216,7 @@ fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
 /// The absolute path a (directory descriptor, path pointer) pair of `pid` names.
 fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     let raw = read_cstr(pid, ptr)?;
-    let p = PathBuf::from(raw);
+    let p = PathBuf::from(&raw);
     if p.is_absolute() {
         return Some(p);
     }
@@ -225,7 +225,8 @@ fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     } else {
         fd_path(pid, dirfd as i32)?
     };
-    Some(base.join(p))
+    // An empty path (AT_EMPTY_PATH) names the directory descriptor's file itself.
+    Some(if raw.is_empty() { base } else { base.join(p) })
 }
 
 /// A NUL-terminated string at `ptr` in the memory of `pid`.
@@ -256,9 +257,19 @@ fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
 /// True when the lock call `lock` of process `pid` would block now: decided before it
 /// runs, so a blocked buyer is a scheduling decision and never sleeps in the kernel.
 pub(super) fn would_block(pid: u32, lock: LockCall) -> bool {
+    let blocking = match lock {
+        LockCall::Flock { op, .. } => op & libc::LOCK_NB == 0,
+        LockCall::Fcntl { cmd, .. } => cmd == libc::F_SETLKW || cmd == libc::F_OFD_SETLKW,
+    };
+    blocking && conflicts(pid, lock)
+}
+
+/// True when another holder keeps the lock `lock` of process `pid` asks for (an unlock
+/// never conflicts).
+fn conflicts(pid: u32, lock: LockCall) -> bool {
     match lock {
         LockCall::Flock { fd, op } => {
-            if op & libc::LOCK_NB != 0 || op & libc::LOCK_UN != 0 {
+            if op & libc::LOCK_UN != 0 {
                 return false;
             }
             // A second open file description of the same file: it conflicts with every
@@ -271,15 +282,19 @@ pub(super) fn would_block(pid: u32, lock: LockCall) -> bool {
             let r = unsafe { libc::flock(f.as_raw_fd(), want | libc::LOCK_NB) };
             r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
         }
-        LockCall::Fcntl { fd, cmd, addr } => fcntl_blocks(pid, fd, cmd, addr),
+        LockCall::Fcntl { fd, cmd, addr } => fcntl_conflicts(pid, fd, cmd, addr),
     }
 }
 
-/// F_SETLKW and F_OFD_SETLKW: asks the kernel who conflicts (F_GETLK, F_OFD_GETLK).
-fn fcntl_blocks(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
-    if cmd != libc::F_SETLKW && cmd != libc::F_OFD_SETLKW {
-        return false;
-    }
+/// The file offset of descriptor `fd` of `pid`, from `/proc/PID/fdinfo`.
+fn fd_pos(pid: u32, fd: i32) -> Option<u64> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let line = info.lines().find(|l| l.starts_with("pos:"))?;
+    line.trim_start_matches("pos:").trim().parse().ok()
+}
+
+/// A POSIX or OFD lock request: asks the kernel who conflicts (F_GETLK, F_OFD_GETLK).
+fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
     let Ok(mem) = File::open(format!("/proc/{pid}/mem")) else {
         return false;
     };
@@ -298,7 +313,7 @@ fn fcntl_blocks(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
     let Ok(f) = File::open(format!("/proc/{pid}/fd/{fd}")) else {
         return false;
     };
-    let get = if cmd == libc::F_OFD_SETLKW {
+    let get = if cmd == libc::F_OFD_SETLKW || cmd == libc::F_OFD_SETLK {
         libc::F_OFD_GETLK
     } else {
         libc::F_GETLK
@@ -308,4 +323,59 @@ fn fcntl_blocks(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
         return false;
     }
     fl.l_type != libc::F_UNLCK as i16 && fl.l_pid != pid as i32
+}
+
+/// What the call `step` of `n` returns, read off the state just before it runs: only
+/// this call runs until its buyer's next step, so the state it meets is this one.
+/// `ok`, an errno name, `created`, or a byte count.
+pub(super) fn result(step: &Step, n: &Notif) -> String {
+    if step.sleep {
+        return "skipped".into();
+    }
+    let path = Path::new(&step.path);
+    let meta = std::fs::symlink_metadata(path).ok();
+    let exists = meta.is_some();
+    let name = step.name.trim_start_matches("SYS_");
+    let errno = |ok: bool, e: &str| if ok { "ok".to_string() } else { e.to_string() };
+    match name {
+        "open" | "openat" | "creat" | "openat2" => {
+            let flags = match name {
+                "open" => n.args[1] as i32,
+                "openat" => n.args[2] as i32,
+                "creat" => libc::O_CREAT,
+                _ => 0,
+            };
+            let create = flags & libc::O_CREAT != 0;
+            match (exists, create) {
+                (true, true) if flags & libc::O_EXCL != 0 => "EEXIST".into(),
+                (false, true) => "created".into(),
+                (false, false) => "ENOENT".into(),
+                _ => "ok".into(),
+            }
+        }
+        "mkdir" | "mkdirat" => errno(!exists, "EEXIST"),
+        "rmdir" => {
+            let entries = std::fs::read_dir(path).map_or(0, |d| d.count());
+            if entries > 0 {
+                "ENOTEMPTY".into()
+            } else {
+                errno(exists, "ENOENT")
+            }
+        }
+        "read" | "pread64" | "readv" | "preadv" => match fd_pos(n.pid, n.args[0] as i32) {
+            Some(pos) => {
+                let left = meta.map_or(0, |m| m.len()).saturating_sub(pos);
+                format!("{} bytes", left.min(n.args[2]))
+            }
+            None => "ok".into(),
+        },
+        "write" | "pwrite64" => format!("{} bytes", n.args[2]),
+        // A blocking lock call runs only once it no longer conflicts.
+        "flock" | "fcntl" => match step.lock {
+            Some(l) if conflicts(n.pid, l) => "EWOULDBLOCK".into(),
+            _ => "ok".into(),
+        },
+        "close" | "fsync" | "fdatasync" | "ftruncate" | "writev" | "pwritev" => "ok".into(),
+        _ => errno(exists, "ENOENT"),
+    }
 }

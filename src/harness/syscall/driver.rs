@@ -4,7 +4,7 @@
 use super::call::{self, Notif, Step};
 use super::pct::Pct;
 use crate::harness::interrupt;
-use crate::schedule::{Diverged, Scheduler};
+use crate::schedule::{Access, Diverged, Scheduler};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -54,7 +54,7 @@ pub(super) struct Driver<'a> {
     pub choices: Vec<u32>,
     pub preemptions: u32,
     pub diverged: Option<Diverged>,
-    /// `buyer 1 openat lock.d` for each step taken.
+    /// `buyer 1 mkdir lock.d → EEXIST` for each step taken.
     pub trace: Vec<String>,
     /// PCT over changes of shared state, in place of the scheduler.
     pub pct: Option<Pct>,
@@ -95,6 +95,9 @@ impl<'a> Driver<'a> {
                 return End::TimedOut;
             }
             let cur = self.current.filter(|c| runnable.contains(c));
+            if scheduler.wants_accesses() {
+                scheduler.ahead(&self.accesses(&runnable));
+            }
             let picked = match self.pct.as_mut() {
                 Some(p) => {
                     let buyers = &self.buyers;
@@ -128,6 +131,9 @@ impl<'a> Driver<'a> {
             self.choices.push(b);
             self.current = Some(b);
             self.go(b as usize);
+            if scheduler.wants_accesses() {
+                scheduler.ran(b, false);
+            }
         }
     }
 
@@ -213,12 +219,18 @@ impl<'a> Driver<'a> {
                 !step.lock.is_some_and(|l| call::would_block(n.pid, l))
             })
             .collect();
-        // Buyers that have not been polling go first; then those that slept once with
-        // nothing changed since; a buyer that slept twice so waits for the others.
+        // A buyer about to sleep again with nothing changed since it last slept is
+        // polling: it goes after the others; one that so slept twice already waits for
+        // the others. Its other calls (the test between two sleeps) are no poll: the
+        // schedule places them like any step, so a test may fall before another's change.
+        let tier = |i: usize| match &self.buyers[i].parked[0] {
+            (_, step) if step.sleep => self.buyers[i].spins,
+            _ => 0,
+        };
         for spins in [0, 1] {
             let pick: Vec<u32> = free
                 .iter()
-                .filter(|&&i| self.buyers[i].spins == spins)
+                .filter(|&&i| tier(i) == spins)
                 .map(|&i| i as u32)
                 .collect();
             if !pick.is_empty() {
@@ -228,13 +240,38 @@ impl<'a> Driver<'a> {
         None
     }
 
+    /// What the stopped call of each runnable buyer touches, for a partial-order
+    /// reduction. Only calls that change nothing (a stat, an open for reading, a read, a
+    /// sleep) commute with each other; a change, a lock call, a close (it may drop a
+    /// lock) and a ledger line conflict with every step. The process exits and the
+    /// calls that are no step which follow a step count as part of it, so a step that
+    /// may be followed by a release never counts as a read alone: a buyer's last call
+    /// before its processes exit is a close or a ledger line.
+    fn accesses(&self, runnable: &[u32]) -> Vec<Option<Access>> {
+        let reads = Access::at(crate::protocol::Point::Read, crate::lock::LockKind::None);
+        (0..self.buyers.len() as u32)
+            .map(|b| {
+                if !runnable.contains(&b) {
+                    return None;
+                }
+                let (_, step) = self.buyers[b as usize].parked.front()?;
+                let only_reads = !step.mutates
+                    && step.lock.is_none()
+                    && step.name != "SYS_close"
+                    && !step.path.ends_with(crate::ledger::FILE_NAME);
+                Some(if only_reads { reads } else { Access::EVERYTHING })
+            })
+            .collect()
+    }
+
     /// Lets buyer `b`'s first stopped call go on (a sleep returns at once instead).
     fn go(&mut self, b: usize) {
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
+        let result = call::result(&step, &n);
         self.trace
-            .push(format!("buyer {b} {}", step.label(self.dir)));
+            .push(format!("buyer {b} {} → {result}", step.label(self.dir)));
         let fd = self.buyers[b].listener.as_raw_fd();
         if step.sleep {
             let h = dir_hash(self.dir);

@@ -21,6 +21,7 @@ mod driver;
 mod filter;
 mod pct;
 mod run;
+mod store;
 
 pub(super) use run::{run, run_with};
 
@@ -64,6 +65,36 @@ fn probe() -> Result<(), String> {
     }
     group.finish();
     listener.map(|_| ())
+}
+
+/// Starts, once per run, `exe __guard ROOT`: it outlives this process and, when this
+/// process ends (SIGKILL included, which no handler sees), kills what a syscall trial
+/// left. Those are not only the buyers' direct children, which die with the harness
+/// (`PR_SET_PDEATHSIG`): a lock command's own children stay, and with the listener gone
+/// every call the filter stops fails with `ENOSYS`, so a polling loop would spin forever.
+pub(super) fn guard(exe: &std::path::Path) {
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    static GUARD: std::sync::Mutex<Option<(Child, ChildStdin)>> = std::sync::Mutex::new(None);
+    let Ok(mut slot) = GUARD.lock() else {
+        return;
+    };
+    if slot.is_some() {
+        return;
+    }
+    let mut cmd = Command::new(exe);
+    cmd.arg("__guard")
+        .arg(std::env::temp_dir())
+        .env_remove(super::sweep::RUN_ENV)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Its own group: a Ctrl-C meant for the run does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    if let Ok(mut child) = cmd.spawn() {
+        if let Some(stdin) = child.stdin.take() {
+            *slot = Some((child, stdin));
+        }
+    }
 }
 
 /// One notification when one is waiting on `listener`.

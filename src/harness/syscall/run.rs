@@ -40,6 +40,7 @@ pub(crate) fn run_with(
     scheduler: Option<&mut dyn Scheduler>,
 ) -> Result<TrialRun, HarnessError> {
     let started = Instant::now();
+    super::guard(&cfg.exe);
     let plan = Plan::of(trial);
     let tdir = TrialDir::create(cfg.keep.as_deref())?;
     store::create(&store::path(&tdir.path), plan.tickets as i64)
@@ -53,7 +54,11 @@ pub(crate) fn run_with(
     // until the trial's processes are gone.
     let mut lock_state: Option<LockState> = None;
     let spawned = match &trial.external {
-        Some(External::BuyerCmd(t)) => spawn_programs(trial.buyers, t, &dir, &mut group),
+        Some(External::BuyerCmd(t)) => match &trial.store_cmd {
+            Some(s) => super::store::init(s, &dir, plan.tickets, started + cfg.timeout),
+            None => Ok(()),
+        }
+        .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group)),
         _ => prepare_lock(plan.lock, &dir, &mut group, &cfg.exe, started + cfg.timeout).and_then(
             |state| {
                 let sem_id = state.sem.as_ref().map(|s| s.id);
@@ -90,11 +95,16 @@ pub(crate) fn run_with(
         return Err(HarnessError::Interrupted(sig));
     }
     let external = matches!(trial.external, Some(External::BuyerCmd(_)));
+    if let (true, Some(s)) = (external, &trial.store_cmd) {
+        super::store::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
+    }
     let history = if external {
         program_history(&dir, &members, &group, &end)
     } else {
         wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
     };
+    let mut history = history;
+    history.syscalls = driver.trace;
     let parts = Parts {
         history,
         kept: tdir.kept(),
@@ -109,7 +119,8 @@ pub(crate) fn run_with(
     });
     if let Some(kept) = &run.kept {
         // The steps as they were taken, for whoever kept the directory.
-        let _ = std::fs::write(kept.join("syscalls.trace"), driver.trace.join("\n") + "\n");
+        let steps = run.history.syscalls.join("\n") + "\n";
+        let _ = std::fs::write(kept.join("syscalls.trace"), steps);
     }
     Ok(run)
 }

@@ -321,7 +321,8 @@ fn events(
             Axis::Steps => format!("step {i}"),
         };
         mark.assign("data-event", i);
-        mark.append(Title::new(format!("{when}: {e}")));
+        let call = h.step_before(i).map(|s| format!(" (after {s})"));
+        mark.append(Title::new(format!("{when}: {e}{}", call.unwrap_or_default())));
         g.append(mark);
         if let Some(v) = value_label(e) {
             let w = text_width(&v, 9.0);

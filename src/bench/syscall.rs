@@ -1,0 +1,93 @@
+//! Speed under the syscall-level scheduler: steps per second for oversell's own buyer
+//! (`--granularity syscall`) and for a shell lock command (`--lock-cmd`), each from
+//! random-schedule trials through one runner for the bench's speed budget.
+
+use super::BenchOptions;
+use crate::explore::Runner;
+use crate::harness::{interrupt, HarnessError};
+use crate::lock::LockKind;
+use crate::scenario::{External, Schedule, Span, TrialSpace};
+use serde::Serialize;
+use std::time::Instant;
+
+/// The step rate a syscall-level schedule reaches for oversell's buyer: the target.
+pub const TARGET_STEPS_PER_SEC: f64 = 5_000.0;
+
+/// A lock command in plain shell: a lock directory, polled.
+const SHELL_LOCK: &str = "until mkdir {dir}/l.d 2>/dev/null; do sleep 0.001; done; {}; rmdir {dir}/l.d";
+
+/// One measured rate.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rate {
+    /// What ran: the lock, or the lock command.
+    pub what: String,
+    /// Random-schedule trials run.
+    pub trials: u64,
+    /// Steps (stopped system calls let through) those trials took.
+    pub steps: u64,
+    /// Wall time of those trials, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Steps per second.
+    pub steps_per_sec: f64,
+}
+
+/// Speed under the syscall-level scheduler.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyscallSpeed {
+    /// oversell's buyer under `--lock flock --granularity syscall`.
+    pub buyer: Rate,
+    /// oversell's buyer inside a shell lock command.
+    pub lock_cmd: Rate,
+    /// The target for `buyer.steps_per_sec`.
+    pub target_steps_per_sec: f64,
+    /// Whether `buyer` reached it.
+    pub met: bool,
+}
+
+/// Measures both rates; `None` where system calls cannot be intercepted.
+pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, HarnessError> {
+    if crate::harness::syscall_control_available().is_err() {
+        return Ok(None);
+    }
+    let mut own = TrialSpace::new(LockKind::Flock);
+    own.syscall = true;
+    let buyer = rate(opts, own, "flock, --granularity syscall")?;
+    let mut shell = TrialSpace::new(LockKind::None);
+    shell.external = Some(External::LockCmd(SHELL_LOCK.to_string()));
+    let lock_cmd = rate(opts, shell, SHELL_LOCK)?;
+    let met = buyer.steps_per_sec >= TARGET_STEPS_PER_SEC;
+    Ok(Some(SyscallSpeed {
+        buyer,
+        lock_cmd,
+        target_steps_per_sec: TARGET_STEPS_PER_SEC,
+        met,
+    }))
+}
+
+/// Random-schedule trials of 2 to 4 buyers and 1 to 2 tickets from `space` until the
+/// speed budget is spent.
+fn rate(opts: &BenchOptions, mut space: TrialSpace, what: &str) -> Result<Rate, HarnessError> {
+    space.buyers = Span { lo: 2, hi: 4 };
+    space.tickets = Span { lo: 1, hi: 2 };
+    space.schedule = Schedule::Random;
+    let mut runner = Runner::new(&opts.harness);
+    let started = Instant::now();
+    let (mut trials, mut steps) = (0u64, 0u64);
+    while trials == 0 || started.elapsed() < opts.speed_budget {
+        if let Some(sig) = interrupt::pending() {
+            return Err(HarnessError::Interrupted(sig));
+        }
+        let c = runner.run(&space.trial(opts.seed, trials), None)?;
+        trials += 1;
+        steps += c.run.schedule.as_ref().map_or(0, |s| s.choices.len() as u64);
+    }
+    let elapsed = started.elapsed();
+    let secs = elapsed.as_secs_f64();
+    Ok(Rate {
+        what: what.to_string(),
+        trials,
+        steps,
+        elapsed_ms: super::measure::millis(elapsed),
+        steps_per_sec: if secs > 0.0 { steps as f64 / secs } else { 0.0 },
+    })
+}
