@@ -18,7 +18,7 @@ fn sound_lock() -> impl Strategy<Value = LockKind> {
         LockKind::ALL
             .iter()
             .copied()
-            .filter(|k| k.is_sound())
+            .filter(|k| k.is_sound() && !k.needs_redis())
             .collect::<Vec<_>>(),
     )
 }

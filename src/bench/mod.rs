@@ -158,7 +158,13 @@ pub struct BenchOptions {
 impl BenchOptions {
     /// The quick or full settings, seeded with `seed`, over every lock.
     pub fn new(quick: bool, seed: u64, harness: HarnessConfig) -> BenchOptions {
-        let locks = LockKind::ALL.to_vec();
+        // A Redis lock needs a server: without one its rows are left out (`oversell locks`
+        // and `demo` say why), never measured as failures.
+        let locks: Vec<LockKind> = LockKind::ALL
+            .iter()
+            .copied()
+            .filter(|k| !k.needs_redis() || crate::harness::redis::available().is_ok())
+            .collect();
         if quick {
             BenchOptions {
                 mode: Mode::Quick,
