@@ -21,7 +21,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,12 +43,7 @@ pub(crate) fn run_with(
     super::guard(&cfg.exe);
     let plan = Plan::of(trial);
     let tdir = TrialDir::create(cfg.keep.as_deref())?;
-    store::create(&store::path(&tdir.path), plan.tickets as i64)
-        .map_err(|e| HarnessError::Io("writing the store", e))?;
-    File::create(crate::ledger::path(&tdir.path))
-        .map_err(|e| HarnessError::Io("creating the ledger", e))?;
-    let dir = std::fs::canonicalize(&tdir.path)
-        .map_err(|e| HarnessError::Io("resolving the trial directory", e))?;
+    let dir = fill_dir(&tdir.path, plan.tickets)?;
     let mut group = Group::default();
     // The semaphore or lock server of a built-in lock (`--granularity syscall`), kept
     // until the trial's processes are gone.
@@ -98,12 +93,11 @@ pub(crate) fn run_with(
     if let (true, Some(s)) = (external, &trial.store_cmd) {
         super::store::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
     }
-    let history = if external {
+    let mut history = if external {
         program_history(&dir, &members, &group, &end)
     } else {
         wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
     };
-    let mut history = history;
     history.syscalls = driver.trace;
     let parts = Parts {
         history,
@@ -117,12 +111,25 @@ pub(crate) fn run_with(
         preemptions: driver.preemptions,
         diverged: driver.diverged,
     });
+    keep_trace(&run);
+    Ok(run)
+}
+
+/// Writes the trial's store and empty ledger into `path`; returns its canonical path.
+fn fill_dir(path: &Path, tickets: u32) -> Result<PathBuf, HarnessError> {
+    store::create(&store::path(path), tickets as i64)
+        .map_err(|e| HarnessError::Io("writing the store", e))?;
+    File::create(crate::ledger::path(path))
+        .map_err(|e| HarnessError::Io("creating the ledger", e))?;
+    std::fs::canonicalize(path).map_err(|e| HarnessError::Io("resolving the trial directory", e))
+}
+
+/// The steps as they were taken, for whoever kept the directory (best effort).
+fn keep_trace(run: &TrialRun) {
     if let Some(kept) = &run.kept {
-        // The steps as they were taken, for whoever kept the directory.
         let steps = run.history.syscalls.join("\n") + "\n";
         let _ = std::fs::write(kept.join("syscalls.trace"), steps);
     }
-    Ok(run)
 }
 
 /// Runs `driver` under `scheduler`, else the trial's own strategy: its recorded steps,
