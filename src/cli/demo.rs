@@ -18,7 +18,7 @@ pub(super) fn run(a: &DemoArgs) -> Result<Outcome, Fail> {
         a.trials
     );
     say!(
-        "{:<10} {:>6} {:>9}  {:<52} replay",
+        "{:<12} {:>6} {:>9}  {:<52} replay",
         "lock",
         "trials",
         "findings",
@@ -31,7 +31,7 @@ pub(super) fn run(a: &DemoArgs) -> Result<Outcome, Fail> {
     {
         if lock.needs_redis() {
             if let Err(why) = crate::harness::redis::available() {
-                say!("{:<10} skipped: {why}", lock.name());
+                say!("{:<12} skipped: {why}", lock.name());
                 continue;
             }
         }
@@ -70,7 +70,7 @@ fn row(a: &DemoArgs, lock: LockKind, harness: &HarnessConfig) -> Result<bool, Fa
         None => ("-".to_string(), "-".to_string()),
     };
     say!(
-        "{:<10} {:>6} {:>9}  {:<52} {}",
+        "{:<12} {:>6} {:>9}  {:<52} {}",
         lock.name(),
         report.trials_run,
         report.trials_failed,

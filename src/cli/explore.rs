@@ -300,7 +300,12 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
     };
     let mut trials = match (trials, a.time_budget) {
         (u64::MAX, Some(b)) => format!("trials for {b} s"),
-        (u64::MAX, None) => "every schedule".to_string(),
+        (u64::MAX, None)
+            if a.no_reduction || a.faults.is_some_and(|f| f.kill > 0.0 || f.stop > 0.0) =>
+        {
+            "every schedule".to_string()
+        }
+        (u64::MAX, None) => "one schedule per class of reorderings".to_string(),
         (n, _) => crate::report::count(n, "trial"),
     };
     if let Some((k, n)) = a.shard {
