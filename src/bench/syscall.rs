@@ -25,10 +25,15 @@ pub struct Rate {
     pub trials: u64,
     /// Steps (stopped system calls let through) those trials took.
     pub steps: u64,
-    /// Wall time of those trials, in milliseconds.
+    /// Wall time of those trials, in milliseconds: whole trials, so spawning the
+    /// buyers, their start-up calls (loader, libraries) and the teardown count too.
     pub elapsed_ms: u64,
-    /// Steps per second.
+    /// Steps per second: `steps` over `elapsed_ms`, start-up and teardown included.
     pub steps_per_sec: f64,
+    /// Wall time per trial, in milliseconds (`elapsed_ms` over `trials`).
+    pub ms_per_trial: f64,
+    /// Steps per trial, on average.
+    pub steps_per_trial: f64,
 }
 
 /// Speed under the syscall-level scheduler.
@@ -38,6 +43,8 @@ pub struct SyscallSpeed {
     pub buyer: Rate,
     /// oversell's buyer inside a shell lock command.
     pub lock_cmd: Rate,
+    /// How the rates are measured.
+    pub note: String,
     /// The target for `buyer.steps_per_sec`.
     pub target_steps_per_sec: f64,
     /// Whether `buyer` reached it.
@@ -59,6 +66,9 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
     Ok(Some(SyscallSpeed {
         buyer,
         lock_cmd,
+        note: "steps per second of wall time over whole random-schedule trials, \
+               spawning and teardown included"
+            .to_string(),
         target_steps_per_sec: TARGET_STEPS_PER_SEC,
         met,
     }))
@@ -89,5 +99,7 @@ fn rate(opts: &BenchOptions, mut space: TrialSpace, what: &str) -> Result<Rate, 
         steps,
         elapsed_ms: super::measure::millis(elapsed),
         steps_per_sec: if secs > 0.0 { steps as f64 / secs } else { 0.0 },
+        ms_per_trial: secs * 1000.0 / trials as f64,
+        steps_per_trial: steps as f64 / trials as f64,
     })
 }
