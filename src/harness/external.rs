@@ -9,8 +9,8 @@
 
 use super::outcome::Parts;
 use super::process::{Group, MemberId};
-use super::{expand, stderr_tail, HarnessConfig, HarnessError, TrialDir, TrialRun};
-use crate::ledger::{Event, EventKind, Exit, Fate, History};
+use super::{expand, HarnessConfig, HarnessError, TrialDir, TrialRun};
+use crate::ledger::History;
 use crate::scenario::Trial;
 use crate::store;
 use std::fs::File;
@@ -78,35 +78,11 @@ pub(super) fn run(
     }
     let leaked = !group.finish();
 
-    // What each buyer claims, from its exit status. The harness does not learn when a
-    // program bought, so events are stamped in buyer order, not in time order.
     let mut history = History {
         timed_out,
         ..History::default()
     };
-    for (i, &m) in members.iter().enumerate() {
-        let exit = group.exit(m);
-        let kind = match exit {
-            Exit::Code(0) => Some(EventKind::Bought),
-            Exit::Code(SOLD_OUT) => Some(EventKind::SoldOut),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            history.events.push(Event {
-                ns: i as u64,
-                buyer: i as u32,
-                kind,
-                value: None,
-            });
-        }
-        history.fates.push(Fate {
-            killed_by_fault: false,
-            killed_by_timeout: timed_out && kind.is_none(),
-            pid: group.pid(m),
-            stderr_tail: stderr_tail(&dir.path, i as u32),
-            exit,
-        });
-    }
+    super::outcome::claims_by_exit(&mut history, &dir.path, &members, &group, timed_out);
     let parts = Parts {
         history,
         kept: dir.kept(),

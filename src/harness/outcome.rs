@@ -3,7 +3,8 @@
 //! setup failure, which is an error and not a finding).
 
 use super::{HarnessError, TrialRun};
-use crate::ledger::{EventKind, Exit, Fate, History};
+use super::process::{Group, MemberId};
+use crate::ledger::{Event, EventKind, Exit, Fate, History};
 use crate::store::Contents;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,42 @@ pub(super) fn final_store(dir: &Path) -> Result<Option<Contents>, HarnessError> 
         Ok(c) => Ok(Some(c)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(HarnessError::Io("reading the final store", e)),
+    }
+}
+
+/// What each buyer program claims by its exit status (0 bought, `SOLD_OUT` sold out),
+/// pushed onto `history` with each one's fate. The harness does not learn when a program
+/// bought, so events are stamped in buyer order, not in time order. `cut` says the trial
+/// was cut short (timed out or stuck): a program that claimed nothing was killed by it.
+pub(super) fn claims_by_exit(
+    history: &mut History,
+    dir: &Path,
+    members: &[MemberId],
+    group: &Group,
+    cut: bool,
+) {
+    for (i, &m) in members.iter().enumerate() {
+        let exit = group.exit(m);
+        let kind = match exit {
+            Exit::Code(0) => Some(EventKind::Bought),
+            Exit::Code(super::external::SOLD_OUT) => Some(EventKind::SoldOut),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            history.events.push(Event {
+                ns: i as u64,
+                buyer: i as u32,
+                kind,
+                value: None,
+            });
+        }
+        history.fates.push(Fate {
+            killed_by_fault: false,
+            killed_by_timeout: cut && kind.is_none(),
+            pid: group.pid(m),
+            stderr_tail: stderr_tail(dir, i as u32),
+            exit,
+        });
     }
 }
 

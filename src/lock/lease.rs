@@ -28,6 +28,41 @@ pub(crate) const LEASE: Duration = Duration::from_millis(500);
 /// How often the heartbeat renews it.
 const RENEW_EVERY: Duration = Duration::from_millis(100);
 
+/// A holder's heartbeat thread: calls `renew` every [`RENEW_EVERY`] until it returns
+/// false (the lease is lost) or the heartbeat is dropped, which wakes and joins it at
+/// once, not a renewal later. Shared by the lease backends.
+#[derive(Debug)]
+pub(crate) struct Heartbeat {
+    stop: Option<Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    pub(crate) fn start(mut renew: impl FnMut() -> bool + Send + 'static) -> Heartbeat {
+        let (stop, wake) = channel::<()>();
+        let handle = std::thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = wake.recv_timeout(RENEW_EVERY) {
+                if !renew() {
+                    break;
+                }
+            }
+        });
+        Heartbeat {
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
 /// What the lease file says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Record {
@@ -117,8 +152,8 @@ pub(crate) struct LeaseLock {
     token: Option<u64>,
     /// Hands the token to the store on every access (`lease-fenced`).
     fenced: bool,
-    /// The heartbeat: dropping the sender wakes it at once and ends it.
-    beat: Option<(Sender<()>, JoinHandle<()>)>,
+    /// The heartbeat while held.
+    beat: Option<Heartbeat>,
 }
 
 impl LeaseLock {
@@ -139,37 +174,27 @@ impl LeaseLock {
     }
 
     fn start_heartbeat(&mut self, file: LeaseFile, token: u64) {
-        let (stop, wake) = channel::<()>();
         let me = std::process::id();
-        let handle = std::thread::spawn(move || {
-            // Ends as soon as the holder lets go (the sender is dropped), not a renewal later.
-            while let Err(RecvTimeoutError::Timeout) = wake.recv_timeout(RENEW_EVERY) {
-                // Renew only a lease that is still ours and unexpired: an expired one is
-                // lost, even before a peer takes it (as a key gone from a lock server).
-                let ours = file.update(|r| {
-                    if r.owner == me && r.token == token && r.expiry_ns > now_ns() {
-                        let renewed = Record {
-                            expiry_ns: expiry(),
-                            ..r
-                        };
-                        (Some(renewed), true)
-                    } else {
-                        (None, false)
-                    }
-                });
-                if !matches!(ours, Ok(true)) {
-                    break;
+        self.beat = Some(Heartbeat::start(move || {
+            // Renew only a lease that is still ours and unexpired: an expired one is
+            // lost, even before a peer takes it (as a key gone from a lock server).
+            let ours = file.update(|r| {
+                if r.owner == me && r.token == token && r.expiry_ns > now_ns() {
+                    let renewed = Record {
+                        expiry_ns: expiry(),
+                        ..r
+                    };
+                    (Some(renewed), true)
+                } else {
+                    (None, false)
                 }
-            }
-        });
-        self.beat = Some((stop, handle));
+            });
+            matches!(ours, Ok(true))
+        }));
     }
 
     fn stop_heartbeat(&mut self) {
-        if let Some((stop, handle)) = self.beat.take() {
-            drop(stop);
-            let _ = handle.join();
-        }
+        self.beat = None;
     }
 }
 

@@ -13,19 +13,16 @@
 //! writes its URL into `<dir>/redis.url`; keys are named after the trial directory, so
 //! trials sharing one server never meet.
 
+use super::lease::Heartbeat;
 use super::{Lock, LockError};
 use redis::{Connection, Value};
 use std::path::Path;
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The file, inside a trial directory, that holds the server's URL.
 pub(crate) const URL_FILE: &str = "redis.url";
 /// How long a hold lasts without renewal.
 pub(crate) const LEASE: Duration = Duration::from_millis(500);
-/// How often the heartbeat renews it.
-const RENEW_EVERY: Duration = Duration::from_millis(100);
 
 /// `SET NX PX` and, when it took the key, `INCR` of the fence counter: the token.
 const TAKE_FENCED: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) \
@@ -97,8 +94,8 @@ pub(crate) struct RedisLock {
     owner: Option<String>,
     acquisitions: u64,
     token: Option<u64>,
-    /// The heartbeat: dropping the sender wakes it at once and ends it.
-    beat: Option<(Sender<()>, JoinHandle<()>)>,
+    /// The heartbeat while held.
+    beat: Option<Heartbeat>,
 }
 
 impl RedisLock {
@@ -117,26 +114,17 @@ impl RedisLock {
 
     fn start_heartbeat(&mut self, server: Server, owner: String) -> Result<(), LockError> {
         let mut con = server.connect()?;
-        let (stop, wake) = channel::<()>();
         let ms = LEASE.as_millis().to_string();
-        let handle = std::thread::spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = wake.recv_timeout(RENEW_EVERY) {
-                let args = [owner.clone(), ms.clone()];
-                if !matches!(eval(&mut con, RENEW, &[&server.key], &args), Ok(1)) {
-                    // Lost (expired, or taken by a peer): nothing left to renew.
-                    break;
-                }
-            }
-        });
-        self.beat = Some((stop, handle));
+        self.beat = Some(Heartbeat::start(move || {
+            let args = [owner.clone(), ms.clone()];
+            // Lost (expired, or taken by a peer): nothing left to renew.
+            matches!(eval(&mut con, RENEW, &[&server.key], &args), Ok(1))
+        }));
         Ok(())
     }
 
     fn stop_heartbeat(&mut self) {
-        if let Some((stop, handle)) = self.beat.take() {
-            drop(stop);
-            let _ = handle.join();
-        }
+        self.beat = None;
     }
 }
 

@@ -11,7 +11,7 @@ use crate::harness::{
     expand, prepare_lock, spawn_buyer_hooked, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
     LockState, ScheduleRecord, TrialDir, TrialRun,
 };
-use crate::ledger::{Event, EventKind, Exit, Fate, History, Stuck};
+use crate::ledger::{Exit, Fate, History, Stuck};
 use crate::protocol::Pace;
 use crate::scenario::{External, Schedule, Trial};
 use crate::schedule::Scheduler;
@@ -25,8 +25,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Exit status of a buyer program that found no ticket (as for a free-running one).
-const SOLD_OUT: i32 = 3;
 
 /// Runs one trial of `trial.external` under a syscall-level controlled schedule.
 pub(crate) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
@@ -308,28 +306,7 @@ fn program_history(dir: &Path, members: &[MemberId], group: &Group, end: &End) -
         stuck,
         ..History::default()
     };
-    for (i, &m) in members.iter().enumerate() {
-        let exit = group.exit(m);
-        let kind = match exit {
-            Exit::Code(0) => Some(EventKind::Bought),
-            Exit::Code(SOLD_OUT) => Some(EventKind::SoldOut),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            history.events.push(Event {
-                ns: i as u64,
-                buyer: i as u32,
-                kind,
-                value: None,
-            });
-        }
-        history.fates.push(Fate {
-            killed_by_fault: false,
-            killed_by_timeout: (timed_out || history.stuck.is_some()) && kind.is_none(),
-            pid: group.pid(m),
-            stderr_tail: stderr_tail(dir, i as u32),
-            exit,
-        });
-    }
+    let cut = timed_out || history.stuck.is_some();
+    crate::harness::outcome::claims_by_exit(&mut history, dir, members, group, cut);
     history
 }
