@@ -20,6 +20,7 @@ pub use conflict::Access;
 pub use dpor::Dpor;
 pub use exhaustive::Dfs;
 pub use pct::{bound as pct_bound, Pct};
+pub(crate) use pct::highest as pct_highest;
 pub use random::Random;
 pub use replay::Replay;
 

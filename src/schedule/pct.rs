@@ -51,13 +51,19 @@ impl Pct {
     }
 
     fn top(&self, runnable: &[u32]) -> u32 {
-        let prio = |b: u32| self.priorities.get(b as usize).copied().unwrap_or(0);
-        runnable
-            .iter()
-            .copied()
-            .max_by_key(|&b| (prio(b), std::cmp::Reverse(b)))
-            .unwrap_or(runnable[0])
+        highest(&self.priorities, runnable)
     }
+}
+
+/// The runnable buyer with the highest priority (the lower number on a tie); a buyer
+/// without a priority counts as 0. Shared with the syscall-level PCT.
+pub(crate) fn highest(priorities: &[u64], runnable: &[u32]) -> u32 {
+    let prio = |b: u32| priorities.get(b as usize).copied().unwrap_or(0);
+    runnable
+        .iter()
+        .copied()
+        .max_by_key(|&b| (prio(b), std::cmp::Reverse(b)))
+        .unwrap_or(runnable[0])
 }
 
 impl Scheduler for Pct {

@@ -77,12 +77,7 @@ impl Pct {
     }
 
     fn top(&self, runnable: &[u32]) -> u32 {
-        let prio = |b: u32| self.priorities.get(b as usize).copied().unwrap_or(0);
-        runnable
-            .iter()
-            .copied()
-            .max_by_key(|&b| (prio(b), std::cmp::Reverse(b)))
-            .unwrap_or(runnable[0])
+        crate::schedule::pct_highest(&self.priorities, runnable)
     }
 
     /// The buyer to run; `mutates(b)` says whether buyer `b`'s next step is a change.
