@@ -2,9 +2,10 @@
 //! schedule at system-call granularity; the store command's count is what the checker
 //! compares the claims with.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+mod common;
+use common::{oversell_fresh as oversell, text};
 const STORE: &str = "python3 fixtures/stores/sqlite.py {dir} {op} {tickets}";
 
 /// Why these tests cannot run here, if they cannot: no python3 with its sqlite3 module.
@@ -17,26 +18,6 @@ fn no_sqlite() -> Option<String> {
         Ok(o) => Some(String::from_utf8_lossy(&o.stderr).into_owned()),
         Err(e) => Some(format!("python3: {e}")),
     }
-}
-
-fn oversell(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TMPDIR", tmp.path())
-        .output()
-        .expect("oversell runs");
-    (out, tmp)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn explore(buyer: &str, schedule: &str, trials: &str) -> Vec<String> {

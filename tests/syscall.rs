@@ -5,29 +5,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+mod common;
+use common::{leftover_count as leftovers, text, BIN};
 
 fn oversell(args: &[&str]) -> (Output, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TMPDIR", tmp.path())
-        .output()
-        .expect("oversell runs");
-    (out, tmp)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn leftovers(tmp: &Path) -> usize {
-    std::fs::read_dir(tmp).map(|d| d.count()).unwrap_or(0)
+    common::oversell_fresh(args, &[])
 }
 
 #[test]

@@ -23,6 +23,34 @@ pub fn oversell(tmp: &Path, args: &[&str]) -> Output {
     oversell_env(tmp, args, &[])
 }
 
+/// Runs oversell from the repository with `env` added and a fresh TMPDIR, returned so
+/// the caller can look at what the run left there.
+pub fn oversell_fresh(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap_or_else(|e| panic!("running oversell {args:?}: {e}"));
+    (out, tmp)
+}
+
+/// Both outputs of a run, for an assertion's message.
+pub fn text(out: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The number of entries a run left in `tmp`.
+pub fn leftover_count(tmp: &Path) -> usize {
+    leftovers(tmp).len()
+}
+
 /// Runs oversell in `dir`, which is also its TMPDIR.
 pub fn oversell_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
