@@ -233,13 +233,7 @@ impl Session {
         if round.lease_waited || !round.holder_died || !round.state.contains(&State::Blocked) {
             return Ok(false);
         }
-        let until = Instant::now() + lease + Duration::from_millis(50);
-        while Instant::now() < until {
-            if let Some(sig) = super::interrupt::pending() {
-                return Err(self.interrupted(sig));
-            }
-            std::thread::sleep(Duration::from_millis(5).min(until - Instant::now()));
-        }
+        self.sleep_until(Instant::now() + lease + super::pause::SETTLE)?;
         round.lease_waited = true;
         for s in round.state.iter_mut().filter(|s| **s == State::Blocked) {
             *s = State::At(Point::Acquire);
