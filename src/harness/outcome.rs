@@ -57,7 +57,12 @@ pub(super) fn claims_by_exit(
 
 /// The last five lines buyer `index` wrote to stderr.
 pub(super) fn stderr_tail(dir: &Path, index: u32) -> String {
-    let text = std::fs::read_to_string(dir.join(format!("buyer-{index}.err"))).unwrap_or_default();
+    let path = dir.join(format!("buyer-{index}.err"));
+    // Most buyers write nothing: a look at the size spares opening and reading the file.
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+        return String::new();
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(5);
     lines[from..].join("\n")

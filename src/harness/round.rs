@@ -116,7 +116,7 @@ impl Session {
         let _pin = Pinned::to(self.cpu);
         let mut round = Round::new(Plan::of(trial));
         self.reset(&round.plan)?;
-        self.release_all(&mut round)?;
+        self.release_all(&mut round);
         for i in 0..round.state.len() {
             if let State::At(p) = round.state[i] {
                 self.kill_if_planned(&mut round, i, p)?;
@@ -142,31 +142,19 @@ impl Session {
         Ok(())
     }
 
-    /// Start barrier: all buyers idle, then all released to their first point.
-    fn release_all(&mut self, round: &mut Round) -> Result<(), HarnessError> {
+    /// Start barrier: every buyer idle, parked at `check`. Each round starts there, so
+    /// the barrier's `go` is sent as the go of that first step (see the buyer's pacer).
+    fn release_all(&mut self, round: &mut Round) {
         for i in 0..round.state.len() {
             if !self.make_idle(i) {
                 self.poisoned = true;
                 continue;
             }
-            let Some(slot) = self.slots[i].as_mut() else {
-                continue;
-            };
-            slot.idle = false;
-            if slot.sock.write_all(&[msg::GO]).is_err() {
-                self.poisoned = true;
-                continue;
-            }
-            round.state[i] = match read_reply(&mut slot.sock) {
-                Reply::Byte(b) => Point::from_code(b).map_or(State::Dead, State::At),
-                Reply::Interrupted(sig) => return Err(self.interrupted(sig)),
-                _ => State::Dead,
-            };
-            if round.state[i] == State::Dead {
-                self.poisoned = true;
+            if let Some(slot) = self.slots[i].as_mut() {
+                slot.idle = false;
+                round.state[i] = State::At(Point::Check);
             }
         }
-        Ok(())
     }
 
     /// A kill fault is part of the schedule: the buyer dies the moment it parks at its
