@@ -82,7 +82,9 @@ impl Point {
 
 /// Control bytes other than points.
 pub mod msg {
-    /// Buyer → harness: set up and waiting at the start barrier.
+    /// Buyer → harness: set up and waiting at the start barrier. Under a controlled
+    /// schedule the buyer is then parked at `check`: the `go` that ends the barrier is
+    /// the go of that first step, and the buyer's next word is the point after it.
     pub const READY: u8 = b's';
     /// Buyer → harness: the lock is busy; waiting for it.
     pub const BLOCKED: u8 = b'b';
