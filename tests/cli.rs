@@ -21,6 +21,7 @@ fn bad_input_is_exit_2_with_one_line_naming_the_value() {
             "/proc/version/sub",
         ),
         (&["replay", "not-a-token"], "not-a-token"),
+        (&["bench", "--json"], "--json"),
         (&["replay", "ov1.none.b0.t1.j0.r1.sjitter"], "no buyers"),
     ];
     for (args, needle) in cases {

@@ -97,9 +97,13 @@ fn parse_failure(e: &clap::Error) -> Result<Outcome, Fail> {
     let first = text.lines().next().unwrap_or("error: bad usage").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
     let accepted = match e.get(ContextKind::ValidValue) {
-        Some(ContextValue::Strings(values)) if e.kind() == ErrorKind::InvalidValue => {
+        Some(ContextValue::Strings(values))
+            if e.kind() == ErrorKind::InvalidValue && !values.is_empty() =>
+        {
             format!("; accepted: {}", values.join(", "))
         }
+        // A value left out: clap knows no list, but the fix is plain.
+        _ if e.kind() == ErrorKind::InvalidValue => "; accepted: the option followed by its value".into(),
         _ => String::new(),
     };
     Err(Fail::Usage(format!(
