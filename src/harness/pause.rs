@@ -34,7 +34,7 @@ use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
 /// Beyond the lease, how long the harness waits so the lease has surely expired.
-pub(super) const SETTLE: Duration = Duration::from_millis(50);
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// A buyer frozen by a stop fault under a controlled schedule.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +65,7 @@ impl Session {
     }
 
     /// Sleeps until `until`, in slices, giving up early on SIGINT or SIGTERM.
-    pub(super) fn sleep_until(&mut self, until: Instant) -> Result<(), HarnessError> {
+    fn sleep_until(&mut self, until: Instant) -> Result<(), HarnessError> {
         loop {
             if let Some(sig) = super::interrupt::pending() {
                 return Err(self.interrupted(sig));

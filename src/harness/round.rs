@@ -215,13 +215,13 @@ impl Session {
     /// lease after the death, however fast the steps came. Waits that out once, then lets
     /// the blocked buyers try again; blocked again, they are deadlocked.
     fn outwait_lease(&mut self, round: &mut Round) -> Result<bool, HarnessError> {
-        let Some(lease) = round.plan.lock.lease() else {
-            return Ok(false);
-        };
         if round.lease_waited || !round.holder_died || !round.state.contains(&State::Blocked) {
             return Ok(false);
         }
-        self.sleep_until(Instant::now() + lease + super::pause::SETTLE)?;
+        // The same wait as after a planned kill of a holder (see `pause.rs`).
+        if !self.outlive_lease()? {
+            return Ok(false);
+        }
         round.lease_waited = true;
         for s in round.state.iter_mut().filter(|s| **s == State::Blocked) {
             *s = State::At(Point::Acquire);
