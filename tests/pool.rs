@@ -213,3 +213,33 @@ fn a_killed_buyer_is_replaced_by_a_new_process() {
     }
     assert!(after.violations.is_empty(), "{:?}", after.violations);
 }
+
+#[test]
+fn a_holder_killed_with_the_pool_is_a_stale_lock_and_leaves_nothing() {
+    // `lockfile` names its holder: a holder killed inside the critical section leaves
+    // every other buyer blocked on a lock nobody can free.
+    let (out, tmp) = explore(&[
+        "--lock",
+        "lockfile",
+        "--schedule",
+        "barrier",
+        "--faults",
+        "kill=0.5",
+        "--store",
+        "atomic",
+        "--jitter-ms",
+        "1",
+        "--trials",
+        "30",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("stale_lock"), "{}", text(&out));
+    assert_eq!(
+        leftover_count(tmp.path()),
+        0,
+        "{:?}",
+        common::leftovers(tmp.path())
+    );
+}
