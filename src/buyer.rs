@@ -135,6 +135,15 @@ impl Channel {
         self.wait_go()
     }
 
+    /// A free-running pool's orders for the round that just began.
+    fn orders(&mut self) -> Result<crate::protocol::RoundOrders, BuyerError> {
+        let mut b = [0u8; crate::protocol::RoundOrders::LEN];
+        self.rx
+            .read_exact(&mut b)
+            .map_err(|e| BuyerError::Control(format!("reading the round's orders: {e}")))?;
+        crate::protocol::RoundOrders::decode(&b).map_err(BuyerError::Control)
+    }
+
     /// Like `ask`, but a closed channel is a clean `false`: the harness is done with us.
     fn ask_or_done(&mut self, byte: u8) -> Result<bool, BuyerError> {
         if self.tx.write_all(&[byte]).is_err() {
@@ -317,7 +326,14 @@ pub fn run(spec: &BuyerSpec, lock: &mut dyn Lock) -> Result<(), BuyerError> {
     if !spec.start_barrier {
         return round(spec, lock, &mut channel, &mut ledger);
     }
+    let pooled = spec.reuse && spec.pace != Pace::Controlled;
     while channel.ask_or_done(msg::READY)? {
+        if pooled {
+            // A free-running pool's buyer: this round's orders follow the `go`.
+            let orders = channel.orders()?;
+            round(&orders.apply(spec), lock, &mut channel, &mut ledger)?;
+            continue;
+        }
         round(spec, lock, &mut channel, &mut ledger)?;
         if !spec.reuse {
             break;

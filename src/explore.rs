@@ -12,7 +12,7 @@ pub mod verdict;
 pub use shrink::{shrink_until, Shape, Shrunk};
 
 use crate::check::{check, FindingKind, Observation, Violation};
-use crate::harness::{self, HarnessConfig, HarnessError, Session, TrialRun};
+use crate::harness::{self, FreePool, HarnessConfig, HarnessError, Session, TrialRun};
 use crate::report::{Finding, Report, StoppedEarly};
 use crate::scenario::{Schedule, Trial, TrialSpace};
 use crate::schedule::Scheduler;
@@ -122,10 +122,12 @@ pub fn run_one(trial: &Trial, harness: &HarnessConfig) -> Result<Checked, Harnes
     Ok(Checked::new(trial, run))
 }
 
-/// Keeps one [`Session`] of reusable buyers across controlled trials.
+/// Keeps one [`Session`] of reusable buyers across controlled trials, and one
+/// [`FreePool`] across free-running ones.
 pub struct Runner<'h> {
     harness: &'h HarnessConfig,
     session: Option<Session>,
+    pool: Option<FreePool>,
 }
 
 impl<'h> Runner<'h> {
@@ -134,6 +136,7 @@ impl<'h> Runner<'h> {
         Runner {
             harness,
             session: None,
+            pool: None,
         }
     }
 
@@ -144,7 +147,7 @@ impl<'h> Runner<'h> {
         scheduler: Option<&mut dyn Scheduler>,
     ) -> Result<Checked, HarnessError> {
         if !trial.schedule.is_controlled() {
-            return run_one(trial, self.harness);
+            return self.run_free(trial);
         }
         if trial.external.is_some() || trial.syscall {
             let run = harness::run_syscall(trial, self.harness, scheduler)?;
@@ -168,6 +171,28 @@ impl<'h> Runner<'h> {
                 session.run(trial, &mut *own)?
             }
         };
+        Ok(Checked::new(trial, run))
+    }
+}
+
+impl Runner<'_> {
+    /// A free-running trial: on the pool when it may run there, else as before.
+    fn run_free(&mut self, trial: &Trial) -> Result<Checked, HarnessError> {
+        if !harness::poolable(trial, self.harness) {
+            return run_one(trial, self.harness);
+        }
+        let reusable = self
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.healthy() && p.fits(trial));
+        if !reusable {
+            self.pool = None;
+            self.pool = Some(FreePool::new(trial, self.harness)?);
+        }
+        let Some(pool) = self.pool.as_mut() else {
+            return run_one(trial, self.harness);
+        };
+        let run = pool.run(trial)?;
         Ok(Checked::new(trial, run))
     }
 }

@@ -191,6 +191,83 @@ impl BuyerSpec {
     }
 }
 
+/// One round's orders for a reused free-running buyer (a pool, see `harness/pool.rs`):
+/// sent right after the `go` of the start barrier, a fixed [`RoundOrders::LEN`] bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundOrders {
+    /// Microseconds to wait after the start barrier.
+    pub start_us: u64,
+    /// Microseconds to hold between read and write.
+    pub hold_us: u64,
+    /// A kill fault's point.
+    pub kill_at: Option<Point>,
+    /// A stop fault's point.
+    pub stop_at: Option<Point>,
+    /// `Free` or `Barrier`.
+    pub pace: Pace,
+}
+
+impl RoundOrders {
+    /// The size of the encoded orders.
+    pub const LEN: usize = 19;
+    /// The longest wait an order may ask for (start delay or hold), in microseconds.
+    pub const MAX_US: u64 = 2 * crate::limits::MAX_JITTER_US;
+
+    /// The orders as bytes.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.start_us.to_le_bytes());
+        b[8..16].copy_from_slice(&self.hold_us.to_le_bytes());
+        b[16] = self.kill_at.map_or(0, Point::code);
+        b[17] = self.stop_at.map_or(0, Point::code);
+        b[18] = u8::from(self.pace == Pace::Barrier);
+        b
+    }
+
+    /// Orders from bytes; an error names what is out of bounds.
+    pub fn decode(b: &[u8; Self::LEN]) -> Result<RoundOrders, String> {
+        let us = |r: std::ops::Range<usize>, what: &str| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[r]);
+            let v = u64::from_le_bytes(a);
+            if v > Self::MAX_US {
+                return Err(format!("{what} of {v} µs is out of range (at most {})", Self::MAX_US));
+            }
+            Ok(v)
+        };
+        let point = |c: u8| match c {
+            0 => Ok(None),
+            c => Point::from_code(c)
+                .map(Some)
+                .ok_or_else(|| format!("unknown point code {c}")),
+        };
+        let pace = match b[18] {
+            0 => Pace::Free,
+            1 => Pace::Barrier,
+            p => return Err(format!("unknown pace code {p}")),
+        };
+        Ok(RoundOrders {
+            start_us: us(0..8, "a start delay")?,
+            hold_us: us(8..16, "a hold")?,
+            kill_at: point(b[16])?,
+            stop_at: point(b[17])?,
+            pace,
+        })
+    }
+
+    /// `spec` with these orders for this round.
+    pub fn apply(&self, spec: &BuyerSpec) -> BuyerSpec {
+        BuyerSpec {
+            start_us: self.start_us,
+            hold_us: self.hold_us,
+            kill_at: self.kill_at,
+            stop_at: self.stop_at,
+            pace: self.pace,
+            ..spec.clone()
+        }
+    }
+}
+
 mod lock_name {
     use super::*;
 
@@ -262,6 +339,24 @@ mod tests {
             let err = BuyerSpec::parse(&bad).expect_err(&bad);
             assert!(err.contains("unknown"), "{err}");
         }
+    }
+
+    #[test]
+    fn round_orders_round_trip_and_are_bounded() {
+        let o = RoundOrders {
+            start_us: 12,
+            hold_us: 34,
+            kill_at: Some(Point::Write),
+            stop_at: None,
+            pace: Pace::Barrier,
+        };
+        assert_eq!(RoundOrders::decode(&o.encode()), Ok(o));
+        let mut big = o;
+        big.hold_us = RoundOrders::MAX_US + 1;
+        assert!(RoundOrders::decode(&big.encode()).is_err());
+        let mut bad = o.encode();
+        bad[18] = 7;
+        assert!(RoundOrders::decode(&bad).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{
     SCHEDULE_PREEMPTIONS, SOUND_KILL,
 };
 use crate::check::FindingKind;
-use crate::explore::{self, Checked, Runner};
+use crate::explore::{Checked, Runner};
 use crate::harness::{baseline, interrupt, HarnessError};
 use crate::lock::LockKind;
 use crate::scenario::{Faults, Schedule, Span, Trial, TrialSpace};
@@ -80,42 +80,50 @@ pub(super) fn throughput(opts: &BenchOptions) -> Result<Throughput, HarnessError
     trial.schedule = Schedule::Jitter;
     trial.jitter_us = 0;
     let mut findings = 0u64;
-    let run_trials = |round: u32, findings: &mut u64| -> Result<Duration, HarnessError> {
+    // The pooled path: one runner across every round, as one `explore` run keeps its
+    // pool across its trials. The fresh path: new buyer processes for every trial.
+    let pooled_cfg = opts.harness.clone().with_fresh(false);
+    let fresh_cfg = opts.harness.clone().with_fresh(true);
+    let mut pooled = Runner::new(&pooled_cfg);
+    let mut fresh = Runner::new(&fresh_cfg);
+    let run_trials = |runner: &mut Runner<'_>,
+                          round: u32,
+                          findings: &mut u64|
+     -> Result<Duration, HarnessError> {
         let started = Instant::now();
         for k in 0..per_round {
             check_interrupt()?;
             let mut t = trial.clone();
             t.seed = opts.seed ^ (u64::from(round) << 32 | u64::from(k));
-            let c = explore::run_one(&t, &opts.harness)?;
+            let c = runner.run(&t, None)?;
             *findings += u64::from(!c.violations.is_empty());
         }
         Ok(started.elapsed())
     };
-    // Warm-up, not counted: the binary and the harness's files into the page cache.
+    // Warm-up, not counted: the binary and the harness's files into the page cache, and
+    // the pool's processes started.
     let mut ignored = 0;
-    run_trials(u32::MAX, &mut ignored)?;
+    run_trials(&mut pooled, u32::MAX, &mut ignored)?;
+    run_trials(&mut fresh, u32::MAX, &mut ignored)?;
     baseline::spawn_wait(exe, buyers as usize).map_err(HarnessError::Spawn)?;
 
-    let mut buyer_us = Vec::new();
-    let mut raw_us = Vec::new();
+    let (mut buyer_us, mut fresh_us, mut raw_us) = (Vec::new(), Vec::new(), Vec::new());
     let per = |d: Duration| d.as_secs_f64() * 1e6 / spawns as f64;
     for round in 0..opts.throughput_rounds.max(1) {
-        // Alternate the order so neither side always runs on a warmer machine.
-        if round % 2 == 0 {
-            buyer_us.push(per(run_trials(round, &mut findings)?));
+        // Rotate the order so no side always runs on a warmer machine.
+        for side in 0..3 {
             check_interrupt()?;
-            raw_us.push(per(
-                baseline::spawn_wait(exe, spawns).map_err(HarnessError::Spawn)?
-            ));
-        } else {
-            raw_us.push(per(
-                baseline::spawn_wait(exe, spawns).map_err(HarnessError::Spawn)?
-            ));
-            buyer_us.push(per(run_trials(round, &mut findings)?));
+            match (side + round) % 3 {
+                0 => buyer_us.push(per(run_trials(&mut pooled, round, &mut findings)?)),
+                1 => fresh_us.push(per(run_trials(&mut fresh, round, &mut findings)?)),
+                _ => raw_us.push(per(
+                    baseline::spawn_wait(exe, spawns).map_err(HarnessError::Spawn)?
+                )),
+            }
         }
     }
-    let b = median(&buyer_us);
-    let r = median(&raw_us);
+    let (b, f, r) = (median(&buyer_us), median(&fresh_us), median(&raw_us));
+    let ratio = |x: f64| if r > 0.0 { x / r } else { 0.0 };
     let t = Throughput {
         lock: LockKind::Flock.name().to_string(),
         buyers_per_trial: buyers,
@@ -123,10 +131,13 @@ pub(super) fn throughput(opts: &BenchOptions) -> Result<Throughput, HarnessError
         rounds: buyer_us.len() as u32,
         buyer_us: b,
         raw_spawn_us: r,
-        ratio: if r > 0.0 { b / r } else { 0.0 },
+        ratio: ratio(b),
         rounds_buyer_us: buyer_us,
         rounds_raw_spawn_us: raw_us,
         findings,
+        fresh_buyer_us: f,
+        fresh_ratio: ratio(f),
+        rounds_fresh_buyer_us: fresh_us,
     };
     Ok(t)
 }

@@ -44,7 +44,12 @@ impl BenchReport {
             "throughput (jitter, zero jitter, {}, {} buyers × {} trials × {} rounds; medians)",
             t.lock, t.buyers_per_trial, t.trials_per_round, t.rounds
         )?;
-        writeln!(s, "  wall time per buyer      {:>9.0} µs", t.buyer_us)?;
+        writeln!(s, "  wall time per buyer      {:>9.0} µs   (reused pool)", t.buyer_us)?;
+        writeln!(
+            s,
+            "  with fresh processes     {:>9.0} µs   ({:.2} ×)",
+            t.fresh_buyer_us, t.fresh_ratio
+        )?;
         writeln!(s, "  raw spawn and wait       {:>9.0} µs", t.raw_spawn_us)?;
         writeln!(
             s,

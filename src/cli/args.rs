@@ -191,6 +191,11 @@ pub(super) struct ExploreArgs {
     /// Keep every trial's directory (store, ledger, stderr) under DIR.
     #[arg(long, value_name = "DIR")]
     pub(super) keep: Option<PathBuf>,
+    /// Start new buyer processes for every jitter or barrier trial. By default such
+    /// trials reuse a pool of buyer processes (as controlled schedules do); the results
+    /// do not depend on it.
+    #[arg(long)]
+    pub(super) fresh_processes: bool,
     /// Print only findings.
     #[arg(long)]
     pub(super) quiet: bool,

@@ -25,7 +25,8 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     let seed = a.seed.unwrap_or_else(default_seed);
     let harness = start_harness()?
         .with_timeout(Duration::from_millis(a.timeout_ms.max(1)))
-        .with_keep(a.keep.clone());
+        .with_keep(a.keep.clone())
+        .with_fresh(a.fresh_processes);
     let mut cfg = ExploreConfig::new(space, trials, seed, harness);
     cfg.shrink = !a.no_shrink;
     cfg.keep_going = a.keep_going;

@@ -37,25 +37,29 @@ use std::time::{Duration, Instant};
 pub const STALE_AFTER: Duration = Duration::from_millis(1500);
 
 /// One buyer's control connection.
-struct Conn {
-    sock: UnixStream,
-    member: MemberId,
-    open: bool,
-    ready: bool,
-    wait: Wait,
-    holding: bool,
-    stop_ms: u32,
+pub(super) struct Conn {
+    pub(super) sock: UnixStream,
+    pub(super) member: MemberId,
+    pub(super) open: bool,
+    pub(super) ready: bool,
+    pub(super) wait: Wait,
+    pub(super) holding: bool,
+    pub(super) stop_ms: u32,
+    /// A pooled buyer said `ready` again: its round is over and it waits for the next.
+    pub(super) done: bool,
+    /// A pooled buyer's orders, sent right after the start barrier's `go`.
+    pub(super) orders: Option<[u8; crate::protocol::RoundOrders::LEN]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
+pub(super) enum Wait {
     Running,
     Blocked,
     AtBarrier,
     Stopped,
 }
 
-enum End {
+pub(super) enum End {
     Done,
     TimedOut,
     Stale { waiting: Vec<u32>, holder: u32 },
@@ -171,13 +175,15 @@ fn spawn_all(
             wait: Wait::Running,
             holding: false,
             stop_ms: b.stop.map_or(0, |(_, ms)| ms),
+            done: false,
+            orders: None,
         });
     }
     Ok(conns)
 }
 
 /// The merged ledger, with how the trial ended and each buyer's fate.
-fn history(
+pub(super) fn history(
     dir: &Path,
     conns: &[Conn],
     group: &Group,
@@ -201,7 +207,11 @@ fn history(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let exit = group.exit(c.member);
+            let exit = if c.done {
+                Exit::Code(0)
+            } else {
+                group.exit(c.member)
+            };
             let killed_by_fault =
                 plan.buyers[i].kill_at.is_some() && exit == Exit::Signal(Signal::SIGKILL as i32);
             Fate {
@@ -219,7 +229,7 @@ fn history(
 }
 
 /// Paces free-running buyers until every one has closed its control socket.
-struct Driver<'a> {
+pub(super) struct Driver<'a> {
     conns: &'a mut [Conn],
     group: &'a Group,
     plan: &'a Plan,
@@ -239,7 +249,7 @@ struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
-    fn new(
+    pub(super) fn new(
         conns: &'a mut [Conn],
         group: &'a Group,
         plan: &'a Plan,
@@ -263,13 +273,13 @@ impl<'a> Driver<'a> {
         }
     }
 
-    fn run(mut self) -> End {
+    pub(super) fn run(mut self) -> End {
         loop {
             if let Some(sig) = interrupt::pending() {
                 return End::Interrupted(sig);
             }
             let live: Vec<usize> = (0..self.conns.len())
-                .filter(|&i| self.conns[i].open)
+                .filter(|&i| self.conns[i].open && !self.conns[i].done)
                 .collect();
             if live.is_empty() {
                 return End::Done;
@@ -301,6 +311,9 @@ impl<'a> Driver<'a> {
             self.started = true;
             for &i in live {
                 send(&mut self.conns[i], msg::GO);
+                if let Some(orders) = self.conns[i].orders {
+                    let _ = self.conns[i].sock.write_all(&orders);
+                }
             }
         }
     }
@@ -409,6 +422,8 @@ impl<'a> Driver<'a> {
     fn on_message(&mut self, i: usize, b: u8) {
         let c = &mut self.conns[i];
         match b {
+            // Once started, only a pooled buyer says `ready`: its round is over.
+            msg::READY if self.started => c.done = true,
             msg::READY => c.ready = true,
             msg::BLOCKED => c.wait = Wait::Blocked,
             // Not a sign a dead holder's lock was freed: messages from different buyers

@@ -21,6 +21,7 @@ mod outcome;
 mod pause;
 mod pin;
 mod plan;
+mod pool;
 mod process;
 pub mod redis;
 mod round;
@@ -42,6 +43,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::protocol::{BuyerSpec, BUYER_ENV};
 pub use controlled::Session;
+pub use pool::{poolable, FreePool};
 use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
 pub use sweep::sweep_stale;
@@ -79,6 +81,9 @@ pub struct HarnessConfig {
     pub grace: Duration,
     /// Keep each trial's directory under this directory instead of removing it.
     pub keep: Option<PathBuf>,
+    /// Start new buyer processes for every free-running trial (`--fresh-processes`)
+    /// instead of reusing a pool of them across trials (see [`FreePool`]).
+    pub fresh: bool,
 }
 
 impl HarnessConfig {
@@ -90,7 +95,14 @@ impl HarnessConfig {
             timeout: Duration::from_secs(10),
             grace: Duration::from_millis(300),
             keep: None,
+            fresh: false,
         }
+    }
+
+    /// The same config, starting new buyer processes for every free-running trial.
+    pub fn with_fresh(mut self, fresh: bool) -> Self {
+        self.fresh = fresh;
+        self
     }
 
     /// The same config with another trial timeout.
