@@ -12,7 +12,7 @@
 
 use crate::ledger::{EventKind, Ledger};
 use crate::lock::{Lock, LockContext, LockError};
-use crate::protocol::{BuyerSpec, REPLY_FD};
+use crate::protocol::{BuyerSpec, FILTER_FD, REPLY_FD};
 use crate::store::StoreMode;
 use crate::store::{self, Contents, Fenced};
 use std::fmt;
@@ -295,6 +295,15 @@ pub fn run_from_spec(spec: &str) -> i32 {
             return 2;
         }
     };
+    if spec.self_filter {
+        // Before anything touches the trial: from here on every yield-point call waits
+        // for the harness. Descriptor FILTER_FD stays open (closing it would be a call
+        // to stop too); it goes with the process.
+        if let Err(e) = crate::seccomp::install(&crate::seccomp::program(), FILTER_FD) {
+            eprintln!("error: buyer {}: installing the system-call filter: {e}", spec.index);
+            return 2;
+        }
+    }
     let ctx = LockContext {
         dir: spec.dir.clone(),
         sem_id: spec.sem_id,

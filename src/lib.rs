@@ -66,7 +66,7 @@ internal!(cli);
 internal!(bench, explore, gate);
 mod sound;
 internal!(harness);
-internal!(buyer, protocol);
+internal!(buyer, protocol, seccomp);
 mod lock;
 internal!(schedule);
 mod faults;

@@ -173,7 +173,16 @@ pub struct BuyerSpec {
     /// A kill fault kills this buyer's whole process group (a user's lock command and
     /// everything it started), as a crash of the whole subtree would.
     pub kill_group: bool,
+    /// Under a syscall-level schedule: install the seccomp filter first thing (oversell's
+    /// own buyer, `--granularity syscall`) and send its listener over descriptor
+    /// [`FILTER_FD`], so the loader's start-up calls are not stopped one by one.
+    #[serde(default)]
+    pub self_filter: bool,
 }
+
+/// The descriptor on which a buyer with [`BuyerSpec::self_filter`] sends the listener of
+/// the seccomp filter it installs.
+pub const FILTER_FD: i32 = 4;
 
 /// The environment variable that carries a buyer's spec into a test binary.
 pub const BUYER_ENV: &str = "OVERSELL_BUYER";
@@ -317,6 +326,7 @@ mod tests {
             stop_at: None,
             start_barrier: true,
             kill_group: false,
+            self_filter: false,
         }
     }
 

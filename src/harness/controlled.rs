@@ -127,7 +127,7 @@ fn spawn_piped(
         // dup2 and fcntl, which are async-signal-safe; `out` stays open in the parent
         // until the spawn has returned.
         unsafe {
-            cmd.pre_exec(move || to_reply_fd(out));
+            cmd.pre_exec(move || dup_to(out, REPLY_FD));
         }
     };
     // The socket the spawn makes for standard input is replaced by the pipe above.
@@ -137,9 +137,9 @@ fn spawn_piped(
     Ok((Pipes { to, from, timeout }, member))
 }
 
-/// In the child: the reply pipe's end becomes [`REPLY_FD`], kept open across exec.
-fn to_reply_fd(fd: i32) -> io::Result<()> {
-    if fd == REPLY_FD {
+/// In the child: descriptor `fd` becomes `target`, kept open across exec.
+pub(super) fn dup_to(fd: i32, target: i32) -> io::Result<()> {
+    if fd == target {
         // SAFETY: fcntl on an open descriptor of this process, no memory passed.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
             return Err(io::Error::last_os_error());
@@ -148,7 +148,7 @@ fn to_reply_fd(fd: i32) -> io::Result<()> {
     }
     // SAFETY: dup2 between two descriptor numbers, no memory passed; the new one does
     // not inherit close-on-exec.
-    if unsafe { libc::dup2(fd, REPLY_FD) } == -1 {
+    if unsafe { libc::dup2(fd, target) } == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -262,6 +262,7 @@ impl Session {
             stop_at: None,
             start_barrier: true,
             kill_group: false,
+            self_filter: false,
         };
         let timeout = self.step_timeout();
         let (sock, member) = spawn_piped(&mut self.group, &self.cfg, &spec, timeout)?;

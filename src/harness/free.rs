@@ -165,6 +165,7 @@ fn spawn_all(
             stop_at: b.stop.map(|(p, _)| p),
             start_barrier: wrap.is_none(),
             kill_group: wrap.is_some(),
+            self_filter: false,
         };
         let (sock, member) = spawn_buyer_in(group, cfg, &spec, wrap)?;
         conns.push(Conn {

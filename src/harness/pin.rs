@@ -36,3 +36,15 @@ impl Drop for Pinned {
         }
     }
 }
+
+/// Moves process `pid` (a buyer already started) to `cpu`; best effort, as pinning only
+/// makes hand-overs cheaper.
+pub(super) fn move_to(pid: u32, cpu: Option<usize>) {
+    let Some(cpu) = cpu else {
+        return;
+    };
+    let mut one = CpuSet::new();
+    if one.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(pid as i32), &one);
+    }
+}

@@ -126,6 +126,7 @@ impl FreePool {
             stop_at: None,
             start_barrier: true,
             kill_group: false,
+            self_filter: false,
         };
         let (sock, member) = spawn_buyer_in(&mut self.group, &self.cfg, &spec, None)?;
         self.slots[i] = Some(Slot {

@@ -226,6 +226,23 @@ impl Group {
             .any(|&pgid| !matches!(killpg(pgid, None), Err(Errno::ESRCH)) && has_live_member(pgid))
     }
 
+    /// [`Group::finish`] for a caller that knows every process its members started has
+    /// exited (a syscall-level trial whose every filter listener hung up: each process
+    /// of a buyer carries the filter, and the listener hangs up once the last of them
+    /// exits). Once the members themselves have ended, nothing is left to look for in
+    /// `/proc`.
+    pub(crate) fn finish_exited(&mut self) -> bool {
+        if !self.children.iter_mut().all(|m| m.poll()) {
+            return self.finish();
+        }
+        for m in &mut self.children {
+            if let Ok(st) = m.child.wait() {
+                m.status.get_or_insert(st);
+            }
+        }
+        true
+    }
+
     /// Kills and reaps everything; returns true when the group was already empty.
     ///
     /// Group leaders are still unreaped zombies here, so no group id can have been

@@ -2,7 +2,7 @@
 //! trial's directory, or it is a sleep), probing whether a lock call would block, and
 //! answering it.
 
-use super::filter::{Shape, YIELD_CALLS};
+use crate::seccomp::{Shape, YIELD_CALLS};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};

@@ -18,7 +18,7 @@
 
 mod call;
 mod driver;
-mod filter;
+use crate::seccomp as filter;
 mod pct;
 mod run;
 mod store;

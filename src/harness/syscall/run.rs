@@ -2,17 +2,17 @@
 //! drive them, gather what they left.
 
 use super::driver::{Buyer, Driver, End};
-use super::filter;
+use crate::seccomp as filter;
 use super::pct::Pct;
 use crate::harness::outcome::Parts;
 use crate::harness::plan::Plan;
 use crate::harness::process::{Group, MemberId};
 use crate::harness::{
-    expand, prepare_lock, spawn_buyer_hooked, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
+    expand, prepare_lock, spawn_buyer_hooked, Launcher, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
     LockState, ScheduleRecord, TrialDir, TrialRun,
 };
 use crate::ledger::{Exit, Fate, History, Stuck};
-use crate::protocol::Pace;
+use crate::protocol::{Pace, FILTER_FD};
 use crate::scenario::{External, Schedule, Trial};
 use crate::schedule::Scheduler;
 use crate::store;
@@ -68,6 +68,13 @@ pub(crate) fn run_with(
             return Err(e);
         }
     };
+    // One process runs at a time: on one CPU a hand-over is a plain context switch, not
+    // a wake-up across cores. The buyers started on every core; now they move.
+    let cpu = crate::harness::pin::current_cpu();
+    let _pin = crate::harness::pin::Pinned::to(cpu);
+    for &m in &members {
+        crate::harness::pin::move_to(group.pid(m), cpu);
+    }
     let mut driver = Driver::new(buyers, &dir, started + cfg.timeout);
     let end = drive(&mut driver, trial, scheduler);
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
@@ -81,7 +88,11 @@ pub(crate) fn run_with(
     }
     let ended: Vec<bool> = driver.buyers.iter().map(|b| b.done).collect();
     drop(driver.buyers);
-    let leaked = !group.finish();
+    let leaked = if matches!(end, End::Done) {
+        !group.finish_exited()
+    } else {
+        !group.finish()
+    };
     drop(lock_state);
     plan.lock.cleanup(&dir);
     if let End::Interrupted(sig) = end {
@@ -168,7 +179,10 @@ fn take_listener(ours: &UnixStream) -> Result<OwnedFd, HarnessError> {
         .map_err(|e| HarnessError::Io("receiving a buyer's seccomp listener", e))
 }
 
-/// `--lock-cmd`: oversell's buyer inside the user's command, one per buyer.
+/// `--lock-cmd`: oversell's buyer inside the user's command, one per buyer; or, with no
+/// command (`--granularity syscall`), oversell's buyer alone, which installs the filter
+/// itself once started (its loader and runtime start-up touch nothing of the trial).
+/// Every buyer is spawned before any listener is taken, so their start-ups overlap.
 fn spawn_wrapped(
     plan: &Plan,
     dir: &Path,
@@ -177,7 +191,8 @@ fn spawn_wrapped(
     sem_id: Option<i32>,
 ) -> Result<Spawned, HarnessError> {
     let prog = filter::program();
-    let (mut buyers, mut members, mut control) = (Vec::new(), Vec::new(), Vec::new());
+    let self_filter = plan.wrap.is_none() && matches!(cfg.launcher, Launcher::Subcommand);
+    let (mut sockets, mut members, mut control) = (Vec::new(), Vec::new(), Vec::new());
     for (index, b) in plan.buyers.iter().enumerate() {
         let spec = BuyerSpec {
             lock: plan.lock,
@@ -195,21 +210,43 @@ fn spawn_wrapped(
             // Inside a user's command a buyer leads a group of its own; our own buyer
             // shares the trial's group, so it kills only itself.
             kill_group: plan.wrap.is_some(),
+            self_filter,
         };
         let mut socket: Option<std::io::Result<(UnixStream, UnixStream)>> = None;
         let (sock, member) =
             spawn_buyer_hooked(group, cfg, &spec, plan.wrap.as_deref(), &mut |cmd| {
-                socket = Some(arm_filter(cmd, &prog));
+                socket = Some(if self_filter {
+                    pass_socket(cmd)
+                } else {
+                    arm_filter(cmd, &prog)
+                });
             })?;
         let (ours, theirs) = socket
             .unwrap_or_else(|| Err(std::io::Error::other("no filter socket")))
             .map_err(|e| HarnessError::Io("making a listener socket", e))?;
         drop(theirs);
-        buyers.push(Buyer::new(take_listener(&ours)?));
+        sockets.push(ours);
         members.push(member);
         control.push(sock);
     }
+    let buyers = sockets
+        .iter()
+        .map(|s| take_listener(s).map(Buyer::new))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((buyers, members, control))
+}
+
+/// Hands the child one end of a fresh socket as [`FILTER_FD`], for the listener of the
+/// filter it installs itself; gives both ends, as [`arm_filter`] does.
+fn pass_socket(cmd: &mut Command) -> std::io::Result<(UnixStream, UnixStream)> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let raw = theirs.as_raw_fd();
+    // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl,
+    // which are async-signal-safe; `theirs` stays open here until the spawn returns.
+    unsafe {
+        cmd.pre_exec(move || crate::harness::controlled::dup_to(raw, FILTER_FD));
+    }
+    Ok((ours, theirs))
 }
 
 /// `--buyer-cmd`: the user's buyer program, one `sh -c LINE` per buyer.

@@ -14,7 +14,7 @@ use std::os::fd::RawFd;
 /// How a call names what it touches: which arguments hold a path (and its directory
 /// descriptor) or a descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Shape {
+pub(crate) enum Shape {
     /// A path in this argument, relative to the working directory.
     Path(usize),
     /// A directory descriptor and a path.
@@ -36,7 +36,7 @@ pub(super) enum Shape {
 macro_rules! calls {
     ($($name:ident => $shape:expr),* $(,)?) => {
         /// The yield-point calls of this architecture: number, name, shape.
-        pub(super) const YIELD_CALLS: &[(i64, &str, Shape)] = &[
+        pub(crate) const YIELD_CALLS: &[(i64, &str, Shape)] = &[
             $((libc::$name as i64, stringify!($name), $shape)),*
         ];
     };
@@ -78,7 +78,7 @@ calls! {
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 /// No yield points on an architecture the filter does not know.
-pub(super) const YIELD_CALLS: &[(i64, &str, Shape)] = &[];
+pub(crate) const YIELD_CALLS: &[(i64, &str, Shape)] = &[];
 
 /// `AUDIT_ARCH_*` of the host, as `seccomp_data.arch` carries it.
 #[cfg(target_arch = "x86_64")]
@@ -107,7 +107,7 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 }
 
 /// The filter program: notify on [`YIELD_CALLS`] of the host architecture, allow the rest.
-pub(super) fn program() -> Vec<libc::sock_filter> {
+pub(crate) fn program() -> Vec<libc::sock_filter> {
     let n = YIELD_CALLS.len();
     let allow = stmt(RET_K, libc::SECCOMP_RET_ALLOW);
     let mut p = vec![
@@ -132,7 +132,7 @@ pub(super) fn program() -> Vec<libc::sock_filter> {
 /// In the child, between fork and exec: no new privileges, the filter, and the listener
 /// sent over `sock`. Only async-signal-safe calls, no allocation; none of them is a
 /// yield point, so nothing waits on the harness before exec.
-pub(super) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()> {
+pub(crate) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()> {
     // SAFETY: plain system calls on values owned by this frame; `fprog` points into
     // `prog`, which outlives the call.
     unsafe {
@@ -187,7 +187,7 @@ unsafe fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
 }
 
 /// Receives a descriptor sent by [`send_fd`] on `sock`.
-pub(super) fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+pub(crate) fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
