@@ -279,6 +279,23 @@ impl History {
         }
     }
 
+    /// Reads and parses the ledger through an open handle, from its start (a session
+    /// keeps its ledger open across rounds).
+    pub fn read_file(file: &std::fs::File) -> io::Result<History> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match file.read_at(&mut chunk, bytes.len() as u64) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(History::parse(&String::from_utf8_lossy(&bytes)))
+    }
+
     /// Under a syscall-level schedule: the system call event `i`'s buyer made last
     /// before it (`read store.json → 11 bytes`), the ledger's own calls, closes and reads
     /// at the end of a file left out. The

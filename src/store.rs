@@ -90,6 +90,19 @@ pub fn create(path: &Path, count: i64) -> io::Result<()> {
     File::create(path)?.write_all(&encode(count))
 }
 
+/// Puts `count` tickets back in the store, rewriting the file in place when there is
+/// one (cheaper than a new file): a controlled session resets its store every round.
+pub fn reset(path: &Path, count: i64) -> io::Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let bytes = encode(count);
+    f.write_all_at(&bytes, 0)?;
+    f.set_len(bytes.len() as u64)
+}
+
 /// Reads the store. An I/O failure (a missing file) is an error; bad contents are not.
 pub fn read(path: &Path) -> io::Result<Contents> {
     // Read until end of file by hand: `read_to_end` on a `File` first asks for its size

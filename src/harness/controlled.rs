@@ -35,6 +35,8 @@ pub struct Session {
     pub(super) lock: LockKind,
     store: StoreMode,
     pub(super) dir: TrialDir,
+    /// The trial directory's ledger, emptied each round and read after it.
+    pub(super) ledger: File,
     pub(super) group: Group,
     lock_state: LockState,
     pub(super) slots: Vec<Option<Slot>>,
@@ -191,6 +193,13 @@ impl Session {
         cfg: &HarnessConfig,
     ) -> Result<Session, HarnessError> {
         let dir = TrialDir::create(cfg.keep.as_deref())?;
+        let ledger = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(crate::ledger::path(&dir.path))
+            .map_err(|e| HarnessError::Io("creating the ledger", e))?;
         let mut group = Group::default();
         let deadline = Instant::now() + cfg.timeout;
         let cpu = current_cpu();
@@ -212,6 +221,7 @@ impl Session {
             lock,
             store: lock.required_store().unwrap_or(store),
             dir,
+            ledger,
             group,
             lock_state,
             slots: Vec::new(),

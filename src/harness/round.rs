@@ -20,7 +20,6 @@ use crate::protocol::{msg, Point};
 use crate::scenario::Trial;
 use crate::schedule::{Access, Diverged, Scheduler};
 use crate::store;
-use std::fs::File;
 use std::time::{Duration, Instant};
 
 /// What the harness says after a buyer blocked in `lock()` although nobody held it.
@@ -132,9 +131,10 @@ impl Session {
 
     /// A fresh store and an empty ledger; a buyer process for every index.
     fn reset(&mut self, plan: &Plan) -> Result<(), HarnessError> {
-        store::create(&store::path(&self.dir.path), plan.tickets as i64)
+        store::reset(&store::path(&self.dir.path), plan.tickets as i64)
             .map_err(|e| HarnessError::Io("writing the store", e))?;
-        File::create(crate::ledger::path(&self.dir.path))
+        self.ledger
+            .set_len(0)
             .map_err(|e| HarnessError::Io("resetting the ledger", e))?;
         for i in 0..plan.buyers.len() {
             self.ensure_buyer(i as u32)?;
@@ -403,7 +403,7 @@ impl Session {
                 *s = None;
             }
         }
-        let mut history = History::read(&crate::ledger::path(&self.dir.path))
+        let mut history = History::read_file(&self.ledger)
             .map_err(|e| HarnessError::Io("reading the ledger", e))?;
         history.fates = fates;
         history.timed_out = round.timed_out;
