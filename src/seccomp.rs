@@ -1,11 +1,13 @@
 //! The seccomp filter that makes a buyer's system calls yield points, and its
-//! installation in the buyer's process between fork and exec.
+//! installation: in a user's command between fork and exec (by the harness's spawn), or
+//! by oversell's own buyer on itself once started (`--granularity syscall`: its loader
+//! and runtime start-up touch nothing of the trial, and need not stop one call at a time).
 //!
 //! The filter is a small classic-BPF program written against libc's types: a call of
 //! the host architecture whose number is in [`YIELD_CALLS`] is reported to the harness
 //! (`SECCOMP_RET_USER_NOTIF`); every other call is allowed. It is installed with
 //! `SECCOMP_FILTER_FLAG_NEW_LISTENER`, so the kernel hands back a listener descriptor,
-//! which the child sends to the harness over a socket (`SCM_RIGHTS`) before it execs.
+//! which the process sends to the harness over a socket (`SCM_RIGHTS`).
 //! Every process the buyer starts inherits the filter, and notifies the same listener.
 
 use std::io;

@@ -1,8 +1,11 @@
 //! A controlled schedule whose yield points are system calls: a user's `--lock-cmd` or
 //! `--buyer-cmd`, any program in any language, run one process at a time.
 //!
-//! Each buyer starts under a seccomp filter (`filter`) that stops every process it
-//! starts at the calls that can race on shared state and reports them to the harness.
+//! Each buyer runs under a seccomp filter (`crate::seccomp`) that stops every process it
+//! starts at the calls that can race on shared state and reports them to the harness: a
+//! user's command from its exec on, oversell's own buyer from the start of its `main`
+//! (it installs the filter itself). While a trial steps, its processes share one CPU,
+//! where handing over from one to the next is a plain context switch.
 //! A call is a *step* when it touches the trial's directory, or is a sleep (`call`);
 //! any other call goes on at once. Between steps exactly one buyer runs: the harness
 //! waits until every live buyer is stopped at a step (or has ended), asks the
