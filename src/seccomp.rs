@@ -4,7 +4,7 @@
 //! and runtime start-up touch nothing of the trial, and need not stop one call at a time).
 //!
 //! The filter is a small classic-BPF program written against libc's types: a call of
-//! the host architecture whose number is in [`YIELD_CALLS`] is reported to the harness
+//! the host architecture whose number is in `YIELD_CALLS` is reported to the harness
 //! (`SECCOMP_RET_USER_NOTIF`); every other call is allowed. It is installed with
 //! `SECCOMP_FILTER_FLAG_NEW_LISTENER`, so the kernel hands back a listener descriptor,
 //! which the process sends to the harness over a socket (`SCM_RIGHTS`).
