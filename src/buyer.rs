@@ -12,17 +12,17 @@
 
 use crate::ledger::{EventKind, Ledger};
 use crate::lock::{Lock, LockContext, LockError};
-use crate::protocol::{BuyerSpec, FILTER_FD, REPLY_FD};
+use crate::protocol::{BuyerSpec, FILTER_FD};
 use crate::store::StoreMode;
 use crate::store::{self, Contents, Fenced};
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+mod channel;
+
+use channel::Channel;
 pub(crate) use crate::protocol::msg;
 pub use crate::protocol::{Pace, Point};
 
@@ -60,104 +60,6 @@ impl std::error::Error for BuyerError {
 impl From<LockError> for BuyerError {
     fn from(e: LockError) -> Self {
         BuyerError::Lock(e)
-    }
-}
-
-/// The control channel to the harness: a Unix socket on standard input, or (a
-/// controlled session's buyer) a pipe on standard input and one on [`REPLY_FD`].
-struct Channel {
-    rx: Box<dyn Read>,
-    tx: Box<dyn Write>,
-}
-
-fn is_pipe(fd: BorrowedFd<'_>) -> bool {
-    nix::sys::stat::fstat(fd).is_ok_and(|st| {
-        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
-            == nix::sys::stat::SFlag::S_IFIFO
-    })
-}
-
-impl Channel {
-    fn from_stdin() -> Result<Channel, BuyerError> {
-        let fd = io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| BuyerError::Io("duplicating the control channel", e))?;
-        if is_pipe(fd.as_fd()) {
-            // SAFETY: REPLY_FD is only borrowed here, to look at it; `fstat` fails on a
-            // descriptor that is not open.
-            let reply = unsafe { BorrowedFd::borrow_raw(REPLY_FD) };
-            if !is_pipe(reply) {
-                return Err(BuyerError::Control(format!(
-                    "standard input is a pipe but descriptor {REPLY_FD} is not"
-                )));
-            }
-            // SAFETY: descriptor REPLY_FD is open (checked above) and the harness put it
-            // there for this process alone; nothing else here owns or closes it.
-            let tx = unsafe { OwnedFd::from_raw_fd(REPLY_FD) };
-            return Ok(Channel {
-                rx: Box::new(File::from(fd)),
-                tx: Box::new(File::from(tx)),
-            });
-        }
-        let sock = UnixStream::from(fd);
-        let tx = sock
-            .try_clone()
-            .map_err(|e| BuyerError::Io("duplicating the control channel", e))?;
-        Ok(Channel {
-            rx: Box::new(sock),
-            tx: Box::new(tx),
-        })
-    }
-
-    fn send(&mut self, byte: u8) -> Result<(), BuyerError> {
-        self.tx
-            .write_all(&[byte])
-            .map_err(|e| BuyerError::Control(format!("send: {e}")))
-    }
-
-    /// Waits for `go` (or, at a controlled `acquire`, `go-lock`); returns which came.
-    fn wait_go(&mut self) -> Result<u8, BuyerError> {
-        let mut b = [0u8; 1];
-        match self.rx.read(&mut b) {
-            Ok(1) if b[0] == msg::GO || b[0] == msg::GO_LOCK => Ok(b[0]),
-            Ok(0) => Err(BuyerError::Control("the harness went away".into())),
-            Ok(_) => Err(BuyerError::Control(format!(
-                "unexpected byte {:?}",
-                b[0] as char
-            ))),
-            Err(e) => Err(BuyerError::Control(format!("receive: {e}"))),
-        }
-    }
-
-    fn ask(&mut self, byte: u8) -> Result<u8, BuyerError> {
-        self.send(byte)?;
-        self.wait_go()
-    }
-
-    /// A free-running pool's orders for the round that just began.
-    fn orders(&mut self) -> Result<crate::protocol::RoundOrders, BuyerError> {
-        let mut b = [0u8; crate::protocol::RoundOrders::LEN];
-        self.rx
-            .read_exact(&mut b)
-            .map_err(|e| BuyerError::Control(format!("reading the round's orders: {e}")))?;
-        crate::protocol::RoundOrders::decode(&b).map_err(BuyerError::Control)
-    }
-
-    /// Like `ask`, but a closed channel is a clean `false`: the harness is done with us.
-    fn ask_or_done(&mut self, byte: u8) -> Result<bool, BuyerError> {
-        if self.tx.write_all(&[byte]).is_err() {
-            return Ok(false);
-        }
-        let mut b = [0u8; 1];
-        match self.rx.read(&mut b) {
-            Ok(1) if b[0] == msg::GO => Ok(true),
-            Ok(0) | Err(_) => Ok(false),
-            Ok(_) => Err(BuyerError::Control(format!(
-                "unexpected byte {:?}",
-                b[0] as char
-            ))),
-        }
     }
 }
 

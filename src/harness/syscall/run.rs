@@ -77,22 +77,9 @@ pub(crate) fn run_with(
     }
     let mut driver = Driver::new(buyers, &dir, started + cfg.timeout);
     let end = drive(&mut driver, trial, scheduler);
-    if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
-        group.signal(server, Signal::SIGKILL);
-    }
-    if matches!(end, End::Done) {
-        group.wait_all(Duration::from_secs(2));
-    } else {
-        // Stopped calls never return: nothing is to be gained by a polite signal.
-        group.signal_all(Signal::SIGKILL);
-    }
     let ended: Vec<bool> = driver.buyers.iter().map(|b| b.done).collect();
-    drop(driver.buyers);
-    let leaked = if matches!(end, End::Done) {
-        !group.finish_exited()
-    } else {
-        !group.finish()
-    };
+    let server = lock_state.as_ref().and_then(|s| s.server);
+    let leaked = end_processes(&mut group, server, &end, std::mem::take(&mut driver.buyers));
     drop(lock_state);
     plan.lock.cleanup(&dir);
     if let End::Interrupted(sig) = end {
@@ -122,6 +109,33 @@ pub(crate) fn run_with(
     });
     keep_trace(&run);
     Ok(run)
+}
+
+/// Ends the trial's processes however its steps ended, then lets go of the buyers'
+/// listeners; true when some process was left over.
+fn end_processes(
+    group: &mut Group,
+    server: Option<MemberId>,
+    end: &End,
+    listeners: Vec<Buyer>,
+) -> bool {
+    if let Some(server) = server {
+        group.signal(server, Signal::SIGKILL);
+    }
+    if matches!(end, End::Done) {
+        group.wait_all(Duration::from_secs(2));
+    } else {
+        // Stopped calls never return: nothing is to be gained by a polite signal.
+        group.signal_all(Signal::SIGKILL);
+    }
+    drop(listeners);
+    // Done means every buyer's listener hung up: no process carrying its filter is
+    // alive, so only the members themselves are left to reap.
+    if matches!(end, End::Done) {
+        !group.finish_exited()
+    } else {
+        !group.finish()
+    }
 }
 
 /// Writes the trial's store and empty ledger into `path`; returns its canonical path.
