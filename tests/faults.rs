@@ -65,6 +65,51 @@ fn a_dead_lockfile_holder_is_a_stale_lock_naming_its_pid() {
 }
 
 #[test]
+fn a_stale_lock_shrinks_to_two_buyers_and_one_ticket_and_its_token_replays() {
+    // PCT with seed 3 first finds lockfile's dead holder in an 8-buyer trial; which buyer
+    // dies where is drawn per buyer from the seed, and under this seed the 2-buyer trials
+    // show no stale lock: the shrink must try other seeds to get down to 2 buyers.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let json = tmp.path().join("r.json");
+    let json_arg = json.to_string_lossy().into_owned();
+    let out = common::oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "lockfile",
+            "--faults",
+            "kill=0.5",
+            "--schedule",
+            "pct",
+            "--seed",
+            "4",
+            "--quiet",
+            "--json",
+            &json_arg,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    let first = &report["findings"][0];
+    assert_eq!(first["kind"], "stale_lock", "{first}");
+    assert_eq!(
+        (first["buyers"].as_u64(), first["tickets"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let token = first["token"].as_str().expect("token");
+    let trial = Trial::from_token(token).expect("token decodes");
+    let h = harness();
+    let c = Runner::new(&h).run(&trial, None).expect("run");
+    assert!(
+        kinds(&c).contains(&FindingKind::StaleLock),
+        "{:?}",
+        c.violations
+    );
+}
+
+#[test]
 fn kernel_locks_survive_a_dead_holder() {
     let h = harness();
     let mut runner = Runner::new(&h);

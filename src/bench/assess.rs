@@ -229,8 +229,9 @@ pub(super) fn notes(r: &BenchReport) -> Vec<String> {
     {
         out.push(
             "toctou's test-then-create happens inside one acquire step, so controlled \
-             schedules (random, pct) cannot interleave two buyers inside its gap; only \
-             free-running schedules can catch it"
+             schedules (random, pct) at the default step granularity cannot interleave two \
+             buyers inside its gap; free-running schedules catch it here, and \
+             `--granularity syscall` makes the gap a schedule like any other"
                 .to_string(),
         );
     }

@@ -4,6 +4,7 @@
 use super::{Checked, Runner};
 use crate::check::FindingKind;
 use crate::harness::HarnessError;
+use crate::rng::{salt, Rng};
 use crate::scenario::Trial;
 use crate::schedule::Dfs;
 use std::collections::BTreeSet;
@@ -33,12 +34,7 @@ impl Shape {
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}, {}",
-            count(self.buyers.into(), "buyer"),
-            count(self.tickets.into(), "ticket")
-        )?;
+        f.write_str(&count_pair(*self))?;
         match self.preemptions {
             Some(p) => write!(f, ", {}", count(p.into(), "preemption")),
             None => Ok(()),
@@ -57,6 +53,9 @@ pub struct Shrunk {
     pub tried: usize,
     /// True when the shrink's budget or deadline ran out before its search ended.
     pub cut_short: bool,
+    /// True when `from` already had the fewest buyers and tickets the asked space allows,
+    /// so only fewer preemptions could be tried.
+    pub at_floor: bool,
 }
 
 impl fmt::Display for Shrunk {
@@ -67,7 +66,14 @@ impl fmt::Display for Shrunk {
         } else {
             ""
         };
-        if self.from == self.to {
+        if self.from == self.to && self.at_floor {
+            write!(
+                f,
+                "not shrunk: {} is the smallest --buyers/--tickets allow, and no schedule \
+                 with fewer preemptions showed the finding ({tried} tried{why})",
+                count_pair(self.from)
+            )
+        } else if self.from == self.to {
             write!(
                 f,
                 "not shrunk: no smaller trial showed the finding ({tried} tried{why})"
@@ -80,6 +86,15 @@ impl fmt::Display for Shrunk {
             )
         }
     }
+}
+
+/// `B buyers, T tickets`.
+fn count_pair(s: Shape) -> String {
+    format!(
+        "{}, {}",
+        count(s.buyers.into(), "buyer"),
+        count(s.tickets.into(), "ticket")
+    )
 }
 
 /// `n thing` or `n things`.
@@ -97,15 +112,22 @@ const SHRINK_BUDGET: usize = 1_500;
 const SHRINK_PER_SHAPE: usize = 300;
 /// With faults every run that kills restarts its buyers: a smaller budget.
 const SHRINK_BUDGET_FAULTS: usize = 150;
+/// With kill faults, which buyer dies where is drawn from the trial's seed per buyer
+/// index, so a smaller trial keeps only the first buyers' plans: this many seeds are
+/// tried for each shape and bound (the first is the original's).
+const SHRINK_SEEDS_KILL: usize = 8;
+/// With kill faults, most schedules tried per seed, shape and bound.
+const SHRINK_PER_SHAPE_KILL: usize = 4;
 /// With stop faults every run pays its pauses in real time: a budget of a few runs.
 const SHRINK_BUDGET_PAUSES: usize = 12;
 
 /// Shrinks a failing controlled trial: the fewest buyers, then tickets, then preemptions
 /// whose bounded search still shows the original's gravest finding kind (an `oversold`
-/// stays an `oversold`, rather than shrinking to a mere `overlap`). Returns the
-/// smallest failing run found (the original when nothing smaller fails), with
-/// [`Checked::shrunk`] saying from what to what; gives up (keeping the smallest failure
-/// found so far) at `deadline`.
+/// stays an `oversold`, rather than shrinking to a mere `overlap`). With kill faults each
+/// shape and bound is also tried under a few other seeds, since the seed places the kills
+/// (the shrunk trial's token carries the seed it ran with). Returns the smallest failing
+/// run found (the original when nothing smaller fails), with [`Checked::shrunk`] saying
+/// from what to what; gives up (keeping the smallest failure found so far) at `deadline`.
 ///
 /// `floor` is the smallest (buyers, tickets) the shrunk trial may have: the bottom of the
 /// space the user asked for.
@@ -130,6 +152,11 @@ pub fn shrink_until(
             SHRINK_BUDGET_FAULTS
         },
         deadline,
+        seeds: if failing.trial.faults.kill > 0.0 && failing.trial.faults.stop <= 0.0 {
+            SHRINK_SEEDS_KILL
+        } else {
+            1
+        },
     };
     let found = search.run(runner, &failing.trial, floor)?;
     let (mut smallest, cut_short) = match found {
@@ -142,6 +169,7 @@ pub fn shrink_until(
         to: Shape::of(&smallest),
         tried: search.spent,
         cut_short,
+        at_floor: from.buyers <= floor.0 && from.tickets <= floor.1,
     });
     Ok(smallest)
 }
@@ -152,6 +180,8 @@ struct Search {
     spent: usize,
     budget: usize,
     deadline: Option<Instant>,
+    /// Seeds tried per shape and bound (1: the original's only).
+    seeds: usize,
 }
 
 enum Found {
@@ -170,13 +200,19 @@ impl Search {
         for buyers in floor.0.clamp(1, orig.buyers)..=orig.buyers {
             for tickets in floor.1.min(orig.tickets)..=orig.tickets {
                 for bound in 0..=2u32 {
-                    let mut t = orig.clone();
-                    t.buyers = buyers;
-                    t.tickets = tickets;
-                    t.choices = None;
-                    match self.shape(runner, &t, bound)? {
-                        Found::Nothing => {}
-                        other => return Ok(other),
+                    for variant in 0..self.seeds {
+                        let mut t = orig.clone();
+                        t.buyers = buyers;
+                        t.tickets = tickets;
+                        t.choices = None;
+                        if variant > 0 {
+                            t.seed = Rng::derive(orig.seed ^ salt::SHRINK, variant as u64)
+                                .next_u64();
+                        }
+                        match self.shape(runner, &t, bound)? {
+                            Found::Nothing => {}
+                            other => return Ok(other),
+                        }
                     }
                 }
                 if buyers == orig.buyers && tickets == orig.tickets {
@@ -200,7 +236,12 @@ impl Search {
             if self.spent >= self.budget || self.deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(Found::OutOfBudget);
             }
-            if here >= SHRINK_PER_SHAPE {
+            let cap = if self.seeds > 1 {
+                SHRINK_PER_SHAPE_KILL
+            } else {
+                SHRINK_PER_SHAPE
+            };
+            if here >= cap {
                 break;
             }
             let mut dfs = Dfs::new(p, bound);
@@ -213,5 +254,38 @@ impl Search {
             prefix = dfs.next();
         }
         Ok(Found::Nothing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_at_the_asked_floor_says_so() {
+        let s = Shape {
+            buyers: 3,
+            tickets: 2,
+            preemptions: Some(1),
+        };
+        let mut shrunk = Shrunk {
+            from: s,
+            to: s,
+            tried: 9,
+            cut_short: false,
+            at_floor: true,
+        };
+        assert_eq!(
+            shrunk.to_string(),
+            "not shrunk: 3 buyers, 2 tickets is the smallest --buyers/--tickets allow, and \
+             no schedule with fewer preemptions showed the finding (9 runs tried)"
+        );
+        shrunk.at_floor = false;
+        shrunk.to = Shape { buyers: 2, tickets: 1, preemptions: Some(0) };
+        assert_eq!(
+            shrunk.to_string(),
+            "shrunk from 3 buyers, 2 tickets, 1 preemption to 2 buyers, 1 ticket, \
+             0 preemptions (9 runs tried)"
+        );
     }
 }
