@@ -320,7 +320,16 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
         cfg.seed,
     );
     if let Schedule::Pct { depth } = cfg.space.schedule {
-        say!("{}", pct_bounds(a.buyers, depth));
+        if cfg.space.syscall || cfg.space.external.is_some() {
+            say!(
+                "pct at system-call granularity: seeded priorities and {}, placed among each \
+                 buyer's first changes of shared state; no bound on the chance per trial is \
+                 claimed, since a program's steps are not known in advance",
+                crate::report::count(u64::from(depth.saturating_sub(1)), "change point")
+            );
+        } else {
+            say!("{}", pct_bounds(a.buyers, depth));
+        }
     }
 }
 
