@@ -109,7 +109,7 @@ fn a_mkdir_lock_goes_stale_when_its_holder_is_killed() {
     );
     assert_code(&out, 0, "stale mkdir lock");
     assert_eq!(leftovers(tmp.path()), 0);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("hang"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("): hang:"));
 }
 
 #[test]

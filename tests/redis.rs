@@ -148,3 +148,13 @@ fn a_redis_lock_without_a_server_is_refused_before_any_trial() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+#[ignore = "needs redis-server"]
+fn the_committed_redis_gate_entries_keep_their_verdicts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/regressions/redis");
+    let h = HarnessConfig::new(BIN);
+    let report = oversell::gate::run(&dir, &h, 2, &mut |_| {}).expect("gate runs");
+    assert_eq!(report.outcomes.len(), 5, "{}", report.lines().join("\n"));
+    assert!(report.passed(), "{}", report.lines().join("\n"));
+}
