@@ -22,8 +22,8 @@ pub mod salt {
     pub const PCT: u64 = 0x9c7;
     /// The index under a trial's seed of the random strategy's choices.
     pub const RANDOM: u64 = 0x5eed;
-    /// The index under a failing trial's seed of the other seeds its shrink tries when
-    /// kill faults are on (a shrunk trial's token carries the seed it ran with).
+    /// XORed into a failing trial's seed for the other seeds its shrink tries when kill
+    /// faults are on (a shrunk trial's token carries the seed it ran with).
     pub const SHRINK: u64 = 0x5a1c;
 }
 

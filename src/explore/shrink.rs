@@ -4,6 +4,7 @@
 use super::{Checked, Runner};
 use crate::check::FindingKind;
 use crate::harness::HarnessError;
+use crate::report::count;
 use crate::rng::{salt, Rng};
 use crate::scenario::Trial;
 use crate::schedule::Dfs;
@@ -36,7 +37,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&count_pair(*self))?;
         match self.preemptions {
-            Some(p) => write!(f, ", {}", count(p.into(), "preemption")),
+            Some(p) => write!(f, ", {}", count(p, "preemption")),
             None => Ok(()),
         }
     }
@@ -92,18 +93,9 @@ impl fmt::Display for Shrunk {
 fn count_pair(s: Shape) -> String {
     format!(
         "{}, {}",
-        count(s.buyers.into(), "buyer"),
-        count(s.tickets.into(), "ticket")
+        count(s.buyers, "buyer"),
+        count(s.tickets, "ticket")
     )
-}
-
-/// `n thing` or `n things`.
-fn count(n: u64, thing: &str) -> String {
-    if n == 1 {
-        format!("1 {thing}")
-    } else {
-        format!("{n} {thing}s")
-    }
 }
 
 /// Most runs one shrink may spend.
@@ -152,12 +144,13 @@ pub fn shrink_until(
             SHRINK_BUDGET_FAULTS
         },
         deadline,
-        seeds: if failing.trial.faults.kill > 0.0 && failing.trial.faults.stop <= 0.0 {
-            SHRINK_SEEDS_KILL
-        } else {
-            1
-        },
+        seeds: 1,
+        per_shape: SHRINK_PER_SHAPE,
     };
+    if failing.trial.faults.kill > 0.0 && failing.trial.faults.stop <= 0.0 {
+        search.seeds = SHRINK_SEEDS_KILL;
+        search.per_shape = SHRINK_PER_SHAPE_KILL;
+    }
     let found = search.run(runner, &failing.trial, floor)?;
     let (mut smallest, cut_short) = match found {
         Found::Smaller(c) => (*c, false),
@@ -182,6 +175,8 @@ struct Search {
     deadline: Option<Instant>,
     /// Seeds tried per shape and bound (1: the original's only).
     seeds: usize,
+    /// Most schedules tried per seed, shape and bound.
+    per_shape: usize,
 }
 
 enum Found {
@@ -236,12 +231,7 @@ impl Search {
             if self.spent >= self.budget || self.deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(Found::OutOfBudget);
             }
-            let cap = if self.seeds > 1 {
-                SHRINK_PER_SHAPE_KILL
-            } else {
-                SHRINK_PER_SHAPE
-            };
-            if here >= cap {
+            if here >= self.per_shape {
                 break;
             }
             let mut dfs = Dfs::new(p, bound);
