@@ -436,3 +436,38 @@ fn a_user_locks_token_is_refused_with_the_way_to_replay_it() {
         "user",
     );
 }
+
+#[test]
+fn a_redis_token_without_a_server_is_refused_naming_what_to_do() {
+    // An empty PATH: no redis-server, whatever this machine has installed.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = tmp.path().join("bin");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let path = empty.to_string_lossy().into_owned();
+    let token = "ov1.redis.b2.t1.j0.r8.sexhaustive0.a.k500.p0x2-1x6";
+    let gate_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/regressions/redis");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["replay", token],
+            "the token's lock redis: redis-server is not on PATH",
+        ),
+        (
+            &["gate", gate_dir],
+            "leases.gate:6: lock redis: redis-server is not on PATH",
+        ),
+        (
+            &["explore", "--lock", "redis"],
+            "--lock redis: redis-server is not on PATH",
+        ),
+        (
+            &["replay", "--redis", "localhost:6379", token],
+            "--redis 'localhost:6379'",
+        ),
+        (&["gate", "--redis", "6379", gate_dir], "--redis '6379'"),
+    ];
+    for (args, needle) in cases {
+        let out = common::oversell_env(tmp.path(), args, &[("PATH", &path)]);
+        assert_refused(&out, args, needle);
+    }
+    assert_eq!(leftovers(tmp.path()), vec!["bin".to_string()]);
+}

@@ -260,8 +260,9 @@ fn explore_stops_at_the_first_failing_trial_and_says_how_it_shrank_it() {
     assert_eq!(report["trials_failed"], 1, "{text}");
     assert_eq!(report["stopped_early"]["after"], ran);
     assert_eq!(report["stopped_early"]["of"], 20);
-    let stop =
-        format!("stopped at the first finding, trial {ran} of 20; --keep-going runs them all");
+    let stop = format!(
+        "stopped at the first finding, after {ran} of 20 trials; --keep-going runs them all"
+    );
     assert!(text.contains(&stop), "{text}");
     let line = text
         .lines()

@@ -227,6 +227,10 @@ pub(super) struct ReplayArgs {
     /// Run the shell command a token carries (it came from --lock-cmd or --buyer-cmd).
     #[arg(long)]
     pub(super) allow_cmd: bool,
+    /// The Redis server for a token of the `redis` or `redis-fenced` lock (as explore's
+    /// --redis); without it the replay starts its own redis-server.
+    #[arg(long, value_name = "URL")]
+    pub(super) redis: Option<String>,
     #[command(flatten)]
     pub(super) out: OutArgs,
 }
@@ -281,6 +285,10 @@ pub(super) struct GateArgs {
     /// Kill a trial that makes no progress for this many milliseconds.
     #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
     pub(super) timeout_ms: u64,
+    /// The Redis server for entries of the `redis` or `redis-fenced` lock (as explore's
+    /// --redis); without it each such trial starts its own redis-server.
+    #[arg(long, value_name = "URL")]
+    pub(super) redis: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -116,21 +116,9 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
 
 /// `--redis URL`, and a Redis lock refused up front when no server can be had.
 fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
-    if let Some(url) = &a.redis {
-        let schemes = ["redis://", "redis+unix://", "unix://"];
-        if !schemes.iter().any(|s| url.starts_with(s)) {
-            return Err(Fail::Usage(format!(
-                "--redis '{url}': accepted: a URL such as redis://127.0.0.1:6379 or \
-                 redis+unix:///run/redis.sock"
-            )));
-        }
-        crate::harness::redis::use_server(url);
-    }
-    if space.lock.needs_redis() && space.external.is_none() {
-        crate::harness::redis::available()
-            .map_err(|why| Fail::Usage(format!("--lock {}: {why}", space.lock)))?;
-    }
-    Ok(())
+    let needs = (space.lock.needs_redis() && space.external.is_none())
+        .then(|| format!("--lock {}", space.lock));
+    validate::redis(a.redis.as_deref(), needs.as_deref())
 }
 
 /// Options that only apply to some schedules are refused with the others.

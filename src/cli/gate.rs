@@ -7,9 +7,20 @@ use crate::scenario::Trial;
 use std::time::Duration;
 
 pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
+    let entries = crate::gate::load(&a.dir).map_err(|e| Fail::Usage(e.to_string()))?;
+    let trials: Vec<(String, Trial)> = entries
+        .iter()
+        .filter_map(|e| Some((e.place(), Trial::from_token(&e.token).ok()?)))
+        .collect();
     if !a.allow_cmd {
-        refuse_commands(a)?;
+        refuse_commands(&trials)?;
     }
+    // A Redis entry without a server is refused up front, naming the first such entry.
+    let needs = trials
+        .iter()
+        .find(|(_, t)| t.lock.needs_redis() && t.external.is_none())
+        .map(|(place, t)| format!("{place}: lock {}", t.lock));
+    super::validate::redis(a.redis.as_deref(), needs.as_deref())?;
     let h = start_harness()?.with_timeout(Duration::from_millis(a.timeout_ms));
     let report = crate::gate::run(&a.dir, &h, a.attempts, &mut |o| {
         say!("{}", crate::gate::line(o));
@@ -19,17 +30,11 @@ pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
 }
 
 /// Without `--allow-cmd`, an entry whose token runs a shell command stops the gate.
-fn refuse_commands(a: &GateArgs) -> Result<(), Fail> {
-    let entries = crate::gate::load(&a.dir).map_err(|e| Fail::Usage(e.to_string()))?;
-    for e in &entries {
-        if let Ok(Trial {
-            external: Some(cmd),
-            ..
-        }) = Trial::from_token(&e.token)
-        {
+fn refuse_commands(trials: &[(String, Trial)]) -> Result<(), Fail> {
+    for (place, t) in trials {
+        if let Some(cmd) = &t.external {
             return Err(Fail::Usage(format!(
-                "{}: the token runs a shell command ({}); accepted: gate --allow-cmd once you trust it",
-                e.place(),
+                "{place}: the token runs a shell command ({}); accepted: gate --allow-cmd once you trust it",
                 cmd.label()
             )));
         }

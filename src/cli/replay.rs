@@ -63,6 +63,9 @@ fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
         let (External::LockCmd(t) | External::BuyerCmd(t)) = e;
         validate::quotes("the token's command", t, "'flock {dir}/lock {}'")?;
     }
+    let needs = (trial.lock.needs_redis() && trial.external.is_none())
+        .then(|| format!("the token's lock {}", trial.lock));
+    validate::redis(a.redis.as_deref(), needs.as_deref())?;
     if trial.schedule.is_controlled() && trial.choices.is_none() {
         return Err(Fail::Usage(format!(
             "token '{}' has a controlled schedule but no steps (.p…); accepted: a token printed by a finding",

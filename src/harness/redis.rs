@@ -99,7 +99,7 @@ fn start(
     let member = group.spawn(cmd).map_err(|e| {
         HarnessError::Server(format!(
             "starting {SERVER}: {e}; accepted: {SERVER} on PATH (apt-get install redis-server) \
-             or explore --redis URL"
+             or --redis URL"
         ))
     })?;
     // It listens once the socket accepts a connection.

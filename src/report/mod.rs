@@ -203,10 +203,13 @@ impl Report {
             self.seed
         );
         if let Some(stop) = self.stopped_early {
-            let of = stop.of.map(|n| format!(" of {n}")).unwrap_or_default();
+            // A count, not an index: findings name trials from 0, this says how many ran.
+            let ran = match stop.of {
+                Some(n) => format!("{} of {n} trials", stop.after),
+                None => count(stop.after, "trial"),
+            };
             s.push_str(&format!(
-                "; stopped at the first finding, trial {}{of}; --keep-going runs them all",
-                stop.after
+                "; stopped at the first finding, after {ran}; --keep-going runs them all"
             ));
         }
         s
