@@ -131,9 +131,12 @@ pub(crate) fn program() -> Vec<libc::sock_filter> {
     p
 }
 
-/// In the child, between fork and exec: no new privileges, the filter, and the listener
-/// sent over `sock`. Only async-signal-safe calls, no allocation; none of them is a
-/// yield point, so nothing waits on the harness before exec.
+/// No new privileges, the filter, and the listener sent over `sock`: in a child between
+/// fork and exec, or in our own buyer once started. Only async-signal-safe calls, no
+/// allocation. Once the filter is in place any later call of a yield-point number (the
+/// runtime's own, before exec included) waits for the harness's answer, and this process
+/// still holds the listener, so the call would never fail: a caller must already die with
+/// the harness (`PR_SET_PDEATHSIG`).
 pub(crate) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()> {
     // SAFETY: plain system calls on values owned by this frame; `fprog` points into
     // `prog`, which outlives the call.

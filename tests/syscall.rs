@@ -193,6 +193,18 @@ fn marked(tmp: &Path) -> usize {
         .count()
 }
 
+/// Every path under `dir`, for a failure's message.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path().display().to_string());
+        if e.path().is_dir() {
+            out.extend(tree(&e.path()));
+        }
+    }
+    out
+}
+
 /// Polls `done` every 20 ms for up to `secs` seconds.
 fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
@@ -235,8 +247,8 @@ fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
     assert!(busy, "no trial ever started");
     assert!(
         eventually(10, || leftovers(tmp.path()) == 0 && marked(tmp.path()) == 0),
-        "left behind: {} directories, {} processes",
-        leftovers(tmp.path()),
+        "left behind: {:?}, {} processes",
+        tree(tmp.path()),
         marked(tmp.path())
     );
 }

@@ -25,8 +25,9 @@ pub(super) fn lock_server(dir: &Path) -> Result<Outcome, Fail> {
 /// its trial directories in ROOT.
 pub(super) fn guard(root: &Path) -> Result<Outcome, Fail> {
     use std::io::Read;
+    let run = std::os::unix::process::parent_id();
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
-    crate::harness::sweep_stale(root);
+    crate::harness::sweep_after(run, root);
     Ok(Outcome::Matched)
 }

@@ -158,6 +158,25 @@ pub(super) fn keep(dir: &Path) -> Result<(), Fail> {
         .map_err(bad)
 }
 
+/// `--redis URL`: checked, then used for every trial of a Redis lock in this process; and
+/// a run of a Redis lock refused up front (`what` names it) when no server can be had.
+pub(super) fn redis(url: Option<&str>, needs: Option<&str>) -> Result<(), Fail> {
+    if let Some(url) = url {
+        let schemes = ["redis://", "redis+unix://", "unix://"];
+        if !schemes.iter().any(|s| url.starts_with(s)) {
+            return Err(Fail::Usage(format!(
+                "--redis '{url}': accepted: a URL such as redis://127.0.0.1:6379 or \
+                 redis+unix:///run/redis.sock"
+            )));
+        }
+        crate::harness::redis::use_server(url);
+    }
+    if let Some(what) = needs {
+        crate::harness::redis::available().map_err(|why| Fail::Usage(format!("{what}: {why}")))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,23 +224,4 @@ mod tests {
         assert!(outputs(&out).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
-}
-
-/// `--redis URL`: checked, then used for every trial of a Redis lock in this process; and
-/// a run of a Redis lock refused up front (`what` names it) when no server can be had.
-pub(super) fn redis(url: Option<&str>, needs: Option<&str>) -> Result<(), Fail> {
-    if let Some(url) = url {
-        let schemes = ["redis://", "redis+unix://", "unix://"];
-        if !schemes.iter().any(|s| url.starts_with(s)) {
-            return Err(Fail::Usage(format!(
-                "--redis '{url}': accepted: a URL such as redis://127.0.0.1:6379 or \
-                 redis+unix:///run/redis.sock"
-            )));
-        }
-        crate::harness::redis::use_server(url);
-    }
-    if let Some(what) = needs {
-        crate::harness::redis::available().map_err(|why| Fail::Usage(format!("{what}: {why}")))?;
-    }
-    Ok(())
 }

@@ -46,7 +46,7 @@ pub use controlled::Session;
 pub use pool::{poolable, FreePool};
 use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
-pub use sweep::sweep_stale;
+pub use sweep::{sweep_after, sweep_stale};
 pub(crate) use sweep::RUN_ENV;
 pub use syscall::available as syscall_control_available;
 

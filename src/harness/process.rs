@@ -286,15 +286,20 @@ pub(crate) fn arm(cmd: &mut Command, pgid: i32) {
     // SAFETY: the closure runs in the child between fork and exec and only makes two
     // async-signal-safe system calls (prctl, getppid); it allocates nothing.
     unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            // The parent may have died before the death signal was armed.
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || die_with(parent));
     }
+}
+
+/// In a child between fork and exec: `PR_SET_PDEATHSIG = SIGKILL`, and an error when
+/// `parent` already died before it was armed. Two async-signal-safe calls, no allocation.
+/// A child that installs a syscall filter does this first: once the filter is in place
+/// its own calls before exec may wait on the harness, which must not outlive it.
+pub(crate) fn die_with(parent: u32) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+    if nix::unistd::getppid().as_raw() as u32 != parent {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 impl Drop for Group {

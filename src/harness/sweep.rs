@@ -12,6 +12,11 @@ use crate::lock::sysv;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long one sweep may spend killing leftovers and waiting for them to be gone (a
+/// process stuck in an uninterruptible call must not stall every later command).
+const ORPHAN_BUDGET: Duration = Duration::from_secs(2);
 use std::sync::OnceLock;
 
 /// The environment variable that marks every process of a run.
@@ -63,16 +68,40 @@ fn mark_of(pid: u32) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-/// SIGKILLs every process marked by a run whose harness is gone; returns how many.
+/// SIGKILLs every process marked by a run whose harness is gone, pass after pass until a
+/// pass finds none, each pass waiting until those it killed are gone (SIGKILL lands
+/// asynchronously: a call still running could create a file in a directory about to be
+/// removed); returns how many.
 fn kill_orphans() -> usize {
+    let end = Instant::now() + ORPHAN_BUDGET;
+    let mut total = 0;
+    loop {
+        let killed = kill_orphans_once();
+        if killed.is_empty() {
+            return total;
+        }
+        total += killed.len();
+        // A leftover that forked just before it was killed leaves a child the next
+        // pass finds.
+        while killed.iter().any(|&pid| start_time(pid).is_some()) {
+            if Instant::now() >= end {
+                return total;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// One pass of [`kill_orphans`]: the pids it sent SIGKILL to.
+fn kill_orphans_once() -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     let me = std::process::id();
     // A process started by a dead run may itself run oversell: it and its own
     // ancestors carry the dead run's mark too, and are not ours to kill.
     let inherited = std::env::var(RUN_ENV).ok();
-    let mut killed = 0;
+    let mut killed = Vec::new();
     for e in entries.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
@@ -87,10 +116,25 @@ fn kill_orphans() -> usize {
             continue;
         }
         if kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
-            killed += 1;
+            killed.push(pid);
         }
     }
     killed
+}
+
+/// Longest a guard waits for the run it guards to be gone once its pipe closed.
+const RUN_EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// [`sweep_stale`] for a guard whose run `run_pid` just ended: its pipe closes while the
+/// dying process still shows in `/proc` as running, and a sweep then would take the run
+/// for alive and leave everything; so wait until it is a zombie or gone (a bounded wait),
+/// then sweep.
+pub fn sweep_after(run_pid: u32, root: &Path) -> usize {
+    let end = Instant::now() + RUN_EXIT_WAIT;
+    while start_time(run_pid).is_some() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sweep_stale(root)
 }
 
 /// Removes what runs that are no longer running left: trial directories in `root`
@@ -116,8 +160,14 @@ pub fn sweep_stale(root: &Path) -> usize {
                     sysv::remove(id);
                 }
             }
-            if std::fs::remove_dir_all(&path).is_ok() {
-                removed += 1;
+            // A process of the dead run still dying (past the sweep's budget) may be
+            // finishing a call there: try again briefly.
+            for attempt in 0..3 {
+                if std::fs::remove_dir_all(&path).is_ok() {
+                    removed += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5 << attempt));
             }
         }
     }

@@ -48,9 +48,15 @@ fn probe() -> Result<(), String> {
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: `install` makes only async-signal-safe calls and allocates nothing.
+    let parent = std::process::id();
+    // SAFETY: `die_with` and `install` make only async-signal-safe calls and allocate
+    // nothing. The death signal comes first: once the filter is in place, the child's
+    // own calls before exec wait on this process, and would wait forever if it died.
     unsafe {
-        cmd.pre_exec(move || filter::install(&prog, raw));
+        cmd.pre_exec(move || {
+            crate::harness::process::die_with(parent)?;
+            filter::install(&prog, raw)
+        });
     }
     let mut group = super::process::Group::default();
     let member = group
@@ -70,7 +76,8 @@ fn probe() -> Result<(), String> {
     listener.map(|_| ())
 }
 
-/// Starts, once per run, `exe __guard ROOT`: it outlives this process and, when this
+/// Starts, once per run, `exe __guard ROOT` (ROOT: where trial directories go, the
+/// [`scratch_root`](crate::harness::scratch_root)): it outlives this process and, when this
 /// process ends (SIGKILL included, which no handler sees), kills what a syscall trial
 /// left. Those are not only the buyers' direct children, which die with the harness
 /// (`PR_SET_PDEATHSIG`): a lock command's own children stay, and with the listener gone
@@ -86,7 +93,7 @@ pub(super) fn guard(exe: &std::path::Path) {
     }
     let mut cmd = Command::new(exe);
     cmd.arg("__guard")
-        .arg(std::env::temp_dir())
+        .arg(crate::harness::scratch_root())
         .env_remove(super::sweep::RUN_ENV)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

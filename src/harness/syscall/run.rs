@@ -180,9 +180,15 @@ fn arm_filter(
     let (ours, theirs) = UnixStream::pair()?;
     let prog = prog.to_vec();
     let raw = theirs.as_raw_fd();
-    // SAFETY: `install` makes only async-signal-safe calls and allocates nothing.
+    let parent = std::process::id();
+    // SAFETY: `die_with` and `install` make only async-signal-safe calls and allocate
+    // nothing. The death signal comes first: once the filter is in place, the child's
+    // own calls before exec wait on this process, and would wait forever if it died.
     unsafe {
-        cmd.pre_exec(move || filter::install(&prog, raw));
+        cmd.pre_exec(move || {
+            crate::harness::process::die_with(parent)?;
+            filter::install(&prog, raw)
+        });
     }
     Ok((ours, theirs))
 }
