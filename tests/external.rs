@@ -109,7 +109,15 @@ fn a_mkdir_lock_goes_stale_when_its_holder_is_killed() {
     );
     assert_code(&out, 0, "stale mkdir lock");
     assert_eq!(leftovers(tmp.path()), 0);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("): hang:"));
+    // A hang finding, first or beside another (a kill between truncate and write also
+    // tears the store).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("): hang:") || l.trim_start().starts_with("also hang:")),
+        "{stdout}"
+    );
 }
 
 #[test]
