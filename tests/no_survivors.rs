@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 
 use common::BIN;
 
+/// Every oversell command sweeps what dead runs left when it starts: the tests here run
+/// one at a time, so neither's explorer sweeps what the other's killed run must leave for
+/// "the next run" to find.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Each process (pid, command line) whose `/proc/PID` directory satisfies `keep`.
 fn processes_where(keep: impl Fn(&std::path::Path) -> bool) -> Vec<(u32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -59,6 +70,7 @@ fn entries(dir: &Path) -> usize {
 
 #[test]
 fn a_killed_explorer_leaves_no_process_behind() {
+    let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().expect("tempdir");
     let marker = tmp.path().to_str().expect("utf-8 path").to_string();
     let mut explorer = Command::new(BIN)
@@ -141,6 +153,7 @@ fn processes_of_run(run: u32) -> Vec<(u32, String)> {
 
 #[test]
 fn the_next_run_kills_what_a_killed_explorers_lock_command_started() {
+    let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut explorer = Command::new(BIN)
         .args([
