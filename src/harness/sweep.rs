@@ -12,12 +12,12 @@ use crate::lock::sysv;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long one sweep may spend killing leftovers and waiting for them to be gone (a
 /// process stuck in an uninterruptible call must not stall every later command).
 const ORPHAN_BUDGET: Duration = Duration::from_secs(2);
-use std::sync::OnceLock;
 
 /// The environment variable that marks every process of a run.
 pub const RUN_ENV: &str = "OVERSELL_RUN";
@@ -83,13 +83,21 @@ fn kill_orphans() -> usize {
         total += killed.len();
         // A leftover that forked just before it was killed leaves a child the next
         // pass finds.
-        while killed.iter().any(|&pid| start_time(pid).is_some()) {
-            if Instant::now() >= end {
-                return total;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        if !wait_gone(&killed, end) {
+            return total;
         }
     }
+}
+
+/// Polls until every one of `pids` is a zombie or gone; false when `end` came first.
+fn wait_gone(pids: &[u32], end: Instant) -> bool {
+    while pids.iter().any(|&pid| start_time(pid).is_some()) {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
 }
 
 /// One pass of [`kill_orphans`]: the pids it sent SIGKILL to.
@@ -130,10 +138,7 @@ const RUN_EXIT_WAIT: Duration = Duration::from_secs(5);
 /// for alive and leave everything; so wait until it is a zombie or gone (a bounded wait),
 /// then sweep.
 pub fn sweep_after(run_pid: u32, root: &Path) -> usize {
-    let end = Instant::now() + RUN_EXIT_WAIT;
-    while start_time(run_pid).is_some() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_gone(&[run_pid], Instant::now() + RUN_EXIT_WAIT);
     sweep_stale(root)
 }
 

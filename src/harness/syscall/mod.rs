@@ -39,25 +39,12 @@ pub fn available() -> Result<(), String> {
 
 fn probe() -> Result<(), String> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let (ours, theirs) =
-        std::os::unix::net::UnixStream::pair().map_err(|e| format!("making a socket: {e}"))?;
-    let prog = filter::program();
-    let raw = theirs.as_raw_fd();
     let mut cmd = std::process::Command::new("/bin/true");
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let parent = std::process::id();
-    // SAFETY: `die_with` and `install` make only async-signal-safe calls and allocate
-    // nothing. The death signal comes first: once the filter is in place, the child's
-    // own calls before exec wait on this process, and would wait forever if it died.
-    unsafe {
-        cmd.pre_exec(move || {
-            crate::harness::process::die_with(parent)?;
-            filter::install(&prog, raw)
-        });
-    }
+    let (ours, theirs) =
+        arm_filter(&mut cmd, &filter::program()).map_err(|e| format!("making a socket: {e}"))?;
     let mut group = super::process::Group::default();
     let member = group
         .spawn(cmd)
@@ -74,6 +61,30 @@ fn probe() -> Result<(), String> {
     }
     group.finish();
     listener.map(|_| ())
+}
+
+/// Arms `cmd` to install the filter and send its listener over a fresh socket; gives
+/// both ends: the harness's, and the child's, to be closed here once `cmd` is spawned.
+pub(super) fn arm_filter(
+    cmd: &mut std::process::Command,
+    prog: &[libc::sock_filter],
+) -> std::io::Result<(std::os::unix::net::UnixStream, std::os::unix::net::UnixStream)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let prog = prog.to_vec();
+    let raw = theirs.as_raw_fd();
+    let parent = std::process::id();
+    // SAFETY: `die_with` and `install` make only async-signal-safe calls and allocate
+    // nothing. The death signal comes first: once the filter is in place, the child's
+    // own calls before exec wait on this process, and would wait forever if it died.
+    unsafe {
+        cmd.pre_exec(move || {
+            crate::harness::process::die_with(parent)?;
+            filter::install(&prog, raw)
+        });
+    }
+    Ok((ours, theirs))
 }
 
 /// Starts, once per run, `exe __guard ROOT` (ROOT: where trial directories go, the

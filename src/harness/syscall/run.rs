@@ -171,28 +171,6 @@ fn drive(driver: &mut Driver<'_>, trial: &Trial, scheduler: Option<&mut dyn Sche
 
 type Spawned = (Vec<Buyer>, Vec<MemberId>, Vec<UnixStream>);
 
-/// Arms `cmd` to install the filter and send its listener over a fresh socket; gives
-/// both ends: the harness's, and the child's, to be closed here once `cmd` is spawned.
-fn arm_filter(
-    cmd: &mut Command,
-    prog: &[libc::sock_filter],
-) -> std::io::Result<(UnixStream, UnixStream)> {
-    let (ours, theirs) = UnixStream::pair()?;
-    let prog = prog.to_vec();
-    let raw = theirs.as_raw_fd();
-    let parent = std::process::id();
-    // SAFETY: `die_with` and `install` make only async-signal-safe calls and allocate
-    // nothing. The death signal comes first: once the filter is in place, the child's
-    // own calls before exec wait on this process, and would wait forever if it died.
-    unsafe {
-        cmd.pre_exec(move || {
-            crate::harness::process::die_with(parent)?;
-            filter::install(&prog, raw)
-        });
-    }
-    Ok((ours, theirs))
-}
-
 /// Takes the listener a spawned child sent, then closes the child's end in this process.
 fn take_listener(ours: &UnixStream) -> Result<OwnedFd, HarnessError> {
     filter::recv_fd(ours.as_raw_fd())
@@ -238,7 +216,7 @@ fn spawn_wrapped(
                 socket = Some(if self_filter {
                     pass_socket(cmd)
                 } else {
-                    arm_filter(cmd, &prog)
+                    super::arm_filter(cmd, &prog)
                 });
             })?;
         let (ours, theirs) = socket
@@ -257,7 +235,7 @@ fn spawn_wrapped(
 }
 
 /// Hands the child one end of a fresh socket as [`FILTER_FD`], for the listener of the
-/// filter it installs itself; gives both ends, as [`arm_filter`] does.
+/// filter it installs itself; gives both ends, as [`super::arm_filter`] does.
 fn pass_socket(cmd: &mut Command) -> std::io::Result<(UnixStream, UnixStream)> {
     let (ours, theirs) = UnixStream::pair()?;
     let raw = theirs.as_raw_fd();
@@ -289,7 +267,7 @@ fn spawn_programs(
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(err));
-        let (ours, theirs) = arm_filter(&mut cmd, &prog)
+        let (ours, theirs) = super::arm_filter(&mut cmd, &prog)
             .map_err(|e| HarnessError::Io("making a listener socket", e))?;
         members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
         drop(theirs);
