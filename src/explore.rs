@@ -149,7 +149,7 @@ impl<'h> Runner<'h> {
         if !trial.schedule.is_controlled() {
             return self.run_free(trial);
         }
-        if trial.external.is_some() || trial.syscall {
+        if trial.external.is_some() || trial.syscall_level() {
             let run = harness::run_syscall(trial, self.harness, scheduler)?;
             return Ok(Checked::new(trial, run));
         }

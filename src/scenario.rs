@@ -215,6 +215,18 @@ impl Trial {
         }
     }
 
+    /// True when the trial steps at system-call granularity: asked for
+    /// (`--granularity syscall`, [`Trial::syscall`]), or a controlled schedule of a
+    /// built-in lock whose acquire is several system calls that oversell's own steps
+    /// would keep together ([`LockKind::acquire_spans_calls`]): at step granularity
+    /// such a lock could only ever be "verified".
+    pub fn syscall_level(&self) -> bool {
+        self.syscall
+            || (self.external.is_none()
+                && self.schedule.is_controlled()
+                && self.lock.acquire_spans_calls())
+    }
+
     /// Buyer `index`'s seeded choices.
     pub fn plan(&self, index: u32) -> BuyerPlan {
         let mut rng = Rng::derive(self.seed, index as u64 + 1);

@@ -249,7 +249,20 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
 
 /// `--granularity syscall`: oversell's buyer under the syscall-level scheduler.
 fn granularity(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
-    if a.granularity != GranularityArg::Syscall || space.external.is_some() {
+    if space.external.is_some() {
+        return Ok(());
+    }
+    if space.lock.acquire_spans_calls() && space.schedule.is_controlled() {
+        if !a.quiet {
+            say!(
+                "lock {}: its acquire is several system calls, which oversell's own steps would \
+                 keep together; its controlled schedules run at system-call granularity",
+                space.lock
+            );
+        }
+        space.syscall = true;
+    }
+    if a.granularity != GranularityArg::Syscall {
         return Ok(());
     }
     if !space.schedule.is_controlled() {
@@ -331,29 +344,15 @@ fn span(s: Span, thing: &str) -> String {
 }
 
 fn pct_bounds(buyers: Span, depth: u32) -> String {
-    let bound = |n: u32| {
-        let k = n as usize * crate::schedule::POINTS_PER_BUYER;
-        format!(
-            "1/({n}·{k}^{}) = {:.2e}",
-            depth - 1,
-            crate::schedule::pct_bound(n, k, depth)
-        )
-    };
-    let mut s = format!(
-        "pct: one trial finds a bug of depth {depth} with probability at least 1/(n·k^(d−1)), \
-         n buyers and k = {}·n steps: {}",
-        crate::schedule::POINTS_PER_BUYER,
-        bound(buyers.lo)
-    );
-    if buyers.hi != buyers.lo {
-        s.push_str(&format!(
-            " for {}, {} for {}",
-            crate::report::count(u64::from(buyers.lo), "buyer"),
-            bound(buyers.hi),
-            buyers.hi
-        ));
-    }
-    s
+    let k = crate::schedule::POINTS_PER_BUYER;
+    format!(
+        "pct: seeded priorities and {}, each placed on one of a buyer's own {k} steps, so a \
+         bug that needs one buyer held back at one step is met about as often with {} as \
+         with {}",
+        crate::report::count(u64::from(depth.saturating_sub(1)), "change point"),
+        crate::report::count(u64::from(buyers.hi), "buyer"),
+        crate::report::count(u64::from(buyers.lo), "buyer"),
+    )
 }
 
 fn default_seed() -> u64 {

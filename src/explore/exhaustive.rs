@@ -2,6 +2,10 @@
 //! bound, or (the default) one schedule per class of schedules that differ only in the
 //! order of independent steps ([`Dpor`]; the relation is in `schedule::conflict`).
 //!
+//! The preemption bound deepens: every shape is searched with no preemption, then with
+//! at most one, and so on up to the asked bound ([`bounds`]), so a shallow bug comes
+//! first; a shape is reported verified only at the full bound.
+//!
 //! A trial with kill or stop faults runs the plain search: a dead holder's span ends at
 //! whatever step it last took, and a frozen one's lease runs out in real time; the
 //! conflict relation orders neither.
@@ -73,6 +77,17 @@ impl Search {
     }
 }
 
+/// The preemption bounds searched in turn up to `bound`: 0, 1, … `bound`, so a shallow
+/// bug is met before the deep searches start; `--preemptions unbounded` deepens through
+/// 0, 1 and 2 before the search without a bound.
+pub(super) fn bounds(bound: u32) -> Vec<u32> {
+    if bound == UNBOUNDED {
+        vec![0, 1, 2, UNBOUNDED]
+    } else {
+        (0..=bound).collect()
+    }
+}
+
 pub(super) fn exhaustive(
     cfg: &ExploreConfig,
     bound: u32,
@@ -83,43 +98,62 @@ pub(super) fn exhaustive(
     deadline: Option<Instant>,
 ) -> Result<(), HarnessError> {
     let mut index = 0u64;
-    for buyers in cfg.space.buyers.lo..=cfg.space.buyers.hi {
-        for tickets in cfg.space.tickets.lo..=cfg.space.tickets.hi {
-            let mut trial = cfg.space.trial(cfg.seed, index);
-            trial.buyers = buyers;
-            trial.tickets = tickets;
-            let mut search = Search::new(cfg, &trial, bound);
-            let shape = Shape { trial: &trial };
-            let failed = shape.search(
-                &mut search,
-                (cfg, runner, report, each),
-                &mut index,
-                out_of_time,
-                deadline,
-            )?;
-            match failed {
-                Ended::Failed if !cfg.keep_going => {
-                    report.stopped_early = Some(StoppedEarly {
-                        after: report.trials_run,
-                        of: planned(cfg),
-                    });
+    // Shapes already found failing at a lower bound (under --keep-going).
+    let mut failed_shapes: Vec<(u32, u32)> = Vec::new();
+    for level in bounds(bound) {
+        let last = level == bound;
+        for buyers in cfg.space.buyers.lo..=cfg.space.buyers.hi {
+            for tickets in cfg.space.tickets.lo..=cfg.space.tickets.hi {
+                if failed_shapes.contains(&(buyers, tickets)) {
+                    continue;
+                }
+                let mut trial = cfg.space.trial(cfg.seed, index);
+                trial.buyers = buyers;
+                trial.tickets = tickets;
+                let mut search = Search::new(cfg, &trial, level);
+                let shape = Shape { trial: &trial };
+                let failed = shape.search(
+                    &mut search,
+                    (cfg, runner, report, each),
+                    &mut index,
+                    out_of_time,
+                    deadline,
+                )?;
+                match failed {
+                    Ended::Failed if !cfg.keep_going => {
+                        report.stopped_early = Some(StoppedEarly {
+                            after: report.trials_run,
+                            of: planned(cfg),
+                        });
+                        return Ok(());
+                    }
+                    Ended::Failed => failed_shapes.push((buyers, tickets)),
+                    Ended::Complete { schedules } if last => report.verified.push(Verified {
+                        buyers,
+                        tickets,
+                        preemptions: bound,
+                        schedules,
+                        executions: search.executions(),
+                        granularity: granularity(&trial),
+                    }),
+                    _ => {}
+                }
+                if index >= cfg.trials || out_of_time() {
                     return Ok(());
                 }
-                Ended::Complete { schedules } => report.verified.push(Verified {
-                    buyers,
-                    tickets,
-                    preemptions: bound,
-                    schedules,
-                    executions: search.executions(),
-                }),
-                _ => {}
-            }
-            if index >= cfg.trials || out_of_time() {
-                return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// The yield points a verified search stepped between, as its line names them.
+fn granularity(trial: &Trial) -> String {
+    if trial.syscall_level() || trial.external.is_some() {
+        "system-call".into()
+    } else {
+        "step".into()
+    }
 }
 
 /// How one shape's search ended.

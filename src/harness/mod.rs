@@ -283,7 +283,7 @@ pub(super) const SEM_NOTE: &str = "sem.id";
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check()`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
-    if (trial.external.is_some() || trial.syscall) && trial.schedule.is_controlled() {
+    if (trial.external.is_some() || trial.syscall_level()) && trial.schedule.is_controlled() {
         return syscall::run(trial, cfg);
     }
     if let Some(crate::scenario::External::BuyerCmd(t)) = &trial.external {

@@ -109,6 +109,14 @@ impl LockKind {
         LockKind::RedisFenced,
     ];
 
+    /// True when the backend's acquire is several system calls with a window between
+    /// them (`toctou`: a test, then a create) that oversell's own yield points cannot
+    /// split: under a controlled schedule it steps at system-call granularity
+    /// ([`crate::Trial::syscall_level`]).
+    pub fn acquire_spans_calls(self) -> bool {
+        matches!(self, LockKind::Toctou)
+    }
+
     /// The name used on the command line and in tokens.
     pub fn name(self) -> &'static str {
         match self {

@@ -138,6 +138,10 @@ pub struct Verified {
     /// differ only in the order of independent steps) those schedules covered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executions: Option<u64>,
+    /// The yield points the schedules stepped between: `step` (oversell's own) or
+    /// `system-call`.
+    #[serde(default)]
+    pub granularity: String,
 }
 
 impl Verified {
@@ -148,16 +152,20 @@ impl Verified {
         } else {
             format!("≤ {}", count(self.preemptions, "preemption"))
         };
+        let at = match self.granularity.as_str() {
+            "" => String::new(),
+            g => format!(", at {g} granularity"),
+        };
         if let Some(n) = self.executions {
             return format!(
-                "verified: all {n} executions up to reordering of independent steps ({} run) of {}, {}, {bound}",
+                "verified: all {n} executions up to reordering of independent steps ({} run) of {}, {}, {bound}{at}",
                 count(self.schedules, "schedule"),
                 count(self.buyers, "buyer"),
                 count(self.tickets, "ticket"),
             );
         }
         format!(
-            "verified: all {} of {}, {}, {bound}",
+            "verified: all {} of {}, {}, {bound}{at}",
             count(self.schedules, "schedule"),
             count(self.buyers, "buyer"),
             count(self.tickets, "ticket"),

@@ -110,7 +110,7 @@ impl std::error::Error for Diverged {}
 pub const UNBOUNDED: u32 = u32::MAX;
 
 /// Yield points a buyer passes at most (check, acquire, read, write, truncated, release,
-/// record): the step estimate PCT draws its change points from.
+/// record): PCT draws each change point from a buyer's first this many steps.
 pub const POINTS_PER_BUYER: usize = 7;
 
 /// The strategy a trial asks for: its recorded steps when it carries them, else a fresh
@@ -124,7 +124,7 @@ pub fn for_trial(trial: &Trial) -> Box<dyn Scheduler> {
             trial.seed,
             trial.buyers,
             depth,
-            trial.buyers as usize * POINTS_PER_BUYER,
+            POINTS_PER_BUYER,
         )),
         Schedule::Exhaustive { preemptions } => Box::new(Dfs::new(Vec::new(), preemptions)),
         _ => Box::new(Random::new(trial.seed)),

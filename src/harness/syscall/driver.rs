@@ -269,6 +269,16 @@ impl<'a> Driver<'a> {
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
+        if step.lock.is_some_and(|l| call::begin_conversion(n.pid, l)) {
+            // The first half of a conversion ran: the buyer's own lock is gone, and its
+            // call now waits for the others like any acquire.
+            self.trace.push(format!(
+                "buyer {b} {} → its own lock dropped, waits",
+                step.label(self.dir)
+            ));
+            self.buyers[b].parked.push_front((n, step));
+            return;
+        }
         let result = call::result(&step, &n);
         self.trace
             .push(format!("buyer {b} {} → {result}", step.label(self.dir)));
@@ -324,9 +334,31 @@ fn hash_into(dir: &Path, h: &mut impl Hasher, depth: u32) {
             }
         } else {
             meta.len().hash(h);
-            if meta.len() <= 4096 {
-                std::fs::read(&p).unwrap_or_default().hash(h);
+            meta.file_type().is_file().hash(h);
+            // Regular files only, opened without blocking: a FIFO, socket or device in
+            // the directory is named and sized, never opened.
+            if meta.file_type().is_file() && meta.len() <= 4096 {
+                small_file(&p).hash(h);
             }
         }
     }
+}
+
+/// The bytes of a small regular file, opened `O_NONBLOCK` (and not followed if it was
+/// swapped for a link meanwhile), or nothing.
+fn small_file(p: &Path) -> Vec<u8> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = Vec::new();
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(p)
+    {
+        let is_file = f.metadata().is_ok_and(|m| m.file_type().is_file());
+        if is_file {
+            let _ = f.take(4096).read_to_end(&mut out);
+        }
+    }
+    out
 }
