@@ -99,8 +99,13 @@ fn valid(listener: RawFd, id: u64) -> bool {
     unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
 }
 
-/// The step this call is, if it is one: a sleep, or a call on a path inside `dir` (the
-/// buyers' stderr files excepted).
+/// The step this call is, if it is one: a sleep, or a call on shared state. Paths are
+/// compared as what they are, not as written: each is resolved (its directory's
+/// symbolic links, `..`, a relative path, a directory descriptor) before it is judged.
+/// A call is a step when it touches the trial directory `dir` (the buyers' stderr files
+/// excepted), changes anything outside the system's own trees ([`shared_outside`]), or
+/// looks at a scratch place that buyers share (`/tmp`, `/dev/shm`, …). `dir` is
+/// resolved already.
 pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     let &(_, name, shape) = YIELD_CALLS.iter().find(|(nr, _, _)| *nr == n.nr)?;
     let a = |i: usize| n.args[i];
@@ -150,18 +155,82 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         }
         _ => None,
     };
-    let inside = paths.iter().find(|p| p.starts_with(dir) && !own(p, dir))?;
+    let changes = mutates(name, n) || lock.is_some();
+    let paths: Vec<PathBuf> = paths.into_iter().map(resolve).collect();
+    let shared = paths.iter().find(|p| {
+        if p.starts_with(dir) {
+            return !own(p, dir);
+        }
+        if changes {
+            shared_outside(p)
+        } else {
+            scratch(p)
+        }
+    })?;
     // A pid reused between the notification and the reads above gave a stranger's path.
     if !valid(listener, n.id) {
         return None;
     }
     Some(Step {
         name,
-        path: inside.to_string_lossy().into_owned(),
+        path: shared.to_string_lossy().into_owned(),
         sleep: false,
-        mutates: mutates(name, n) && !ledger(inside, dir),
+        mutates: changes && !ledger(shared, dir),
         lock,
     })
+}
+
+/// `p` as what it names: its directory resolved (symbolic links, `..`), its last part
+/// kept as written (a call on a symbolic link itself names the link). A path whose
+/// directory does not exist is only cleaned of `.` and `..` as written.
+pub(super) fn resolve(p: PathBuf) -> PathBuf {
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return p;
+    };
+    if name == ".." || name == "." {
+        return std::fs::canonicalize(&p).unwrap_or(p);
+    }
+    match std::fs::canonicalize(parent) {
+        Ok(real) => real.join(name),
+        Err(_) => {
+            let mut out = PathBuf::new();
+            for c in p.components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Places programs share scratch state through: a look at them is a step.
+const SCRATCH: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock"];
+
+/// True for a path in a scratch place buyers may share (see [`SCRATCH`]).
+fn scratch(p: &Path) -> bool {
+    SCRATCH.iter().any(|s| p.starts_with(s))
+}
+
+/// True when a change to `p` outside the trial directory is a change of state other
+/// buyers may see: anywhere but the system's own trees and devices (`/proc`, `/sys`,
+/// `/dev` but `/dev/shm`), not a non-file (`pipe:[…]`, `socket:[…]`), and not a
+/// language's bytecode cache (`__pycache__`), which a first run writes and later runs
+/// do not.
+fn shared_outside(p: &Path) -> bool {
+    if !p.is_absolute() {
+        return false;
+    }
+    if scratch(p) {
+        return true;
+    }
+    const SYSTEM: &[&str] = &["/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc"];
+    !SYSTEM.iter().any(|s| p.starts_with(s))
+        && !p.components().any(|c| c.as_os_str() == "__pycache__")
 }
 
 /// True for a call that changes what other buyers can see.
@@ -183,6 +252,11 @@ fn mutates(name: &str, n: &Notif) -> bool {
             "unlink",
             "mkdir",
             "rmdir",
+            "symlink",
+            "mknod",
+            "utimensat",
+            "chmod",
+            "fchmodat",
         ]
         .iter()
         .any(|w| name.trim_start_matches("SYS_").starts_with(w)),
@@ -487,7 +561,9 @@ pub(super) fn result(step: &Step, n: &Notif) -> String {
                 _ => "ok".into(),
             }
         }
-        "mkdir" | "mkdirat" => errno(!exists, "EEXIST"),
+        "mkdir" | "mkdirat" | "symlink" | "symlinkat" | "mknod" | "mknodat" => {
+            errno(!exists, "EEXIST")
+        }
         "rmdir" => {
             let entries = std::fs::read_dir(path).map_or(0, |d| d.count());
             if entries > 0 {

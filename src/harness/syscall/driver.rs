@@ -59,6 +59,8 @@ pub(super) struct Driver<'a> {
     /// PCT over changes of shared state, in place of the scheduler.
     pub pct: Option<Pct>,
     current: Option<u32>,
+    /// `dir` resolved, as the calls' paths are.
+    real_dir: std::path::PathBuf,
 }
 
 impl<'a> Driver<'a> {
@@ -73,6 +75,7 @@ impl<'a> Driver<'a> {
             trace: Vec::new(),
             pct: None,
             current: None,
+            real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         }
     }
 
@@ -195,7 +198,7 @@ impl<'a> Driver<'a> {
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
-        match call::classify(fd, &n, self.dir) {
+        match call::classify(fd, &n, &self.real_dir) {
             Some(step) => self.buyers[i].parked.push_back((n, step)),
             None => call::answer(fd, n.id, true),
         }
@@ -274,14 +277,14 @@ impl<'a> Driver<'a> {
             // call now waits for the others like any acquire.
             self.trace.push(format!(
                 "buyer {b} {} → its own lock dropped, waits",
-                step.label(self.dir)
+                step.label(&self.real_dir)
             ));
             self.buyers[b].parked.push_front((n, step));
             return;
         }
         let result = call::result(&step, &n);
         self.trace
-            .push(format!("buyer {b} {} → {result}", step.label(self.dir)));
+            .push(format!("buyer {b} {} → {result}", step.label(&self.real_dir)));
         let fd = self.buyers[b].listener.as_raw_fd();
         if step.sleep {
             let h = dir_hash(self.dir);
