@@ -6,7 +6,6 @@ use super::pct::Pct;
 use crate::harness::interrupt;
 use crate::schedule::{Access, Diverged, Scheduler};
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,9 +19,13 @@ pub(super) struct Buyer {
     /// Calls of its processes stopped at a step; the first is the one scheduled.
     parked: VecDeque<(Notif, Step)>,
     pub done: bool,
-    /// Sleeps in a row with the directory unchanged, and the directory then.
+    /// Polls in a row (sleeps, and tries that failed: a create that found the name
+    /// taken) with no change of shared state between them, and the change count then.
     spins: u32,
-    spin_hash: u64,
+    spin_epoch: u64,
+    /// The looks (`stat lock → ok`) it made since shared state last changed: the same
+    /// look made a third time with nothing changed is a poll too (a busy test loop).
+    looks: Vec<String>,
 }
 
 impl Buyer {
@@ -32,7 +35,8 @@ impl Buyer {
             parked: VecDeque::new(),
             done: false,
             spins: 0,
-            spin_hash: 0,
+            spin_epoch: 0,
+            looks: Vec::new(),
         }
     }
 }
@@ -47,9 +51,8 @@ pub(super) enum End {
     Interrupted(i32),
 }
 
-pub(super) struct Driver<'a> {
+pub(super) struct Driver {
     pub buyers: Vec<Buyer>,
-    pub dir: &'a Path,
     pub deadline: Instant,
     pub choices: Vec<u32>,
     pub preemptions: u32,
@@ -59,15 +62,17 @@ pub(super) struct Driver<'a> {
     /// PCT over changes of shared state, in place of the scheduler.
     pub pct: Option<Pct>,
     current: Option<u32>,
+    /// Changes of shared state made so far (steps that changed something and did not
+    /// fail): a polling buyer waits for this to move.
+    epoch: u64,
     /// `dir` resolved, as the calls' paths are.
     real_dir: std::path::PathBuf,
 }
 
-impl<'a> Driver<'a> {
-    pub(super) fn new(buyers: Vec<Buyer>, dir: &'a Path, deadline: Instant) -> Driver<'a> {
+impl Driver {
+    pub(super) fn new(buyers: Vec<Buyer>, dir: &Path, deadline: Instant) -> Driver {
         Driver {
             buyers,
-            dir,
             deadline,
             choices: Vec::new(),
             preemptions: 0,
@@ -75,6 +80,7 @@ impl<'a> Driver<'a> {
             trace: Vec::new(),
             pct: None,
             current: None,
+            epoch: 0,
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         }
     }
@@ -206,12 +212,10 @@ impl<'a> Driver<'a> {
 
     /// The buyers that may take the next step, or `None` when the trial is stuck.
     fn runnable(&mut self, live: &[usize]) -> Option<Vec<u32>> {
-        if live.iter().any(|&i| self.buyers[i].spins > 0) {
-            let h = dir_hash(self.dir);
-            for &i in live {
-                if self.buyers[i].spin_hash != h {
-                    self.buyers[i].spins = 0;
-                }
+        for &i in live {
+            if self.buyers[i].spin_epoch != self.epoch {
+                self.buyers[i].spins = 0;
+                self.buyers[i].looks.clear();
             }
         }
         let free: Vec<usize> = live
@@ -222,14 +226,13 @@ impl<'a> Driver<'a> {
                 !step.lock.is_some_and(|l| call::would_block(n.pid, l))
             })
             .collect();
-        // A buyer about to sleep again with nothing changed since it last slept is
-        // polling: it goes after the others; one that so slept twice already waits for
-        // the others. Its other calls (the test between two sleeps) are no poll: the
-        // schedule places them like any step, so a test may fall before another's change.
-        let tier = |i: usize| match &self.buyers[i].parked[0] {
-            (_, step) if step.sleep => self.buyers[i].spins,
-            _ => 0,
-        };
+        // A buyer about to sleep or try again with nothing changed since its last poll is
+        // polling: it goes after the others; one that so polled twice already waits for
+        // the others. Its looks (the test between two sleeps) are no poll: the schedule
+        // places them like any step, so a test may fall before another's change. A busy
+        // loop with no sleep (a create retried at once, a select timeout) polls by its
+        // failed tries.
+        let tier = |i: usize| self.buyers[i].spins;
         for spins in [0, 1] {
             let pick: Vec<u32> = free
                 .iter()
@@ -286,82 +289,28 @@ impl<'a> Driver<'a> {
         self.trace
             .push(format!("buyer {b} {} → {result}", step.label(&self.real_dir)));
         let fd = self.buyers[b].listener.as_raw_fd();
-        if step.sleep {
-            let h = dir_hash(self.dir);
-            let buyer = &mut self.buyers[b];
-            if buyer.spins > 0 && buyer.spin_hash == h {
-                buyer.spins += 1;
-            } else {
-                buyer.spins = 1;
-                buyer.spin_hash = h;
-            }
-            call::answer(fd, n.id, false);
-        } else {
-            call::answer(fd, n.id, true);
+        let failed = result.starts_with('E');
+        if step.mutates && !failed {
+            self.epoch += 1;
         }
+        let epoch = self.epoch;
+        let buyer = &mut self.buyers[b];
+        if buyer.spin_epoch != epoch {
+            buyer.spins = 0;
+            buyer.looks.clear();
+            buyer.spin_epoch = epoch;
+        }
+        let repeated = !step.sleep && !step.mutates && {
+            let look = format!("{} → {result}", step.label(&self.real_dir));
+            let seen = buyer.looks.iter().filter(|l| **l == look).count();
+            buyer.looks.push(look);
+            seen >= 2
+        };
+        if step.sleep || (step.mutates && failed) || repeated {
+            buyer.spins += 1;
+        }
+        call::answer(fd, n.id, !step.sleep);
         // On the trial's one CPU the buyer just let go runs now, to its next call.
         let _ = nix::sched::sched_yield();
     }
-}
-
-/// A digest of the trial directory: names, kinds, sizes, and the bytes of small files
-/// (the ledger and the buyers' stderr files left out). A polling buyer waits for this to change.
-fn dir_hash(dir: &Path) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    hash_into(dir, &mut h, 0);
-    h.finish()
-}
-
-fn hash_into(dir: &Path, h: &mut impl Hasher, depth: u32) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    names.sort();
-    for p in names {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        let name = name.unwrap_or_default();
-        let own = name == crate::ledger::FILE_NAME
-            || (name.starts_with("buyer-") && name.ends_with(".err"));
-        if depth == 0 && own {
-            continue;
-        }
-        name.hash(h);
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            1u8.hash(h);
-            if depth < 3 {
-                hash_into(&p, h, depth + 1);
-            }
-        } else {
-            meta.len().hash(h);
-            meta.file_type().is_file().hash(h);
-            // Regular files only, opened without blocking: a FIFO, socket or device in
-            // the directory is named and sized, never opened.
-            if meta.file_type().is_file() && meta.len() <= 4096 {
-                small_file(&p).hash(h);
-            }
-        }
-    }
-}
-
-/// The bytes of a small regular file, opened `O_NONBLOCK` (and not followed if it was
-/// swapped for a link meanwhile), or nothing.
-fn small_file(p: &Path) -> Vec<u8> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut out = Vec::new();
-    if let Ok(f) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(p)
-    {
-        let is_file = f.metadata().is_ok_and(|m| m.file_type().is_file());
-        if is_file {
-            let _ = f.take(4096).read_to_end(&mut out);
-        }
-    }
-    out
 }

@@ -13,9 +13,12 @@
 //! buyers picked, as for oversell's own buyer, and it replays exactly.
 //!
 //! A lock call that would block (`flock`, `F_SETLKW`, `F_OFD_SETLKW`, probed before it
-//! runs) leaves its buyer out of the runnable set until the lock is free. A sleep returns
-//! at once, and its buyer goes last until the directory changes; a buyer that slept twice
-//! with nothing changed polls for something nobody will do. When every live buyer is
+//! runs) leaves its buyer out of the runnable set until the lock is free; a conversion of
+//! the caller's own `flock` first drops its lock, as the kernel does. A sleep returns at
+//! once; a sleep or a failed try (a create that found the name taken: the busy loop with
+//! no sleep) is a poll, and its buyer goes last until some step changes shared state; a
+//! buyer that polled twice with nothing changed polls for something nobody will do (no
+//! directory is read for this: the harness never opens a FIFO). When every live buyer is
 //! blocked or polling like that, the trial is stuck: a `stale_lock` when a buyer was
 //! killed by a fault, a `deadlock` otherwise — decided from these facts, at once.
 

@@ -157,7 +157,7 @@ fn keep_trace(run: &TrialRun) {
 
 /// Runs `driver` under `scheduler`, else the trial's own strategy: its recorded steps,
 /// PCT over changes of shared state, or the strategy of its schedule.
-fn drive(driver: &mut Driver<'_>, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> End {
+fn drive(driver: &mut Driver, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> End {
     if let (None, None, Schedule::Pct { depth }) = (&scheduler, &trial.choices, &trial.schedule) {
         driver.pct = Some(Pct::new(trial.seed, trial.buyers, *depth));
     }
