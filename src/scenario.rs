@@ -269,6 +269,10 @@ pub struct TrialSpace {
     pub syscall: bool,
     /// `--store-cmd` (see [`Trial::store_cmd`]).
     pub store_cmd: Option<String>,
+    /// With a `Jitter` schedule: every other trial (the even ones) runs controlled, under
+    /// `pct` of depth 2 — the default for a user's command, so the default search finds
+    /// what either search finds.
+    pub alternate_pct: bool,
 }
 
 impl TrialSpace {
@@ -285,6 +289,7 @@ impl TrialSpace {
             external: None,
             syscall: false,
             store_cmd: None,
+            alternate_pct: false,
         }
     }
 
@@ -307,7 +312,12 @@ impl TrialSpace {
             tickets,
             jitter_us: self.jitter_us,
             seed: rng.next_u64(),
-            schedule: self.schedule.clone(),
+            schedule: if self.alternate_pct && self.schedule == Schedule::Jitter && index % 2 == 0
+            {
+                Schedule::Pct { depth: 2 }
+            } else {
+                self.schedule.clone()
+            },
             store: self.store,
             faults: self.faults,
             choices: None,

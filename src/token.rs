@@ -242,7 +242,7 @@ pub fn encode(t: &Trial) -> String {
         let p = (t.faults.stop * scale).round() as u32;
         s.push_str(&format!(".x{p}-{}", t.faults.stop_ms));
     }
-    if t.syscall_level() {
+    if t.syscall {
         s.push_str(".g");
     }
     if let Some(e) = &t.external {

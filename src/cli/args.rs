@@ -146,9 +146,10 @@ pub(super) struct ExploreArgs {
     /// Seed for every random choice (default: drawn from the clock and printed).
     #[arg(long, value_name = "S", value_parser = parse_seed)]
     pub(super) seed: Option<u64>,
-    /// How steps interleave.
-    #[arg(long, value_enum, default_value = "jitter")]
-    pub(super) schedule: ScheduleArg,
+    /// How steps interleave [default: jitter; with --lock-cmd or --buyer-cmd, controlled
+    /// pct trials and free-running jitter trials in turn].
+    #[arg(long, value_enum)]
+    pub(super) schedule: Option<ScheduleArg>,
     /// Yield points of a controlled schedule: oversell's steps, or every buyer's system
     /// calls on the trial's files (`syscall`; always so for --lock-cmd and --buyer-cmd).
     #[arg(long, value_enum, default_value = "step")]

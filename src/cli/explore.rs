@@ -91,7 +91,7 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
     space.buyers = a.buyers;
     space.tickets = a.tickets;
     space.jitter_us = (a.jitter_ms * 1000.0).round() as u64;
-    space.schedule = match a.schedule {
+    space.schedule = match a.schedule.unwrap_or(ScheduleArg::Jitter) {
         ScheduleArg::Jitter => Schedule::Jitter,
         ScheduleArg::Barrier => Schedule::Barrier,
         ScheduleArg::Random => Schedule::Random,
@@ -134,11 +134,11 @@ fn schedule_options(a: &ExploreArgs, schedule: &Schedule) -> Result<(), Fail> {
         }
     };
     only(
-        a.depth.is_some() && a.schedule != ScheduleArg::Pct,
+        a.depth.is_some() && a.schedule != Some(ScheduleArg::Pct),
         "--depth",
         "pct",
     )?;
-    let exhaustive = a.schedule == ScheduleArg::Exhaustive;
+    let exhaustive = a.schedule == Some(ScheduleArg::Exhaustive);
     only(
         a.preemptions.is_some() && !exhaustive,
         "--preemptions",
@@ -200,6 +200,9 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
                 say!("system calls cannot be intercepted here ({why}): running free (jitter) instead");
                 space.schedule = Schedule::Jitter;
             }
+        } else if a.schedule.is_none() && crate::harness::syscall_control_available().is_ok() {
+            // The default for a user's command: what either search finds.
+            space.alternate_pct = true;
         }
     }
     Ok(())
@@ -284,6 +287,11 @@ fn granularity(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
 /// The line that says what the run will do.
 fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
     let what = match cfg.space.schedule {
+        Schedule::Jitter if cfg.space.alternate_pct => format!(
+            "controlled pct trials (depth 2) and free-running trials with jitter up to {} ms in \
+             turn (--schedule picks one)",
+            a.jitter_ms
+        ),
         Schedule::Jitter | Schedule::Barrier => {
             format!(
                 "jitter up to {} ms, schedule {}",

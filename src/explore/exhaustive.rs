@@ -4,7 +4,8 @@
 //!
 //! The preemption bound deepens: every shape is searched with no preemption, then with
 //! at most one, and so on up to the asked bound ([`bounds`]), so a shallow bug comes
-//! first; a shape is reported verified only at the full bound.
+//! first; a shape is reported verified only at the full bound. Under `--keep-going`,
+//! which runs every schedule, each shape is searched once, at the full bound.
 //!
 //! A trial with kill or stop faults runs the plain search: a dead holder's span ends at
 //! whatever step it last took, and a frozen one's lease runs out in real time; the
@@ -98,15 +99,17 @@ pub(super) fn exhaustive(
     deadline: Option<Instant>,
 ) -> Result<(), HarnessError> {
     let mut index = 0u64;
-    // Shapes already found failing at a lower bound (under --keep-going).
-    let mut failed_shapes: Vec<(u32, u32)> = Vec::new();
-    for level in bounds(bound) {
+    // Deepening pays where the search stops at its first finding; `--keep-going` wants
+    // every schedule once, at the full bound.
+    let levels = if cfg.keep_going {
+        vec![bound]
+    } else {
+        bounds(bound)
+    };
+    for level in levels {
         let last = level == bound;
         for buyers in cfg.space.buyers.lo..=cfg.space.buyers.hi {
             for tickets in cfg.space.tickets.lo..=cfg.space.tickets.hi {
-                if failed_shapes.contains(&(buyers, tickets)) {
-                    continue;
-                }
                 let mut trial = cfg.space.trial(cfg.seed, index);
                 trial.buyers = buyers;
                 trial.tickets = tickets;
@@ -127,7 +130,6 @@ pub(super) fn exhaustive(
                         });
                         return Ok(());
                     }
-                    Ended::Failed => failed_shapes.push((buyers, tickets)),
                     Ended::Complete { schedules } if last => report.verified.push(Verified {
                         buyers,
                         tickets,
