@@ -22,7 +22,10 @@ fn bad_input_is_exit_2_with_one_line_naming_the_value() {
         ),
         (&["replay", "not-a-token"], "not-a-token"),
         (&["bench", "--json"], "--json"),
-        (&["replay", "ov1.none.b0.t1.j0.r1.sjitter"], "no buyers"),
+        (
+            &["replay", "ov1.none.b0.t1.j0.r1.sjitter.c5013c9"],
+            "no buyers",
+        ),
     ];
     for (args, needle) in cases {
         let out = oversell(tmp.path(), args);
@@ -312,7 +315,7 @@ fn bad_commands_and_outputs_are_refused_before_the_first_trial() {
         (
             &[
                 "replay",
-                "ov1.none.b2.t1.j0.r1.sbarrier",
+                "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8",
                 "--json",
                 "/nonexistent/r.json",
             ],
@@ -321,7 +324,7 @@ fn bad_commands_and_outputs_are_refused_before_the_first_trial() {
         (
             &[
                 "replay",
-                "ov1.none.b2.t1.j0.r1.sbarrier",
+                "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8",
                 "--timeline",
                 "t.png",
             ],
@@ -410,7 +413,7 @@ fn one_of_a_thing_is_said_in_the_singular() {
 #[test]
 fn a_user_locks_token_is_refused_with_the_way_to_replay_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let token = "ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4";
+    let token = "ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4.caa56f9";
     let out = oversell_in(tmp.path(), &["replay", token]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -444,7 +447,7 @@ fn a_redis_token_without_a_server_is_refused_naming_what_to_do() {
     let empty = tmp.path().join("bin");
     std::fs::create_dir(&empty).expect("mkdir");
     let path = empty.to_string_lossy().into_owned();
-    let token = "ov1.redis.b2.t1.j0.r8.sexhaustive0.a.k500.p0x2-1x6";
+    let token = "ov1.redis.b2.t1.j0.r8.sexhaustive0.a.k500.p0x2-1x6.c21da5b";
     let gate_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/regressions/redis");
     let cases: &[(&[&str], &str)] = &[
         (
@@ -470,4 +473,91 @@ fn a_redis_token_without_a_server_is_refused_naming_what_to_do() {
         assert_refused(&out, args, needle);
     }
     assert_eq!(leftovers(tmp.path()), vec!["bin".to_string()]);
+}
+
+/// The token of the first finding `explore` printed.
+fn first_token(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: oversell replay "))
+        .unwrap_or_else(|| panic!("no replay line in {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn a_changed_or_cut_token_is_refused_for_its_checksum() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let token = first_token(&out);
+    assert!(token.contains(".j5000."), "{token}");
+    // One digit of the seed, changed to another hex digit.
+    let seed_at = token.find(".r").expect("a seed field") + 2;
+    let digit = &token[seed_at..=seed_at];
+    let other = if digit == "7" { "8" } else { "7" };
+    let mut seed_changed = token.clone();
+    seed_changed.replace_range(seed_at..=seed_at, other);
+    for bad in [
+        token.replacen(".j5000.", ".j5001.", 1),
+        seed_changed,
+        token[..token.len() - 1].to_string(),
+    ] {
+        let args = ["replay", bad.as_str()];
+        let out = oversell(tmp.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{bad}: {err}");
+        assert!(err.contains(&format!("'{bad}'")), "{err} names not {bad}");
+        assert!(
+            err.contains("its checksum does not match") && err.contains("copy it whole"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "{bad} began a replay");
+    }
+    // The token as printed replays, and its finding comes back.
+    let out = oversell(tmp.path(), &["replay", &token, "--attempts", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    assert!(stdout.contains("reproduced in 2 of 2 attempts"), "{stdout}");
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn every_token_the_docs_and_help_show_decodes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut texts = vec![];
+    for doc in ["README.md", "fixtures/regressions/README.md"] {
+        let path = format!("{root}/{doc}");
+        texts.push((doc.to_string(), std::fs::read_to_string(&path).expect(doc)));
+    }
+    let help = oversell(tmp.path(), &["--help"]);
+    texts.push((
+        "--help".into(),
+        String::from_utf8_lossy(&help.stdout).into(),
+    ));
+    let mut seen = 0;
+    for (place, text) in &texts {
+        for word in text.split(|c: char| c.is_whitespace() || c == '\'') {
+            if word.starts_with("ov1.") && !word.ends_with("...") {
+                oversell::Trial::from_token(word).unwrap_or_else(|e| panic!("{place}: {e}"));
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 6, "only {seen} tokens found");
 }

@@ -263,7 +263,7 @@ fn user_commands_refuse_what_they_cannot_do() {
 #[test]
 fn a_token_that_runs_a_command_replays_only_when_allowed() {
     // `exit 17`, hex-encoded in the token.
-    let token = "ov1.none.b1.t1.j0.r3.sjitter.B65786974203137";
+    let token = "ov1.none.b1.t1.j0.r3.sjitter.B65786974203137.ca654e3";
     let (out, _) = oversell(&["replay", token, "--attempts", "1"], &[]);
     assert_code(&out, 2, "a command token without --allow-cmd");
     assert!(String::from_utf8_lossy(&out.stderr).contains("exit 17"));

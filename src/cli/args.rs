@@ -11,7 +11,7 @@ Examples:
   oversell                                   the lesson: 10 buyers, no lock vs every sound lock
   oversell explore --lock none --trials 20   find the race (exits 1 with a replay token)
   oversell explore --lock flock --trials 200 --seed 2
-  oversell replay ov1.none.b3.t1.j5000.r2a.sjitter
+  oversell replay ov1.none.b3.t1.j5000.r2a.sjitter.c5b03a9
   oversell locks                             every lock backend and whether it is sound
 
 Exit status: 0 the result matched --expect, 1 it did not, 2 bad usage or setup.";
