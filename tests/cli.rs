@@ -561,3 +561,38 @@ fn every_token_the_docs_and_help_show_decodes() {
     }
     assert!(seen >= 6, "only {seen} tokens found");
 }
+
+#[test]
+fn a_negative_number_gets_the_range_not_an_unknown_option() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let token = "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["explore"], "--trials", "-1"),
+        (&["explore"], "--tickets", "-1"),
+        (&["explore"], "--buyers", "-1"),
+        (&["explore"], "--jitter-ms", "-3"),
+        (&["explore"], "--seed", "-1"),
+        (&["explore"], "--depth", "-2"),
+        (&["explore"], "--preemptions", "-1"),
+        (&["explore"], "--time-budget", "-5"),
+        (&["explore"], "--timeout-ms", "-1"),
+        (&["replay", token], "--attempts", "-1"),
+        (&["replay", token], "--timeout-ms", "-1"),
+        (&["gate", "."], "--attempts", "-1"),
+        (&["demo"], "--trials", "-1"),
+        (&["bench"], "--seed", "-1"),
+    ];
+    for (head, flag, value) in cases {
+        let spaced: Vec<&str> = head.iter().copied().chain([*flag, *value]).collect();
+        let joined_arg = format!("{flag}={value}");
+        let joined: Vec<&str> = head.iter().copied().chain([joined_arg.as_str()]).collect();
+        let out = oversell(tmp.path(), &spaced);
+        assert_refused(&out, &spaced, &format!("'{value}' for '{flag} "));
+        let same = oversell(tmp.path(), &joined);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&same.stderr),
+            "{spaced:?} and {joined:?} differ"
+        );
+    }
+}
