@@ -596,3 +596,25 @@ fn a_negative_number_gets_the_range_not_an_unknown_option() {
         );
     }
 }
+
+#[test]
+fn a_missing_argument_is_named_with_its_commands_help() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (cmd, arg) in [
+        ("replay", "<TOKEN>"),
+        ("gate", "<DIR>"),
+        ("merge", "<REPORT>"),
+    ] {
+        let out = oversell(tmp.path(), &[cmd]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_refused(&out, &[cmd], arg);
+        assert!(
+            err.contains(&format!("oversell {cmd} is missing its {arg}")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("(see 'oversell {cmd} --help')")),
+            "{err}"
+        );
+    }
+}
