@@ -618,3 +618,35 @@ fn a_missing_argument_is_named_with_its_commands_help() {
         );
     }
 }
+
+#[test]
+fn a_near_miss_says_what_was_meant() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["explor"], "'explor'", "did you mean 'explore'?"),
+        (
+            &["explore", "--lokc", "none"],
+            "'--lokc'",
+            "did you mean '--lock'?",
+        ),
+        (
+            &["replay", "--atempts", "2"],
+            "'--atempts'",
+            "did you mean '--attempts'?",
+        ),
+    ];
+    for (args, bad, meant) in cases {
+        let out = oversell(tmp.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(bad) && err.contains(meant), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // An unknown command also lists the commands there are.
+    let err = String::from_utf8_lossy(&oversell(tmp.path(), &["explor"]).stderr).into_owned();
+    assert!(
+        err.contains("accepted: explore, replay, locks, merge, bench, gate, demo"),
+        "{err}"
+    );
+}

@@ -87,8 +87,8 @@ pub fn main() -> i32 {
 
 /// What a clap error ends in: help and version are printed and succeed; anything else is
 /// one line naming the bad value (or the missing argument) with what is accepted when
-/// clap knows it, and the `--help` of the command the error is about (`arg1`, the first
-/// argument, names it when it is a command).
+/// clap knows it, clap's "did you mean" when it has one, and the `--help` of the command
+/// the error is about (`arg1`, the first argument, names it when it is a command).
 fn parse_failure(e: &clap::Error, arg1: Option<&std::ffi::OsString>) -> Result<Outcome, Fail> {
     use clap::error::{ContextKind, ErrorKind};
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
@@ -121,13 +121,31 @@ fn parse_failure(e: &clap::Error, arg1: Option<&std::ffi::OsString>) -> Result<O
     let first = text.lines().next().unwrap_or("error: bad usage").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
     let mut line = first.to_string();
-    if e.kind() == ErrorKind::InvalidValue {
-        match strings(e, ContextKind::ValidValue) {
+    match e.kind() {
+        ErrorKind::InvalidValue => match strings(e, ContextKind::ValidValue) {
             values if !values.is_empty() => {
                 line.push_str(&format!("; accepted: {}", values.join(", ")))
             }
             // A value left out: clap knows no list, but the fix is plain.
             _ => line.push_str("; accepted: the option followed by its value"),
+        },
+        ErrorKind::InvalidSubcommand => {
+            line.push_str(&format!("; accepted: {}", subcommands().join(", ")));
+        }
+        _ => {}
+    }
+    let suggested: Vec<String> = [ContextKind::SuggestedSubcommand, ContextKind::SuggestedArg]
+        .into_iter()
+        .flat_map(|k| strings(e, k))
+        .collect();
+    if !suggested.is_empty() {
+        let quoted: Vec<String> = suggested.iter().map(|s| format!("'{s}'")).collect();
+        line.push_str(&format!("; did you mean {}?", quoted.join(" or ")));
+    }
+    // A flag another command has: clap says where ("'oversell explore --lock' exists").
+    for tip in strings(e, ContextKind::Suggested) {
+        if tip.ends_with(" exists") {
+            line.push_str(&format!("; {tip}"));
         }
     }
     Err(Fail::Usage(format!("{line} {see}")))
