@@ -650,3 +650,81 @@ fn a_near_miss_says_what_was_meant() {
         "{err}"
     );
 }
+
+#[test]
+fn a_command_that_is_not_there_is_refused_before_the_first_trial() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["explore", "--lock-cmd", "nosuchlock {dir} {}"],
+            "--lock-cmd 'nosuchlock {dir} {}': 'nosuchlock' is not on PATH",
+        ),
+        (
+            &["explore", "--buyer-cmd", "nosuchbuyer {store}"],
+            "'nosuchbuyer' is not on PATH",
+        ),
+        (
+            &["explore", "--lock-cmd", "./no/such/wrapper.sh {}"],
+            "there is no file './no/such/wrapper.sh'",
+        ),
+        (
+            &[
+                "explore",
+                "--buyer-cmd",
+                "/no/such/buyer {store}",
+                "--schedule",
+                "pct",
+            ],
+            "there is no file '/no/such/buyer'",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_refused(&oversell_in(tmp.path(), args), args, needle);
+    }
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+
+    // A program on PATH passes; under a PATH without it, the same command is refused.
+    let ran = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock-cmd",
+            "env {}",
+            "--buyers",
+            "2",
+            "--trials",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert_ne!(ran.status.code(), Some(2), "{}", common::text(&ran));
+    let empty = tmp.path().join("bin");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let path = empty.to_string_lossy().into_owned();
+    let args = ["explore", "--lock-cmd", "env {}"];
+    let out = common::oversell_env(tmp.path(), &args, &[("PATH", &path)]);
+    assert_refused(&out, &args, "'env' is not on PATH");
+
+    // A token that carries such a command is refused the same way by replay and gate.
+    let mut trial =
+        oversell::Trial::from_token("ov1.none.b2.t1.j0.r1.sjitter.c5324cc").expect("decodes");
+    trial.external = Some(oversell::scenario::External::LockCmd(
+        "nosuchlock {dir} {}".into(),
+    ));
+    let token = trial.token();
+    let args = ["replay", "--allow-cmd", token.as_str()];
+    assert_refused(
+        &oversell(tmp.path(), &args),
+        &args,
+        "'nosuchlock' is not on PATH",
+    );
+    std::fs::write(empty.join("mine.gate"), format!("clean {token}\n")).expect("write");
+    let dir = empty.to_string_lossy().into_owned();
+    let args = ["gate", "--allow-cmd", dir.as_str()];
+    let out = oversell(tmp.path(), &args);
+    assert_refused(&out, &args, "mine.gate:1: the token's command");
+}
