@@ -728,3 +728,46 @@ fn a_command_that_is_not_there_is_refused_before_the_first_trial() {
     let out = oversell(tmp.path(), &args);
     assert_refused(&out, &args, "mine.gate:1: the token's command");
 }
+
+#[test]
+fn help_gives_every_exit_status() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let status = |args: &[&str]| {
+        let out = oversell(tmp.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("Exit status:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{args:?}: no exit status in {text}"))
+            .to_string()
+    };
+    // The numbers a help's exit status names, as whole words.
+    let codes = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let top = status(&["--help"]);
+    for code in ["0", "1", "2", "3", "130", "143"] {
+        assert!(
+            codes(&top).iter().any(|c| c == code),
+            "oversell --help lacks {code}: {top}"
+        );
+    }
+    assert!(top.contains("replay only"), "{top}");
+    let merge = status(&["merge", "--help"]);
+    for code in ["0", "1", "2"] {
+        assert!(
+            codes(&merge).iter().any(|c| c == code),
+            "merge --help lacks {code}: {merge}"
+        );
+    }
+    let bench = status(&["bench", "--help"]);
+    for code in ["0", "2", "130", "143"] {
+        assert!(
+            codes(&bench).iter().any(|c| c == code),
+            "bench --help lacks {code}: {bench}"
+        );
+    }
+}

@@ -18,7 +18,14 @@ Examples:
   oversell replay ov1.none.b3.t1.j5000.r2a.sjitter.c5b03a9
   oversell locks                             every lock backend and whether it is sound
 
-Exit status: 0 the result matched --expect, 1 it did not, 2 bad usage or setup.";
+Exit status:
+  0    the result matched --expect (replay: no attempt found anything; gate: every
+       verdict kept)
+  1    it did not (replay: the token's finding came back; gate: a verdict changed)
+  2    bad usage or setup: one line on stderr names the bad value and what is accepted
+  3    replay only: the token's finding did not come back, but a different one did
+  130  stopped by SIGINT, 143 by SIGTERM: every process of the run is killed and its
+       trial directory removed; explore writes the report of what ran";
 
 /// Finds race conditions between real processes over real locks.
 #[derive(Debug, Parser)]
@@ -40,8 +47,10 @@ pub(super) enum Cmd {
     /// List every lock backend: what it is and whether it is sound.
     Locks,
     /// Combine the JSON reports of shards (`explore --shard K/N`) into one.
+    #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),
     /// Measure detection power and speed: every lock under every strategy, side by side.
+    #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
     /// Replay every token in a regression directory and fail when a verdict changes.
     #[command(after_help = GATE_HELP)]
@@ -298,6 +307,12 @@ or a finding kind (oversold, double_sale, stale_lock, ...). To gate a race you f
 
 Exit status: 0 every verdict kept, 1 one changed (named with file:line), 2 bad input.";
 
+const BENCH_HELP: &str = "\
+The bench measures; it judges no lock, so a finding does not change its exit status.
+
+Exit status: 0 the bench ran to its end; 2 bad usage or setup (one line on stderr);
+130 stopped by SIGINT, 143 by SIGTERM (what was measured so far is printed).";
+
 #[derive(Debug, Args)]
 pub(super) struct BenchArgs {
     /// A short run (under a minute) instead of the full one (minutes).
@@ -348,6 +363,13 @@ pub(super) struct GateArgs {
     #[arg(long, value_name = "URL")]
     pub(super) redis: Option<String>,
 }
+
+const MERGE_HELP: &str = "\
+Example: oversell merge shard-1.json shard-2.json shard-3.json --junit all.xml
+
+Exit status: 0 the merged run matched --expect; 1 it did not; 2 bad input (a report that
+cannot be read, reports of different runs, a missing shard) or a file that cannot be
+written, with one line on stderr.";
 
 #[derive(Debug, Args)]
 pub(super) struct MergeArgs {

@@ -2,7 +2,8 @@
 //! or picks an exit status.
 //!
 //! Exit status: `0` the result matched `--expect` (default `clean`); `1` it did not;
-//! `2` bad usage or setup, with one line on stderr naming the bad value.
+//! `2` bad usage or setup, with one line on stderr naming the bad value; `3` (`replay`
+//! only) a different finding came back; `130`/`143` SIGINT/SIGTERM stopped it (`exit`).
 //!
 //! Layout: `args` holds the clap structures and their help texts, `parse` the value
 //! parsers, `validate` the checks made before any trial runs, `exit` the one mapping from
