@@ -52,7 +52,7 @@
 //! buyers block in your `lock()` and contend for real). [`trials_with_kills`] adds kill
 //! faults, which a lock left taken by a dead holder fails (`stale_lock`).
 //!
-//! A failure prints a token such as `ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4`; its lock
+//! A failure prints a token such as `ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4.caa56f9`; its lock
 //! is `user`, since only your test binary has your lock. Replay it there:
 //! [`replay_sound`]`(TOKEN, MyLock)`, or `OVERSELL_REPLAY=TOKEN cargo test NAME`, which
 //! makes [`check_sound`] (and [`trials`]) run that trial instead. A replay prints the
@@ -261,7 +261,7 @@ pub struct Replayed {
 /// # }
 /// #[test]
 /// fn replay_the_failure() {
-///     let r = oversell::replay_sound("ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4", MyLock)
+///     let r = oversell::replay_sound("ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4.caa56f9", MyLock)
 ///         .expect("the trial runs");
 ///     assert!(r.violations.is_empty(), "still broken");
 /// }

@@ -18,8 +18,13 @@
 //! | `LHEX`, `BHEX` | a user's lock command or buyer program, hex of its bytes | no |
 //! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-` | no |
 //! | `fKINDS` | the finding kinds the trial showed, joined by `+` | no |
+//! | `cHEX` | the checksum: always the last field, 6 hex digits (below) | yes |
 //!
-//! Every field appears at most once. The steps may number at most
+//! The checksum is the top 24 bits of the 64-bit FNV-1a hash of every byte before it
+//! (the token up to, not including, the `.` in front of `c`), as 6 lowercase hex
+//! digits. A token whose checksum is missing or does not match is refused before any
+//! other field is read: a character changed or a token cut short when it was copied
+//! never replays as some other trial. Every field appears at most once. The steps may number at most
 //! [`MAX_STEPS`](crate::limits::MAX_STEPS) and are counted before they are expanded.
 //! Every per-buyer choice is drawn from the seed, so the generator and its salts
 //! (`rng::salt`) are part of the format too.
@@ -35,6 +40,12 @@ use std::fmt;
 /// The version prefix of every token this format writes.
 pub const PREFIX: &str = "ov1";
 
+/// A whole token, shown when one is refused: three buyers, one ticket, no lock.
+pub const EXAMPLE: &str = "ov1.none.b3.t1.j5000.r2a.sjitter.c5b03a9";
+
+/// How many hex digits the checksum field has.
+const CHECK_DIGITS: usize = 6;
+
 /// A token that could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenError {
@@ -48,13 +59,58 @@ impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "bad token '{}': {} (tokens look like ov1.none.b3.t1.j5000.r2a.sjitter)",
+            "bad token '{}': {} (tokens look like {EXAMPLE})",
             self.token, self.why
         )
     }
 }
 
 impl std::error::Error for TokenError {}
+
+/// The 64-bit FNV-1a hash of `bytes`.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// The checksum of a token's `body` (everything before its `.c` field): the hash's top
+/// bits, which every byte of the body has stirred.
+fn checksum(body: &str) -> String {
+    let bits = 4 * CHECK_DIGITS as u32;
+    format!(
+        "{:0width$x}",
+        fnv1a64(body.as_bytes()) >> (64 - bits),
+        width = CHECK_DIGITS
+    )
+}
+
+/// `body` with its checksum field appended.
+fn sign(body: &str) -> String {
+    format!("{body}.c{}", checksum(body))
+}
+
+/// The token's body (everything before its checksum field) when the checksum is there
+/// and matches it.
+fn verified(token: &str) -> Result<&str, String> {
+    const COPY: &str = "copy it whole from the report";
+    let missing = || {
+        format!(
+            "it has no checksum (its last field, c and {CHECK_DIGITS} hex digits): the token \
+             was cut, or was not printed by this version of oversell; {COPY}"
+        )
+    };
+    let (body, last) = token.rsplit_once('.').ok_or_else(missing)?;
+    let sum = last.strip_prefix('c').ok_or_else(missing)?;
+    if sum != checksum(body) {
+        return Err(format!(
+            "its checksum does not match: a character was changed or the token was cut; {COPY}"
+        ));
+    }
+    Ok(body)
+}
 
 /// Encodes a controlled schedule (the buyer chosen at each step) as runs: `0x3-1x2`.
 pub fn encode_choices(choices: &[u32]) -> String {
@@ -194,7 +250,7 @@ fn parse_external(tag: &str, hex: &str) -> Result<External, String> {
     }
 }
 
-/// The trailing `f` field's value: the kinds, sorted, joined by `+`.
+/// The `f` field's value: the kinds, sorted, joined by `+`.
 fn found_part(found: &[FindingKind]) -> String {
     let mut kinds = found.to_vec();
     kinds.sort_unstable();
@@ -262,7 +318,7 @@ pub fn encode(t: &Trial) -> String {
         s.push_str(".f");
         s.push_str(&found_part(&t.found));
     }
-    s
+    sign(&s)
 }
 
 impl Trial {
@@ -271,8 +327,9 @@ impl Trial {
         encode(self)
     }
 
-    /// Decodes a token made by [`Trial::token`], refusing a token that lacks a required
-    /// field or asks for more than the limits allow.
+    /// Decodes a token made by [`Trial::token`], refusing a token whose checksum is
+    /// missing or does not match, that lacks a required field, or that asks for more than
+    /// the limits allow.
     pub fn from_token(token: &str) -> Result<Trial, TokenError> {
         decode(token)
     }
@@ -329,7 +386,8 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Decodes a token made by [`encode`], refusing any value past [`limits`].
+/// Decodes a token made by [`encode`], refusing one whose checksum is missing or does not
+/// match, and any value past [`limits`].
 pub fn decode(token: &str) -> Result<Trial, TokenError> {
     decode_fields(token).map_err(|why| TokenError {
         token: token.to_string(),
@@ -338,10 +396,11 @@ pub fn decode(token: &str) -> Result<Trial, TokenError> {
 }
 
 fn decode_fields(token: &str) -> Result<Trial, String> {
-    let mut parts = token.split('.');
-    if parts.next() != Some(PREFIX) {
+    if token.split('.').next() != Some(PREFIX) {
         return Err(format!("it does not start with '{PREFIX}.'"));
     }
+    let mut parts = verified(token)?.split('.');
+    parts.next();
     let lock_name = parts.next().ok_or("it names no lock")?;
     let lock = LockKind::parse(lock_name).ok_or_else(|| format!("unknown lock '{lock_name}'"))?;
     let f = Fields::split(parts)?;

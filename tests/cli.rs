@@ -22,7 +22,10 @@ fn bad_input_is_exit_2_with_one_line_naming_the_value() {
         ),
         (&["replay", "not-a-token"], "not-a-token"),
         (&["bench", "--json"], "--json"),
-        (&["replay", "ov1.none.b0.t1.j0.r1.sjitter"], "no buyers"),
+        (
+            &["replay", "ov1.none.b0.t1.j0.r1.sjitter.c5013c9"],
+            "no buyers",
+        ),
     ];
     for (args, needle) in cases {
         let out = oversell(tmp.path(), args);
@@ -312,7 +315,7 @@ fn bad_commands_and_outputs_are_refused_before_the_first_trial() {
         (
             &[
                 "replay",
-                "ov1.none.b2.t1.j0.r1.sbarrier",
+                "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8",
                 "--json",
                 "/nonexistent/r.json",
             ],
@@ -321,7 +324,7 @@ fn bad_commands_and_outputs_are_refused_before_the_first_trial() {
         (
             &[
                 "replay",
-                "ov1.none.b2.t1.j0.r1.sbarrier",
+                "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8",
                 "--timeline",
                 "t.png",
             ],
@@ -410,7 +413,7 @@ fn one_of_a_thing_is_said_in_the_singular() {
 #[test]
 fn a_user_locks_token_is_refused_with_the_way_to_replay_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let token = "ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4";
+    let token = "ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4.caa56f9";
     let out = oversell_in(tmp.path(), &["replay", token]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -444,7 +447,7 @@ fn a_redis_token_without_a_server_is_refused_naming_what_to_do() {
     let empty = tmp.path().join("bin");
     std::fs::create_dir(&empty).expect("mkdir");
     let path = empty.to_string_lossy().into_owned();
-    let token = "ov1.redis.b2.t1.j0.r8.sexhaustive0.a.k500.p0x2-1x6";
+    let token = "ov1.redis.b2.t1.j0.r8.sexhaustive0.a.k500.p0x2-1x6.c21da5b";
     let gate_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/regressions/redis");
     let cases: &[(&[&str], &str)] = &[
         (
@@ -470,4 +473,301 @@ fn a_redis_token_without_a_server_is_refused_naming_what_to_do() {
         assert_refused(&out, args, needle);
     }
     assert_eq!(leftovers(tmp.path()), vec!["bin".to_string()]);
+}
+
+/// The token of the first finding `explore` printed.
+fn first_token(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: oversell replay "))
+        .unwrap_or_else(|| panic!("no replay line in {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn a_changed_or_cut_token_is_refused_for_its_checksum() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let token = first_token(&out);
+    assert!(token.contains(".j5000."), "{token}");
+    // One digit of the seed, changed to another hex digit.
+    let seed_at = token.find(".r").expect("a seed field") + 2;
+    let digit = &token[seed_at..=seed_at];
+    let other = if digit == "7" { "8" } else { "7" };
+    let mut seed_changed = token.clone();
+    seed_changed.replace_range(seed_at..=seed_at, other);
+    for bad in [
+        token.replacen(".j5000.", ".j5001.", 1),
+        seed_changed,
+        token[..token.len() - 1].to_string(),
+    ] {
+        let args = ["replay", bad.as_str()];
+        let out = oversell(tmp.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{bad}: {err}");
+        assert!(err.contains(&format!("'{bad}'")), "{err} names not {bad}");
+        assert!(
+            err.contains("its checksum does not match") && err.contains("copy it whole"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "{bad} began a replay");
+    }
+    // The token as printed replays, and its finding comes back.
+    let out = oversell(tmp.path(), &["replay", &token, "--attempts", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    assert!(stdout.contains("reproduced in 2 of 2 attempts"), "{stdout}");
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn every_token_the_docs_and_help_show_decodes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut texts = vec![];
+    for doc in ["README.md", "fixtures/regressions/README.md"] {
+        let path = format!("{root}/{doc}");
+        texts.push((doc.to_string(), std::fs::read_to_string(&path).expect(doc)));
+    }
+    let help = oversell(tmp.path(), &["--help"]);
+    texts.push((
+        "--help".into(),
+        String::from_utf8_lossy(&help.stdout).into(),
+    ));
+    let mut seen = 0;
+    for (place, text) in &texts {
+        for word in text.split(|c: char| c.is_whitespace() || c == '\'') {
+            if word.starts_with("ov1.") && !word.ends_with("...") {
+                oversell::Trial::from_token(word).unwrap_or_else(|e| panic!("{place}: {e}"));
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 6, "only {seen} tokens found");
+}
+
+#[test]
+fn a_negative_number_gets_the_range_not_an_unknown_option() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let token = "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["explore"], "--trials", "-1"),
+        (&["explore"], "--tickets", "-1"),
+        (&["explore"], "--buyers", "-1"),
+        (&["explore"], "--jitter-ms", "-3"),
+        (&["explore"], "--seed", "-1"),
+        (&["explore"], "--depth", "-2"),
+        (&["explore"], "--preemptions", "-1"),
+        (&["explore"], "--time-budget", "-5"),
+        (&["explore"], "--timeout-ms", "-1"),
+        (&["replay", token], "--attempts", "-1"),
+        (&["replay", token], "--timeout-ms", "-1"),
+        (&["gate", "."], "--attempts", "-1"),
+        (&["demo"], "--trials", "-1"),
+        (&["bench"], "--seed", "-1"),
+    ];
+    for (head, flag, value) in cases {
+        let spaced: Vec<&str> = head.iter().copied().chain([*flag, *value]).collect();
+        let joined_arg = format!("{flag}={value}");
+        let joined: Vec<&str> = head.iter().copied().chain([joined_arg.as_str()]).collect();
+        let out = oversell(tmp.path(), &spaced);
+        assert_refused(&out, &spaced, &format!("'{value}' for '{flag} "));
+        let same = oversell(tmp.path(), &joined);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&same.stderr),
+            "{spaced:?} and {joined:?} differ"
+        );
+    }
+}
+
+#[test]
+fn a_missing_argument_is_named_with_its_commands_help() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (cmd, arg) in [
+        ("replay", "<TOKEN>"),
+        ("gate", "<DIR>"),
+        ("merge", "<REPORT>"),
+    ] {
+        let out = oversell(tmp.path(), &[cmd]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_refused(&out, &[cmd], arg);
+        assert!(
+            err.contains(&format!("oversell {cmd} is missing its {arg}")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("(see 'oversell {cmd} --help')")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_near_miss_says_what_was_meant() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["explor"], "'explor'", "did you mean 'explore'?"),
+        (
+            &["explore", "--lokc", "none"],
+            "'--lokc'",
+            "did you mean '--lock'?",
+        ),
+        (
+            &["replay", "--atempts", "2"],
+            "'--atempts'",
+            "did you mean '--attempts'?",
+        ),
+    ];
+    for (args, bad, meant) in cases {
+        let out = oversell(tmp.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(bad) && err.contains(meant), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // An unknown command also lists the commands there are.
+    let err = String::from_utf8_lossy(&oversell(tmp.path(), &["explor"]).stderr).into_owned();
+    assert!(
+        err.contains("accepted: explore, replay, locks, merge, bench, gate, demo"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_command_that_is_not_there_is_refused_before_the_first_trial() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["explore", "--lock-cmd", "nosuchlock {dir} {}"],
+            "--lock-cmd 'nosuchlock {dir} {}': 'nosuchlock' is not on PATH",
+        ),
+        (
+            &["explore", "--buyer-cmd", "nosuchbuyer {store}"],
+            "'nosuchbuyer' is not on PATH",
+        ),
+        (
+            &["explore", "--lock-cmd", "./no/such/wrapper.sh {}"],
+            "there is no file './no/such/wrapper.sh'",
+        ),
+        (
+            &[
+                "explore",
+                "--buyer-cmd",
+                "/no/such/buyer {store}",
+                "--schedule",
+                "pct",
+            ],
+            "there is no file '/no/such/buyer'",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_refused(&oversell_in(tmp.path(), args), args, needle);
+    }
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+
+    // A program on PATH passes; under a PATH without it, the same command is refused.
+    let ran = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock-cmd",
+            "env {}",
+            "--buyers",
+            "2",
+            "--trials",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert_ne!(ran.status.code(), Some(2), "{}", common::text(&ran));
+    let empty = tmp.path().join("bin");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let path = empty.to_string_lossy().into_owned();
+    let args = ["explore", "--lock-cmd", "env {}"];
+    let out = common::oversell_env(tmp.path(), &args, &[("PATH", &path)]);
+    assert_refused(&out, &args, "'env' is not on PATH");
+
+    // A token that carries such a command is refused the same way by replay and gate.
+    let mut trial =
+        oversell::Trial::from_token("ov1.none.b2.t1.j0.r1.sjitter.c5324cc").expect("decodes");
+    trial.external = Some(oversell::scenario::External::LockCmd(
+        "nosuchlock {dir} {}".into(),
+    ));
+    let token = trial.token();
+    let args = ["replay", "--allow-cmd", token.as_str()];
+    assert_refused(
+        &oversell(tmp.path(), &args),
+        &args,
+        "'nosuchlock' is not on PATH",
+    );
+    std::fs::write(empty.join("mine.gate"), format!("clean {token}\n")).expect("write");
+    let dir = empty.to_string_lossy().into_owned();
+    let args = ["gate", "--allow-cmd", dir.as_str()];
+    let out = oversell(tmp.path(), &args);
+    assert_refused(&out, &args, "mine.gate:1: the token's command");
+}
+
+#[test]
+fn help_gives_every_exit_status() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let status = |args: &[&str]| {
+        let out = oversell(tmp.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("Exit status:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{args:?}: no exit status in {text}"))
+            .to_string()
+    };
+    // The numbers a help's exit status names, as whole words.
+    let codes = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let top = status(&["--help"]);
+    for code in ["0", "1", "2", "3", "130", "143"] {
+        assert!(
+            codes(&top).iter().any(|c| c == code),
+            "oversell --help lacks {code}: {top}"
+        );
+    }
+    assert!(top.contains("replay only"), "{top}");
+    let merge = status(&["merge", "--help"]);
+    for code in ["0", "1", "2"] {
+        assert!(
+            codes(&merge).iter().any(|c| c == code),
+            "merge --help lacks {code}: {merge}"
+        );
+    }
+    let bench = status(&["bench", "--help"]);
+    for code in ["0", "2", "130", "143"] {
+        assert!(
+            codes(&bench).iter().any(|c| c == code),
+            "bench --help lacks {code}: {bench}"
+        );
+    }
 }

@@ -103,12 +103,12 @@ fn a_token_replays_the_identical_trace_every_time() {
 fn a_token_that_no_longer_fits_is_an_error_not_a_pass() {
     // Two buyers of one ticket take 12 steps with no lock; a schedule that runs buyer 0
     // forty times cannot be followed.
-    let out = oversell(&["replay", "ov1.none.b2.t1.j0.r1.srandom.p0x40"]);
+    let out = oversell(&["replay", "ov1.none.b2.t1.j0.r1.srandom.p0x40.c718234"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("diverges"), "{err}");
     // And one that stops short.
-    let out = oversell(&["replay", "ov1.none.b2.t1.j0.r1.srandom.p0x2"]);
+    let out = oversell(&["replay", "ov1.none.b2.t1.j0.r1.srandom.p0x2.c7e164d"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("diverges"));
 }

@@ -263,7 +263,7 @@ fn user_commands_refuse_what_they_cannot_do() {
 #[test]
 fn a_token_that_runs_a_command_replays_only_when_allowed() {
     // `exit 17`, hex-encoded in the token.
-    let token = "ov1.none.b1.t1.j0.r3.sjitter.B65786974203137";
+    let token = "ov1.none.b1.t1.j0.r3.sjitter.B65786974203137.ca654e3";
     let (out, _) = oversell(&["replay", token, "--attempts", "1"], &[]);
     assert_code(&out, 2, "a command token without --allow-cmd");
     assert!(String::from_utf8_lossy(&out.stderr).contains("exit 17"));
@@ -274,9 +274,11 @@ fn a_token_that_runs_a_command_replays_only_when_allowed() {
 
 #[test]
 fn a_command_that_fails_in_every_buyer_before_it_starts_is_a_setup_error() {
+    // Programs that are there but run one that is not: a first word that is not there at
+    // all is refused before the first trial (tests/cli.rs).
     for (args, says) in [
         (
-            &["explore", "--lock-cmd", "nosuchcmd {}"][..],
+            &["explore", "--lock-cmd", "sh -c nosuchcmd {}"][..],
             "nosuchcmd: not found",
         ),
         (
@@ -284,7 +286,7 @@ fn a_command_that_fails_in_every_buyer_before_it_starts_is_a_setup_error() {
             "no-such-wrapper: not found",
         ),
         (
-            &["explore", "--buyer-cmd", "nosuchcmd {store}"][..],
+            &["explore", "--buyer-cmd", "{dir}/nosuchcmd {store}"][..],
             "nosuchcmd: not found",
         ),
     ] {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use common::BIN;
 
 /// The none race `explore --lock none --schedule pct --trials 20 --seed 3` finds.
-const NONE_RACE: &str = "ov1.none.b2.t1.j5000.rd0c0a0496dfe826.spct2.p0x3-1x7-0x4";
+const NONE_RACE: &str = "ov1.none.b2.t1.j5000.rd0c0a0496dfe826.spct2.p0x3-1x7-0x4.c41d29e";
 
 fn harness() -> HarnessConfig {
     HarnessConfig::new(BIN)
@@ -63,7 +63,7 @@ fn a_flipped_verdict_is_changed_naming_file_and_line() {
         &format!(
             "# the none race, wrongly said to be clean\nclean {NONE_RACE}  # flipped\n\
              oversold {NONE_RACE}\n\
-             clean ov1.none.b8.t2.j5000.r5d90d27a47a435e5.sjitter\n"
+             clean ov1.none.b8.t2.j5000.r5d90d27a47a435e5.sjitter.cff694f\n"
         ),
     );
     let report = run(dir.path());
@@ -89,7 +89,9 @@ fn a_flipped_verdict_is_changed_naming_file_and_line() {
 fn a_token_that_no_longer_fits_the_program_is_changed() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The none race's steps under flock: buyer 1 cannot take the lock buyer 0 holds.
-    let token = NONE_RACE.replace("ov1.none.", "ov1.flock.");
+    let mut trial = oversell::Trial::from_token(NONE_RACE).expect("decodes");
+    trial.lock = oversell::LockKind::Flock;
+    let token = trial.token();
     write(dir.path(), "moved.txt", &format!("clean {token}\n"));
     let report = run(dir.path());
     let changed = report.changed();
@@ -130,7 +132,7 @@ fn an_empty_gate_is_an_error() {
     write(
         dir.path(),
         "README.md",
-        "clean ov1.flock.b2.t1.j0.r1.sjitter\n",
+        "clean ov1.flock.b2.t1.j0.r1.sjitter.c463bfd\n",
     );
     write(dir.path(), "notes.gate", "# nothing yet\n\n");
     let err = gate::load(dir.path()).expect_err("still empty");

@@ -80,7 +80,7 @@ fn explore_writes_a_timeline_junit_and_json_for_a_found_race() {
 #[test]
 fn a_controlled_timeline_is_stable_and_html_embeds_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let token = "ov1.none.b2.t1.j5000.rd0c0a0496dfe826.spct2.p0x3-1x7-0x4";
+    let token = "ov1.none.b2.t1.j5000.rd0c0a0496dfe826.spct2.p0x3-1x7-0x4.c41d29e";
     let out = run_in(
         tmp.path(),
         &["replay", token, "--attempts", "2", "--timeline", "t.svg"],

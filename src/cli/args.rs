@@ -1,4 +1,8 @@
 //! The command line's shape: commands, options and their help texts (clap derive).
+//!
+//! An option that takes a number takes `-1` as its value (`allow_negative_numbers`), so
+//! that its parser refuses it with the range it accepts, as it does `--trials=-1`,
+//! rather than clap calling `-1` an unknown option.
 
 use super::parse::*;
 use crate::lock::LockKind;
@@ -11,10 +15,17 @@ Examples:
   oversell                                   the lesson: 10 buyers, no lock vs every sound lock
   oversell explore --lock none --trials 20   find the race (exits 1 with a replay token)
   oversell explore --lock flock --trials 200 --seed 2
-  oversell replay ov1.none.b3.t1.j5000.r2a.sjitter
+  oversell replay ov1.none.b3.t1.j5000.r2a.sjitter.c5b03a9
   oversell locks                             every lock backend and whether it is sound
 
-Exit status: 0 the result matched --expect, 1 it did not, 2 bad usage or setup.";
+Exit status:
+  0    the result matched --expect (replay: no attempt found anything; gate: every
+       verdict kept)
+  1    it did not (replay: the token's finding came back; gate: a verdict changed)
+  2    bad usage or setup: one line on stderr names the bad value and what is accepted
+  3    replay only: the token's finding did not come back, but a different one did
+  130  stopped by SIGINT, 143 by SIGTERM: every process of the run is killed and its
+       trial directory removed; explore writes the report of what ran";
 
 /// Finds race conditions between real processes over real locks.
 #[derive(Debug, Parser)]
@@ -36,8 +47,10 @@ pub(super) enum Cmd {
     /// List every lock backend: what it is and whether it is sound.
     Locks,
     /// Combine the JSON reports of shards (`explore --shard K/N`) into one.
+    #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),
     /// Measure detection power and speed: every lock under every strategy, side by side.
+    #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
     /// Replay every token in a regression directory and fail when a verdict changes.
     #[command(after_help = GATE_HELP)]
@@ -131,20 +144,38 @@ pub(super) struct ExploreArgs {
     #[arg(long, value_name = "TEMPLATE", requires = "buyer_cmd")]
     pub(super) store_cmd: Option<String>,
     /// Buyers per trial: N or A..B (inclusive, 1 to 256).
-    #[arg(long, value_name = "N|A..B", default_value = "2..16", value_parser = parse_buyers)]
+    #[arg(
+        long,
+        value_name = "N|A..B",
+        default_value = "2..16",
+        value_parser = parse_buyers,
+        allow_negative_numbers = true
+    )]
     pub(super) buyers: Span,
     /// Tickets per trial: N or A..B (inclusive, 0 to 1000000).
-    #[arg(long, value_name = "N|A..B", default_value = "1..8", value_parser = parse_tickets)]
+    #[arg(
+        long,
+        value_name = "N|A..B",
+        default_value = "1..8",
+        value_parser = parse_tickets,
+        allow_negative_numbers = true
+    )]
     pub(super) tickets: Span,
     /// Most jitter a buyer sleeps between read and write, in milliseconds (0 to 10000;
     /// free-running schedules: under a controlled one the schedule decides, not time).
-    #[arg(long, value_name = "MS", default_value = "5", value_parser = parse_jitter)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value = "5",
+        value_parser = parse_jitter,
+        allow_negative_numbers = true
+    )]
     pub(super) jitter_ms: f64,
     /// How many trials to run [default: 100; under exhaustive: every schedule].
-    #[arg(long, value_name = "N", value_parser = parse_count)]
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
     pub(super) trials: Option<u64>,
     /// Seed for every random choice (default: drawn from the clock and printed).
-    #[arg(long, value_name = "S", value_parser = parse_seed)]
+    #[arg(long, value_name = "S", value_parser = parse_seed, allow_negative_numbers = true)]
     pub(super) seed: Option<u64>,
     /// How steps interleave [default: jitter; with --lock-cmd or --buyer-cmd, controlled
     /// pct trials and free-running jitter trials in turn].
@@ -155,10 +186,10 @@ pub(super) struct ExploreArgs {
     #[arg(long, value_enum, default_value = "step")]
     pub(super) granularity: GranularityArg,
     /// PCT's bug depth d (d − 1 priority change points) [default: 2; pct only].
-    #[arg(long, value_name = "D", value_parser = parse_depth)]
+    #[arg(long, value_name = "D", value_parser = parse_depth, allow_negative_numbers = true)]
     pub(super) depth: Option<u32>,
     /// Exhaustive search's preemption bound, or `unbounded` [default: 2; exhaustive only].
-    #[arg(long, value_name = "P", value_parser = parse_preemptions)]
+    #[arg(long, value_name = "P", value_parser = parse_preemptions, allow_negative_numbers = true)]
     pub(super) preemptions: Option<u32>,
     /// Exhaustive: run every schedule within the bound, not one per class of schedules
     /// that differ only in the order of independent steps [exhaustive only].
@@ -184,10 +215,10 @@ pub(super) struct ExploreArgs {
     #[command(flatten)]
     pub(super) out: OutArgs,
     /// Stop starting trials once this many seconds are spent (trials default to no limit).
-    #[arg(long, value_name = "SECS", value_parser = parse_budget)]
+    #[arg(long, value_name = "SECS", value_parser = parse_budget, allow_negative_numbers = true)]
     pub(super) time_budget: Option<f64>,
     /// Run only shard K of N: trial i when i mod N = K − 1 (N CI jobs cover disjoint trials).
-    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, allow_negative_numbers = true)]
     pub(super) shard: Option<(u64, u64)>,
     /// Keep every trial's directory (store, ledger, stderr) under DIR.
     #[arg(long, value_name = "DIR")]
@@ -202,7 +233,13 @@ pub(super) struct ExploreArgs {
     pub(super) quiet: bool,
     /// A trial whose buyers make no progress for this many milliseconds (beyond their
     /// jitter and stop faults) is killed: a `hang`. Under a controlled schedule: per step.
-    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value = "10000",
+        value_parser = parse_timeout,
+        allow_negative_numbers = true
+    )]
     pub(super) timeout_ms: u64,
 }
 
@@ -220,10 +257,22 @@ pub(super) struct ReplayArgs {
     /// The token a finding printed.
     pub(super) token: String,
     /// How many times to run a jitter trial (the OS schedules, so it may not recur).
-    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_attempts)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "10",
+        value_parser = parse_attempts,
+        allow_negative_numbers = true
+    )]
     pub(super) attempts: u32,
     /// Kill a trial that makes no progress for this many milliseconds.
-    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value = "10000",
+        value_parser = parse_timeout,
+        allow_negative_numbers = true
+    )]
     pub(super) timeout_ms: u64,
     /// Run the shell command a token carries (it came from --lock-cmd or --buyer-cmd).
     #[arg(long)]
@@ -259,6 +308,12 @@ or a finding kind (oversold, double_sale, stale_lock, ...). To gate a race you f
 
 Exit status: 0 every verdict kept, 1 one changed (named with file:line), 2 bad input.";
 
+const BENCH_HELP: &str = "\
+The bench measures; it judges no lock, so a finding does not change its exit status.
+
+Exit status: 0 the bench ran to its end; 2 bad usage or setup (one line on stderr);
+130 stopped by SIGINT, 143 by SIGTERM (what was measured so far is printed).";
+
 #[derive(Debug, Args)]
 pub(super) struct BenchArgs {
     /// A short run (under a minute) instead of the full one (minutes).
@@ -268,7 +323,13 @@ pub(super) struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub(super) json: Option<PathBuf>,
     /// Seed of the bench's trials.
-    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seed)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value = "1",
+        value_parser = parse_seed,
+        allow_negative_numbers = true
+    )]
     pub(super) seed: u64,
 }
 
@@ -281,16 +342,35 @@ pub(super) struct GateArgs {
     #[arg(long)]
     pub(super) allow_cmd: bool,
     /// Runs per jitter entry (a clean verdict needs all clean; a violation needs one).
-    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_attempts)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "3",
+        value_parser = parse_attempts,
+        allow_negative_numbers = true
+    )]
     pub(super) attempts: u32,
     /// Kill a trial that makes no progress for this many milliseconds.
-    #[arg(long, value_name = "MS", default_value = "10000", value_parser = parse_timeout)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value = "10000",
+        value_parser = parse_timeout,
+        allow_negative_numbers = true
+    )]
     pub(super) timeout_ms: u64,
     /// The Redis server for entries of the `redis` or `redis-fenced` lock (as explore's
     /// --redis); without it each such trial starts its own redis-server.
     #[arg(long, value_name = "URL")]
     pub(super) redis: Option<String>,
 }
+
+const MERGE_HELP: &str = "\
+Example: oversell merge shard-1.json shard-2.json shard-3.json --junit all.xml
+
+Exit status: 0 the merged run matched --expect; 1 it did not; 2 bad input (a report that
+cannot be read, reports of different runs, a missing shard) or a file that cannot be
+written, with one line on stderr.";
 
 #[derive(Debug, Args)]
 pub(super) struct MergeArgs {
@@ -307,10 +387,22 @@ pub(super) struct MergeArgs {
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
     /// Trials per lock.
-    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_count)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "10",
+        value_parser = parse_count,
+        allow_negative_numbers = true
+    )]
     pub(super) trials: u64,
     /// Seed for the demo's trials.
-    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seed)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value = "1",
+        value_parser = parse_seed,
+        allow_negative_numbers = true
+    )]
     pub(super) seed: u64,
 }
 

@@ -3,7 +3,7 @@
 use super::args::GateArgs;
 use super::exit::{Fail, Outcome};
 use super::start_harness;
-use crate::scenario::Trial;
+use crate::scenario::{External, Trial};
 use std::time::Duration;
 
 pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
@@ -14,6 +14,12 @@ pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
         .collect();
     if !a.allow_cmd {
         refuse_commands(&trials)?;
+    }
+    for (place, t) in &trials {
+        if let Some(External::LockCmd(c) | External::BuyerCmd(c)) = &t.external {
+            let what = format!("{place}: the token's command");
+            super::validate::program(&what, c, "'flock {dir}/lock {}'")?;
+        }
     }
     // A Redis entry without a server is refused up front, naming the first such entry.
     let needs = trials

@@ -2,7 +2,8 @@
 //! or picks an exit status.
 //!
 //! Exit status: `0` the result matched `--expect` (default `clean`); `1` it did not;
-//! `2` bad usage or setup, with one line on stderr naming the bad value.
+//! `2` bad usage or setup, with one line on stderr naming the bad value; `3` (`replay`
+//! only) a different finding came back; `130`/`143` SIGINT/SIGTERM stopped it (`exit`).
 //!
 //! Layout: `args` holds the clap structures and their help texts, `parse` the value
 //! parsers, `validate` the checks made before any trial runs, `exit` the one mapping from
@@ -47,9 +48,10 @@ use exit::{Fail, Outcome};
 
 /// Runs the command line and returns the process's exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
-        Err(e) => return exit::code(parse_failure(&e)),
+        Err(e) => return exit::code(parse_failure(&e, argv.get(1))),
     };
     let hidden = matches!(
         cli.command,
@@ -85,30 +87,91 @@ pub fn main() -> i32 {
 }
 
 /// What a clap error ends in: help and version are printed and succeed; anything else is
-/// one line naming the bad value, with the accepted values when clap knows them.
-fn parse_failure(e: &clap::Error) -> Result<Outcome, Fail> {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
+/// one line naming the bad value (or the missing argument) with what is accepted when
+/// clap knows it, clap's "did you mean" when it has one, and the `--help` of the command
+/// the error is about (`arg1`, the first argument, names it when it is a command).
+fn parse_failure(e: &clap::Error, arg1: Option<&std::ffi::OsString>) -> Result<Outcome, Fail> {
+    use clap::error::{ContextKind, ErrorKind};
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return Ok(Outcome::Matched);
     }
-    // One line: clap's first line names the bad value and what is accepted.
+    let command = match arg1.and_then(|f| f.to_str()) {
+        Some(name) if subcommands().iter().any(|s| s == name) => format!("oversell {name}"),
+        _ => "oversell".to_string(),
+    };
+    let see = format!("(see '{command} --help')");
+    if e.kind() == ErrorKind::MissingRequiredArgument {
+        let usage = match e.get(ContextKind::Usage) {
+            Some(clap::error::ContextValue::StyledStr(u)) => u.to_string(),
+            _ => String::new(),
+        };
+        let usage = usage.lines().next().unwrap_or("").trim();
+        let usage = usage.strip_prefix("Usage:").unwrap_or(usage).trim();
+        let missing = strings(e, ContextKind::InvalidArg);
+        let (noun, names) = match missing.as_slice() {
+            [one] => ("argument", one.clone()),
+            many => ("arguments", many.join(" and ")),
+        };
+        return Err(Fail::Usage(format!(
+            "{command} is missing its {names} {noun}; accepted: {usage} {see}"
+        )));
+    }
+    // Otherwise clap's first line names the bad value.
     let text = e.render().to_string();
     let first = text.lines().next().unwrap_or("error: bad usage").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    let accepted = match e.get(ContextKind::ValidValue) {
-        Some(ContextValue::Strings(values))
-            if e.kind() == ErrorKind::InvalidValue && !values.is_empty() =>
-        {
-            format!("; accepted: {}", values.join(", "))
+    let mut line = first.to_string();
+    match e.kind() {
+        ErrorKind::InvalidValue => match strings(e, ContextKind::ValidValue) {
+            values if !values.is_empty() => {
+                line.push_str(&format!("; accepted: {}", values.join(", ")))
+            }
+            // A value left out: clap knows no list, but the fix is plain.
+            _ => line.push_str("; accepted: the option followed by its value"),
+        },
+        ErrorKind::InvalidSubcommand => {
+            line.push_str(&format!("; accepted: {}", subcommands().join(", ")));
         }
-        // A value left out: clap knows no list, but the fix is plain.
-        _ if e.kind() == ErrorKind::InvalidValue => "; accepted: the option followed by its value".into(),
-        _ => String::new(),
-    };
-    Err(Fail::Usage(format!(
-        "{first}{accepted} (see 'oversell --help')"
-    )))
+        _ => {}
+    }
+    let suggested: Vec<String> = [ContextKind::SuggestedSubcommand, ContextKind::SuggestedArg]
+        .into_iter()
+        .flat_map(|k| strings(e, k))
+        .collect();
+    if !suggested.is_empty() {
+        let quoted: Vec<String> = suggested.iter().map(|s| format!("'{s}'")).collect();
+        line.push_str(&format!("; did you mean {}?", quoted.join(" or ")));
+    }
+    // A flag another command has: clap says where ("'oversell explore --lock' exists").
+    for tip in strings(e, ContextKind::Suggested) {
+        if tip.ends_with(" exists") {
+            line.push_str(&format!("; {tip}"));
+        }
+    }
+    Err(Fail::Usage(format!("{line} {see}")))
+}
+
+/// A clap error's context of `kind` as strings (none when clap gave none).
+fn strings(e: &clap::Error, kind: clap::error::ContextKind) -> Vec<String> {
+    use clap::error::ContextValue;
+    match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        Some(ContextValue::StyledStr(s)) => vec![s.to_string()],
+        Some(ContextValue::StyledStrs(v)) => v.iter().map(ToString::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The names of the commands `oversell --help` lists.
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect()
 }
 
 /// Makes a command ready to run trials: removes what a killed earlier run left behind,

@@ -58,10 +58,11 @@ fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
                 e.label()
             )));
         }
-        // Only the quotes: an older token's buyer command may lack `{store}` and still
-        // replay as it ran.
+        // Only the quotes and the program: an older token's buyer command may lack
+        // `{store}` and still replay as it ran.
         let (External::LockCmd(t) | External::BuyerCmd(t)) = e;
         validate::quotes("the token's command", t, "'flock {dir}/lock {}'")?;
+        validate::program("the token's command", t, "'flock {dir}/lock {}'")?;
     }
     let needs = (trial.lock.needs_redis() && trial.external.is_none())
         .then(|| format!("the token's lock {}", trial.lock));

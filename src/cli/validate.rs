@@ -6,7 +6,8 @@ use super::exit::Fail;
 use std::fs::OpenOptions;
 use std::path::Path;
 
-/// A `--lock-cmd` template: it runs `{}` and its quotes are closed.
+/// A `--lock-cmd` template: it runs `{}`, its quotes are closed and the program it
+/// starts exists.
 pub(super) fn lock_cmd(t: &str) -> Result<(), Fail> {
     const EXAMPLE: &str = "'flock {dir}/lock {}'";
     if !t.contains("{}") {
@@ -14,10 +15,12 @@ pub(super) fn lock_cmd(t: &str) -> Result<(), Fail> {
             "--lock-cmd '{t}' has no {{}} for the critical section; accepted: a command such as {EXAMPLE}"
         )));
     }
-    quotes("--lock-cmd", t, EXAMPLE)
+    quotes("--lock-cmd", t, EXAMPLE)?;
+    program("--lock-cmd", t, EXAMPLE)
 }
 
-/// A `--buyer-cmd` template: not empty, it names the store, and its quotes are closed.
+/// A `--buyer-cmd` template: not empty, it names the store, its quotes are closed and
+/// the program it starts exists.
 pub(super) fn buyer_cmd(t: &str) -> Result<(), Fail> {
     const EXAMPLE: &str = "'python3 buyer.py {store}'";
     if t.trim().is_empty() {
@@ -30,7 +33,77 @@ pub(super) fn buyer_cmd(t: &str) -> Result<(), Fail> {
             "--buyer-cmd '{t}' has no {{store}} for the store's path; accepted: a command such as {EXAMPLE}"
         )));
     }
-    quotes("--buyer-cmd", t, EXAMPLE)
+    quotes("--buyer-cmd", t, EXAMPLE)?;
+    program("--buyer-cmd", t, EXAMPLE)
+}
+
+/// The program a shell command starts can be found, as `sh` would look for it: a first
+/// word with a `/` is a file that exists (relative to the working directory, where the
+/// command runs), any other is an executable file in a directory of `PATH`. A first word
+/// that only a shell can read (an assignment, a redirection, quoting, an expansion, a
+/// `{dir}` of the template, a keyword or a built-in) is left to the run.
+pub(super) fn program(flag: &str, t: &str, example: &str) -> Result<(), Fail> {
+    let Some(word) = first_program(t) else {
+        return Ok(());
+    };
+    let why = if word.contains('/') {
+        if Path::new(word).is_file() {
+            return Ok(());
+        }
+        format!("there is no file '{word}'")
+    } else {
+        match std::env::var_os("PATH") {
+            // Without PATH, sh searches its own default; leave it to the run.
+            None => return Ok(()),
+            Some(path) if on_path(word, &path) => return Ok(()),
+            Some(_) => format!("'{word}' is not on PATH"),
+        }
+    };
+    Err(Fail::Usage(format!(
+        "{flag} '{t}': {why}; accepted: a command whose first word is a program on PATH or \
+         the path of an existing file, such as {example}"
+    )))
+}
+
+/// Words `sh` runs itself: its reserved words and the built-ins of POSIX and of the
+/// usual shells.
+const SHELL_WORDS: &[&str] = &[
+    "!", ".", ":", "[", "alias", "bg", "break", "builtin", "case", "cd", "command", "continue",
+    "do", "done", "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false",
+    "fc", "fg", "fi", "for", "function", "getopts", "hash", "if", "in", "jobs", "kill",
+    "local", "printf", "pwd", "read", "readonly", "return", "select", "set", "shift",
+    "source", "test", "then", "time", "times", "trap", "true", "type", "ulimit", "umask",
+    "unalias", "unset", "until", "wait", "while",
+];
+
+/// The first word of a shell command when it plainly names a program: made only of
+/// characters no shell treats specially, and not one of [`SHELL_WORDS`].
+fn first_program(cmd: &str) -> Option<&str> {
+    let cmd = cmd.trim_start();
+    let end = cmd
+        .find(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|'))
+        .unwrap_or(cmd.len());
+    let word = &cmd[..end];
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | '%');
+    if word.is_empty() || !word.chars().all(plain) || SHELL_WORDS.contains(&word) {
+        return None;
+    }
+    Some(word)
+}
+
+/// `name` is an executable file in one of the directories of `path` (an empty entry is
+/// the working directory, as for `sh`).
+fn on_path(name: &str, path: &std::ffi::OsStr) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path).any(|dir| {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".").to_path_buf()
+        } else {
+            dir
+        };
+        std::fs::metadata(dir.join(name))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// A shell command's quotes are closed (`sh -c` of it would fail on every buyer).
@@ -209,6 +282,52 @@ mod tests {
         assert!(msg(lock_cmd("flock l")).contains("{}"));
         assert!(msg(lock_cmd("sh -c '{}")).contains("unterminated single quote"));
         assert!(buyer_cmd("python3 b.py {store}").is_ok());
+    }
+
+    #[test]
+    fn the_first_word_is_a_program_only_when_plainly_so() {
+        assert_eq!(first_program("flock {dir}/lock {}"), Some("flock"));
+        assert_eq!(first_program("  ./wrap.sh {}"), Some("./wrap.sh"));
+        assert_eq!(first_program("nosuch;{}"), Some("nosuch"));
+        for left in [
+            "{dir}/wrap {}",
+            "FOO=1 flock l {}",
+            "2>/dev/null flock l {}",
+            "'flock' l {}",
+            "$HOME/bin/lock {}",
+            "~/bin/lock {}",
+            "exec flock l {}",
+            "if true; then {}; fi",
+            "( {} )",
+            "",
+        ] {
+            assert_eq!(first_program(left), None, "{left}");
+        }
+    }
+
+    #[test]
+    fn a_program_is_looked_for_as_sh_looks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = dir.path().join("mylock");
+        std::fs::write(&exe, "#!/bin/sh\n").expect("write");
+        let plain = dir.path().join("notes");
+        std::fs::write(&plain, "").expect("write");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(&exe, mode).expect("chmod");
+        }
+        let path = dir.path().as_os_str();
+        assert!(on_path("mylock", path));
+        assert!(!on_path("notes", path), "not executable");
+        assert!(!on_path("nosuch", path));
+        let abs = format!("{} {{}}", exe.display());
+        assert!(program("--lock-cmd", &abs, "").is_ok());
+        let gone = format!("{}/gone {{}}", dir.path().display());
+        match program("--lock-cmd", &gone, "") {
+            Err(Fail::Usage(m)) => assert!(m.contains("there is no file") && m.contains("/gone'"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn lines_parse_with_comments_and_notes() {
-        let text = "# header\n\n  oversold ov1.none.b2.t1.j0.r1.sbarrier  # the lesson\nclean ov1.flock.b2.t1.j0.r1.spct2.p0x7-1x5\n";
+        let text = "# header\n\n  oversold ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8  # the lesson\nclean ov1.flock.b2.t1.j0.r1.spct2.p0x7-1x5.c3a00e8\n";
         let e = parsed(text).expect("parses");
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].line, 3);
@@ -333,16 +333,16 @@ mod tests {
     fn bad_lines_name_file_line_and_what_is_accepted() {
         let cases = [
             ("oversold", "two fields"),
-            ("oversold ov1.none.b2.t1.j0.r1.sbarrier extra", "two fields"),
+            ("oversold ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 extra", "two fields"),
             (
-                "ov1.none.b2.t1.j0.r1.sbarrier oversold",
+                "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 oversold",
                 "verdict comes first",
             ),
             (
-                "sold ov1.none.b2.t1.j0.r1.sbarrier",
+                "sold ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8",
                 "accepted: clean, violation",
             ),
-            ("clean ov1.flock.b2.t1.j0.r1.spct2", "no steps"),
+            ("clean ov1.flock.b2.t1.j0.r1.spct2.c53b4ad", "no steps"),
         ];
         for (text, want) in cases {
             let err = parsed(&format!("\n{text}\n")).expect_err(text);

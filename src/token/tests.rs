@@ -35,12 +35,12 @@ fn tokens_round_trip() {
 fn saved_tokens_print_identically() {
     // Tokens as the fixtures and snapshots hold them.
     for token in [
-        "ov1.flock.b2.t1.j5000.rd0c0a0496dfe826.spct2.p1x4-0x2-1x2-0x4-1",
-        "ov1.flock.b8.t2.j5000.r5d90d27a47a435e5.sjitter",
-        "ov1.flock.b2.t1.j0.r8.sexhaustive0.a.k500.p0x2-1x6",
-        "ov1.flock.b2.t1.j0.r25.sexhaustive0.k500.p0x4-1x5",
-        "ov1.none.b2.t1.j0.r1.sbarrier",
-        "ov1.lockfile.b3.t2.j1000.r1f.sjitter.k250.x100-40",
+        "ov1.flock.b2.t1.j5000.rd0c0a0496dfe826.spct2.p1x4-0x2-1x2-0x4-1.ca1f218",
+        "ov1.flock.b8.t2.j5000.r5d90d27a47a435e5.sjitter.ca3255c",
+        "ov1.flock.b2.t1.j0.r8.sexhaustive0.a.k500.p0x2-1x6.c302214",
+        "ov1.flock.b2.t1.j0.r25.sexhaustive0.k500.p0x4-1x5.c073f3f",
+        "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8",
+        "ov1.lockfile.b3.t2.j1000.r1f.sjitter.k250.x100-40.c504a13",
     ] {
         let t = Trial::from_token(token).expect(token);
         assert!(t.found.is_empty(), "{token}");
@@ -49,8 +49,8 @@ fn saved_tokens_print_identically() {
 }
 
 #[test]
-fn found_kinds_are_a_trailing_field() {
-    let mut t = Trial::from_token("ov1.none.b2.t1.j0.r1.sbarrier").expect("decodes");
+fn found_kinds_are_a_field_before_the_checksum() {
+    let mut t = Trial::from_token(&sign("ov1.none.b2.t1.j0.r1.sbarrier")).expect("decodes");
     t.found = vec![
         FindingKind::DoubleSale,
         FindingKind::Oversold,
@@ -58,7 +58,7 @@ fn found_kinds_are_a_trailing_field() {
     ];
     assert_eq!(
         t.token(),
-        "ov1.none.b2.t1.j0.r1.sbarrier.foversold+double_sale"
+        sign("ov1.none.b2.t1.j0.r1.sbarrier.foversold+double_sale")
     );
     let back = Trial::from_token(&t.token()).expect("decodes");
     assert_eq!(
@@ -70,7 +70,8 @@ fn found_kinds_are_a_trailing_field() {
         "ov1.none.b2.t1.j0.r1.sbarrier.foversold+nothing",
         "ov1.none.b2.t1.j0.r1.sbarrier.foversold.fhang",
     ] {
-        assert!(Trial::from_token(bad).is_err(), "{bad}");
+        let e = Trial::from_token(&sign(bad)).expect_err(bad);
+        assert!(!e.why.contains("checksum"), "{bad}: {e}");
     }
 }
 
@@ -98,33 +99,109 @@ fn bad_tokens_say_why() {
         "ov1.none.b2.t1.j0.r1.sjitter.LAB.B41",
         "ov1.none.b2.b3.t1.j0.r1.sjitter",
     ] {
-        let e = Trial::from_token(bad).expect_err(bad);
+        // Signed, so that what is refused is the field, not the checksum.
+        let e = Trial::from_token(&sign(bad)).expect_err(bad);
         assert!(!e.why.is_empty());
+        assert!(!e.why.contains("checksum"), "{bad}: {e}");
     }
 }
 
 #[test]
-fn truncated_tokens_are_refused() {
-    let full = "ov1.none.b2.t1.j0.r1.sbarrier";
-    let fields: Vec<&str> = full.split('.').collect();
-    // Every prefix shorter than the whole token lacks a required field.
-    for n in 1..fields.len() {
-        let cut = fields[..n].join(".");
-        let e = Trial::from_token(&cut).expect_err(&cut);
-        assert!(
-            e.why.contains("lack") || e.why.contains("no lock"),
-            "{cut}: {e}"
-        );
-    }
-    let e = Trial::from_token("ov1.none.b2.t1").expect_err("truncated");
+fn a_token_lacking_a_field_names_it() {
+    let e = Trial::from_token(&sign("ov1.none.b2.t1")).expect_err("no jitter");
     assert!(
         e.why.contains("jitter") && e.why.contains("b, t, j, r and s"),
         "{e}"
     );
+    let e = Trial::from_token(&sign("ov1")).expect_err("no lock");
+    assert!(e.why.contains("no lock"), "{e}");
+}
+
+#[test]
+fn the_checksum_is_fnv_1a_64() {
+    // The published test vectors of the 64-bit FNV-1a hash.
+    assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    // Its top 24 bits, as 6 hex digits, after everything before it.
+    assert_eq!(checksum(""), "cbf29c");
+    assert_eq!(
+        Trial::from_token(EXAMPLE)
+            .expect("the example decodes")
+            .token(),
+        EXAMPLE
+    );
+    assert!(EXAMPLE.ends_with(".c5b03a9"), "{EXAMPLE}");
+}
+
+const CHANGED: &str = "its checksum does not match: a character was changed or the token was cut; copy it whole from the report";
+
+/// A token with every optional field, as a finding prints it.
+fn full_token() -> String {
+    let mut t = Trial::from_token(&sign(
+        "ov1.none.b2.t1.j5000.rd0c0a0496dfe826.spct2.p0x3-1x7-0x4",
+    ))
+    .expect("decodes");
+    t.faults.kill = 0.25;
+    t.store = StoreMode::Atomic;
+    t.found = vec![FindingKind::Oversold, FindingKind::Overlap];
+    t.token()
+}
+
+#[test]
+fn a_token_cut_anywhere_is_refused_for_its_checksum() {
+    let token = full_token();
+    for n in 1..token.len() {
+        let cut = &token[..n];
+        let e = Trial::from_token(cut).expect_err(cut);
+        if n < PREFIX.len() {
+            assert!(e.why.contains("does not start with"), "{cut}: {e}");
+            continue;
+        }
+        assert!(e.why.contains("checksum"), "{cut}: {e}");
+        assert!(e.why.contains("copy it whole"), "{cut}: {e}");
+    }
+    // Cut by one character, the checksum no longer matches.
+    let e = Trial::from_token(&token[..token.len() - 1]).expect_err("cut");
+    assert_eq!(e.why, CHANGED);
+}
+
+#[test]
+fn a_token_with_one_character_changed_is_refused() {
+    let token = full_token();
+    let alphabet = "0123456789abcdefghijklmnopqrstuvwxyz.+-_";
+    let mut tried = 0;
+    for (i, old) in token.char_indices() {
+        for new in alphabet.chars().filter(|&c| c != old) {
+            let mut changed = token.clone();
+            changed.replace_range(i..i + old.len_utf8(), new.encode_utf8(&mut [0; 4]));
+            if changed.starts_with("ov1.") {
+                let e = Trial::from_token(&changed).expect_err(&changed);
+                assert!(e.why.contains("checksum"), "{changed}: {e}");
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 1000, "{tried}");
+}
+
+#[test]
+fn a_token_without_its_checksum_says_so() {
+    let e = Trial::from_token("ov1.none.b2.t1.j0.r1.sbarrier").expect_err("unsigned");
+    assert!(e.why.starts_with("it has no checksum"), "{e}");
+    assert!(e.why.contains("copy it whole from the report"), "{e}");
+    assert_eq!(e.to_string().lines().count(), 1, "{e}");
+    // A checksum field with the wrong number of digits matches nothing.
+    let signed = sign("ov1.none.b2.t1.j0.r1.sbarrier");
+    let e = Trial::from_token(&format!("{signed}0")).expect_err("7 digits");
+    assert_eq!(e.why, CHANGED);
+    // The checksum covers the whole token: the same one under another lock is refused.
+    let moved = signed.replacen(".none.", ".flock.", 1);
+    assert_eq!(Trial::from_token(&moved).expect_err("moved").why, CHANGED);
 }
 
 fn refused(token: &str, says: &str) {
-    let e = Trial::from_token(token).expect_err(token);
+    let e = Trial::from_token(&sign(token)).expect_err(token);
     assert!(e.to_string().contains(says), "{token}: {e}");
     assert_eq!(e.to_string().lines().count(), 1, "{e}");
 }
@@ -153,8 +230,9 @@ fn tokens_past_the_limits_are_refused_before_allocating() {
     refused(&format!("{base}.spct11"), "depth of 11");
     refused(&format!("{base}.sexhaustive99"), "preemption bound of 99");
     // At the limits, accepted.
-    let t = Trial::from_token(&format!("{base}.spct2.p0x999999-1")).expect("at the limit");
+    let t = Trial::from_token(&sign(&format!("{base}.spct2.p0x999999-1"))).expect("at the limit");
     assert_eq!(t.choices.map(|c| c.len()), Some(crate::limits::MAX_STEPS));
-    let t = Trial::from_token(&format!("{base}.sjitter.k1000.x1000-60000")).expect("max faults");
+    let t =
+        Trial::from_token(&sign(&format!("{base}.sjitter.k1000.x1000-60000"))).expect("max faults");
     assert_eq!((t.faults.kill, t.faults.stop_ms), (1.0, 60_000));
 }
