@@ -197,19 +197,15 @@ pub fn run_from_spec(spec: &str) -> i32 {
             return 2;
         }
     };
-    if spec.self_filter {
-        // Before anything touches the trial: from here on every yield-point call waits
-        // for the harness. Descriptor FILTER_FD stays open (closing it would be a call
-        // to stop too); it goes with the process.
-        if let Err(e) = crate::seccomp::install(&crate::seccomp::program(), FILTER_FD) {
-            eprintln!("error: buyer {}: installing the system-call filter: {e}", spec.index);
-            return 2;
-        }
-    }
     let ctx = LockContext {
         dir: spec.dir.clone(),
         sem_id: spec.sem_id,
     };
+    // The lock is opened (attached to the trial) before the filter goes in, as every
+    // buyer attaches before the start barrier under oversell's own steps: a lock that
+    // needs every buyer attached before the first acquire (`posix-sem` unlinks its name
+    // then) holds under system-call steps too, since the harness takes every buyer's
+    // listener before the first step.
     let mut lock = match spec.lock.open(&ctx) {
         Ok(l) => l,
         Err(e) => {
@@ -217,6 +213,15 @@ pub fn run_from_spec(spec: &str) -> i32 {
             return 2;
         }
     };
+    if spec.self_filter {
+        // Before the buyer's steps touch the trial: from here on every yield-point call
+        // waits for the harness. Descriptor FILTER_FD stays open (closing it would be a
+        // call to stop too); it goes with the process.
+        if let Err(e) = crate::seccomp::install(&crate::seccomp::program(), FILTER_FD) {
+            eprintln!("error: buyer {}: installing the system-call filter: {e}", spec.index);
+            return 2;
+        }
+    }
     match run(&spec, &mut *lock) {
         Ok(()) => 0,
         Err(e) => {

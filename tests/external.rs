@@ -94,6 +94,8 @@ fn a_mkdir_lock_goes_stale_when_its_holder_is_killed() {
             "explore",
             "--lock-cmd",
             &template,
+            "--schedule",
+            "jitter",
             "--faults",
             "kill=1",
             "--buyers",

@@ -263,6 +263,8 @@ fn a_stalled_run_is_a_hang_that_names_who_was_unfinished() {
             "explore",
             "--lock-cmd",
             "sleep 30; {}",
+            "--schedule",
+            "jitter",
             "--trials",
             "1",
             "--buyers",

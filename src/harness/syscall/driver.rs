@@ -1,6 +1,7 @@
 //! The loop of a syscall-controlled trial: settle every running buyer at its next step,
 //! pick one with the [`Scheduler`], let its call go on, repeat.
 
+use super::blocked;
 use super::call::{self, Notif, Step};
 use super::pct::Pct;
 use crate::harness::interrupt;
@@ -9,6 +10,10 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// Polls without a sleep (the same look again, a failed try) with nothing changed that a
+/// buyer alone may make before it counts as waiting for something nobody will do.
+const BUSY_POLLS: u32 = 32;
 
 /// Steps one trial may take before it counts as a hang.
 const MAX_STEPS: usize = 200_000;
@@ -26,6 +31,10 @@ pub(super) struct Buyer {
     /// The looks (`stat lock → ok`) it made since shared state last changed: the same
     /// look made a third time with nothing changed is a poll too (a busy test loop).
     looks: Vec<String>,
+    /// The pid of its first process (the root of its process tree).
+    pub root: u32,
+    /// Asleep in the kernel in a call only another buyer's action ends.
+    in_kernel: bool,
 }
 
 impl Buyer {
@@ -37,6 +46,8 @@ impl Buyer {
             spins: 0,
             spin_epoch: 0,
             looks: Vec::new(),
+            root: 0,
+            in_kernel: false,
         }
     }
 }
@@ -65,6 +76,8 @@ pub(super) struct Driver {
     /// Changes of shared state made so far (steps that changed something and did not
     /// fail): a polling buyer waits for this to move.
     epoch: u64,
+    /// Helper processes of the trial (a lock server) that must be idle between steps.
+    pub helpers: Vec<u32>,
     /// `dir` resolved, as the calls' paths are.
     real_dir: std::path::PathBuf,
 }
@@ -81,6 +94,7 @@ impl Driver {
             pct: None,
             current: None,
             epoch: 0,
+            helpers: Vec::new(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         }
     }
@@ -97,7 +111,12 @@ impl Driver {
                 self.diverged = scheduler.finish(self.choices.len()).err();
                 return End::Done;
             }
-            let Some(runnable) = self.runnable(&live) else {
+            let at_step: Vec<usize> = live
+                .iter()
+                .copied()
+                .filter(|&i| !self.buyers[i].in_kernel)
+                .collect();
+            let Some(runnable) = self.runnable(&at_step) else {
                 return End::Stuck(live.iter().map(|&i| i as u32).collect());
             };
             if self.choices.len() >= MAX_STEPS {
@@ -146,14 +165,27 @@ impl Driver {
         }
     }
 
-    /// Waits until every live buyer is stopped at a step or has ended; calls that are
-    /// no step go on at once.
+    /// Waits until every live buyer is stopped at a step, has ended, or waits in the
+    /// kernel for another's action ([`blocked`]), and every helper process (a lock
+    /// server) is idle; calls that are no step go on at once.
     fn settle(&mut self) -> Result<(), End> {
+        let mut quiet_polls = 0u32;
         loop {
+            // A buyer that waited in the kernel may have been woken by the step just
+            // taken: it runs again until its next step.
+            for b in self.buyers.iter_mut().filter(|b| b.in_kernel) {
+                if !blocked::waiting_in_kernel(b.root) {
+                    b.in_kernel = false;
+                }
+            }
             let running: Vec<usize> = (0..self.buyers.len())
-                .filter(|&i| !self.buyers[i].done && self.buyers[i].parked.is_empty())
+                .filter(|&i| {
+                    let b = &self.buyers[i];
+                    !b.done && b.parked.is_empty() && !b.in_kernel
+                })
                 .collect();
-            if running.is_empty() {
+            let helpers_busy = self.helpers.iter().any(|&h| !blocked::idle(h));
+            if running.is_empty() && !helpers_busy {
                 return Ok(());
             }
             if let Some(sig) = interrupt::pending() {
@@ -163,10 +195,12 @@ impl Driver {
             if now >= self.deadline {
                 return Err(End::TimedOut);
             }
+            // Short waits at first, so a buyer asleep in the kernel is seen soon.
+            let step_ms = if quiet_polls < 20 { 1 } else { 10 };
             let wait = self
                 .deadline
                 .duration_since(now)
-                .min(Duration::from_millis(100));
+                .min(Duration::from_millis(step_ms));
             let mut fds: Vec<libc::pollfd> = running
                 .iter()
                 .map(|&i| libc::pollfd {
@@ -184,8 +218,21 @@ impl Driver {
                 )
             };
             if r <= 0 {
+                quiet_polls += 1;
+                // Nothing to read: a buyer none of whose processes runs is blocked —
+                // judged only once the helpers are idle, since a lock server's answer
+                // may be what it waits for.
+                if self.helpers.iter().any(|&h| !blocked::idle(h)) {
+                    continue;
+                }
+                for &i in &running {
+                    if blocked::waiting_in_kernel(self.buyers[i].root) {
+                        self.buyers[i].in_kernel = true;
+                    }
+                }
                 continue;
             }
+            quiet_polls = 0;
             for (k, &i) in running.iter().enumerate() {
                 let ev = fds[k].revents;
                 if ev & libc::POLLIN != 0 {
@@ -243,7 +290,17 @@ impl Driver {
                 return Some(pick);
             }
         }
-        None
+        // Nobody else can go. A buyer whose polls were looks or failed tries (no sleep)
+        // may be a program reading a file again, not waiting: the first such buyer goes
+        // on, alone (no choice is made), until it has polled [`BUSY_POLLS`] times with
+        // nothing changed; a sleeping poller waits for the others at once.
+        free.iter()
+            .copied()
+            .find(|&i| {
+                let (_, step) = &self.buyers[i].parked[0];
+                !step.sleep && self.buyers[i].spins < BUSY_POLLS
+            })
+            .map(|i| vec![i as u32])
     }
 
     /// What the stopped call of each runnable buyer touches, for a partial-order
@@ -300,7 +357,13 @@ impl Driver {
             buyer.looks.clear();
             buyer.spin_epoch = epoch;
         }
-        let repeated = !step.sleep && !step.mutates && {
+        let looks_only = !step.sleep
+            && !step.mutates
+            && step.lock.is_none()
+            && !step.name.contains("write")
+            && step.name != "SYS_close"
+            && !step.path.ends_with(crate::ledger::FILE_NAME);
+        let repeated = looks_only && {
             let look = format!("{} → {result}", step.label(&self.real_dir));
             let seen = buyer.looks.iter().filter(|l| **l == look).count();
             buyer.looks.push(look);

@@ -22,6 +22,7 @@
 //! blocked or polling like that, the trial is stuck: a `stale_lock` when a buyer was
 //! killed by a fault, a `deadlock` otherwise — decided from these facts, at once.
 
+mod blocked;
 mod call;
 mod driver;
 use crate::seccomp as filter;

@@ -76,6 +76,14 @@ pub(crate) fn run_with(
         crate::harness::pin::move_to(group.pid(m), cpu);
     }
     let mut driver = Driver::new(buyers, &dir, started + cfg.timeout);
+    for (b, &m) in driver.buyers.iter_mut().zip(&members) {
+        b.root = group.pid(m);
+    }
+    if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
+        // The lock server answers on the trial's CPU too, between steps.
+        crate::harness::pin::move_to(group.pid(server), cpu);
+        driver.helpers.push(group.pid(server));
+    }
     let end = drive(&mut driver, trial, scheduler);
     let ended: Vec<bool> = driver.buyers.iter().map(|b| b.done).collect();
     let server = lock_state.as_ref().and_then(|s| s.server);

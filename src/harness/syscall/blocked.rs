@@ -1,0 +1,170 @@
+//! Waiting in the kernel: whether a buyer's processes all sleep in calls that only
+//! another process can end (a `sem_wait` on a contended semaphore is a `futex` wait, a
+//! SysV `semop`, a `read` of a socket or pipe, a FIFO's `open`, a `wait4` for a child
+//! that waits too), so the buyer is *blocked*, not running toward its next step.
+//!
+//! The filter stops a buyer at the calls it knows; a call it lets through may still
+//! sleep. Without this the harness would wait for that buyer to reach its next step
+//! until the trial's timeout. Each process's state, wait channel and current call are
+//! read from `/proc`: a process asleep in a seccomp notification is at a step (the
+//! listener will say so), and a timed wait (a `select` with a timeout, a timed `futex`)
+//! ends by itself, so neither is blocked. On the trial's one CPU, a process woken by
+//! another's call is runnable before that other one reaches its next step, so reading
+//! the state once every running buyer has settled gives the same answer every run.
+
+use std::path::Path;
+
+/// True when every live process of the tree rooted at `root` (its threads included)
+/// sleeps in a call with no time limit that is no seccomp notification; false when one
+/// runs, is at a step, waits with a time limit, or none is left.
+pub(super) fn waiting_in_kernel(root: u32) -> bool {
+    let mut pending = vec![root];
+    let mut seen = 0usize;
+    while let Some(pid) = pending.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let t = task.path();
+            match task_state(&t) {
+                Task::Gone => continue,
+                Task::Waiting => seen += 1,
+                Task::Busy => return false,
+            }
+            if let Ok(children) = std::fs::read_to_string(t.join("children")) {
+                pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            }
+        }
+    }
+    seen > 0
+}
+
+/// True when the process `pid` (every thread) sleeps in a call with no time limit:
+/// a helper process (a lock server) that has nothing left to do.
+pub(super) fn idle(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks
+        .flatten()
+        .all(|t| !matches!(task_state(&t.path()), Task::Busy))
+}
+
+enum Task {
+    /// A zombie, or gone.
+    Gone,
+    /// Asleep in a call only another process can end.
+    Waiting,
+    /// Running, runnable, at a step, or in a wait that ends by itself.
+    Busy,
+}
+
+fn task_state(task: &Path) -> Task {
+    let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
+        return Task::Gone;
+    };
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .unwrap_or("");
+    match state {
+        "Z" | "X" | "x" => return Task::Gone,
+        "S" | "D" => {}
+        _ => return Task::Busy,
+    }
+    let wchan = std::fs::read_to_string(task.join("wchan")).unwrap_or_default();
+    if wchan.contains("seccomp") {
+        return Task::Busy;
+    }
+    let Ok(call) = std::fs::read_to_string(task.join("syscall")) else {
+        return Task::Busy;
+    };
+    if untimed(&call) {
+        Task::Waiting
+    } else {
+        Task::Busy
+    }
+}
+
+/// True when `/proc/PID/syscall`'s line names a call that sleeps with no time limit.
+fn untimed(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let Some(nr) = words.next().and_then(|w| w.parse::<i64>().ok()) else {
+        return false;
+    };
+    let args: Vec<u64> = words
+        .take(6)
+        .filter_map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok())
+        .collect();
+    let arg = |i: usize| args.get(i).copied().unwrap_or(1);
+    no_limit(nr, &arg)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(non_upper_case_globals)] // libc's call numbers, as patterns
+fn no_limit(nr: i64, arg: &dyn Fn(usize) -> u64) -> bool {
+    use libc::*;
+    match nr {
+        SYS_futex => {
+            let cmd = (arg(1) as i32) & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+            let waits = [
+                FUTEX_WAIT,
+                FUTEX_WAIT_BITSET,
+                FUTEX_LOCK_PI,
+                FUTEX_WAIT_REQUEUE_PI,
+            ];
+            waits.contains(&cmd) && arg(3) == 0
+        }
+        SYS_semop | SYS_msgrcv | SYS_msgsnd | SYS_pause | SYS_wait4 | SYS_waitid
+        | SYS_rt_sigsuspend | SYS_accept | SYS_accept4 | SYS_connect | SYS_read | SYS_readv
+        | SYS_write | SYS_writev | SYS_recvfrom | SYS_recvmsg | SYS_sendto | SYS_sendmsg
+        | SYS_open | SYS_openat | SYS_flock => true,
+        SYS_fcntl => {
+            let cmd = arg(1) as i32;
+            cmd == F_SETLKW || cmd == F_OFD_SETLKW
+        }
+        SYS_semtimedop => arg(3) == 0,
+        SYS_poll => arg(2) as i32 == -1,
+        SYS_ppoll => arg(2) == 0,
+        SYS_select | SYS_pselect6 => arg(4) == 0,
+        SYS_epoll_wait | SYS_epoll_pwait => arg(3) as i32 == -1,
+        SYS_rt_sigtimedwait => arg(2) == 0,
+        _ => false,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(non_upper_case_globals)] // libc's call numbers, as patterns
+fn no_limit(nr: i64, arg: &dyn Fn(usize) -> u64) -> bool {
+    use libc::*;
+    match nr {
+        SYS_futex => {
+            let cmd = (arg(1) as i32) & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+            (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) && arg(3) == 0
+        }
+        SYS_semop | SYS_read | SYS_write | SYS_recvfrom | SYS_openat | SYS_wait4 => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_untimed_futex_wait_blocks_and_a_timed_one_does_not() {
+        let wait = format!("{} 0x7f00 0x80 0x0 0x0 0x0 0x0 0x7ffe 0x7f01", libc::SYS_futex);
+        assert!(untimed(&wait));
+        let timed = format!("{} 0x7f00 0x80 0x0 0x7ffd 0x0 0x0 0x7ffe 0x7f01", libc::SYS_futex);
+        assert!(!untimed(&timed));
+        let wake = format!("{} 0x7f00 0x81 0x1 0x0 0x0 0x0 0x7ffe 0x7f01", libc::SYS_futex);
+        assert!(!untimed(&wake));
+        assert!(!untimed("running"));
+    }
+
+    #[test]
+    fn this_test_is_busy_not_waiting() {
+        assert!(!waiting_in_kernel(std::process::id()));
+    }
+}
