@@ -254,6 +254,9 @@ pub struct History {
     pub unparsed: Vec<String>,
     /// Under a syscall-level schedule: each step taken, as `buyer N CALL PATH → RESULT`.
     pub syscalls: Vec<String>,
+    /// Under a syscall-level schedule: effects on shared state no step ordered
+    /// (`buyer 0 maps /dev/shm/x shared`).
+    pub unordered: Vec<String>,
 }
 
 impl History {

@@ -312,7 +312,7 @@ impl TrialSpace {
             tickets,
             jitter_us: self.jitter_us,
             seed: rng.next_u64(),
-            schedule: if self.alternate_pct && self.schedule == Schedule::Jitter && index % 2 == 0
+            schedule: if self.alternate_pct && self.schedule == Schedule::Jitter && index.is_multiple_of(2)
             {
                 Schedule::Pct { depth: 2 }
             } else {

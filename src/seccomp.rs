@@ -33,6 +33,13 @@ pub(crate) enum Shape {
     Fcntl,
     /// A sleep: it yields, and returns at once.
     Sleep,
+    /// An operation on shared kernel or memory state that names no file (a SysV
+    /// semaphore or message queue, a futex in shared memory): a step that conflicts
+    /// with every other.
+    Ipc,
+    /// `mmap` of a file with `MAP_SHARED`: no step, but memory that buyers may share
+    /// without a system call, which the run names (`not verified`).
+    MapShared,
 }
 
 macro_rules! calls {
@@ -66,8 +73,18 @@ calls! {
     SYS_mknod => Shape::Path(0), SYS_mknodat => Shape::PathAt(0, 1),
     SYS_getdents64 => Shape::Fd(0), SYS_getdents => Shape::Fd(0),
     SYS_utimensat => Shape::PathAt(0, 1), SYS_chmod => Shape::Path(0),
-    SYS_fchmodat => Shape::PathAt(0, 1),
+    SYS_fchmodat => Shape::PathAt(0, 1), SYS_semop => Shape::Ipc,
+    SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc, SYS_msgrcv => Shape::Ipc,
 }
+
+/// Calls reported only when one bit of one argument says so: the call, its name and
+/// shape, the argument, the bit, and whether a set bit (else a clear one) reports it.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const MASKED_CALLS: &[(i64, &str, Shape, usize, u32, bool)] = &[
+    // A futex in shared memory (no FUTEX_PRIVATE_FLAG): a lock between processes.
+    (libc::SYS_futex, "SYS_futex", Shape::Ipc, 1, libc::FUTEX_PRIVATE_FLAG as u32, false),
+    (libc::SYS_mmap, "SYS_mmap", Shape::MapShared, 3, libc::MAP_SHARED as u32, true),
+];
 
 #[cfg(target_arch = "aarch64")]
 calls! {
@@ -85,11 +102,32 @@ calls! {
     SYS_symlinkat => Shape::PathAt(1, 2), SYS_readlinkat => Shape::PathAt(0, 1),
     SYS_mknodat => Shape::PathAt(0, 1), SYS_getdents64 => Shape::Fd(0),
     SYS_utimensat => Shape::PathAt(0, 1), SYS_fchmodat => Shape::PathAt(0, 1),
+    SYS_semop => Shape::Ipc, SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc,
+    SYS_msgrcv => Shape::Ipc,
 }
+
+/// Calls reported only when one bit of one argument says so (see the x86_64 table).
+#[cfg(target_arch = "aarch64")]
+pub(crate) const MASKED_CALLS: &[(i64, &str, Shape, usize, u32, bool)] = &[
+    (libc::SYS_futex, "SYS_futex", Shape::Ipc, 1, libc::FUTEX_PRIVATE_FLAG as u32, false),
+    (libc::SYS_mmap, "SYS_mmap", Shape::MapShared, 3, libc::MAP_SHARED as u32, true),
+];
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 /// No yield points on an architecture the filter does not know.
 pub(crate) const YIELD_CALLS: &[(i64, &str, Shape)] = &[];
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) const MASKED_CALLS: &[(i64, &str, Shape, usize, u32, bool)] = &[];
+
+/// The name and shape of a reported call number, from either table.
+pub(crate) fn shape_of(nr: i64) -> Option<(&'static str, Shape)> {
+    YIELD_CALLS
+        .iter()
+        .find(|c| c.0 == nr)
+        .map(|c| (c.1, c.2))
+        .or_else(|| MASKED_CALLS.iter().find(|c| c.0 == nr).map(|c| (c.1, c.2)))
+}
 
 /// `AUDIT_ARCH_*` of the host, as `seccomp_data.arch` carries it.
 #[cfg(target_arch = "x86_64")]
@@ -103,6 +141,7 @@ const LD_W_ABS: u16 = 0x20;
 const JEQ_K: u16 = 0x15;
 const JGE_K: u16 = 0x35;
 const RET_K: u16 = 0x06;
+const JSET_K: u16 = 0x45;
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -117,12 +156,16 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The filter program: notify on [`YIELD_CALLS`] of the host architecture, allow the rest.
+/// The filter program: notify on [`YIELD_CALLS`] of the host architecture, and on
+/// [`MASKED_CALLS`] when their bit says so; allow the rest.
 pub(crate) fn program() -> Vec<libc::sock_filter> {
     let n = YIELD_CALLS.len();
+    // Each masked call: compare the number, load the argument, test the bit.
+    let tail = 3 * MASKED_CALLS.len();
     let allow = stmt(RET_K, libc::SECCOMP_RET_ALLOW);
     let mut p = vec![
-        // seccomp_data: nr at 0, arch at 4.
+        // seccomp_data: nr at 0, arch at 4, then the instruction pointer (8 bytes) and
+        // the six arguments (8 bytes each; the low word first on these little-endian hosts).
         stmt(LD_W_ABS, 4),
         jump(JEQ_K, AUDIT_ARCH, 1, 0),
         allow,
@@ -131,11 +174,23 @@ pub(crate) fn program() -> Vec<libc::sock_filter> {
         jump(JGE_K, 0x4000_0000, 0, 1),
         allow,
     ];
+    let far = |ahead: usize| u8::try_from(ahead).unwrap_or(u8::MAX);
     for (j, &(nr, _, _)) in YIELD_CALLS.iter().enumerate() {
         // Jump to the notify return after the final allow. A jump reaches 255
-        // instructions at most: the table stays below that (a test checks).
-        let ahead = u8::try_from(n - j).unwrap_or(u8::MAX);
-        p.push(jump(JEQ_K, nr as u32, ahead, 0));
+        // instructions at most: the tables stay below that (a test checks).
+        p.push(jump(JEQ_K, nr as u32, far(n - j + tail), 0));
+    }
+    for (k, &(nr, _, _, arg, bit, when_set)) in MASKED_CALLS.iter().enumerate() {
+        // From the bit test (the block's third instruction) to the final allow.
+        let to_allow = far(tail - 3 * k - 3);
+        p.push(jump(JEQ_K, nr as u32, 0, 2));
+        p.push(stmt(LD_W_ABS, 16 + 8 * arg as u32));
+        let (jt, jf) = if when_set {
+            (to_allow + 1, to_allow)
+        } else {
+            (to_allow, to_allow + 1)
+        };
+        p.push(jump(JSET_K, bit, jt, jf));
     }
     p.push(allow);
     p.push(stmt(RET_K, libc::SECCOMP_RET_USER_NOTIF));
@@ -237,8 +292,13 @@ mod tests {
 
     #[test]
     fn the_table_fits_the_filters_jumps() {
-        assert!(YIELD_CALLS.len() < 255, "{} calls", YIELD_CALLS.len());
+        assert!(
+            YIELD_CALLS.len() + 3 * MASKED_CALLS.len() < 250,
+            "{} calls",
+            YIELD_CALLS.len()
+        );
         let mut nrs: Vec<i64> = YIELD_CALLS.iter().map(|c| c.0).collect();
+        nrs.extend(MASKED_CALLS.iter().map(|c| c.0));
         nrs.sort();
         nrs.dedup();
         assert_eq!(nrs.len(), YIELD_CALLS.len(), "a call is listed twice");
@@ -250,11 +310,22 @@ mod tests {
         let notify = p.len() - 1;
         assert_eq!(p[notify].k, libc::SECCOMP_RET_USER_NOTIF);
         assert_eq!(p[notify - 1].k, libc::SECCOMP_RET_ALLOW);
-        let first = p.len() - 2 - YIELD_CALLS.len();
+        let first = p.len() - 2 - YIELD_CALLS.len() - 3 * MASKED_CALLS.len();
         for (j, &(nr, _, _)) in YIELD_CALLS.iter().enumerate() {
             let ins = &p[first + j];
             assert_eq!((ins.code, ins.k), (JEQ_K, nr as u32));
             assert_eq!(first + j + 1 + ins.jt as usize, notify);
+        }
+        // Each masked block's bit test lands on the allow or the notify return.
+        let blocks = first + YIELD_CALLS.len();
+        for (k, c) in MASKED_CALLS.iter().enumerate() {
+            let test = blocks + 3 * k + 2;
+            let (set, clear) = (
+                test + 1 + p[test].jt as usize,
+                test + 1 + p[test].jf as usize,
+            );
+            let (yes, no) = if c.5 { (set, clear) } else { (clear, set) };
+            assert_eq!((yes, no), (notify, notify - 1), "{}", c.1);
         }
     }
 }

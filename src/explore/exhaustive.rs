@@ -130,13 +130,18 @@ pub(super) fn exhaustive(
                         });
                         return Ok(());
                     }
-                    Ended::Complete { schedules } if last => report.verified.push(Verified {
+                    Ended::Complete {
+                        schedules,
+                        unordered,
+                    } if last => report.verified.push(Verified {
                         buyers,
                         tickets,
                         preemptions: bound,
                         schedules,
                         executions: search.executions(),
                         granularity: granularity(&trial),
+                        verified: unordered.is_empty(),
+                        unordered,
                     }),
                     _ => {}
                 }
@@ -160,8 +165,11 @@ fn granularity(trial: &Trial) -> String {
 
 /// How one shape's search ended.
 enum Ended {
-    /// Every schedule ran, none failed.
-    Complete { schedules: u64 },
+    /// Every schedule ran, none failed; the effects no step ordered, if any met.
+    Complete {
+        schedules: u64,
+        unordered: Vec<String>,
+    },
     /// Some schedule failed.
     Failed,
     /// Out of trials or time.
@@ -191,6 +199,7 @@ impl Shape<'_> {
         let trial = self.trial;
         let mut schedules = 0u64;
         let mut failed = false;
+        let mut unordered: Vec<String> = Vec::new();
         loop {
             if *index >= cfg.trials || out_of_time() {
                 return Ok(Ended::Cut);
@@ -212,6 +221,11 @@ impl Shape<'_> {
                 )));
             }
             schedules += 1;
+            for u in &checked.run.history.unordered {
+                if !unordered.contains(u) {
+                    unordered.push(u.clone());
+                }
+            }
             if !checked.violations.is_empty() {
                 failed = true;
                 if !cfg.keep_going {
@@ -229,7 +243,10 @@ impl Shape<'_> {
         Ok(if failed {
             Ended::Failed
         } else {
-            Ended::Complete { schedules }
+            Ended::Complete {
+                schedules,
+                unordered,
+            }
         })
     }
 }

@@ -157,6 +157,25 @@ impl PosixSemLock {
     }
 }
 
+/// A `futex` wake of nobody on the semaphore's word: a call that does nothing, made just
+/// before each operation on the semaphore, so that under system-call steps the
+/// operation (an atomic instruction when uncontended, no call at all) falls inside a step
+/// the scheduler sees and orders, as a shared-memory effect that conflicts with every
+/// other.
+fn announce(sem: *mut libc::sem_t) {
+    // SAFETY: FUTEX_WAKE of zero waiters reads nothing and writes nothing; `sem` points
+    // at a mapped semaphore, so the address is valid for the kernel's lookup.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            sem as *mut u32,
+            libc::FUTEX_WAKE,
+            0,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
 impl Lock for PosixSemLock {
     fn attach(&mut self, dir: &Path) -> Result<(), LockError> {
         let name = name(dir);
@@ -177,6 +196,7 @@ impl Lock for PosixSemLock {
     fn lock(&mut self) -> Result<(), LockError> {
         let sem = self.sem()?;
         loop {
+            announce(sem);
             // SAFETY: `sem` came from a successful sem_open and is closed only on drop.
             if unsafe { libc::sem_wait(sem) } == 0 {
                 return Ok(());
@@ -190,6 +210,7 @@ impl Lock for PosixSemLock {
     fn try_lock(&mut self) -> Result<bool, LockError> {
         let sem = self.sem()?;
         loop {
+            announce(sem);
             // SAFETY: `sem` came from a successful sem_open and is closed only on drop.
             if unsafe { libc::sem_trywait(sem) } == 0 {
                 return Ok(true);
@@ -204,6 +225,7 @@ impl Lock for PosixSemLock {
     }
     fn unlock(&mut self) -> Result<(), LockError> {
         let sem = self.sem()?;
+        announce(sem);
         // SAFETY: `sem` came from a successful sem_open and is closed only on drop.
         if unsafe { libc::sem_post(sem) } == 0 {
             Ok(())

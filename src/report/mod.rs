@@ -142,6 +142,17 @@ pub struct Verified {
     /// `system-call`.
     #[serde(default)]
     pub granularity: String,
+    /// False when a search met effects no step orders ([`Verified::unordered`]): every
+    /// schedule ran clean, but that does not prove the lock.
+    #[serde(default = "yes")]
+    pub verified: bool,
+    /// The effects no step ordered, each naming its buyer and what it did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unordered: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Verified {
@@ -152,6 +163,21 @@ impl Verified {
         } else {
             format!("≤ {}", count(self.preemptions, "preemption"))
         };
+        if !self.verified {
+            let why = match self.unordered.as_slice() {
+                [one] => one.clone(),
+                [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+                [] => "an effect no step orders".to_string(),
+            };
+            return format!(
+                "not verified: {why}: memory it shares changes without a system call, which \
+                 no step orders; {} searched ({} of {}, {}, {bound}), no finding",
+                count(self.executions.unwrap_or(self.schedules), "execution"),
+                count(self.schedules, "schedule"),
+                count(self.buyers, "buyer"),
+                count(self.tickets, "ticket"),
+            );
+        }
         let at = match self.granularity.as_str() {
             "" => String::new(),
             g => format!(", at {g} granularity"),

@@ -2,7 +2,7 @@
 //! trial's directory, or it is a sleep), probing whether a lock call would block, and
 //! answering it.
 
-use crate::seccomp::{Shape, YIELD_CALLS};
+use crate::seccomp::Shape;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -107,7 +107,7 @@ fn valid(listener: RawFd, id: u64) -> bool {
 /// looks at a scratch place that buyers share (`/tmp`, `/dev/shm`, …). `dir` is
 /// resolved already.
 pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
-    let &(_, name, shape) = YIELD_CALLS.iter().find(|(nr, _, _)| *nr == n.nr)?;
+    let (name, shape) = crate::seccomp::shape_of(n.nr)?;
     let a = |i: usize| n.args[i];
     let paths: Vec<PathBuf> = match shape {
         Shape::Sleep => {
@@ -119,6 +119,17 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
                 lock: None,
             })
         }
+        // Shared state with no name to compare: it conflicts with every step.
+        Shape::Ipc => {
+            return Some(Step {
+                name,
+                path: String::new(),
+                sleep: false,
+                mutates: true,
+                lock: None,
+            })
+        }
+        Shape::MapShared => return None,
         Shape::Path(p) => vec![path_at(n.pid, libc::AT_FDCWD as u64, a(p))?],
         Shape::PathAt(d, p) => vec![path_at(n.pid, a(d), a(p))?],
         Shape::Paths(p, q) => {
@@ -178,6 +189,22 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         mutates: changes && !ledger(shared, dir),
         lock,
     })
+}
+
+/// The file a `mmap(…, MAP_SHARED, fd, …)` call maps, when it is one buyers may share
+/// (a regular file outside the system's trees): memory whose changes take no system
+/// call, so no step orders them.
+pub(super) fn shared_map(n: &Notif) -> Option<String> {
+    let (_, Shape::MapShared) = crate::seccomp::shape_of(n.nr)? else {
+        return None;
+    };
+    let fd = n.args[4] as i32;
+    if fd < 0 {
+        return None;
+    }
+    let path = resolve(fd_path(n.pid, fd)?);
+    let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+    (regular && (scratch(&path) || shared_outside(&path))).then(|| path.display().to_string())
 }
 
 /// `p` as what it names: its directory resolved (symbolic links, `..`), its last part
@@ -585,7 +612,8 @@ pub(super) fn result(step: &Step, n: &Notif) -> String {
             Some(l) if conflicts(n.pid, l) => "EWOULDBLOCK".into(),
             _ => "ok".into(),
         },
-        "close" | "fsync" | "fdatasync" | "ftruncate" | "writev" | "pwritev" => "ok".into(),
+        "close" | "fsync" | "fdatasync" | "ftruncate" | "writev" | "pwritev" | "semop"
+        | "semtimedop" | "msgsnd" | "msgrcv" | "futex" => "ok".into(),
         _ => errno(exists, "ENOENT"),
     }
 }

@@ -35,6 +35,8 @@ pub(super) struct Buyer {
     pub root: u32,
     /// Asleep in the kernel in a call only another buyer's action ends.
     in_kernel: bool,
+    /// It mapped a file shared: what it polls for may change with no step.
+    maps_shared: bool,
 }
 
 impl Buyer {
@@ -48,6 +50,7 @@ impl Buyer {
             looks: Vec::new(),
             root: 0,
             in_kernel: false,
+            maps_shared: false,
         }
     }
 }
@@ -78,6 +81,9 @@ pub(super) struct Driver {
     epoch: u64,
     /// Helper processes of the trial (a lock server) that must be idle between steps.
     pub helpers: Vec<u32>,
+    /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
+    /// a search that met one cannot say "verified".
+    pub unordered: Vec<String>,
     /// `dir` resolved, as the calls' paths are.
     real_dir: std::path::PathBuf,
 }
@@ -95,6 +101,7 @@ impl Driver {
             current: None,
             epoch: 0,
             helpers: Vec::new(),
+            unordered: Vec::new(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         }
     }
@@ -251,6 +258,17 @@ impl Driver {
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
+        if let Some(path) = call::shared_map(&n) {
+            let path = match Path::new(&path).strip_prefix(&self.real_dir) {
+                Ok(rel) => format!("{{dir}}/{}", rel.display()),
+                Err(_) => path,
+            };
+            let note = format!("buyer {i} maps {path} shared");
+            self.buyers[i].maps_shared = true;
+            if !self.unordered.contains(&note) {
+                self.unordered.push(note);
+            }
+        }
         match call::classify(fd, &n, &self.real_dir) {
             Some(step) => self.buyers[i].parked.push_back((n, step)),
             None => call::answer(fd, n.id, true),
@@ -293,12 +311,14 @@ impl Driver {
         // Nobody else can go. A buyer whose polls were looks or failed tries (no sleep)
         // may be a program reading a file again, not waiting: the first such buyer goes
         // on, alone (no choice is made), until it has polled [`BUSY_POLLS`] times with
-        // nothing changed; a sleeping poller waits for the others at once.
+        // nothing changed; a sleeping poller waits for the others at once, unless a buyer
+        // maps memory shared, which may change with no step.
         free.iter()
             .copied()
             .find(|&i| {
                 let (_, step) = &self.buyers[i].parked[0];
-                !step.sleep && self.buyers[i].spins < BUSY_POLLS
+                let shared = self.buyers.iter().any(|b| b.maps_shared);
+                (!step.sleep || shared) && self.buyers[i].spins < BUSY_POLLS
             })
             .map(|i| vec![i as u32])
     }

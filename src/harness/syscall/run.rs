@@ -103,6 +103,7 @@ pub(crate) fn run_with(
         wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
     };
     history.syscalls = driver.trace;
+    history.unordered = std::mem::take(&mut driver.unordered);
     let parts = Parts {
         history,
         kept: tdir.kept(),
