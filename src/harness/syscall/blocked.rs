@@ -39,6 +39,32 @@ pub(super) fn waiting_in_kernel(root: u32) -> bool {
     seen > 0
 }
 
+/// True when no process of the tree rooted at `root` is alive past its exit: each is a
+/// zombie or gone, so every file it held is closed and every lock on them let go.
+pub(super) fn exited(root: u32) -> bool {
+    let mut pending = vec![root];
+    while let Some(pid) = pending.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let t = task.path();
+            let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                .unwrap_or("X");
+            if !matches!(state, "Z" | "X" | "x") {
+                return false;
+            }
+            if let Ok(children) = std::fs::read_to_string(t.join("children")) {
+                pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            }
+        }
+    }
+    true
+}
+
 /// True when the process `pid` (every thread) sleeps in a call with no time limit:
 /// a helper process (a lock server) that has nothing left to do.
 pub(super) fn idle(pid: u32) -> bool {

@@ -28,8 +28,10 @@ pub(super) struct Buyer {
     /// taken) with no change of shared state between them, and the change count then.
     spins: u32,
     spin_epoch: u64,
-    /// The looks (`stat lock → ok`) it made since shared state last changed: the same
-    /// look made a third time with nothing changed is a poll too (a busy test loop).
+    /// The looks and failed tries (`newfstatat lock`) it made since shared state last
+    /// changed: the same look made a third time with nothing changed is a poll too (a
+    /// busy test loop), and only a step that repeats one of these (or a sleep) may be
+    /// put off for polling — with nothing changed it can only do what it did before.
     looks: Vec<String>,
     /// The pid of its first process (the root of its process tree).
     pub root: u32,
@@ -37,6 +39,8 @@ pub(super) struct Buyer {
     in_kernel: bool,
     /// It mapped a file shared: what it polls for may change with no step.
     maps_shared: bool,
+    /// Ended, and its processes seen to have exited.
+    reaped: bool,
 }
 
 impl Buyer {
@@ -51,6 +55,7 @@ impl Buyer {
             root: 0,
             in_kernel: false,
             maps_shared: false,
+            reaped: false,
         }
     }
 }
@@ -123,7 +128,15 @@ impl Driver {
                 .copied()
                 .filter(|&i| !self.buyers[i].in_kernel)
                 .collect();
-            let Some(runnable) = self.runnable(&at_step) else {
+            let runnable = match self.runnable(&at_step) {
+                Some(r) => Some(r),
+                // A buyer's listener can hang up before its processes' files are closed:
+                // a lock a dead buyer held is free only once they have exited. Wait for
+                // that before calling the trial stuck.
+                None if self.await_the_dead() => self.runnable(&at_step),
+                None => None,
+            };
+            let Some(runnable) = runnable else {
                 return End::Stuck(live.iter().map(|&i| i as u32).collect());
             };
             if self.choices.len() >= MAX_STEPS {
@@ -252,6 +265,21 @@ impl Driver {
         }
     }
 
+    /// Waits (a second at most) until every ended buyer's processes have exited; true
+    /// when one had not, so what it held may have been let go since.
+    fn await_the_dead(&mut self) -> bool {
+        let limit = Instant::now() + Duration::from_secs(1);
+        let mut waited = false;
+        for b in self.buyers.iter_mut().filter(|b| b.done && !b.reaped) {
+            while !blocked::exited(b.root) && Instant::now() < limit {
+                waited = true;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            b.reaped = true;
+        }
+        waited
+    }
+
     /// Reads one notification of buyer `i`: parks it if it is a step, else lets it go on.
     fn receive(&mut self, i: usize) {
         let fd = self.buyers[i].listener.as_raw_fd();
@@ -297,7 +325,16 @@ impl Driver {
         // places them like any step, so a test may fall before another's change. A busy
         // loop with no sleep (a create retried at once, a select timeout) polls by its
         // failed tries.
-        let tier = |i: usize| self.buyers[i].spins;
+        let tier = |i: usize| {
+            let buyer = &self.buyers[i];
+            let (_, step) = &buyer.parked[0];
+            let again = step.sleep || buyer.looks.contains(&step.label(&self.real_dir));
+            if again {
+                buyer.spins
+            } else {
+                0
+            }
+        };
         for spins in [0, 1] {
             let pick: Vec<u32> = free
                 .iter()
@@ -383,13 +420,13 @@ impl Driver {
             && !step.name.contains("write")
             && step.name != "SYS_close"
             && !step.path.ends_with(crate::ledger::FILE_NAME);
-        let repeated = looks_only && {
-            let look = format!("{} → {result}", step.label(&self.real_dir));
-            let seen = buyer.looks.iter().filter(|l| **l == look).count();
-            buyer.looks.push(look);
-            seen >= 2
-        };
-        if step.sleep || (step.mutates && failed) || repeated {
+        let label = step.label(&self.real_dir);
+        let repeated = looks_only && buyer.looks.iter().filter(|l| **l == label).count() >= 2;
+        let failed_try = step.mutates && failed;
+        if looks_only || failed_try {
+            buyer.looks.push(label);
+        }
+        if step.sleep || failed_try || repeated {
             buyer.spins += 1;
         }
         call::answer(fd, n.id, !step.sleep);
