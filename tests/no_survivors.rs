@@ -160,6 +160,8 @@ fn the_next_run_kills_what_a_killed_explorers_lock_command_started() {
             "explore",
             "--lock-cmd",
             "sleep 7.77 && {}",
+            "--schedule",
+            "jitter",
             "--trials",
             "100",
             "--seed",
