@@ -106,7 +106,12 @@ fn valid(listener: RawFd, id: u64) -> bool {
 /// excepted), changes anything outside the system's own trees ([`shared_outside`]), or
 /// looks at a scratch place that buyers share (`/tmp`, `/dev/shm`, …). `dir` is
 /// resolved already.
-pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
+pub(super) fn classify(
+    listener: RawFd,
+    n: &Notif,
+    dir: &Path,
+    known: &mut Resolved,
+) -> Option<Step> {
     let (name, shape) = crate::seccomp::shape_of(n.nr)?;
     let a = |i: usize| n.args[i];
     let paths: Vec<PathBuf> = match shape {
@@ -167,7 +172,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         _ => None,
     };
     let changes = mutates(name, n) || lock.is_some();
-    let paths: Vec<PathBuf> = paths.into_iter().map(resolve).collect();
+    let paths: Vec<PathBuf> = paths.into_iter().map(|p| known.resolve(p, dir)).collect();
     let shared = paths.iter().find(|p| {
         if p.starts_with(dir) {
             return !own(p, dir);
@@ -205,6 +210,41 @@ pub(super) fn shared_map(n: &Notif) -> Option<String> {
     let path = resolve(fd_path(n.pid, fd)?);
     let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
     (regular && (scratch(&path) || shared_outside(&path))).then(|| path.display().to_string())
+}
+
+/// Directories outside the trial directory and the scratch places, resolved once per
+/// trial: a program's loader probes dozens of library directories at every start, and
+/// resolving each of their components every time would cost more than the step itself.
+/// Inside the trial directory and the scratch places, where buyers make and remove links
+/// while the trial runs, every path is resolved afresh.
+#[derive(Default)]
+pub(super) struct Resolved {
+    dirs: std::collections::HashMap<PathBuf, Option<PathBuf>>,
+}
+
+impl Resolved {
+    fn resolve(&mut self, p: PathBuf, dir: &Path) -> PathBuf {
+        let Some(parent) = p.parent() else {
+            return p;
+        };
+        if p.starts_with(dir) || scratch(&p) || !p.is_absolute() {
+            return resolve(p);
+        }
+        let real = match self.dirs.get(parent) {
+            Some(known) => known.clone(),
+            None => {
+                let real = std::fs::canonicalize(parent).ok();
+                if self.dirs.len() < 4096 {
+                    self.dirs.insert(parent.to_path_buf(), real.clone());
+                }
+                real
+            }
+        };
+        match (real, p.file_name()) {
+            (Some(real), Some(name)) if name != ".." && name != "." => real.join(name),
+            _ => resolve(p),
+        }
+    }
 }
 
 /// `p` as what it names: its directory resolved (symbolic links, `..`), its last part
