@@ -75,6 +75,7 @@ calls! {
     SYS_utimensat => Shape::PathAt(0, 1), SYS_chmod => Shape::Path(0),
     SYS_fchmodat => Shape::PathAt(0, 1), SYS_semop => Shape::Ipc,
     SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc, SYS_msgrcv => Shape::Ipc,
+    SYS_shmat => Shape::MapShared,
 }
 
 /// Calls reported only when one bit of one argument says so: the call, its name and
@@ -103,7 +104,7 @@ calls! {
     SYS_mknodat => Shape::PathAt(0, 1), SYS_getdents64 => Shape::Fd(0),
     SYS_utimensat => Shape::PathAt(0, 1), SYS_fchmodat => Shape::PathAt(0, 1),
     SYS_semop => Shape::Ipc, SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc,
-    SYS_msgrcv => Shape::Ipc,
+    SYS_msgrcv => Shape::Ipc, SYS_shmat => Shape::MapShared,
 }
 
 /// Calls reported only when one bit of one argument says so (see the x86_64 table).

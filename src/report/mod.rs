@@ -180,6 +180,11 @@ impl Verified {
         }
         let at = match self.granularity.as_str() {
             "" => String::new(),
+            // A poll (a sleep, or a look or try repeated with nothing changed) is put off
+            // once repeated: a loop that counts its polls is searched only so far.
+            "system-call" => ", at system-call granularity, a poll repeated at most twice \
+                              while nothing changed"
+                .to_string(),
             g => format!(", at {g} granularity"),
         };
         if let Some(n) = self.executions {

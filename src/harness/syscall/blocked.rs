@@ -31,9 +31,12 @@ pub(super) fn waiting_in_kernel(root: u32) -> bool {
                 Task::Waiting => seen += 1,
                 Task::Busy => return false,
             }
-            if let Ok(children) = std::fs::read_to_string(t.join("children")) {
-                pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
-            }
+            // Without the children list (a kernel without it) a waiting parent cannot
+            // be told from one whose child runs: not blocked.
+            let Ok(children) = std::fs::read_to_string(t.join("children")) else {
+                return false;
+            };
+            pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
         }
     }
     seen > 0
@@ -63,6 +66,41 @@ pub(super) fn exited(root: u32) -> bool {
         }
     }
     true
+}
+
+/// True when no process of the process group `pgid` is alive past its exit (a child
+/// its parent's death left to another is still in the group, and may still hold what
+/// the buyer held).
+pub(super) fn group_exited(pgid: u32) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    for p in procs.flatten() {
+        let name = p.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("X");
+        // Then the parent, then the group.
+        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        if group == Some(pgid) && !matches!(state, "Z" | "X" | "x") {
+            return false;
+        }
+    }
+    true
+}
+
+/// The process group of `pid`, when it leads one of its own.
+pub(super) fn own_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let group: u32 = rest.split_whitespace().nth(2)?.parse().ok()?;
+    (group == pid).then_some(group)
 }
 
 /// True when the process `pid` (every thread) sleeps in a call with no time limit:
@@ -96,7 +134,9 @@ fn task_state(task: &Path) -> Task {
         .unwrap_or("");
     match state {
         "Z" | "X" | "x" => return Task::Gone,
-        "S" | "D" => {}
+        // Only an interruptible sleep waits for another process; `D` is the kernel's
+        // own short wait (disk, memory).
+        "S" => {}
         _ => return Task::Busy,
     }
     let wchan = std::fs::read_to_string(task.join("wchan")).unwrap_or_default();

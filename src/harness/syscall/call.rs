@@ -200,9 +200,12 @@ pub(super) fn classify(
 /// (a regular file outside the system's trees): memory whose changes take no system
 /// call, so no step orders them.
 pub(super) fn shared_map(n: &Notif) -> Option<String> {
-    let (_, Shape::MapShared) = crate::seccomp::shape_of(n.nr)? else {
+    let (name, Shape::MapShared) = crate::seccomp::shape_of(n.nr)? else {
         return None;
     };
+    if name == "SYS_shmat" {
+        return Some(format!("SysV segment {}", n.args[0] as i32));
+    }
     let fd = n.args[4] as i32;
     if fd < 0 {
         return None;
@@ -280,7 +283,11 @@ const SCRATCH: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lo
 
 /// True for a path in a scratch place buyers may share (see [`SCRATCH`]).
 fn scratch(p: &Path) -> bool {
-    SCRATCH.iter().any(|s| p.starts_with(s))
+    // The places themselves (`/tmp`, a common working directory) are always there:
+    // a look at one is no look at shared state.
+    SCRATCH
+        .iter()
+        .any(|s| p.starts_with(s) && p != Path::new(s))
 }
 
 /// True when a change to `p` outside the trial directory is a change of state other
@@ -356,6 +363,19 @@ fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
 /// The absolute path a (directory descriptor, path pointer) pair of `pid` names.
 fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     let raw = read_cstr(pid, ptr)?;
+    // The caller's own `/proc/self` and `/dev/fd` are its, not the harness's: a
+    // descriptor named as a path is the file it refers to.
+    let own = raw
+        .strip_prefix("/proc/self/fd/")
+        .or_else(|| raw.strip_prefix("/dev/fd/"))
+        .or_else(|| raw.strip_prefix(&format!("/proc/{pid}/fd/")));
+    if let Some(fd) = own.and_then(|f| f.parse::<i32>().ok()) {
+        return fd_path(pid, fd);
+    }
+    let raw = match raw.strip_prefix("/proc/self/") {
+        Some(rest) => format!("/proc/{pid}/{rest}"),
+        None => raw,
+    };
     let p = PathBuf::from(&raw);
     if p.is_absolute() {
         return Some(p);

@@ -41,6 +41,8 @@ pub(super) struct Buyer {
     maps_shared: bool,
     /// Ended, and its processes seen to have exited.
     reaped: bool,
+    /// The process group it leads, when it has one of its own.
+    pub group: Option<u32>,
 }
 
 impl Buyer {
@@ -56,6 +58,7 @@ impl Buyer {
             in_kernel: false,
             maps_shared: false,
             reaped: false,
+            group: None,
         }
     }
 }
@@ -115,6 +118,8 @@ impl Driver {
     }
 
     pub(super) fn run(&mut self, scheduler: &mut dyn Scheduler) -> End {
+        // Whether the trial was found stuck once already at this step.
+        let mut confirmed = false;
         loop {
             if let Err(end) = self.settle() {
                 return end;
@@ -140,8 +145,19 @@ impl Driver {
                 None => None,
             };
             let Some(runnable) = runnable else {
+                // Before calling it stuck, look once more a moment later at every buyer
+                // taken for asleep in the kernel: a wrong reading must not end a trial.
+                if !confirmed && self.buyers.iter().any(|b| b.in_kernel) {
+                    confirmed = true;
+                    std::thread::sleep(Duration::from_millis(20));
+                    for b in self.buyers.iter_mut() {
+                        b.in_kernel = false;
+                    }
+                    continue;
+                }
                 return End::Stuck(live.iter().map(|&i| i as u32).collect());
             };
+            confirmed = false;
             if self.choices.len() >= MAX_STEPS {
                 return End::TimedOut;
             }
@@ -224,7 +240,17 @@ impl Driver {
                 .deadline
                 .duration_since(now)
                 .min(Duration::from_millis(step_ms));
-            let mut fds: Vec<libc::pollfd> = running
+            // Buyers taken for asleep in the kernel are listened to as well: a step of
+            // theirs proves them awake.
+            let watched: Vec<usize> = running
+                .iter()
+                .copied()
+                .chain((0..self.buyers.len()).filter(|&i| {
+                    let b = &self.buyers[i];
+                    b.in_kernel && !b.done
+                }))
+                .collect();
+            let mut fds: Vec<libc::pollfd> = watched
                 .iter()
                 .map(|&i| libc::pollfd {
                     fd: self.buyers[i].listener.as_raw_fd(),
@@ -256,9 +282,10 @@ impl Driver {
                 continue;
             }
             quiet_polls = 0;
-            for (k, &i) in running.iter().enumerate() {
+            for (k, &i) in watched.iter().enumerate() {
                 let ev = fds[k].revents;
                 if ev & libc::POLLIN != 0 {
+                    self.buyers[i].in_kernel = false;
                     self.receive(i);
                 } else if ev & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                     // No process of this buyer is left.
@@ -274,7 +301,10 @@ impl Driver {
         let limit = Instant::now() + Duration::from_secs(1);
         let mut waited = false;
         for b in self.buyers.iter_mut().filter(|b| b.done && !b.reaped) {
-            while !blocked::exited(b.root) && Instant::now() < limit {
+            let gone = |b: &Buyer| {
+                blocked::exited(b.root) && b.group.is_none_or(blocked::group_exited)
+            };
+            while !gone(b) && Instant::now() < limit {
                 waited = true;
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -330,8 +360,11 @@ impl Driver {
         // failed tries.
         let tier = |i: usize| {
             let buyer = &self.buyers[i];
-            let (_, step) = &buyer.parked[0];
-            let again = step.sleep || buyer.looks.contains(&step.label(&self.real_dir));
+            let (n, step) = &buyer.parked[0];
+            let label = step.label(&self.real_dir);
+            let again = step.sleep
+                || buyer.looks.contains(&label)
+                || buyer.looks.contains(&format!("{} {label}", n.pid));
             if again {
                 buyer.spins
             } else {
@@ -348,18 +381,13 @@ impl Driver {
                 return Some(pick);
             }
         }
-        // Nobody else can go. A buyer whose polls were looks or failed tries (no sleep)
-        // may be a program reading a file again, not waiting: the first such buyer goes
-        // on, alone (no choice is made), until it has polled [`BUSY_POLLS`] times with
-        // nothing changed; a sleeping poller waits for the others at once, unless a buyer
-        // maps memory shared, which may change with no step.
+        // Nobody else can go. A poller may be counting its tries, watching a child, or
+        // reading memory that changes with no step: the first one goes on, alone (no
+        // choice is made), until it has polled [`BUSY_POLLS`] times with nothing
+        // changed; then it waits for something nobody will do.
         free.iter()
             .copied()
-            .find(|&i| {
-                let (_, step) = &self.buyers[i].parked[0];
-                let shared = self.buyers.iter().any(|b| b.maps_shared);
-                (!step.sleep || shared) && self.buyers[i].spins < BUSY_POLLS
-            })
+            .find(|&i| self.buyers[i].spins < BUSY_POLLS)
             .map(|i| vec![i as u32])
     }
 
@@ -423,10 +451,16 @@ impl Driver {
             && !step.name.contains("write")
             && step.name != "SYS_close"
             && !step.path.ends_with(crate::ledger::FILE_NAME);
+        // Looks are counted per process (a new process's first look repeats nothing);
+        // failed tries per buyer (a retry loop may start a new process for each).
         let label = step.label(&self.real_dir);
-        let repeated = looks_only && buyer.looks.iter().filter(|l| **l == label).count() >= 2;
+        let look = format!("{} {label}", n.pid);
+        let repeated = looks_only && buyer.looks.iter().filter(|l| **l == look).count() >= 2;
         let failed_try = step.mutates && failed;
-        if looks_only || failed_try {
+        if looks_only {
+            buyer.looks.push(look);
+        }
+        if failed_try {
             buyer.looks.push(label);
         }
         if step.sleep || failed_try || repeated {

@@ -78,6 +78,7 @@ pub(crate) fn run_with(
     let mut driver = Driver::new(buyers, &dir, started + cfg.timeout);
     for (b, &m) in driver.buyers.iter_mut().zip(&members) {
         b.root = group.pid(m);
+        b.group = super::blocked::own_group(b.root);
     }
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
         // The lock server answers on the trial's CPU too, between steps.

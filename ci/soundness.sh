@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Soundness corpus: every lock command under fixtures/locks/sound/ must verify and every
+# one under fixtures/locks/broken/ must be caught, by an exhaustive search of 2 buyers,
+# 1 ticket, ≤ 2 preemptions (fixtures/locks/CORPUS.md says what each one is and why).
+#
+# Expectation `verified`: the run prints `verified: ...`, or `not verified: ...` (a
+# search that names why it could not finish), and no finding. Expectation `found`: the
+# run reports a finding (exit 1). Anything else (a finding for a sound lock, a verified
+# broken lock, a setup error, a timeout) fails the fixture.
+#
+# Usage: ci/soundness.sh [NAME...]   (only the fixtures whose path contains a NAME)
+# The binary is ${OVERSELL:-target/release/oversell}; each search gets ${SOUNDNESS_TIMEOUT:-240} s.
+# Exits 0 when every fixture met its expectation, 1 when any did not, 2 with no binary.
+set -u
+cd "$(dirname "$0")/.."
+
+bin=${OVERSELL:-target/release/oversell}
+limit=${SOUNDNESS_TIMEOUT:-240}
+
+# path                                                  expectation
+corpus="
+fixtures/locks/sound/symlink.sh                         verified
+fixtures/locks/broken/symlink-test.sh                   found
+fixtures/locks/sound/symlink.py                         verified
+fixtures/locks/broken/symlink-lexists.py                found
+fixtures/locks/sound/outside-flock.sh                   verified
+fixtures/locks/broken/outside-test-touch.sh             found
+fixtures/locks/sound/via-symlink-mkdir.sh               verified
+fixtures/locks/broken/via-symlink-test-touch.sh         found
+fixtures/locks/sound/fifo.sh                            verified
+fixtures/locks/broken/fifo-test.sh                      found
+fixtures/locks/sound/ls-poll-mkdir.sh                   verified
+fixtures/locks/broken/ls-test-touch.sh                  found
+fixtures/locks/sound/select-poll.py                     verified
+fixtures/locks/sound/busy-mkdir.sh                      verified
+fixtures/locks/broken/select-poll-test.py               found
+fixtures/locks/sound/relock-flock-twice.py              verified
+fixtures/locks/sound/upgrade-sh-ex.py                   verified
+fixtures/locks/sound/ofd-twice.py                       verified
+fixtures/locks/broken/relock-two-fds.py                 found
+fixtures/locks/broken/posix-close-drops.py              found
+fixtures/locks/broken/ofd-setlk-ignored.py              found
+fixtures/locks/broken/pid-steal.sh                      found
+fixtures/locks/sound/mkdir-p-mkdir.sh                   verified
+fixtures/locks/broken/mkdir-p-test-touch.sh             found
+fixtures/locks/sound/mmap-flock.py                      verified
+fixtures/locks/broken/mmap-flag.py                      found
+"
+
+if [ ! -x "$bin" ]; then
+    echo "soundness: no oversell binary at $bin (build it, or set OVERSELL)" >&2
+    exit 2
+fi
+
+passed=0
+failed=0
+failures=()
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+while read -r path expect; do
+    [ -n "$path" ] || continue
+    if [ $# -gt 0 ]; then
+        wanted=no
+        for name in "$@"; do
+            case "$path" in *"$name"*) wanted=yes ;; esac
+        done
+        [ "$wanted" = yes ] || continue
+    fi
+    start=$SECONDS
+    timeout "$limit" "$bin" explore --lock-cmd "$path {dir} {}" --schedule exhaustive \
+        --buyers 2 --tickets 1 --preemptions 2 --no-shrink >"$out" 2>&1
+    status=$?
+    secs=$((SECONDS - start))
+    finding=$(grep -m1 '^finding in' "$out" | sed 's/^finding in [^:]*: //' | cut -c1-100)
+    verdict=$(grep -m1 -E '^(not )?verified:' "$out" | cut -c1-100)
+    if [ -n "$finding" ]; then
+        got="found ($finding)"
+    elif [ -n "$verdict" ]; then
+        got="$verdict"
+    elif [ "$status" -eq 124 ]; then
+        got="timed out after ${limit} s"
+    else
+        got="exit $status: $(grep -m1 -E '^(error|warning)' "$out" | cut -c1-100)"
+    fi
+    ok=no
+    case "$expect" in
+        verified)
+            if [ -z "$finding" ] && [ "$status" -ne 124 ] &&
+                { { [ "$status" -eq 0 ] && grep -q '^verified:' "$out"; } ||
+                    grep -q '^not verified:' "$out"; }; then
+                ok=yes
+            fi
+            ;;
+        found)
+            if [ -n "$finding" ] && [ "$status" -eq 1 ]; then
+                ok=yes
+            fi
+            ;;
+    esac
+    if [ "$ok" = yes ]; then
+        passed=$((passed + 1))
+        printf 'ok    %-48s expected %-8s got %s (%d s)\n' "$path" "$expect" "$got" "$secs"
+    else
+        failed=$((failed + 1))
+        failures+=("$path")
+        printf 'FAIL  %-48s expected %-8s got %s (%d s)\n' "$path" "$expect" "$got" "$secs"
+    fi
+done <<<"$corpus"
+
+echo "$passed passed, $failed failed"
+if [ "$failed" -gt 0 ]; then
+    echo "soundness: wrong verdicts: ${failures[*]}"
+    exit 1
+fi
+exit 0
