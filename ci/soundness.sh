@@ -47,6 +47,9 @@ fixtures/locks/sound/mmap-flock.py                      verified
 fixtures/locks/broken/mmap-flag.py                      found
 "
 
+if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then
+    cargo build --release --quiet
+fi
 if [ ! -x "$bin" ]; then
     echo "soundness: no oversell binary at $bin (build it, or set OVERSELL)" >&2
     exit 2
