@@ -216,29 +216,44 @@ pub(super) fn shared_map(n: &Notif) -> Option<String> {
 }
 
 /// Directories outside the trial directory and the scratch places, resolved once per
-/// trial: a program's loader probes dozens of library directories at every start, and
-/// resolving each of their components every time would cost more than the step itself.
-/// Inside the trial directory and the scratch places, where buyers make and remove links
-/// while the trial runs, every path is resolved afresh.
+/// run (the system's library and program directories do not move while oversell runs): a
+/// program's loader probes dozens of them at every start, and walking each of their
+/// components every time would cost more than the step itself. Inside the trial directory
+/// and the scratch places, where buyers make and remove links while the trial runs, every
+/// path is resolved afresh.
 #[derive(Default)]
-pub(super) struct Resolved {
-    dirs: std::collections::HashMap<PathBuf, Option<PathBuf>>,
-}
+pub(super) struct Resolved;
+
+/// Resolved directories, shared by every trial of the run; bounded.
+static OUTSIDE: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, Option<PathBuf>>>> =
+    std::sync::Mutex::new(None);
 
 impl Resolved {
     fn resolve(&mut self, p: PathBuf, dir: &Path) -> PathBuf {
         let Some(parent) = p.parent() else {
             return p;
         };
+        // A name right in the trial directory (written through its resolved path, as
+        // oversell hands it out) needs no walk.
+        if parent == dir && p.file_name().is_some_and(|n| n != ".." && n != ".") {
+            return p;
+        }
         if p.starts_with(dir) || scratch(&p) || !p.is_absolute() {
             return resolve(p);
         }
-        let real = match self.dirs.get(parent) {
-            Some(known) => known.clone(),
+        let known = OUTSIDE
+            .lock()
+            .ok()
+            .and_then(|m| m.as_ref().and_then(|m| m.get(parent).cloned()));
+        let real = match known {
+            Some(real) => real,
             None => {
                 let real = std::fs::canonicalize(parent).ok();
-                if self.dirs.len() < 4096 {
-                    self.dirs.insert(parent.to_path_buf(), real.clone());
+                if let Ok(mut m) = OUTSIDE.lock() {
+                    let m = m.get_or_insert_with(Default::default);
+                    if m.len() < 16_384 {
+                        m.insert(parent.to_path_buf(), real.clone());
+                    }
                 }
                 real
             }

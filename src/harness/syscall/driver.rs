@@ -33,6 +33,9 @@ pub(super) struct Buyer {
     /// busy test loop), and only a step that repeats one of these (or a sleep) may be
     /// put off for polling — with nothing changed it can only do what it did before.
     looks: Vec<String>,
+    /// The calls it polled with (a failed try; a look repeated, by its process): only
+    /// these, and sleeps, are put off as polls.
+    polled: Vec<String>,
     /// The pid of its first process (the root of its process tree).
     pub root: u32,
     /// Asleep in the kernel in a call only another buyer's action ends.
@@ -54,6 +57,7 @@ impl Buyer {
             spins: 0,
             spin_epoch: 0,
             looks: Vec::new(),
+            polled: Vec::new(),
             root: 0,
             in_kernel: false,
             maps_shared: false,
@@ -234,8 +238,10 @@ impl Driver {
             if now >= self.deadline {
                 return Err(End::TimedOut);
             }
-            // Short waits at first, so a buyer asleep in the kernel is seen soon.
-            let step_ms = if quiet_polls < 20 { 1 } else { 10 };
+            // A buyer is looked at for sleeping in the kernel only once it has let a few
+            // milliseconds pass without a step (a process start takes longer than a
+            // step): then every few milliseconds.
+            let step_ms = if quiet_polls == 0 { 4 } else { 2 };
             let wait = self
                 .deadline
                 .duration_since(now)
@@ -342,6 +348,7 @@ impl Driver {
             if self.buyers[i].spin_epoch != self.epoch {
                 self.buyers[i].spins = 0;
                 self.buyers[i].looks.clear();
+                self.buyers[i].polled.clear();
             }
         }
         let free: Vec<usize> = live
@@ -360,11 +367,14 @@ impl Driver {
         // failed tries.
         let tier = |i: usize| {
             let buyer = &self.buyers[i];
+            if buyer.spins == 0 {
+                return 0;
+            }
             let (n, step) = &buyer.parked[0];
             let label = step.label(&self.real_dir);
             let again = step.sleep
-                || buyer.looks.contains(&label)
-                || buyer.looks.contains(&format!("{} {label}", n.pid));
+                || buyer.polled.contains(&label)
+                || buyer.polled.contains(&format!("{} {label}", n.pid));
             if again {
                 buyer.spins
             } else {
@@ -443,6 +453,7 @@ impl Driver {
         if buyer.spin_epoch != epoch {
             buyer.spins = 0;
             buyer.looks.clear();
+            buyer.polled.clear();
             buyer.spin_epoch = epoch;
         }
         let looks_only = !step.sleep
@@ -454,14 +465,17 @@ impl Driver {
         // Looks are counted per process (a new process's first look repeats nothing);
         // failed tries per buyer (a retry loop may start a new process for each).
         let label = step.label(&self.real_dir);
-        let look = format!("{} {label}", n.pid);
+        let look = format!("{} {label} → {result}", n.pid);
         let repeated = looks_only && buyer.looks.iter().filter(|l| **l == look).count() >= 2;
         let failed_try = step.mutates && failed;
         if looks_only {
             buyer.looks.push(look);
         }
+        if repeated {
+            buyer.polled.push(format!("{} {label}", n.pid));
+        }
         if failed_try {
-            buyer.looks.push(label);
+            buyer.polled.push(label);
         }
         if step.sleep || failed_try || repeated {
             buyer.spins += 1;
