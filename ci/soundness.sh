@@ -9,13 +9,13 @@
 # broken lock, a setup error, a timeout) fails the fixture.
 #
 # Usage: ci/soundness.sh [NAME...]   (only the fixtures whose path contains a NAME)
-# The binary is ${OVERSELL:-target/release/oversell}; each search gets ${SOUNDNESS_TIMEOUT:-240} s.
+# The binary is ${OVERSELL:-target/release/oversell}; each search gets ${SOUNDNESS_TIMEOUT:-400} s.
 # Exits 0 when every fixture met its expectation, 1 when any did not, 2 with no binary.
 set -u
 cd "$(dirname "$0")/.."
 
 bin=${OVERSELL:-target/release/oversell}
-limit=${SOUNDNESS_TIMEOUT:-240}
+limit=${SOUNDNESS_TIMEOUT:-400}
 
 # path                                                  expectation
 corpus="

@@ -52,12 +52,8 @@ pub(super) fn exited(root: u32) -> bool {
         };
         for task in tasks.flatten() {
             let t = task.path();
-            let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next())
-                .unwrap_or("X");
-            if !matches!(state, "Z" | "X" | "x") {
+            let state = stat_of(&t).map_or_else(|| "X".to_string(), |s| s.0);
+            if !matches!(state.as_str(), "Z" | "X" | "x") {
                 return false;
             }
             if let Ok(children) = std::fs::read_to_string(t.join("children")) {
@@ -76,19 +72,14 @@ pub(super) fn group_exited(pgid: u32) -> bool {
         return true;
     };
     for p in procs.flatten() {
-        let name = p.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let numeric = p.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok());
+        if !numeric {
+            continue;
+        }
+        let Some((state, _, group)) = stat_of(&p.path()) else {
             continue;
         };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("X");
-        // Then the parent, then the group.
-        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-        if group == Some(pgid) && !matches!(state, "Z" | "X" | "x") {
+        if group == pgid && !matches!(state.as_str(), "Z" | "X" | "x") {
             return false;
         }
     }
@@ -97,9 +88,7 @@ pub(super) fn group_exited(pgid: u32) -> bool {
 
 /// The process group of `pid`, when it leads one of its own.
 pub(super) fn own_group(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let group: u32 = rest.split_whitespace().nth(2)?.parse().ok()?;
+    let (_, _, group) = stat_of(Path::new(&format!("/proc/{pid}")))?;
     (group == pid).then_some(group)
 }
 
@@ -114,6 +103,19 @@ pub(super) fn idle(pid: u32) -> bool {
         .all(|t| !matches!(task_state(&t.path()), Task::Busy))
 }
 
+/// A task's state letter, parent and process group, from its `stat` file (`path` is
+/// `/proc/PID` or `/proc/PID/task/TID`); `None` when it is gone.
+fn stat_of(path: &Path) -> Option<(String, u32, u32)> {
+    let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+    // The fields after the command name (in parentheses, which may hold spaces) start
+    // with the state, then the parent, then the group.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.to_string();
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, parent, group))
+}
+
 enum Task {
     /// A zombie, or gone.
     Gone,
@@ -124,15 +126,10 @@ enum Task {
 }
 
 fn task_state(task: &Path) -> Task {
-    let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
+    let Some((state, _, _)) = stat_of(task) else {
         return Task::Gone;
     };
-    // The state follows the command name, which is in parentheses and may hold spaces.
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next())
-        .unwrap_or("");
-    match state {
+    match state.as_str() {
         "Z" | "X" | "x" => return Task::Gone,
         // Only an interruptible sleep waits for another process; `D` is the kernel's
         // own short wait (disk, memory).

@@ -106,12 +106,7 @@ fn valid(listener: RawFd, id: u64) -> bool {
 /// excepted), changes anything outside the system's own trees ([`shared_outside`]), or
 /// looks at a scratch place that buyers share (`/tmp`, `/dev/shm`, …). `dir` is
 /// resolved already.
-pub(super) fn classify(
-    listener: RawFd,
-    n: &Notif,
-    dir: &Path,
-    known: &mut Resolved,
-) -> Option<Step> {
+pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     let (name, shape) = crate::seccomp::shape_of(n.nr)?;
     let a = |i: usize| n.args[i];
     let paths: Vec<PathBuf> = match shape {
@@ -172,7 +167,7 @@ pub(super) fn classify(
         _ => None,
     };
     let changes = mutates(name, n) || lock.is_some();
-    let paths: Vec<PathBuf> = paths.into_iter().map(|p| known.resolve(p, dir)).collect();
+    let paths: Vec<PathBuf> = paths.into_iter().map(|p| resolve_in(p, dir)).collect();
     let shared = paths.iter().find(|p| {
         if p.starts_with(dir) {
             return !own(p, dir);
@@ -216,52 +211,48 @@ pub(super) fn shared_map(n: &Notif) -> Option<String> {
 }
 
 /// Directories outside the trial directory and the scratch places, resolved once per
-/// run (the system's library and program directories do not move while oversell runs): a
-/// program's loader probes dozens of them at every start, and walking each of their
-/// components every time would cost more than the step itself. Inside the trial directory
-/// and the scratch places, where buyers make and remove links while the trial runs, every
-/// path is resolved afresh.
-#[derive(Default)]
-pub(super) struct Resolved;
-
-/// Resolved directories, shared by every trial of the run; bounded.
+/// run; bounded.
 static OUTSIDE: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, Option<PathBuf>>>> =
     std::sync::Mutex::new(None);
 
-impl Resolved {
-    fn resolve(&mut self, p: PathBuf, dir: &Path) -> PathBuf {
-        let Some(parent) = p.parent() else {
-            return p;
-        };
-        // A name right in the trial directory (written through its resolved path, as
-        // oversell hands it out) needs no walk.
-        if parent == dir && p.file_name().is_some_and(|n| n != ".." && n != ".") {
-            return p;
-        }
-        if p.starts_with(dir) || scratch(&p) || !p.is_absolute() {
-            return resolve(p);
-        }
-        let known = OUTSIDE
-            .lock()
-            .ok()
-            .and_then(|m| m.as_ref().and_then(|m| m.get(parent).cloned()));
-        let real = match known {
-            Some(real) => real,
-            None => {
-                let real = std::fs::canonicalize(parent).ok();
-                if let Ok(mut m) = OUTSIDE.lock() {
-                    let m = m.get_or_insert_with(Default::default);
-                    if m.len() < 16_384 {
-                        m.insert(parent.to_path_buf(), real.clone());
-                    }
+/// `p` resolved, as [`resolve`] does, but with the directories outside the trial directory
+/// and the scratch places resolved once per run (the system's library and program
+/// directories do not move while oversell runs): a program's loader probes dozens of them
+/// at every start, and walking each of their components every time would cost more than
+/// the step itself. Inside the trial directory and the scratch places, where buyers make
+/// and remove links while the trial runs, every path is resolved afresh.
+fn resolve_in(p: PathBuf, dir: &Path) -> PathBuf {
+    let Some(parent) = p.parent() else {
+        return p;
+    };
+    // A name right in the trial directory (written through its resolved path, as
+    // oversell hands it out) needs no walk.
+    if parent == dir && p.file_name().is_some_and(|n| n != ".." && n != ".") {
+        return p;
+    }
+    if p.starts_with(dir) || scratch(&p) || !p.is_absolute() {
+        return resolve(p);
+    }
+    let known = OUTSIDE
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(parent).cloned()));
+    let real = match known {
+        Some(real) => real,
+        None => {
+            let real = std::fs::canonicalize(parent).ok();
+            if let Ok(mut m) = OUTSIDE.lock() {
+                let m = m.get_or_insert_with(Default::default);
+                if m.len() < 16_384 {
+                    m.insert(parent.to_path_buf(), real.clone());
                 }
-                real
             }
-        };
-        match (real, p.file_name()) {
-            (Some(real), Some(name)) if name != ".." && name != "." => real.join(name),
-            _ => resolve(p),
+            real
         }
+    };
+    match (real, p.file_name()) {
+        (Some(real), Some(name)) if name != ".." && name != "." => real.join(name),
+        _ => resolve(p),
     }
 }
 

@@ -96,8 +96,6 @@ pub(super) struct Driver {
     /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
     /// a search that met one cannot say "verified".
     pub unordered: Vec<String>,
-    /// Directories outside the trial's shared places, resolved once.
-    resolved: call::Resolved,
     /// `dir` resolved, as the calls' paths are.
     real_dir: std::path::PathBuf,
 }
@@ -116,7 +114,6 @@ impl Driver {
             epoch: 0,
             helpers: Vec::new(),
             unordered: Vec::new(),
-            resolved: call::Resolved::default(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         }
     }
@@ -336,7 +333,7 @@ impl Driver {
                 self.unordered.push(note);
             }
         }
-        match call::classify(fd, &n, &self.real_dir, &mut self.resolved) {
+        match call::classify(fd, &n, &self.real_dir) {
             Some(step) => self.buyers[i].parked.push_back((n, step)),
             None => call::answer(fd, n.id, true),
         }
