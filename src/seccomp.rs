@@ -37,8 +37,9 @@ pub(crate) enum Shape {
     /// semaphore or message queue, a futex in shared memory): a step that conflicts
     /// with every other.
     Ipc,
-    /// `mmap` of a file with `MAP_SHARED`: no step, but memory that buyers may share
-    /// without a system call, which the run names (`not verified`).
+    /// `mmap` of a file with `MAP_SHARED`, `shmat`, `connect`: no step, but state that
+    /// buyers may share through memory or another process, which no step orders and the
+    /// run names (`not verified`).
     MapShared,
 }
 
@@ -75,7 +76,7 @@ calls! {
     SYS_utimensat => Shape::PathAt(0, 1), SYS_chmod => Shape::Path(0),
     SYS_fchmodat => Shape::PathAt(0, 1), SYS_semop => Shape::Ipc,
     SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc, SYS_msgrcv => Shape::Ipc,
-    SYS_shmat => Shape::MapShared,
+    SYS_shmat => Shape::MapShared, SYS_connect => Shape::MapShared,
 }
 
 /// Calls reported only when one bit of one argument says so: the call, its name and
@@ -104,7 +105,7 @@ calls! {
     SYS_mknodat => Shape::PathAt(0, 1), SYS_getdents64 => Shape::Fd(0),
     SYS_utimensat => Shape::PathAt(0, 1), SYS_fchmodat => Shape::PathAt(0, 1),
     SYS_semop => Shape::Ipc, SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc,
-    SYS_msgrcv => Shape::Ipc, SYS_shmat => Shape::MapShared,
+    SYS_msgrcv => Shape::Ipc, SYS_shmat => Shape::MapShared, SYS_connect => Shape::MapShared,
 }
 
 /// Calls reported only when one bit of one argument says so (see the x86_64 table).

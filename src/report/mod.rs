@@ -170,8 +170,8 @@ impl Verified {
                 [] => "an effect no step orders".to_string(),
             };
             return format!(
-                "not verified: {why}: memory it shares changes without a system call, which \
-                 no step orders; {} searched ({} of {}, {}, {bound}), no finding",
+                "not verified: {why}: state shared that way changes without a step oversell \
+                 orders; {} searched ({} of {}, {}, {bound}), no finding",
                 count(self.executions.unwrap_or(self.schedules), "execution"),
                 count(self.schedules, "schedule"),
                 count(self.buyers, "buyer"),

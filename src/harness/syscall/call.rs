@@ -201,6 +201,9 @@ pub(super) fn shared_map(n: &Notif) -> Option<String> {
     if name == "SYS_shmat" {
         return Some(format!("SysV segment {}", n.args[0] as i32));
     }
+    if name == "SYS_connect" {
+        return connected(n);
+    }
     let fd = n.args[4] as i32;
     if fd < 0 {
         return None;
@@ -214,6 +217,32 @@ pub(super) fn shared_map(n: &Notif) -> Option<String> {
 /// run; bounded.
 static OUTSIDE: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, Option<PathBuf>>>> =
     std::sync::Mutex::new(None);
+
+/// What a `connect` reaches, when it is state that other buyers may share and no step
+/// orders (a server's): `a socket at PATH`, `a TCP or UDP server`; a socket of oversell's own
+/// (`DIR/…` for the lock server) is none.
+fn connected(n: &Notif) -> Option<String> {
+    let mut family = [0u8; 2];
+    read_mem(n.pid, n.args[1], &mut family)?;
+    match i32::from(u16::from_ne_bytes(family)) {
+        libc::AF_UNIX => {
+            let len = (n.args[2] as usize).clamp(2, 110);
+            let mut raw = vec![0u8; len];
+            read_mem(n.pid, n.args[1], &mut raw)?;
+            let path = &raw[2..];
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            let name = String::from_utf8_lossy(&path[..end]).into_owned();
+            // The system's logger and name service are no buyer's state.
+            let system = name.starts_with("/dev/log")
+                || name.starts_with("/run/systemd")
+                || name.starts_with("/var/run/nscd")
+                || name.starts_with("/run/nscd");
+            (!system && !name.is_empty()).then(|| format!("a socket at {name}"))
+        }
+        libc::AF_INET | libc::AF_INET6 => Some("a network server".into()),
+        _ => None,
+    }
+}
 
 /// `p` resolved, as [`resolve`] does, but with the directories outside the trial directory
 /// and the scratch places resolved once per run (the system's library and program

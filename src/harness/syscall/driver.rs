@@ -327,7 +327,11 @@ impl Driver {
                 Ok(rel) => format!("{{dir}}/{}", rel.display()),
                 Err(_) => path,
             };
-            let note = format!("buyer {i} maps {path} shared");
+            let note = if path.starts_with("a ") {
+                format!("buyer {i} talks to {path}")
+            } else {
+                format!("buyer {i} maps {path} shared")
+            };
             self.buyers[i].maps_shared = true;
             if !self.unordered.contains(&note) {
                 self.unordered.push(note);
