@@ -3,6 +3,7 @@
 
 use super::blocked;
 use super::call::{self, Notif, Step};
+use super::probe;
 use super::pct::Pct;
 use crate::harness::interrupt;
 use crate::schedule::{Access, Diverged, Scheduler};
@@ -357,7 +358,7 @@ impl Driver {
             .copied()
             .filter(|&i| {
                 let (n, step) = &self.buyers[i].parked[0];
-                !step.lock.is_some_and(|l| call::would_block(n.pid, l))
+                !step.lock.is_some_and(|l| probe::would_block(n.pid, l))
             })
             .collect();
         // A buyer about to sleep or try again with nothing changed since its last poll is
@@ -431,7 +432,7 @@ impl Driver {
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
-        if step.lock.is_some_and(|l| call::begin_conversion(n.pid, l)) {
+        if step.lock.is_some_and(|l| probe::begin_conversion(n.pid, l)) {
             // The first half of a conversion ran: the buyer's own lock is gone, and its
             // call now waits for the others like any acquire.
             self.trace.push(format!(

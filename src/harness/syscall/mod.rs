@@ -26,7 +26,9 @@ mod blocked;
 mod call;
 mod driver;
 use crate::seccomp as filter;
+mod paths;
 mod pct;
+mod probe;
 mod run;
 mod store;
 

@@ -1,0 +1,196 @@
+//! The paths a notified call names, as what they are: read from the caller's memory,
+//! taken from its descriptors and working directory, resolved (symbolic links, `..`,
+//! `/proc/self`), and judged: the trial directory, a scratch place buyers share, or a
+//! change outside the system's own trees.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Directories outside the trial directory and the scratch places, resolved once per
+/// run; bounded.
+static OUTSIDE: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, Option<PathBuf>>>> =
+    std::sync::Mutex::new(None);
+
+/// `p` resolved, as [`resolve`] does, but with the directories outside the trial directory
+/// and the scratch places resolved once per run (the system's library and program
+/// directories do not move while oversell runs): a program's loader probes dozens of them
+/// at every start, and walking each of their components every time would cost more than
+/// the step itself. Inside the trial directory and the scratch places, where buyers make
+/// and remove links while the trial runs, every path is resolved afresh.
+pub(super) fn resolve_in(p: PathBuf, dir: &Path) -> PathBuf {
+    let Some(parent) = p.parent() else {
+        return p;
+    };
+    // A name right in the trial directory (written through its resolved path, as
+    // oversell hands it out) needs no walk.
+    if parent == dir && p.file_name().is_some_and(|n| n != ".." && n != ".") {
+        return p;
+    }
+    if p.starts_with(dir) || scratch(&p) || !p.is_absolute() {
+        return resolve(p);
+    }
+    let known = OUTSIDE
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(parent).cloned()));
+    let real = match known {
+        Some(real) => real,
+        None => {
+            let real = std::fs::canonicalize(parent).ok();
+            if let Ok(mut m) = OUTSIDE.lock() {
+                let m = m.get_or_insert_with(Default::default);
+                if m.len() < 16_384 {
+                    m.insert(parent.to_path_buf(), real.clone());
+                }
+            }
+            real
+        }
+    };
+    match (real, p.file_name()) {
+        (Some(real), Some(name)) if name != ".." && name != "." => real.join(name),
+        _ => resolve(p),
+    }
+}
+
+/// `p` as what it names: its directory resolved (symbolic links, `..`), its last part
+/// kept as written (a call on a symbolic link itself names the link). A path whose
+/// directory does not exist is only cleaned of `.` and `..` as written.
+pub(super) fn resolve(p: PathBuf) -> PathBuf {
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return p;
+    };
+    if name == ".." || name == "." {
+        return std::fs::canonicalize(&p).unwrap_or(p);
+    }
+    match std::fs::canonicalize(parent) {
+        Ok(real) => real.join(name),
+        Err(_) => {
+            let mut out = PathBuf::new();
+            for c in p.components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Places programs share scratch state through: a look at them is a step.
+const SCRATCH: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock"];
+
+/// True for a path in a scratch place buyers may share (see [`SCRATCH`]).
+pub(super) fn scratch(p: &Path) -> bool {
+    // The places themselves (`/tmp`, a common working directory) are always there:
+    // a look at one is no look at shared state.
+    SCRATCH
+        .iter()
+        .any(|s| p.starts_with(s) && p != Path::new(s))
+}
+
+/// True when a change to `p` outside the trial directory is a change of state other
+/// buyers may see: anywhere but the system's own trees and devices (`/proc`, `/sys`,
+/// `/dev` but `/dev/shm`), not a non-file (`pipe:[…]`, `socket:[…]`), and not a
+/// language's bytecode cache (`__pycache__`), which a first run writes and later runs
+/// do not.
+pub(super) fn shared_outside(p: &Path) -> bool {
+    if !p.is_absolute() {
+        return false;
+    }
+    if scratch(p) {
+        return true;
+    }
+    const SYSTEM: &[&str] = &["/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc"];
+    !SYSTEM.iter().any(|s| p.starts_with(s))
+        && !p.components().any(|c| c.as_os_str() == "__pycache__")
+}
+
+/// What descriptor `fd` of process `pid` names.
+pub(super) fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
+}
+
+/// The absolute path a (directory descriptor, path pointer) pair of `pid` names.
+pub(super) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
+    let raw = read_cstr(pid, ptr)?;
+    // The caller's own `/proc/self` and `/dev/fd` are its, not the harness's: a
+    // descriptor named as a path is the file it refers to.
+    let own = raw
+        .strip_prefix("/proc/self/fd/")
+        .or_else(|| raw.strip_prefix("/dev/fd/"))
+        .or_else(|| raw.strip_prefix(&format!("/proc/{pid}/fd/")));
+    if let Some(fd) = own.and_then(|f| f.parse::<i32>().ok()) {
+        return fd_path(pid, fd);
+    }
+    let raw = match raw.strip_prefix("/proc/self/") {
+        Some(rest) => format!("/proc/{pid}/{rest}"),
+        None => raw,
+    };
+    let p = PathBuf::from(&raw);
+    if p.is_absolute() {
+        return Some(p);
+    }
+    let base = if dirfd as i32 == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+    } else {
+        fd_path(pid, dirfd as i32)?
+    };
+    // An empty path (AT_EMPTY_PATH) names the directory descriptor's file itself.
+    Some(if raw.is_empty() { base } else { base.join(p) })
+}
+
+/// A NUL-terminated string at `ptr` in the memory of `pid`.
+fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
+    if ptr == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while out.len() < 4096 {
+        // Read up to the end of the page only: the next one may be unmapped.
+        let at = ptr + out.len() as u64;
+        let room = (4096 - (at % 4096)) as usize;
+        let n = read_mem(pid, at, &mut buf[..room.min(256)])?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(String::from_utf8_lossy(&out).into_owned());
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    None
+}
+
+/// Reads `buf.len()` bytes at `addr` in the memory of `pid` with one
+/// `process_vm_readv` (no `/proc/PID/mem` to open and close per call); the count read.
+pub(super) fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` covers exactly `buf`, which this frame borrows mutably; the
+    // kernel checks `remote` against the other process's mappings.
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    if let Ok(n) = usize::try_from(n) {
+        return Some(n);
+    }
+    // A sandbox may refuse the call itself (ENOSYS, EPERM) yet allow the file.
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EPERM) => {
+            let mem = File::open(format!("/proc/{pid}/mem")).ok()?;
+            std::os::unix::fs::FileExt::read_at(&mem, buf, addr).ok()
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,182 @@
+//! Whether a lock call would block, decided before it runs: probed against the other
+//! holders (a fresh open file description for `flock` and POSIX locks, the caller's own
+//! description for OFD locks), never against the caller's own locks; and the first half of
+//! a `flock` conversion, which the kernel runs before it waits.
+
+use super::call::{read_mem, LockCall};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// True when the lock call `lock` of process `pid` would block now: decided before it
+/// runs, so a blocked buyer is a scheduling decision and never sleeps in the kernel.
+pub(super) fn would_block(pid: u32, lock: LockCall) -> bool {
+    let blocking = match lock {
+        LockCall::Flock { op, .. } => op & libc::LOCK_NB == 0,
+        LockCall::Fcntl { cmd, .. } => cmd == libc::F_SETLKW || cmd == libc::F_OFD_SETLKW,
+    };
+    // A conversion of the caller's own flock can always take its first step (dropping
+    // the lock it holds, [`begin_conversion`]); only then does it wait.
+    let converts = matches!(lock, LockCall::Flock { fd, .. } if own_flock(pid, fd).is_some());
+    blocking && !converts && conflicts(pid, lock)
+}
+
+/// True when another holder keeps the lock `lock` of process `pid` asks for (an unlock
+/// never conflicts). The caller's own locks are no rival: relocking, or upgrading a
+/// shared lock it alone holds, goes through at once.
+pub(super) fn conflicts(pid: u32, lock: LockCall) -> bool {
+    match lock {
+        LockCall::Flock { fd, op } => {
+            if op & libc::LOCK_UN != 0 {
+                return false;
+            }
+            // A second open file description of the same file (opened without blocking,
+            // whatever the file is): it conflicts with every holder, the caller's own
+            // description included.
+            let Some(f) = reopen(pid, fd) else {
+                return false;
+            };
+            let want = op & (libc::LOCK_SH | libc::LOCK_EX);
+            // SAFETY: flock on a descriptor this frame owns; closing it drops the probe.
+            let r = unsafe { libc::flock(f.as_raw_fd(), want | libc::LOCK_NB) };
+            if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return false;
+            }
+            match own_flock(pid, fd) {
+                // The caller holds it through this descriptor: only others count.
+                Some(key) => {
+                    let others = flock_holders(&key).saturating_sub(1);
+                    others > 0 && want & libc::LOCK_EX != 0
+                }
+                None => true,
+            }
+        }
+        LockCall::Fcntl { fd, cmd, addr } => fcntl_conflicts(pid, fd, cmd, addr),
+    }
+}
+
+/// A blocking `flock` that converts the caller's own lock (shared to exclusive) while
+/// others hold theirs: the kernel first drops the caller's lock, then waits. That
+/// first half is done here, through the caller's own open file description, when the
+/// step is scheduled; the call itself then waits like any acquire. True when it dropped.
+pub(super) fn begin_conversion(pid: u32, lock: LockCall) -> bool {
+    let LockCall::Flock { fd, op } = lock else {
+        return false;
+    };
+    if op & libc::LOCK_NB != 0 || own_flock(pid, fd).is_none() || !conflicts(pid, lock) {
+        return false;
+    }
+    let Some(theirs) = their_description(pid, fd) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this frame owns, the caller's open file description.
+    unsafe { libc::flock(theirs.as_raw_fd(), libc::LOCK_UN) == 0 }
+}
+
+/// Descriptor `fd` of `pid` opened anew (a new open file description), without blocking:
+/// a FIFO or a device is opened `O_NONBLOCK`, never waited on.
+fn reopen(pid: u32, fd: i32) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/{pid}/fd/{fd}"))
+        .ok()
+}
+
+/// The same open file description as descriptor `fd` of `pid` (`pidfd_getfd`): what
+/// a lock probe must use so that the caller's own OFD locks are not taken for a rival's.
+fn their_description(pid: u32, fd: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if pidfd < 0 {
+        return None;
+    }
+    // SAFETY: `pidfd` was just returned by pidfd_open and is owned by nobody else.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags.
+    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if dup < 0 {
+        return None;
+    }
+    // SAFETY: `dup` was just returned by pidfd_getfd and is owned by nobody else.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(dup as i32) })
+}
+
+/// The `MAJ:MIN:INODE` of the file whose flock descriptor `fd` of `pid` holds, when it
+/// holds one (`/proc/PID/fdinfo` lists the locks of that open file description).
+fn own_flock(pid: u32, fd: i32) -> Option<String> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    info.lines()
+        .filter(|l| l.starts_with("lock:"))
+        .find_map(|l| flock_key(l.trim_start_matches("lock:")))
+}
+
+/// The `MAJ:MIN:INODE` field of a `/proc/locks` line when it is a flock.
+fn flock_key(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // `1: FLOCK  ADVISORY  WRITE 1234 08:02:5678 0 EOF`
+    (words.get(1) == Some(&"FLOCK")).then(|| words.get(5).map(|w| w.to_string()))?
+}
+
+/// How many flocks are held on the file `key` names, from `/proc/locks`.
+fn flock_holders(key: &str) -> usize {
+    let Ok(all) = std::fs::read_to_string("/proc/locks") else {
+        return usize::MAX;
+    };
+    all.lines()
+        .filter(|l| !l.contains("->"))
+        .filter(|l| flock_key(l).as_deref() == Some(key))
+        .count()
+}
+
+/// A POSIX or OFD lock request: asks the kernel who conflicts (F_GETLK, F_OFD_GETLK).
+fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
+    // SAFETY: a zeroed `flock` is a valid value; it is then filled from the process.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    // SAFETY: `fl` is plain data; the slice covers exactly its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            &mut fl as *mut libc::flock as *mut u8,
+            std::mem::size_of::<libc::flock>(),
+        )
+    };
+    if read_mem(pid, addr, bytes) != Some(bytes.len()) || fl.l_type == libc::F_UNLCK as i16 {
+        return false;
+    }
+    let ofd = cmd == libc::F_OFD_SETLKW || cmd == libc::F_OFD_SETLK;
+    if ofd {
+        // Asked through the caller's own open file description, its own OFD locks are
+        // no conflict; any lock the kernel names is another's (OFD holders show pid -1).
+        let Some(f) = their_description(pid, fd) else {
+            return false;
+        };
+        // SAFETY: fcntl reads and writes one `flock`.
+        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) } != 0 {
+            return false;
+        }
+        return fl.l_type != libc::F_UNLCK as i16;
+    }
+    let Some(f) = reopen(pid, fd) else {
+        return false;
+    };
+    // SAFETY: fcntl reads and writes one `flock`.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
+        return false;
+    }
+    // A POSIX lock is the process's: the caller's own is no rival.
+    fl.l_type != libc::F_UNLCK as i16 && fl.l_pid != tgid(pid)
+}
+
+/// The process (thread group) a thread `tid` belongs to.
+fn tgid(tid: u32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid as i32)
+}
