@@ -176,3 +176,36 @@ fn sigterm_ends_a_fifo_lock_run_at_once_with_143() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
     drop(lines);
 }
+
+#[test]
+fn the_built_in_ipc_locks_verify_at_system_call_granularity() {
+    // A contended semaphore or a lock server's answer sleeps in the kernel: each waiter is
+    // blocked, not running, until a step wakes it.
+    for lock in ["sysv", "posix-sem", "socket"] {
+        let (out, _tmp) = oversell_fresh(
+            &[
+                "explore",
+                "--lock",
+                lock,
+                "--granularity",
+                "syscall",
+                "--schedule",
+                "exhaustive",
+                "--buyers",
+                "2",
+                "--tickets",
+                "1",
+                "--preemptions",
+                "1",
+            ],
+            &[],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_code(&out, 0, lock);
+        assert!(
+            stdout.contains("verified: all ") && stdout.contains("at system-call granularity"),
+            "{lock}: {}",
+            text(&out)
+        );
+    }
+}

@@ -81,8 +81,17 @@ pub(crate) fn run_with(
         b.group = super::blocked::own_group(b.root);
     }
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
-        // The lock server answers on the trial's CPU too, between steps.
-        crate::harness::pin::move_to(group.pid(server), cpu);
+        // The lock server answers on the trial's CPU too, between steps: every thread
+        // of it (it has one per buyer already).
+        let pid = group.pid(server);
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| t.file_name().to_str().and_then(|n| n.parse::<u32>().ok()));
+        for tid in threads {
+            crate::harness::pin::move_to(tid, cpu);
+        }
         driver.helpers.push(group.pid(server));
     }
     let end = drive(&mut driver, trial, scheduler);
