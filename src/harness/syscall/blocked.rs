@@ -18,33 +18,46 @@ use std::path::Path;
 /// sleeps in a call with no time limit that is no seccomp notification; false when one
 /// runs, is at a step, waits with a time limit, or none is left.
 pub(super) fn waiting_in_kernel(root: u32) -> bool {
-    let mut pending = vec![root];
     let mut seen = 0usize;
-    while let Some(pid) = pending.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let t = task.path();
-            match task_state(&t) {
-                Task::Gone => continue,
-                Task::Waiting => seen += 1,
-                Task::Busy => return false,
-            }
-            // Without the children list (a kernel without it) a waiting parent cannot
-            // be told from one whose child runs: not blocked.
-            let Ok(children) = std::fs::read_to_string(t.join("children")) else {
-                return false;
-            };
-            pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+    // Without the children list (a kernel without it) a waiting parent cannot be told
+    // from one whose child runs: not blocked.
+    let whole = each_task(root, true, &mut |t| match task_state(t) {
+        Task::Gone => Walk::Skip,
+        Task::Waiting => {
+            seen += 1;
+            Walk::Go
         }
-    }
-    seen > 0
+        Task::Busy => Walk::Stop,
+    });
+    whole && seen > 0
 }
 
 /// True when no process of the tree rooted at `root` is alive past its exit: each is a
 /// zombie or gone, so every file it held is closed and every lock on them let go.
 pub(super) fn exited(root: u32) -> bool {
+    each_task(root, false, &mut |t| {
+        let state = stat_of(t).map_or_else(|| "X".to_string(), |s| s.0);
+        if matches!(state.as_str(), "Z" | "X" | "x") {
+            Walk::Go
+        } else {
+            Walk::Stop
+        }
+    })
+}
+
+/// What [`each_task`] does after a task.
+enum Walk {
+    /// Go on, into the task's children.
+    Go,
+    /// Go on, but not into its children.
+    Skip,
+    /// Stop: the walk's answer is false.
+    Stop,
+}
+
+/// Visits every task (thread) of the process tree rooted at `root`; false when `visit`
+/// stopped it, or when `need_children` and a task's children list cannot be read.
+fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Path) -> Walk) -> bool {
     let mut pending = vec![root];
     while let Some(pid) = pending.pop() {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -52,12 +65,16 @@ pub(super) fn exited(root: u32) -> bool {
         };
         for task in tasks.flatten() {
             let t = task.path();
-            let state = stat_of(&t).map_or_else(|| "X".to_string(), |s| s.0);
-            if !matches!(state.as_str(), "Z" | "X" | "x") {
-                return false;
+            match visit(&t) {
+                Walk::Stop => return false,
+                Walk::Skip => continue,
+                Walk::Go => {}
             }
-            if let Ok(children) = std::fs::read_to_string(t.join("children")) {
-                pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            match std::fs::read_to_string(t.join("children")) {
+                Ok(children) => pending
+                    .extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok())),
+                Err(_) if need_children => return false,
+                Err(_) => {}
             }
         }
     }

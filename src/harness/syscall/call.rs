@@ -192,18 +192,18 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     })
 }
 
-/// The file a `mmap(…, MAP_SHARED, fd, …)` call maps, when it is one buyers may share
-/// (a regular file outside the system's trees): memory whose changes take no system
-/// call, so no step orders them.
-pub(super) fn shared_map(n: &Notif) -> Option<String> {
+/// What a call that makes shared state no step orders does, as a run names it: `maps
+/// {dir}/owner.shm shared` (a `mmap(…, MAP_SHARED, fd, …)` of a regular file buyers may
+/// share), `attaches SysV segment N`, `talks to a socket at PATH` (a `connect` to a
+/// server); `None` for any other call. Memory or a server changes with no system call.
+pub(super) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     let (name, Shape::MapShared) = crate::seccomp::shape_of(n.nr)? else {
         return None;
     };
-    if name == "SYS_shmat" {
-        return Some(format!("SysV segment {}", n.args[0] as i32));
-    }
-    if name == "SYS_connect" {
-        return connected(n);
+    match name {
+        "SYS_shmat" => return Some(format!("attaches SysV segment {}", n.args[0] as i32)),
+        "SYS_connect" => return connected(n).map(|to| format!("talks to {to}")),
+        _ => {}
     }
     let fd = n.args[4] as i32;
     if fd < 0 {
@@ -211,9 +211,15 @@ pub(super) fn shared_map(n: &Notif) -> Option<String> {
     }
     let path = resolve(fd_path(n.pid, fd)?);
     let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
-    (regular && (scratch(&path) || shared_outside(&path))).then(|| path.display().to_string())
+    if !regular || !(scratch(&path) || shared_outside(&path)) {
+        return None;
+    }
+    let shown = match path.strip_prefix(dir) {
+        Ok(rel) => format!("{{dir}}/{}", rel.display()),
+        Err(_) => path.display().to_string(),
+    };
+    Some(format!("maps {shown} shared"))
 }
-
 
 /// What a `connect` reaches, when it is state that other buyers may share and no step
 /// orders (a server's): `a socket at PATH`, `a TCP or UDP server`; a socket of oversell's own

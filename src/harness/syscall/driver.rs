@@ -323,16 +323,8 @@ impl Driver {
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
-        if let Some(path) = call::shared_map(&n) {
-            let path = match Path::new(&path).strip_prefix(&self.real_dir) {
-                Ok(rel) => format!("{{dir}}/{}", rel.display()),
-                Err(_) => path,
-            };
-            let note = if path.starts_with("a ") {
-                format!("buyer {i} talks to {path}")
-            } else {
-                format!("buyer {i} maps {path} shared")
-            };
+        if let Some(what) = call::unordered(&n, &self.real_dir) {
+            let note = format!("buyer {i} {what}");
             self.buyers[i].maps_shared = true;
             if !self.unordered.contains(&note) {
                 self.unordered.push(note);
