@@ -7,9 +7,11 @@
 
 mod exhaustive;
 mod shrink;
+mod why;
 pub mod verdict;
 
 pub use shrink::{shrink_until, Shape, Shrunk};
+pub use why::{controlled_command, explain};
 
 use crate::check::{check, FindingKind, Observation, Violation};
 use crate::harness::{self, FreePool, HarnessConfig, HarnessError, Session, TrialRun};
@@ -33,6 +35,9 @@ pub struct ExploreConfig {
     pub time_budget: Option<Duration>,
     /// Shrink failing controlled trials before reporting them.
     pub shrink: bool,
+    /// Explain the failing trial a run stops at (its racing pair, [`explain`]); not done
+    /// when the run keeps going.
+    pub explain: bool,
     /// Run every trial even after one fails (the demo does, to count them). When false,
     /// the default, the run stops at its first failing trial, after shrinking it, as
     /// proptest does. Under `exhaustive`, keeping going also means not shrinking.
@@ -56,6 +61,7 @@ impl ExploreConfig {
             seed,
             time_budget: None,
             shrink: true,
+            explain: true,
             keep_going: false,
             shard: None,
             harness,
@@ -75,6 +81,8 @@ pub struct Checked {
     pub violations: Vec<Violation>,
     /// Set when this run is the result of shrinking a failing trial: from what, to what.
     pub shrunk: Option<Shrunk>,
+    /// Why its finding happened, once explained ([`explain`]).
+    pub why: Option<crate::report::Why>,
 }
 
 impl Checked {
@@ -103,6 +111,7 @@ impl Checked {
             run,
             violations,
             shrunk: None,
+            why: None,
         }
     }
 
@@ -222,7 +231,20 @@ fn floor(cfg: &ExploreConfig) -> (u32, u32) {
 }
 
 fn findings_of(c: &Checked, index: u64) -> Vec<Finding> {
-    Finding::all(&c.violations, index, &c.trial)
+    let mut findings = Finding::all(&c.violations, index, &c.trial);
+    for f in &mut findings {
+        f.why = c.why.clone();
+    }
+    findings
+}
+
+/// Explains a failing trial when the run asks for it; a SIGINT or SIGTERM during the
+/// explanation leaves the finding unexplained rather than lost.
+pub(super) fn explained(runner: &mut Runner<'_>, mut c: Checked, cfg: &ExploreConfig) -> Checked {
+    if cfg.explain && !c.violations.is_empty() {
+        c.why = explain(runner, &c).ok().flatten();
+    }
+    c
 }
 
 /// Runs the configured trials; `each` sees every trial's index, checked run and findings
@@ -283,6 +305,9 @@ fn sampled(
         if cfg.shrink && !checked.violations.is_empty() {
             checked = shrink_or_keep(runner, checked, cfg, report, index, each, deadline)?;
         }
+        if !cfg.keep_going {
+            checked = explained(runner, checked, cfg);
+        }
         let failed = !checked.violations.is_empty();
         record(report, index, &checked, each);
         if failed && !cfg.keep_going {
@@ -321,6 +346,14 @@ fn record(
     }
     each(index, checked, &findings);
     report.findings.extend(findings);
+}
+
+/// Explains one failing run (see [`explain`]) on a runner of its own.
+pub fn explain_one(
+    c: &Checked,
+    harness: &HarnessConfig,
+) -> Result<Option<crate::report::Why>, HarnessError> {
+    explain(&mut Runner::new(harness), c)
 }
 
 /// Re-runs one trial `attempts` times; returns each attempt's checked run.

@@ -126,6 +126,7 @@ fn the_timeline_draws_a_frozen_bar_on_the_holders_lane() {
         history: &c.run.history,
         findings: timeline::marks(&c.violations),
         axis: Axis::Steps,
+        race: None,
     });
     let doc = roxmltree::Document::parse(&svg).expect("the SVG parses");
     let frozen: Vec<_> = doc

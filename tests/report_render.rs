@@ -47,6 +47,7 @@ fn render(history: &History, buyers: u32, violations: &[Violation], axis: Axis) 
         history,
         findings: timeline::marks(violations),
         axis,
+        race: None,
     })
 }
 
@@ -148,6 +149,7 @@ fn html_page_embeds_the_picture_and_escapes_the_title() {
         history: &history,
         findings: timeline::marks(&violations),
         axis: Axis::Steps,
+        race: None,
     });
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("<title>lock &lt;none&gt; &amp; co</title>"));
@@ -380,6 +382,7 @@ fn finding(kind: FindingKind, trial: u64, detail: &str) -> Finding {
         detail: detail.to_string(),
         replay: format!("oversell replay {token}"),
         token,
+        why: None,
     }
 }
 

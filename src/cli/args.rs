@@ -277,6 +277,10 @@ pub(super) struct ReplayArgs {
     /// Run the shell command a token carries (it came from --lock-cmd or --buyer-cmd).
     #[arg(long)]
     pub(super) allow_cmd: bool,
+    /// Say why the finding happens: the racing pair of steps whose swap clears it (a
+    /// controlled token), or the controlled command that would show it (a jitter token).
+    #[arg(long)]
+    pub(super) explain: bool,
     /// The Redis server for a token of the `redis` or `redis-fenced` lock (as explore's
     /// --redis); without it the replay starts its own redis-server.
     #[arg(long, value_name = "URL")]

@@ -54,6 +54,7 @@ fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
         } else {
             Axis::Time
         },
+        race: race_of(c),
     };
     // The extension was checked before the run: .svg or .html.
     let html = path
@@ -64,6 +65,27 @@ fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
     } else {
         timeline::svg(&input)
     }
+}
+
+/// The racing pair of an explained finding, placed by when its steps were let go.
+fn race_of(c: &Checked) -> Option<report::timeline::RaceMark> {
+    use report::timeline::{RaceMark, RaceStep};
+    let why = c.why.as_ref()?;
+    let steps = &c.run.schedule.as_ref()?.steps;
+    let at = |k: usize| -> Option<RaceStep> {
+        let s = why.pair.get(k)?;
+        Some(RaceStep {
+            step: s.step,
+            buyer: s.buyer,
+            ns: steps.get(s.step.checked_sub(1)?)?.ns,
+            what: s.what.clone(),
+        })
+    };
+    Some(RaceMark {
+        first: at(0)?,
+        second: at(1)?,
+        story: why.story.clone(),
+    })
 }
 
 /// Prints the verified bounds, the summary and the verdict, and judges it by `expect`.

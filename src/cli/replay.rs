@@ -21,7 +21,7 @@ pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
         trial.schedule.name(),
         report::count(a.attempts, "attempt")
     );
-    let runs = explore::replay(&trial, a.attempts, &harness)?;
+    let mut runs = explore::replay(&trial, a.attempts, &harness)?;
     if let Some(d) = runs
         .iter()
         .find_map(|c| c.run.schedule.as_ref().and_then(|r| r.diverged.clone()))
@@ -31,7 +31,15 @@ pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
             a.token
         )));
     }
+    if a.explain {
+        if let Some(c) = runs.iter_mut().find(|c| !c.violations.is_empty()) {
+            c.why = explore::explain_one(c, &harness)?;
+        }
+    }
     let (report, verdict) = print(&trial, &runs);
+    if a.explain && report.findings.is_empty() {
+        say!("nothing to explain: no attempt showed a finding");
+    }
     let drawn = runs
         .iter()
         .find(|c| !c.violations.is_empty())
@@ -81,7 +89,10 @@ fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
 fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
     let mut report = Report::new(&trial.lock_label(), trial.schedule.name(), trial.seed);
     for (i, c) in runs.iter().enumerate() {
-        let findings = Finding::all(&c.violations, i as u64, trial);
+        let mut findings = Finding::all(&c.violations, i as u64, trial);
+        for f in &mut findings {
+            f.why = c.why.clone();
+        }
         report.trials_run += 1;
         report.elapsed_ms += c.run.elapsed.as_millis() as u64;
         if !findings.is_empty() {

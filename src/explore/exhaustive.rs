@@ -11,7 +11,7 @@
 //! whatever step it last took, and a frozen one's lease runs out in real time; the
 //! conflict relation orders neither.
 
-use super::{planned, record, shrink_or_keep, Checked, ExploreConfig, Runner};
+use super::{explained, planned, record, shrink_or_keep, Checked, ExploreConfig, Runner};
 use crate::harness::HarnessError;
 use crate::report::{Finding, Report, StoppedEarly, Verified};
 use crate::scenario::Trial;
@@ -233,6 +233,7 @@ impl Shape<'_> {
                         checked =
                             shrink_or_keep(runner, checked, cfg, report, *index, each, deadline)?;
                     }
+                    checked = explained(runner, checked, cfg);
                     record(report, *index, &checked, each);
                     return Ok(Ended::Failed);
                 }

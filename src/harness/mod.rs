@@ -144,6 +144,24 @@ pub struct ScheduleRecord {
     pub preemptions: u32,
     /// Set when a replayed schedule no longer fit the run.
     pub diverged: Option<crate::schedule::Diverged>,
+    /// What each step did, one per choice: what explaining a finding reads.
+    pub steps: Vec<Seen>,
+}
+
+/// One step of a controlled run, as the explanation of a finding reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// `CLOCK_MONOTONIC` nanoseconds when the step was let go (the ledger's clock): the
+    /// buyer's events up to the next step's `ns` are this step's.
+    pub ns: u64,
+    /// What the step touched, as the conflict relation sees it.
+    pub access: crate::schedule::Access,
+    /// Step granularity: the point the buyer was parked at (its step performs it).
+    pub point: Option<crate::protocol::Point>,
+    /// System-call granularity: the file the call named (resolved), if any.
+    pub object: Option<String>,
+    /// System-call granularity: the call changes what it names (or is a lock call).
+    pub changes: bool,
 }
 
 /// Why a trial could not be run at all (as opposed to a finding, which is data).

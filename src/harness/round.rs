@@ -13,7 +13,7 @@ use super::controlled::{holds_lock, read_reply, Reply, Session, State};
 use super::pause::Frozen;
 use super::pin::Pinned;
 use super::plan::Plan;
-use super::{stderr_tail, HarnessError, ScheduleRecord, TrialRun};
+use super::{stderr_tail, HarnessError, ScheduleRecord, Seen, TrialRun};
 use crate::ledger::{Exit, Fate, History, Stuck};
 use crate::lock::LockKind;
 use crate::protocol::{msg, Point};
@@ -31,6 +31,7 @@ struct Round {
     state: Vec<State>,
     killed: Vec<bool>,
     choices: Vec<u32>,
+    steps: Vec<Seen>,
     preemptions: u32,
     current: Option<u32>,
     /// The buyer last inside the critical section.
@@ -55,6 +56,7 @@ impl Round {
             state: vec![State::Dead; n],
             killed: vec![false; n],
             choices: Vec::new(),
+            steps: Vec::new(),
             preemptions: 0,
             current: None,
             holder: None,
@@ -269,7 +271,25 @@ impl Session {
             round.preemptions += 1;
         }
         round.choices.push(b);
+        let point = match round.state[b as usize] {
+            State::At(p) => Some(p),
+            _ => None,
+        };
+        let ns = crate::ledger::now_ns();
         let flow = self.advance(round, b)?;
+        let access = match (point, round.state[b as usize]) {
+            (_, State::Dead) => Access::EVERYTHING,
+            (Some(p), State::Blocked) => Access::at(p, self.lock).blocked(),
+            (Some(p), _) => Access::at(p, self.lock),
+            (None, _) => Access::EVERYTHING,
+        };
+        round.steps.push(Seen {
+            ns,
+            access,
+            point,
+            object: None,
+            changes: false,
+        });
         if watch {
             scheduler.ran(b, round.state[b as usize] == State::Dead);
             if round.state[b as usize] == State::Blocked {
@@ -425,6 +445,7 @@ impl Session {
                 choices: round.choices,
                 preemptions: round.preemptions,
                 diverged: round.diverged,
+                steps: round.steps,
             }),
         })
     }

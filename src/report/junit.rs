@@ -46,6 +46,9 @@ fn failure_text(report: &Report) -> String {
             f.detail,
             f.replay
         ));
+        if let Some(why) = &f.why {
+            s.push_str(&format!("  why: {}\n", why.story));
+        }
     }
     s
 }

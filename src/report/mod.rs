@@ -26,6 +26,40 @@ pub struct Finding {
     pub token: String,
     /// The command that re-runs it.
     pub replay: String,
+    /// Why it happened: the racing pair of steps (controlled trials), or the command that
+    /// would show it (free-running ones). Absent when nobody asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<Why>,
+}
+
+/// Why a finding happened: the two conflicting steps whose order makes it, found by
+/// running the trial again with them swapped and everything else kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Why {
+    /// The racing pair, in the order the failing run took them (empty when no single
+    /// swap cleared the finding, or the trial was free-running).
+    pub pair: Vec<WhyStep>,
+    /// When no single swap cleared it: the smallest set of swaps found that did, each as
+    /// the two step numbers (empty when none did or one did).
+    pub swaps: Vec<[usize; 2]>,
+    /// The explanation in the user's terms, one paragraph.
+    pub story: String,
+    /// The token of the run with the pair swapped, which is clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_token: Option<String>,
+    /// Reordered runs tried to find it.
+    pub tried: usize,
+}
+
+/// One step of a racing pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhyStep {
+    /// Its number in the run, counted from 1 (the token's steps, in order).
+    pub step: usize,
+    /// The buyer that took it.
+    pub buyer: u32,
+    /// What it did, e.g. `read count=1` or `openat lock (O_CREAT) → 3`.
+    pub what: String,
 }
 
 impl Finding {
@@ -41,6 +75,7 @@ impl Finding {
             detail: v.detail.clone(),
             token: token.to_string(),
             replay: replay_command(token),
+            why: None,
         }
     }
 
@@ -280,6 +315,12 @@ pub fn trial_text(findings: &[Finding]) -> String {
     );
     for f in &findings[1..] {
         s.push_str(&format!("  also {}: {}\n", f.kind, f.detail));
+    }
+    if let Some(why) = &first.why {
+        s.push_str(&format!("  why: {}\n", why.story));
+        if let Some(t) = &why.clean_token {
+            s.push_str(&format!("  clean when swapped: {}\n", replay_command(t)));
+        }
     }
     s.push_str(&format!("  replay: {}\n", first.replay));
     s

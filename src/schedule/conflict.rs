@@ -90,6 +90,21 @@ impl Access {
         }
     }
 
+    /// True when the step changes what it touches (writes the store, takes or releases
+    /// the lock, or dies); false for a look.
+    pub fn changes(self) -> bool {
+        self.bits & (WRITES_STORE | LOCK | EVERYTHING) != 0
+    }
+
+    /// True when both touch the same object (the store, or the lock), whatever they do to
+    /// it: what explaining a finding names as a step's context.
+    pub fn shares(self, other: Access) -> bool {
+        let store = READS_STORE | WRITES_STORE;
+        let lock = LOCK | LOCK_TRY;
+        let (a, b) = (self.bits, other.bits);
+        (a | b) & EVERYTHING != 0 || (a & store != 0 && b & store != 0) || (a & lock != 0 && b & lock != 0)
+    }
+
     /// True when the order of `self` and `other` can change what either does or what
     /// the checker sees.
     pub fn conflicts(self, other: Access) -> bool {

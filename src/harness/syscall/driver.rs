@@ -82,6 +82,8 @@ pub(super) struct Driver {
     pub buyers: Vec<Buyer>,
     pub deadline: Instant,
     pub choices: Vec<u32>,
+    /// What each step did, one per choice.
+    pub steps: Vec<crate::harness::Seen>,
     pub preemptions: u32,
     pub diverged: Option<Diverged>,
     /// `buyer 1 mkdir lock.d → EEXIST` for each step taken.
@@ -107,6 +109,7 @@ impl Driver {
             buyers,
             deadline,
             choices: Vec::new(),
+            steps: Vec::new(),
             preemptions: 0,
             diverged: None,
             trace: Vec::new(),
@@ -199,6 +202,8 @@ impl Driver {
             }
             self.choices.push(b);
             self.current = Some(b);
+            let seen = self.seen(b as usize);
+            self.steps.push(seen);
             self.go(b as usize);
             if scheduler.wants_accesses() {
                 scheduler.ran(b, false);
@@ -417,6 +422,24 @@ impl Driver {
                 Some(if only_reads { reads } else { Access::EVERYTHING })
             })
             .collect()
+    }
+
+    /// What buyer `b`'s first stopped call, about to go on, touches.
+    fn seen(&self, b: usize) -> crate::harness::Seen {
+        let step = self.buyers[b].parked.front().map(|(_, s)| s);
+        let access = self
+            .accesses(&[b as u32])
+            .get(b)
+            .copied()
+            .flatten()
+            .unwrap_or(Access::EVERYTHING);
+        crate::harness::Seen {
+            ns: crate::ledger::now_ns(),
+            access,
+            point: None,
+            object: step.filter(|s| !s.path.is_empty()).map(|s| s.path.clone()),
+            changes: step.is_some_and(|s| s.mutates || s.lock.is_some() || s.name == "SYS_close"),
+        }
     }
 
     /// Lets buyer `b`'s first stopped call go on (a sleep returns at once instead).

@@ -129,6 +129,7 @@ pub(crate) fn run_with(
         choices: driver.choices,
         preemptions: driver.preemptions,
         diverged: driver.diverged,
+        steps: driver.steps,
     });
     keep_trace(&run);
     Ok(run)

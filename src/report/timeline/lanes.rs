@@ -25,7 +25,7 @@ pub(super) struct Frame {
 }
 
 impl Frame {
-    fn mid(&self, b: u32) -> f64 {
+    pub(super) fn mid(&self, b: u32) -> f64 {
         self.y0 + f64::from(b) * LANE_H + LANE_H / 2.0
     }
 }

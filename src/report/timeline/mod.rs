@@ -33,7 +33,10 @@ use svg::{Document, Node};
 mod draw;
 mod lanes;
 mod legend;
+mod race;
 mod scale;
+
+pub use race::{RaceMark, RaceStep};
 
 /// What the x axis measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,8 @@ pub struct TimelineInput<'a> {
     pub findings: Vec<Mark>,
     /// What the x axis measures.
     pub axis: Axis,
+    /// The finding's racing pair, when it was explained.
+    pub race: Option<RaceMark>,
 }
 
 /// The picture as a standalone SVG document.
@@ -216,6 +221,7 @@ fn document(input: &TimelineInput) -> Document {
     let axis_y = f.y0 + f64::from(f.lanes) * LANE_H + 4.0;
     let scale = Scale::new(input.history, input.axis, f.x0 + PLOT_PAD, f.x1 - PLOT_PAD);
     let (captions, y) = captions(input, f.width, axis_y + 62.0);
+    let (race_caption, y) = race::caption(input, f.width, y);
     let height = y + MARGIN;
     let mut doc = Document::new()
         .set("width", r(f.width))
@@ -235,6 +241,12 @@ fn document(input: &TimelineInput) -> Document {
         .add(lanes::grid(&f, &scale, input.axis, axis_y));
     for lane in lanes::lanes(input, &f, &scale) {
         doc.append(lane);
+    }
+    if let Some(g) = race::marks(input, &f, &scale) {
+        doc.append(g);
+    }
+    if let Some(g) = race_caption {
+        doc.append(g);
     }
     doc.add(captions)
 }
@@ -292,6 +304,7 @@ mod tests {
                 buyers: vec![1],
             }],
             axis: Axis::Steps,
+            race: None,
         });
         assert!(out.contains(">buyer 1 [1]</text>"), "{out}");
         assert!(
@@ -309,8 +322,49 @@ mod tests {
             history: &h,
             findings: Vec::new(),
             axis: Axis::Time,
+            race: None,
         });
         assert!(out.starts_with("<svg"));
         assert_eq!(out.matches("class=\"lane\"").count(), 2);
+    }
+
+    #[test]
+    fn a_racing_pair_is_ringed_in_its_buyers_lanes_and_joined_by_an_arrow() {
+        let h = History::parse("1000 0 start\n2000 1 start\n3000 0 read 1\n5000 1 read 1\n");
+        let step = |step, buyer, ns| RaceStep {
+            step,
+            buyer,
+            ns,
+            what: format!("read count=1 #{step}"),
+        };
+        let out = svg(&TimelineInput {
+            title: "race".into(),
+            buyers: 2,
+            history: &h,
+            findings: Vec::new(),
+            axis: Axis::Steps,
+            race: Some(RaceMark {
+                first: step(3, 0, 2500),
+                second: step(4, 1, 4500),
+                story: "swap steps 3 and 4".into(),
+            }),
+        });
+        let doc = roxmltree_free_count(&out, "race-step");
+        assert_eq!(doc, 2, "{out}");
+        assert!(out.contains("class=\"race-arrow\""), "{out}");
+        assert!(out.contains("step 4 · buyer 1 · read count=1 #4"), "{out}");
+        assert!(out.contains("racing pair: swap steps 3 and 4"), "{out}");
+        // The first ring sits in buyer 0's lane, above the second in buyer 1's.
+        let cy: Vec<f64> = out
+            .split("class=\"race-step")
+            .skip(1)
+            .filter_map(|s| s.split("cy=\"").nth(1)?.split('"').next()?.parse().ok())
+            .collect();
+        assert_eq!(cy.len(), 2);
+        assert!(cy[0] < cy[1], "{cy:?}");
+    }
+
+    fn roxmltree_free_count(svg: &str, class: &str) -> usize {
+        svg.matches(&format!("class=\"{class} ")).count()
     }
 }
