@@ -231,7 +231,7 @@ fn floor(cfg: &ExploreConfig) -> (u32, u32) {
 }
 
 fn findings_of(c: &Checked, index: u64) -> Vec<Finding> {
-    let mut findings = Finding::all(&c.violations, index, &c.trial);
+    let mut findings = c.trial.findings(&c.violations, index);
     for f in &mut findings {
         f.why = c.why.clone();
     }

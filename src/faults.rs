@@ -2,8 +2,8 @@
 //! one trial suffers ([`FaultPlan`]), drawn from the trial's seed.
 
 use crate::limits;
-use crate::protocol::Point;
 use crate::rng::{salt, Rng};
+use crate::vocab::Point;
 
 /// Faults injected into buyers.
 ///

@@ -61,7 +61,8 @@ macro_rules! internal {
 }
 
 // By layer, top-down (docs/ARCHITECTURE.md): the front; the drivers; the runner; the
-// buyer and its protocol; the mechanisms; the values; the data.
+// buyer and its protocol; the mechanisms; the values; at the bottom the vocabulary and
+// the data.
 internal!(cli);
 internal!(bench, explore, gate);
 mod sound;
@@ -75,6 +76,7 @@ mod rng;
 mod token;
 internal!(scenario);
 internal!(check, ledger, report, store);
+mod vocab;
 
 pub use check::{FindingKind, Violation};
 pub use lock::{

@@ -21,6 +21,8 @@ pub const MAX_STOP_MS: u32 = 60_000;
 pub const PROBABILITY_SCALE: u32 = 1000;
 /// Most steps a token's step list may hold (after its runs are expanded).
 pub const MAX_STEPS: usize = 1_000_000;
+/// The preemption bound that means none (`--preemptions unbounded`).
+pub const UNBOUNDED: u32 = u32::MAX;
 /// Smallest PCT depth.
 pub const MIN_DEPTH: u32 = 1;
 /// Largest PCT depth.

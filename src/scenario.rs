@@ -6,8 +6,9 @@
 //! value (the `token` module encodes and decodes it: [`Trial::token`], [`Trial::from_token`]), so `oversell replay TOKEN` runs the same
 //! trial again. The faults live in the `faults` module.
 
-use crate::check::FindingKind;
-use crate::lock::LockKind;
+use crate::check::{FindingKind, Violation};
+use crate::report::Finding;
+use crate::vocab::LockKind;
 use crate::rng::Rng;
 use crate::store::StoreMode;
 use std::fmt;
@@ -188,6 +189,30 @@ pub struct Trial {
 }
 
 impl Trial {
+    /// The findings of this trial (run `index`), one per violation, each carrying
+    /// [`Trial::found_token`] and the command that replays it.
+    pub fn findings(&self, violations: &[Violation], index: u64) -> Vec<Finding> {
+        let token = self.found_token(violations);
+        let replay = replay_command(&token);
+        violations
+            .iter()
+            .map(|v| Finding::new(v, index, (self.buyers, self.tickets), &token, &replay))
+            .collect()
+    }
+
+    /// The token of this trial recording the kinds of `violations` (its `f` field,
+    /// sorted, each once); with no violations, the trial's token as it is.
+    pub fn found_token(&self, violations: &[Violation]) -> String {
+        if violations.is_empty() {
+            return self.token();
+        }
+        let mut t = self.clone();
+        t.found = violations.iter().map(|v| v.kind).collect();
+        t.found.sort_unstable();
+        t.found.dedup();
+        t.token()
+    }
+
     /// A trial with the given lock, buyers and tickets, no jitter and seed 0.
     pub fn new(lock: LockKind, buyers: u32, tickets: u32) -> Trial {
         Trial {
@@ -329,6 +354,17 @@ impl TrialSpace {
     }
 }
 
+/// The shell command that replays a token (with `--allow-cmd` when the token carries a
+/// user's command, which replay runs only when asked to).
+pub fn replay_command(token: &str) -> String {
+    let runs_a_command = Trial::from_token(token).is_ok_and(|t| t.external.is_some());
+    if runs_a_command {
+        format!("oversell replay --allow-cmd {token}")
+    } else {
+        format!("oversell replay {token}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,3 +437,4 @@ mod tests {
         assert_eq!(faults, PINNED_FAULTS);
     }
 }
+

@@ -31,9 +31,9 @@
 
 use crate::check::FindingKind;
 use crate::limits;
-use crate::lock::LockKind;
 use crate::scenario::{External, Schedule, Trial};
 use crate::store::StoreMode;
+use crate::vocab::LockKind;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -185,7 +185,7 @@ fn schedule_part(s: &Schedule) -> String {
     match s {
         Schedule::Pct { depth } => format!("pct{depth}"),
         Schedule::Exhaustive {
-            preemptions: crate::schedule::UNBOUNDED,
+            preemptions: crate::limits::UNBOUNDED,
         } => "exhaustiveu".to_string(),
         Schedule::Exhaustive { preemptions } => format!("exhaustive{preemptions}"),
         other => other.name().to_string(),
@@ -206,7 +206,7 @@ fn parse_schedule(s: &str) -> Result<Schedule, String> {
             depth: limits::depth(num("pct")?)?,
         },
         "exhaustiveu" => Schedule::Exhaustive {
-            preemptions: crate::schedule::UNBOUNDED,
+            preemptions: crate::limits::UNBOUNDED,
         },
         _ if s.starts_with("exhaustive") => Schedule::Exhaustive {
             preemptions: limits::preemptions(num("exhaustive")?)?,

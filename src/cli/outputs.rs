@@ -44,7 +44,7 @@ fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
             "oversell · lock {} · trial {index} · {} · {verdict} · {}",
             c.trial.lock,
             c.trial.schedule.name(),
-            report::found_token(&c.trial, &c.violations)
+            c.trial.found_token(&c.violations)
         ),
         buyers: c.trial.buyers,
         history: &c.run.history,

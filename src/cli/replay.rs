@@ -5,7 +5,7 @@ use super::exit::{Fail, Outcome};
 use super::{outputs, start_harness, validate};
 use crate::explore::verdict::{Tally, Verdict};
 use crate::explore::{self, Checked};
-use crate::report::{self, Finding, Report};
+use crate::report::{self, Report};
 use crate::scenario::{External, Trial};
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
 fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
     let mut report = Report::new(&trial.lock_label(), trial.schedule.name(), trial.seed);
     for (i, c) in runs.iter().enumerate() {
-        let mut findings = Finding::all(&c.violations, i as u64, trial);
+        let mut findings = trial.findings(&c.violations, i as u64);
         for f in &mut findings {
             f.why = c.why.clone();
         }

@@ -6,7 +6,6 @@ pub mod merge;
 pub mod timeline;
 
 use crate::check::{FindingKind, Violation};
-use crate::scenario::Trial;
 use serde::{Deserialize, Serialize};
 
 /// One finding: a broken invariant in one trial, with the token that reproduces it.
@@ -63,10 +62,16 @@ pub struct WhyStep {
 }
 
 impl Finding {
-    /// A finding from one violation of trial `trial`, whose token is `token` as given.
-    /// To print a token that records what was found, build the findings of a trial with
-    /// [`Finding::all`].
-    pub fn new(v: &Violation, trial: u64, buyers: u32, tickets: u32, token: &str) -> Finding {
+    /// A finding from one violation of trial `trial`, with the token that rebuilds it and
+    /// the command that replays that token. `Trial::findings` builds them all for a trial,
+    /// with a token that records what was found.
+    pub fn new(
+        v: &Violation,
+        trial: u64,
+        (buyers, tickets): (u32, u32),
+        token: &str,
+        replay: &str,
+    ) -> Finding {
         Finding {
             kind: v.kind,
             trial,
@@ -74,43 +79,15 @@ impl Finding {
             tickets,
             detail: v.detail.clone(),
             token: token.to_string(),
-            replay: replay_command(token),
+            replay: replay.to_string(),
             why: None,
         }
     }
 
-    /// The findings of one trial, one per violation, each carrying [`found_token`]: the
-    /// trial's token recording every kind found in it.
-    pub fn all(violations: &[Violation], index: u64, trial: &Trial) -> Vec<Finding> {
-        let token = found_token(trial, violations);
-        violations
-            .iter()
-            .map(|v| Finding::new(v, index, trial.buyers, trial.tickets, &token))
-            .collect()
-    }
-}
-
-/// The token of `trial` recording the kinds of `violations` (its `f` field, sorted,
-/// each once); with no violations, the trial's token as it is.
-pub fn found_token(trial: &Trial, violations: &[Violation]) -> String {
-    if violations.is_empty() {
-        return trial.token();
-    }
-    let mut t = trial.clone();
-    t.found = violations.iter().map(|v| v.kind).collect();
-    t.found.sort_unstable();
-    t.found.dedup();
-    t.token()
-}
-
-/// The shell command that replays a token (with `--allow-cmd` when the token carries a
-/// user's command, which replay runs only when asked to).
-pub fn replay_command(token: &str) -> String {
-    let runs_a_command = Trial::from_token(token).is_ok_and(|t| t.external.is_some());
-    if runs_a_command {
-        format!("oversell replay --allow-cmd {token}")
-    } else {
-        format!("oversell replay {token}")
+    /// The command that replays another token of the same trial (say the clean run a
+    /// racing pair's swap made): this finding's command with the token replaced.
+    pub fn replay_of(&self, token: &str) -> String {
+        self.replay.replace(&self.token, token)
     }
 }
 
@@ -319,7 +296,7 @@ pub fn trial_text(findings: &[Finding]) -> String {
     if let Some(why) = &first.why {
         s.push_str(&format!("  why: {}\n", why.story));
         if let Some(t) = &why.clean_token {
-            s.push_str(&format!("  clean when swapped: {}\n", replay_command(t)));
+            s.push_str(&format!("  clean when swapped: {}\n", first.replay_of(t)));
         }
     }
     s.push_str(&format!("  replay: {}\n", first.replay));

@@ -41,8 +41,7 @@
 //! A step that ends in a death conflicts with everything: a kernel lock is freed, a lock
 //! file stays, the ledger ends.
 
-use crate::lock::LockKind;
-use crate::protocol::Point;
+use crate::vocab::{LockKind, Point};
 
 /// What one step touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

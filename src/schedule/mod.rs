@@ -106,8 +106,7 @@ impl fmt::Display for Diverged {
 
 impl std::error::Error for Diverged {}
 
-/// The preemption bound that means none (`--preemptions unbounded`).
-pub const UNBOUNDED: u32 = u32::MAX;
+pub use crate::limits::UNBOUNDED;
 
 /// Yield points a buyer passes at most (check, acquire, read, write, truncated, release,
 /// record): PCT draws each change point from a buyer's first this many steps.

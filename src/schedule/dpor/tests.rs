@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::lock::LockKind;
-use crate::protocol::Point;
+use crate::vocab::Point;
 use std::collections::BTreeSet;
 
 type Key = BTreeSet<((u32, usize), (u32, usize))>;
