@@ -149,9 +149,15 @@ fn an_upward_import_or_an_unplaced_module_is_caught() {
     assert_eq!(layers.get("vocab"), Some(&2));
     let file = |rel: &str, text: &str| (rel.to_string(), text.to_string());
     let files = vec![
-        file("faults.rs", "use crate::vocab::Point;\nuse crate::scenario::Trial;\n"),
+        file(
+            "faults.rs",
+            "use crate::vocab::Point;\nuse crate::scenario::Trial;\n",
+        ),
         file("harness/run.rs", "use crate::{faults, vocab::Point};\n"),
-        file("scenario.rs", "// crate::harness in a comment is no import\n"),
+        file(
+            "scenario.rs",
+            "// crate::harness in a comment is no import\n",
+        ),
     ];
     assert!(violations(&layers, &files).is_empty());
     let climbing = vec![file(

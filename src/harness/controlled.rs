@@ -11,7 +11,7 @@
 //! way but cleanly poisons the session, which is then torn down.
 
 use super::pin::{current_cpu, Pinned};
-use super::process::{Group, MemberId};
+use super::process::{Ending, Group, MemberId};
 use super::{
     interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig, HarnessError,
     LockState, TrialDir,
@@ -335,8 +335,7 @@ impl Session {
     /// Tears the session down after SIGINT or SIGTERM.
     pub(super) fn interrupted(&mut self, sig: i32) -> HarnessError {
         self.poisoned = true;
-        self.group.terminate(self.cfg.grace);
-        self.group.finish();
+        self.group.end(Ending::Asked(self.cfg.grace), None, || {});
         HarnessError::Interrupted(sig)
     }
 }
@@ -348,13 +347,9 @@ impl Drop for Session {
         for s in &mut self.slots {
             *s = None;
         }
-        if let Some(server) = self.lock_state.server {
-            self.group.signal(server, Signal::SIGKILL);
-        }
+        let server = self.lock_state.server;
+        self.group
+            .end(Ending::Awaited(Duration::from_millis(500)), server, || {});
         self.lock.cleanup(&self.dir.path);
-        if !self.group.wait_all(Duration::from_millis(500)) {
-            self.group.signal_all(Signal::SIGKILL);
-        }
-        self.group.finish();
     }
 }

@@ -8,7 +8,7 @@
 //! its own, so whatever it starts is killed with it.
 
 use super::outcome::Parts;
-use super::process::{Group, MemberId};
+use super::process::{Ending, Group, MemberId};
 use super::{expand, HarnessConfig, HarnessError, TrialDir, TrialRun};
 use crate::ledger::History;
 use crate::scenario::Trial;
@@ -66,17 +66,20 @@ pub(super) fn run(
     let mut timed_out = false;
     while !group.wait_all(Duration::from_millis(20)) {
         if let Some(sig) = super::interrupt::pending() {
-            group.terminate(cfg.grace);
-            group.finish();
+            group.end(Ending::Asked(cfg.grace), None, || {});
             return Err(HarnessError::Interrupted(sig));
         }
         if Instant::now() >= deadline {
             timed_out = true;
-            group.terminate(cfg.grace);
             break;
         }
     }
-    let leaked = !group.finish();
+    let how = if timed_out {
+        Ending::Asked(cfg.grace)
+    } else {
+        Ending::Awaited(Duration::ZERO)
+    };
+    let leaked = !group.end(how, None, || {}).clean;
 
     let mut history = History {
         timed_out,

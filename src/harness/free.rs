@@ -13,7 +13,7 @@
 
 use super::outcome::Parts;
 use super::plan::Plan;
-use super::process::{Group, MemberId};
+use super::process::{Ending, Group, MemberId};
 use super::{
     interrupt, prepare_lock, spawn_buyer_in, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
     LockState, TrialDir, TrialRun,
@@ -109,21 +109,11 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
         cfg.timeout + plan.slack,
     )
     .run();
-    if matches!(end, End::Done) {
-        for c in &conns {
-            if !group.wait_one(c.member, Duration::from_secs(2)) {
-                group.signal(c.member, Signal::SIGKILL);
-                group.wait_one(c.member, Duration::from_secs(2));
-            }
-        }
-    } else {
-        group.terminate(cfg.grace);
-    }
-    if let Some(server) = server {
-        group.signal(server, Signal::SIGKILL);
-        group.wait_one(server, Duration::from_secs(2));
-    }
-    let leaked = !group.finish();
+    let how = match end {
+        End::Done => Ending::Awaited(Duration::from_secs(2)),
+        _ => Ending::Asked(cfg.grace),
+    };
+    let leaked = !group.end(how, server, || {}).clean;
     if let End::Interrupted(sig) = end {
         return Err(HarnessError::Interrupted(sig));
     }

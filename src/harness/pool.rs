@@ -15,7 +15,7 @@
 use super::free::{history, Conn, Driver, End, Wait};
 use super::outcome::Parts;
 use super::plan::Plan;
-use super::process::{Group, MemberId};
+use super::process::{Ending, Group, MemberId};
 use super::{
     prepare_lock, spawn_buyer_in, BuyerSpec, HarnessConfig, HarnessError, Launcher, LockState,
     TrialDir, TrialRun,
@@ -24,7 +24,6 @@ use crate::lock::LockKind;
 use crate::protocol::{Pace, RoundOrders};
 use crate::scenario::Trial;
 use crate::store::{self, StoreMode};
-use nix::sys::signal::Signal;
 use std::fs::File;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -194,15 +193,14 @@ impl FreePool {
         if finished {
             // Reap the buyers that died (a kill fault, a crash).
             for c in conns.iter().filter(|c| !c.done) {
-                if !self.group.wait_one(c.member, Duration::from_secs(2)) {
-                    self.group.signal(c.member, Signal::SIGKILL);
-                    self.group.wait_one(c.member, Duration::from_secs(2));
-                }
+                self.group.reap_one(c.member, Duration::from_secs(2));
             }
         } else {
             self.poisoned = true;
-            self.group.terminate(self.cfg.grace);
-            leaked = !self.group.finish();
+            leaked = !self
+                .group
+                .end(Ending::Asked(self.cfg.grace), None, || {})
+                .clean;
         }
         if let End::Interrupted(sig) = end {
             return Err(HarnessError::Interrupted(sig));
@@ -241,14 +239,11 @@ impl FreePool {
         for s in &mut self.slots {
             *s = None;
         }
-        if let Some(server) = self.lock_state.server.take() {
-            self.group.signal(server, Signal::SIGKILL);
-        }
-        let ended = self.group.wait_all(Duration::from_millis(500));
-        if !ended {
-            self.group.signal_all(Signal::SIGKILL);
-        }
-        self.group.finish() && ended
+        let server = self.lock_state.server.take();
+        let ended = self
+            .group
+            .end(Ending::Awaited(Duration::from_millis(500)), server, || {});
+        ended.clean && ended.in_time
     }
 }
 

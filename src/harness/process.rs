@@ -197,13 +197,46 @@ impl Group {
         }
     }
 
-    /// TERM the group, wait `grace`, then KILL and reap everything.
-    pub(crate) fn terminate(&mut self, grace: Duration) {
-        self.signal_all(Signal::SIGCONT);
-        self.signal_all(Signal::SIGTERM);
-        if !self.wait_all(grace) {
+    /// The one way a trial's processes end. A `helper` (a lock server) is killed first;
+    /// then the rest end `how`; `between` runs once they are signalled and before they
+    /// are reaped (a seccomp listener let go only after the calls it holds can no longer
+    /// return); then everything is reaped, grandchildren included.
+    pub(crate) fn end(
+        &mut self,
+        how: Ending,
+        helper: Option<MemberId>,
+        between: impl FnOnce(),
+    ) -> Ended {
+        if let Some(h) = helper {
+            self.signal(h, Signal::SIGKILL);
+        }
+        let in_time = match how {
+            Ending::Awaited(grace) | Ending::Exited(grace) => self.wait_all(grace),
+            Ending::Asked(grace) => {
+                self.signal_all(Signal::SIGCONT);
+                self.signal_all(Signal::SIGTERM);
+                self.wait_all(grace)
+            }
+            Ending::Killed => false,
+        };
+        if !in_time && !matches!(how, Ending::Exited(_)) {
             self.signal_all(Signal::SIGKILL);
             self.wait_all(Duration::from_secs(5));
+        }
+        between();
+        let clean = match how {
+            Ending::Exited(_) => self.finish_exited(),
+            _ => self.finish(),
+        };
+        Ended { clean, in_time }
+    }
+
+    /// Reaps one member that is on its way out (a buyer that died or finished while the
+    /// others go on): waits up to `grace`, then KILLs it and waits again.
+    pub(crate) fn reap_one(&mut self, id: MemberId, grace: Duration) {
+        if !self.wait_one(id, grace) {
+            self.signal(id, Signal::SIGKILL);
+            self.wait_one(id, grace);
         }
     }
 
@@ -274,6 +307,30 @@ impl Group {
         }
         clean
     }
+}
+
+/// How [`Group::end`] ends a group's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// They are on their way out (a finished trial, closed control sockets): wait up to
+    /// the grace for them, then KILL.
+    Awaited(Duration),
+    /// Every process has exited already, as far as the caller can tell (every seccomp
+    /// listener hung up): wait up to the grace for the members themselves to be reapable.
+    Exited(Duration),
+    /// Ask first: CONT and TERM, the grace, then KILL.
+    Asked(Duration),
+    /// KILL at once (calls stopped by a seccomp filter never return: asking gains nothing).
+    Killed,
+}
+
+/// What [`Group::end`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ended {
+    /// Nothing was left in the group once its members were reaped.
+    pub clean: bool,
+    /// They ended within the grace, without a KILL.
+    pub in_time: bool,
 }
 
 /// Sets up `cmd` the way every process of oversell starts: in process group `pgid` (0:

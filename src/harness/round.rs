@@ -11,6 +11,7 @@
 
 use super::controlled::{holds_lock, read_reply, Reply, Session, State};
 use super::pause::Frozen;
+use super::process::Ending;
 use super::pin::Pinned;
 use super::plan::Plan;
 use super::{stderr_tail, HarnessError, ScheduleRecord, Seen, TrialRun};
@@ -420,8 +421,10 @@ impl Session {
         let mut leaked = false;
         if self.poisoned {
             // Tear everything down now so the history below is final.
-            self.group.terminate(self.cfg.grace);
-            leaked = !self.group.finish();
+            leaked = !self
+                .group
+                .end(Ending::Asked(self.cfg.grace), None, || {})
+                .clean;
             for s in &mut self.slots {
                 *s = None;
             }

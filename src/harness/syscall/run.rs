@@ -6,7 +6,7 @@ use crate::seccomp as filter;
 use super::pct::Pct;
 use crate::harness::outcome::Parts;
 use crate::harness::plan::Plan;
-use crate::harness::process::{Group, MemberId};
+use crate::harness::process::{Ending, Group, MemberId};
 use crate::harness::{
     expand, prepare_lock, spawn_buyer_hooked, Launcher, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
     LockState, ScheduleRecord, TrialDir, TrialRun,
@@ -143,23 +143,15 @@ fn end_processes(
     end: &End,
     listeners: Vec<Buyer>,
 ) -> bool {
-    if let Some(server) = server {
-        group.signal(server, Signal::SIGKILL);
-    }
-    if matches!(end, End::Done) {
-        group.wait_all(Duration::from_secs(2));
-    } else {
-        // Stopped calls never return: nothing is to be gained by a polite signal.
-        group.signal_all(Signal::SIGKILL);
-    }
-    drop(listeners);
     // Done means every buyer's listener hung up: no process carrying its filter is
-    // alive, so only the members themselves are left to reap.
-    if matches!(end, End::Done) {
-        !group.finish_exited()
-    } else {
-        !group.finish()
-    }
+    // alive, so only the members themselves are left to reap. Otherwise stopped calls
+    // never return: nothing is to be gained by a polite signal. The listeners go only
+    // once nothing they hold can run on.
+    let how = match end {
+        End::Done => Ending::Exited(Duration::from_secs(2)),
+        _ => Ending::Killed,
+    };
+    !group.end(how, server, || drop(listeners)).clean
 }
 
 /// Writes the trial's store and empty ledger into `path`; returns its canonical path.

@@ -4,7 +4,7 @@
 //! ended; the count it prints is written into the trial's JSON store, so the checker
 //! compares the claims with the data as for any other trial.
 
-use crate::harness::process::Group;
+use crate::harness::process::{Ending, Group};
 use crate::harness::{expand, HarnessError};
 use crate::scenario::shell_quote;
 use std::fs::File;
@@ -38,12 +38,14 @@ fn run_op(
     let mut group = Group::default();
     let member = group.spawn_alone(cmd).map_err(HarnessError::Spawn)?;
     let limit = deadline.saturating_duration_since(Instant::now());
-    let ended = group.wait_one(member, limit.max(Duration::from_millis(1)));
-    if !ended {
-        group.signal_all(nix::sys::signal::Signal::SIGKILL);
-    }
+    let ended = group
+        .end(
+            Ending::Awaited(limit.max(Duration::from_millis(1))),
+            None,
+            || {},
+        )
+        .in_time;
     let exit = group.exit(member);
-    group.finish();
     let printed = std::fs::read_to_string(&out_path).unwrap_or_default();
     let said = std::fs::read_to_string(&err_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
