@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{leftovers, oversell, oversell_in};
+use common::{leftovers, oversell, oversell_in, text};
 use std::process::Output;
 
 #[test]
@@ -770,4 +770,35 @@ fn help_gives_every_exit_status() {
             "bench --help lacks {code}: {bench}"
         );
     }
+    for (command, wanted) in [
+        ("explore", &["0", "1", "2", "130", "143"][..]),
+        ("demo", &["0", "1", "2", "130", "143"][..]),
+        ("locks", &["0"][..]),
+    ] {
+        let text = status(&[command, "--help"]);
+        for code in wanted {
+            assert!(
+                codes(&text).iter().any(|c| c == code),
+                "{command} --help lacks {code}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_takes_the_redis_url_its_skipped_rows_point_to() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let help = oversell(tmp.path(), &["demo", "--help"]);
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("--redis <URL>"),
+        "{}",
+        text(&help)
+    );
+    let args = ["demo", "--trials", "1", "--redis", "localhost:6379"];
+    let out = oversell(tmp.path(), &args);
+    assert_refused(
+        &out,
+        &args,
+        "--redis 'localhost:6379': accepted: a URL such as",
+    );
 }

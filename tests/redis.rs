@@ -182,3 +182,50 @@ fn the_committed_redis_gate_entries_keep_their_verdicts() {
     assert_eq!(report.outcomes.len(), 5, "{}", report.lines().join("\n"));
     assert!(report.passed(), "{}", report.lines().join("\n"));
 }
+
+#[test]
+fn demo_runs_its_redis_rows_on_the_server_named_by_redis() {
+    let Some(server) = oversell::harness::redis::server_on_path() else {
+        have_server("demo_runs_its_redis_rows_on_the_server_named_by_redis");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sock = tmp.path().join("r.sock");
+    let mut child = Command::new(server)
+        .args([
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--unixsocket",
+        ])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let started = std::time::Instant::now();
+    while !sock.exists() && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("redis+unix://{}", sock.display());
+    // No redis-server on PATH: only --redis can serve the Redis rows.
+    let run = tempfile::tempdir().expect("tempdir");
+    let out = oversell_env(
+        run.path(),
+        &["demo", "--trials", "1", "--redis", &url],
+        &[("PATH", "/nonexistent")],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for lock in ["redis ", "redis-fenced "] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(lock))
+            .unwrap_or_else(|| panic!("no {lock}row: {stdout}"));
+        assert!(!row.contains("skipped"), "{row}");
+    }
+}
