@@ -802,3 +802,53 @@ fn demo_takes_the_redis_url_its_skipped_rows_point_to() {
         "--redis 'localhost:6379': accepted: a URL such as",
     );
 }
+
+#[test]
+fn quiet_prints_findings_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clean = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "flock",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--preemptions",
+            "1",
+            "--seed",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert!(clean.stdout.is_empty(), "{}", text(&clean));
+    let found = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+            "--quiet",
+        ],
+    );
+    assert_eq!(found.status.code(), Some(1), "{}", text(&found));
+    let stdout = String::from_utf8_lossy(&found.stdout);
+    assert!(
+        stdout.starts_with("finding in trial ") && stdout.contains("  replay: oversell replay "),
+        "{stdout}"
+    );
+    for noise in ["explore:", "pct:", "verified:", "result:", "trials, "] {
+        assert!(!stdout.contains(noise), "{noise} under --quiet: {stdout}");
+    }
+}

@@ -242,7 +242,10 @@ pub(super) struct ExploreArgs {
     /// do not depend on it.
     #[arg(long)]
     pub(super) fresh_processes: bool,
-    /// Print only findings.
+    /// Print only findings (each failing trial, its replay token and its shrink) and what
+    /// the exit status cannot carry: a `not verified:` line, a fallback the host forced.
+    /// No header, progress, `verified:` lines, summary or verdict; refusals still go to
+    /// stderr.
     #[arg(long)]
     pub(super) quiet: bool,
     /// A trial whose buyers make no progress for this many milliseconds (beyond their

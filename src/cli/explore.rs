@@ -38,7 +38,7 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     }
     let (report, drawn) = search(a, &cfg, trials)?;
     outputs::write(&a.out, &report, drawn.as_ref().map(|(i, c)| (*i, c)))?;
-    if let Some(budget) = a.time_budget {
+    if let Some(budget) = a.time_budget.filter(|_| !a.quiet) {
         if report.interrupted.is_none()
             && report.stopped_early.is_none()
             && report.trials_run < trials
