@@ -37,7 +37,12 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
         header(a, &cfg, trials);
     }
     let (report, drawn) = search(a, &cfg, trials)?;
-    outputs::write(&a.out, &report, drawn.as_ref().map(|(i, c)| (*i, c)))?;
+    outputs::write(
+        &a.out,
+        &report,
+        drawn.as_ref().map(|(i, c)| (*i, c)),
+        a.quiet,
+    )?;
     if let Some(budget) = a.time_budget.filter(|_| !a.quiet) {
         if report.interrupted.is_none()
             && report.stopped_early.is_none()
