@@ -852,3 +852,75 @@ fn quiet_prints_findings_only() {
         assert!(!stdout.contains(noise), "{noise} under --quiet: {stdout}");
     }
 }
+
+#[test]
+fn a_run_past_a_second_prints_progress_lines_when_stderr_is_not_a_terminal() {
+    // Every kind of buyer, and the exhaustive search (which reports each schedule).
+    let kinds: &[&[&str]] = &[
+        &[
+            "--lock",
+            "flock",
+            "--schedule",
+            "jitter",
+            "--trials",
+            "100000",
+        ],
+        &[
+            "--lock",
+            "flock",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "4",
+            "--tickets",
+            "3",
+        ],
+        &[
+            "--lock-cmd",
+            "flock {dir}/lock {}",
+            "--schedule",
+            "pct",
+            "--trials",
+            "100000",
+        ],
+        &[
+            "--buyer-cmd",
+            "python3 fixtures/buyers/locked.py {store}",
+            "--schedule",
+            "jitter",
+            "--trials",
+            "100000",
+        ],
+    ];
+    for kind in kinds {
+        let mut args = vec!["explore", "--seed", "1", "--time-budget", "1.6"];
+        args.extend_from_slice(kind);
+        let (out, _tmp) = common::oversell_fresh(&args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("progress: "))
+            .unwrap_or_else(|| panic!("{args:?}: no progress line in {err}"));
+        assert!(
+            line.contains(" trial") && line.contains(" findings, ") && line.ends_with(" s"),
+            "{line}"
+        );
+    }
+    let args = [
+        "explore",
+        "--seed",
+        "1",
+        "--time-budget",
+        "1.6",
+        "--trials",
+        "100000",
+        "--quiet",
+    ];
+    let (quiet, _tmp) = common::oversell_fresh(&args, &[]);
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("progress: "),
+        "{args:?}: {}",
+        text(&quiet)
+    );
+}

@@ -64,7 +64,7 @@ fn search(
     cfg: &ExploreConfig,
     trials: u64,
 ) -> Result<(Report, Option<(u64, Checked)>), Fail> {
-    let bar = Bar::new(trials, a.quiet);
+    let mut bar = Bar::new(trials, a.quiet);
     let mut drawn: Option<(u64, Checked)> = None;
     let result = explore::explore(
         cfg,
