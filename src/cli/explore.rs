@@ -233,10 +233,10 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
         if !b.contains("{dir}") && !b.contains("{store}") {
             return Err(Fail::Usage(format!(
                 "--buyer-cmd '{b}' names neither {{dir}} nor {{store}}; accepted: a command \
-                 such as 'python3 buyer.py {{dir}}'"
+                 such as 'python3 fixtures/buyers/sqlite_locked.py {{dir}}'"
             )));
         }
-        validate::quotes("--buyer-cmd", b, "'python3 buyer.py {dir}'")?;
+        validate::quotes("--buyer-cmd", b, "'python3 fixtures/buyers/sqlite_locked.py {dir}'")?;
     }
     if !space.schedule.is_controlled() {
         return Err(Fail::Usage(format!(
