@@ -23,8 +23,9 @@
 //! In a transcript, the first line printed after the command (unless it is `...`) must be
 //! the first line the command prints: a header that changed means a stale transcript.
 //!
-//! Examples run one after another, so that timing-sensitive ones do not compete; keep
-//! each to a few seconds (make the README's example smaller rather than skip it).
+//! Examples run one after another, so that timing-sensitive ones do not compete, and a
+//! command written twice (the same but for a trailing comment) runs once; keep each to a
+//! few seconds (make the README's example smaller rather than skip it).
 
 mod common;
 
@@ -154,11 +155,36 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
-/// Runs every example of `path`; gives how many ran.
-fn run_all(path: &str) -> usize {
+/// The command without a trailing shell comment (a `#` after a space, outside quotes),
+/// so that one command written twice runs once.
+fn without_comment(command: &str) -> &str {
+    let (mut single, mut double) = (false, false);
+    let mut prev = ' ';
+    for (i, c) in command.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && prev.is_whitespace() => return command[..i].trim_end(),
+            _ => {}
+        }
+        prev = c;
+    }
+    command.trim_end()
+}
+
+/// What one run of a command ended with: its exit status and its output.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs every example of `path` (a command already run is not run again: its result
+/// is in `done`); gives how many were checked.
+fn run_all(path: &str, done: &mut std::collections::HashMap<String, Ran>) -> usize {
     let root = env!("CARGO_MANIFEST_DIR");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut ran = 0;
+    let mut checked = 0;
     for ex in examples(path) {
         if let Some(missing) = ex.needs.iter().find(|p| !on_path(p)) {
             use std::io::Write as _;
@@ -170,50 +196,55 @@ fn run_all(path: &str) -> usize {
             );
             continue;
         }
-        // `oversell` → the built binary, through the shell as a reader's would run it.
-        let script = format!("\"$OVERSELL\"{}", &ex.command["oversell".len()..]);
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .current_dir(root)
-            .env("OVERSELL", BIN)
-            .env("TMPDIR", tmp.path())
-            .output()
-            .unwrap_or_else(|e| panic!("{}: running {}: {e}", ex.place, ex.command));
-        let code = out.status.code().unwrap_or(-1);
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let key = without_comment(&ex.command).to_string();
+        let ran = done.entry(key).or_insert_with(|| {
+            // `oversell` → the built binary, through the shell as a reader's would run it.
+            let script = format!("\"$OVERSELL\"{}", &ex.command["oversell".len()..]);
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .current_dir(root)
+                .env("OVERSELL", BIN)
+                .env("TMPDIR", tmp.path())
+                .output()
+                .unwrap_or_else(|e| panic!("{}: running {}: {e}", ex.place, ex.command));
+            Ran {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        });
         assert!(
-            ex.exits.contains(&code),
-            "{}: `{}` exited {code}, the README says {:?}\nstdout: {stdout}\nstderr: {}",
+            ex.exits.contains(&ran.code),
+            "{}: `{}` exited {}, the README says {:?}\nstdout: {}\nstderr: {}",
             ex.place,
             ex.command,
+            ran.code,
             ex.exits,
-            String::from_utf8_lossy(&out.stderr)
+            ran.stdout,
+            ran.stderr
         );
         if let Some(first) = &ex.first_line {
             assert_eq!(
-                stdout.lines().next().unwrap_or(""),
+                ran.stdout.lines().next().unwrap_or(""),
                 first,
                 "{}: `{}` printed another first line than the README shows",
                 ex.place,
                 ex.command
             );
         }
-        ran += 1;
+        checked += 1;
     }
-    ran
+    checked
 }
 
 #[test]
 fn every_readme_example_runs_as_written() {
-    let ran = run_all("README.md");
-    assert!(ran >= 8, "only {ran} examples found in README.md");
-}
-
-#[test]
-fn the_regression_readme_examples_run_as_written() {
-    let ran = run_all("fixtures/regressions/README.md");
-    assert!(ran >= 2, "only {ran} examples found");
+    let mut done = std::collections::HashMap::new();
+    let readme = run_all("README.md", &mut done);
+    assert!(readme >= 8, "only {readme} examples found in README.md");
+    let regressions = run_all("fixtures/regressions/README.md", &mut done);
+    assert!(regressions >= 2, "only {regressions} examples found");
 }
 
 #[test]
@@ -248,3 +279,34 @@ fn examples_are_read_as_the_convention_says() {
         ]
     );
 }
+#[test]
+fn a_trailing_comment_is_told_from_a_quoted_hash() {
+    assert_eq!(without_comment("oversell      # the demo"), "oversell");
+    assert_eq!(
+        without_comment("oversell explore --lock-cmd 'a # b {}' # note"),
+        "oversell explore --lock-cmd 'a # b {}'"
+    );
+    assert_eq!(
+        without_comment("oversell replay x#y"),
+        "oversell replay x#y"
+    );
+}
+
+#[test]
+fn the_readme_bench_block_is_marked_for_its_script() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let begin = text
+        .find(BENCH_BEGIN)
+        .expect("the bench block's begin marker");
+    let end = text.find(BENCH_END).expect("the bench block's end marker");
+    assert!(begin < end, "markers out of order");
+    let block = &text[begin + BENCH_BEGIN.len()..end];
+    assert!(
+        block.contains("```text") && block.lines().count() > 4,
+        "the bench block is empty: run ci/readme-bench.sh --write\n{block}"
+    );
+}
+
+const BENCH_BEGIN: &str = "<!-- bench:begin (ci/readme-bench.sh --write fills this block) -->";
+const BENCH_END: &str = "<!-- bench:end -->";
