@@ -153,7 +153,8 @@ pub(super) struct ExploreArgs {
     /// elsewhere than the JSON store (an SQLite table, a directory of files). Run with
     /// `{op}` = `init` before the buyers, to create the store holding `{tickets}`
     /// tickets, and with `{op}` = `count` after them, printing the final count; `{dir}` is
-    /// the trial's directory. Example:
+    /// the trial's directory. Runs under a controlled schedule only (--schedule random, pct
+    /// or exhaustive). Example:
     /// --store-cmd 'python3 fixtures/stores/sqlite.py {dir} {op} {tickets}'
     #[arg(long, value_name = "TEMPLATE", requires = "buyer_cmd")]
     pub(super) store_cmd: Option<String>,
@@ -220,7 +221,8 @@ pub(super) struct ExploreArgs {
     #[arg(long, value_enum, default_value = "in-place")]
     pub(super) store: StoreArg,
     /// Faults to inject: kill=P (SIGKILL a buyer at a seeded step, inside the critical
-    /// section included) and/or stop=P:MS (SIGSTOP it for MS ms), comma-separated.
+    /// section included) and/or stop=P:MS (SIGSTOP it for MS ms), comma-separated. With
+    /// --lock or --lock-cmd; refused with --buyer-cmd (no fault can be placed inside it).
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub(super) faults: Option<Faults>,
     /// What the run should show; the exit status is 0 when it does.
