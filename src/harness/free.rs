@@ -9,7 +9,10 @@
 //! A stale lock is decided from facts where the lock can be probed: the lock itself names
 //! its holder (a `lockfile` holds its holder's pid), that holder is a buyer that died
 //! holding it, and every live buyer is blocked. Where no probe is possible the harness
-//! falls back to silence: nobody took the lock for [`STALE_AFTER`].
+//! falls back to silence: nobody took the lock for [`STALE_AFTER`]. A user's lock command
+//! cannot be probed either: a buyer runs only inside it, so one killed there died holding
+//! its lock, and every other buyer still waiting to start through that silence is a
+//! stale lock too, named as a controlled schedule names it.
 
 use super::outcome::Parts;
 use super::plan::Plan;
