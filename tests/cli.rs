@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{leftovers, oversell, oversell_in};
+use common::{leftovers, oversell, oversell_in, text};
 use std::process::Output;
 
 #[test]
@@ -770,4 +770,157 @@ fn help_gives_every_exit_status() {
             "bench --help lacks {code}: {bench}"
         );
     }
+    for (command, wanted) in [
+        ("explore", &["0", "1", "2", "130", "143"][..]),
+        ("demo", &["0", "1", "2", "130", "143"][..]),
+        ("locks", &["0"][..]),
+    ] {
+        let text = status(&[command, "--help"]);
+        for code in wanted {
+            assert!(
+                codes(&text).iter().any(|c| c == code),
+                "{command} --help lacks {code}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_takes_the_redis_url_its_skipped_rows_point_to() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let help = oversell(tmp.path(), &["demo", "--help"]);
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("--redis <URL>"),
+        "{}",
+        text(&help)
+    );
+    let args = ["demo", "--trials", "1", "--redis", "localhost:6379"];
+    let out = oversell(tmp.path(), &args);
+    assert_refused(
+        &out,
+        &args,
+        "--redis 'localhost:6379': accepted: a URL such as",
+    );
+}
+
+#[test]
+fn quiet_prints_findings_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clean = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "flock",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--preemptions",
+            "1",
+            "--seed",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert!(clean.stdout.is_empty(), "{}", text(&clean));
+    let found = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+            "--quiet",
+        ],
+    );
+    assert_eq!(found.status.code(), Some(1), "{}", text(&found));
+    let stdout = String::from_utf8_lossy(&found.stdout);
+    assert!(
+        stdout.starts_with("finding in trial ") && stdout.contains("  replay: oversell replay "),
+        "{stdout}"
+    );
+    for noise in ["explore:", "pct:", "verified:", "result:", "trials, "] {
+        assert!(!stdout.contains(noise), "{noise} under --quiet: {stdout}");
+    }
+}
+
+#[test]
+fn a_run_past_a_second_prints_progress_lines_when_stderr_is_not_a_terminal() {
+    // Every kind of buyer, and the exhaustive search (which reports each schedule).
+    let kinds: &[&[&str]] = &[
+        &[
+            "--lock",
+            "flock",
+            "--schedule",
+            "jitter",
+            "--trials",
+            "100000",
+        ],
+        &[
+            "--lock",
+            "flock",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "4",
+            "--tickets",
+            "3",
+        ],
+        &[
+            "--lock-cmd",
+            "flock {dir}/lock {}",
+            "--schedule",
+            "pct",
+            "--trials",
+            "100000",
+        ],
+        &[
+            "--buyer-cmd",
+            "python3 fixtures/buyers/locked.py {store}",
+            "--schedule",
+            "jitter",
+            "--trials",
+            "100000",
+        ],
+    ];
+    for kind in kinds {
+        let mut args = vec!["explore", "--seed", "1", "--time-budget", "1.6"];
+        args.extend_from_slice(kind);
+        let (out, _tmp) = common::oversell_fresh(&args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("progress: "))
+            .unwrap_or_else(|| panic!("{args:?}: no progress line in {err}"));
+        assert!(
+            line.contains(" trial") && line.contains(" findings, ") && line.ends_with(" s"),
+            "{line}"
+        );
+    }
+    let args = [
+        "explore",
+        "--seed",
+        "1",
+        "--time-budget",
+        "1.6",
+        "--trials",
+        "100000",
+        "--quiet",
+    ];
+    let (quiet, _tmp) = common::oversell_fresh(&args, &[]);
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("progress: "),
+        "{args:?}: {}",
+        text(&quiet)
+    );
 }

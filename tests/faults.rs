@@ -429,3 +429,75 @@ fn a_kernel_lock_whose_every_holder_dies_is_never_stale() {
         assert!(c.run.history.fates.iter().all(|f| f.killed_by_fault));
     }
 }
+
+/// The first finding of `explore --lock-cmd` over the mkdir lock (a killed holder leaves
+/// its directory behind) under `schedule`, with kill faults.
+fn mkdir_lock_killed_holder(schedule: &str) -> (serde_json::Value, std::time::Duration) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let json = tmp.path().join("r.json");
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "explore",
+            "--lock-cmd",
+            "sh fixtures/locks/mkdir.sh {dir} {}",
+        ])
+        .args([
+            "--faults",
+            "kill=0.5",
+            "--store",
+            "atomic",
+            "--schedule",
+            schedule,
+        ])
+        .args([
+            "--buyers",
+            "3",
+            "--tickets",
+            "2",
+            "--seed",
+            "1",
+            "--trials",
+            "5",
+        ])
+        .args(["--no-shrink", "--expect", "violation", "--json"])
+        .arg(&json)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("explore");
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{schedule}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    (r["findings"][0].clone(), took)
+}
+
+#[test]
+fn a_lock_command_holder_killed_under_jitter_is_a_stale_lock_named_as_under_control() {
+    let (free, took) = mkdir_lock_killed_holder("jitter");
+    assert_eq!(free["kind"], "stale_lock", "{free}");
+    // Told from the facts within seconds, not by the 10 s watchdog.
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    let (controlled, _) = mkdir_lock_killed_holder("pct");
+    assert_eq!(controlled["kind"], "stale_lock", "{controlled}");
+    // The same sentence, whoever was killed: `buyer B (pid P) was killed holding the
+    // lock, after `STEP`; buyers … wait for it forever`.
+    let shape = |f: &serde_json::Value| {
+        let d = f["detail"].as_str().expect("detail").to_string();
+        let killed = d.contains(") was killed holding the lock, after `");
+        let waits = d.ends_with("for it forever");
+        (
+            d.starts_with("buyer ") && d.contains(" (pid "),
+            killed,
+            waits,
+        )
+    };
+    assert_eq!(shape(&free), (true, true, true), "{free}");
+    assert_eq!(shape(&free), shape(&controlled), "{free} vs {controlled}");
+}

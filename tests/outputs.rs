@@ -209,3 +209,59 @@ fn a_time_budget_stops_the_run_and_says_how_many_trials_ran() {
         "{text}"
     );
 }
+
+#[test]
+fn every_report_file_written_is_named_on_stdout() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = run_in(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+            "--timeline",
+            "t.html",
+            "--junit",
+            "j.xml",
+            "--json",
+            "r.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "wrote the JSON report to r.json",
+        "wrote the JUnit report to j.xml",
+        "wrote the timeline to t.html",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "no '{line}' in {stdout}");
+    }
+    for file in ["r.json", "j.xml", "t.html"] {
+        assert!(tmp.path().join(file).is_file(), "{file} not written");
+    }
+    // Under --quiet only findings are printed.
+    let quiet = run_in(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+            "--timeline",
+            "q.svg",
+            "--quiet",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("wrote the"));
+}

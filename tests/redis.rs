@@ -1,7 +1,8 @@
 //! The Redis backends against a real `redis-server` that the harness starts for each
-//! trial directory (the tests that need it are ignored unless asked for: `.ci/run`
-//! installs the server and runs them with `--ignored`). Pauses are placed by
-//! construction, as in `tests/pause.rs`; the lease is 500 ms.
+//! trial directory. The tests that need the server run whenever `redis-server` is on
+//! PATH (`.ci/run` installs it first); without it each prints one line saying it was
+//! skipped and why, and passes. Pauses are placed by construction, as in
+//! `tests/pause.rs`; the lease is 500 ms.
 
 mod common;
 
@@ -31,6 +32,21 @@ fn stop_buyer0_holding(lock: LockKind, ms: u32) -> Trial {
     panic!("no seed stops buyer 0 at read");
 }
 
+/// False, after one line saying the test was skipped and why, when `redis-server` is not
+/// on PATH.
+fn have_server(test: &str) -> bool {
+    let found = oversell::harness::redis::server_on_path().is_some();
+    if !found {
+        // Straight to the stream: the test harness captures `eprintln!` of a passing test.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {test}: redis-server is not on PATH (install it to run the Redis tests)"
+        );
+    }
+    found
+}
+
 fn run(t: &Trial) -> Checked {
     let h = HarnessConfig::new(BIN);
     Runner::new(&h).run(t, None).expect("run")
@@ -57,8 +73,10 @@ fn servers_of(pid: u32) -> Vec<u32> {
 }
 
 #[test]
-#[ignore = "needs redis-server"]
 fn a_redis_holder_frozen_past_its_lease_is_an_overlap() {
+    if !have_server("a_redis_holder_frozen_past_its_lease_is_an_overlap") {
+        return;
+    }
     let c = run(&stop_buyer0_holding(LockKind::Redis, 700));
     let overlap = c
         .violations
@@ -77,8 +95,10 @@ fn a_redis_holder_frozen_past_its_lease_is_an_overlap() {
 }
 
 #[test]
-#[ignore = "needs redis-server"]
 fn redis_fenced_refuses_the_frozen_holder_and_a_short_pause_is_no_finding() {
+    if !have_server("redis_fenced_refuses_the_frozen_holder_and_a_short_pause_is_no_finding") {
+        return;
+    }
     let c = run(&stop_buyer0_holding(LockKind::RedisFenced, 700));
     assert!(c.violations.is_empty(), "{:?}", c.violations);
     let trace = c.run.history.trace();
@@ -93,8 +113,10 @@ fn redis_fenced_refuses_the_frozen_holder_and_a_short_pause_is_no_finding() {
 }
 
 #[test]
-#[ignore = "needs redis-server"]
 fn explore_starts_and_stops_its_servers() {
+    if !have_server("explore_starts_and_stops_its_servers") {
+        return;
+    }
     let tmp = tempfile::tempdir().expect("tempdir");
     for (lock, expect) in [("redis", "violation"), ("redis-fenced", "clean")] {
         let child = Command::new(BIN)
@@ -150,11 +172,60 @@ fn a_redis_lock_without_a_server_is_refused_before_any_trial() {
 }
 
 #[test]
-#[ignore = "needs redis-server"]
 fn the_committed_redis_gate_entries_keep_their_verdicts() {
+    if !have_server("the_committed_redis_gate_entries_keep_their_verdicts") {
+        return;
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/regressions/redis");
     let h = HarnessConfig::new(BIN);
     let report = oversell::gate::run(&dir, &h, 2, &mut |_| {}).expect("gate runs");
     assert_eq!(report.outcomes.len(), 5, "{}", report.lines().join("\n"));
     assert!(report.passed(), "{}", report.lines().join("\n"));
+}
+
+#[test]
+fn demo_runs_its_redis_rows_on_the_server_named_by_redis() {
+    let Some(server) = oversell::harness::redis::server_on_path() else {
+        have_server("demo_runs_its_redis_rows_on_the_server_named_by_redis");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sock = tmp.path().join("r.sock");
+    let mut child = Command::new(server)
+        .args([
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--unixsocket",
+        ])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let started = std::time::Instant::now();
+    while !sock.exists() && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("redis+unix://{}", sock.display());
+    // No redis-server on PATH: only --redis can serve the Redis rows.
+    let run = tempfile::tempdir().expect("tempdir");
+    let out = oversell_env(
+        run.path(),
+        &["demo", "--trials", "1", "--redis", &url],
+        &[("PATH", "/nonexistent")],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for lock in ["redis ", "redis-fenced "] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(lock))
+            .unwrap_or_else(|| panic!("no {lock}row: {stdout}"));
+        assert!(!row.contains("skipped"), "{row}");
+    }
 }

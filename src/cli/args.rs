@@ -45,6 +45,7 @@ pub(super) enum Cmd {
     #[command(after_help = REPLAY_HELP)]
     Replay(ReplayArgs),
     /// List every lock backend: what it is and whether it is sound.
+    #[command(after_help = LOCKS_HELP)]
     Locks,
     /// Combine the JSON reports of shards (`explore --shard K/N`) into one.
     #[command(after_help = MERGE_HELP)]
@@ -56,6 +57,7 @@ pub(super) enum Cmd {
     #[command(after_help = GATE_HELP)]
     Gate(GateArgs),
     /// The lesson as a demo (what `oversell` with no arguments runs).
+    #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
     /// Internal: one buyer process.
     #[command(name = "__buyer", hide = true)]
@@ -83,7 +85,19 @@ Every finding prints a token; `oversell replay TOKEN` runs that trial again.
 Examples:
   oversell explore --lock none --trials 20 --seed 1 --json r.json    exits 1: oversold
   oversell explore --lock none --expect violation --trials 20        exits 0: caught
-  oversell explore --lock flock --buyers 2..12 --tickets 0..8 --jitter-ms 3";
+  oversell explore --lock flock --buyers 2..12 --tickets 0..8 --jitter-ms 3
+
+Exit status: 0 the result matched --expect (default clean); 1 it did not; 2 bad usage or
+setup (one line on stderr names the bad value and what is accepted); 130 stopped by
+SIGINT, 143 by SIGTERM (every process of the run is killed, its trial directory removed,
+and the report of what ran written).";
+
+const LOCKS_HELP: &str = "Exit status: 0 (it only lists).";
+
+const DEMO_HELP: &str = "\
+Exit status: 0 the lesson came out as it says (no lock caught, every sound lock clean);
+1 it did not; 2 bad usage or setup (one line on stderr); 130 stopped by SIGINT, 143 by
+SIGTERM.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum Expect {
@@ -139,7 +153,8 @@ pub(super) struct ExploreArgs {
     /// elsewhere than the JSON store (an SQLite table, a directory of files). Run with
     /// `{op}` = `init` before the buyers, to create the store holding `{tickets}`
     /// tickets, and with `{op}` = `count` after them, printing the final count; `{dir}` is
-    /// the trial's directory. Example:
+    /// the trial's directory. Runs under a controlled schedule only (--schedule random, pct
+    /// or exhaustive). Example:
     /// --store-cmd 'python3 fixtures/stores/sqlite.py {dir} {op} {tickets}'
     #[arg(long, value_name = "TEMPLATE", requires = "buyer_cmd")]
     pub(super) store_cmd: Option<String>,
@@ -206,7 +221,8 @@ pub(super) struct ExploreArgs {
     #[arg(long, value_enum, default_value = "in-place")]
     pub(super) store: StoreArg,
     /// Faults to inject: kill=P (SIGKILL a buyer at a seeded step, inside the critical
-    /// section included) and/or stop=P:MS (SIGSTOP it for MS ms), comma-separated.
+    /// section included) and/or stop=P:MS (SIGSTOP it for MS ms), comma-separated. With
+    /// --lock or --lock-cmd; refused with --buyer-cmd (no fault can be placed inside it).
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub(super) faults: Option<Faults>,
     /// What the run should show; the exit status is 0 when it does.
@@ -228,7 +244,10 @@ pub(super) struct ExploreArgs {
     /// do not depend on it.
     #[arg(long)]
     pub(super) fresh_processes: bool,
-    /// Print only findings.
+    /// Print only findings (each failing trial, its replay token and its shrink) and what
+    /// the exit status cannot carry: a `not verified:` line, a fallback the host forced.
+    /// No header, progress, `verified:` lines, summary or verdict; refusals still go to
+    /// stderr.
     #[arg(long)]
     pub(super) quiet: bool,
     /// A trial whose buyers make no progress for this many milliseconds (beyond their
@@ -408,6 +427,11 @@ pub(super) struct DemoArgs {
         allow_negative_numbers = true
     )]
     pub(super) seed: u64,
+    /// The Redis server for the `redis` and `redis-fenced` rows (as explore's --redis);
+    /// without it each trial starts its own redis-server, and with neither those rows are
+    /// skipped.
+    #[arg(long, value_name = "URL")]
+    pub(super) redis: Option<String>,
 }
 
 /// `--granularity`.

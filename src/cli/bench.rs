@@ -13,6 +13,7 @@ pub(super) fn run(a: &BenchArgs) -> Result<Outcome, Fail> {
     say!("{}", report.to_text());
     if let Some(p) = &a.json {
         write_out(p, &report.to_json(), "bench report")?;
+        say!("wrote the bench report to {}", p.display());
     }
     match report.interrupted {
         Some(sig) => Err(Fail::Interrupted { sig, line: None }),

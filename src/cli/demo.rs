@@ -2,13 +2,15 @@
 
 use super::args::DemoArgs;
 use super::exit::{Fail, Outcome};
-use super::start_harness;
+use super::{start_harness, validate};
 use crate::explore::{self, ExploreConfig};
 use crate::harness::HarnessConfig;
 use crate::lock::LockKind;
 use crate::scenario::{Schedule, Span, TrialSpace};
 
 pub(super) fn run(a: &DemoArgs) -> Result<Outcome, Fail> {
+    // `--redis URL` serves the Redis rows; without it they need redis-server on PATH.
+    validate::redis(a.redis.as_deref(), None)?;
     let harness = start_harness()?;
     say!("The lesson: 10 buyer processes race for 1 to 3 train tickets in a JSON file.");
     say!(

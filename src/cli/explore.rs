@@ -37,8 +37,13 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
         header(a, &cfg, trials);
     }
     let (report, drawn) = search(a, &cfg, trials)?;
-    outputs::write(&a.out, &report, drawn.as_ref().map(|(i, c)| (*i, c)))?;
-    if let Some(budget) = a.time_budget {
+    outputs::write(
+        &a.out,
+        &report,
+        drawn.as_ref().map(|(i, c)| (*i, c)),
+        a.quiet,
+    )?;
+    if let Some(budget) = a.time_budget.filter(|_| !a.quiet) {
         if report.interrupted.is_none()
             && report.stopped_early.is_none()
             && report.trials_run < trials
@@ -59,7 +64,7 @@ fn search(
     cfg: &ExploreConfig,
     trials: u64,
 ) -> Result<(Report, Option<(u64, Checked)>), Fail> {
-    let bar = Bar::new(trials, a.quiet);
+    let mut bar = Bar::new(trials, a.quiet);
     let mut drawn: Option<(u64, Checked)> = None;
     let result = explore::explore(
         cfg,
@@ -228,10 +233,10 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
         if !b.contains("{dir}") && !b.contains("{store}") {
             return Err(Fail::Usage(format!(
                 "--buyer-cmd '{b}' names neither {{dir}} nor {{store}}; accepted: a command \
-                 such as 'python3 buyer.py {{dir}}'"
+                 such as 'python3 fixtures/buyers/sqlite_locked.py {{dir}}'"
             )));
         }
-        validate::quotes("--buyer-cmd", b, "'python3 buyer.py {dir}'")?;
+        validate::quotes("--buyer-cmd", b, "'python3 fixtures/buyers/sqlite_locked.py {dir}'")?;
     }
     if !space.schedule.is_controlled() {
         return Err(Fail::Usage(format!(

@@ -26,7 +26,7 @@ pub(super) fn run(a: &MergeArgs) -> Result<Outcome, Fail> {
         reports.push(r);
     }
     let merged = report::merge::merge(reports).map_err(|e| Fail::Usage(e.to_string()))?;
-    outputs::write(&a.out, &merged, None)?;
+    outputs::write(&a.out, &merged, None, false)?;
     for f in &merged.findings {
         say!(
             "trial {}: {}: {}  ({})",

@@ -66,6 +66,7 @@ pub fn main() -> i32 {
         None => demo::run(&DemoArgs {
             trials: 10,
             seed: 1,
+            redis: None,
         }),
         Some(Cmd::Demo(a)) => demo::run(&a),
         Some(Cmd::Explore(a)) => explore::run(&a),

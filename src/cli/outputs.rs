@@ -8,18 +8,27 @@ use crate::report::{self, Report};
 use std::path::Path;
 
 /// Writes the JSON, JUnit and timeline files asked for; `drawn` is the trial to draw.
+/// Each file written gets a line on stdout naming where it went (not under `quiet`).
 pub(super) fn write(
     out: &OutArgs,
     report: &Report,
     drawn: Option<(u64, &Checked)>,
+    quiet: bool,
 ) -> Result<(), Fail> {
+    let wrote = |what: &str, p: &Path| {
+        if !quiet {
+            say!("wrote the {what} to {}", p.display());
+        }
+    };
     if let Some(p) = &out.json {
         write_out(p, &report.to_json(), "JSON report")?;
+        wrote("JSON report", p);
     }
     if let Some(p) = &out.junit {
         let xml = report::junit::junit(std::slice::from_ref(report))
             .map_err(|e| Fail::Setup(format!("cannot render the JUnit report: {e}")))?;
         write_out(p, &xml, "JUnit report")?;
+        wrote("JUnit report", p);
     }
     if let Some(p) = &out.timeline {
         let Some((index, c)) = drawn else {
@@ -29,6 +38,7 @@ pub(super) fn write(
             )));
         };
         write_out(p, &timeline_of(index, c, p), "timeline")?;
+        wrote("timeline", p);
     }
     Ok(())
 }
@@ -89,8 +99,9 @@ fn race_of(c: &Checked) -> Option<report::timeline::RaceMark> {
 }
 
 /// Prints the verified bounds, the summary and the verdict, and judges it by `expect`.
+/// Quiet keeps only a `not verified:` line: a clean exit status cannot say it.
 pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Outcome, Fail> {
-    for v in &report.verified {
+    for v in report.verified.iter().filter(|v| !quiet || !v.verified) {
         say!("{}", v.line());
     }
     if let Some(sig) = report.interrupted {

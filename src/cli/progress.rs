@@ -1,47 +1,56 @@
-//! The progress bar: on stderr, only when stderr is a terminal, not under CI, not quiet.
+//! Progress of a run, on stderr and never under `--quiet`: a bar when stderr is a terminal
+//! (and not under CI), else one line a second (`progress: 12/100 trials, 0 findings, 3 s`)
+//! once the run has lasted a second. It counts every trial the driver reports, whatever
+//! the strategy (an exhaustive search reports each schedule) and whoever the buyers are
+//! (oversell's own, a `--lock-cmd`, a `--buyer-cmd`); the line goes on while one long
+//! trial or a shrink runs.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the line is printed when stderr is not a terminal.
+const EVERY: Duration = Duration::from_secs(1);
 
 pub(super) struct Bar {
     bar: Option<ProgressBar>,
-    findings: std::cell::Cell<u64>,
+    line: Option<Ticker>,
+    trials: Arc<AtomicU64>,
+    findings: Arc<AtomicU64>,
+}
+
+/// The thread that prints the once-a-second line; it stops when `stop` is dropped.
+struct Ticker {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Bar {
     pub(super) fn new(total: u64, quiet: bool) -> Bar {
-        let show = !quiet
-            && std::io::stderr().is_terminal()
+        let trials = Arc::new(AtomicU64::new(0));
+        let findings = Arc::new(AtomicU64::new(0));
+        let terminal = std::io::stderr().is_terminal()
             && std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false");
-        let bar = show.then(|| {
-            let (bar, template) = if total == u64::MAX {
-                (
-                    ProgressBar::new_spinner(),
-                    "{spinner} {pos} trials · {msg} · {per_sec} · {elapsed}",
-                )
-            } else {
-                (
-                    ProgressBar::new(total),
-                    "{bar:30} {pos}/{len} trials · {msg} · {per_sec} · {eta} left",
-                )
-            };
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style);
-            }
-            bar.set_message("0 findings");
-            bar
-        });
+        let bar = (!quiet && terminal).then(|| bar(total));
+        let line = (!quiet && !terminal)
+            .then(|| ticker(total, trials.clone(), findings.clone()))
+            .flatten();
         Bar {
             bar,
-            findings: std::cell::Cell::new(0),
+            line,
+            trials,
+            findings,
         }
     }
 
     pub(super) fn tick(&self, findings: usize) {
+        self.trials.fetch_add(1, Ordering::Relaxed);
+        let all = self.findings.fetch_add(findings as u64, Ordering::Relaxed) + findings as u64;
         if let Some(bar) = &self.bar {
-            self.findings.set(self.findings.get() + findings as u64);
-            bar.set_message(crate::report::count(self.findings.get(), "finding"));
+            bar.set_message(crate::report::count(all, "finding"));
             bar.inc(1);
         }
     }
@@ -60,9 +69,95 @@ impl Bar {
         }
     }
 
-    pub(super) fn finish(&self) {
+    pub(super) fn finish(&mut self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+        if let Some(Ticker { stop, thread }) = self.line.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn bar(total: u64) -> ProgressBar {
+    let (bar, template) = if total == u64::MAX {
+        (
+            ProgressBar::new_spinner(),
+            "{spinner} {pos} trials · {msg} · {per_sec} · {elapsed}",
+        )
+    } else {
+        (
+            ProgressBar::new(total),
+            "{bar:30} {pos}/{len} trials · {msg} · {per_sec} · {eta} left",
+        )
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_message("0 findings");
+    bar
+}
+
+/// Starts the once-a-second line; none when no thread can be started (the run goes on
+/// without it).
+fn ticker(total: u64, trials: Arc<AtomicU64>, findings: Arc<AtomicU64>) -> Option<Ticker> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let started = Instant::now();
+    let thread = std::thread::Builder::new()
+        .name("progress".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}",
+                    line(
+                        total,
+                        trials.load(Ordering::Relaxed),
+                        findings.load(Ordering::Relaxed),
+                        started.elapsed(),
+                    )
+                );
+            }
+        })
+        .ok()?;
+    Some(Ticker { stop, thread })
+}
+
+/// `progress: 12/100 trials, 1 finding, 3 s` (no total when the run has none).
+fn line(total: u64, trials: u64, findings: u64, elapsed: Duration) -> String {
+    let trials = if total == u64::MAX {
+        crate::report::count(trials, "trial")
+    } else {
+        format!("{trials}/{total} trials")
+    };
+    format!(
+        "progress: {trials}, {}, {} s",
+        crate::report::count(findings, "finding"),
+        elapsed.as_secs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_counts_trials_and_findings() {
+        assert_eq!(
+            line(100, 12, 1, Duration::from_millis(3400)),
+            "progress: 12/100 trials, 1 finding, 3 s"
+        );
+        assert_eq!(
+            line(u64::MAX, 1, 0, Duration::from_secs(2)),
+            "progress: 1 trial, 0 findings, 2 s"
+        );
     }
 }

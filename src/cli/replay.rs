@@ -44,7 +44,7 @@ pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
         .iter()
         .find(|c| !c.violations.is_empty())
         .or(runs.first());
-    outputs::write(&a.out, &report, drawn.map(|c| (0, c)))?;
+    outputs::write(&a.out, &report, drawn.map(|c| (0, c)), false)?;
     Ok(match verdict {
         Verdict::Reproduced => Outcome::Mismatched,
         Verdict::Clean => Outcome::Matched,

@@ -22,7 +22,7 @@ pub(super) fn lock_cmd(t: &str) -> Result<(), Fail> {
 /// A `--buyer-cmd` template: not empty, it names the store, its quotes are closed and
 /// the program it starts exists.
 pub(super) fn buyer_cmd(t: &str) -> Result<(), Fail> {
-    const EXAMPLE: &str = "'python3 buyer.py {store}'";
+    const EXAMPLE: &str = "'python3 fixtures/buyers/locked.py {store}'";
     if t.trim().is_empty() {
         return Err(Fail::Usage(format!(
             "--buyer-cmd '': accepted: a command such as {EXAMPLE}"

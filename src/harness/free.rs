@@ -9,7 +9,10 @@
 //! A stale lock is decided from facts where the lock can be probed: the lock itself names
 //! its holder (a `lockfile` holds its holder's pid), that holder is a buyer that died
 //! holding it, and every live buyer is blocked. Where no probe is possible the harness
-//! falls back to silence: nobody took the lock for [`STALE_AFTER`].
+//! falls back to silence: nobody took the lock for [`STALE_AFTER`]. A user's lock command
+//! cannot be probed either: a buyer runs only inside it, so one killed there died holding
+//! its lock, and every other buyer still waiting to start through that silence is a
+//! stale lock too, named as a controlled schedule names it.
 
 use super::outcome::Parts;
 use super::plan::Plan;
@@ -231,8 +234,14 @@ pub(super) struct Driver<'a> {
     barrier_open: bool,
     /// Stop faults to end: when, and whom.
     wakes: Vec<(Instant, usize)>,
-    /// Buyers that died holding the lock, and when.
+    /// Buyers that died holding the lock, and when. Under a user's lock command: buyers
+    /// given a kill fault whose connection closed (a buyer runs only inside the command,
+    /// so one killed died holding the command's lock; [`Driver::stale_in_command`] checks
+    /// it was killed).
     dead_holders: Vec<(usize, Instant)>,
+    /// Under a user's lock command: which buyers have said anything, that is have started
+    /// inside the command; one that has not is waiting for the command's lock.
+    spoke: Vec<bool>,
     /// True when the last poll found nothing to read: only then is a quiet spell real,
     /// not messages the harness has yet to read (on a busy machine it can lag behind).
     drained: bool,
@@ -248,6 +257,7 @@ impl<'a> Driver<'a> {
         patience: Duration,
     ) -> Driver<'a> {
         let now = Instant::now();
+        let spoke = vec![false; conns.len()];
         Driver {
             conns,
             group,
@@ -259,6 +269,7 @@ impl<'a> Driver<'a> {
             barrier_open: false,
             wakes: Vec::new(),
             dead_holders: Vec::new(),
+            spoke,
             drained: false,
             last_change: now,
         }
@@ -350,6 +361,9 @@ impl<'a> Driver<'a> {
     /// A stale lock, when the facts (or, for a lock that cannot be probed, a long
     /// silence) say so.
     fn stale(&self, live: &[usize], now: Instant) -> Option<End> {
+        if self.plan.wrap.is_some() {
+            return self.stale_in_command(live, now);
+        }
         let &(last_dead, since) = self.dead_holders.last()?;
         if !live.iter().all(|&i| self.conns[i].wait == Wait::Blocked) {
             return None;
@@ -370,6 +384,28 @@ impl<'a> Driver<'a> {
         (self.drained && now.duration_since(quiet_since) >= STALE_AFTER).then(|| End::Stale {
             waiting: waiting(),
             holder: last_dead as u32,
+        })
+    }
+
+    /// A stale lock of a user's lock command, which cannot be probed: a buyer was killed
+    /// inside the command (so holding its lock), and for [`STALE_AFTER`] (plus the pauses
+    /// the plan allows) every live buyer has been waiting to start, each inside its own
+    /// command, with nothing said. A lock the kernel frees with its holder (flock(1))
+    /// lets the next buyer start well within that.
+    fn stale_in_command(&self, live: &[usize], now: Instant) -> Option<End> {
+        if live.iter().any(|&i| self.spoke[i]) {
+            return None;
+        }
+        let &(holder, since) = self
+            .dead_holders
+            .iter()
+            .rev()
+            .find(|&&(h, _)| self.group.died_of(self.conns[h].member, Signal::SIGKILL))?;
+        let quiet_since = since.max(self.last_change);
+        let quiet = now.duration_since(quiet_since) >= STALE_AFTER + self.plan.slack;
+        (self.drained && quiet).then(|| End::Stale {
+            waiting: live.iter().map(|&i| i as u32).collect(),
+            holder: holder as u32,
         })
     }
 
@@ -400,11 +436,14 @@ impl<'a> Driver<'a> {
         self.deadline = self.last_change + self.patience;
         if n == 0 {
             self.conns[i].open = false;
-            if self.conns[i].holding {
+            // A buyer runs only inside the user's command: killed, it died holding its lock.
+            let in_command = self.plan.wrap.is_some() && self.plan.buyers[i].kill_at.is_some();
+            if self.conns[i].holding || in_command {
                 self.dead_holders.push((i, self.last_change));
             }
             return;
         }
+        self.spoke[i] = true;
         for &b in &buf[..n] {
             self.on_message(i, b);
         }

@@ -240,6 +240,24 @@ impl Group {
         }
     }
 
+    /// True when member `id` has died of `sig`. Looks without reaping (`waitid` with
+    /// `WNOWAIT`), so its status is still there to reap and to read with [`Group::exit`].
+    pub(crate) fn died_of(&self, id: MemberId, sig: Signal) -> bool {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        let m = &self.children[id.0];
+        if let Some(st) = m.status {
+            return st.signal() == Some(sig as i32);
+        }
+        if m.lost {
+            return false;
+        }
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        matches!(
+            waitid(Id::Pid(Pid::from_raw(m.child.id() as i32)), flags),
+            Ok(WaitStatus::Signaled(_, s, _)) if s == sig
+        )
+    }
+
     /// How a member ended (after it was reaped).
     pub(crate) fn exit(&self, id: MemberId) -> Exit {
         match self.children[id.0].status {
