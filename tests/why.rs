@@ -2,16 +2,17 @@
 //! different buyers whose order makes the finding. Each test takes a finding as `explore`
 //! reports it and checks the claim both ways by replaying, 10 attempts each: the finding's
 //! own token (the original order) reproduces it 10 of 10, and the token of the run with the
-//! pair swapped (everything else kept) is clean 10 of 10.
+//! pair swapped (everything else kept) shows it in none of 10, nor anything the original
+//! did not show.
 
 mod common;
 
 use common::{assert_code, fixture, oversell_fresh, text};
 use serde_json::Value;
 
-/// Runs `explore` with `args` and `--json`, and returns the first finding's token and
-/// its `why`, after checking the printed story.
-fn explained(args: &[&str]) -> (String, Value) {
+/// Runs `explore` with `args` and `--json`, and returns the first finding's token, its
+/// `why` and its kind, after checking the printed story.
+fn explained(args: &[&str]) -> (String, Value, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
     let json_arg = json.to_string_lossy().to_string();
@@ -48,33 +49,79 @@ fn explained(args: &[&str]) -> (String, Value) {
         assert!(story.contains(&said), "the story names {said}: {story}");
     }
     let token = f["token"].as_str().expect("token").to_string();
-    (token, why)
+    let kind = f["kind"].as_str().expect("kind").to_string();
+    (token, why, kind)
 }
 
-/// Replays `token` 10 times and checks the verdict line says `verdict`.
-fn replays(token: &str, code: i32, verdict: &str) {
-    let (out, _tmp) = oversell_fresh(&["replay", "--allow-cmd", token], &[]);
-    assert_code(&out, code, &format!("replay of {token}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(verdict), "{verdict}:\n{}", text(&out));
+/// Replays `token` 10 times; the kinds each attempt found, after checking the attempts
+/// followed one identical trace.
+fn replayed(token: &str) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("replay.json");
+    let (out, _tmp) = oversell_fresh(
+        &[
+            "replay",
+            "--allow-cmd",
+            token,
+            "--json",
+            &json.to_string_lossy(),
+        ],
+        &[],
+    );
     assert!(
-        stdout.contains("identical trace in 10 of 10 attempts"),
+        matches!(out.status.code(), Some(0 | 1 | 3)),
+        "replay of {token}: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("identical trace in 10 of 10 attempts"),
         "{}",
         text(&out)
     );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the replay's report"))
+            .expect("JSON");
+    assert_eq!(report["trials_run"], 10, "{report}");
+    let mut kinds = vec![Vec::new(); 10];
+    for f in report["findings"].as_array().cloned().unwrap_or_default() {
+        let attempt = f["trial"].as_u64().expect("attempt") as usize;
+        kinds[attempt].push(f["kind"].as_str().unwrap_or_default().to_string());
+    }
+    kinds
 }
 
-/// The finding reproduces 10 of 10 as it ran and is gone 10 of 10 with the pair swapped.
-fn holds_both_ways(token: &str, why: &Value) {
-    replays(token, 1, "reproduced in 10 of 10 attempts");
-    let clean = why["clean_token"]
+/// The finding reproduces 10 of 10 as it ran; with the pair swapped it is gone 10 of 10,
+/// and what remains is only what the swap says remains.
+fn holds_both_ways(token: &str, why: &Value, kind: &str) {
+    let original = replayed(token);
+    assert!(
+        original.iter().all(|k| k.iter().any(|x| x == kind)),
+        "the original order shows {kind} in every attempt: {original:?}"
+    );
+    let swapped = why["swapped_token"]
         .as_str()
         .expect("the swapped run's token");
-    replays(clean, 0, "not reproduced: clean in 10 of 10 attempts");
+    let remains: Vec<String> = why["remains"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for attempt in replayed(swapped) {
+        let mut seen = attempt.clone();
+        seen.sort();
+        seen.dedup();
+        assert!(
+            !seen.iter().any(|x| x == kind),
+            "the swapped order never shows {kind}: {seen:?}"
+        );
+        assert_eq!(seen, remains, "the swapped run shows what the story says");
+    }
 }
 
 fn builtin(lock: &str) {
-    let (token, why) = explained(&[
+    let (token, why, kind) = explained(&[
         "explore",
         "--lock",
         lock,
@@ -85,7 +132,7 @@ fn builtin(lock: &str) {
         "--seed",
         "1",
     ]);
-    holds_both_ways(&token, &why);
+    holds_both_ways(&token, &why, &kind);
 }
 
 #[test]
@@ -94,8 +141,33 @@ fn none_is_explained_by_its_racing_pair() {
 }
 
 #[test]
+fn an_oversell_is_explained_by_a_read_and_the_write_that_loses_it() {
+    let (token, why, kind) = explained(&[
+        "explore",
+        "--lock",
+        "none",
+        "--schedule",
+        "pct",
+        "--trials",
+        "20",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(kind, "oversold");
+    let story = why["story"].as_str().unwrap_or_default();
+    assert!(
+        story.contains("read count=1") && story.contains("wrote count=0"),
+        "{story}"
+    );
+    // Under `none` both still hold the critical section at once: the swap clears the
+    // oversell, not the overlap, and says so.
+    assert_eq!(why["remains"], serde_json::json!(["overlap"]), "{why}");
+    holds_both_ways(&token, &why, &kind);
+}
+
+#[test]
 fn toctou_is_explained_by_a_pair_of_system_calls() {
-    let (token, why) = explained(&[
+    let (token, why, kind) = explained(&[
         "explore",
         "--lock",
         "toctou",
@@ -109,7 +181,7 @@ fn toctou_is_explained_by_a_pair_of_system_calls() {
     // At system-call granularity the steps are named by their calls and paths.
     let story = why["story"].as_str().unwrap_or_default();
     assert!(story.contains("lock.toctou"), "{story}");
-    holds_both_ways(&token, &why);
+    holds_both_ways(&token, &why, &kind);
 }
 
 #[test]
@@ -133,7 +205,7 @@ fn a_test_then_touch_lock_command_is_explained_by_its_calls() {
         "{} {{dir}} {{}}",
         fixture("locks/test-then-touch.sh").display()
     );
-    let (token, why) = explained(&[
+    let (token, why, kind) = explained(&[
         "explore",
         "--lock-cmd",
         &cmd,
@@ -150,7 +222,7 @@ fn a_test_then_touch_lock_command_is_explained_by_its_calls() {
     ]);
     let story = why["story"].as_str().unwrap_or_default();
     assert!(story.contains("lock.t"), "the lock file is named: {story}");
-    holds_both_ways(&token, &why);
+    holds_both_ways(&token, &why, &kind);
 }
 
 #[test]
@@ -159,7 +231,7 @@ fn the_lessons_unlocked_buyer_is_explained_by_its_calls() {
         "python3 {} {{store}}",
         fixture("buyers/unlocked.py").display()
     );
-    let (token, why) = explained(&[
+    let (token, why, kind) = explained(&[
         "explore",
         "--buyer-cmd",
         &cmd,
@@ -176,12 +248,12 @@ fn the_lessons_unlocked_buyer_is_explained_by_its_calls() {
     ]);
     let story = why["story"].as_str().unwrap_or_default();
     assert!(story.contains("store.json"), "the store is named: {story}");
-    holds_both_ways(&token, &why);
+    holds_both_ways(&token, &why, &kind);
 }
 
 #[test]
 fn replay_explain_tells_the_same_story_for_a_saved_token() {
-    let (token, why) = explained(&[
+    let (token, why, _) = explained(&[
         "explore",
         "--lock",
         "none",

@@ -6,16 +6,20 @@
 //! conflicts with the second: moving the second before the first reorders nothing else
 //! that matters. For each racing pair, nearest first, the trial runs again with the
 //! second step moved before the first and every other step kept in its order
-//! ([`Replay::lenient`]); the first pair whose swap leaves a clean trial is the
-//! explanation. Where no single swap clears the finding, pairs of swaps are tried; the
+//! ([`Replay::lenient`]); the first pair whose swap clears the finding is the
+//! explanation. Cleared means: the swapped run no longer shows the finding's kind, and
+//! shows no kind the original did not (a swap that trades an `oversold` for a torn read
+//! explains nothing). Where no single swap clears it, pairs of swaps are tried; the
 //! explanation then names the smallest set found, or says that none was.
 //!
-//! Every claim is one run: the pair is named only once the swapped run was clean, and the
-//! clean run's token is kept so that anyone can replay it.
+//! Every claim is one run: the pair is named only once the swapped run showed it, and
+//! that run's token is kept so that anyone can replay it.
 
 use super::{Checked, Runner};
 use crate::harness::{HarnessError, Seen};
+use crate::check::FindingKind;
 use crate::ledger::{EventKind, History};
+use std::collections::BTreeSet;
 use crate::report::{Why, WhyStep};
 use crate::scenario::{External, Trial};
 use crate::schedule::Replay;
@@ -42,7 +46,8 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
                  under a controlled schedule: {}",
                 controlled_command(&c.trial)
             ),
-            clean_token: None,
+            swapped_token: None,
+            remains: Vec::new(),
             tried: 0,
         }));
     }
@@ -58,12 +63,16 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
         history: &c.run.history,
     };
     let races = steps.races();
+    let target = Target {
+        kind: c.violations[0].kind,
+        allowed: c.violations.iter().map(|v| v.kind).collect(),
+    };
     let mut tried = 0usize;
     for &(i, j) in races.iter().take(SINGLE_BUDGET) {
         tried += 1;
         let order = swapped(choices, &[(i, j)]);
-        if let Some(token) = clean(runner, &c.trial, &steps.choices_in(&order))? {
-            return Ok(Some(steps.single(i, j, token, tried, c)));
+        if let Some(swap) = target.cleared(runner, &c.trial, &steps.choices_in(&order))? {
+            return Ok(Some(steps.single(i, j, swap, tried, c)));
         }
     }
     // No single swap: try two at once, drawn from the nearest races.
@@ -77,8 +86,8 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
             double_tried += 1;
             tried += 1;
             let order = swapped(choices, &[first, second]);
-            if let Some(token) = clean(runner, &c.trial, &steps.choices_in(&order))? {
-                return Ok(Some(steps.double(first, second, token, tried, c)));
+            if let Some(swap) = target.cleared(runner, &c.trial, &steps.choices_in(&order))? {
+                return Ok(Some(steps.double(first, second, swap, tried, c)));
             }
         }
     }
@@ -92,7 +101,8 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
             races.len().min(SINGLE_BUDGET),
             races.len()
         ),
-        clean_token: None,
+        swapped_token: None,
+        remains: Vec::new(),
         tried,
     }))
 }
@@ -102,21 +112,52 @@ fn gravest(c: &Checked) -> &'static str {
     c.violations.first().map_or("finding", |v| v.kind.name())
 }
 
-/// Runs `trial` with `choices` as far as they fit; the clean run's token, or `None` when
-/// it still found something.
-fn clean(
-    runner: &mut Runner<'_>,
-    trial: &Trial,
-    choices: &[u32],
-) -> Result<Option<String>, HarnessError> {
-    let mut replay = Replay::lenient(choices.to_vec());
-    let mut t = trial.clone();
-    t.found.clear();
-    let run = runner.run(&t, Some(&mut replay))?;
-    if run.violations.is_empty() && run.diverged().is_none() {
-        return Ok(Some(run.trial.token()));
+/// The finding a swap must clear, and the kinds the swapped run may still show.
+struct Target {
+    kind: FindingKind,
+    allowed: BTreeSet<FindingKind>,
+}
+
+/// A swapped run that cleared the finding: its token, and what it still showed.
+struct Swap {
+    token: String,
+    remains: Vec<String>,
+}
+
+impl Target {
+    /// Runs `trial` with `choices` as far as they fit; the run, when it cleared the
+    /// finding.
+    fn cleared(
+        &self,
+        runner: &mut Runner<'_>,
+        trial: &Trial,
+        choices: &[u32],
+    ) -> Result<Option<Swap>, HarnessError> {
+        let mut replay = Replay::lenient(choices.to_vec());
+        let mut t = trial.clone();
+        t.found.clear();
+        let run = runner.run(&t, Some(&mut replay))?;
+        let kinds: BTreeSet<FindingKind> = run.violations.iter().map(|v| v.kind).collect();
+        if run.diverged().is_some() || kinds.contains(&self.kind) || !kinds.is_subset(&self.allowed)
+        {
+            return Ok(None);
+        }
+        Ok(Some(Swap {
+            token: run.trial.found_token(&run.violations),
+            remains: kinds.iter().map(|k| k.name().to_string()).collect(),
+        }))
     }
-    Ok(None)
+}
+
+/// `and the trial is clean`, or `and the oversold is gone (an overlap remains)`.
+fn outcome(kind: &str, remains: &[String]) -> String {
+    if remains.is_empty() {
+        return "and the trial is clean".to_string();
+    }
+    format!(
+        "and the {kind} is gone (the run still shows {})",
+        remains.join(", ")
+    )
 }
 
 /// The order of steps (original indices) after, for each `(i, j)` in turn, moving step
@@ -263,7 +304,7 @@ impl Steps<'_> {
         }
     }
 
-    fn single(&self, i: usize, j: usize, token: String, tried: usize, c: &Checked) -> Why {
+    fn single(&self, i: usize, j: usize, swap: Swap, tried: usize, c: &Checked) -> Why {
         let mut story = String::new();
         if let Some(k) = self.context(i, j) {
             story.push_str(&self.told(k));
@@ -283,16 +324,17 @@ impl Steps<'_> {
             )
         };
         story.push_str(&format!(
-            "{} before {}: {how} and the {} is gone (the trial is clean)",
+            "{} before {}: {how} {}",
             self.told(i),
             self.told(j),
-            gravest(c)
+            outcome(gravest(c), &swap.remains)
         ));
         Why {
             pair: vec![self.step(i), self.step(j)],
             swaps: Vec::new(),
             story,
-            clean_token: Some(token),
+            swapped_token: Some(swap.token),
+            remains: swap.remains,
             tried,
         }
     }
@@ -301,24 +343,26 @@ impl Steps<'_> {
         &self,
         a: (usize, usize),
         b: (usize, usize),
-        token: String,
+        swap: Swap,
         tried: usize,
         c: &Checked,
     ) -> Why {
         let story = format!(
             "no single swap of racing steps clears the {}; two together do: {} before {}, \
-             and {} before {} (run each second step first and the trial is clean)",
+             and {} before {} (run each second step first {})",
             gravest(c),
             self.told(a.0),
             self.told(a.1),
             self.told(b.0),
-            self.told(b.1)
+            self.told(b.1),
+            outcome(gravest(c), &swap.remains)
         );
         Why {
             pair: Vec::new(),
             swaps: vec![[a.0 + 1, a.1 + 1], [b.0 + 1, b.1 + 1]],
             story,
-            clean_token: Some(token),
+            swapped_token: Some(swap.token),
+            remains: swap.remains,
             tried,
         }
     }

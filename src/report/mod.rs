@@ -43,9 +43,13 @@ pub struct Why {
     pub swaps: Vec<[usize; 2]>,
     /// The explanation in the user's terms, one paragraph.
     pub story: String,
-    /// The token of the run with the pair swapped, which is clean.
+    /// The token of the run with the pair swapped, where the finding is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clean_token: Option<String>,
+    pub swapped_token: Option<String>,
+    /// The kinds of finding that run still showed (empty: it was clean). Never the kind
+    /// explained, and never a kind the original run did not show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remains: Vec<String>,
     /// Reordered runs tried to find it.
     pub tried: usize,
 }
@@ -295,8 +299,8 @@ pub fn trial_text(findings: &[Finding]) -> String {
     }
     if let Some(why) = &first.why {
         s.push_str(&format!("  why: {}\n", why.story));
-        if let Some(t) = &why.clean_token {
-            s.push_str(&format!("  clean when swapped: {}\n", first.replay_of(t)));
+        if let Some(t) = &why.swapped_token {
+            s.push_str(&format!("  swapped: {}\n", first.replay_of(t)));
         }
     }
     s.push_str(&format!("  replay: {}\n", first.replay));
