@@ -92,6 +92,7 @@ fn a_mkdir_lock_goes_stale_when_its_holder_is_killed() {
     let (out, tmp) = oversell(
         &[
             "explore",
+            "--no-explain",
             "--lock-cmd",
             &template,
             "--schedule",
@@ -130,6 +131,7 @@ fn test_then_touch_is_caught() {
     let (out, _) = oversell(
         &[
             "explore",
+            "--no-explain",
             "--lock-cmd",
             &template,
             "--buyers",
@@ -159,6 +161,7 @@ fn an_unlocked_buyer_program_oversells_and_a_locked_one_does_not() {
     let (out, tmp) = oversell(
         &[
             "explore",
+            "--no-explain",
             "--buyer-cmd",
             &unlocked,
             "--buyers",

@@ -18,6 +18,7 @@ fn exhaustive(fixture: &str) -> std::process::Output {
     let (out, _tmp) = oversell_fresh(
         &[
             "explore",
+            "--no-explain",
             "--lock-cmd",
             &template,
             "--schedule",

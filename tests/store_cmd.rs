@@ -23,6 +23,7 @@ fn no_sqlite() -> Option<String> {
 fn explore(buyer: &str, schedule: &str, trials: &str) -> Vec<String> {
     [
         "explore",
+        "--no-explain",
         "--buyer-cmd",
         buyer,
         "--store-cmd",

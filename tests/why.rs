@@ -308,3 +308,69 @@ fn a_free_running_finding_names_the_controlled_command_that_explains_it() {
         "{story}"
     );
 }
+
+#[test]
+fn a_finding_no_order_of_steps_makes_is_said_to_have_no_racing_pair() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("r.json");
+    let (out, _tmp) = oversell_fresh(
+        &[
+            "explore",
+            "--lock",
+            "lockfile",
+            "--faults",
+            "kill=1",
+            "--store",
+            "atomic",
+            "--schedule",
+            "pct",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--trials",
+            "20",
+            "--seed",
+            "1",
+            "--json",
+            &json.to_string_lossy(),
+        ],
+        &[],
+    );
+    assert_code(&out, 1, "a killed lockfile holder leaves its lock taken");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    let f = &report["findings"][0];
+    assert_eq!(f["kind"], "stale_lock", "{f}");
+    let why = &f["why"];
+    assert_eq!(why["tried"], 0, "nothing is reordered: {why}");
+    assert!(
+        why["story"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("no racing pair: a stale_lock comes from a holder killed"),
+        "{why}"
+    );
+    // --no-explain leaves the line out.
+    let (out, _tmp) = oversell_fresh(
+        &[
+            "explore",
+            "--lock",
+            "none",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--seed",
+            "3",
+            "--no-explain",
+        ],
+        &[],
+    );
+    assert_code(&out, 1, "none oversells");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("why:"),
+        "{}",
+        text(&out)
+    );
+}

@@ -213,6 +213,10 @@ pub(super) struct ExploreArgs {
     /// Report failing controlled trials as found, without shrinking them.
     #[arg(long)]
     pub(super) no_shrink: bool,
+    /// Report a failing controlled trial without its racing pair (the `why:` line), which
+    /// costs a few reordered runs of it (at most 70, at most 20 s).
+    #[arg(long)]
+    pub(super) no_explain: bool,
     /// Run every trial even after one fails. By default the run stops at its first failing
     /// trial, after shrinking it; under exhaustive, keeping going also skips shrinking.
     #[arg(long)]

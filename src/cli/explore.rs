@@ -29,6 +29,7 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
         .with_fresh(a.fresh_processes);
     let mut cfg = ExploreConfig::new(space, trials, seed, harness);
     cfg.shrink = !a.no_shrink;
+    cfg.explain = !a.no_explain;
     cfg.keep_going = a.keep_going;
     cfg.reduction = !a.no_reduction;
     cfg.time_budget = a.time_budget.map(Duration::from_secs_f64);

@@ -20,6 +20,7 @@ use crate::harness::{HarnessError, Seen};
 use crate::check::FindingKind;
 use crate::ledger::{EventKind, History};
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 use crate::report::{Why, WhyStep};
 use crate::scenario::{External, Trial};
 use crate::schedule::Replay;
@@ -30,6 +31,8 @@ const SINGLE_BUDGET: usize = 40;
 const DOUBLE_BUDGET: usize = 30;
 /// The single swaps that pairs of swaps are drawn from (the nearest races).
 const DOUBLE_FROM: usize = 8;
+/// Longest one explanation may take (a Python program's run takes about a second).
+const TIME_BUDGET: Duration = Duration::from_secs(20);
 
 /// Explains the finding of `c`: the racing pair of a controlled trial, or the controlled
 /// command that would show it for a free-running one. `None` when `c` found nothing.
@@ -45,6 +48,20 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
                 "a free-running trial has no steps to swap; to see the racing pair, run it \
                  under a controlled schedule: {}",
                 controlled_command(&c.trial)
+            ),
+            swapped_token: None,
+            remains: Vec::new(),
+            tried: 0,
+        }));
+    }
+    let killed = c.run.history.fates.iter().any(|f| f.killed_by_fault);
+    if let Some(cause) = not_a_race(c.violations[0].kind, killed) {
+        return Ok(Some(Why {
+            pair: Vec::new(),
+            swaps: Vec::new(),
+            story: format!(
+                "no racing pair: a {} comes from {cause}, not from the order of two steps",
+                gravest(c)
             ),
             swapped_token: None,
             remains: Vec::new(),
@@ -67,8 +84,12 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
         kind: c.violations[0].kind,
         allowed: c.violations.iter().map(|v| v.kind).collect(),
     };
+    let deadline = Instant::now() + TIME_BUDGET;
     let mut tried = 0usize;
     for &(i, j) in races.iter().take(SINGLE_BUDGET) {
+        if Instant::now() >= deadline {
+            return Ok(Some(cut_short(c, tried, races.len())));
+        }
         tried += 1;
         let order = swapped(choices, &[(i, j)]);
         if let Some(swap) = target.cleared(runner, &c.trial, &steps.choices_in(&order))? {
@@ -82,6 +103,9 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
         for &second in near.iter().skip(a + 1) {
             if double_tried >= DOUBLE_BUDGET {
                 break;
+            }
+            if Instant::now() >= deadline {
+                return Ok(Some(cut_short(c, tried, races.len())));
             }
             double_tried += 1;
             tried += 1;
@@ -105,6 +129,44 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
         remains: Vec::new(),
         tried,
     }))
+}
+
+/// The explanation when its time ran out before a swap cleared the finding.
+fn cut_short(c: &Checked, tried: usize, races: usize) -> Why {
+    Why {
+        pair: Vec::new(),
+        swaps: Vec::new(),
+        story: format!(
+            "not explained: no swap tried cleared the {} before the explanation's {} s ran \
+             out ({tried} reordered runs of {races} racing pairs); `oversell replay \
+             --explain TOKEN` tries again",
+            gravest(c),
+            TIME_BUDGET.as_secs()
+        ),
+        swapped_token: None,
+        remains: Vec::new(),
+        tried,
+    }
+}
+
+/// What causes a kind of finding that no reordering of steps can clear; `None` for the
+/// kinds an order of steps makes. `killed`: an injected fault killed a buyer in the run.
+fn not_a_race(kind: FindingKind, killed: bool) -> Option<&'static str> {
+    match kind {
+        FindingKind::CorruptStore if killed => {
+            Some("a buyer killed by an injected fault in the middle of its write")
+        }
+        FindingKind::StaleLock => Some("a holder killed by an injected fault"),
+        FindingKind::Hang => Some("a buyer that stopped making progress"),
+        FindingKind::Crash => Some("a buyer that died on its own"),
+        FindingKind::LeakedProcess => Some("a process that outlived the trial"),
+        FindingKind::Oversold
+        | FindingKind::DoubleSale
+        | FindingKind::LostUpdate
+        | FindingKind::Overlap
+        | FindingKind::CorruptStore
+        | FindingKind::Deadlock => None,
+    }
 }
 
 /// The finding kind a story names: the first violation's.
