@@ -199,16 +199,13 @@ fn renamed_store_is_explained_by_its_racing_pair() {
     builtin("renamed-store");
 }
 
-#[test]
-fn a_test_then_touch_lock_command_is_explained_by_its_calls() {
-    let cmd = format!(
-        "{} {{dir}} {{}}",
-        fixture("locks/test-then-touch.sh").display()
-    );
+/// A user's command (`--lock-cmd` or `--buyer-cmd`), 2 buyers, 1 ticket, pct: the
+/// story names `names`, and holds both ways.
+fn user_command(flag: &str, cmd: &str, names: &str) {
     let (token, why, kind) = explained(&[
         "explore",
-        "--lock-cmd",
-        &cmd,
+        flag,
+        cmd,
         "--buyers",
         "2",
         "--tickets",
@@ -221,8 +218,17 @@ fn a_test_then_touch_lock_command_is_explained_by_its_calls() {
         "1",
     ]);
     let story = why["story"].as_str().unwrap_or_default();
-    assert!(story.contains("lock.t"), "the lock file is named: {story}");
+    assert!(story.contains(names), "the story names {names}: {story}");
     holds_both_ways(&token, &why, &kind);
+}
+
+#[test]
+fn a_test_then_touch_lock_command_is_explained_by_its_calls() {
+    let cmd = format!(
+        "{} {{dir}} {{}}",
+        fixture("locks/test-then-touch.sh").display()
+    );
+    user_command("--lock-cmd", &cmd, "lock.t");
 }
 
 #[test]
@@ -231,24 +237,7 @@ fn the_lessons_unlocked_buyer_is_explained_by_its_calls() {
         "python3 {} {{store}}",
         fixture("buyers/unlocked.py").display()
     );
-    let (token, why, kind) = explained(&[
-        "explore",
-        "--buyer-cmd",
-        &cmd,
-        "--buyers",
-        "2",
-        "--tickets",
-        "1",
-        "--schedule",
-        "pct",
-        "--trials",
-        "20",
-        "--seed",
-        "1",
-    ]);
-    let story = why["story"].as_str().unwrap_or_default();
-    assert!(story.contains("store.json"), "the store is named: {story}");
-    holds_both_ways(&token, &why, &kind);
+    user_command("--buyer-cmd", &cmd, "store.json");
 }
 
 #[test]
