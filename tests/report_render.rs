@@ -6,7 +6,7 @@ use oversell::ledger::{Exit, Fate, History, Stuck};
 use oversell::report::junit::junit;
 use oversell::report::merge::{merge, parse, MergeError};
 use oversell::report::timeline::{self, Axis, TimelineInput};
-use oversell::report::{Finding, Report};
+use oversell::report::{Finding, Report, Why};
 use oversell::store::Contents;
 
 /// Two buyers, one ticket, no lock: both read 1, both write 0, both claim ticket 1.
@@ -415,11 +415,23 @@ fn junit_failure_carries_findings_and_replay_commands() {
                 3,
                 "buyers 0 and 1 all claim ticket 1",
             ),
-            finding(
-                FindingKind::Overlap,
-                9,
-                "buyers 0 and 1 held the critical section at once",
-            ),
+            Finding {
+                why: Some(Why {
+                    pair: Vec::new(),
+                    swaps: Vec::new(),
+                    story: "buyer 1 took the lock (step 7) before buyer 0 released the lock \
+                            (step 11): run step 11 before step 7 and the trial is clean"
+                        .into(),
+                    swapped_token: None,
+                    remains: Vec::new(),
+                    tried: 1,
+                }),
+                ..finding(
+                    FindingKind::Overlap,
+                    9,
+                    "buyers 0 and 1 held the critical section at once",
+                )
+            },
         ],
     );
     let clean = report("flock", 42, 100, 800, Vec::new());
@@ -460,6 +472,7 @@ fn junit_failure_carries_findings_and_replay_commands() {
         "overlap: buyers 0 and 1 held the critical section at once",
         "replay: oversell replay ov1.none.t3",
         "replay: oversell replay ov1.none.t9",
+        "why: buyer 1 took the lock (step 7) before buyer 0 released the lock (step 11)",
     ] {
         assert!(text.contains(line), "{line:?} in {text:?}");
     }
