@@ -254,7 +254,7 @@ pub fn explore(
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
 ) -> Result<Report, HarnessError> {
     let started = Instant::now();
-    let mut report = Report::new(&cfg.space.lock_label(), cfg.space.schedule.name(), cfg.seed);
+    let mut report = Report::new(&cfg.space.lock_label(), cfg.space.schedule_label(), cfg.seed);
     report.shard = cfg.shard.map(|(k, n)| format!("{k}/{n}"));
     let mut runner = Runner::new(&cfg.harness);
     let deadline = cfg.time_budget.map(|budget| started + budget);

@@ -318,6 +318,16 @@ impl TrialSpace {
         }
     }
 
+    /// The name reports give the schedule: `pct+jitter` when controlled pct trials and
+    /// free-running jitter trials alternate ([`TrialSpace::alternate_pct`]).
+    pub fn schedule_label(&self) -> &'static str {
+        if self.alternate_pct && self.schedule == Schedule::Jitter {
+            "pct+jitter"
+        } else {
+            self.schedule.name()
+        }
+    }
+
     /// The name reports give the lock under test.
     pub fn lock_label(&self) -> String {
         match &self.external {
