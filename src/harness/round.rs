@@ -57,7 +57,7 @@ impl Round {
             state: vec![State::Dead; n],
             killed: vec![false; n],
             choices: Vec::new(),
-            steps: Vec::new(),
+            steps: Vec::with_capacity(n * crate::schedule::POINTS_PER_BUYER),
             preemptions: 0,
             current: None,
             holder: None,

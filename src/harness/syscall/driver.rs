@@ -408,31 +408,34 @@ impl Driver {
     /// may be followed by a release never counts as a read alone: a buyer's last call
     /// before its processes exit is a close or a ledger line.
     fn accesses(&self, runnable: &[u32]) -> Vec<Option<Access>> {
-        let reads = Access::at(crate::protocol::Point::Read, crate::lock::LockKind::None);
         (0..self.buyers.len() as u32)
             .map(|b| {
                 if !runnable.contains(&b) {
                     return None;
                 }
-                let (_, step) = self.buyers[b as usize].parked.front()?;
-                let only_reads = !step.mutates
-                    && step.lock.is_none()
-                    && step.name != "SYS_close"
-                    && !step.path.ends_with(crate::ledger::FILE_NAME);
-                Some(if only_reads { reads } else { Access::EVERYTHING })
+                self.access_of(b as usize)
             })
             .collect()
+    }
+
+    /// What buyer `b`'s first stopped call touches (`None`: it has none).
+    fn access_of(&self, b: usize) -> Option<Access> {
+        let (_, step) = self.buyers[b].parked.front()?;
+        let only_reads = !step.mutates
+            && step.lock.is_none()
+            && step.name != "SYS_close"
+            && !step.path.ends_with(crate::ledger::FILE_NAME);
+        Some(if only_reads {
+            Access::at(crate::protocol::Point::Read, crate::lock::LockKind::None)
+        } else {
+            Access::EVERYTHING
+        })
     }
 
     /// What buyer `b`'s first stopped call, about to go on, touches.
     fn seen(&self, b: usize) -> crate::harness::Seen {
         let step = self.buyers[b].parked.front().map(|(_, s)| s);
-        let access = self
-            .accesses(&[b as u32])
-            .get(b)
-            .copied()
-            .flatten()
-            .unwrap_or(Access::EVERYTHING);
+        let access = self.access_of(b).unwrap_or(Access::EVERYTHING);
         crate::harness::Seen {
             ns: crate::ledger::now_ns(),
             access,
