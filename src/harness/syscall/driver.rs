@@ -174,10 +174,7 @@ impl Driver {
                 Some(p) => {
                     let buyers = &self.buyers;
                     Ok(p.pick(&runnable, |b| {
-                        buyers[b as usize]
-                            .parked
-                            .front()
-                            .is_some_and(|(_, s)| s.mutates)
+                        buyers[b as usize].parked.front().map(|(_, s)| s)
                     }))
                 }
                 None => scheduler.pick(self.choices.len(), &runnable, cur),

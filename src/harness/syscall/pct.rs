@@ -1,45 +1,75 @@
 //! PCT at system-call granularity: the priorities of [`crate::schedule::Pct`], with
-//! its `d − 1` change points counted over the steps that change shared state, each
-//! buyer's own: a point `j` fires when the buyer on top is about to make its `j`-th
-//! change (the first to get there). Counted per buyer, a point falls on a lock's first
-//! change (its acquisition) as often with 16 buyers as with 2.
+//! its `d − 1` change points counted over the steps where a buyer's effect on the others
+//! can show, each buyer's own: a point `j` fires when the buyer on top is about to take
+//! its `j`-th such step (the first to get there). Counted per buyer, a point falls on a
+//! lock's first change (its acquisition) as often with 16 buyers as with 2.
 //!
-//! A change point lowers the buyer about to make a change, as in PCT, either for good
-//! (one point in four) or only until other buyers have made a seeded number of changes
-//! (two or three, [`BRIEF`]). The second kind reaches with one point the races a
-//! lock wrapper hides behind two orderings: a buyer checks, another checks, gets in and
-//! starts its critical section, then the first gets in too.
+//! Those steps are the changes of shared state and the sleeps. A buyer's reads, stats
+//! and closes between two of its changes are invisible to the others until the next
+//! change, so lowering a buyer just before a change is what exposes a check-then-act
+//! gap; counting change points over every system call (a shell's start alone makes
+//! dozens) would spread them too thin to land there. A sleep is the one step of a
+//! program whose test and set are both plain memory (a flag in a shared mapping): its
+//! gap holds no change, only, at best, the sleep where it yields.
 //!
-//! A buyer's reads, stats and closes between two of its changes are invisible to the
-//! others until the next change, so lowering a buyer just before a change is what
-//! exposes a check-then-act gap; counting change points over every system call (a
-//! shell's start alone makes dozens) would spread them too thin to land there.
+//! A change point lowers the buyer about to take the step, as in PCT, either for good
+//! (one point in four) or only until another buyer is inside its critical section
+//! ([`BRIEF`]). The second kind reaches with one point the races a lock wrapper hides
+//! behind two orderings: a buyer checks, another checks, gets in and starts its critical
+//! section, then the first gets in too. Inside is told by the store: a buyer changes it
+//! only in its critical section, whatever its lock took before (a wrapper's
+//! `mkdir -p`, its failed tries, the removal of a lock it took for stale), so the
+//! lowering lasts a seeded number of changes of the store by others — not of changes of
+//! anything, whose number before the critical section depends on the wrapper.
 
+use super::call::Step;
 use crate::rng::{salt, Rng};
+use std::path::Path;
 
-/// Changes of shared state one buyer makes, about: PCT draws each change point from a
-/// buyer's first this many.
+/// Changes of shared state (and sleeps) one buyer makes, about: PCT draws each change
+/// point from a buyer's first this many.
 pub(super) const CHANGES_PER_BUYER: usize = 5;
 
-/// The fewest and the most changes by others a brief lowering lasts. One is too few to
-/// show anything: the other buyer has just taken the lock, and the lowered one, back on
-/// top, runs its whole critical section before the other records that it is in; two or
-/// three let the other start its critical section first.
-const BRIEF: (u64, u64) = (2, 3);
+/// The fewest and the most changes of the store by others a brief lowering lasts: the
+/// other buyer is then in its critical section (it truncated the store, or wrote it),
+/// and the lowered one, back on top, goes in too before the other records that it left.
+const BRIEF: (u64, u64) = (1, 2);
+
+/// Whether `step` is one a change point may fall on: a change of shared state, or a
+/// sleep.
+fn point(step: &Step) -> bool {
+    step.mutates || step.sleep
+}
+
+/// Whether `step` changes the store: the store file itself or the temporary file an
+/// atomic write renames over it (`store.tmp.PID`).
+fn changes_store(step: &Step) -> bool {
+    let stem = crate::store::FILE_NAME
+        .split('.')
+        .next()
+        .unwrap_or(crate::store::FILE_NAME);
+    step.mutates
+        && Path::new(&step.path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| {
+                n == crate::store::FILE_NAME || n.strip_prefix(stem).is_some_and(|r| r.starts_with(".tmp."))
+            })
+}
 
 /// The strategy for one run.
 #[derive(Debug, Clone)]
 pub(super) struct Pct {
     priorities: Vec<u64>,
-    /// Per point, the change of a buyer it falls on (`usize::MAX` once it fired).
+    /// Per point, the step of a buyer it falls on (`usize::MAX` once it fired).
     change_points: Vec<usize>,
-    /// Per change point: lowered only until other buyers made this many changes (0: for
-    /// good).
+    /// Per change point: lowered only until other buyers changed the store this many
+    /// times (0: for good).
     brief: Vec<u64>,
-    /// A briefly lowered buyer, the priority it gets back, and the changes by others
-    /// still to come before it does.
+    /// A briefly lowered buyer, the priority it gets back, and the changes of the store
+    /// by others still to come before it does.
     restore: Option<(u32, u64, u64)>,
-    /// Changes each buyer made so far.
+    /// Steps a change point may fall on that each buyer took so far.
     changes: Vec<usize>,
 }
 
@@ -80,11 +110,15 @@ impl Pct {
         crate::schedule::pct_highest(&self.priorities, runnable)
     }
 
-    /// The buyer to run; `mutates(b)` says whether buyer `b`'s next step is a change.
-    pub(super) fn pick(&mut self, runnable: &[u32], mutates: impl Fn(u32) -> bool) -> u32 {
+    /// The buyer to run; `next(b)` is buyer `b`'s next step.
+    pub(super) fn pick<'s>(
+        &mut self,
+        runnable: &[u32],
+        next: impl Fn(u32) -> Option<&'s Step>,
+    ) -> u32 {
         let top = self.top(runnable);
         let made = |b: u32| self.changes.get(b as usize).copied().unwrap_or(0);
-        if mutates(top) {
+        if next(top).is_some_and(point) {
             let at = made(top);
             if let Some(j) = self.change_points.iter().position(|&s| s == at) {
                 // Each point fires once, even when the next top's step is the same change.
@@ -98,10 +132,15 @@ impl Pct {
             }
         }
         let pick = self.top(runnable);
-        if mutates(pick) {
+        let Some(step) = next(pick) else {
+            return pick;
+        };
+        if point(step) {
             if let Some(c) = self.changes.get_mut(pick as usize) {
                 *c += 1;
             }
+        }
+        if changes_store(step) {
             if let Some((b, p, left)) = self.restore.filter(|&(b, _, _)| b != pick) {
                 self.restore = (left > 1).then_some((b, p, left - 1));
                 if left <= 1 {
@@ -119,26 +158,72 @@ impl Pct {
 mod tests {
     use super::*;
 
+    fn step(name: &'static str, path: &str, mutates: bool) -> Step {
+        Step {
+            name,
+            path: path.into(),
+            sleep: name == "SYS_clock_nanosleep",
+            mutates,
+            lock: None,
+        }
+    }
+
     #[test]
     fn a_change_point_lowers_the_buyer_about_to_change() {
         // Depth 2 over 2 buyers: one change point among each buyer's first 5 changes.
-        let mut p = Pct::new(1, 2, 2);
-        let (at, brief) = (p.change_points[0], p.brief[0]);
-        let first = p.top(&[0, 1]);
-        for _ in 0..at {
-            assert_eq!(p.pick(&[0, 1], |_| true), first);
+        let lock = step("SYS_mkdir", "/tmp/t/lock.d", true);
+        let store = step("SYS_write", "/tmp/t/store.json", true);
+        let kinds: Vec<bool> = (1..20).map(|seed| Pct::new(seed, 2, 2).brief[0] > 0).collect();
+        assert!(kinds.contains(&true) && kinds.contains(&false), "both kinds drawn");
+        for seed in 1..20 {
+            let mut p = Pct::new(seed, 2, 2);
+            let (at, brief) = (p.change_points[0], p.brief[0]);
+            let first = p.top(&[0, 1]);
+            for _ in 0..at {
+                assert_eq!(p.pick(&[0, 1], |_| Some(&lock)), first);
+            }
+            assert_ne!(p.pick(&[0, 1], |_| Some(&lock)), first);
+            // Changes by the other that leave the store alone (a wrapper's setup, its
+            // lock) never bring the first buyer back.
+            for _ in 0..20 {
+                assert_ne!(p.pick(&[0, 1], |_| Some(&lock)), first);
+            }
+            // A brief point gives the first buyer its place back once the other changed
+            // the store `brief` times; a lasting one never does.
+            for _ in 0..brief {
+                assert_ne!(p.pick(&[0, 1], |_| Some(&store)), first);
+            }
+            assert_eq!(p.pick(&[0, 1], |_| Some(&store)) == first, brief > 0);
+            // Steps that change nothing never move a change point.
+            let look = step("SYS_newfstatat", "/tmp/t/lock.d", false);
+            let mut q = Pct::new(seed, 2, 2);
+            for _ in 0..50 {
+                assert_eq!(q.pick(&[0, 1], |_| Some(&look)), first);
+            }
         }
-        assert_ne!(p.pick(&[0, 1], |_| true), first);
-        // A brief point gives the first buyer its place back after `brief` changes by
-        // the other; a lasting one never does.
-        for _ in 1..brief {
-            assert_ne!(p.pick(&[0, 1], |_| true), first);
+    }
+
+    #[test]
+    fn a_sleep_may_take_a_change_point() {
+        // A test and a set in shared memory leave only a sleep between them.
+        let sleep = step("SYS_clock_nanosleep", "", false);
+        for seed in 1..50 {
+            let mut p = Pct::new(seed, 2, 2);
+            let at = p.change_points[0];
+            let first = p.top(&[0, 1]);
+            for _ in 0..at {
+                assert_eq!(p.pick(&[0, 1], |_| Some(&sleep)), first);
+            }
+            assert_ne!(p.pick(&[0, 1], |_| Some(&sleep)), first, "seed {seed}");
         }
-        assert_eq!(p.pick(&[0, 1], |_| true) == first, brief > 0);
-        // Steps that change nothing never move a change point.
-        let mut q = Pct::new(1, 2, 2);
-        for _ in 0..50 {
-            assert_eq!(q.pick(&[0, 1], |_| false), first);
-        }
+    }
+
+    #[test]
+    fn the_store_and_its_temporary_file_are_the_store() {
+        assert!(changes_store(&step("SYS_openat", "/tmp/t/store.json", true)));
+        assert!(changes_store(&step("SYS_rename", "/tmp/t/store.tmp.42", true)));
+        assert!(!changes_store(&step("SYS_openat", "/tmp/t/store.json", false)));
+        assert!(!changes_store(&step("SYS_write", "/tmp/t/ledger", false)));
+        assert!(!changes_store(&step("SYS_mkdir", "/tmp/t/store.d", true)));
     }
 }
