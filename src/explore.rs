@@ -239,7 +239,8 @@ fn findings_of(c: &Checked, index: u64) -> Vec<Finding> {
 }
 
 /// Explains a failing trial when the run asks for it; a SIGINT or SIGTERM during the
-/// explanation leaves the finding unexplained rather than lost.
+/// explanation leaves the finding unexplained rather than lost (the caller records it,
+/// then ends the run as interrupted: [`interrupted`]).
 pub(super) fn explained(runner: &mut Runner<'_>, mut c: Checked, cfg: &ExploreConfig) -> Checked {
     if cfg.explain && !c.violations.is_empty() {
         c.why = explain(runner, &c).ok().flatten();
@@ -311,6 +312,7 @@ fn sampled(
         let failed = !checked.violations.is_empty();
         record(report, index, &checked, each);
         if failed && !cfg.keep_going {
+            interrupted()?;
             report.stopped_early = Some(StoppedEarly {
                 after: report.trials_run,
                 of: planned(cfg),
@@ -331,6 +333,15 @@ fn planned(cfg: &ExploreConfig) -> Option<u64> {
         Some((k, n)) => cfg.trials / n + u64::from(cfg.trials % n >= k),
         None => cfg.trials,
     })
+}
+
+/// After a failing trial was recorded: the run ends as interrupted when SIGINT or
+/// SIGTERM arrived while it was shrunk or explained.
+fn interrupted() -> Result<(), HarnessError> {
+    match crate::harness::interrupt::pending() {
+        Some(sig) => Err(HarnessError::Interrupted(sig)),
+        None => Ok(()),
+    }
 }
 
 fn record(

@@ -11,7 +11,9 @@
 //! whatever step it last took, and a frozen one's lease runs out in real time; the
 //! conflict relation orders neither.
 
-use super::{explained, planned, record, shrink_or_keep, Checked, ExploreConfig, Runner};
+use super::{
+    explained, interrupted, planned, record, shrink_or_keep, Checked, ExploreConfig, Runner,
+};
 use crate::harness::HarnessError;
 use crate::report::{Finding, Report, StoppedEarly, Verified};
 use crate::scenario::Trial;
@@ -235,6 +237,7 @@ impl Shape<'_> {
                     }
                     checked = explained(runner, checked, cfg);
                     record(report, *index, &checked, each);
+                    interrupted()?;
                     return Ok(Ended::Failed);
                 }
             }
