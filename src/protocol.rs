@@ -121,6 +121,35 @@ pub const FILTER_FD: i32 = 4;
 pub const BUYER_ENV: &str = "OVERSELL_BUYER";
 
 impl BuyerSpec {
+    /// A buyer kept across rounds (the controlled session's, the free-running pool's):
+    /// it waits at the start barrier and takes each round's orders there
+    /// ([`RoundOrders`]), so nothing per trial is in its spec.
+    pub fn reused(
+        lock: LockKind,
+        dir: PathBuf,
+        index: u32,
+        store: StoreMode,
+        pace: Pace,
+        sem_id: Option<i32>,
+    ) -> BuyerSpec {
+        BuyerSpec {
+            lock,
+            dir,
+            index,
+            start_us: 0,
+            hold_us: 0,
+            store,
+            pace,
+            sem_id,
+            reuse: true,
+            kill_at: None,
+            stop_at: None,
+            start_barrier: true,
+            kill_group: false,
+            self_filter: false,
+        }
+    }
+
     /// Decodes the spec a buyer process was given.
     pub fn parse(json: &str) -> Result<BuyerSpec, String> {
         serde_json::from_str(json).map_err(|e| format!("bad buyer spec: {e}"))

@@ -258,22 +258,14 @@ impl Session {
         if self.slots[i].is_some() {
             return Ok(());
         }
-        let spec = BuyerSpec {
-            lock: self.lock,
-            dir: self.dir.path.clone(),
+        let spec = BuyerSpec::reused(
+            self.lock,
+            self.dir.path.clone(),
             index,
-            start_us: 0,
-            hold_us: 0,
-            store: self.store,
-            pace: Pace::Controlled,
-            sem_id: self.lock_state.sem.as_ref().map(|s| s.id),
-            reuse: true,
-            kill_at: None,
-            stop_at: None,
-            start_barrier: true,
-            kill_group: false,
-            self_filter: false,
-        };
+            self.store,
+            Pace::Controlled,
+            self.lock_state.sem.as_ref().map(|s| s.id),
+        );
         let timeout = self.step_timeout();
         let (sock, member) = spawn_piped(&mut self.group, &self.cfg, &spec, timeout)?;
         self.slots[i] = Some(Slot {

@@ -18,10 +18,10 @@ use super::outcome::Parts;
 use super::plan::Plan;
 use super::process::{Ending, Group, MemberId};
 use super::{
-    interrupt, prepare_lock, spawn_buyer_in, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
+    interrupt, prepare_lock, spawn_buyer_in, BuyerSpec, HarnessConfig, HarnessError,
     LockState, TrialDir, TrialRun,
 };
-use crate::ledger::{Exit, Fate, History, Stuck};
+use crate::ledger::{Exit, History, Stuck};
 use crate::protocol::{msg, Pace};
 use crate::scenario::Trial;
 use crate::store;
@@ -208,13 +208,8 @@ pub(super) fn history(
             };
             let killed_by_fault =
                 plan.buyers[i].kill_at.is_some() && exit == Exit::Signal(Signal::SIGKILL as i32);
-            Fate {
-                pid: group.pid(c.member),
-                killed_by_fault,
-                killed_by_timeout: !killed_by_fault && (timed_out || stuck.is_some()),
-                stderr_tail: stderr_tail(dir, i as u32),
-                exit,
-            }
+            let cut = timed_out || stuck.is_some();
+            super::outcome::fate(group, c.member, i as u32, exit, killed_by_fault, cut, dir)
         })
         .collect();
     history.timed_out = timed_out;

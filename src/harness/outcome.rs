@@ -55,6 +55,27 @@ pub(super) fn claims_by_exit(
     }
 }
 
+/// The fate of buyer `index` (process `member`), as every engine tells it: killed by a
+/// fault only when one was planned for it, by the timeout when the trial was `cut` (timed
+/// out or stuck) and not by a fault.
+pub(super) fn fate(
+    group: &Group,
+    member: MemberId,
+    index: u32,
+    exit: Exit,
+    killed_by_fault: bool,
+    cut: bool,
+    dir: &Path,
+) -> Fate {
+    Fate {
+        pid: group.pid(member),
+        killed_by_fault,
+        killed_by_timeout: !killed_by_fault && cut,
+        stderr_tail: stderr_tail(dir, index),
+        exit,
+    }
+}
+
 /// The last five lines buyer `index` wrote to stderr.
 pub(super) fn stderr_tail(dir: &Path, index: u32) -> String {
     let path = dir.join(format!("buyer-{index}.err"));

@@ -111,22 +111,14 @@ impl FreePool {
         if self.slots[i].is_some() {
             return Ok(());
         }
-        let spec = BuyerSpec {
-            lock: self.lock,
-            dir: self.dir.path.clone(),
-            index: i as u32,
-            start_us: 0,
-            hold_us: 0,
-            store: self.store,
-            pace: Pace::Free,
-            sem_id: self.lock_state.sem.as_ref().map(|s| s.id),
-            reuse: true,
-            kill_at: None,
-            stop_at: None,
-            start_barrier: true,
-            kill_group: false,
-            self_filter: false,
-        };
+        let spec = BuyerSpec::reused(
+            self.lock,
+            self.dir.path.clone(),
+            i as u32,
+            self.store,
+            Pace::Free,
+            self.lock_state.sem.as_ref().map(|s| s.id),
+        );
         let (sock, member) = spawn_buyer_in(&mut self.group, &self.cfg, &spec, None)?;
         self.slots[i] = Some(Slot {
             sock,

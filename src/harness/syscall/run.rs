@@ -8,10 +8,10 @@ use crate::harness::outcome::Parts;
 use crate::harness::plan::Plan;
 use crate::harness::process::{Ending, Group, MemberId};
 use crate::harness::{
-    expand, prepare_lock, spawn_buyer_hooked, Launcher, stderr_tail, BuyerSpec, HarnessConfig, HarnessError,
+    expand, prepare_lock, spawn_buyer_hooked, Launcher, BuyerSpec, HarnessConfig, HarnessError,
     LockState, ScheduleRecord, TrialDir, TrialRun,
 };
-use crate::ledger::{Exit, Fate, History, Stuck};
+use crate::ledger::{Exit, History, Stuck};
 use crate::protocol::{Pace, FILTER_FD};
 use crate::scenario::{External, Schedule, Trial};
 use crate::schedule::Scheduler;
@@ -333,15 +333,8 @@ fn wrapped_history(
         .iter()
         .enumerate()
         .map(|(i, &m)| {
-            let exit = group.exit(m);
-            let killed_by_fault = faulted[i];
-            Fate {
-                pid: group.pid(m),
-                killed_by_fault,
-                killed_by_timeout: !killed_by_fault && (timed_out || stuck.is_some()),
-                stderr_tail: stderr_tail(dir, i as u32),
-                exit,
-            }
+            let cut = timed_out || stuck.is_some();
+            crate::harness::outcome::fate(group, m, i as u32, group.exit(m), faulted[i], cut, dir)
         })
         .collect();
     history.timed_out = timed_out;
