@@ -214,7 +214,7 @@ pub(super) struct ExploreArgs {
     #[arg(long)]
     pub(super) no_shrink: bool,
     /// Report a failing controlled trial without its racing pair (the `why:` line), which
-    /// costs a few reordered runs of it (at most 70, at most 20 s).
+    /// costs a few reordered runs of it (at most 70).
     #[arg(long)]
     pub(super) no_explain: bool,
     /// Run every trial even after one fails. By default the run stops at its first failing

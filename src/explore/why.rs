@@ -20,7 +20,6 @@ use crate::harness::{HarnessError, Seen};
 use crate::check::FindingKind;
 use crate::ledger::{EventKind, History};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 use crate::report::{Why, WhyStep};
 use crate::scenario::{External, Trial};
 use crate::schedule::Replay;
@@ -31,8 +30,7 @@ const SINGLE_BUDGET: usize = 40;
 const DOUBLE_BUDGET: usize = 30;
 /// The single swaps that pairs of swaps are drawn from (the nearest races).
 const DOUBLE_FROM: usize = 8;
-/// Longest one explanation may take (a Python program's run takes about a second).
-const TIME_BUDGET: Duration = Duration::from_secs(20);
+
 
 /// Explains the finding of `c`: the racing pair of a controlled trial, or the controlled
 /// command that would show it for a free-running one. `None` when `c` found nothing.
@@ -84,12 +82,8 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
         kind: c.violations[0].kind,
         allowed: c.violations.iter().map(|v| v.kind).collect(),
     };
-    let deadline = Instant::now() + TIME_BUDGET;
     let mut tried = 0usize;
     for &(i, j) in races.iter().take(SINGLE_BUDGET) {
-        if Instant::now() >= deadline {
-            return Ok(Some(cut_short(c, tried, races.len())));
-        }
         tried += 1;
         let order = swapped(choices, &[(i, j)]);
         if let Some(swap) = target.cleared(runner, &c.trial, &steps.choices_in(&order))? {
@@ -103,9 +97,6 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
         for &second in near.iter().skip(a + 1) {
             if double_tried >= DOUBLE_BUDGET {
                 break;
-            }
-            if Instant::now() >= deadline {
-                return Ok(Some(cut_short(c, tried, races.len())));
             }
             double_tried += 1;
             tried += 1;
@@ -129,24 +120,6 @@ pub fn explain(runner: &mut Runner<'_>, c: &Checked) -> Result<Option<Why>, Harn
         remains: Vec::new(),
         tried,
     }))
-}
-
-/// The explanation when its time ran out before a swap cleared the finding.
-fn cut_short(c: &Checked, tried: usize, races: usize) -> Why {
-    Why {
-        pair: Vec::new(),
-        swaps: Vec::new(),
-        story: format!(
-            "not explained: no swap tried cleared the {} before the explanation's {} s ran \
-             out ({tried} reordered runs of {races} racing pairs); `oversell replay \
-             --explain TOKEN` tries again",
-            gravest(c),
-            TIME_BUDGET.as_secs()
-        ),
-        swapped_token: None,
-        remains: Vec::new(),
-        tried,
-    }
 }
 
 /// What causes a kind of finding that no reordering of steps can clear; `None` for the
@@ -286,7 +259,9 @@ impl Steps<'_> {
     }
 
     /// Every racing pair `(i, j)`, `i < j`: steps of different buyers in conflict. Its
-    /// swap runs `j` (with the steps of its buyer since `i`) before `i`. Nearest first,
+    /// swap runs `j` (with the steps of its buyer since `i`) before `i`. A look followed by
+    /// a change first (the read a lost update overwrites, the test before another's take),
+    /// then a change followed by a look, then two changes; within each, nearest first,
     /// then the latest first; pairs of two ledger appends last.
     fn races(&self) -> Vec<(usize, usize)> {
         let n = self.choices.len();
@@ -304,7 +279,19 @@ impl Steps<'_> {
                 .as_deref()
                 .is_some_and(|p| p.ends_with(crate::ledger::FILE_NAME))
         };
-        out.sort_by_key(|&(i, j)| (ledger(i) && ledger(j), j - i, std::cmp::Reverse(j)));
+        let shape = |i: usize, j: usize| match (self.changes(i), self.changes(j)) {
+            (false, true) => 0,
+            (true, false) => 1,
+            _ => 2,
+        };
+        out.sort_by_key(|&(i, j)| {
+            (
+                ledger(i) && ledger(j),
+                shape(i, j),
+                j - i,
+                std::cmp::Reverse(j),
+            )
+        });
         out
     }
 
