@@ -126,7 +126,8 @@ fn a_mkdir_lock_goes_stale_when_its_holder_is_killed() {
 #[test]
 fn test_then_touch_is_caught() {
     // The fixture's barrier lets every wrapper test the lock file before any creates it:
-    // all of them get in at once.
+    // all of them get in at once. (Free-running: under a controlled schedule the barrier's
+    // poll would be stepped call by call; tests/why.rs catches it under pct.)
     let template = format!("{} {{dir}} {{}}", q(&fixture("locks/test-then-touch.sh")));
     let (out, _) = oversell(
         &[
@@ -140,6 +141,8 @@ fn test_then_touch_is_caught() {
             "1",
             "--jitter-ms",
             "50",
+            "--schedule",
+            "jitter",
             "--trials",
             "5",
             "--seed",
