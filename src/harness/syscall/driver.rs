@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 /// buyer alone may make before it counts as waiting for something nobody will do.
 const BUSY_POLLS: u32 = 32;
 
+/// Looks, each after a longer pause (20, 40, 80 ms), before a trial in which no buyer can
+/// go on is called stuck.
+const STUCK_LOOKS: u32 = 3;
+
 /// Steps one trial may take before it counts as a hang.
 const MAX_STEPS: usize = 200_000;
 
@@ -123,8 +127,8 @@ impl Driver {
     }
 
     pub(super) fn run(&mut self, scheduler: &mut dyn Scheduler) -> End {
-        // Whether the trial was found stuck once already at this step.
-        let mut confirmed = false;
+        // How many times the trial was found stuck already at this step.
+        let mut looks = 0u32;
         loop {
             if let Err(end) = self.settle() {
                 return end;
@@ -150,11 +154,13 @@ impl Driver {
                 None => None,
             };
             let Some(runnable) = runnable else {
-                // Before calling it stuck, look once more a moment later at every buyer
-                // taken for asleep in the kernel: a wrong reading must not end a trial.
-                if !confirmed && self.buyers.iter().any(|b| b.in_kernel) {
-                    confirmed = true;
-                    std::thread::sleep(Duration::from_millis(20));
+                // Before calling it stuck, look again a moment later (20, 40, 80 ms) at
+                // every buyer: one taken for asleep in the kernel, and every lock call
+                // probed as blocking (a dead holder's lock is freed only once the kernel
+                // has closed its files): a wrong reading must not end a trial.
+                if looks < STUCK_LOOKS {
+                    std::thread::sleep(Duration::from_millis(20 << looks));
+                    looks += 1;
                     for b in self.buyers.iter_mut() {
                         b.in_kernel = false;
                     }
@@ -162,7 +168,7 @@ impl Driver {
                 }
                 return End::Stuck(live.iter().map(|&i| i as u32).collect());
             };
-            confirmed = false;
+            looks = 0;
             if self.choices.len() >= MAX_STEPS {
                 return End::TimedOut;
             }
