@@ -4,6 +4,7 @@
 
 use super::paths::{fd_path, path_at, resolve, resolve_in, scratch, shared_outside};
 pub(super) use super::paths::read_mem;
+use crate::schedule::Access;
 use crate::seccomp::Shape;
 use std::io;
 use std::os::fd::RawFd;
@@ -40,6 +41,33 @@ pub(super) enum LockCall {
 }
 
 impl Step {
+    /// What the call touches, for a partial-order reduction: only a call that changes
+    /// nothing (a stat, an open for reading, a read, a sleep) commutes with others; a
+    /// change, a lock call, a close (it may drop a lock) and a ledger line conflict with
+    /// every step.
+    pub(super) fn access(&self) -> Access {
+        let only_reads = !self.mutates
+            && self.lock.is_none()
+            && self.name != "SYS_close"
+            && !self.path.ends_with(crate::ledger::FILE_NAME);
+        if only_reads {
+            Access::at(crate::vocab::Point::Read, crate::vocab::LockKind::None)
+        } else {
+            Access::EVERYTHING
+        }
+    }
+
+    /// The record of this call as a step let go now, for explaining a finding.
+    pub(super) fn seen(&self) -> crate::harness::Seen {
+        crate::harness::Seen {
+            ns: crate::ledger::now_ns(),
+            access: self.access(),
+            point: None,
+            object: (!self.path.is_empty()).then(|| self.path.clone()),
+            changes: self.mutates || self.lock.is_some() || self.name == "SYS_close",
+        }
+    }
+
     /// `openat lock.d` — the call without its `SYS_` and the path relative to `dir`.
     pub(super) fn label(&self, dir: &Path) -> String {
         let name = self.name.strip_prefix("SYS_").unwrap_or(self.name);

@@ -205,8 +205,9 @@ impl Driver {
             }
             self.choices.push(b);
             self.current = Some(b);
-            let seen = self.seen(b as usize);
-            self.steps.push(seen);
+            if let Some((_, step)) = self.buyers[b as usize].parked.front() {
+                self.steps.push(step.seen());
+            }
             self.go(b as usize);
             if scheduler.wants_accesses() {
                 scheduler.ran(b, false);
@@ -416,36 +417,9 @@ impl Driver {
                 if !runnable.contains(&b) {
                     return None;
                 }
-                self.access_of(b as usize)
+                self.buyers[b as usize].parked.front().map(|(_, s)| s.access())
             })
             .collect()
-    }
-
-    /// What buyer `b`'s first stopped call touches (`None`: it has none).
-    fn access_of(&self, b: usize) -> Option<Access> {
-        let (_, step) = self.buyers[b].parked.front()?;
-        let only_reads = !step.mutates
-            && step.lock.is_none()
-            && step.name != "SYS_close"
-            && !step.path.ends_with(crate::ledger::FILE_NAME);
-        Some(if only_reads {
-            Access::at(crate::protocol::Point::Read, crate::lock::LockKind::None)
-        } else {
-            Access::EVERYTHING
-        })
-    }
-
-    /// What buyer `b`'s first stopped call, about to go on, touches.
-    fn seen(&self, b: usize) -> crate::harness::Seen {
-        let step = self.buyers[b].parked.front().map(|(_, s)| s);
-        let access = self.access_of(b).unwrap_or(Access::EVERYTHING);
-        crate::harness::Seen {
-            ns: crate::ledger::now_ns(),
-            access,
-            point: None,
-            object: step.filter(|s| !s.path.is_empty()).map(|s| s.path.clone()),
-            changes: step.is_some_and(|s| s.mutates || s.lock.is_some() || s.name == "SYS_close"),
-        }
     }
 
     /// Lets buyer `b`'s first stopped call go on (a sleep returns at once instead).
