@@ -13,6 +13,7 @@
 //! the state once every running buyer has settled gives the same answer every run.
 
 use std::path::Path;
+use super::paths::read_proc;
 
 /// True when every live process of the tree rooted at `root` (its threads included)
 /// sleeps in a call with no time limit that is no seccomp notification; false when one
@@ -123,7 +124,7 @@ pub(super) fn idle(pid: u32) -> bool {
 /// A task's state letter, parent and process group, from its `stat` file (`path` is
 /// `/proc/PID` or `/proc/PID/task/TID`); `None` when it is gone.
 fn stat_of(path: &Path) -> Option<(String, u32, u32)> {
-    let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+    let stat = read_proc(path.join("stat"))?;
     // The fields after the command name (in parentheses, which may hold spaces) start
     // with the state, then the parent, then the group.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
@@ -153,11 +154,11 @@ fn task_state(task: &Path) -> Task {
         "S" => {}
         _ => return Task::Busy,
     }
-    let wchan = std::fs::read_to_string(task.join("wchan")).unwrap_or_default();
+    let wchan = read_proc(task.join("wchan")).unwrap_or_default();
     if wchan.contains("seccomp") {
         return Task::Busy;
     }
-    let Ok(call) = std::fs::read_to_string(task.join("syscall")) else {
+    let Some(call) = read_proc(task.join("syscall")) else {
         return Task::Busy;
     };
     if untimed(&call) {

@@ -427,7 +427,10 @@ impl Driver {
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
-        if step.lock.is_some_and(|l| probe::begin_conversion(n.pid, l)) {
+        // Whether another holds the lock it asks for, asked once for this step.
+        let rivals = step.lock.and_then(|l| probe::rivals(n.pid, l));
+        let busy = rivals.is_some();
+        if step.lock.is_some_and(|l| probe::begin_conversion(n.pid, l, rivals)) {
             // The first half of a conversion ran: the buyer's own lock is gone, and its
             // call now waits for the others like any acquire.
             self.trace.push(format!(
@@ -437,9 +440,9 @@ impl Driver {
             self.buyers[b].parked.push_front((n, step));
             return;
         }
-        let result = call::result(&step, &n);
-        self.trace
-            .push(format!("buyer {b} {} → {result}", step.label(&self.real_dir)));
+        let result = call::result(&step, &n, busy);
+        let label = step.label(&self.real_dir);
+        self.trace.push(format!("buyer {b} {label} → {result}"));
         let fd = self.buyers[b].listener.as_raw_fd();
         let failed = result.starts_with('E');
         if step.mutates && !failed {
@@ -461,13 +464,13 @@ impl Driver {
             && !step.path.ends_with(crate::ledger::FILE_NAME);
         // Looks are counted per process (a new process's first look repeats nothing);
         // failed tries per buyer (a retry loop may start a new process for each).
-        let label = step.label(&self.real_dir);
-        let look = format!("{} {label} → {result}", n.pid);
-        let repeated = looks_only && buyer.looks.iter().filter(|l| **l == look).count() >= 2;
-        let failed_try = step.mutates && failed;
+        let mut repeated = false;
         if looks_only {
+            let look = format!("{} {label} → {result}", n.pid);
+            repeated = buyer.looks.iter().filter(|l| **l == look).count() >= 2;
             buyer.looks.push(look);
         }
+        let failed_try = step.mutates && failed;
         if repeated {
             buyer.polled.push(format!("{} {label}", n.pid));
         }

@@ -49,8 +49,9 @@ fn probe() -> Result<(), String> {
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    let prog = filter::program().map_err(|e| format!("building the filter: {e}"))?;
     let (ours, theirs) =
-        arm_filter(&mut cmd, &filter::program()).map_err(|e| format!("making a socket: {e}"))?;
+        arm_filter(&mut cmd, &prog).map_err(|e| format!("making a socket: {e}"))?;
     let mut group = super::process::Group::default();
     let member = group
         .spawn(cmd)

@@ -194,3 +194,26 @@ pub(super) fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
         _ => None,
     }
 }
+
+/// A small file of `/proc` read whole with as few calls as it takes (one, for the files
+/// asked per step: `fdinfo`, `stat`, `syscall`), without `read_to_string`'s growing
+/// probes.
+pub(super) fn read_proc(path: impl AsRef<Path>) -> Option<String> {
+    use std::io::Read;
+    let mut f = File::open(path.as_ref()).ok()?;
+    let mut buf = [0u8; 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        // /proc files are made whole at the first read; a short read is their end.
+        if n < buf.len() || out.len() > 1 << 20 {
+            break;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+

@@ -17,41 +17,48 @@ pub(super) fn would_block(pid: u32, lock: LockCall) -> bool {
     };
     // A conversion of the caller's own flock can always take its first step (dropping
     // the lock it holds, [`begin_conversion`]); only then does it wait.
-    let converts = matches!(lock, LockCall::Flock { fd, .. } if own_flock(pid, fd).is_some());
-    blocking && !converts && conflicts(pid, lock)
+    blocking && rivals(pid, lock) == Some(Own::No)
 }
 
-/// True when another holder keeps the lock `lock` of process `pid` asks for (an unlock
-/// never conflicts). The caller's own locks are no rival: relocking, or upgrading a
-/// shared lock it alone holds, goes through at once.
-pub(super) fn conflicts(pid: u32, lock: LockCall) -> bool {
+/// Whether the caller of a conflicting lock call holds a flock through the same
+/// descriptor (a conversion), as `/proc/PID/fdinfo` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Own {
+    No,
+    Holds,
+}
+
+/// `Some` when another holder keeps the lock `lock` of process `pid` asks for (an
+/// unlock never conflicts), saying whether the caller holds one of its own through that
+/// descriptor; `None` when nobody else does. The caller's own locks are no rival:
+/// relocking, or upgrading a shared lock it alone holds, goes through at once.
+pub(super) fn rivals(pid: u32, lock: LockCall) -> Option<Own> {
     match lock {
         LockCall::Flock { fd, op } => {
             if op & libc::LOCK_UN != 0 {
-                return false;
+                return None;
             }
             // A second open file description of the same file (opened without blocking,
             // whatever the file is): it conflicts with every holder, the caller's own
-            // description included.
-            let Some(f) = reopen(pid, fd) else {
-                return false;
-            };
+            // description included. Asked first: it is the cheap question, and most
+            // calls are answered by it.
+            let f = reopen(pid, fd)?;
             let want = op & (libc::LOCK_SH | libc::LOCK_EX);
             // SAFETY: flock on a descriptor this frame owns; closing it drops the probe.
             let r = unsafe { libc::flock(f.as_raw_fd(), want | libc::LOCK_NB) };
             if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return false;
+                return None;
             }
             match own_flock(pid, fd) {
                 // The caller holds it through this descriptor: only others count.
                 Some(key) => {
                     let others = flock_holders(&key).saturating_sub(1);
-                    others > 0 && want & libc::LOCK_EX != 0
+                    (others > 0 && want & libc::LOCK_EX != 0).then_some(Own::Holds)
                 }
-                None => true,
+                None => Some(Own::No),
             }
         }
-        LockCall::Fcntl { fd, cmd, addr } => fcntl_conflicts(pid, fd, cmd, addr),
+        LockCall::Fcntl { fd, cmd, addr } => fcntl_conflicts(pid, fd, cmd, addr).then_some(Own::No),
     }
 }
 
@@ -59,11 +66,12 @@ pub(super) fn conflicts(pid: u32, lock: LockCall) -> bool {
 /// others hold theirs: the kernel first drops the caller's lock, then waits. That
 /// first half is done here, through the caller's own open file description, when the
 /// step is scheduled; the call itself then waits like any acquire. True when it dropped.
-pub(super) fn begin_conversion(pid: u32, lock: LockCall) -> bool {
+/// `rivals` is what [`rivals`] said of this call just now.
+pub(super) fn begin_conversion(pid: u32, lock: LockCall, rivals: Option<Own>) -> bool {
     let LockCall::Flock { fd, op } = lock else {
         return false;
     };
-    if op & libc::LOCK_NB != 0 || own_flock(pid, fd).is_none() || !conflicts(pid, lock) {
+    if rivals != Some(Own::Holds) || op & libc::LOCK_NB != 0 {
         return false;
     }
     let Some(theirs) = their_description(pid, fd) else {
@@ -107,7 +115,7 @@ fn their_description(pid: u32, fd: i32) -> Option<std::os::fd::OwnedFd> {
 /// The `MAJ:MIN:INODE` of the file whose flock descriptor `fd` of `pid` holds, when it
 /// holds one (`/proc/PID/fdinfo` lists the locks of that open file description).
 fn own_flock(pid: u32, fd: i32) -> Option<String> {
-    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let info = super::paths::read_proc(&format!("/proc/{pid}/fdinfo/{fd}"))?;
     info.lines()
         .filter(|l| l.starts_with("lock:"))
         .find_map(|l| flock_key(l.trim_start_matches("lock:")))

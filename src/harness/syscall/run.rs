@@ -204,7 +204,8 @@ fn spawn_wrapped(
     cfg: &HarnessConfig,
     sem_id: Option<i32>,
 ) -> Result<Spawned, HarnessError> {
-    let prog = filter::program();
+    let prog = filter::program()
+        .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
     let self_filter = plan.wrap.is_none() && matches!(cfg.launcher, Launcher::Subcommand);
     let (mut sockets, mut members, mut control) = (Vec::new(), Vec::new(), Vec::new());
     for (index, b) in plan.buyers.iter().enumerate() {
@@ -270,7 +271,8 @@ fn spawn_programs(
     dir: &Path,
     group: &mut Group,
 ) -> Result<Spawned, HarnessError> {
-    let prog = filter::program();
+    let prog = filter::program()
+        .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
     let line = expand(template, dir, &[]);
     let (mut buyers, mut members) = (Vec::new(), Vec::new());
     for index in 0..n {
