@@ -104,6 +104,53 @@ pub(super) fn group_exited(pgid: u32) -> bool {
     true
 }
 
+/// True when a process of one of the trees rooted at `roots`, or of one of the process
+/// groups `groups`, is on its way out but not yet a zombie: killed (a `SIGKILL`
+/// pending) or exiting (`PF_EXITING`). Its files may still be open, so a lock it held
+/// may still be let go: until none is, "nobody can go on" is not yet a fact.
+pub(super) fn dying(roots: &[u32], groups: &[u32]) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Some(stat) = read_proc(p.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        // After the command name: state, parent, group, session, tty, tpgid, flags.
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let group = fields.get(2).and_then(|g| g.parse::<u32>().ok());
+        let ours = roots.contains(&pid) || group.is_some_and(|g| groups.contains(&g));
+        if !ours || matches!(fields.first(), Some(&("Z" | "X" | "x")) | None) {
+            continue;
+        }
+        const PF_EXITING: u64 = 0x4;
+        let flags = fields.get(6).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        if flags & PF_EXITING != 0 || kill_pending(pid) {
+            return true;
+        }
+    }
+    false
+}
+
+/// True when `SIGKILL` is pending for process `pid` (for it or its thread group).
+fn kill_pending(pid: u32) -> bool {
+    let Some(status) = read_proc(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let bit = 1u64 << (libc::SIGKILL - 1);
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("SigPnd:").or_else(|| l.strip_prefix("ShdPnd:")))
+        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .any(|mask| mask & bit != 0)
+}
+
 /// The process group of `pid`, when it leads one of its own.
 pub(super) fn own_group(pid: u32) -> Option<u32> {
     let (_, _, group) = stat_of(Path::new(&format!("/proc/{pid}")))?;

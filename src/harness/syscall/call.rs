@@ -5,7 +5,7 @@
 use super::paths::{fd_path, path_at, resolve, resolve_in, scratch, shared_outside};
 pub(super) use super::paths::read_mem;
 use crate::schedule::Access;
-use crate::seccomp::Shape;
+use crate::seccomp::{Effect, LockForm, Shape};
 use std::io;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,8 @@ pub(super) struct Step {
     pub name: &'static str,
     /// The path it touches (inside the trial directory), or empty for a sleep.
     pub path: String,
-    pub sleep: bool,
+    /// What it does, from the table of calls (`seccomp::calls`).
+    pub effect: Effect,
     /// It changes shared state (creates, writes, removes, renames, locks): PCT's change
     /// points fall on such steps.
     pub mutates: bool,
@@ -48,13 +49,27 @@ impl Step {
     pub(super) fn access(&self) -> Access {
         let only_reads = !self.mutates
             && self.lock.is_none()
-            && self.name != "SYS_close"
+            && self.effect != Effect::Release
             && !self.path.ends_with(crate::ledger::FILE_NAME);
         if only_reads {
             Access::at(crate::vocab::Point::Read, crate::vocab::LockKind::None)
         } else {
             Access::EVERYTHING
         }
+    }
+
+    /// A sleep: it yields, and returns at once without running.
+    pub(super) fn sleep(&self) -> bool {
+        self.effect == Effect::Sleep
+    }
+
+    /// A look and nothing else (no sleep, no change, no lock call, no close, no ledger
+    /// line): what may repeat into a poll.
+    pub(super) fn only_looks(&self) -> bool {
+        matches!(self.effect, Effect::Look | Effect::Open(_))
+            && !self.mutates
+            && self.lock.is_none()
+            && !self.path.ends_with(crate::ledger::FILE_NAME)
     }
 
     /// The record of this call as a step let go now, for explaining a finding.
@@ -64,7 +79,7 @@ impl Step {
             access: self.access(),
             point: None,
             object: (!self.path.is_empty()).then(|| self.path.clone()),
-            changes: self.mutates || self.lock.is_some() || self.name == "SYS_close",
+            changes: self.mutates || self.lock.is_some() || self.effect == Effect::Release,
         }
     }
 
@@ -136,29 +151,25 @@ fn valid(listener: RawFd, id: u64) -> bool {
 /// looks at a scratch place that buyers share (`/tmp`, `/dev/shm`, …). `dir` is
 /// resolved already.
 pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
-    let (name, shape) = crate::seccomp::shape_of(n.nr)?;
+    let call = crate::seccomp::of(n.nr)?;
+    let (name, effect) = (call.name, call.effect);
     let a = |i: usize| n.args[i];
-    let paths: Vec<PathBuf> = match shape {
-        Shape::Sleep => {
-            return Some(Step {
-                name,
-                path: String::new(),
-                sleep: true,
-                mutates: false,
-                lock: None,
-            })
-        }
+    let nameless = |mutates: bool| Step {
+        name,
+        path: String::new(),
+        effect,
+        mutates,
+        lock: None,
+    };
+    match effect {
+        Effect::Sleep => return Some(nameless(false)),
         // Shared state with no name to compare: it conflicts with every step.
-        Shape::Ipc => {
-            return Some(Step {
-                name,
-                path: String::new(),
-                sleep: false,
-                mutates: true,
-                lock: None,
-            })
-        }
-        Shape::MapShared => return None,
+        Effect::Ipc => return Some(nameless(true)),
+        Effect::Unordered => return None,
+        _ => {}
+    }
+    let paths: Vec<PathBuf> = match call.shape {
+        Shape::Nameless => return None,
         Shape::Path(p) => vec![path_at(n.pid, libc::AT_FDCWD as u64, a(p))?],
         Shape::PathAt(d, p) => vec![path_at(n.pid, a(d), a(p))?],
         Shape::Paths(p, q) => {
@@ -169,14 +180,13 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
             vec![path_at(n.pid, a(d), a(p))?, path_at(n.pid, a(e), a(q))?]
         }
         Shape::Fd(f) => vec![fd_path(n.pid, a(f) as i32)?],
-        Shape::Flock | Shape::Fcntl => vec![fd_path(n.pid, a(0) as i32)?],
     };
-    let lock = match shape {
-        Shape::Flock => Some(LockCall::Flock {
+    let lock = match effect {
+        Effect::Lock(LockForm::Flock) => Some(LockCall::Flock {
             fd: a(0) as i32,
             op: a(1) as i32,
         }),
-        Shape::Fcntl => {
+        Effect::Lock(LockForm::Fcntl) => {
             let cmd = a(1) as i32;
             let locks = [
                 libc::F_SETLK,
@@ -195,7 +205,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         }
         _ => None,
     };
-    let changes = mutates(name, n) || lock.is_some();
+    let changes = effect.changes(name, &n.args);
     let paths: Vec<PathBuf> = paths.into_iter().map(|p| resolve_in(p, dir)).collect();
     let shared = paths.iter().find(|p| {
         if p.starts_with(dir) {
@@ -214,7 +224,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     Some(Step {
         name,
         path: shared.to_string_lossy().into_owned(),
-        sleep: false,
+        effect,
         mutates: changes && !ledger(shared, dir),
         lock,
     })
@@ -225,9 +235,11 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
 /// share), `attaches SysV segment N`, `talks to a socket at PATH` (a `connect` to a
 /// server); `None` for any other call. Memory or a server changes with no system call.
 pub(super) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
-    let (name, Shape::MapShared) = crate::seccomp::shape_of(n.nr)? else {
+    let call = crate::seccomp::of(n.nr)?;
+    if call.effect != Effect::Unordered {
         return None;
-    };
+    }
+    let name = call.name;
     match name {
         "SYS_shmat" => return Some(format!("attaches SysV segment {}", n.args[0] as i32)),
         "SYS_connect" => return connected(n).map(|to| format!("talks to {to}")),
@@ -275,41 +287,6 @@ fn connected(n: &Notif) -> Option<String> {
     }
 }
 
-
-
-
-
-
-/// True for a call that changes what other buyers can see.
-fn mutates(name: &str, n: &Notif) -> bool {
-    let flags = |i: usize| n.args[i] as i32;
-    let writes = libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC;
-    match name {
-        "SYS_open" => flags(1) & writes != 0,
-        "SYS_openat" => flags(2) & writes != 0,
-        // openat2 keeps its flags in a struct: count it as a change.
-        "SYS_openat2" | "SYS_creat" | "SYS_flock" | "SYS_fcntl" => true,
-        _ => [
-            "write",
-            "pwrite",
-            "truncate",
-            "ftruncate",
-            "rename",
-            "link",
-            "unlink",
-            "mkdir",
-            "rmdir",
-            "symlink",
-            "mknod",
-            "utimensat",
-            "chmod",
-            "fchmodat",
-        ]
-        .iter()
-        .any(|w| name.trim_start_matches("SYS_").starts_with(w)),
-    }
-}
-
 /// Paths that hold no shared state of the buyers: the directory itself and
 /// `DIR/buyer-N.err`, where the harness sends a buyer's stderr.
 fn own(p: &Path, dir: &Path) -> bool {
@@ -328,13 +305,9 @@ fn ledger(p: &Path, dir: &Path) -> bool {
     p.parent() == Some(dir) && p.file_name().is_some_and(|n| n == crate::ledger::FILE_NAME)
 }
 
-
-
-
-
 /// The file offset of descriptor `fd` of `pid`, from `/proc/PID/fdinfo`.
 fn fd_pos(pid: u32, fd: i32) -> Option<u64> {
-    let info = super::paths::read_proc(&format!("/proc/{pid}/fdinfo/{fd}"))?;
+    let info = super::paths::read_proc(format!("/proc/{pid}/fdinfo/{fd}"))?;
     let line = info.lines().find(|l| l.starts_with("pos:"))?;
     line.trim_start_matches("pos:").trim().parse().ok()
 }
@@ -344,7 +317,7 @@ fn fd_pos(pid: u32, fd: i32) -> Option<u64> {
 /// `ok`, an errno name, `created`, or a byte count.
 /// `busy`: another holds the lock a lock call asks for.
 pub(super) fn result(step: &Step, n: &Notif, busy: bool) -> String {
-    if step.sleep {
+    if step.sleep() {
         return "skipped".into();
     }
     let path = Path::new(&step.path);

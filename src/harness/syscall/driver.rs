@@ -129,6 +129,7 @@ impl Driver {
     pub(super) fn run(&mut self, scheduler: &mut dyn Scheduler) -> End {
         // How many times the trial was found stuck already at this step.
         let mut looks = 0u32;
+        let mut dying_since: Option<Instant> = None;
         loop {
             if let Err(end) = self.settle() {
                 return end;
@@ -158,6 +159,14 @@ impl Driver {
                 // every buyer: one taken for asleep in the kernel, and every lock call
                 // probed as blocking (a dead holder's lock is freed only once the kernel
                 // has closed its files): a wrong reading must not end a trial.
+                // A process of the trial still on its way out may yet let a lock go:
+                // wait (a second at most) until none is; that is no look.
+                if self.dying() && dying_since.get_or_insert_with(Instant::now).elapsed()
+                    < Duration::from_secs(1)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 if looks < STUCK_LOOKS {
                     std::thread::sleep(Duration::from_millis(20 << looks));
                     looks += 1;
@@ -169,6 +178,7 @@ impl Driver {
                 return End::Stuck(live.iter().map(|&i| i as u32).collect());
             };
             looks = 0;
+            dying_since = None;
             if self.choices.len() >= MAX_STEPS {
                 return End::TimedOut;
             }
@@ -308,6 +318,13 @@ impl Driver {
         }
     }
 
+    /// True while a process of a buyer is on its way out but still holds its files.
+    fn dying(&self) -> bool {
+        let roots: Vec<u32> = self.buyers.iter().map(|b| b.root).collect();
+        let groups: Vec<u32> = self.buyers.iter().filter_map(|b| b.group).collect();
+        blocked::dying(&roots, &groups)
+    }
+
     /// Waits (a second at most) until every ended buyer's processes have exited; true
     /// when one had not, so what it held may have been let go since.
     fn await_the_dead(&mut self) -> bool {
@@ -375,7 +392,7 @@ impl Driver {
             }
             let (n, step) = &buyer.parked[0];
             let label = step.label(&self.real_dir);
-            let again = step.sleep
+            let again = step.sleep()
                 || buyer.polled.contains(&label)
                 || buyer.polled.contains(&format!("{} {label}", n.pid));
             if again {
@@ -456,12 +473,7 @@ impl Driver {
             buyer.polled.clear();
             buyer.spin_epoch = epoch;
         }
-        let looks_only = !step.sleep
-            && !step.mutates
-            && step.lock.is_none()
-            && !step.name.contains("write")
-            && step.name != "SYS_close"
-            && !step.path.ends_with(crate::ledger::FILE_NAME);
+        let looks_only = step.only_looks();
         // Looks are counted per process (a new process's first look repeats nothing);
         // failed tries per buyer (a retry loop may start a new process for each).
         let mut repeated = false;
@@ -477,10 +489,10 @@ impl Driver {
         if failed_try {
             buyer.polled.push(label);
         }
-        if step.sleep || failed_try || repeated {
+        if step.sleep() || failed_try || repeated {
             buyer.spins += 1;
         }
-        call::answer(fd, n.id, !step.sleep);
+        call::answer(fd, n.id, !step.sleep());
         // On the trial's one CPU the buyer just let go runs now, to its next call.
         let _ = nix::sched::sched_yield();
     }

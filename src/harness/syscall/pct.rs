@@ -38,7 +38,7 @@ const BRIEF: (u64, u64) = (1, 2);
 /// Whether `step` is one a change point may fall on: a change of shared state, or a
 /// sleep.
 fn point(step: &Step) -> bool {
-    step.mutates || step.sleep
+    step.mutates || step.sleep()
 }
 
 /// Whether `step` changes the store: the store file itself or the temporary file an
@@ -162,7 +162,11 @@ mod tests {
         Step {
             name,
             path: path.into(),
-            sleep: name == "SYS_clock_nanosleep",
+            effect: match name {
+                "SYS_clock_nanosleep" => crate::seccomp::Effect::Sleep,
+                _ if mutates => crate::seccomp::Effect::Change,
+                _ => crate::seccomp::Effect::Look,
+            },
             mutates,
             lock: None,
         }

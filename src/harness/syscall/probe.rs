@@ -115,7 +115,7 @@ fn their_description(pid: u32, fd: i32) -> Option<std::os::fd::OwnedFd> {
 /// The `MAJ:MIN:INODE` of the file whose flock descriptor `fd` of `pid` holds, when it
 /// holds one (`/proc/PID/fdinfo` lists the locks of that open file description).
 fn own_flock(pid: u32, fd: i32) -> Option<String> {
-    let info = super::paths::read_proc(&format!("/proc/{pid}/fdinfo/{fd}"))?;
+    let info = super::paths::read_proc(format!("/proc/{pid}/fdinfo/{fd}"))?;
     info.lines()
         .filter(|l| l.starts_with("lock:"))
         .find_map(|l| flock_key(l.trim_start_matches("lock:")))

@@ -4,7 +4,7 @@
 //! and runtime start-up touch nothing of the trial, and need not stop one call at a time).
 //!
 //! The filter is a small classic-BPF program written against libc's types: a call of
-//! the host architecture whose number is in `YIELD_CALLS` is reported to the harness
+//! the host architecture listed in `calls.rs` is reported to the harness
 //! (`SECCOMP_RET_USER_NOTIF`); every other call is allowed. It is installed with
 //! `SECCOMP_FILTER_FLAG_NEW_LISTENER`, so the kernel hands back a listener descriptor,
 //! which the process sends to the harness over a socket (`SCM_RIGHTS`).
@@ -13,125 +13,11 @@
 use std::io;
 use std::os::fd::RawFd;
 
-/// How a call names what it touches: which arguments hold a path (and its directory
-/// descriptor) or a descriptor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
-    /// A path in this argument, relative to the working directory.
-    Path(usize),
-    /// A directory descriptor and a path.
-    PathAt(usize, usize),
-    /// Two paths (old rename, link).
-    Paths(usize, usize),
-    /// Two (directory descriptor, path) pairs (renameat, linkat).
-    PathsAt(usize, usize, usize, usize),
-    /// A descriptor in this argument.
-    Fd(usize),
-    /// `flock(fd, op)`.
-    Flock,
-    /// `fcntl(fd, cmd, arg)`: a step only for the lock commands.
-    Fcntl,
-    /// A sleep: it yields, and returns at once.
-    Sleep,
-    /// An operation on shared kernel or memory state that names no file (a SysV
-    /// semaphore or message queue, a futex in shared memory): a step that conflicts
-    /// with every other.
-    Ipc,
-    /// `mmap` of a file with `MAP_SHARED`, `shmat`, `connect`: no step, but state that
-    /// buyers may share through memory or another process, which no step orders and the
-    /// run names (`not verified`).
-    MapShared,
-}
+mod calls;
 
-macro_rules! calls {
-    ($($name:ident => $shape:expr),* $(,)?) => {
-        /// The yield-point calls of this architecture: number, name, shape.
-        pub(crate) const YIELD_CALLS: &[(i64, &str, Shape)] = &[
-            $((libc::$name as i64, stringify!($name), $shape)),*
-        ];
-    };
-}
+pub(crate) use calls::{of, Effect, LockForm, Shape};
+use calls::CALLS;
 
-#[cfg(target_arch = "x86_64")]
-calls! {
-    SYS_open => Shape::Path(0), SYS_creat => Shape::Path(0), SYS_openat => Shape::PathAt(0, 1),
-    SYS_openat2 => Shape::PathAt(0, 1), SYS_read => Shape::Fd(0), SYS_pread64 => Shape::Fd(0),
-    SYS_readv => Shape::Fd(0), SYS_preadv => Shape::Fd(0), SYS_write => Shape::Fd(0),
-    SYS_pwrite64 => Shape::Fd(0), SYS_writev => Shape::Fd(0), SYS_pwritev => Shape::Fd(0),
-    SYS_truncate => Shape::Path(0), SYS_ftruncate => Shape::Fd(0),
-    SYS_rename => Shape::Paths(0, 1), SYS_renameat => Shape::PathsAt(0, 1, 2, 3),
-    SYS_renameat2 => Shape::PathsAt(0, 1, 2, 3), SYS_link => Shape::Paths(0, 1),
-    SYS_linkat => Shape::PathsAt(0, 1, 2, 3), SYS_unlink => Shape::Path(0),
-    SYS_unlinkat => Shape::PathAt(0, 1), SYS_mkdir => Shape::Path(0),
-    SYS_mkdirat => Shape::PathAt(0, 1), SYS_rmdir => Shape::Path(0), SYS_flock => Shape::Flock,
-    SYS_fcntl => Shape::Fcntl, SYS_fsync => Shape::Fd(0), SYS_fdatasync => Shape::Fd(0),
-    SYS_close => Shape::Fd(0), SYS_nanosleep => Shape::Sleep, SYS_clock_nanosleep => Shape::Sleep,
-    SYS_stat => Shape::Path(0), SYS_lstat => Shape::Path(0), SYS_newfstatat => Shape::PathAt(0, 1),
-    SYS_statx => Shape::PathAt(0, 1), SYS_access => Shape::Path(0),
-    SYS_faccessat => Shape::PathAt(0, 1), SYS_faccessat2 => Shape::PathAt(0, 1),
-    SYS_symlink => Shape::Path(1), SYS_symlinkat => Shape::PathAt(1, 2),
-    SYS_readlink => Shape::Path(0), SYS_readlinkat => Shape::PathAt(0, 1),
-    SYS_mknod => Shape::Path(0), SYS_mknodat => Shape::PathAt(0, 1),
-    SYS_getdents64 => Shape::Fd(0), SYS_getdents => Shape::Fd(0),
-    SYS_utimensat => Shape::PathAt(0, 1), SYS_chmod => Shape::Path(0),
-    SYS_fchmodat => Shape::PathAt(0, 1), SYS_semop => Shape::Ipc,
-    SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc, SYS_msgrcv => Shape::Ipc,
-    SYS_shmat => Shape::MapShared, SYS_connect => Shape::MapShared,
-}
-
-/// Calls reported only when one bit of one argument says so: the call, its name and
-/// shape, the argument, the bit, and whether a set bit (else a clear one) reports it.
-#[cfg(target_arch = "x86_64")]
-pub(crate) const MASKED_CALLS: &[(i64, &str, Shape, usize, u32, bool)] = &[
-    // A futex in shared memory (no FUTEX_PRIVATE_FLAG): a lock between processes.
-    (libc::SYS_futex, "SYS_futex", Shape::Ipc, 1, libc::FUTEX_PRIVATE_FLAG as u32, false),
-    (libc::SYS_mmap, "SYS_mmap", Shape::MapShared, 3, libc::MAP_SHARED as u32, true),
-];
-
-#[cfg(target_arch = "aarch64")]
-calls! {
-    SYS_openat => Shape::PathAt(0, 1), SYS_openat2 => Shape::PathAt(0, 1),
-    SYS_read => Shape::Fd(0), SYS_pread64 => Shape::Fd(0), SYS_readv => Shape::Fd(0),
-    SYS_preadv => Shape::Fd(0), SYS_write => Shape::Fd(0), SYS_pwrite64 => Shape::Fd(0),
-    SYS_writev => Shape::Fd(0), SYS_pwritev => Shape::Fd(0), SYS_truncate => Shape::Path(0),
-    SYS_ftruncate => Shape::Fd(0), SYS_renameat2 => Shape::PathsAt(0, 1, 2, 3),
-    SYS_linkat => Shape::PathsAt(0, 1, 2, 3), SYS_unlinkat => Shape::PathAt(0, 1),
-    SYS_mkdirat => Shape::PathAt(0, 1), SYS_flock => Shape::Flock, SYS_fcntl => Shape::Fcntl,
-    SYS_fsync => Shape::Fd(0), SYS_fdatasync => Shape::Fd(0), SYS_close => Shape::Fd(0),
-    SYS_nanosleep => Shape::Sleep, SYS_clock_nanosleep => Shape::Sleep,
-    SYS_newfstatat => Shape::PathAt(0, 1), SYS_statx => Shape::PathAt(0, 1),
-    SYS_faccessat => Shape::PathAt(0, 1), SYS_faccessat2 => Shape::PathAt(0, 1),
-    SYS_symlinkat => Shape::PathAt(1, 2), SYS_readlinkat => Shape::PathAt(0, 1),
-    SYS_mknodat => Shape::PathAt(0, 1), SYS_getdents64 => Shape::Fd(0),
-    SYS_utimensat => Shape::PathAt(0, 1), SYS_fchmodat => Shape::PathAt(0, 1),
-    SYS_semop => Shape::Ipc, SYS_semtimedop => Shape::Ipc, SYS_msgsnd => Shape::Ipc,
-    SYS_msgrcv => Shape::Ipc, SYS_shmat => Shape::MapShared, SYS_connect => Shape::MapShared,
-}
-
-/// Calls reported only when one bit of one argument says so (see the x86_64 table).
-#[cfg(target_arch = "aarch64")]
-pub(crate) const MASKED_CALLS: &[(i64, &str, Shape, usize, u32, bool)] = &[
-    (libc::SYS_futex, "SYS_futex", Shape::Ipc, 1, libc::FUTEX_PRIVATE_FLAG as u32, false),
-    (libc::SYS_mmap, "SYS_mmap", Shape::MapShared, 3, libc::MAP_SHARED as u32, true),
-];
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-/// No yield points on an architecture the filter does not know.
-pub(crate) const YIELD_CALLS: &[(i64, &str, Shape)] = &[];
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(crate) const MASKED_CALLS: &[(i64, &str, Shape, usize, u32, bool)] = &[];
-
-/// The name and shape of a reported call number, from either table.
-pub(crate) fn shape_of(nr: i64) -> Option<(&'static str, Shape)> {
-    YIELD_CALLS
-        .iter()
-        .find(|c| c.0 == nr)
-        .map(|c| (c.1, c.2))
-        .or_else(|| MASKED_CALLS.iter().find(|c| c.0 == nr).map(|c| (c.1, c.2)))
-}
-
-/// `AUDIT_ARCH_*` of the host, as `seccomp_data.arch` carries it.
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
 #[cfg(target_arch = "aarch64")]
@@ -184,19 +70,26 @@ enum Ins {
 const ALLOW: usize = 0;
 const NOTIFY: usize = 1;
 
-/// The filter program: notify on [`YIELD_CALLS`] of the host architecture, and on
-/// [`MASKED_CALLS`] when their bit says so; allow the rest. The call number is found by
+/// The filter program: notify on the calls of the table ([`calls`]) of the host
+/// architecture, those with a bit to test only when it says so; allow the rest. The call number is found by
 /// a binary search over the sorted numbers, so a call costs a few comparisons (not one
 /// per listed call), and so does the kernel's per-filter cache of always-allowed calls,
 /// which runs the program once for every call number each time a process installs it.
 /// `Err` only if a jump would not fit the format's 8-bit offsets (a test builds it).
 pub(crate) fn program() -> io::Result<Vec<libc::sock_filter>> {
-    let mut rules: Vec<(u32, Rule)> = YIELD_CALLS
+    let mut rules: Vec<(u32, Rule)> = CALLS
         .iter()
-        .map(|&(nr, _, _)| (nr as u32, Rule::Notify))
-        .chain(MASKED_CALLS.iter().map(|&(nr, _, _, arg, bit, when_set)| {
-            (nr as u32, Rule::Masked { arg, bit, when_set })
-        }))
+        .map(|c| {
+            let rule = match c.only_when {
+                None => Rule::Notify,
+                Some(b) => Rule::Masked {
+                    arg: b.arg,
+                    bit: b.bit,
+                    when_set: b.set,
+                },
+            };
+            (c.nr as u32, rule)
+        })
         .collect();
     rules.sort_by_key(|r| r.0);
     let mut code = vec![
@@ -419,38 +312,24 @@ mod tests {
     }
 
     #[test]
-    fn the_tables_list_each_call_once() {
-        let mut nrs: Vec<i64> = YIELD_CALLS.iter().map(|c| c.0).collect();
-        nrs.extend(MASKED_CALLS.iter().map(|c| c.0));
-        nrs.sort();
-        nrs.dedup();
-        assert_eq!(
-            nrs.len(),
-            YIELD_CALLS.len() + MASKED_CALLS.len(),
-            "a call is listed twice"
-        );
-    }
-
-    #[test]
     fn the_filter_notifies_exactly_the_tables_calls() {
         let p = program().expect("the filter assembles");
         let notify = libc::SECCOMP_RET_USER_NOTIF;
         let allow = libc::SECCOMP_RET_ALLOW;
         for nr in 0..1024u32 {
-            let listed = YIELD_CALLS.iter().any(|c| c.0 as u32 == nr);
-            let masked = MASKED_CALLS.iter().find(|c| c.0 as u32 == nr);
+            let call = CALLS.iter().find(|c| c.nr as u32 == nr);
             let mut args = [0u64; 6];
-            match masked {
-                Some(&(_, name, _, arg, bit, when_set)) => {
-                    args[arg] = u64::from(bit);
+            match call.and_then(|c| c.only_when.map(|b| (c.name, b))) {
+                Some((name, b)) => {
+                    args[b.arg] = u64::from(b.bit);
                     let set = run(&p, AUDIT_ARCH, nr, args);
-                    args[arg] = !u64::from(bit) & 0xffff_ffff;
+                    args[b.arg] = !u64::from(b.bit) & 0xffff_ffff;
                     let clear = run(&p, AUDIT_ARCH, nr, args);
-                    let want = if when_set { (notify, allow) } else { (allow, notify) };
+                    let want = if b.set { (notify, allow) } else { (allow, notify) };
                     assert_eq!((set, clear), want, "{name}");
                 }
                 None => {
-                    let want = if listed { notify } else { allow };
+                    let want = if call.is_some() { notify } else { allow };
                     assert_eq!(run(&p, AUDIT_ARCH, nr, args), want, "call {nr}");
                 }
             }

@@ -1,0 +1,276 @@
+//! The one table of system calls the filter can stop: for each, how it names what it
+//! touches ([`Shape`]) and what it does to the state buyers share ([`Effect`]). The
+//! filter program is generated from this table (`super::program`), and the harness reads
+//! every judgement of a stopped call from it — what conflicts with what, what a
+//! preemption point aims at, what counts as a poll, which call is a lock operation and
+//! may block — so a call cannot be stopped without being classified, nor classified
+//! without being stopped.
+
+/// How a call names what it touches: which arguments hold a path (and its directory
+/// descriptor) or a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A path in this argument, relative to the working directory.
+    Path(usize),
+    /// A directory descriptor and a path.
+    PathAt(usize, usize),
+    /// Two paths (old rename, link).
+    Paths(usize, usize),
+    /// Two (directory descriptor, path) pairs (renameat, linkat).
+    PathsAt(usize, usize, usize, usize),
+    /// A descriptor in this argument.
+    Fd(usize),
+    /// No file: a sleep, or kernel or memory state with no name.
+    Nameless,
+}
+
+/// Which lock call, and so where its arguments are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockForm {
+    /// `flock(fd, op)`.
+    Flock,
+    /// `fcntl(fd, cmd, arg)`: a lock operation only for the lock commands.
+    Fcntl,
+}
+
+/// What a call does to the state buyers share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Reads it: a stat, an access check, a read, a directory listing, a readlink.
+    Look,
+    /// An open: a change when its flags (this argument) write, create or truncate; a
+    /// look otherwise.
+    Open(usize),
+    /// Changes it: a write, a create, a rename, a link, a removal, a change of mode.
+    Change,
+    /// A lock operation: probed before it runs, since it may block.
+    Lock(LockForm),
+    /// A close: it may let a lock go.
+    Release,
+    /// `fsync`, `fdatasync`: nothing another process sees changes.
+    Sync,
+    /// A sleep: it yields, and returns at once.
+    Sleep,
+    /// Kernel or memory state with no name to compare (a SysV semaphore or message
+    /// queue, a futex in shared memory): a change that conflicts with every step, and a
+    /// call that may sleep in the kernel.
+    Ipc,
+    /// State buyers may share that no step orders (`mmap` of a file with `MAP_SHARED`,
+    /// `shmat`, a `connect` to a server): stopped only to be named (`not verified`).
+    Unordered,
+}
+
+impl Effect {
+    /// True when the call, with these arguments, changes what other buyers can see (a
+    /// lock operation included). `openat2` keeps its flags in a struct: a change.
+    pub(crate) fn changes(self, name: &str, args: &[u64; 6]) -> bool {
+        match self {
+            Effect::Open(flags) => {
+                let writes = libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC;
+                name == "SYS_openat2" || (args[flags] as i32) & writes != 0
+            }
+            Effect::Change | Effect::Lock(_) | Effect::Ipc => true,
+            Effect::Look | Effect::Release | Effect::Sync | Effect::Sleep | Effect::Unordered => {
+                false
+            }
+        }
+    }
+}
+
+/// A call reported only when one bit of one argument says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bit {
+    pub arg: usize,
+    pub bit: u32,
+    /// Reported when the bit is set (else when it is clear).
+    pub set: bool,
+}
+
+/// One call the filter stops.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call {
+    pub nr: i64,
+    pub name: &'static str,
+    pub shape: Shape,
+    pub effect: Effect,
+    pub only_when: Option<Bit>,
+}
+
+macro_rules! table {
+    ($($name:ident => $shape:expr, $effect:expr $(, when $arg:literal $bit:expr, $set:literal)?);* $(;)?) => {
+        /// The calls the filter stops on this architecture.
+        pub(crate) const CALLS: &[Call] = &[
+            $(Call {
+                nr: libc::$name as i64,
+                name: stringify!($name),
+                shape: $shape,
+                effect: $effect,
+                only_when: table!(@when $($arg $bit, $set)?),
+            }),*
+        ];
+    };
+    (@when) => { None };
+    (@when $arg:literal $bit:expr, $set:literal) => {
+        Some(Bit { arg: $arg, bit: $bit as u32, set: $set })
+    };
+}
+
+use Effect::{Change, Ipc, Look, Open, Release, Sleep, Sync, Unordered};
+use Shape::{Fd, Nameless, Path, PathAt, Paths, PathsAt};
+
+#[cfg(target_arch = "x86_64")]
+table! {
+    SYS_open => Path(0), Open(1);
+    SYS_creat => Path(0), Change;
+    SYS_openat => PathAt(0, 1), Open(2);
+    SYS_openat2 => PathAt(0, 1), Open(2);
+    SYS_read => Fd(0), Look;
+    SYS_pread64 => Fd(0), Look;
+    SYS_readv => Fd(0), Look;
+    SYS_preadv => Fd(0), Look;
+    SYS_write => Fd(0), Change;
+    SYS_pwrite64 => Fd(0), Change;
+    SYS_writev => Fd(0), Change;
+    SYS_pwritev => Fd(0), Change;
+    SYS_truncate => Path(0), Change;
+    SYS_ftruncate => Fd(0), Change;
+    SYS_rename => Paths(0, 1), Change;
+    SYS_renameat => PathsAt(0, 1, 2, 3), Change;
+    SYS_renameat2 => PathsAt(0, 1, 2, 3), Change;
+    SYS_link => Paths(0, 1), Change;
+    SYS_linkat => PathsAt(0, 1, 2, 3), Change;
+    SYS_unlink => Path(0), Change;
+    SYS_unlinkat => PathAt(0, 1), Change;
+    SYS_mkdir => Path(0), Change;
+    SYS_mkdirat => PathAt(0, 1), Change;
+    SYS_rmdir => Path(0), Change;
+    SYS_flock => Fd(0), Effect::Lock(LockForm::Flock);
+    SYS_fcntl => Fd(0), Effect::Lock(LockForm::Fcntl);
+    SYS_fsync => Fd(0), Sync;
+    SYS_fdatasync => Fd(0), Sync;
+    SYS_close => Fd(0), Release;
+    SYS_nanosleep => Nameless, Sleep;
+    SYS_clock_nanosleep => Nameless, Sleep;
+    SYS_stat => Path(0), Look;
+    SYS_lstat => Path(0), Look;
+    SYS_newfstatat => PathAt(0, 1), Look;
+    SYS_statx => PathAt(0, 1), Look;
+    SYS_access => Path(0), Look;
+    SYS_faccessat => PathAt(0, 1), Look;
+    SYS_faccessat2 => PathAt(0, 1), Look;
+    SYS_symlink => Path(1), Change;
+    SYS_symlinkat => PathAt(1, 2), Change;
+    SYS_readlink => Path(0), Look;
+    SYS_readlinkat => PathAt(0, 1), Look;
+    SYS_mknod => Path(0), Change;
+    SYS_mknodat => PathAt(0, 1), Change;
+    SYS_getdents64 => Fd(0), Look;
+    SYS_getdents => Fd(0), Look;
+    SYS_utimensat => PathAt(0, 1), Change;
+    SYS_chmod => Path(0), Change;
+    SYS_fchmodat => PathAt(0, 1), Change;
+    SYS_semop => Nameless, Ipc;
+    SYS_semtimedop => Nameless, Ipc;
+    SYS_msgsnd => Nameless, Ipc;
+    SYS_msgrcv => Nameless, Ipc;
+    SYS_shmat => Nameless, Unordered;
+    SYS_connect => Nameless, Unordered;
+    // A futex in shared memory (no FUTEX_PRIVATE_FLAG): a lock between processes.
+    SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
+    SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;
+}
+
+#[cfg(target_arch = "aarch64")]
+table! {
+    SYS_openat => PathAt(0, 1), Open(2);
+    SYS_openat2 => PathAt(0, 1), Open(2);
+    SYS_read => Fd(0), Look;
+    SYS_pread64 => Fd(0), Look;
+    SYS_readv => Fd(0), Look;
+    SYS_preadv => Fd(0), Look;
+    SYS_write => Fd(0), Change;
+    SYS_pwrite64 => Fd(0), Change;
+    SYS_writev => Fd(0), Change;
+    SYS_pwritev => Fd(0), Change;
+    SYS_truncate => Path(0), Change;
+    SYS_ftruncate => Fd(0), Change;
+    SYS_renameat2 => PathsAt(0, 1, 2, 3), Change;
+    SYS_linkat => PathsAt(0, 1, 2, 3), Change;
+    SYS_unlinkat => PathAt(0, 1), Change;
+    SYS_mkdirat => PathAt(0, 1), Change;
+    SYS_flock => Fd(0), Effect::Lock(LockForm::Flock);
+    SYS_fcntl => Fd(0), Effect::Lock(LockForm::Fcntl);
+    SYS_fsync => Fd(0), Sync;
+    SYS_fdatasync => Fd(0), Sync;
+    SYS_close => Fd(0), Release;
+    SYS_nanosleep => Nameless, Sleep;
+    SYS_clock_nanosleep => Nameless, Sleep;
+    SYS_newfstatat => PathAt(0, 1), Look;
+    SYS_statx => PathAt(0, 1), Look;
+    SYS_faccessat => PathAt(0, 1), Look;
+    SYS_faccessat2 => PathAt(0, 1), Look;
+    SYS_symlinkat => PathAt(1, 2), Change;
+    SYS_readlinkat => PathAt(0, 1), Look;
+    SYS_mknodat => PathAt(0, 1), Change;
+    SYS_getdents64 => Fd(0), Look;
+    SYS_utimensat => PathAt(0, 1), Change;
+    SYS_fchmodat => PathAt(0, 1), Change;
+    SYS_semop => Nameless, Ipc;
+    SYS_semtimedop => Nameless, Ipc;
+    SYS_msgsnd => Nameless, Ipc;
+    SYS_msgrcv => Nameless, Ipc;
+    SYS_shmat => Nameless, Unordered;
+    SYS_connect => Nameless, Unordered;
+    SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
+    SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;
+}
+
+/// No yield points on an architecture the filter does not know.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) const CALLS: &[Call] = &[];
+
+/// The table's entry for a reported call number.
+pub(crate) fn of(nr: i64) -> Option<&'static Call> {
+    CALLS.iter().find(|c| c.nr == nr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_call_is_listed_once() {
+        let mut nrs: Vec<i64> = CALLS.iter().map(|c| c.nr).collect();
+        nrs.sort();
+        nrs.dedup();
+        assert_eq!(nrs.len(), CALLS.len(), "a call is listed twice");
+    }
+
+    #[test]
+    fn each_effect_fits_how_its_call_names_things() {
+        for c in CALLS {
+            let named = !matches!(c.shape, Shape::Nameless);
+            let wants_name = !matches!(c.effect, Sleep | Ipc | Unordered);
+            assert_eq!(named, wants_name, "{}", c.name);
+            if let Effect::Lock(_) = c.effect {
+                assert_eq!(c.shape, Shape::Fd(0), "{}", c.name);
+            }
+            if let Open(flags) = c.effect {
+                assert!(flags < 6, "{}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn an_open_changes_only_when_it_writes_creates_or_truncates() {
+        let open = of(libc::SYS_openat).expect("openat is listed");
+        let args = |flags: i32| [0, 0, flags as u64, 0, 0, 0];
+        assert!(!open.effect.changes(open.name, &args(libc::O_RDONLY)));
+        assert!(open.effect.changes(open.name, &args(libc::O_CREAT)));
+        assert!(open.effect.changes(open.name, &args(libc::O_WRONLY | libc::O_APPEND)));
+        let write = of(libc::SYS_write).expect("write is listed");
+        assert!(write.effect.changes(write.name, &[0; 6]));
+        let stat = of(libc::SYS_newfstatat).expect("newfstatat is listed");
+        assert!(!stat.effect.changes(stat.name, &[0; 6]));
+    }
+}
