@@ -48,6 +48,9 @@
 //! exits (but a test binary re-run as a buyer, where [`check_sound`] runs the buyer and
 //! exits); `check` does no I/O; every finding carries a token that rebuilds its trial.
 
+// Every unsafe operation carries its own `// SAFETY:` line, inside an `unsafe fn` too.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 // The public face is the re-exports below; every module is the crate's own. The modules
 // declared through `internal!` are reachable for the crate's integration tests and
 // benches only (`#[doc(hidden)] pub`), and are no API.

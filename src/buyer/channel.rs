@@ -28,8 +28,14 @@ impl Channel {
             .try_clone_to_owned()
             .map_err(|e| BuyerError::Io("duplicating the control channel", e))?;
         if is_pipe(fd.as_fd()) {
-            // SAFETY: REPLY_FD is only borrowed here, to look at it; `fstat` fails on a
-            // descriptor that is not open.
+            // SAFETY: F_GETFD reads a descriptor's flags and touches no memory.
+            if unsafe { libc::fcntl(REPLY_FD, libc::F_GETFD) } < 0 {
+                return Err(BuyerError::Control(format!(
+                    "standard input is a pipe but descriptor {REPLY_FD} is not open"
+                )));
+            }
+            // SAFETY: REPLY_FD is open (checked just above) and is only borrowed here, to
+            // look at it.
             let reply = unsafe { BorrowedFd::borrow_raw(REPLY_FD) };
             if !is_pipe(reply) {
                 return Err(BuyerError::Control(format!(

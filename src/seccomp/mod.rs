@@ -192,7 +192,7 @@ fn assemble(code: &[Ins]) -> io::Result<Vec<libc::sock_filter>> {
 pub(crate) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()> {
     // SAFETY: plain system calls on values owned by this frame; `fprog` points into
     // `prog`, which outlives the call.
-    unsafe {
+    let fd = unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -209,35 +209,48 @@ pub(crate) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()>
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        send_fd(sock, fd as RawFd)
-    }
+        fd
+    };
+    send_fd(sock, fd as RawFd)
 }
 
-/// Sends `fd` over the Unix socket `sock` (`SCM_RIGHTS`), with one byte of data.
-///
-/// # Safety
-/// `sock` must be a connected Unix socket and `fd` an open descriptor.
-unsafe fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+/// Sends `fd` over the Unix socket `sock` (`SCM_RIGHTS`), with one byte of data. A
+/// descriptor that is not open, or a `sock` that is no connected Unix socket, makes
+/// `sendmsg` fail; nothing here reads or writes outside this frame's buffers.
+fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
     let mut byte = [1u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr() as *mut libc::c_void,
         iov_len: 1,
     };
     let mut space = [0u64; 8];
-    let mut msg: libc::msghdr = std::mem::zeroed();
+    // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = space.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
-    let cmsg = libc::CMSG_FIRSTHDR(&msg);
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let room = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    if room > std::mem::size_of_val(&space) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    msg.msg_controllen = room as _;
+    // SAFETY: `msg` points at `space`, which holds `room` bytes: CMSG_FIRSTHDR returns a
+    // pointer into it or null.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
     if cmsg.is_null() {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    (*cmsg).cmsg_level = libc::SOL_SOCKET;
-    (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-    (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
-    if libc::sendmsg(sock, &msg, 0) < 0 {
+    // SAFETY: `cmsg` is non-null and points at the start of `space` (checked above),
+    // which has room for one header and one descriptor (CMSG_SPACE, checked above).
+    unsafe {
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
+    }
+    // SAFETY: `msg` and everything it points at live in this frame.
+    if unsafe { libc::sendmsg(sock, &msg, 0) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -263,8 +276,18 @@ pub(crate) fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
         if libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) < 0 {
             return Err(io::Error::last_os_error());
         }
+        // A control message cut short (MSG_CTRUNC) may have lost descriptors: its
+        // length field cannot be trusted.
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(io::Error::other("the buyer's listener message was cut short"));
+        }
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+        let want = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+            || ((*cmsg).cmsg_len as usize) < want
+        {
             return Err(io::Error::other("no listener descriptor from the buyer"));
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
