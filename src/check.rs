@@ -416,5 +416,16 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
     out.extend(crashes(obs, &c));
     out.extend(leaked(obs));
     out.sort_by_key(|v| v.kind);
+    // A finding after an injected error names the call that failed: what the program did
+    // with that failure is the story.
+    for i in &obs.history.injected {
+        let note = format!(
+            "; injected: buyer {}'s `{}` failed with {} (step {})",
+            i.buyer, i.call, i.errno, i.step
+        );
+        for v in &mut out {
+            v.detail.push_str(&note);
+        }
+    }
     out
 }

@@ -17,9 +17,67 @@ pub struct Faults {
     pub stop: f64,
     /// How long a stopped buyer stays stopped, in milliseconds.
     pub stop_ms: u32,
+    /// Probability that one seeded system call of a buyer on a trial file fails with
+    /// [`Faults::errno_code`] instead of running (controlled schedules at system-call
+    /// granularity, where the harness answers each call).
+    pub errno: f64,
+    /// The error an injected failure returns.
+    pub errno_code: InjectedErrno,
 }
 
-const ACCEPTED: &str = "accepted: kill=P and/or stop=P:MS, comma-separated, P from 0 to 1";
+/// An error oversell can make a buyer's call fail with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InjectedErrno {
+    /// No space left on the device: a write or a create.
+    #[default]
+    Enospc,
+    /// An I/O error: a read, a write, an `fsync`.
+    Eio,
+    /// Interrupted by a signal: any call that may block (a lock, a read, a write).
+    Eintr,
+    /// Permission denied: an open or a change of a path.
+    Eacces,
+}
+
+impl InjectedErrno {
+    /// Every error, in token order.
+    pub const ALL: [InjectedErrno; 4] = [
+        InjectedErrno::Enospc,
+        InjectedErrno::Eio,
+        InjectedErrno::Eintr,
+        InjectedErrno::Eacces,
+    ];
+
+    /// Its name, as `errno(3)` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            InjectedErrno::Enospc => "ENOSPC",
+            InjectedErrno::Eio => "EIO",
+            InjectedErrno::Eintr => "EINTR",
+            InjectedErrno::Eacces => "EACCES",
+        }
+    }
+
+    /// Its number on this system.
+    pub fn raw(self) -> i32 {
+        match self {
+            InjectedErrno::Enospc => libc::ENOSPC,
+            InjectedErrno::Eio => libc::EIO,
+            InjectedErrno::Eintr => libc::EINTR,
+            InjectedErrno::Eacces => libc::EACCES,
+        }
+    }
+
+    /// The error by its name (any case).
+    pub fn from_name(name: &str) -> Option<InjectedErrno> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.name().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+const ACCEPTED: &str = "accepted: kill=P, stop=P:MS and/or errno=P:ENOSPC|EIO|EINTR|EACCES, \
+                        comma-separated, P from 0 to 1";
 
 /// A probability with at most 3 decimals: tokens carry thousandths, more would not replay.
 fn probability(v: &str) -> Result<f64, String> {
@@ -36,7 +94,7 @@ fn probability(v: &str) -> Result<f64, String> {
 impl Faults {
     /// True when no fault is injected.
     pub fn is_none(&self) -> bool {
-        self.kill <= 0.0 && self.stop <= 0.0
+        self.kill <= 0.0 && self.stop <= 0.0 && self.errno <= 0.0
     }
 
     /// Parses `kill=P`, `stop=P:MS`, comma-separated (`none` for no faults).
@@ -62,6 +120,15 @@ impl Faults {
                             ))
                         }
                     };
+                }
+                Some(("errno", v)) => {
+                    let (p, name) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("'{part}' lacks :ERRNO; {ACCEPTED}"))?;
+                    f.errno = probability(p)?;
+                    f.errno_code = InjectedErrno::from_name(name).ok_or_else(|| {
+                        format!("oversell does not inject '{}'; {ACCEPTED}", name.trim())
+                    })?;
                 }
                 _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),
             }
@@ -90,9 +157,17 @@ impl Faults {
                 plan.stop_at = Some((at, self.stop_ms));
             }
         }
+        // Drawn last and only when asked for, so plans of tokens without it are unchanged.
+        if self.errno > 0.0 && rng.chance(self.errno) {
+            plan.fail_at = Some((rng.below(ERRNO_REACH) as u32, self.errno_code));
+        }
         plan
     }
 }
+
+/// An injected failure falls on one of a buyer's first this many calls that can fail
+/// with its error.
+pub const ERRNO_REACH: usize = 4;
 
 /// The faults one buyer suffers in one trial, drawn from the trial's seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,6 +176,9 @@ pub struct FaultPlan {
     pub kill_at: Option<Point>,
     /// SIGSTOP the buyer at this point for the given milliseconds, then SIGCONT.
     pub stop_at: Option<(Point, u32)>,
+    /// Fail the buyer's `k`th call (from 0) on a trial file that can fail with this
+    /// error, instead of running it.
+    pub fail_at: Option<(u32, InjectedErrno)>,
 }
 
 #[cfg(test)]
@@ -112,6 +190,8 @@ mod tests {
         let f = Faults::parse("kill=0.3,stop=0.2:50").expect("parses");
         assert_eq!((f.kill, f.stop, f.stop_ms), (0.3, 0.2, 50));
         assert!(Faults::parse("none").expect("none").is_none());
+        let f = Faults::parse("errno=0.25:eio").expect("parses");
+        assert_eq!((f.errno, f.errno_code), (0.25, InjectedErrno::Eio));
         for bad in [
             "kill=2",
             "kill",
@@ -120,6 +200,9 @@ mod tests {
             "boom=1",
             "kill=0.0001",
             "stop=0.5:60001",
+            "errno=0.5",
+            "errno=0.5:EPERM",
+            "errno=2:EIO",
         ] {
             assert!(Faults::parse(bad).is_err(), "{bad}");
         }
@@ -131,6 +214,7 @@ mod tests {
             kill: 1.0,
             stop: 1.0,
             stop_ms: 5,
+            ..Faults::default()
         };
         let plans: Vec<FaultPlan> = (0..8).map(|b| f.plan(11, b, false)).collect();
         assert!(plans.iter().all(|p| p.kill_at.is_some()));

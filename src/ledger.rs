@@ -257,6 +257,21 @@ pub struct History {
     /// Under a syscall-level schedule: effects on shared state no step ordered
     /// (`buyer 0 maps /dev/shm/x shared`).
     pub unordered: Vec<String>,
+    /// Calls the harness made fail on purpose (an errno fault).
+    pub injected: Vec<Injected>,
+}
+
+/// A buyer's call the harness answered with an error instead of running it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    /// The buyer.
+    pub buyer: u32,
+    /// Its step number in the run, counted from 1.
+    pub step: usize,
+    /// The call and what it touched (`write store.json`).
+    pub call: String,
+    /// The error it returned (`ENOSPC`).
+    pub errno: String,
 }
 
 impl History {

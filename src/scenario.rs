@@ -13,7 +13,7 @@ use crate::rng::Rng;
 use crate::store::StoreMode;
 use std::fmt;
 
-pub use crate::faults::{FaultPlan, Faults};
+pub use crate::faults::{FaultPlan, Faults, InjectedErrno};
 
 /// An inclusive range of whole numbers, written `N` or `A..B` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

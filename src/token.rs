@@ -298,6 +298,10 @@ pub fn encode(t: &Trial) -> String {
         let p = (t.faults.stop * scale).round() as u32;
         s.push_str(&format!(".x{p}-{}", t.faults.stop_ms));
     }
+    if t.faults.errno > 0.0 {
+        let p = (t.faults.errno * scale).round() as u32;
+        s.push_str(&format!(".e{p}-{}", t.faults.errno_code.name()));
+    }
     if t.syscall {
         s.push_str(".g");
     }
@@ -345,7 +349,7 @@ impl<'a> Fields<'a> {
             let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
             let known = matches!(
                 key,
-                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "L" | "B" | "S" | "p" | "f"
+                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "e" | "L" | "B" | "S" | "p" | "f"
             ) || (matches!(key, "a" | "g") && value.is_empty());
             if !known {
                 return Err(format!("unknown part '{part}'"));
@@ -448,6 +452,13 @@ fn decode_faults(f: &Fields<'_>, trial: &mut Trial) -> Result<(), String> {
         let ms = ms.parse::<u64>().map_err(|_| bad())?;
         trial.faults.stop = limits::probability(p)?;
         trial.faults.stop_ms = limits::stop_ms(ms)?;
+    }
+    if let Some(v) = f.0.get("e") {
+        let bad = || format!("'e{v}' is not an errno fault (P-ERRNO)");
+        let (p, name) = v.split_once('-').ok_or_else(bad)?;
+        let p = p.parse::<u64>().map_err(|_| bad())?;
+        trial.faults.errno = limits::probability(p)?;
+        trial.faults.errno_code = crate::faults::InjectedErrno::from_name(name).ok_or_else(bad)?;
     }
     Ok(())
 }

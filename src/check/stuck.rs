@@ -133,6 +133,12 @@ pub(super) fn crashes(obs: &Observation<'_>, c: &Claims) -> Vec<Violation> {
         if f.killed_by_fault || f.killed_by_timeout {
             continue;
         }
+        // A buyer whose call was made to fail and which then said it failed (a status
+        // that claims no sale) did what a careful program does.
+        let failed_on_purpose = h.injected.iter().any(|i| i.buyer == b);
+        if failed_on_purpose && matches!(f.exit, Exit::Code(c) if c != 0) {
+            continue;
+        }
         let how = match &f.exit {
             // 3 is a buyer program's "sold out" (--buyer-cmd).
             Exit::Code(0 | 3) if c.settled[b as usize] => continue,

@@ -224,9 +224,12 @@ pub(super) struct ExploreArgs {
     /// How the store is written.
     #[arg(long, value_enum, default_value = "in-place")]
     pub(super) store: StoreArg,
-    /// Faults to inject: kill=P (SIGKILL a buyer at a seeded step, inside the critical
-    /// section included) and/or stop=P:MS (SIGSTOP it for MS ms), comma-separated. With
-    /// --lock or --lock-cmd; refused with --buyer-cmd (no fault can be placed inside it).
+    /// Faults to inject, comma-separated: kill=P (SIGKILL a buyer at a seeded step, inside
+    /// the critical section included), stop=P:MS (SIGSTOP it for MS ms), errno=P:ERRNO
+    /// (one seeded call of a buyer on a trial file fails with ENOSPC, EIO, EINTR or
+    /// EACCES instead of running; a controlled schedule at system-call granularity).
+    /// kill and stop with --lock or --lock-cmd; errno with --lock-cmd, --buyer-cmd or
+    /// --granularity syscall.
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub(super) faults: Option<Faults>,
     /// What the run should show; the exit status is 0 when it does.

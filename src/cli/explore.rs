@@ -116,8 +116,30 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
     space.faults = a.faults.unwrap_or_default();
     external(a, &mut space)?;
     granularity(a, &mut space)?;
+    errno_fault(a, &space)?;
     redis(a, &space)?;
     Ok(space)
+}
+
+/// An errno fault needs calls the harness answers one by one: a controlled schedule at
+/// system-call granularity.
+fn errno_fault(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
+    if space.faults.errno <= 0.0 {
+        return Ok(());
+    }
+    let controlled = matches!(
+        a.schedule,
+        Some(ScheduleArg::Random | ScheduleArg::Pct | ScheduleArg::Exhaustive)
+    );
+    if controlled && (space.syscall || space.external.is_some()) {
+        return Ok(());
+    }
+    Err(Fail::Usage(
+        "--faults errno=… needs a call the harness answers: a controlled schedule at \
+         system-call granularity; accepted: --schedule random, pct or exhaustive with \
+         --lock-cmd, --buyer-cmd or --granularity syscall"
+            .into(),
+    ))
 }
 
 /// `--redis URL`, and a Redis lock refused up front when no server can be had.
@@ -183,10 +205,11 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
         if a.store_cmd.is_none() {
             validate::buyer_cmd(t)?;
         }
-        if !space.faults.is_none() {
+        if space.faults.kill > 0.0 || space.faults.stop > 0.0 {
             return Err(Fail::Usage(
-                "--faults with --buyer-cmd: oversell cannot place a fault inside your program; \
-                 accepted: --faults with --lock or --lock-cmd"
+                "--faults kill or stop with --buyer-cmd: oversell cannot place them inside your \
+                 program; accepted: errno=P:ERRNO with --buyer-cmd, every fault with --lock or \
+                 --lock-cmd"
                     .into(),
             ));
         }

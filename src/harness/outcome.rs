@@ -123,10 +123,14 @@ const SHELL_SETUP_CODES: [i32; 3] = [2, 126, 127];
 /// A buyer "started" once it wrote its `start` line. A buyer program (`external`) writes
 /// no ledger: there every buyer must have ended with the same shell setup status (2, 126
 /// or 127) and the same last stderr line. Buyers killed by a fault or the timeout never
-/// count as setup failures.
+/// count as setup failures, nor do trials with a call made to fail on purpose.
 pub(super) fn setup_failure(history: &History, external: bool) -> Option<String> {
     let fates = &history.fates;
+    // A call made to fail on purpose (an errno fault) is no mistake of the command's.
     if fates.is_empty() || history.timed_out || history.stuck.is_some() {
+        return None;
+    }
+    if !history.injected.is_empty() {
         return None;
     }
     let failed =

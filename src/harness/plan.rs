@@ -19,6 +19,9 @@ pub(crate) struct BuyerPlan {
     pub kill_at: Option<Point>,
     /// A stop fault (free-running only): stopped at this point for this many ms.
     pub stop: Option<(Point, u32)>,
+    /// An errno fault (system-call granularity only): the `k`th call that can fail with
+    /// this error fails with it.
+    pub fail_at: Option<(u32, crate::faults::InjectedErrno)>,
 }
 
 /// A whole trial, planned.
@@ -60,6 +63,7 @@ impl Plan {
                     hold_us: timing.hold_us,
                     kill_at: faults.kill_at,
                     stop: faults.stop_at,
+                    fail_at: faults.fail_at,
                 }
             })
             .collect();

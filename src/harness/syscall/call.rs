@@ -5,6 +5,7 @@
 use super::paths::{fd_path, path_at, resolve, resolve_in, scratch, shared_outside};
 pub(super) use super::paths::read_mem;
 use crate::schedule::Access;
+use crate::faults::InjectedErrno;
 use crate::seccomp::{Effect, LockForm, Shape};
 use std::io;
 use std::os::fd::RawFd;
@@ -28,6 +29,8 @@ pub(super) struct Step {
     pub path: String,
     /// What it does, from the table of calls (`seccomp::calls`).
     pub effect: Effect,
+    /// It names what it touches by a descriptor (a read, a write, an `fsync`), not a path.
+    pub by_fd: bool,
     /// It changes shared state (creates, writes, removes, renames, locks): PCT's change
     /// points fall on such steps.
     pub mutates: bool,
@@ -70,6 +73,28 @@ impl Step {
             && !self.mutates
             && self.lock.is_none()
             && !self.path.ends_with(crate::ledger::FILE_NAME)
+    }
+
+    /// True when this call, on a file of the trial directory `dir` (the ledger is
+    /// oversell's, never failed), is one a real system can fail with `errno`: `ENOSPC` a
+    /// change, `EIO` a read, write or sync through a descriptor, `EINTR` a lock call or
+    /// a read or write through a descriptor, `EACCES` an open or a change of a path.
+    pub(super) fn can_fail_with(&self, errno: InjectedErrno, dir: &Path) -> bool {
+        let path = Path::new(&self.path);
+        if !path.starts_with(dir) || ledger(path, dir) {
+            return false;
+        }
+        let rw = matches!(self.effect, Effect::Look | Effect::Change);
+        match errno {
+            InjectedErrno::Enospc => {
+                self.mutates && matches!(self.effect, Effect::Change | Effect::Open(_))
+            }
+            InjectedErrno::Eio => self.by_fd && (rw || self.effect == Effect::Sync),
+            InjectedErrno::Eintr => matches!(self.effect, Effect::Lock(_)) || (self.by_fd && rw),
+            InjectedErrno::Eacces => {
+                !self.by_fd && matches!(self.effect, Effect::Open(_) | Effect::Change)
+            }
+        }
     }
 
     /// The record of this call as a step let go now, for explaining a finding.
@@ -136,6 +161,21 @@ pub(super) fn answer(listener: RawFd, id: u64, cont: bool) {
     }
 }
 
+/// Makes the call fail with `errno` without running it (an errno fault). A process
+/// killed meanwhile cannot be answered; that is not an error.
+pub(super) fn fail(listener: RawFd, id: u64, errno: i32) {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: the ioctl reads one seccomp_notif_resp.
+    unsafe {
+        libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+}
+
 /// True while the notification's process still waits in the call (its pid was not
 /// reused since the notification was read).
 fn valid(listener: RawFd, id: u64) -> bool {
@@ -158,6 +198,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         name,
         path: String::new(),
         effect,
+        by_fd: false,
         mutates,
         lock: None,
     };
@@ -225,6 +266,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         name,
         path: shared.to_string_lossy().into_owned(),
         effect,
+        by_fd: matches!(call.shape, Shape::Fd(_)),
         mutates: changes && !ledger(shared, dir),
         lock,
     })

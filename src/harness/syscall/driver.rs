@@ -5,7 +5,9 @@ use super::blocked;
 use super::call::{self, Notif, Step};
 use super::probe;
 use super::pct::Pct;
+use crate::faults::InjectedErrno;
 use crate::harness::interrupt;
+use crate::ledger::Injected;
 use crate::schedule::{Access, Diverged, Scheduler};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -51,6 +53,10 @@ pub(super) struct Buyer {
     reaped: bool,
     /// The process group it leads, when it has one of its own.
     pub group: Option<u32>,
+    /// An errno fault: its `k`th call that can fail with this error fails with it.
+    pub fail_at: Option<(u32, InjectedErrno)>,
+    /// Its calls so far that could have failed with that error.
+    failable: u32,
 }
 
 impl Buyer {
@@ -68,6 +74,8 @@ impl Buyer {
             maps_shared: false,
             reaped: false,
             group: None,
+            fail_at: None,
+            failable: 0,
         }
     }
 }
@@ -103,6 +111,8 @@ pub(super) struct Driver {
     /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
     /// a search that met one cannot say "verified".
     pub unordered: Vec<String>,
+    /// Calls made to fail by an errno fault.
+    pub injected: Vec<Injected>,
     /// `dir` resolved, as the calls' paths are.
     real_dir: std::path::PathBuf,
 }
@@ -122,6 +132,7 @@ impl Driver {
             epoch: 0,
             helpers: Vec::new(),
             unordered: Vec::new(),
+            injected: Vec::new(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         }
     }
@@ -439,11 +450,46 @@ impl Driver {
             .collect()
     }
 
+    /// True when buyer `b`'s errno fault falls on `step`: the `k`th of its calls on a
+    /// trial file that can fail with that error (counted here, as they are let go).
+    fn fails_now(&mut self, b: usize, step: &Step) -> bool {
+        let buyer = &mut self.buyers[b];
+        let Some((k, errno)) = buyer.fail_at else {
+            return false;
+        };
+        if !step.can_fail_with(errno, &self.real_dir) {
+            return false;
+        }
+        buyer.failable += 1;
+        buyer.failable == k + 1
+    }
+
+    /// Answers buyer `b`'s call `n` with its errno fault's error instead of running it.
+    fn fail(&mut self, b: usize, n: Notif, step: &Step) {
+        let Some((_, errno)) = self.buyers[b].fail_at else {
+            return;
+        };
+        let label = step.label(&self.real_dir);
+        self.trace
+            .push(format!("buyer {b} {label} → {} (injected)", errno.name()));
+        self.injected.push(Injected {
+            buyer: b as u32,
+            step: self.choices.len(),
+            call: label,
+            errno: errno.name().to_string(),
+        });
+        call::fail(self.buyers[b].listener.as_raw_fd(), n.id, errno.raw());
+        let _ = nix::sched::sched_yield();
+    }
+
     /// Lets buyer `b`'s first stopped call go on (a sleep returns at once instead).
     fn go(&mut self, b: usize) {
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
+        if self.fails_now(b, &step) {
+            return self.fail(b, n, &step);
+        }
         // Whether another holds the lock it asks for, asked once for this step.
         let rivals = step.lock.and_then(|l| probe::rivals(n.pid, l));
         let busy = rivals.is_some();

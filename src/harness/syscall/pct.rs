@@ -167,6 +167,7 @@ mod tests {
                 _ if mutates => crate::seccomp::Effect::Change,
                 _ => crate::seccomp::Effect::Look,
             },
+            by_fd: false,
             mutates,
             lock: None,
         }

@@ -80,6 +80,9 @@ pub(crate) fn run_with(
         b.root = group.pid(m);
         b.group = super::blocked::own_group(b.root);
     }
+    for (b, p) in driver.buyers.iter_mut().zip(&plan.buyers) {
+        b.fail_at = p.fail_at;
+    }
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
         // The lock server answers on the trial's CPU too, between steps: every thread
         // of it (it has one per buyer already).
@@ -114,6 +117,7 @@ pub(crate) fn run_with(
     };
     history.syscalls = driver.trace;
     history.unordered = std::mem::take(&mut driver.unordered);
+    history.injected = std::mem::take(&mut driver.injected);
     if plan.lock.needs_redis() {
         // Every buyer talks to redis-server, whose state no step orders.
         history.unordered.push("the lock lives in redis-server".into());
