@@ -113,6 +113,8 @@ pub(super) struct Driver {
     pub unordered: Vec<String>,
     /// Calls made to fail by an errno fault.
     pub injected: Vec<Injected>,
+    /// The flocks stopped calls' descriptors hold, as last read.
+    owned: probe::Owned,
     /// `dir` resolved, as the calls' paths are.
     real_dir: std::path::PathBuf,
 }
@@ -133,6 +135,7 @@ impl Driver {
             helpers: Vec::new(),
             unordered: Vec::new(),
             injected: Vec::new(),
+            owned: probe::Owned::default(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         }
     }
@@ -324,6 +327,7 @@ impl Driver {
                 } else if ev & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                     // No process of this buyer is left.
                     self.buyers[i].done = true;
+                    self.owned.forget();
                 }
             }
         }
@@ -387,7 +391,7 @@ impl Driver {
             .copied()
             .filter(|&i| {
                 let (n, step) = &self.buyers[i].parked[0];
-                !step.lock.is_some_and(|l| probe::would_block(n.pid, l))
+                !step.lock.is_some_and(|l| probe::would_block(n.pid, l, &mut self.owned))
             })
             .collect();
         // A buyer about to sleep or try again with nothing changed since its last poll is
@@ -490,8 +494,12 @@ impl Driver {
         if self.fails_now(b, &step) {
             return self.fail(b, n, &step);
         }
+        // A lock call or a close let go may change who holds what.
+        if step.lock.is_some() || step.effect == crate::seccomp::Effect::Release {
+            self.owned.forget();
+        }
         // Whether another holds the lock it asks for, asked once for this step.
-        let rivals = step.lock.and_then(|l| probe::rivals(n.pid, l));
+        let rivals = step.lock.and_then(|l| probe::rivals(n.pid, l, &mut self.owned));
         let busy = rivals.is_some();
         if step.lock.is_some_and(|l| probe::begin_conversion(n.pid, l, rivals)) {
             // The first half of a conversion ran: the buyer's own lock is gone, and its
@@ -501,6 +509,7 @@ impl Driver {
                 step.label(&self.real_dir)
             ));
             self.buyers[b].parked.push_front((n, step));
+            self.owned.forget();
             return;
         }
         let result = call::result(&step, &n, busy);
@@ -539,6 +548,10 @@ impl Driver {
             buyer.spins += 1;
         }
         call::answer(fd, n.id, !step.sleep());
+        if step.lock.is_some() || step.effect == crate::seccomp::Effect::Release {
+            // What the call just did is not what was read before it ran.
+            self.owned.forget();
+        }
         // On the trial's one CPU the buyer just let go runs now, to its next call.
         let _ = nix::sched::sched_yield();
     }

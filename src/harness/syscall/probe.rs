@@ -10,14 +10,39 @@ use std::os::fd::AsRawFd;
 
 /// True when the lock call `lock` of process `pid` would block now: decided before it
 /// runs, so a blocked buyer is a scheduling decision and never sleeps in the kernel.
-pub(super) fn would_block(pid: u32, lock: LockCall) -> bool {
+pub(super) fn would_block(pid: u32, lock: LockCall, owned: &mut Owned) -> bool {
     let blocking = match lock {
         LockCall::Flock { op, .. } => op & libc::LOCK_NB == 0,
         LockCall::Fcntl { cmd, .. } => cmd == libc::F_SETLKW || cmd == libc::F_OFD_SETLKW,
     };
     // A conversion of the caller's own flock can always take its first step (dropping
     // the lock it holds, [`begin_conversion`]); only then does it wait.
-    blocking && rivals(pid, lock) == Some(Own::No)
+    blocking && rivals(pid, lock, owned) == Some(Own::No)
+}
+
+/// What `/proc/PID/fdinfo` said of the flocks held through a stopped call's descriptor,
+/// kept while no lock call has been let go: a stopped process cannot change its own
+/// locks, and another process sharing its open file description can only through a
+/// `flock` call, which is a step ([`Owned::forget`] is called on every lock call and
+/// close let go, and whenever a buyer ends).
+#[derive(Debug, Default)]
+pub(super) struct Owned {
+    known: std::collections::HashMap<(u32, i32), Option<String>>,
+}
+
+impl Owned {
+    /// The `MAJ:MIN:INODE` of the file whose flock descriptor `fd` of `pid` holds.
+    fn flock(&mut self, pid: u32, fd: i32) -> Option<String> {
+        self.known
+            .entry((pid, fd))
+            .or_insert_with(|| own_flock(pid, fd))
+            .clone()
+    }
+
+    /// Forgets everything: a lock may have changed hands.
+    pub(super) fn forget(&mut self) {
+        self.known.clear();
+    }
 }
 
 /// Whether the caller of a conflicting lock call holds a flock through the same
@@ -32,7 +57,7 @@ pub(super) enum Own {
 /// unlock never conflicts), saying whether the caller holds one of its own through that
 /// descriptor; `None` when nobody else does. The caller's own locks are no rival:
 /// relocking, or upgrading a shared lock it alone holds, goes through at once.
-pub(super) fn rivals(pid: u32, lock: LockCall) -> Option<Own> {
+pub(super) fn rivals(pid: u32, lock: LockCall, owned: &mut Owned) -> Option<Own> {
     match lock {
         LockCall::Flock { fd, op } => {
             if op & libc::LOCK_UN != 0 {
@@ -49,7 +74,7 @@ pub(super) fn rivals(pid: u32, lock: LockCall) -> Option<Own> {
             if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return None;
             }
-            match own_flock(pid, fd) {
+            match owned.flock(pid, fd) {
                 // The caller holds it through this descriptor: only others count.
                 Some(key) => {
                     let others = flock_holders(&key).saturating_sub(1);
