@@ -39,7 +39,7 @@ pub struct Session {
     pub(super) ledger: File,
     pub(super) group: Group,
     lock_state: LockState,
-    pub(super) slots: Vec<Option<Slot>>,
+    pub(super) slots: Vec<Option<SessionBuyer>>,
     /// Buyers killed by a fault this round: (index, member), for their fates.
     pub(super) dead: Vec<(usize, MemberId)>,
     /// The CPU the session's processes share (inherited from the thread that spawns).
@@ -49,7 +49,7 @@ pub struct Session {
     pub(super) poisoned: bool,
 }
 
-pub(super) struct Slot {
+pub(super) struct SessionBuyer {
     pub(super) sock: Pipes,
     pub(super) member: MemberId,
     /// Sent `ready` and waits at the start barrier.
@@ -268,7 +268,7 @@ impl Session {
         );
         let timeout = self.step_timeout();
         let (sock, member) = spawn_piped(&mut self.group, &self.cfg, &spec, timeout)?;
-        self.slots[i] = Some(Slot {
+        self.slots[i] = Some(SessionBuyer {
             sock,
             member,
             idle: false,

@@ -56,7 +56,7 @@ pub fn poolable(trial: &Trial, cfg: &HarnessConfig) -> bool {
         && !trial.schedule.is_controlled()
 }
 
-struct Slot {
+struct PooledBuyer {
     sock: UnixStream,
     member: MemberId,
     /// Said `ready` and waits at the start barrier.
@@ -71,7 +71,7 @@ pub struct FreePool {
     dir: TrialDir,
     group: Group,
     lock_state: LockState,
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<PooledBuyer>>,
     poisoned: bool,
 }
 
@@ -120,7 +120,7 @@ impl FreePool {
             self.lock_state.sem.as_ref().map(|s| s.id),
         );
         let (sock, member) = spawn_buyer_in(&mut self.group, &self.cfg, &spec, None)?;
-        self.slots[i] = Some(Slot {
+        self.slots[i] = Some(PooledBuyer {
             sock,
             member,
             idle: false,
@@ -200,7 +200,7 @@ impl FreePool {
         let history = history(&self.dir.path, &conns, &self.group, &plan, end)?;
         if clean {
             for (i, c) in conns.into_iter().enumerate() {
-                self.slots[i] = Some(Slot {
+                self.slots[i] = Some(PooledBuyer {
                     sock: c.sock,
                     member: c.member,
                     idle: true,

@@ -1,5 +1,6 @@
 //! The conflict relation: which controlled steps touch the same thing, and which commute.
-//! Stated here once; the partial-order reduction ([`super::Dpor`]) trusts nothing else.
+//! Stated here once; the partial-order reduction ([`super::Dpor`]) reads conflicts from
+//! nowhere else.
 //!
 //! A step is what a buyer does between two yield points: parked at point `p`, told `go`,
 //! it performs `p`'s action and parks at its next point. What the action touches is a
@@ -70,7 +71,7 @@ impl Access {
             Point::Acquire | Point::Release => LOCK,
             Point::Record => 0,
         };
-        if bits != 0 && lock_on_store(lock) {
+        if bits != 0 && merged_with_store(lock) {
             return Access {
                 bits: LOCK | WRITES_STORE,
             };
@@ -119,9 +120,11 @@ impl Access {
     }
 }
 
-/// Backends whose lock lives on the store file (or is unknown): the lock and the store
-/// are one object.
-fn lock_on_store(lock: LockKind) -> bool {
+/// Backends whose lock and store are taken as one object: the lock lives on the store
+/// file (`posix-close`, `renamed-store`), is unknown (a user's), or its hold depends on
+/// more than its steps (a lease's expiry, a Redis server's state) — by caution, which
+/// only adds conflicts.
+fn merged_with_store(lock: LockKind) -> bool {
     match lock {
         LockKind::None
         | LockKind::Flock

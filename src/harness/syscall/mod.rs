@@ -24,13 +24,13 @@
 
 mod blocked;
 mod call;
-mod driver;
+mod stepper;
 use crate::seccomp as filter;
 mod paths;
 mod pct;
 mod probe;
 mod run;
-mod store;
+mod store_cmd;
 
 pub(super) use run::{run, run_with};
 

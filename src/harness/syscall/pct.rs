@@ -59,7 +59,7 @@ fn changes_store(step: &Step) -> bool {
 
 /// The strategy for one run.
 #[derive(Debug, Clone)]
-pub(super) struct Pct {
+pub(super) struct CallPct {
     priorities: Vec<u64>,
     /// Per point, the step of a buyer it falls on (`usize::MAX` once it fired).
     change_points: Vec<usize>,
@@ -73,9 +73,9 @@ pub(super) struct Pct {
     changes: Vec<usize>,
 }
 
-impl Pct {
+impl CallPct {
     /// PCT for `buyers` buyers and depth `depth`, from `seed`.
-    pub(super) fn new(seed: u64, buyers: u32, depth: u32) -> Pct {
+    pub(super) fn new(seed: u64, buyers: u32, depth: u32) -> CallPct {
         let mut rng = Rng::derive(seed, salt::PCT);
         let d = depth.max(1) as u64;
         let mut priorities: Vec<u64> = (0..buyers as u64).map(|i| d + i).collect();
@@ -97,7 +97,7 @@ impl Pct {
                 }
             })
             .collect();
-        Pct {
+        CallPct {
             priorities,
             change_points,
             brief,
@@ -178,10 +178,10 @@ mod tests {
         // Depth 2 over 2 buyers: one change point among each buyer's first 5 changes.
         let lock = step("SYS_mkdir", "/tmp/t/lock.d", true);
         let store = step("SYS_write", "/tmp/t/store.json", true);
-        let kinds: Vec<bool> = (1..20).map(|seed| Pct::new(seed, 2, 2).brief[0] > 0).collect();
+        let kinds: Vec<bool> = (1..20).map(|seed| CallPct::new(seed, 2, 2).brief[0] > 0).collect();
         assert!(kinds.contains(&true) && kinds.contains(&false), "both kinds drawn");
         for seed in 1..20 {
-            let mut p = Pct::new(seed, 2, 2);
+            let mut p = CallPct::new(seed, 2, 2);
             let (at, brief) = (p.change_points[0], p.brief[0]);
             let first = p.top(&[0, 1]);
             for _ in 0..at {
@@ -201,7 +201,7 @@ mod tests {
             assert_eq!(p.pick(&[0, 1], |_| Some(&store)) == first, brief > 0);
             // Steps that change nothing never move a change point.
             let look = step("SYS_newfstatat", "/tmp/t/lock.d", false);
-            let mut q = Pct::new(seed, 2, 2);
+            let mut q = CallPct::new(seed, 2, 2);
             for _ in 0..50 {
                 assert_eq!(q.pick(&[0, 1], |_| Some(&look)), first);
             }
@@ -213,7 +213,7 @@ mod tests {
         // A test and a set in shared memory leave only a sleep between them.
         let sleep = step("SYS_clock_nanosleep", "", false);
         for seed in 1..50 {
-            let mut p = Pct::new(seed, 2, 2);
+            let mut p = CallPct::new(seed, 2, 2);
             let at = p.change_points[0];
             let first = p.top(&[0, 1]);
             for _ in 0..at {

@@ -1,9 +1,9 @@
 //! One syscall-controlled trial of a user's command: spawn the buyers under the filter,
 //! drive them, gather what they left.
 
-use super::driver::{Buyer, Driver, End};
+use super::stepper::{Halt, Stepper, Tracee};
 use crate::seccomp as filter;
-use super::pct::Pct;
+use super::pct::CallPct;
 use crate::harness::outcome::Parts;
 use crate::harness::plan::Plan;
 use crate::harness::process::{Ending, Group, MemberId};
@@ -48,7 +48,7 @@ pub(crate) fn run_with(
     let mut lock_state: Option<LockState> = None;
     let spawned = match &trial.external {
         Some(External::BuyerCmd(t)) => match &trial.store_cmd {
-            Some(s) => super::store::init(s, &dir, plan.tickets, started + cfg.timeout),
+            Some(s) => super::store_cmd::init(s, &dir, plan.tickets, started + cfg.timeout),
             None => Ok(()),
         }
         .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group)),
@@ -75,12 +75,12 @@ pub(crate) fn run_with(
     for &m in &members {
         crate::harness::pin::move_to(group.pid(m), cpu);
     }
-    let mut driver = Driver::new(buyers, &dir, started + cfg.timeout);
-    for (b, &m) in driver.buyers.iter_mut().zip(&members) {
+    let mut stepper = Stepper::new(buyers, &dir, started + cfg.timeout);
+    for (b, &m) in stepper.buyers.iter_mut().zip(&members) {
         b.root = group.pid(m);
         b.group = super::blocked::own_group(b.root);
     }
-    for (b, p) in driver.buyers.iter_mut().zip(&plan.buyers) {
+    for (b, p) in stepper.buyers.iter_mut().zip(&plan.buyers) {
         b.fail_at = p.fail_at;
     }
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
@@ -95,29 +95,29 @@ pub(crate) fn run_with(
         for tid in threads {
             crate::harness::pin::move_to(tid, cpu);
         }
-        driver.helpers.push(group.pid(server));
+        stepper.helpers.push(group.pid(server));
     }
-    let end = drive(&mut driver, trial, scheduler);
-    let ended: Vec<bool> = driver.buyers.iter().map(|b| b.done).collect();
+    let end = drive(&mut stepper, trial, scheduler);
+    let ended: Vec<bool> = stepper.buyers.iter().map(|b| b.done).collect();
     let server = lock_state.as_ref().and_then(|s| s.server);
-    let leaked = end_processes(&mut group, server, &end, std::mem::take(&mut driver.buyers));
+    let leaked = end_processes(&mut group, server, &end, std::mem::take(&mut stepper.buyers));
     drop(lock_state);
     plan.lock.cleanup(&dir);
-    if let End::Interrupted(sig) = end {
+    if let Halt::Interrupted(sig) = end {
         return Err(HarnessError::Interrupted(sig));
     }
     let external = matches!(trial.external, Some(External::BuyerCmd(_)));
     if let (true, Some(s)) = (external, &trial.store_cmd) {
-        super::store::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
+        super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
     }
     let mut history = if external {
         program_history(&dir, &members, &group, &end)
     } else {
         wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
     };
-    history.syscalls = driver.trace;
-    history.unordered = std::mem::take(&mut driver.unordered);
-    history.injected = std::mem::take(&mut driver.injected);
+    history.syscalls = stepper.trace;
+    history.unordered = std::mem::take(&mut stepper.unordered);
+    history.injected = std::mem::take(&mut stepper.injected);
     if plan.lock.needs_redis() {
         // Every buyer talks to redis-server, whose state no step orders.
         history.unordered.push("the lock lives in redis-server".into());
@@ -130,10 +130,10 @@ pub(crate) fn run_with(
     };
     let mut run = parts.finish(&tdir.path, external)?;
     run.schedule = Some(ScheduleRecord {
-        choices: driver.choices,
-        preemptions: driver.preemptions,
-        diverged: driver.diverged,
-        steps: driver.steps,
+        choices: stepper.choices,
+        preemptions: stepper.preemptions,
+        diverged: stepper.diverged,
+        steps: stepper.steps,
     });
     keep_trace(&run);
     Ok(run)
@@ -144,15 +144,15 @@ pub(crate) fn run_with(
 fn end_processes(
     group: &mut Group,
     server: Option<MemberId>,
-    end: &End,
-    listeners: Vec<Buyer>,
+    end: &Halt,
+    listeners: Vec<Tracee>,
 ) -> bool {
     // Done means every buyer's listener hung up: no process carrying its filter is
     // alive, so only the members themselves are left to reap. Otherwise stopped calls
     // never return: nothing is to be gained by a polite signal. The listeners go only
     // once nothing they hold can run on.
     let how = match end {
-        End::Done => Ending::Exited(Duration::from_secs(2)),
+        Halt::Done => Ending::Exited(Duration::from_secs(2)),
         _ => Ending::Killed,
     };
     !group.end(how, server, || drop(listeners)).clean
@@ -175,21 +175,21 @@ fn keep_trace(run: &TrialRun) {
     }
 }
 
-/// Runs `driver` under `scheduler`, else the trial's own strategy: its recorded steps,
+/// Runs `stepper` under `scheduler`, else the trial's own strategy: its recorded steps,
 /// PCT over changes of shared state, or the strategy of its schedule.
-fn drive(driver: &mut Driver, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> End {
+fn drive(stepper: &mut Stepper, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> Halt {
     if let (None, None, Schedule::Pct { depth }) = (&scheduler, &trial.choices, &trial.schedule) {
-        driver.pct = Some(Pct::new(trial.seed, trial.buyers, *depth));
+        stepper.pct = Some(CallPct::new(trial.seed, trial.buyers, *depth));
     }
     let mut own = None;
     let scheduler: &mut dyn Scheduler = match scheduler {
         Some(s) => s,
         None => &mut **own.insert(crate::schedule::for_trial(trial)),
     };
-    driver.run(scheduler)
+    stepper.run(scheduler)
 }
 
-type Spawned = (Vec<Buyer>, Vec<MemberId>, Vec<UnixStream>);
+type Spawned = (Vec<Tracee>, Vec<MemberId>, Vec<UnixStream>);
 
 /// Takes the listener a spawned child sent, then closes the child's end in this process.
 fn take_listener(ours: &UnixStream) -> Result<OwnedFd, HarnessError> {
@@ -250,7 +250,7 @@ fn spawn_wrapped(
     }
     let buyers = sockets
         .iter()
-        .map(|s| take_listener(s).map(Buyer::new))
+        .map(|s| take_listener(s).map(Tracee::new))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((buyers, members, control))
 }
@@ -293,15 +293,15 @@ fn spawn_programs(
             .map_err(|e| HarnessError::Io("making a listener socket", e))?;
         members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
         drop(theirs);
-        buyers.push(Buyer::new(take_listener(&ours)?));
+        buyers.push(Tracee::new(take_listener(&ours)?));
     }
     Ok((buyers, members, Vec::new()))
 }
 
-fn stuck_of(end: &End, holder: Option<u32>) -> (bool, Option<Stuck>) {
+fn stuck_of(end: &Halt, holder: Option<u32>) -> (bool, Option<Stuck>) {
     match end {
-        End::TimedOut => (true, None),
-        End::Stuck(waiting) => (
+        Halt::TimedOut => (true, None),
+        Halt::Stuck(waiting) => (
             false,
             Some(Stuck::Deadlock {
                 waiting: waiting.clone(),
@@ -318,7 +318,7 @@ fn wrapped_history(
     members: &[MemberId],
     group: &Group,
     plan: &Plan,
-    end: &End,
+    end: &Halt,
     ended: &[bool],
 ) -> Result<History, HarnessError> {
     // Killed by its fault: it ended during the run (not by the harness at its end),
@@ -349,7 +349,7 @@ fn wrapped_history(
 }
 
 /// What each buyer program claims by its exit status, in the order they ended.
-fn program_history(dir: &Path, members: &[MemberId], group: &Group, end: &End) -> History {
+fn program_history(dir: &Path, members: &[MemberId], group: &Group, end: &Halt) -> History {
     let (timed_out, stuck) = stuck_of(end, None);
     let mut history = History {
         timed_out,

@@ -4,7 +4,7 @@
 use super::blocked;
 use super::call::{self, Notif, Step};
 use super::probe;
-use super::pct::Pct;
+use super::pct::CallPct;
 use crate::faults::InjectedErrno;
 use crate::harness::interrupt;
 use crate::ledger::Injected;
@@ -26,7 +26,7 @@ const STUCK_LOOKS: u32 = 3;
 const MAX_STEPS: usize = 200_000;
 
 /// One buyer: its listener and where it stands.
-pub(super) struct Buyer {
+pub(super) struct Tracee {
     pub listener: OwnedFd,
     /// Calls of its processes stopped at a step; the first is the one scheduled.
     parked: VecDeque<(Notif, Step)>,
@@ -59,9 +59,9 @@ pub(super) struct Buyer {
     failable: u32,
 }
 
-impl Buyer {
-    pub(super) fn new(listener: OwnedFd) -> Buyer {
-        Buyer {
+impl Tracee {
+    pub(super) fn new(listener: OwnedFd) -> Tracee {
+        Tracee {
             listener,
             parked: VecDeque::new(),
             done: false,
@@ -81,7 +81,7 @@ impl Buyer {
 }
 
 /// How the loop ended.
-pub(super) enum End {
+pub(super) enum Halt {
     Done,
     TimedOut,
     /// Every live buyer blocked on a lock or polling for a change nobody will make.
@@ -90,8 +90,8 @@ pub(super) enum End {
     Interrupted(i32),
 }
 
-pub(super) struct Driver {
-    pub buyers: Vec<Buyer>,
+pub(super) struct Stepper {
+    pub buyers: Vec<Tracee>,
     pub deadline: Instant,
     pub choices: Vec<u32>,
     /// What each step did, one per choice.
@@ -101,7 +101,7 @@ pub(super) struct Driver {
     /// `buyer 1 mkdir lock.d → EEXIST` for each step taken.
     pub trace: Vec<String>,
     /// PCT over changes of shared state, in place of the scheduler.
-    pub pct: Option<Pct>,
+    pub pct: Option<CallPct>,
     current: Option<u32>,
     /// Changes of shared state made so far (steps that changed something and did not
     /// fail): a polling buyer waits for this to move.
@@ -119,9 +119,9 @@ pub(super) struct Driver {
     real_dir: std::path::PathBuf,
 }
 
-impl Driver {
-    pub(super) fn new(buyers: Vec<Buyer>, dir: &Path, deadline: Instant) -> Driver {
-        Driver {
+impl Stepper {
+    pub(super) fn new(buyers: Vec<Tracee>, dir: &Path, deadline: Instant) -> Stepper {
+        Stepper {
             buyers,
             deadline,
             choices: Vec::new(),
@@ -140,7 +140,7 @@ impl Driver {
         }
     }
 
-    pub(super) fn run(&mut self, scheduler: &mut dyn Scheduler) -> End {
+    pub(super) fn run(&mut self, scheduler: &mut dyn Scheduler) -> Halt {
         // How many times the trial was found stuck already at this step.
         let mut looks = 0u32;
         let mut dying_since: Option<Instant> = None;
@@ -153,7 +153,7 @@ impl Driver {
                 .collect();
             if live.is_empty() {
                 self.diverged = scheduler.finish(self.choices.len()).err();
-                return End::Done;
+                return Halt::Done;
             }
             let at_step: Vec<usize> = live
                 .iter()
@@ -189,12 +189,12 @@ impl Driver {
                     }
                     continue;
                 }
-                return End::Stuck(live.iter().map(|&i| i as u32).collect());
+                return Halt::Stuck(live.iter().map(|&i| i as u32).collect());
             };
             looks = 0;
             dying_since = None;
             if self.choices.len() >= MAX_STEPS {
-                return End::TimedOut;
+                return Halt::TimedOut;
             }
             let cur = self.current.filter(|c| runnable.contains(c));
             if scheduler.wants_accesses() {
@@ -217,11 +217,11 @@ impl Driver {
                         wanted: Some(b),
                         runnable,
                     });
-                    return End::Diverged;
+                    return Halt::Diverged;
                 }
                 Err(d) => {
                     self.diverged = Some(d);
-                    return End::Diverged;
+                    return Halt::Diverged;
                 }
             };
             if cur.is_some_and(|c| c != b) {
@@ -242,7 +242,7 @@ impl Driver {
     /// Waits until every live buyer is stopped at a step, has ended, or waits in the
     /// kernel for another's action ([`blocked`]), and every helper process (a lock
     /// server) is idle; calls that are no step go on at once.
-    fn settle(&mut self) -> Result<(), End> {
+    fn settle(&mut self) -> Result<(), Halt> {
         let mut quiet_polls = 0u32;
         loop {
             // A buyer that waited in the kernel may have been woken by the step just
@@ -263,11 +263,11 @@ impl Driver {
                 return Ok(());
             }
             if let Some(sig) = interrupt::pending() {
-                return Err(End::Interrupted(sig));
+                return Err(Halt::Interrupted(sig));
             }
             let now = Instant::now();
             if now >= self.deadline {
-                return Err(End::TimedOut);
+                return Err(Halt::TimedOut);
             }
             // A buyer is looked at for sleeping in the kernel only once it has let a few
             // milliseconds pass without a step (a process start takes longer than a
@@ -346,7 +346,7 @@ impl Driver {
         let limit = Instant::now() + Duration::from_secs(1);
         let mut waited = false;
         for b in self.buyers.iter_mut().filter(|b| b.done && !b.reaped) {
-            let gone = |b: &Buyer| {
+            let gone = |b: &Tracee| {
                 blocked::exited(b.root) && b.group.is_none_or(blocked::group_exited)
             };
             while !gone(b) && Instant::now() < limit {
