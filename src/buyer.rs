@@ -22,9 +22,9 @@ use std::time::Duration;
 
 mod channel;
 
-use channel::Channel;
 pub(crate) use crate::protocol::msg;
 pub use crate::protocol::{Pace, Point};
+use channel::Channel;
 
 /// Why a buyer could not finish.
 #[derive(Debug)]
@@ -217,10 +217,13 @@ pub fn run_from_spec(spec: &str) -> i32 {
         // Before the buyer's steps touch the trial: from here on every yield-point call
         // waits for the harness. Descriptor FILTER_FD stays open (closing it would be a
         // call to stop too); it goes with the process.
-        let installed = crate::seccomp::program()
-            .and_then(|prog| crate::seccomp::install(&prog, FILTER_FD));
+        let installed =
+            crate::seccomp::program().and_then(|prog| crate::seccomp::install(&prog, FILTER_FD));
         if let Err(e) = installed {
-            eprintln!("error: buyer {}: installing the system-call filter: {e}", spec.index);
+            eprintln!(
+                "error: buyer {}: installing the system-call filter: {e}",
+                spec.index
+            );
             return 2;
         }
     }

@@ -268,6 +268,8 @@ pub struct Injected {
     pub buyer: u32,
     /// Its step number in the run, counted from 1.
     pub step: usize,
+    /// `CLOCK_MONOTONIC` ns when it was answered: where it sits among the events.
+    pub ns: u64,
     /// The call and what it touched (`write store.json`).
     pub call: String,
     /// The error it returned (`ENOSPC`).

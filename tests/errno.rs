@@ -133,3 +133,41 @@ fn errno_faults_that_cannot_be_placed_are_refused_before_any_trial() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn the_timeline_marks_the_call_that_failed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let svg = tmp.path().join("t.svg");
+    let svg_arg = svg.display().to_string();
+    let (out, _t) = oversell(&[
+        "explore",
+        "--lock",
+        "flock",
+        "--granularity",
+        "syscall",
+        "--faults",
+        "errno=1:ENOSPC",
+        "--schedule",
+        "pct",
+        "--trials",
+        "10",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--seed",
+        "1",
+        "--no-explain",
+        "--timeline",
+        &svg_arg,
+    ]);
+    // The in-place store is truncated before it is written: a failed write leaves it
+    // torn, a finding of its own.
+    assert_code(&out, 1, "flock, in place, under ENOSPC");
+    let picture = std::fs::read_to_string(&svg).expect("the timeline");
+    assert!(picture.contains("class=\"injected-error\""), "{picture}");
+    assert!(
+        picture.contains("failed with ENOSPC (injected)"),
+        "{picture}"
+    );
+}

@@ -267,7 +267,9 @@ mod tests {
         let args = |flags: i32| [0, 0, flags as u64, 0, 0, 0];
         assert!(!open.effect.changes(open.name, &args(libc::O_RDONLY)));
         assert!(open.effect.changes(open.name, &args(libc::O_CREAT)));
-        assert!(open.effect.changes(open.name, &args(libc::O_WRONLY | libc::O_APPEND)));
+        assert!(open
+            .effect
+            .changes(open.name, &args(libc::O_WRONLY | libc::O_APPEND)));
         let write = of(libc::SYS_write).expect("write is listed");
         assert!(write.effect.changes(write.name, &[0; 6]));
         let stat = of(libc::SYS_newfstatat).expect("newfstatat is listed");

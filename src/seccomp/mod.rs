@@ -15,8 +15,8 @@ use std::os::fd::RawFd;
 
 mod calls;
 
-pub(crate) use calls::{of, Effect, LockForm, Shape};
 use calls::CALLS;
+pub(crate) use calls::{of, Effect, LockForm, Shape};
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
@@ -49,7 +49,11 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 #[derive(Debug, Clone, Copy)]
 enum Rule {
     Notify,
-    Masked { arg: usize, bit: u32, when_set: bool },
+    Masked {
+        arg: usize,
+        bit: u32,
+        when_set: bool,
+    },
 }
 
 /// Where a jump goes: on to the next instruction, or to a label.
@@ -118,7 +122,12 @@ fn search(rules: &[(u32, Rule)], code: &mut Vec<Ins>, labels: &mut usize) {
         let mid = rules.len() / 2;
         let upper = *labels;
         *labels += 1;
-        code.push(Ins::Jump(JGE_K, rules[mid].0, Target::To(upper), Target::Next));
+        code.push(Ins::Jump(
+            JGE_K,
+            rules[mid].0,
+            Target::To(upper),
+            Target::Next,
+        ));
         search(&rules[..mid], code, labels);
         code.push(Ins::Label(upper));
         search(&rules[mid..], code, labels);
@@ -279,7 +288,9 @@ pub(crate) fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
         // A control message cut short (MSG_CTRUNC) may have lost descriptors: its
         // length field cannot be trusted.
         if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(io::Error::other("the buyer's listener message was cut short"));
+            return Err(io::Error::other(
+                "the buyer's listener message was cut short",
+            ));
         }
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         let want = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
@@ -348,7 +359,11 @@ mod tests {
                     let set = run(&p, AUDIT_ARCH, nr, args);
                     args[b.arg] = !u64::from(b.bit) & 0xffff_ffff;
                     let clear = run(&p, AUDIT_ARCH, nr, args);
-                    let want = if b.set { (notify, allow) } else { (allow, notify) };
+                    let want = if b.set {
+                        (notify, allow)
+                    } else {
+                        (allow, notify)
+                    };
                     assert_eq!((set, clear), want, "{name}");
                 }
                 None => {

@@ -479,6 +479,7 @@ impl Stepper {
         self.injected.push(Injected {
             buyer: b as u32,
             step: self.choices.len(),
+            ns: crate::ledger::now_ns(),
             call: label,
             errno: errno.name().to_string(),
         });

@@ -31,6 +31,7 @@ use svg::node::element::{Group, Rectangle, Title};
 use svg::{Document, Node};
 
 mod draw;
+mod injected;
 mod lanes;
 mod legend;
 mod race;
@@ -110,7 +111,8 @@ pub fn html(input: &TimelineInput) -> String {
          </style>\n</head>\n<body>\n<h1>{title}</h1>\n\
          <p>One row per buyer process. The bar is the span in which the buyer held the \
          lock; a dashed line, a buyer waiting for the lock until the trial ended; a cross, \
-         a buyer killed by an injected fault. Events that show a finding are red and \
+         a buyer killed by an injected fault; a red square with a bang, a call made to fail \
+         by an errno fault (its error above it). Events that show a finding are red and \
          numbered after the finding listed under the rows, and each row that a finding \
          names carries its number. Hover over a mark to see its ledger line.</p>\n\
          <div class=\"picture\">\n{}\n</div>\n</body>\n</html>\n",
@@ -243,6 +245,9 @@ fn document(input: &TimelineInput) -> Document {
         doc.append(lane);
     }
     if let Some(g) = race::marks(input, &f, &scale) {
+        doc.append(g);
+    }
+    if let Some(g) = injected::marks(input, &f, &scale) {
         doc.append(g);
     }
     if let Some(g) = race_caption {

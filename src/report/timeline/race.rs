@@ -37,7 +37,7 @@ pub struct RaceMark {
 }
 
 /// Where a step sits on the axis: before the first event let go at or after its `ns`.
-fn at(h: &History, axis: Axis, ns: u64) -> f64 {
+pub(super) fn at(h: &History, axis: Axis, ns: u64) -> f64 {
     match axis {
         Axis::Steps => h.events.iter().filter(|e| e.ns < ns).count() as f64 - 0.35,
         Axis::Time => {
