@@ -152,3 +152,21 @@ fn the_timeline_draws_a_frozen_bar_on_the_holders_lane() {
     // It spans buyer 1's whole turn (6 steps), not a sliver.
     assert!(width > 20.0, "{width}");
 }
+
+/// A frozen lease holder's pause passes on the trial's virtual clock, not the wall's: the
+/// session's `lease.clock` has moved by the lease and its margin, and the verdict and
+/// trace are those of real time (the overlap above, replayed identically).
+#[test]
+fn a_pause_moves_the_lease_clock_instead_of_the_wall_clock() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let h = HarnessConfig::new(BIN).with_keep(Some(tmp.path().to_path_buf()));
+    let t = stop_buyer0_holding(LockKind::Lease, 60_000);
+    let c = Runner::new(&h).run(&t, None).expect("run");
+    assert!(kinds(&c).contains(&FindingKind::Overlap), "{:?}", c.violations);
+    let kept = c.run.kept.as_ref().expect("the trial's directory was kept");
+    let clock = std::fs::read_to_string(kept.join("lease.clock")).expect("lease.clock");
+    let moved: u64 = clock.trim().parse().expect("nanoseconds");
+    assert!(moved >= 500_000_000, "the clock moved {moved} ns");
+    // Not the whole minute: only what the lease needs to run out.
+    assert!(moved < 60_000_000_000, "the clock moved {moved} ns");
+}

@@ -200,6 +200,11 @@ impl Session {
             .truncate(true)
             .open(crate::ledger::path(&dir.path))
             .map_err(|e| HarnessError::Io("creating the ledger", e))?;
+        if lock.virtual_clock() {
+            // Before any buyer attaches: a lease sees the clock file only if it is there.
+            std::fs::write(dir.path.join(crate::lock::CLOCK_FILE), "0\n")
+                .map_err(|e| HarnessError::Io("creating the lease clock", e))?;
+        }
         let mut group = Group::default();
         let deadline = Instant::now() + cfg.timeout;
         let cpu = current_cpu();

@@ -5,9 +5,9 @@
 //! (and its process group, when it leads one) and takes it out of the runnable set.
 //!
 //! Determinism. A lease lock reads the real `CLOCK_MONOTONIC`, so what the others see
-//! must not depend on how fast the schedule runs. The harness therefore spends the
-//! pause's real time at once, before any other buyer takes a step: it sleeps
-//! `min(pause, lease + SETTLE)`. After that a pause longer than the lease has let the
+//! must not depend on how fast the schedule runs. The harness therefore lets the pause's
+//! time pass at once, before any other buyer takes a step: `min(pause, lease + SETTLE)`
+//! (on the virtual clock where there is one, below). After that a pause longer than the lease has let the
 //! lease expire (a lease renewed at most one renewal interval before the stop expires
 //! at most `lease` after it), and the frozen heartbeat cannot renew an expired lease;
 //! a pause shorter than the lease is over, so the buyer is continued (SIGCONT, `resumed`)
@@ -19,6 +19,13 @@
 //! blocked buyers may try the lock again, and the scheduler picks among all of them.
 //! None of this is a scheduling choice, so tokens need no new field: the stop is in the
 //! trial's fault plan.
+//!
+//! Virtual time. A `lease` or `lease-fenced` lock reads its time as `CLOCK_MONOTONIC`
+//! plus the trial's virtual clock (`lease.clock` in the session's directory, which the
+//! session creates before any buyer attaches): the harness moves that clock forward by
+//! the span instead of sleeping, so a frozen holder's lease runs out at once and costs no
+//! wall time. A Redis lease expires on `redis-server`'s own clock, which the harness
+//! cannot move: its span is slept.
 //!
 //! Real time past that is never spent: once a lease has surely expired (or at once, for
 //! a buyer that holds no lease: outside its critical section, or under a lock without a
@@ -64,6 +71,25 @@ impl Session {
         }
     }
 
+    /// Lets `span` pass for the lease: on its virtual clock when it has one (at once,
+    /// no wall time spent), else in real time.
+    fn let_pass(&mut self, span: Duration) -> Result<(), HarnessError> {
+        if self.lock.virtual_clock() {
+            let clock = self.dir.path.join(crate::lock::CLOCK_FILE);
+            let ahead = std::fs::read_to_string(&clock)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            let moved = ahead.saturating_add(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
+            // Whole or not at all: a lease reading it meanwhile sees one value or the other.
+            let next = clock.with_extension("clock.next");
+            return std::fs::write(&next, format!("{moved}\n"))
+                .and_then(|()| std::fs::rename(&next, &clock))
+                .map_err(|e| HarnessError::Io("moving the lease clock", e));
+        }
+        self.sleep_until(Instant::now() + span)
+    }
+
     /// Sleeps until `until`, in slices, giving up early on SIGINT or SIGTERM.
     fn sleep_until(&mut self, until: Instant) -> Result<(), HarnessError> {
         loop {
@@ -94,7 +120,7 @@ impl Session {
         let pause = Duration::from_millis(u64::from(ms));
         let held = lease.filter(|_| holding);
         let first = held.map_or(Duration::ZERO, |l| pause.min(l + SETTLE));
-        self.sleep_until(Instant::now() + first)?;
+        self.let_pass(first)?;
         let mut frozen = Frozen { stopped: true };
         if held.is_some_and(|l| pause <= l) {
             // Over within the lease: it keeps it, and runs on when it is picked again.
@@ -110,7 +136,7 @@ impl Session {
         let Some(lease) = self.lock.lease() else {
             return Ok(false);
         };
-        self.sleep_until(Instant::now() + lease + SETTLE)?;
+        self.let_pass(lease + SETTLE)?;
         Ok(true)
     }
 

@@ -58,6 +58,13 @@ impl LockKind {
         }
     }
 
+    /// True for a lease whose time the harness can move (its clock is
+    /// [`lease::CLOCK_FILE`] in the trial directory, when there is one); false for a Redis
+    /// lease, whose expiry runs on `redis-server`'s own clock.
+    pub(crate) fn virtual_clock(self) -> bool {
+        matches!(self, LockKind::Lease | LockKind::LeaseFenced)
+    }
+
     /// True when the harness must start a lock server for the trial.
     pub(crate) fn needs_server(self) -> bool {
         self == LockKind::Socket

@@ -85,19 +85,45 @@ impl Record {
     }
 }
 
-/// The lease file and its latch in one trial directory.
+/// The file of the trial's virtual clock: nanoseconds (decimal) to add to
+/// `CLOCK_MONOTONIC`. The harness creates it under a controlled schedule and moves it
+/// forward where real time would pass (a frozen holder's pause); a lease reads its time
+/// as real time plus it. Without the file, a lease runs on real time.
+pub(crate) const CLOCK_FILE: &str = "lease.clock";
+
+/// The lease file and its latch in one trial directory, and its clock.
 #[derive(Debug, Clone)]
 struct LeaseFile {
     path: PathBuf,
     latch: PathBuf,
+    /// The virtual clock's file, when the harness keeps one (seen once, at attach).
+    clock: Option<PathBuf>,
 }
 
 impl LeaseFile {
     fn new(dir: &Path) -> LeaseFile {
+        let clock = dir.join(CLOCK_FILE);
         LeaseFile {
             path: dir.join(FILE_NAME),
             latch: dir.join("lease.latch"),
+            clock: clock.exists().then_some(clock),
         }
+    }
+
+    /// The lease's time: `CLOCK_MONOTONIC`, plus the virtual clock's advance if any.
+    fn now(&self) -> u64 {
+        let ahead = self.clock.as_ref().map_or(0, |c| {
+            std::fs::read_to_string(c)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        });
+        now_ns().saturating_add(ahead)
+    }
+
+    /// When a lease taken or renewed now runs out.
+    fn expiry(&self) -> u64 {
+        self.now().saturating_add(LEASE.as_nanos() as u64)
     }
 
     /// Runs `change` on the record under the latch; writes back what it returns.
@@ -140,10 +166,6 @@ fn write_record(f: &mut File, r: Record) -> std::io::Result<()> {
     writeln!(f, "{} {} {}", r.owner, r.token, r.expiry_ns)
 }
 
-fn expiry() -> u64 {
-    now_ns().saturating_add(LEASE.as_nanos() as u64)
-}
-
 /// A lease on the trial's lease file, renewed by a heartbeat thread while held.
 #[derive(Debug, Default)]
 pub(crate) struct LeaseLock {
@@ -179,9 +201,9 @@ impl LeaseLock {
             // Renew only a lease that is still ours and unexpired: an expired one is
             // lost, even before a peer takes it (as a key gone from a lock server).
             let ours = file.update(|r| {
-                if r.owner == me && r.token == token && r.expiry_ns > now_ns() {
+                if r.owner == me && r.token == token && r.expiry_ns > file.now() {
                     let renewed = Record {
-                        expiry_ns: expiry(),
+                        expiry_ns: file.expiry(),
                         ..r
                     };
                     (Some(renewed), true)
@@ -215,14 +237,13 @@ impl Lock for LeaseLock {
         let file = self.file()?.clone();
         let me = std::process::id();
         let taken = file.update(|r| {
-            let now = now_ns();
-            if r.owner != 0 && r.owner != me && r.expiry_ns > now {
+            if r.owner != 0 && r.owner != me && r.expiry_ns > file.now() {
                 return (None, None);
             }
             let mine = Record {
                 owner: me,
                 token: r.token + 1,
-                expiry_ns: expiry(),
+                expiry_ns: file.expiry(),
             };
             (Some(mine), Some(mine.token))
         })?;

@@ -38,6 +38,7 @@ mod toctou;
 
 pub use adapt::{lock_fn, GuardLock, HeldByThread, LockFn};
 pub use kind::{LockKind, Soundness};
+pub(crate) use lease::CLOCK_FILE;
 pub(crate) use shared::{
     flock_exclusive, open_lock_file, FileFlagLock, Flocked, LockContext, RecordLock, RecordLockFile,
 };
