@@ -240,9 +240,20 @@ pub(super) struct ExploreArgs {
     /// Stop starting trials once this many seconds are spent (trials default to no limit).
     #[arg(long, value_name = "SECS", value_parser = parse_budget, allow_negative_numbers = true)]
     pub(super) time_budget: Option<f64>,
-    /// Run only shard K of N: trial i when i mod N = K − 1 (N CI jobs cover disjoint trials).
+    /// Run only shard K of N: trial i when i mod N = K − 1 (N CI jobs cover disjoint
+    /// trials); under exhaustive, part p of the search split by schedule prefix when
+    /// p mod N = K − 1 (`oversell merge` says whether every shard verified).
     #[arg(long, value_name = "K/N", value_parser = parse_shard, allow_negative_numbers = true)]
     pub(super) shard: Option<(u64, u64)>,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
+    /// Exhaustive: keep the search's frontier in FILE (written every few seconds and on
+    /// SIGINT or SIGTERM); the same command with the same FILE resumes from it, and the
+    /// file is removed when the search ends.
+    #[arg(long, value_name = "FILE")]
+    pub(super) checkpoint: Option<PathBuf>,
     /// Keep every trial's directory (store, ledger, stderr) under DIR.
     #[arg(long, value_name = "DIR")]
     pub(super) keep: Option<PathBuf>,
@@ -291,6 +302,10 @@ pub(super) struct ReplayArgs {
         allow_negative_numbers = true
     )]
     pub(super) attempts: u32,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
     /// Kill a trial that makes no progress for this many milliseconds.
     #[arg(
         long,
@@ -361,6 +376,10 @@ pub(super) struct BenchArgs {
         allow_negative_numbers = true
     )]
     pub(super) seed: u64,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +399,10 @@ pub(super) struct GateArgs {
         allow_negative_numbers = true
     )]
     pub(super) attempts: u32,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
     /// Kill a trial that makes no progress for this many milliseconds.
     #[arg(
         long,

@@ -55,6 +55,21 @@ impl Bar {
         }
     }
 
+    /// The count of trials the bar shows, for a driver that counts them itself (an
+    /// exhaustive search counts schedules on every job as they end).
+    pub(super) fn counter(&self) -> Arc<AtomicU64> {
+        self.trials.clone()
+    }
+
+    /// Notes findings without counting a trial (the driver counts them: [`Bar::counter`]).
+    pub(super) fn found(&self, findings: usize) {
+        let all = self.findings.fetch_add(findings as u64, Ordering::Relaxed) + findings as u64;
+        if let Some(bar) = &self.bar {
+            bar.set_message(crate::report::count(all, "finding"));
+            bar.set_position(self.trials.load(Ordering::Relaxed));
+        }
+    }
+
     /// Prints text to stdout without tearing the bar.
     pub(super) fn say(&self, text: &str) {
         match &self.bar {
