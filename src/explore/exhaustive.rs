@@ -47,8 +47,9 @@ struct Walk<'a> {
     runner: Runner<'a>,
     /// Schedules recorded so far: the next run's index.
     index: u64,
-    /// Parts of the whole run met so far (every shard counts them all).
-    parts_seen: u64,
+    /// Parts of the whole run met so far, by the preemptions their prefix makes (every
+    /// shard counts them all): shard K of N gets each N-th of each count.
+    dealt: std::collections::BTreeMap<u32, u64>,
     ran: &'a AtomicU64,
     checkpoint: Option<Checkpoint>,
 }
@@ -77,7 +78,7 @@ pub(super) fn exhaustive(
         cfg,
         runner: Runner::new(&cfg.harness),
         index: 0,
-        parts_seen: 0,
+        dealt: std::collections::BTreeMap::new(),
         ran: &ran,
         checkpoint: cfg.checkpoint.clone(),
     };
@@ -168,16 +169,14 @@ impl Walk<'_> {
     ) -> Result<Ended, HarnessError> {
         let cfg = self.cfg;
         let all = split::parts(&mut self.runner, trial, level)?;
-        let first_part = self.parts_seen;
-        self.parts_seen += all.len() as u64;
-        let mine: Vec<(usize, &Part)> = all
-            .iter()
-            .enumerate()
-            .filter(|(p, _)| {
-                cfg.shard
-                    .is_none_or(|(k, n)| (first_part + *p as u64) % n == k - 1)
-            })
-            .collect();
+        let mut mine: Vec<(usize, &Part)> = Vec::new();
+        for (p, part) in all.iter().enumerate() {
+            let dealt = self.dealt.entry(part.preemptions).or_insert(0);
+            if cfg.shard.is_none_or(|(k, n)| *dealt % n == k - 1) {
+                mine.push((p, part));
+            }
+            *dealt += 1;
+        }
         let key = |p: usize| PartKey {
             level,
             buyers,

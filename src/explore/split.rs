@@ -29,6 +29,9 @@ pub(super) struct Part {
     pub(super) prefix: Vec<u32>,
     /// At each fixed step, the choices of the parts before this one.
     pub(super) siblings: Vec<Vec<u32>>,
+    /// Preemptions the prefix makes: parts that made none hold most schedules, so shards
+    /// are dealt parts of each count in turn.
+    pub(super) preemptions: u32,
 }
 
 /// Whether a trial's search is reduced.
@@ -46,6 +49,7 @@ pub(super) fn parts(
     let mut level = vec![Part {
         prefix: Vec::new(),
         siblings: Vec::new(),
+        preemptions: 0,
     }];
     for depth in 0..MAX_DEPTH {
         if level.len() >= ENOUGH {
@@ -60,12 +64,16 @@ pub(super) fn parts(
             }
             match dfs.choices(depth) {
                 Some(kids) => {
-                    for (n, &b) in kids.iter().enumerate() {
+                    for (n, &(b, preemptions)) in kids.iter().enumerate() {
                         let mut prefix = p.prefix.clone();
                         prefix.push(b);
                         let mut siblings = p.siblings.clone();
-                        siblings.push(kids[..n].to_vec());
-                        next.push(Part { prefix, siblings });
+                        siblings.push(kids[..n].iter().map(|k| k.0).collect());
+                        next.push(Part {
+                            prefix,
+                            siblings,
+                            preemptions,
+                        });
                     }
                 }
                 None => next.push(p.clone()),

@@ -63,14 +63,15 @@ impl Dfs {
     }
 
     /// The buyers that could run at `step` of this run within the bound, the one it ran
-    /// first; `None` when the run ended before `step`.
-    pub fn choices(&self, step: usize) -> Option<Vec<u32>> {
+    /// first, each with the preemptions a schedule has made once it ran; `None` when the
+    /// run ended before `step`.
+    pub fn choices(&self, step: usize) -> Option<Vec<(u32, u32)>> {
         let f = self.trail.get(step)?;
         Some(
             f.order
                 .iter()
-                .copied()
-                .filter(|&b| f.preemptions_before + cost(b, f.current) <= self.bound)
+                .map(|&b| (b, f.preemptions_before + cost(b, f.current)))
+                .filter(|&(_, p)| p <= self.bound)
                 .collect(),
         )
     }
