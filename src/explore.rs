@@ -422,12 +422,36 @@ pub fn explain_one(
     explain(&mut Runner::new(harness), c)
 }
 
-/// Re-runs one trial `attempts` times; returns each attempt's checked run.
+/// Re-runs one trial `attempts` times on `jobs` jobs; returns each attempt's checked
+/// run, in attempt order.
 pub fn replay(
     trial: &Trial,
     attempts: u32,
     harness: &HarnessConfig,
+    jobs: usize,
 ) -> Result<Vec<Checked>, HarnessError> {
-    let mut runner = Runner::new(harness);
-    (0..attempts).map(|_| runner.run(trial, None)).collect()
+    let work = |runner: &mut Runner<'_>, _: u64| {
+        if let Some(sig) = crate::harness::interrupt::pending() {
+            return Err(HarnessError::Interrupted(sig));
+        }
+        runner.run(trial, None)
+    };
+    let last = |r: &Result<Checked, HarnessError>| r.is_err();
+    let mut out = Vec::new();
+    let mut failure = None;
+    let mut take = |_: u64, r: Result<Checked, HarnessError>| match r {
+        Ok(c) => {
+            out.push(c);
+            jobs::Flow::Go
+        }
+        Err(e) => {
+            failure = Some(e);
+            jobs::Flow::Stop
+        }
+    };
+    jobs::ordered(jobs, harness, u64::from(attempts), &work, &last, &mut take);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }

@@ -7,7 +7,8 @@
 //! write. The file is replaced whole (written beside it, then renamed), so a kill never
 //! leaves half a frontier. A resumed run skips the parts the file holds and adds their
 //! counts, so its verdict and its counts are those of a run never stopped; once the
-//! search ends, the file is removed.
+//! search ends, the file is removed. A run cut short by `--trials` or `--time-budget`
+//! keeps it, so a search too long for one sitting can be done in several.
 //!
 //! A checkpoint is input like a token: it is refused (one line) when it is not one, when
 //! it was written by another command, or when it asks for more than the limits allow.
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How often the frontier is written while parts end.
-const EVERY: Duration = Duration::from_secs(2);
+const EVERY: Duration = Duration::from_secs(1);
 /// The format's version, first in the file.
 const FORMAT: u32 = 1;
 
@@ -78,7 +79,8 @@ pub struct Checkpoint {
     command: String,
     /// The parts searched to the end.
     pub done: BTreeMap<PartKey, Done>,
-    written: Instant,
+    /// When the frontier was last written (`None`: not yet by this run).
+    written: Option<Instant>,
 }
 
 /// What a run is, as a checkpoint names it: the options that decide its parts.
@@ -98,7 +100,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             command,
             done: BTreeMap::new(),
-            written: Instant::now(),
+            written: None,
         };
         let text = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(c),
@@ -142,9 +144,10 @@ impl Checkpoint {
         Ok(c)
     }
 
-    /// Writes the frontier when the last write is a few seconds old.
+    /// Writes the frontier when the first part ends, then when the last write is a few
+    /// seconds old.
     pub(super) fn tick(&mut self) -> Result<(), HarnessError> {
-        if self.written.elapsed() >= EVERY {
+        if self.written.is_none_or(|w| w.elapsed() >= EVERY) {
             self.save()?;
         }
         Ok(())
@@ -168,7 +171,7 @@ impl Checkpoint {
                 let _ = std::fs::remove_file(&tmp);
                 HarnessError::Io("writing the checkpoint", e)
             })?;
-        self.written = Instant::now();
+        self.written = Some(Instant::now());
         Ok(())
     }
 

@@ -52,6 +52,8 @@ struct Walk<'a> {
     dealt: std::collections::BTreeMap<u32, u64>,
     ran: &'a AtomicU64,
     checkpoint: Option<Checkpoint>,
+    /// Set when `--trials` or the time budget cut the search short.
+    cut: bool,
 }
 
 /// How one shape's search ended.
@@ -81,12 +83,14 @@ pub(super) fn exhaustive(
         dealt: std::collections::BTreeMap::new(),
         ran: &ran,
         checkpoint: cfg.checkpoint.clone(),
+        cut: false,
     };
     let result = walk.all(bound, report, each, out_of_time, deadline);
     if let Some(c) = &mut walk.checkpoint {
         match &result {
             // Stopped by a signal (or a failing harness): the frontier stays for a resume.
             Err(_) => c.save()?,
+            Ok(()) if walk.cut => c.save()?,
             Ok(()) => c.finish()?,
         }
     }
@@ -145,10 +149,14 @@ impl Walk<'_> {
                             verified: unordered.is_empty(),
                             unordered,
                         }),
-                        Ended::Cut => return Ok(()),
+                        Ended::Cut => {
+                            self.cut = true;
+                            return Ok(());
+                        }
                         _ => {}
                     }
                     if self.index >= cfg.trials || out_of_time() {
+                        self.cut = true;
                         return Ok(());
                     }
                 }
