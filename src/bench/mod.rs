@@ -27,6 +27,7 @@
 //! summary, the targets and the notes; `render` writes the text and JSON.
 
 mod assess;
+pub mod jobs;
 mod measure;
 mod render;
 pub mod syscall;
@@ -156,6 +157,8 @@ pub struct BenchOptions {
     pub throughput_buyers: u32,
     /// How long each controlled-speed measurement runs.
     pub speed_budget: Duration,
+    /// The jobs `jobs_speedup` compares with one.
+    pub jobs: usize,
 }
 
 impl BenchOptions {
@@ -186,6 +189,7 @@ impl BenchOptions {
                 throughput_trials: 3,
                 throughput_buyers: 8,
                 speed_budget: Duration::from_millis(1_500),
+                jobs: crate::explore::jobs::available(),
             }
         } else {
             BenchOptions {
@@ -205,6 +209,7 @@ impl BenchOptions {
                 throughput_trials: 5,
                 throughput_buyers: 8,
                 speed_budget: Duration::from_secs(5),
+                jobs: crate::explore::jobs::available(),
             }
         }
     }
@@ -388,6 +393,8 @@ pub struct BenchReport {
     /// intercepted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall: Option<syscall::SyscallSpeed>,
+    /// The same trials on one job and on several.
+    pub jobs_speedup: jobs::JobsSpeedup,
 }
 
 /// Runs the bench; `progress` sees one line as each step starts (no figures: those are
@@ -416,6 +423,7 @@ pub fn run(
         notes: Vec::new(),
         interrupted: None,
         syscall: None,
+        jobs_speedup: jobs::JobsSpeedup::default(),
     };
     match stages(opts, &mut report, progress) {
         Ok(()) => {}
@@ -442,6 +450,11 @@ fn stages(
     report.controlled = measure::controlled(opts)?;
     // Part of the controlled stage: no progress line of its own.
     report.syscall = syscall::measure(opts)?;
+    progress(&format!(
+        "bench: measuring jobs_speedup (1 job vs {})",
+        opts.jobs
+    ));
+    report.jobs_speedup = jobs::measure(opts, opts.jobs)?;
     let cells = opts.locks.len() * strategies().len();
     for (i, &lock) in opts.locks.iter().enumerate() {
         for (j, schedule) in strategies().iter().enumerate() {
