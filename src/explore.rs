@@ -231,7 +231,7 @@ fn shrink_or_keep(
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
     deadline: Option<Instant>,
 ) -> Result<Checked, HarnessError> {
-    match shrink_until(runner, checked.clone(), floor(cfg), deadline) {
+    match shrink_until(runner, checked.clone(), floor(cfg), deadline, cfg.jobs) {
         Err(HarnessError::Interrupted(sig)) => {
             record(report, index, &checked, each);
             Err(HarnessError::Interrupted(sig))

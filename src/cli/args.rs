@@ -421,8 +421,13 @@ pub(super) struct GateArgs {
 const MERGE_HELP: &str = "\
 Example: oversell merge shard-1.json shard-2.json shard-3.json --junit all.xml
 
-Exit status: 0 the merged run matched --expect; 1 it did not; 2 bad input (a report that
-cannot be read, reports of different runs, a missing shard) or a file that cannot be
+Shards of an exhaustive search (explore --schedule exhaustive --shard K/N) merge to
+`verified across N shards: all E executions ...` only when every shard is given and
+verified its parts; otherwise the line names the shard missing or failing, exit 1.
+
+Exit status: 0 the merged run matched --expect; 1 it did not (or, for an exhaustive
+search, a shard is missing or did not verify); 2 bad input (a report that cannot be read,
+reports of different runs, a missing shard of sampled trials) or a file that cannot be
 written, with one line on stderr.";
 
 #[derive(Debug, Args)]
