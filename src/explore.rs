@@ -301,7 +301,7 @@ enum Sampled {
     Skipped,
     /// The time budget was spent before it started.
     OutOfTime,
-    Ran(Result<Checked, HarnessError>),
+    Ran(Box<Result<Checked, HarnessError>>),
 }
 
 fn sampled(
@@ -319,14 +319,19 @@ fn sampled(
             return Sampled::OutOfTime;
         }
         if let Some(sig) = crate::harness::interrupt::pending() {
-            return Sampled::Ran(Err(HarnessError::Interrupted(sig)));
+            return Sampled::Ran(Box::new(Err(HarnessError::Interrupted(sig))));
         }
-        Sampled::Ran(runner.run(&cfg.space.trial(cfg.seed, index), None))
+        Sampled::Ran(Box::new(
+            runner.run(&cfg.space.trial(cfg.seed, index), None),
+        ))
     };
     let last = |r: &Sampled| match r {
         Sampled::Skipped => false,
-        Sampled::OutOfTime | Sampled::Ran(Err(_)) => true,
-        Sampled::Ran(Ok(c)) => !cfg.keep_going && !c.violations.is_empty(),
+        Sampled::OutOfTime => true,
+        Sampled::Ran(run) => match run.as_ref() {
+            Err(_) => true,
+            Ok(c) => !cfg.keep_going && !c.violations.is_empty(),
+        },
     };
     // Shrinking and explaining happen here, on a runner of the caller's own.
     let mut runner = Runner::new(&cfg.harness);
@@ -335,11 +340,13 @@ fn sampled(
         let mut checked = match r {
             Sampled::Skipped => return jobs::Flow::Go,
             Sampled::OutOfTime => return jobs::Flow::Stop,
-            Sampled::Ran(Err(e)) => {
-                failure = Some(e);
-                return jobs::Flow::Stop;
-            }
-            Sampled::Ran(Ok(c)) => c,
+            Sampled::Ran(run) => match *run {
+                Err(e) => {
+                    failure = Some(e);
+                    return jobs::Flow::Stop;
+                }
+                Ok(c) => c,
+            },
         };
         let shrunk = if cfg.shrink && !checked.violations.is_empty() {
             shrink_or_keep(&mut runner, checked, cfg, report, index, each, deadline)

@@ -35,8 +35,21 @@ fn one_job_or_eight_give_the_same_findings_and_tokens() {
         for jobs in ["1", "8"] {
             let json = tmp.path().join(format!("r{jobs}.json"));
             let mut args = vec![
-                "explore", "--lock", "none", "--schedule", "pct", "--buyers", "2..5",
-                "--tickets", "1..3", "--trials", "40", "--seed", "3", "--jobs", jobs,
+                "explore",
+                "--lock",
+                "none",
+                "--schedule",
+                "pct",
+                "--buyers",
+                "2..5",
+                "--tickets",
+                "1..3",
+                "--trials",
+                "40",
+                "--seed",
+                "3",
+                "--jobs",
+                jobs,
                 "--json",
             ];
             args.push(json.to_str().expect("utf-8"));
@@ -47,7 +60,10 @@ fn one_job_or_eight_give_the_same_findings_and_tokens() {
             assert_code(&out, 1, "the lock none race is found");
             seen.push((lines_without_time(&out), json_without_time(&json)));
         }
-        assert_eq!(seen[0], seen[1], "--jobs 1 and --jobs 8 differ (stop: {stop})");
+        assert_eq!(
+            seen[0], seen[1],
+            "--jobs 1 and --jobs 8 differ (stop: {stop})"
+        );
         let findings = seen[0].1["findings"].as_array().map_or(0, Vec::len);
         assert!(findings > 0, "no finding to compare");
         if !stop {
@@ -145,9 +161,23 @@ fn a_failing_shard_is_named_by_merge() {
         let out = oversell(
             tmp.path(),
             &[
-                "explore", "--lock", "none", "--schedule", "exhaustive", "--buyers", "2",
-                "--tickets", "1", "--seed", "1", "--no-shrink", "--no-explain", "--shard",
-                &shard, "--json", json.to_str().expect("utf-8"),
+                "explore",
+                "--lock",
+                "none",
+                "--schedule",
+                "exhaustive",
+                "--buyers",
+                "2",
+                "--tickets",
+                "1",
+                "--seed",
+                "1",
+                "--no-shrink",
+                "--no-explain",
+                "--shard",
+                &shard,
+                "--json",
+                json.to_str().expect("utf-8"),
             ],
         );
         assert!(out.status.code().is_some_and(|c| c <= 1), "{}", text(&out));
@@ -196,8 +226,21 @@ fn a_checkpoint_of_another_command_or_no_checkpoint_is_refused() {
     let other = oversell(
         tmp.path(),
         &[
-            "explore", "--lock", "flock", "--schedule", "exhaustive", "--buyers", "3",
-            "--tickets", "2", "--preemptions", "2", "--seed", "2", "--checkpoint", ck_s,
+            "explore",
+            "--lock",
+            "flock",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "3",
+            "--tickets",
+            "2",
+            "--preemptions",
+            "2",
+            "--seed",
+            "2",
+            "--checkpoint",
+            ck_s,
         ],
     );
     assert_code(&other, 2, "another command's checkpoint");
@@ -217,7 +260,15 @@ fn a_checkpoint_of_another_command_or_no_checkpoint_is_refused() {
     }
     let jitter = oversell(
         tmp.path(),
-        &["explore", "--lock", "flock", "--trials", "1", "--checkpoint", ck_s],
+        &[
+            "explore",
+            "--lock",
+            "flock",
+            "--trials",
+            "1",
+            "--checkpoint",
+            ck_s,
+        ],
     );
     assert_code(&jitter, 2, "--checkpoint is for exhaustive");
 }
