@@ -8,6 +8,7 @@
 pub mod checkpoint;
 mod exhaustive;
 pub mod jobs;
+pub mod progress;
 mod split;
 mod shrink;
 mod why;
@@ -55,6 +56,9 @@ pub struct ExploreConfig {
     /// Under `exhaustive`: counts each schedule as it ends, on whichever job (a progress
     /// line reads it); `each` then sees only the runs a report records, and the first.
     pub ticks: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Under `exhaustive`: where the search stands (shapes, parts, executions), for a
+    /// progress line.
+    pub search_progress: Option<std::sync::Arc<progress::SearchProgress>>,
     /// Under `exhaustive`: the frontier to resume from and to keep (`--checkpoint`).
     pub checkpoint: Option<checkpoint::Checkpoint>,
     /// Under `exhaustive`: run one schedule per class of schedules that differ only in
@@ -80,6 +84,7 @@ impl ExploreConfig {
             jobs: 1,
             checkpoint: None,
             ticks: None,
+            search_progress: None,
         }
     }
 }

@@ -71,10 +71,12 @@ fn search(
     cfg: &ExploreConfig,
     trials: u64,
 ) -> Result<(Report, Option<(u64, Checked)>), Fail> {
-    let mut bar = Bar::new(trials, a.quiet);
-    let mut drawn: Option<(u64, Checked)> = None;
     let exhaustive = matches!(cfg.space.schedule, Schedule::Exhaustive { .. });
     let mut cfg = cfg.clone();
+    let search = exhaustive.then(|| std::sync::Arc::new(Default::default()));
+    cfg.search_progress.clone_from(&search);
+    let mut bar = Bar::searching(trials, a.quiet, search);
+    let mut drawn: Option<(u64, Checked)> = None;
     if exhaustive {
         cfg.ticks = Some(bar.counter());
     }

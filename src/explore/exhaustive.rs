@@ -26,7 +26,7 @@ use crate::harness::HarnessError;
 use crate::report::{Finding, Report, StoppedEarly, Verified};
 use crate::scenario::Trial;
 use crate::schedule::UNBOUNDED;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The preemption bounds searched in turn up to `bound`: 0, 1, … `bound`, so a shallow
@@ -115,6 +115,12 @@ impl Walk<'_> {
             bounds(bound)
         };
         let mut shape_no = 0u64;
+        let shapes = u64::from(cfg.space.buyers.hi - cfg.space.buyers.lo + 1)
+            * u64::from(cfg.space.tickets.hi - cfg.space.tickets.lo + 1)
+            * levels.len() as u64;
+        if let Some(p) = &cfg.search_progress {
+            p.shapes.store(shapes, Ordering::Relaxed);
+        }
         for level in levels {
             for buyers in cfg.space.buyers.lo..=cfg.space.buyers.hi {
                 for tickets in cfg.space.tickets.lo..=cfg.space.tickets.hi {
@@ -123,6 +129,25 @@ impl Walk<'_> {
                     trial.buyers = buyers;
                     trial.tickets = tickets;
                     let key = (level, buyers, tickets);
+                    if let Some(t0) = same_as(cfg, &trial) {
+                        // Searched already, at the same bound: every buyer finds a ticket.
+                        if let Some(p) = &cfg.search_progress {
+                            p.shapes_done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let rep = report
+                            .verified
+                            .iter()
+                            .find(|v| v.buyers == buyers && v.tickets == t0 && level == bound)
+                            .cloned();
+                        if let Some(mut v) = rep {
+                            v.tickets = tickets;
+                            v.same_as = Some(t0);
+                            v.schedules = 0;
+                            v.executions = v.executions.map(|_| 0);
+                            report.verified.push(v);
+                        }
+                        continue;
+                    }
                     let shared = Shared {
                         ran: self.ran,
                         out_of_time,
@@ -148,6 +173,7 @@ impl Walk<'_> {
                             granularity: granularity(&trial),
                             verified: unordered.is_empty(),
                             unordered,
+                            same_as: None,
                         }),
                         Ended::Cut => {
                             self.cut = true;
@@ -192,6 +218,21 @@ impl Walk<'_> {
             part: p as u64,
         };
         let done = self.checkpoint.as_ref().map(|c| c.done.clone());
+        if let Some(progress) = &cfg.search_progress {
+            let bound = if level == UNBOUNDED {
+                "any number of preemptions".to_string()
+            } else {
+                format!("≤ {}", crate::report::count(level, "preemption"))
+            };
+            progress.start_shape(
+                format!(
+                    "{}, {}, {bound}",
+                    crate::report::count(buyers, "buyer"),
+                    crate::report::count(tickets, "ticket")
+                ),
+                mine.len() as u64,
+            );
+        }
         let work = |runner: &mut Runner<'_>, item: u64| -> PartRun {
             let (p, part) = mine[item as usize];
             if let Some(d) = done.as_ref().and_then(|d| d.get(&key(p))) {
@@ -230,6 +271,9 @@ impl Walk<'_> {
             &last,
             &mut take,
         );
+        if let Some(p) = &cfg.search_progress {
+            p.shapes_done.fetch_add(1, Ordering::Relaxed);
+        }
         match failure {
             Some(e) => Err(e),
             None => Ok(ended),
@@ -273,6 +317,11 @@ impl Walk<'_> {
             recorded += 1;
         }
         report.trials_run += r.schedules.saturating_sub(recorded);
+        if let Some(p) = &cfg.search_progress {
+            p.parts_done.fetch_add(1, Ordering::Relaxed);
+            p.executions
+                .fetch_add(r.executions.unwrap_or(r.schedules), Ordering::Relaxed);
+        }
         self.index += r.schedules;
         match r.end {
             PartEnd::Error(e) => return Err(e),
@@ -317,6 +366,21 @@ impl Walk<'_> {
         }
         Ok(Flow::Go)
     }
+}
+
+/// The ticket count of the shape `trial`'s shape is the same as, when there is one: with
+/// at least as many tickets as buyers, no buyer ever finds the store empty (each sees at
+/// most the others' sales taken off), so every buyer takes the same steps whatever the
+/// count, and the schedules, their classes and their verdicts are those of the fewest
+/// such tickets the space holds. Only oversell's own buyer at step granularity, without
+/// faults, and not under `--keep-going` (which reports every shape's own findings).
+fn same_as(cfg: &ExploreConfig, trial: &Trial) -> Option<u32> {
+    let plain = trial.faults.is_none()
+        && trial.external.is_none()
+        && trial.store_cmd.is_none()
+        && !trial.syscall_level();
+    let t0 = trial.buyers.max(cfg.space.tickets.lo);
+    (plain && !cfg.keep_going && trial.tickets > t0).then_some(t0)
 }
 
 /// The yield points a verified search stepped between, as its line names them.
