@@ -314,3 +314,43 @@ fn a_checkpoint_run_killed_mid_search_resumes_to_the_same_count_and_leaves_nothi
         "the killed run's directories are swept and the checkpoint removed"
     );
 }
+
+#[test]
+fn shapes_with_tickets_to_spare_are_searched_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = oversell(
+        tmp.path(),
+        &[
+            "explore",
+            "--lock",
+            "flock",
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1..4",
+            "--preemptions",
+            "1",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_code(&out, 0, "flock verifies");
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("verified"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[1].contains("of 2 buyers, 2 tickets"), "{lines:?}");
+    for (line, t) in lines[2..].iter().zip([3, 4]) {
+        assert!(
+            line.starts_with(&format!(
+                "verified: 2 buyers, {t} tickets, ≤ 1 preemption: the same schedules as 2 \
+                 buyers, 2 tickets"
+            )),
+            "{line}"
+        );
+    }
+}

@@ -194,6 +194,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_search_line_names_the_shape_and_its_parts() {
+        let s = SearchProgress::default();
+        s.shapes.store(3, Ordering::Relaxed);
+        s.start_shape("5 buyers, 3 tickets, ≤ 2 preemptions".into(), 25);
+        let line = search_line(&s, 4000, 0, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "progress: shape 1 of 3 (5 buyers, 3 tickets, ≤ 2 preemptions): 0 of 25 parts, \
+             0 executions, 4000 schedules, 2000/s, no estimate yet, 0 findings, 2 s"
+        );
+        s.parts_done.store(5, Ordering::Relaxed);
+        assert!(search_line(&s, 4000, 0, Duration::from_secs(2)).contains("s left in this shape"));
+    }
+
+    #[test]
     fn the_line_counts_trials_and_findings() {
         assert_eq!(
             line(100, 12, 1, Duration::from_millis(3400)),

@@ -372,15 +372,26 @@ impl Walk<'_> {
 /// at least as many tickets as buyers, no buyer ever finds the store empty (each sees at
 /// most the others' sales taken off), so every buyer takes the same steps whatever the
 /// count, and the schedules, their classes and their verdicts are those of the fewest
-/// such tickets the space holds. Only oversell's own buyer at step granularity, without
-/// faults, and not under `--keep-going` (which reports every shape's own findings).
+/// such tickets the space holds, as long as every count the store can hold is written
+/// with as many digits (a write in place of a shorter number over a longer one is a
+/// different write). Only oversell's own buyer at step granularity, without faults,
+/// and not under `--keep-going` (which reports every shape's own findings).
 fn same_as(cfg: &ExploreConfig, trial: &Trial) -> Option<u32> {
     let plain = trial.faults.is_none()
         && trial.external.is_none()
         && trial.store_cmd.is_none()
         && !trial.syscall_level();
-    let t0 = trial.buyers.max(cfg.space.tickets.lo);
-    (plain && !cfg.keep_going && trial.tickets > t0).then_some(t0)
+    if !plain || cfg.keep_going {
+        return None;
+    }
+    let b = trial.buyers;
+    // The digits every count from t − b to t is written with, when they agree.
+    let digits = |t: u32| {
+        let d = |n: u32| n.checked_ilog10().unwrap_or(0);
+        (t >= b && d(t - b) == d(t)).then(|| d(t))
+    };
+    let mine = digits(trial.tickets)?;
+    (cfg.space.tickets.lo.max(b)..trial.tickets).find(|&t| digits(t) == Some(mine))
 }
 
 /// The yield points a verified search stepped between, as its line names them.

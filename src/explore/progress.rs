@@ -40,7 +40,8 @@ impl Default for SearchProgress {
 }
 
 impl SearchProgress {
-    pub(super) fn start_shape(&self, label: String, parts: u64) {
+    /// A new shape is under way: `label` names it, `parts` are this run's of it.
+    pub fn start_shape(&self, label: String, parts: u64) {
         self.parts.store(parts, Ordering::Relaxed);
         self.parts_done.store(0, Ordering::Relaxed);
         self.shape_started_ms

@@ -166,7 +166,8 @@ pub struct Verified {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unordered: Vec<String>,
     /// Not searched: the same as the shape with this many tickets (with at least as many
-    /// tickets as buyers every buyer takes the same steps), which was.
+    /// tickets as buyers every buyer takes the same steps, and every count is written
+    /// with as many digits), which was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_as: Option<u32>,
 }
@@ -201,7 +202,8 @@ impl Verified {
         if let Some(t0) = self.same_as {
             return format!(
                 "verified: {}, {}, {bound}: the same schedules as {}, {} (with at least as \
-                 many tickets as buyers every buyer finds one), searched once",
+                 many tickets as buyers every buyer finds one, and every count has as many \
+                 digits), searched once",
                 count(self.buyers, "buyer"),
                 count(self.tickets, "ticket"),
                 count(self.buyers, "buyer"),
