@@ -59,12 +59,12 @@ pub fn measure(opts: &super::BenchOptions, jobs: usize) -> Result<JobsSpeedup, H
         (
             "jitter trials (flock, 4 buyers, jitter ≤ 2 ms)",
             jitter,
-            if quick { 60 } else { 300 },
+            if quick { 40 } else { 300 },
         ),
         (
             "pct trials (flock, 4 buyers, depth 3)",
             space(LockKind::Flock, 4, 2, Schedule::Pct { depth: 3 }),
-            if quick { 400 } else { 3_000 },
+            if quick { 200 } else { 3_000 },
         ),
         (
             "one exhaustive shape (flock, 4 buyers, 3 tickets)",
