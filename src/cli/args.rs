@@ -249,9 +249,10 @@ pub(super) struct ExploreArgs {
     /// CPUs this process may use]. The results do not depend on it.
     #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
     pub(super) jobs: Option<usize>,
-    /// Exhaustive: keep the search's frontier in FILE (written every few seconds and on
-    /// SIGINT or SIGTERM); the same command with the same FILE resumes from it, and the
-    /// file is removed when the search ends.
+    /// Exhaustive: keep the search's frontier (the parts done) in FILE, written once the
+    /// first part ends, then every second, and on SIGINT or SIGTERM; the same command
+    /// with the same FILE resumes from it, with the count and verdict of a run never
+    /// stopped. Removed when the search ends; kept when --trials or --time-budget cut it.
     #[arg(long, value_name = "FILE")]
     pub(super) checkpoint: Option<PathBuf>,
     /// Keep every trial's directory (store, ledger, stderr) under DIR.
