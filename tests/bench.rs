@@ -25,6 +25,7 @@ fn small() -> BenchOptions {
         throughput_trials: 1,
         throughput_buyers: 4,
         speed_budget: Duration::from_millis(300),
+        speedup_sizes: [6, 40, 0],
         ..BenchOptions::new(true, 1, harness)
     };
     // Redis locks need a server; tests/redis.rs runs them where one is installed.
@@ -74,12 +75,17 @@ fn the_bench_reports_detection_and_speed() {
     }
     assert_eq!(num(&json, "throughput.findings"), 0.0, "flock oversold");
     // jobs_speedup: three workloads, each the same trials on one job and on N.
-    let speedup = json["jobs_speedup"]["rows"].as_array().expect("jobs_speedup.rows");
+    let speedup = json["jobs_speedup"]["rows"]
+        .as_array()
+        .expect("jobs_speedup.rows");
     assert_eq!(speedup.len(), 3, "{speedup:?}");
     for row in speedup {
         let name = row["workload"].as_str().expect("workload");
         assert!(!name.contains("differ"), "{name}");
-        assert!(num(row, "trials") > 0.0 && num(row, "speedup") > 0.0, "{row}");
+        assert!(
+            num(row, "trials") > 0.0 && num(row, "speedup") > 0.0,
+            "{row}"
+        );
     }
 
     let rows = json["locks"].as_array().expect("locks[]");

@@ -52,19 +52,19 @@ fn space(lock: LockKind, buyers: u32, tickets: u32, schedule: Schedule) -> Trial
 
 /// Measures the three workloads on one job and on `jobs`.
 pub fn measure(opts: &super::BenchOptions, jobs: usize) -> Result<JobsSpeedup, HarnessError> {
-    let quick = opts.mode == super::Mode::Quick;
+    let [jitter_trials, pct_trials, bound] = opts.speedup_sizes;
     let mut jitter = space(LockKind::Flock, 4, 2, Schedule::Jitter);
     jitter.jitter_us = 2_000;
     let work = [
         (
             "jitter trials (flock, 4 buyers, jitter ≤ 2 ms)",
             jitter,
-            if quick { 40 } else { 300 },
+            jitter_trials,
         ),
         (
             "pct trials (flock, 4 buyers, depth 3)",
             space(LockKind::Flock, 4, 2, Schedule::Pct { depth: 3 }),
-            if quick { 200 } else { 3_000 },
+            pct_trials,
         ),
         (
             "one exhaustive shape (flock, 4 buyers, 3 tickets)",
@@ -73,7 +73,7 @@ pub fn measure(opts: &super::BenchOptions, jobs: usize) -> Result<JobsSpeedup, H
                 4,
                 3,
                 Schedule::Exhaustive {
-                    preemptions: if quick { 1 } else { 2 },
+                    preemptions: bound as u32,
                 },
             ),
             u64::MAX,

@@ -159,6 +159,9 @@ pub struct BenchOptions {
     pub speed_budget: Duration,
     /// The jobs `jobs_speedup` compares with one.
     pub jobs: usize,
+    /// `jobs_speedup`'s sizes: jitter trials, pct trials, and the preemption bound of its
+    /// exhaustive shape.
+    pub speedup_sizes: [u64; 3],
 }
 
 impl BenchOptions {
@@ -190,6 +193,7 @@ impl BenchOptions {
                 throughput_buyers: 8,
                 speed_budget: Duration::from_millis(1_500),
                 jobs: crate::explore::jobs::available(),
+                speedup_sizes: [100, 2_000, 2],
             }
         } else {
             BenchOptions {
@@ -210,6 +214,7 @@ impl BenchOptions {
                 throughput_buyers: 8,
                 speed_budget: Duration::from_secs(5),
                 jobs: crate::explore::jobs::available(),
+                speedup_sizes: [400, 6_000, 2],
             }
         }
     }
