@@ -36,9 +36,9 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     cfg.shard = a.shard;
     cfg.jobs = a.jobs.unwrap_or_else(crate::explore::jobs::available);
     if let Some(path) = &a.checkpoint {
-        cfg.checkpoint = Some(
-            crate::explore::checkpoint::Checkpoint::open(path, &cfg).map_err(Fail::Usage)?,
-        );
+        validate::output("--checkpoint", path)?;
+        cfg.checkpoint =
+            Some(crate::explore::checkpoint::Checkpoint::open(path, &cfg).map_err(Fail::Usage)?);
     }
     if !a.quiet {
         header(a, &cfg, trials);
@@ -275,7 +275,11 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
                  such as 'python3 fixtures/buyers/sqlite_locked.py {{dir}}'"
             )));
         }
-        validate::quotes("--buyer-cmd", b, "'python3 fixtures/buyers/sqlite_locked.py {dir}'")?;
+        validate::quotes(
+            "--buyer-cmd",
+            b,
+            "'python3 fixtures/buyers/sqlite_locked.py {dir}'",
+        )?;
     }
     if !space.schedule.is_controlled() {
         return Err(Fail::Usage(format!(
