@@ -5,7 +5,11 @@
 //! [`Report::stopped_early`]); [`ExploreConfig::keep_going`] runs every trial. [`verdict`]
 //! judges whether a replayed finding came back, for `replay` and `gate` alike.
 
+pub mod checkpoint;
 mod exhaustive;
+pub mod jobs;
+pub mod progress;
+mod split;
 mod shrink;
 mod why;
 pub mod verdict;
@@ -46,6 +50,17 @@ pub struct ExploreConfig {
     pub shard: Option<(u64, u64)>,
     /// How trials are run.
     pub harness: HarnessConfig,
+    /// How many jobs run trials side by side (each with its own buyer processes); the
+    /// results do not depend on it.
+    pub jobs: usize,
+    /// Under `exhaustive`: counts each schedule as it ends, on whichever job (a progress
+    /// line reads it); `each` then sees only the runs a report records, and the first.
+    pub ticks: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Under `exhaustive`: where the search stands (shapes, parts, executions), for a
+    /// progress line.
+    pub search_progress: Option<std::sync::Arc<progress::SearchProgress>>,
+    /// Under `exhaustive`: the frontier to resume from and to keep (`--checkpoint`).
+    pub checkpoint: Option<checkpoint::Checkpoint>,
     /// Under `exhaustive`: run one schedule per class of schedules that differ only in
     /// the order of independent steps (partial-order reduction). False runs every
     /// schedule within the bound.
@@ -66,6 +81,10 @@ impl ExploreConfig {
             shard: None,
             harness,
             reduction: true,
+            jobs: 1,
+            checkpoint: None,
+            ticks: None,
+            search_progress: None,
         }
     }
 }
@@ -217,7 +236,7 @@ fn shrink_or_keep(
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
     deadline: Option<Instant>,
 ) -> Result<Checked, HarnessError> {
-    match shrink_until(runner, checked.clone(), floor(cfg), deadline) {
+    match shrink_until(runner, checked.clone(), floor(cfg), deadline, cfg.jobs) {
         Err(HarnessError::Interrupted(sig)) => {
             record(report, index, &checked, each);
             Err(HarnessError::Interrupted(sig))
@@ -257,21 +276,19 @@ pub fn explore(
     let started = Instant::now();
     let mut report = Report::new(&cfg.space.lock_label(), cfg.space.schedule_label(), cfg.seed);
     report.shard = cfg.shard.map(|(k, n)| format!("{k}/{n}"));
-    let mut runner = Runner::new(&cfg.harness);
     let deadline = cfg.time_budget.map(|budget| started + budget);
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let result = if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
         exhaustive::exhaustive(
             cfg,
             preemptions,
-            &mut runner,
             &mut report,
             each,
             &out_of_time,
             deadline,
         )
     } else {
-        sampled(cfg, &mut runner, &mut report, each, &out_of_time, deadline)
+        sampled(cfg, &mut report, each, &out_of_time, deadline)
     };
     match result {
         Ok(()) => {}
@@ -283,44 +300,94 @@ pub fn explore(
     Ok(report)
 }
 
+/// One index of a sampled run, as a job left it.
+enum Sampled {
+    /// Another shard's.
+    Skipped,
+    /// The time budget was spent before it started.
+    OutOfTime,
+    Ran(Box<Result<Checked, HarnessError>>),
+}
+
 fn sampled(
     cfg: &ExploreConfig,
-    runner: &mut Runner<'_>,
     report: &mut Report,
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
-    out_of_time: &dyn Fn() -> bool,
+    out_of_time: &(dyn Fn() -> bool + Sync),
     deadline: Option<Instant>,
 ) -> Result<(), HarnessError> {
-    for index in 0..cfg.trials {
+    let work = |runner: &mut Runner<'_>, index: u64| {
         if cfg.shard.is_some_and(|(k, n)| index % n != k - 1) {
-            continue;
+            return Sampled::Skipped;
         }
         if out_of_time() {
-            break;
+            return Sampled::OutOfTime;
         }
         if let Some(sig) = crate::harness::interrupt::pending() {
-            return Err(HarnessError::Interrupted(sig));
+            return Sampled::Ran(Box::new(Err(HarnessError::Interrupted(sig))));
         }
-        let trial = cfg.space.trial(cfg.seed, index);
-        let mut checked = runner.run(&trial, None)?;
-        if cfg.shrink && !checked.violations.is_empty() {
-            checked = shrink_or_keep(runner, checked, cfg, report, index, each, deadline)?;
-        }
+        Sampled::Ran(Box::new(
+            runner.run(&cfg.space.trial(cfg.seed, index), None),
+        ))
+    };
+    let last = |r: &Sampled| match r {
+        Sampled::Skipped => false,
+        Sampled::OutOfTime => true,
+        Sampled::Ran(run) => match run.as_ref() {
+            Err(_) => true,
+            Ok(c) => !cfg.keep_going && !c.violations.is_empty(),
+        },
+    };
+    // Shrinking and explaining happen here, on a runner of the caller's own.
+    let mut runner = Runner::new(&cfg.harness);
+    let mut failure: Option<HarnessError> = None;
+    let mut take = |index: u64, r: Sampled| -> jobs::Flow {
+        let mut checked = match r {
+            Sampled::Skipped => return jobs::Flow::Go,
+            Sampled::OutOfTime => return jobs::Flow::Stop,
+            Sampled::Ran(run) => match *run {
+                Err(e) => {
+                    failure = Some(e);
+                    return jobs::Flow::Stop;
+                }
+                Ok(c) => c,
+            },
+        };
+        let shrunk = if cfg.shrink && !checked.violations.is_empty() {
+            shrink_or_keep(&mut runner, checked, cfg, report, index, each, deadline)
+        } else {
+            Ok(checked)
+        };
+        checked = match shrunk {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(e);
+                return jobs::Flow::Stop;
+            }
+        };
         if !cfg.keep_going {
-            checked = explained(runner, checked, cfg);
+            checked = explained(&mut runner, checked, cfg);
         }
         let failed = !checked.violations.is_empty();
         record(report, index, &checked, each);
         if failed && !cfg.keep_going {
-            interrupted()?;
+            if let Err(e) = interrupted() {
+                failure = Some(e);
+                return jobs::Flow::Stop;
+            }
             report.stopped_early = Some(StoppedEarly {
                 after: report.trials_run,
                 of: planned(cfg),
             });
-            return Ok(());
+            return jobs::Flow::Stop;
         }
+        jobs::Flow::Go
+    };
+    jobs::ordered(cfg.jobs, &cfg.harness, cfg.trials, &work, &last, &mut take);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// How many trials this run (this shard of it) was given; `None` when it had no fixed
@@ -367,12 +434,36 @@ pub fn explain_one(
     explain(&mut Runner::new(harness), c)
 }
 
-/// Re-runs one trial `attempts` times; returns each attempt's checked run.
+/// Re-runs one trial `attempts` times on `jobs` jobs; returns each attempt's checked
+/// run, in attempt order.
 pub fn replay(
     trial: &Trial,
     attempts: u32,
     harness: &HarnessConfig,
+    jobs: usize,
 ) -> Result<Vec<Checked>, HarnessError> {
-    let mut runner = Runner::new(harness);
-    (0..attempts).map(|_| runner.run(trial, None)).collect()
+    let work = |runner: &mut Runner<'_>, _: u64| {
+        if let Some(sig) = crate::harness::interrupt::pending() {
+            return Err(HarnessError::Interrupted(sig));
+        }
+        runner.run(trial, None)
+    };
+    let last = |r: &Result<Checked, HarnessError>| r.is_err();
+    let mut out = Vec::new();
+    let mut failure = None;
+    let mut take = |_: u64, r: Result<Checked, HarnessError>| match r {
+        Ok(c) => {
+            out.push(c);
+            jobs::Flow::Go
+        }
+        Err(e) => {
+            failure = Some(e);
+            jobs::Flow::Stop
+        }
+    };
+    jobs::ordered(jobs, harness, u64::from(attempts), &work, &last, &mut take);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }

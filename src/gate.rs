@@ -35,7 +35,7 @@ mod judge;
 pub use entry::{load, parse, Entry, Expect, GateError};
 
 use crate::check::FindingKind;
-use crate::explore::Runner;
+use crate::explore::{jobs, Runner};
 use crate::harness::{HarnessConfig, HarnessError};
 use std::path::Path;
 
@@ -121,18 +121,19 @@ pub fn line(o: &Outcome) -> String {
     }
 }
 
-/// Loads `dir` and judges every entry, `attempts` runs each; `each` sees every outcome as
-/// it is decided (the command line prints from there).
+/// Loads `dir` and judges every entry, `attempts` runs each, entries side by side on
+/// `jobs` jobs; `each` sees every outcome in file and line order (the command line prints
+/// from there).
 pub fn run(
     dir: &Path,
     harness: &HarnessConfig,
     attempts: u32,
+    jobs: usize,
     each: &mut dyn FnMut(&Outcome),
 ) -> Result<GateReport, GateError> {
     let entries = load(dir)?;
-    let mut runner = Runner::new(harness);
-    let mut outcomes = Vec::with_capacity(entries.len());
-    for entry in &entries {
+    let work = |runner: &mut Runner<'_>, i: u64| {
+        let entry = &entries[i as usize];
         if let Some(sig) = crate::harness::interrupt::pending() {
             return Err(GateError::Harness {
                 file: entry.file.clone(),
@@ -140,9 +141,32 @@ pub fn run(
                 source: HarnessError::Interrupted(sig),
             });
         }
-        let outcome = judge::judge(&mut runner, entry, attempts)?;
-        each(&outcome);
-        outcomes.push(outcome);
+        judge::judge(runner, entry, attempts)
+    };
+    let last = |r: &Result<Outcome, GateError>| r.is_err();
+    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut failure = None;
+    let mut take = |_: u64, r: Result<Outcome, GateError>| match r {
+        Ok(o) => {
+            each(&o);
+            outcomes.push(o);
+            jobs::Flow::Go
+        }
+        Err(e) => {
+            failure = Some(e);
+            jobs::Flow::Stop
+        }
+    };
+    jobs::ordered(
+        jobs,
+        harness,
+        entries.len() as u64,
+        &work,
+        &last,
+        &mut take,
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(GateReport { outcomes }),
     }
-    Ok(GateReport { outcomes })
 }

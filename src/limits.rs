@@ -42,6 +42,13 @@ pub const MAX_BUDGET_SECS: f64 = 30.0 * 86_400.0;
 /// Longest user command (`--lock-cmd`, `--buyer-cmd`) a token may carry, in bytes.
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
+/// Most jobs (`--jobs`) one run may ask for.
+pub const MAX_JOBS: u64 = 256;
+/// Largest checkpoint file read, in bytes.
+pub const MAX_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// Most parts one shape's search may be split into, as a checkpoint names them.
+pub const MAX_CHECKPOINT_PARTS: u64 = 1 << 24;
+
 /// `Ok(n)` when `n` is a buyer count in range, else a sentence saying what is accepted.
 pub fn buyers(n: u64) -> Result<u32, String> {
     match u32::try_from(n) {

@@ -25,6 +25,7 @@ fn small() -> BenchOptions {
         throughput_trials: 1,
         throughput_buyers: 4,
         speed_budget: Duration::from_millis(300),
+        speedup_sizes: [6, 40, 0],
         ..BenchOptions::new(true, 1, harness)
     };
     // Redis locks need a server; tests/redis.rs runs them where one is installed.
@@ -53,7 +54,7 @@ fn the_bench_reports_detection_and_speed() {
     // Progress names each step as it starts, once; the figures are the report's, so the
     // table is not printed twice (once on stderr, once on stdout).
     let cells = opts.locks.len() * bench::strategies().len();
-    assert_eq!(lines.len(), 2 + cells, "{lines:#?}");
+    assert_eq!(lines.len(), 3 + cells, "{lines:#?}");
     assert!(lines.iter().all(|l| l.starts_with("bench: ")), "{lines:#?}");
     assert!(
         lines
@@ -73,6 +74,19 @@ fn the_bench_reports_detection_and_speed() {
         assert!(num(&json, path) > 0.0, "{path} is not positive");
     }
     assert_eq!(num(&json, "throughput.findings"), 0.0, "flock oversold");
+    // jobs_speedup: three workloads, each the same trials on one job and on N.
+    let speedup = json["jobs_speedup"]["rows"]
+        .as_array()
+        .expect("jobs_speedup.rows");
+    assert_eq!(speedup.len(), 3, "{speedup:?}");
+    for row in speedup {
+        let name = row["workload"].as_str().expect("workload");
+        assert!(!name.contains("differ"), "{name}");
+        assert!(
+            num(row, "trials") > 0.0 && num(row, "speedup") > 0.0,
+            "{row}"
+        );
+    }
 
     let rows = json["locks"].as_array().expect("locks[]");
     assert_eq!(rows.len(), opts.locks.len() * bench::strategies().len());

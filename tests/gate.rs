@@ -22,7 +22,7 @@ fn fixtures() -> PathBuf {
 
 fn run(dir: &Path) -> GateReport {
     let mut seen = 0;
-    let report = gate::run(dir, &harness(), 2, &mut |_| seen += 1).expect("gate runs");
+    let report = gate::run(dir, &harness(), 2, 1, &mut |_| seen += 1).expect("gate runs");
     assert_eq!(seen, report.outcomes.len(), "`each` sees every outcome");
     report
 }

@@ -178,7 +178,7 @@ fn the_committed_redis_gate_entries_keep_their_verdicts() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/regressions/redis");
     let h = HarnessConfig::new(BIN);
-    let report = oversell::gate::run(&dir, &h, 2, &mut |_| {}).expect("gate runs");
+    let report = oversell::gate::run(&dir, &h, 2, 1, &mut |_| {}).expect("gate runs");
     assert_eq!(report.outcomes.len(), 5, "{}", report.lines().join("\n"));
     assert!(report.passed(), "{}", report.lines().join("\n"));
 }

@@ -95,6 +95,21 @@ pub(super) fn targets(r: &BenchReport) -> Vec<Target> {
         .collect();
     let mut out = detection_targets(&broken);
     out.extend(speed_targets(r));
+    let j = &r.jobs_speedup;
+    if !j.rows.is_empty() {
+        let least = j.rows.iter().map(|r| r.speedup).fold(f64::INFINITY, f64::min);
+        out.push(Target {
+            name: format!("jobs_speedup, each workload, 1 job vs {}", j.jobs),
+            target: format!("≥ {:.1} × (with 2 jobs)", super::jobs::TARGET_SPEEDUP),
+            measured: j
+                .rows
+                .iter()
+                .map(|r| format!("{:.2} ×", r.speedup))
+                .collect::<Vec<_>>()
+                .join(", "),
+            met: j.jobs >= 2 && least >= super::jobs::TARGET_SPEEDUP,
+        });
+    }
     out
 }
 

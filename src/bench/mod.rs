@@ -27,6 +27,7 @@
 //! summary, the targets and the notes; `render` writes the text and JSON.
 
 mod assess;
+pub mod jobs;
 mod measure;
 mod render;
 pub mod syscall;
@@ -156,6 +157,11 @@ pub struct BenchOptions {
     pub throughput_buyers: u32,
     /// How long each controlled-speed measurement runs.
     pub speed_budget: Duration,
+    /// The jobs `jobs_speedup` compares with one.
+    pub jobs: usize,
+    /// `jobs_speedup`'s sizes: jitter trials, pct trials, and the preemption bound of its
+    /// exhaustive shape.
+    pub speedup_sizes: [u64; 3],
 }
 
 impl BenchOptions {
@@ -186,6 +192,8 @@ impl BenchOptions {
                 throughput_trials: 3,
                 throughput_buyers: 8,
                 speed_budget: Duration::from_millis(1_500),
+                jobs: crate::explore::jobs::available(),
+                speedup_sizes: [100, 2_000, 2],
             }
         } else {
             BenchOptions {
@@ -205,6 +213,8 @@ impl BenchOptions {
                 throughput_trials: 5,
                 throughput_buyers: 8,
                 speed_budget: Duration::from_secs(5),
+                jobs: crate::explore::jobs::available(),
+                speedup_sizes: [400, 6_000, 2],
             }
         }
     }
@@ -388,6 +398,8 @@ pub struct BenchReport {
     /// intercepted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall: Option<syscall::SyscallSpeed>,
+    /// The same trials on one job and on several.
+    pub jobs_speedup: jobs::JobsSpeedup,
 }
 
 /// Runs the bench; `progress` sees one line as each step starts (no figures: those are
@@ -416,6 +428,7 @@ pub fn run(
         notes: Vec::new(),
         interrupted: None,
         syscall: None,
+        jobs_speedup: jobs::JobsSpeedup::default(),
     };
     match stages(opts, &mut report, progress) {
         Ok(()) => {}
@@ -442,6 +455,11 @@ fn stages(
     report.controlled = measure::controlled(opts)?;
     // Part of the controlled stage: no progress line of its own.
     report.syscall = syscall::measure(opts)?;
+    progress(&format!(
+        "bench: measuring jobs_speedup (1 job vs {})",
+        opts.jobs
+    ));
+    report.jobs_speedup = jobs::measure(opts, opts.jobs)?;
     let cells = opts.locks.len() * strategies().len();
     for (i, &lock) in opts.locks.iter().enumerate() {
         for (j, schedule) in strategies().iter().enumerate() {

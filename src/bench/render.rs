@@ -20,6 +20,7 @@ impl BenchReport {
 
     fn write_text(&self, s: &mut String) -> std::fmt::Result {
         self.write_speed(s)?;
+        self.write_jobs(s)?;
         self.write_detection(s)?;
         self.write_per_lock(s)?;
         self.write_targets_and_notes(s)
@@ -134,6 +135,24 @@ impl BenchReport {
                 opt(l.best_first_ms),
                 opt(l.best_trials_to_first),
                 opt(l.false_findings)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `jobs_speedup`: one job against N.
+    fn write_jobs(&self, s: &mut String) -> std::fmt::Result {
+        let j = &self.jobs_speedup;
+        if j.rows.is_empty() {
+            return Ok(());
+        }
+        writeln!(s)?;
+        writeln!(s, "jobs_speedup (the same trials on 1 job and on {})", j.jobs)?;
+        for r in &j.rows {
+            writeln!(
+                s,
+                "  {:<52} {:>7} trials  {:>7} ms vs {:>7} ms  {:.2} ×",
+                r.workload, r.trials, r.one_job_ms, r.n_jobs_ms, r.speedup
             )?;
         }
         Ok(())

@@ -240,9 +240,21 @@ pub(super) struct ExploreArgs {
     /// Stop starting trials once this many seconds are spent (trials default to no limit).
     #[arg(long, value_name = "SECS", value_parser = parse_budget, allow_negative_numbers = true)]
     pub(super) time_budget: Option<f64>,
-    /// Run only shard K of N: trial i when i mod N = K − 1 (N CI jobs cover disjoint trials).
+    /// Run only shard K of N: trial i when i mod N = K − 1 (N CI jobs cover disjoint
+    /// trials); under exhaustive, part p of the search split by schedule prefix when
+    /// p mod N = K − 1 (`oversell merge` says whether every shard verified).
     #[arg(long, value_name = "K/N", value_parser = parse_shard, allow_negative_numbers = true)]
     pub(super) shard: Option<(u64, u64)>,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
+    /// Exhaustive: keep the search's frontier (the parts done) in FILE, written once the
+    /// first part ends, then every second, and on SIGINT or SIGTERM; the same command
+    /// with the same FILE resumes from it, with the count and verdict of a run never
+    /// stopped. Removed when the search ends; kept when --trials or --time-budget cut it.
+    #[arg(long, value_name = "FILE")]
+    pub(super) checkpoint: Option<PathBuf>,
     /// Keep every trial's directory (store, ledger, stderr) under DIR.
     #[arg(long, value_name = "DIR")]
     pub(super) keep: Option<PathBuf>,
@@ -291,6 +303,10 @@ pub(super) struct ReplayArgs {
         allow_negative_numbers = true
     )]
     pub(super) attempts: u32,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
     /// Kill a trial that makes no progress for this many milliseconds.
     #[arg(
         long,
@@ -361,6 +377,10 @@ pub(super) struct BenchArgs {
         allow_negative_numbers = true
     )]
     pub(super) seed: u64,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +400,10 @@ pub(super) struct GateArgs {
         allow_negative_numbers = true
     )]
     pub(super) attempts: u32,
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    pub(super) jobs: Option<usize>,
     /// Kill a trial that makes no progress for this many milliseconds.
     #[arg(
         long,
@@ -398,8 +422,13 @@ pub(super) struct GateArgs {
 const MERGE_HELP: &str = "\
 Example: oversell merge shard-1.json shard-2.json shard-3.json --junit all.xml
 
-Exit status: 0 the merged run matched --expect; 1 it did not; 2 bad input (a report that
-cannot be read, reports of different runs, a missing shard) or a file that cannot be
+Shards of an exhaustive search (explore --schedule exhaustive --shard K/N) merge to
+`verified across N shards: all E executions ...` only when every shard is given and
+verified its parts; otherwise the line names the shard missing or failing, exit 1.
+
+Exit status: 0 the merged run matched --expect; 1 it did not (or, for an exhaustive
+search, a shard is missing or did not verify); 2 bad input (a report that cannot be read,
+reports of different runs, a missing shard of sampled trials) or a file that cannot be
 written, with one line on stderr.";
 
 #[derive(Debug, Args)]

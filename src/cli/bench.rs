@@ -8,7 +8,10 @@ pub(super) fn run(a: &BenchArgs) -> Result<Outcome, Fail> {
     if let Some(p) = &a.json {
         validate::output("--json", p)?;
     }
-    let opts = crate::bench::BenchOptions::new(a.quick, a.seed, start_harness()?);
+    let mut opts = crate::bench::BenchOptions::new(a.quick, a.seed, start_harness()?);
+    if let Some(j) = a.jobs {
+        opts.jobs = j;
+    }
     let report = crate::bench::run(&opts, &mut |line| eprintln!("{line}"))?;
     say!("{}", report.to_text());
     if let Some(p) = &a.json {

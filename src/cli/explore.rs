@@ -34,6 +34,12 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     cfg.reduction = !a.no_reduction;
     cfg.time_budget = a.time_budget.map(Duration::from_secs_f64);
     cfg.shard = a.shard;
+    cfg.jobs = a.jobs.unwrap_or_else(crate::explore::jobs::available);
+    if let Some(path) = &a.checkpoint {
+        validate::output("--checkpoint", path)?;
+        cfg.checkpoint =
+            Some(crate::explore::checkpoint::Checkpoint::open(path, &cfg).map_err(Fail::Usage)?);
+    }
     if !a.quiet {
         header(a, &cfg, trials);
     }
@@ -65,12 +71,23 @@ fn search(
     cfg: &ExploreConfig,
     trials: u64,
 ) -> Result<(Report, Option<(u64, Checked)>), Fail> {
-    let mut bar = Bar::new(trials, a.quiet);
+    let exhaustive = matches!(cfg.space.schedule, Schedule::Exhaustive { .. });
+    let mut cfg = cfg.clone();
+    let search = exhaustive.then(|| std::sync::Arc::new(Default::default()));
+    cfg.search_progress.clone_from(&search);
+    let mut bar = Bar::searching(trials, a.quiet, search);
     let mut drawn: Option<(u64, Checked)> = None;
+    if exhaustive {
+        cfg.ticks = Some(bar.counter());
+    }
     let result = explore::explore(
-        cfg,
+        &cfg,
         &mut |index, checked: &Checked, findings: &[Finding]| {
-            bar.tick(findings.len());
+            if exhaustive {
+                bar.found(findings.len());
+            } else {
+                bar.tick(findings.len());
+            }
             if !findings.is_empty() {
                 bar.say(&report::trial_text(findings));
                 if let Some(shrunk) = &checked.shrunk {
@@ -177,13 +194,11 @@ fn schedule_options(a: &ExploreArgs, schedule: &Schedule) -> Result<(), Fail> {
         "--no-reduction",
         "exhaustive",
     )?;
-    if a.shard.is_some() && exhaustive {
-        return Err(Fail::Usage(
-            "--shard with --schedule exhaustive: a depth-first search cannot be split by trial; \
-             accepted: --shard with jitter, barrier, random or pct"
-                .into(),
-        ));
-    }
+    only(
+        a.checkpoint.is_some() && !exhaustive,
+        "--checkpoint",
+        "exhaustive",
+    )?;
     Ok(())
 }
 
@@ -260,7 +275,11 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
                  such as 'python3 fixtures/buyers/sqlite_locked.py {{dir}}'"
             )));
         }
-        validate::quotes("--buyer-cmd", b, "'python3 fixtures/buyers/sqlite_locked.py {dir}'")?;
+        validate::quotes(
+            "--buyer-cmd",
+            b,
+            "'python3 fixtures/buyers/sqlite_locked.py {dir}'",
+        )?;
     }
     if !space.schedule.is_controlled() {
         return Err(Fail::Usage(format!(

@@ -28,7 +28,12 @@ pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
         .map(|(place, t)| format!("{place}: lock {}", t.lock));
     super::validate::redis(a.redis.as_deref(), needs.as_deref())?;
     let h = start_harness()?.with_timeout(Duration::from_millis(a.timeout_ms));
-    let report = crate::gate::run(&a.dir, &h, a.attempts, &mut |o| {
+    let report = crate::gate::run(
+        &a.dir,
+        &h,
+        a.attempts,
+        a.jobs.unwrap_or_else(crate::explore::jobs::available),
+        &mut |o| {
         say!("{}", crate::gate::line(o));
     })?;
     say!("{}", report.summary());

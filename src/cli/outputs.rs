@@ -102,7 +102,15 @@ fn race_of(c: &Checked) -> Option<report::timeline::RaceMark> {
 /// Quiet keeps only a `not verified:` line: a clean exit status cannot say it.
 pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Outcome, Fail> {
     for v in report.verified.iter().filter(|v| !quiet || !v.verified) {
-        say!("{}", v.line());
+        match &report.shard {
+            // A shard's count is its parts' only: `oversell merge` adds them up.
+            Some(k) => say!(
+                "{}",
+                v.line()
+                    .replacen("verified: all", &format!("verified in shard {k}: all"), 1)
+            ),
+            None => say!("{}", v.line()),
+        }
     }
     if let Some(sig) = report.interrupted {
         return Err(Fail::Interrupted {

@@ -72,6 +72,10 @@ pub(super) fn parse_attempts(s: &str) -> Result<u32, String> {
     whole(s, 1, MAX_ATTEMPTS.into()).map(|n| n as u32)
 }
 
+pub(super) fn parse_jobs(s: &str) -> Result<usize, String> {
+    whole(s, 1, crate::limits::MAX_JOBS).map(|n| n as usize)
+}
+
 pub(super) fn parse_budget(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v > 0.0 && v <= MAX_BUDGET_SECS => Ok(v),

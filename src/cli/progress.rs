@@ -5,6 +5,7 @@
 //! (oversell's own, a `--lock-cmd`, a `--buyer-cmd`); the line goes on while one long
 //! trial or a shrink runs.
 
+use crate::explore::progress::SearchProgress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,14 +30,16 @@ struct Ticker {
 }
 
 impl Bar {
-    pub(super) fn new(total: u64, quiet: bool) -> Bar {
+    /// A bar; for an exhaustive search (`search`), its line says the shape under way, its parts done,
+    /// executions, schedules per second and the time left in the shape.
+    pub(super) fn searching(total: u64, quiet: bool, search: Option<Arc<SearchProgress>>) -> Bar {
         let trials = Arc::new(AtomicU64::new(0));
         let findings = Arc::new(AtomicU64::new(0));
         let terminal = std::io::stderr().is_terminal()
             && std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false");
         let bar = (!quiet && terminal).then(|| bar(total));
         let line = (!quiet && !terminal)
-            .then(|| ticker(total, trials.clone(), findings.clone()))
+            .then(|| ticker(total, trials.clone(), findings.clone(), search))
             .flatten();
         Bar {
             bar,
@@ -52,6 +55,21 @@ impl Bar {
         if let Some(bar) = &self.bar {
             bar.set_message(crate::report::count(all, "finding"));
             bar.inc(1);
+        }
+    }
+
+    /// The count of trials the bar shows, for a driver that counts them itself (an
+    /// exhaustive search counts schedules on every job as they end).
+    pub(super) fn counter(&self) -> Arc<AtomicU64> {
+        self.trials.clone()
+    }
+
+    /// Notes findings without counting a trial (the driver counts them: [`Bar::counter`]).
+    pub(super) fn found(&self, findings: usize) {
+        let all = self.findings.fetch_add(findings as u64, Ordering::Relaxed) + findings as u64;
+        if let Some(bar) = &self.bar {
+            bar.set_message(crate::report::count(all, "finding"));
+            bar.set_position(self.trials.load(Ordering::Relaxed));
         }
     }
 
@@ -108,23 +126,27 @@ fn bar(total: u64) -> ProgressBar {
 
 /// Starts the once-a-second line; none when no thread can be started (the run goes on
 /// without it).
-fn ticker(total: u64, trials: Arc<AtomicU64>, findings: Arc<AtomicU64>) -> Option<Ticker> {
+fn ticker(
+    total: u64,
+    trials: Arc<AtomicU64>,
+    findings: Arc<AtomicU64>,
+    search: Option<Arc<SearchProgress>>,
+) -> Option<Ticker> {
     let (stop, stopped) = mpsc::channel::<()>();
     let started = Instant::now();
     let thread = std::thread::Builder::new()
         .name("progress".into())
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{}",
-                    line(
-                        total,
-                        trials.load(Ordering::Relaxed),
-                        findings.load(Ordering::Relaxed),
-                        started.elapsed(),
-                    )
+                let (n, f) = (
+                    trials.load(Ordering::Relaxed),
+                    findings.load(Ordering::Relaxed),
                 );
+                let text = match &search {
+                    Some(s) => search_line(s, n, f, started.elapsed()),
+                    None => line(total, n, f, started.elapsed()),
+                };
+                let _ = writeln!(std::io::stderr(), "{text}");
             }
         })
         .ok()?;
@@ -145,9 +167,46 @@ fn line(total: u64, trials: u64, findings: u64, elapsed: Duration) -> String {
     )
 }
 
+/// `progress: shape 2 of 3 (5 buyers, 3 tickets, ≤ 1 preemption): 7 of 25 parts, 1200
+/// executions, 4000 schedules, 3000/s, about 9 s left in this shape, 0 findings, 4 s`.
+fn search_line(s: &SearchProgress, schedules: u64, findings: u64, elapsed: Duration) -> String {
+    let rate = schedules as f64 / elapsed.as_secs_f64().max(0.001);
+    let left = match s.shape_left() {
+        Some(d) => format!("about {} s left in this shape", d.as_secs()),
+        None => "no estimate yet".to_string(),
+    };
+    format!(
+        "progress: shape {} of {} ({}): {} of {} parts, {}, {}, {rate:.0}/s, {left}, {}, {} s",
+        (s.shapes_done.load(Ordering::Relaxed) + 1).min(s.shapes.load(Ordering::Relaxed)),
+        s.shapes.load(Ordering::Relaxed),
+        s.shape(),
+        s.parts_done.load(Ordering::Relaxed),
+        s.parts.load(Ordering::Relaxed),
+        crate::report::count(s.executions.load(Ordering::Relaxed), "execution"),
+        crate::report::count(schedules, "schedule"),
+        crate::report::count(findings, "finding"),
+        elapsed.as_secs()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_line_names_the_shape_and_its_parts() {
+        let s = SearchProgress::default();
+        s.shapes.store(3, Ordering::Relaxed);
+        s.start_shape("5 buyers, 3 tickets, ≤ 2 preemptions".into(), 25);
+        let line = search_line(&s, 4000, 0, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "progress: shape 1 of 3 (5 buyers, 3 tickets, ≤ 2 preemptions): 0 of 25 parts, \
+             0 executions, 4000 schedules, 2000/s, no estimate yet, 0 findings, 2 s"
+        );
+        s.parts_done.store(5, Ordering::Relaxed);
+        assert!(search_line(&s, 4000, 0, Duration::from_secs(2)).contains("s left in this shape"));
+    }
 
     #[test]
     fn the_line_counts_trials_and_findings() {

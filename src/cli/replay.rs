@@ -21,7 +21,12 @@ pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
         trial.schedule.name(),
         report::count(a.attempts, "attempt")
     );
-    let mut runs = explore::replay(&trial, a.attempts, &harness)?;
+    let mut runs = explore::replay(
+        &trial,
+        a.attempts,
+        &harness,
+        a.jobs.unwrap_or_else(explore::jobs::available),
+    )?;
     if let Some(d) = runs
         .iter()
         .find_map(|c| c.run.schedule.as_ref().and_then(|r| r.diverged.clone()))

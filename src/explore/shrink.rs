@@ -122,12 +122,14 @@ const SHRINK_BUDGET_PAUSES: usize = 12;
 /// from what to what; gives up (keeping the smallest failure found so far) at `deadline`.
 ///
 /// `floor` is the smallest (buyers, tickets) the shrunk trial may have: the bottom of the
-/// space the user asked for.
+/// space the user asked for. The candidates run on `jobs` jobs; the answer is the one a
+/// shrink trying them one by one gives.
 pub fn shrink_until(
     runner: &mut Runner<'_>,
     failing: Checked,
     floor: (u32, u32),
     deadline: Option<Instant>,
+    jobs: usize,
 ) -> Result<Checked, HarnessError> {
     if !failing.trial.schedule.is_controlled() || failing.violations.is_empty() {
         return Ok(failing);
@@ -151,7 +153,7 @@ pub fn shrink_until(
         search.seeds = SHRINK_SEEDS_KILL;
         search.per_shape = SHRINK_PER_SHAPE_KILL;
     }
-    let found = search.run(runner, &failing.trial, floor)?;
+    let found = search.run(runner.harness, jobs, &failing.trial, floor)?;
     let (mut smallest, cut_short) = match found {
         Found::Smaller(c) => (*c, false),
         Found::Nothing => (failing, false),
@@ -185,13 +187,28 @@ enum Found {
     OutOfBudget,
 }
 
+/// One candidate of a shrink: a shape, a bound and a seed, searched up to `per_shape`
+/// schedules.
+struct Candidate {
+    trial: Trial,
+    bound: u32,
+}
+
+/// What one candidate's search came to.
+enum Tried {
+    /// Runs made, the first failing run among them, if any, and whether it stopped at
+    /// `per_shape` with schedules left.
+    Ran(usize, Option<Box<Checked>>, bool),
+    /// The deadline passed before it ended.
+    Late,
+    Failed(HarnessError),
+}
+
 impl Search {
-    fn run(
-        &mut self,
-        runner: &mut Runner<'_>,
-        orig: &Trial,
-        floor: (u32, u32),
-    ) -> Result<Found, HarnessError> {
+    /// The candidates in the order one shrink tries them: fewest buyers, then tickets,
+    /// then preemptions, then seeds; none past the original's shape.
+    fn candidates(&self, orig: &Trial, floor: (u32, u32)) -> Vec<Candidate> {
+        let mut out = Vec::new();
         for buyers in floor.0.clamp(1, orig.buyers)..=orig.buyers {
             for tickets in floor.1.min(orig.tickets)..=orig.tickets {
                 for bound in 0..=2u32 {
@@ -204,47 +221,109 @@ impl Search {
                             t.seed = Rng::derive(orig.seed ^ salt::SHRINK, variant as u64)
                                 .next_u64();
                         }
-                        match self.shape(runner, &t, bound)? {
-                            Found::Nothing => {}
-                            other => return Ok(other),
-                        }
+                        out.push(Candidate { trial: t, bound });
                     }
                 }
                 if buyers == orig.buyers && tickets == orig.tickets {
-                    return Ok(Found::Nothing);
+                    return out;
                 }
             }
         }
-        Ok(Found::Nothing)
+        out
     }
 
-    /// Searches the schedules of one shape within `bound` preemptions.
-    fn shape(
+    /// Tries the candidates on `jobs` jobs and takes their results in order: the first
+    /// that fails within the budget is the shrink's answer, as when they run one by one.
+    fn run(
         &mut self,
-        runner: &mut Runner<'_>,
-        t: &Trial,
-        bound: u32,
+        harness: &crate::harness::HarnessConfig,
+        jobs: usize,
+        orig: &Trial,
+        floor: (u32, u32),
     ) -> Result<Found, HarnessError> {
-        let mut prefix = Some(Vec::new());
-        let mut here = 0;
-        while let Some(p) = prefix {
-            if self.spent >= self.budget || self.deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(Found::OutOfBudget);
+        let candidates = self.candidates(orig, floor);
+        let (per_shape, deadline, budget) = (self.per_shape, self.deadline, self.budget);
+        let target = self.target.clone();
+        let work = |runner: &mut Runner<'_>, i: u64| {
+            let c = &candidates[i as usize];
+            try_one(runner, c, per_shape, deadline, &target)
+        };
+        let last = |r: &Tried| !matches!(r, Tried::Ran(_, None, _));
+        let mut out: Result<Found, HarnessError> = Ok(Found::Nothing);
+        let spent = &mut self.spent;
+        let mut take = |_: u64, r: Tried| -> super::jobs::Flow {
+            let (runs, found, capped) = match r {
+                Tried::Ran(runs, found, capped) => (runs, found, capped),
+                Tried::Late => {
+                    out = Ok(Found::OutOfBudget);
+                    return super::jobs::Flow::Stop;
+                }
+                Tried::Failed(e) => {
+                    out = Err(e);
+                    return super::jobs::Flow::Stop;
+                }
+            };
+            // One by one, the budget would have cut this candidate after `budget − spent`
+            // runs (a candidate stopped at `per_shape` looks at the budget once more).
+            let left = budget.saturating_sub(*spent);
+            if runs > left || (found.is_none() && capped && runs >= left) {
+                *spent += left;
+                out = Ok(Found::OutOfBudget);
+                return super::jobs::Flow::Stop;
             }
-            if here >= self.per_shape {
-                break;
+            *spent += runs;
+            match found {
+                Some(c) => {
+                    out = Ok(Found::Smaller(c));
+                    super::jobs::Flow::Stop
+                }
+                None => super::jobs::Flow::Go,
             }
-            let mut dfs = Dfs::new(p, bound);
-            let c = runner.run(t, Some(&mut dfs))?;
-            self.spent += 1;
-            here += 1;
-            if !c.kinds().is_disjoint(&self.target) {
-                return Ok(Found::Smaller(Box::new(c)));
-            }
-            prefix = dfs.next();
-        }
-        Ok(Found::Nothing)
+        };
+        super::jobs::ordered(
+            jobs,
+            harness,
+            candidates.len() as u64,
+            &work,
+            &last,
+            &mut take,
+        );
+        out
     }
+}
+
+/// Searches the schedules of one candidate, at most `per_shape` of them.
+fn try_one(
+    runner: &mut Runner<'_>,
+    c: &Candidate,
+    per_shape: usize,
+    deadline: Option<Instant>,
+    target: &BTreeSet<FindingKind>,
+) -> Tried {
+    let mut prefix = Some(Vec::new());
+    let mut runs = 0;
+    while let Some(p) = prefix {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Tried::Late;
+        }
+        if runs >= per_shape {
+            return Tried::Ran(runs, None, true);
+        }
+        if let Some(sig) = crate::harness::interrupt::pending() {
+            return Tried::Failed(HarnessError::Interrupted(sig));
+        }
+        let mut dfs = Dfs::new(p, c.bound);
+        let checked = match runner.run(&c.trial, Some(&mut dfs)) {
+            Ok(checked) => checked,
+            Err(e) => return Tried::Failed(e),
+        };
+        runs += 1;
+        if !checked.kinds().is_disjoint(target) {
+            return Tried::Ran(runs, Some(Box::new(checked)), false);
+        }
+        prefix = dfs.next();
+    }
+    Tried::Ran(runs, None, false)
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ impl Session {
         }
         let mut group = Group::default();
         let deadline = Instant::now() + cfg.timeout;
-        let cpu = current_cpu();
+        let cpu = cfg.cpu.or_else(current_cpu);
         let lock_state = {
             let _pin = Pinned::to(cpu);
             prepare_lock(lock, &dir.path, &mut group, &cfg.exe, deadline)?

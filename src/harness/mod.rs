@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::protocol::{BuyerSpec, BUYER_ENV};
 pub use controlled::Session;
+pub use pin::job_cpu;
 pub use pool::{poolable, FreePool};
 use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
@@ -84,6 +85,9 @@ pub struct HarnessConfig {
     /// Start new buyer processes for every free-running trial (`--fresh-processes`)
     /// instead of reusing a pool of them across trials (see [`FreePool`]).
     pub fresh: bool,
+    /// The CPU a controlled session's processes step on (`None`: the one the caller runs
+    /// on when the session starts). Each job of a parallel run has its own ([`job_cpu`]).
+    pub cpu: Option<usize>,
 }
 
 impl HarnessConfig {
@@ -96,7 +100,14 @@ impl HarnessConfig {
             grace: Duration::from_millis(300),
             keep: None,
             fresh: false,
+            cpu: None,
         }
+    }
+
+    /// The same config, stepping controlled sessions on `cpu`.
+    pub fn with_cpu(mut self, cpu: Option<usize>) -> Self {
+        self.cpu = cpu;
+        self
     }
 
     /// The same config, starting new buyer processes for every free-running trial.

@@ -48,3 +48,16 @@ pub(super) fn move_to(pid: u32, cpu: Option<usize>) {
         let _ = sched_setaffinity(Pid::from_raw(pid as i32), &one);
     }
 }
+
+/// The CPU job `job` of a parallel run steps its controlled sessions on: the jobs take the
+/// CPUs this process may use in turn, so two jobs do not share one while others idle.
+pub fn job_cpu(job: usize) -> Option<usize> {
+    let allowed = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect();
+    if cpus.is_empty() {
+        return None;
+    }
+    Some(cpus[job % cpus.len()])
+}

@@ -123,7 +123,8 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
         same("lock", out.lock.clone(), r.lock.clone())?;
         same("schedule", out.schedule.clone(), r.schedule.clone())?;
         same("seed", out.seed.to_string(), r.seed.to_string())?;
-        for f in &r.findings {
+        // An exhaustive search's shards number their schedules each from 0.
+        for f in r.findings.iter().filter(|_| !exhaustive(&out)) {
             match owner.get(&f.trial) {
                 Some(&p) if p != pos => return Err(MergeError::DuplicateTrial(f.trial)),
                 _ => {
@@ -138,7 +139,13 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
         out.interrupted = out.interrupted.or(r.interrupted);
         planned = planned.zip(given(&r)).map(|(a, b)| a.saturating_add(b));
         stopped |= r.stopped_early.is_some();
-        out.verified.extend(r.verified);
+        out.verified = if exhaustive(&out) {
+            combine(std::mem::take(&mut out.verified), r.verified)
+        } else {
+            let mut v = std::mem::take(&mut out.verified);
+            v.extend(r.verified);
+            v
+        };
         out.trials_run = out.trials_run.saturating_add(r.trials_run);
         out.trials_failed = out.trials_failed.saturating_add(r.trials_failed);
         out.elapsed_ms = out.elapsed_ms.max(r.elapsed_ms);
@@ -155,6 +162,46 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
         out.shard = None;
     }
     Ok(out)
+}
+
+/// True for a report of an exhaustive search.
+pub fn exhaustive(r: &Report) -> bool {
+    r.schedule.starts_with("exhaustive")
+}
+
+/// The verified shapes of two shards of one exhaustive search: each shape both hold,
+/// with their counts added (each shard searched its own parts of it). A shape only one
+/// of them holds was not searched to the end by the other, and is dropped.
+fn combine(a: Vec<super::Verified>, b: Vec<super::Verified>) -> Vec<super::Verified> {
+    let key = |v: &super::Verified| (v.buyers, v.tickets, v.preemptions, v.granularity.clone());
+    a.into_iter()
+        .filter_map(|mut v| {
+            let w = b.iter().find(|w| key(w) == key(&v))?;
+            v.schedules = v.schedules.saturating_add(w.schedules);
+            v.executions = v
+                .executions
+                .zip(w.executions)
+                .map(|(x, y)| x.saturating_add(y));
+            v.verified &= w.verified;
+            for u in &w.unordered {
+                if !v.unordered.contains(u) {
+                    v.unordered.push(u.clone());
+                }
+            }
+            Some(v)
+        })
+        .collect()
+}
+
+/// The shards missing from `reports` (each `K/N`), and those given; `None` when the
+/// reports are not shards.
+pub fn missing_shards(reports: &[Report]) -> Option<(Vec<String>, Vec<String>)> {
+    let mut given: Vec<String> = reports.iter().filter_map(|r| r.shard.clone()).collect();
+    match complete(&mut given) {
+        Err(MergeError::MissingShard { missing, given }) => Some((missing, given)),
+        _ if given.is_empty() => None,
+        _ => Some((Vec::new(), given)),
+    }
 }
 
 /// The shards given (`K/N`, sorted here) are all `N` shards of one run, each once.

@@ -165,6 +165,11 @@ pub struct Verified {
     /// The effects no step ordered, each naming its buyer and what it did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unordered: Vec<String>,
+    /// Not searched: the same as the shape with this many tickets (with at least as many
+    /// tickets as buyers every buyer takes the same steps, and every count is written
+    /// with as many digits), which was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -192,6 +197,17 @@ impl Verified {
                 count(self.schedules, "schedule"),
                 count(self.buyers, "buyer"),
                 count(self.tickets, "ticket"),
+            );
+        }
+        if let Some(t0) = self.same_as {
+            return format!(
+                "verified: {}, {}, {bound}: the same schedules as {}, {} (with at least as \
+                 many tickets as buyers every buyer finds one, and every count has as many \
+                 digits), searched once",
+                count(self.buyers, "buyer"),
+                count(self.tickets, "ticket"),
+                count(self.buyers, "buyer"),
+                count(t0, "ticket"),
             );
         }
         let at = match self.granularity.as_str() {

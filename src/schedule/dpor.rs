@@ -73,6 +73,10 @@ pub struct Dpor {
     executions: u64,
     /// The names of the executions run (see [`canonical`]).
     seen: HashSet<Vec<u8>>,
+    /// A part of a search split by prefix: the choices of its first steps, never changed.
+    fixed: Vec<u32>,
+    /// For each fixed step, the buyers other parts run there (before this part's choice).
+    siblings: Vec<Vec<u32>>,
 }
 
 impl Dpor {
@@ -89,6 +93,21 @@ impl Dpor {
             runs: 0,
             executions: 0,
             seen: HashSet::new(),
+            fixed: Vec::new(),
+            siblings: Vec::new(),
+        }
+    }
+
+    /// One part of a search split by prefix: the schedules that begin with `fixed`.
+    /// Every buyer that can run at a fixed step within the bound is some part's choice
+    /// there, so this part adds nothing at those steps; `siblings[i]` are the buyers whose
+    /// parts come before this one at step `i`, which (unbounded, where sleep sets are on)
+    /// sleep in this part as they would in one search that ran them first.
+    pub fn part(bound: Option<u32>, fixed: Vec<u32>, siblings: Vec<Vec<u32>>) -> Dpor {
+        Dpor {
+            fixed,
+            siblings,
+            ..Dpor::new(bound)
         }
     }
 
@@ -146,6 +165,19 @@ impl Dpor {
         let awake = order
             .clone()
             .find(|&b| !f.sleep.contains(&b) && self.within(&f, b));
+        if let Some(&b) = self.fixed.get(step) {
+            if f.sleep.contains(&b) {
+                // Another part covers every schedule of this one.
+                self.blocked_at.get_or_insert(step);
+            }
+            if self.bound.is_none() {
+                f.done.extend(self.siblings.get(step).into_iter().flatten().copied());
+            }
+            f.chosen = b;
+            f.done.push(b);
+            f.backtrack.push(b);
+            return f;
+        }
         let chosen = match awake {
             Some(b) => b,
             None => {
@@ -173,7 +205,7 @@ impl Dpor {
             self.executions += 1;
         }
         self.add_backtracks(&proc, &hb);
-        for i in (0..limit).rev() {
+        for i in (self.fixed.len().min(limit)..limit).rev() {
             let f = &self.frames[i];
             let alt = f.backtrack.iter().copied().find(|&b| {
                 !f.done.contains(&b)
@@ -237,6 +269,10 @@ impl Dpor {
     }
 
     fn add_source(&mut self, i: usize, initials: &[u32], want: u32, proc: &[u32]) {
+        if i < self.fixed.len() {
+            // Every buyer is run at a fixed step, by some part.
+            return;
+        }
         let f = &self.frames[i];
         if initials
             .iter()
@@ -257,7 +293,7 @@ impl Dpor {
         // Bounded: also where this run of steps began, where the switch is cheaper.
         let start = (1..=i).rev().find(|&s| proc[s - 1] != proc[s]).unwrap_or(0);
         for at in [i, start] {
-            if at != i && self.bound.is_none() {
+            if (at != i && self.bound.is_none()) || at < self.fixed.len() {
                 continue;
             }
             let f = &mut self.frames[at];
@@ -347,6 +383,13 @@ impl Scheduler for Dpor {
         } else {
             self.frames.truncate(step);
             let f = self.new_frame(step, runnable, current);
+            if !runnable.contains(&f.chosen) {
+                return Err(Diverged {
+                    step,
+                    wanted: Some(f.chosen),
+                    runnable: runnable.to_vec(),
+                });
+            }
             self.frames.push(f);
             self.frames[step].chosen
         };

@@ -24,6 +24,8 @@ pub struct Dfs {
     bound: u32,
     trail: Vec<Frame>,
     preemptions: u32,
+    /// Steps before this one are fixed: [`Dfs::next`] does not backtrack into them.
+    floor: usize,
 }
 
 fn order(runnable: &[u32], current: Option<u32>) -> Vec<u32> {
@@ -47,7 +49,31 @@ impl Dfs {
             bound,
             trail: Vec::new(),
             preemptions: 0,
+            floor: 0,
         }
+    }
+
+    /// A run that follows `prefix` and, as a search, never changes the choices it made
+    /// before step `floor` (a part of a search split by prefix).
+    pub fn within(prefix: Vec<u32>, bound: u32, floor: usize) -> Dfs {
+        Dfs {
+            floor,
+            ..Dfs::new(prefix, bound)
+        }
+    }
+
+    /// The buyers that could run at `step` of this run within the bound, the one it ran
+    /// first, each with the preemptions a schedule has made once it ran; `None` when the
+    /// run ended before `step`.
+    pub fn choices(&self, step: usize) -> Option<Vec<(u32, u32)>> {
+        let f = self.trail.get(step)?;
+        Some(
+            f.order
+                .iter()
+                .map(|&b| (b, f.preemptions_before + cost(b, f.current)))
+                .filter(|&(_, p)| p <= self.bound)
+                .collect(),
+        )
     }
 
     /// Preemptions this run made.
@@ -57,7 +83,7 @@ impl Dfs {
 
     /// The prefix of the next schedule to run, or `None` when the search is complete.
     pub fn next(&self) -> Option<Vec<u32>> {
-        for i in (0..self.trail.len()).rev() {
+        for i in (self.floor..self.trail.len()).rev() {
             let f = &self.trail[i];
             let pos = f.order.iter().position(|&b| b == f.chosen)?;
             if let Some(&alt) = f.order[pos + 1..]

@@ -144,3 +144,77 @@ fn independent_buyers_are_one_execution() {
     let (_, runs, executions) = reduced(&progs, None);
     assert_eq!((runs, executions), (1, 1));
 }
+
+/// A search split by prefix as the explorer splits it: every choice within the bound at
+/// the first `depth` steps, each part searched on its own. Returns the classes reached
+/// and the executions the parts counted, summed.
+fn split(programs: &[Vec<Access>], bound: u32, depth: usize) -> (BTreeSet<Key>, u64) {
+    // (prefix, siblings at each fixed step)
+    let mut parts: Vec<(Vec<u32>, Vec<Vec<u32>>)> = vec![(Vec::new(), Vec::new())];
+    for d in 0..depth {
+        let mut next = Vec::new();
+        for (prefix, siblings) in &parts {
+            let mut dfs = Dfs::new(prefix.clone(), bound);
+            simulate(programs, &mut dfs);
+            match dfs.choices(d) {
+                Some(kids) => {
+                    for (n, &(b, _)) in kids.iter().enumerate() {
+                        let mut p = prefix.clone();
+                        p.push(b);
+                        let mut s = siblings.clone();
+                        s.push(kids[..n].iter().map(|k| k.0).collect());
+                        next.push((p, s));
+                    }
+                }
+                None => next.push((prefix.clone(), siblings.clone())),
+            }
+        }
+        parts = next;
+    }
+    let mut keys = BTreeSet::new();
+    let mut executions = 0;
+    for (prefix, siblings) in parts {
+        let b = (bound != UNBOUNDED).then_some(bound);
+        let mut dpor = Dpor::part(b, prefix.clone(), siblings);
+        loop {
+            let run = simulate(programs, &mut dpor);
+            assert_eq!(run[..prefix.len()], prefix[..], "a part keeps its prefix");
+            keys.insert(key(programs, &run));
+            if !dpor.advance() {
+                break;
+            }
+        }
+        executions += dpor.executions();
+    }
+    (keys, executions)
+}
+
+#[test]
+fn a_search_split_by_prefix_reaches_every_class_the_whole_search_does() {
+    for progs in programs() {
+        for depth in 1..=3 {
+            // Unbounded, with sleep sets: every class, each counted once.
+            let all: BTreeSet<Key> = plain(&progs, UNBOUNDED)
+                .iter()
+                .map(|s| key(&progs, s))
+                .collect();
+            let (reached, executions) = split(&progs, UNBOUNDED, depth);
+            assert_eq!(reached, all, "depth {depth}: {progs:?}");
+            assert_eq!(executions, all.len() as u64, "depth {depth}: {progs:?}");
+            // Bounded: every class the plain bounded search reaches.
+            for bound in 0..=2 {
+                let all: BTreeSet<Key> = plain(&progs, bound)
+                    .iter()
+                    .map(|s| key(&progs, s))
+                    .collect();
+                let (reached, _) = split(&progs, bound, depth);
+                assert!(
+                    all.is_subset(&reached),
+                    "bound {bound}, depth {depth}: {} of {} missed in {progs:?}",
+                    all.difference(&reached).count(),
+                    all.len()
+                );
+            }
+        }
+    }
+}
