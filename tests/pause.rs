@@ -162,7 +162,11 @@ fn a_pause_moves_the_lease_clock_instead_of_the_wall_clock() {
     let h = HarnessConfig::new(BIN).with_keep(Some(tmp.path().to_path_buf()));
     let t = stop_buyer0_holding(LockKind::Lease, 60_000);
     let c = Runner::new(&h).run(&t, None).expect("run");
-    assert!(kinds(&c).contains(&FindingKind::Overlap), "{:?}", c.violations);
+    assert!(
+        kinds(&c).contains(&FindingKind::Overlap),
+        "{:?}",
+        c.violations
+    );
     let kept = c.run.kept.as_ref().expect("the trial's directory was kept");
     let clock = std::fs::read_to_string(kept.join("lease.clock")).expect("lease.clock");
     let moved: u64 = clock.trim().parse().expect("nanoseconds");
