@@ -423,7 +423,7 @@ const MERGE_HELP: &str = "\
 Example: oversell merge shard-1.json shard-2.json shard-3.json --junit all.xml
 
 Shards of an exhaustive search (explore --schedule exhaustive --shard K/N) merge to
-`verified across N shards: all E executions ...` only when every shard is given and
+`verified across N shards: all executions ...` only when every shard is given and
 verified its parts; otherwise the line names the shard missing or failing, exit 1.
 
 Exit status: 0 the merged run matched --expect; 1 it did not (or, for an exhaustive

@@ -221,7 +221,7 @@ impl Verified {
         };
         if let Some(n) = self.executions {
             return format!(
-                "verified: all {n} executions up to reordering of independent steps ({} run) of {}, {}, {bound}{at}",
+                "verified: all executions up to reordering of independent steps ({n} counted part by part, {} run) of {}, {}, {bound}{at}",
                 count(self.schedules, "schedule"),
                 count(self.buyers, "buyer"),
                 count(self.tickets, "ticket"),
