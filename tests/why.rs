@@ -55,14 +55,17 @@ fn explained(args: &[&str]) -> (String, Value, String) {
 
 /// Replays `token` 10 times; the kinds each attempt found, after checking the attempts
 /// followed one identical trace.
-fn replayed(token: &str) -> Vec<Vec<String>> {
+fn replayed(token: &str, attempts: u32) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("replay.json");
+    let n = attempts.to_string();
     let (out, _tmp) = oversell_fresh(
         &[
             "replay",
             "--allow-cmd",
             token,
+            "--attempts",
+            &n,
             "--json",
             &json.to_string_lossy(),
         ],
@@ -74,15 +77,17 @@ fn replayed(token: &str) -> Vec<Vec<String>> {
         text(&out)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("identical trace in 10 of 10 attempts"),
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "identical trace in {attempts} of {attempts} attempts"
+        )),
         "{}",
         text(&out)
     );
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("the replay's report"))
             .expect("JSON");
-    assert_eq!(report["trials_run"], 10, "{report}");
-    let mut kinds = vec![Vec::new(); 10];
+    assert_eq!(report["trials_run"], attempts, "{report}");
+    let mut kinds = vec![Vec::new(); attempts as usize];
     for f in report["findings"].as_array().cloned().unwrap_or_default() {
         let attempt = f["trial"].as_u64().expect("attempt") as usize;
         kinds[attempt].push(f["kind"].as_str().unwrap_or_default().to_string());
@@ -90,10 +95,15 @@ fn replayed(token: &str) -> Vec<Vec<String>> {
     kinds
 }
 
-/// The finding reproduces 10 of 10 as it ran; with the pair swapped it is gone 10 of 10,
-/// and what remains is only what the swap says remains.
+/// The finding reproduces in every attempt as it ran (10, or `attempts` for a slow
+/// program); with the pair swapped it is gone in every attempt, and what remains is only
+/// what the swap says remains.
 fn holds_both_ways(token: &str, why: &Value, kind: &str) {
-    let original = replayed(token);
+    holds_both_ways_in(token, why, kind, 10);
+}
+
+fn holds_both_ways_in(token: &str, why: &Value, kind: &str, attempts: u32) {
+    let original = replayed(token, attempts);
     assert!(
         original.iter().all(|k| k.iter().any(|x| x == kind)),
         "the original order shows {kind} in every attempt: {original:?}"
@@ -108,7 +118,7 @@ fn holds_both_ways(token: &str, why: &Value, kind: &str) {
         .iter()
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
-    for attempt in replayed(swapped) {
+    for attempt in replayed(swapped, attempts) {
         let mut seen = attempt.clone();
         seen.sort();
         seen.dedup();
@@ -201,7 +211,7 @@ fn renamed_store_is_explained_by_its_racing_pair() {
 
 /// A user's command (`--lock-cmd` or `--buyer-cmd`), 2 buyers, 1 ticket, pct: the
 /// story names `names`, and holds both ways.
-fn user_command(flag: &str, cmd: &str, names: &str) {
+fn user_command(flag: &str, cmd: &str, names: &str, attempts: u32) {
     let (token, why, kind) = explained(&[
         "explore",
         flag,
@@ -219,7 +229,7 @@ fn user_command(flag: &str, cmd: &str, names: &str) {
     ]);
     let story = why["story"].as_str().unwrap_or_default();
     assert!(story.contains(names), "the story names {names}: {story}");
-    holds_both_ways(&token, &why, &kind);
+    holds_both_ways_in(&token, &why, &kind, attempts);
 }
 
 #[test]
@@ -228,7 +238,7 @@ fn a_test_then_touch_lock_command_is_explained_by_its_calls() {
         "{} {{dir}} {{}}",
         fixture("locks/test-then-touch.sh").display()
     );
-    user_command("--lock-cmd", &cmd, "lock.t");
+    user_command("--lock-cmd", &cmd, "lock.t", 10);
 }
 
 #[test]
@@ -237,7 +247,8 @@ fn the_lessons_unlocked_buyer_is_explained_by_its_calls() {
         "python3 {} {{store}}",
         fixture("buyers/unlocked.py").display()
     );
-    user_command("--buyer-cmd", &cmd, "store.json");
+    // A Python start is 0.3–0.45 s: three attempts each way show the same exactness.
+    user_command("--buyer-cmd", &cmd, "store.json", 3);
 }
 
 #[test]
