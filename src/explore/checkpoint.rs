@@ -1,7 +1,7 @@
 //! `--checkpoint FILE`: the frontier of an exhaustive search, so that a stopped run
 //! resumes where it was.
 //!
-//! The frontier is the set of parts ([`super::split`]) searched to the end, each with
+//! The frontier is the set of parts (see `explore::split`) searched to the end, each with
 //! what it counted. It is written every few seconds while parts end, and when SIGINT or
 //! SIGTERM stops the run; a SIGKILL loses at most the parts that ended since the last
 //! write. The file is replaced whole (written beside it, then renamed), so a kill never
