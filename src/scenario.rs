@@ -122,6 +122,44 @@ pub enum External {
     /// `--buyer-cmd`: a user's whole buyer program; `{store}` is the store's path and
     /// `{dir}` the trial's directory. Exit 0: bought; exit 3: sold out.
     BuyerCmd(String),
+    /// `--program`: a whole program that starts its own buyer processes.
+    Program(Program),
+}
+
+/// A whole program under test (`--program`): it starts its own processes, keeps its
+/// tickets in a JSON file of its working directory, and says each sale on its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The shell command; `{buyers}`, `{tickets}` and `{dir}` are filled in.
+    pub cmd: String,
+    /// The JSON file, relative to the working directory (the trial's directory), that
+    /// oversell fills with `{key: tickets}` before the program starts.
+    pub store_file: String,
+    /// The key of the count in that file.
+    pub store_key: String,
+    /// A regular expression: each match on the program's output is one sale.
+    pub sold: String,
+}
+
+impl Program {
+    /// The program's four parts joined by NUL, as a token carries them.
+    pub fn joined(&self) -> String {
+        [&self.cmd, &self.store_file, &self.store_key, &self.sold]
+            .map(|s| s.as_str())
+            .join("\0")
+    }
+
+    /// The inverse of [`Program::joined`].
+    pub fn split(text: &str) -> Option<Program> {
+        let mut parts = text.split('\0');
+        let p = Program {
+            cmd: parts.next()?.to_string(),
+            store_file: parts.next()?.to_string(),
+            store_key: parts.next()?.to_string(),
+            sold: parts.next()?.to_string(),
+        };
+        parts.next().is_none().then_some(p)
+    }
 }
 
 impl External {
@@ -130,6 +168,15 @@ impl External {
         match self {
             External::LockCmd(t) => format!("lock-cmd: {t}"),
             External::BuyerCmd(t) => format!("buyer-cmd: {t}"),
+            External::Program(p) => format!("program: {}", p.cmd),
+        }
+    }
+
+    /// The command it runs.
+    pub fn command(&self) -> &str {
+        match self {
+            External::LockCmd(t) | External::BuyerCmd(t) => t,
+            External::Program(p) => &p.cmd,
         }
     }
 }

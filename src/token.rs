@@ -220,9 +220,14 @@ fn parse_schedule(s: &str) -> Result<Schedule, String> {
 }
 
 fn external_part(e: &External) -> String {
+    let joined;
     let (tag, t) = match e {
         External::LockCmd(t) => ('L', t),
         External::BuyerCmd(t) => ('B', t),
+        External::Program(p) => {
+            joined = p.joined();
+            ('P', &joined)
+        }
     };
     let hex: String = t.bytes().map(|b| format!("{b:02x}")).collect();
     format!("{tag}{hex}")
@@ -246,6 +251,9 @@ fn parse_external(tag: &str, hex: &str) -> Result<External, String> {
     let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
     match tag {
         "L" => Ok(External::LockCmd(text)),
+        "P" => crate::scenario::Program::split(&text)
+            .map(External::Program)
+            .ok_or_else(|| "'P…' is not a program (four parts joined by NUL)".to_string()),
         _ => Ok(External::BuyerCmd(text)),
     }
 }
@@ -349,7 +357,7 @@ impl<'a> Fields<'a> {
             let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
             let known = matches!(
                 key,
-                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "e" | "L" | "B" | "S" | "p" | "f"
+                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "e" | "L" | "B" | "P" | "S" | "p" | "f"
             ) || (matches!(key, "a" | "g") && value.is_empty());
             if !known {
                 return Err(format!("unknown part '{part}'"));
@@ -361,8 +369,13 @@ impl<'a> Fields<'a> {
         if map.contains_key("S") && !map.contains_key("B") {
             return Err("it carries a store command (S) without a buyer program (B)".into());
         }
-        if map.contains_key("L") && map.contains_key("B") {
-            return Err("it carries two commands (L and B); a trial runs one at most".into());
+        if ["L", "B", "P"]
+            .iter()
+            .filter(|k| map.contains_key(*k))
+            .count()
+            > 1
+        {
+            return Err("it carries two commands (of L, B and P); a trial runs one at most".into());
         }
         Ok(Fields(map))
     }
@@ -423,13 +436,15 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
         trial.store = StoreMode::Atomic;
     }
     decode_faults(&f, &mut trial)?;
-    for tag in ["L", "B"] {
+    for tag in ["L", "B", "P"] {
         if let Some(hex) = f.0.get(tag) {
             trial.external = Some(parse_external(tag, hex)?);
         }
     }
     if let Some(hex) = f.0.get("S") {
-        let (External::BuyerCmd(c) | External::LockCmd(c)) = parse_external("B", hex)?;
+        let External::BuyerCmd(c) = parse_external("B", hex)? else {
+            return Err("'S…' is not a command".into());
+        };
         trial.store_cmd = Some(c);
     }
     if let Some(steps) = f.0.get("p") {
@@ -468,8 +483,14 @@ fn decode_steps(s: &str, trial: &Trial) -> Result<Vec<u32>, String> {
         return Err("it carries steps but its schedule is not controlled".into());
     }
     let runs = runs(s)?;
-    if let Some(&(b, _)) = runs.iter().find(|&&(b, _)| b >= trial.buyers) {
-        return Err(format!("its steps name buyer {b} of {}", trial.buyers));
+    // A whole program's units are its processes, as many as it starts (each buyer may
+    // be a process of its own with helpers of its own): bounded as the processes are.
+    let units = match trial.external {
+        Some(External::Program(_)) => limits::MAX_BUYERS * 4,
+        _ => trial.buyers,
+    };
+    if let Some(&(b, _)) = runs.iter().find(|&&(b, _)| b >= units) {
+        return Err(format!("its steps name buyer {b} of {units}"));
     }
     Ok(expand(&runs))
 }

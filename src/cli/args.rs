@@ -145,6 +145,27 @@ pub(super) struct ExploreArgs {
     /// --buyer-cmd 'python3 fixtures/buyers/locked.py {store}'
     #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock"])]
     pub(super) buyer_cmd: Option<String>,
+    /// Test a whole program instead: one shell command that starts its own buyer
+    /// processes (fork, multiprocessing, subprocess, pipelines), every one of them under
+    /// the controlled schedule from its first system call. It runs in the trial's
+    /// directory; `{buyers}`, `{tickets}` and `{dir}` are filled in. Its tickets live in
+    /// --store-file, its sales are counted on its output by --sold. Example:
+    /// --program 'python3 fixtures/programs/lesson1.py {buyers}' --store-file db.txt
+    /// --store-key count --sold 'bought'
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["lock", "lock_cmd", "buyer_cmd", "store_cmd"])]
+    pub(super) program: Option<String>,
+    /// With --program: the JSON file, relative to its working directory, that holds its
+    /// tickets; oversell writes {KEY: tickets} into it before the program starts and
+    /// reads the count back after it ends [default: db.txt].
+    #[arg(long, value_name = "PATH", requires = "program")]
+    pub(super) store_file: Option<String>,
+    /// With --program: the key of the count in --store-file [default: count].
+    #[arg(long, value_name = "KEY", requires = "program")]
+    pub(super) store_key: Option<String>,
+    /// With --program: a regular expression; each match on the program's standard
+    /// output is one sale.
+    #[arg(long, value_name = "REGEX", requires = "program")]
+    pub(super) sold: Option<String>,
     /// The Redis server for `--lock redis` and `redis-fenced` (redis://HOST:PORT or
     /// redis+unix:///PATH); without it each trial starts its own redis-server.
     #[arg(long, value_name = "URL")]

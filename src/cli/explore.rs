@@ -230,6 +230,41 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
         }
         space.external = Some(External::BuyerCmd(t.clone()));
     }
+    if let Some(cmd) = &a.program {
+        let p = validate::whole_program(
+            cmd,
+            a.store_file.as_deref(),
+            a.store_key.as_deref(),
+            a.sold.as_deref(),
+        )?;
+        if space.faults.kill > 0.0 || space.faults.stop > 0.0 {
+            return Err(Fail::Usage(
+                "--faults kill or stop with --program: oversell cannot place them inside your \
+                 program; accepted: errno=P:ERRNO with --program, every fault with --lock or \
+                 --lock-cmd"
+                    .into(),
+            ));
+        }
+        space.external = Some(External::Program(p));
+        if a.schedule.is_none() {
+            space.schedule = Schedule::Pct {
+                depth: a.depth.unwrap_or(2),
+            };
+        }
+        if !space.schedule.is_controlled() {
+            return Err(Fail::Usage(format!(
+                "--program with --schedule {}: a whole program runs only under a controlled \
+                 schedule, every process at its system calls; accepted: --schedule random, pct \
+                 or exhaustive",
+                space.schedule.name()
+            )));
+        }
+        if let Err(why) = crate::harness::syscall_control_available() {
+            return Err(Fail::Usage(format!(
+                "--program needs system calls intercepted, and they cannot be here ({why})"
+            )));
+        }
+    }
     if space.external.is_some() {
         space.lock = LockKind::None;
         if space.schedule == Schedule::Barrier {

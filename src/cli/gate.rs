@@ -16,7 +16,7 @@ pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
         refuse_commands(&trials)?;
     }
     for (place, t) in &trials {
-        if let Some(External::LockCmd(c) | External::BuyerCmd(c)) = &t.external {
+        if let Some(c) = t.external.as_ref().map(External::command) {
             let what = format!("{place}: the token's command");
             super::validate::program(&what, c, "'flock {dir}/lock {}'")?;
         }

@@ -6,7 +6,7 @@ use super::{outputs, start_harness, validate};
 use crate::explore::verdict::{Tally, Verdict};
 use crate::explore::{self, Checked};
 use crate::report::{self, Report};
-use crate::scenario::{External, Trial};
+use crate::scenario::Trial;
 use std::time::Duration;
 
 pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
@@ -73,7 +73,7 @@ fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
         }
         // Only the quotes and the program: an older token's buyer command may lack
         // `{store}` and still replay as it ran.
-        let (External::LockCmd(t) | External::BuyerCmd(t)) = e;
+        let t = e.command();
         validate::quotes("the token's command", t, "'flock {dir}/lock {}'")?;
         validate::program("the token's command", t, "'flock {dir}/lock {}'")?;
     }

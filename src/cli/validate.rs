@@ -65,6 +65,106 @@ pub(super) fn program(flag: &str, t: &str, example: &str) -> Result<(), Fail> {
     )))
 }
 
+/// `--program` and its flags, checked and made ready to run in the trial's directory:
+/// the command's plain words that name a file here are made absolute (the program runs
+/// elsewhere), the store file stays inside the working directory, the regex compiles.
+pub(super) fn whole_program(
+    cmd: &str,
+    store_file: Option<&str>,
+    store_key: Option<&str>,
+    sold: Option<&str>,
+) -> Result<crate::scenario::Program, Fail> {
+    const EXAMPLE: &str =
+        "--program 'python3 fixtures/programs/lesson1.py {buyers}' --sold 'bought'";
+    if cmd.trim().is_empty() {
+        return Err(Fail::Usage(format!(
+            "--program '': accepted: a command such as {EXAMPLE}"
+        )));
+    }
+    quotes("--program", cmd, EXAMPLE)?;
+    program("--program", cmd, EXAMPLE)?;
+    let store_file = store_file.unwrap_or("db.txt");
+    let inside = {
+        let p = Path::new(store_file);
+        !store_file.is_empty()
+            && p.is_relative()
+            && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    if !inside {
+        return Err(Fail::Usage(format!(
+            "--store-file '{store_file}' is not inside the program's working directory;              accepted: a relative path with no '..', such as db.txt"
+        )));
+    }
+    let store_key = store_key.unwrap_or("count");
+    if store_key.is_empty() || store_key.contains('\0') {
+        return Err(Fail::Usage(
+            "--store-key '': accepted: the key of the count in the store file, such as count"
+                .into(),
+        ));
+    }
+    let Some(sold) = sold else {
+        return Err(Fail::Usage(format!(
+            "--program without --sold: oversell cannot tell a sale on the program's output;              accepted: --sold REGEX (one match = one sale), as in {EXAMPLE}"
+        )));
+    };
+    if let Err(e) = regex::Regex::new(sold) {
+        let why = e.to_string();
+        let last = why.lines().last().unwrap_or("").trim();
+        return Err(Fail::Usage(format!(
+            "--sold '{sold}' is not a regular expression ({last}); accepted: a regex such as 'bought'"
+        )));
+    }
+    let p = crate::scenario::Program {
+        cmd: absolute_words(cmd),
+        store_file: store_file.to_string(),
+        store_key: store_key.to_string(),
+        sold: sold.to_string(),
+    };
+    if p.joined().len() > crate::limits::MAX_COMMAND_BYTES || p.joined().matches('\0').count() != 3 {
+        return Err(Fail::Usage(format!(
+            "--program and its flags are longer than {} bytes or hold a NUL; accepted: shorter ones",
+            crate::limits::MAX_COMMAND_BYTES
+        )));
+    }
+    Ok(p)
+}
+
+/// `cmd` with each plain word that names an existing file or directory relative to the
+/// working directory (`fixtures/x.py`, `./run`) made absolute: the program runs in the
+/// trial's directory.
+fn absolute_words(cmd: &str) -> String {
+    let Ok(here) = std::env::current_dir() else {
+        return cmd.to_string();
+    };
+    let plain = |c: char| {
+        c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | '%')
+    };
+    let mut out = String::with_capacity(cmd.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let named = word.contains('/')
+            && !word.starts_with('/')
+            && word.chars().all(plain)
+            && Path::new(word.as_str()).exists();
+        if named {
+            out.push_str(&crate::scenario::shell_quote(&here.join(&*word).to_string_lossy()));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in cmd.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// Words `sh` runs itself: its reserved words and the built-ins of POSIX and of the
 /// usual shells.
 const SHELL_WORDS: &[&str] = &[

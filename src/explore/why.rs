@@ -444,6 +444,13 @@ pub fn controlled_command(t: &Trial) -> String {
     match &t.external {
         Some(External::LockCmd(c)) => cmd.push_str(&format!(" --lock-cmd {}", quote(c))),
         Some(External::BuyerCmd(c)) => cmd.push_str(&format!(" --buyer-cmd {}", quote(c))),
+        Some(External::Program(p)) => cmd.push_str(&format!(
+            " --program {} --store-file {} --store-key {} --sold {}",
+            quote(&p.cmd),
+            quote(&p.store_file),
+            quote(&p.store_key),
+            quote(&p.sold)
+        )),
         None => cmd.push_str(&format!(" --lock {}", t.lock.name())),
     }
     cmd.push_str(&format!(" --buyers {} --tickets {}", t.buyers, t.tickets));

@@ -46,6 +46,66 @@ pub(super) fn exited(root: u32) -> bool {
     })
 }
 
+/// What a task of a whole program does while the program is still.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Still {
+    /// Asleep in a call only another process can end.
+    Waiting,
+    /// Stopped in a notified system call.
+    Notifying,
+}
+
+/// Each live task (thread) of the tree rooted at `root` with what it does, when none
+/// runs: each waits in the kernel for another or is stopped in a notified call; `None`
+/// while one runs, waits with a time limit, or the tree cannot be read whole.
+pub(super) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
+    let mut tasks = Vec::new();
+    let whole = each_task(root, true, &mut |t| {
+        let tid = t
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok());
+        let Some(tid) = tid else {
+            return Walk::Stop;
+        };
+        match task_state(t) {
+            Task::Gone => Walk::Skip,
+            Task::Waiting => {
+                tasks.push((tid, Still::Waiting));
+                Walk::Go
+            }
+            Task::Busy if notifying(t) => {
+                tasks.push((tid, Still::Notifying));
+                Walk::Go
+            }
+            Task::Busy => Walk::Stop,
+        }
+    });
+    whole.then_some(tasks)
+}
+
+/// True when the task sleeps in a seccomp notification.
+fn notifying(task: &Path) -> bool {
+    stat_of(task).is_some_and(|(state, _, _)| state == "S")
+        && read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
+}
+
+/// The task that made task `tid`: its process's leader for a thread, else its parent.
+pub(super) fn maker(tid: u32) -> Option<u32> {
+    let status = read_proc(format!("/proc/{tid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    let tgid = field("Tgid:")?;
+    if tgid != tid {
+        return Some(tgid);
+    }
+    field("PPid:")
+}
+
 /// What [`each_task`] does after a task.
 enum Walk {
     /// Go on, into the task's children.

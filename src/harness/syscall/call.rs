@@ -42,6 +42,9 @@ pub(super) struct Step {
 pub(super) enum LockCall {
     Flock { fd: i32, op: i32 },
     Fcntl { fd: i32, cmd: i32, addr: u64 },
+    /// A `futex` wait with no time limit on shared memory (a contended `sem_wait`, a
+    /// process-shared mutex): it sleeps while the word at `addr` holds `val`.
+    FutexWait { addr: u64, val: u32 },
 }
 
 impl Step {
@@ -204,6 +207,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     };
     match effect {
         Effect::Sleep => return Some(nameless(false)),
+        Effect::Ipc if name == "SYS_futex" => return Some(futex(n, nameless(true))),
         // Shared state with no name to compare: it conflicts with every step.
         Effect::Ipc => return Some(nameless(true)),
         Effect::Unordered => return None,
@@ -272,6 +276,37 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     })
 }
 
+/// A `futex` call on shared memory: a wait with no time limit is a lock call that
+/// blocks while its word is unchanged (it changes nothing); a wake, or a timed wait, a
+/// change that conflicts with every step.
+fn futex(n: &Notif, step: Step) -> Step {
+    let op = (n.args[1] as i32) & !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+    let waits = op == libc::FUTEX_WAIT || op == libc::FUTEX_WAIT_BITSET;
+    if !waits || n.args[3] != 0 {
+        return step;
+    }
+    Step {
+        mutates: false,
+        lock: Some(LockCall::FutexWait {
+            addr: n.args[0],
+            val: n.args[2] as u32,
+        }),
+        ..step
+    }
+}
+
+/// True when the step names its file by a descriptor: a call on a descriptor, or a
+/// `newfstatat`/`statx` of an empty path with `AT_EMPTY_PATH` (an `fstat`).
+pub(super) fn through_fd(step: &Step, n: &Notif) -> bool {
+    let empty_path = |flags: u64| flags & libc::AT_EMPTY_PATH as u64 != 0;
+    step.by_fd
+        || match step.name {
+            "SYS_newfstatat" => empty_path(n.args[3]),
+            "SYS_statx" => empty_path(n.args[2]),
+            _ => false,
+        }
+}
+
 /// What a call that makes shared state no step orders does, as a run names it: `maps
 /// {dir}/owner.shm shared` (a `mmap(…, MAP_SHARED, fd, …)` of a regular file buyers may
 /// share), `attaches SysV segment N`, `talks to a socket at PATH` (a `connect` to a
@@ -329,16 +364,17 @@ fn connected(n: &Notif) -> Option<String> {
     }
 }
 
-/// Paths that hold no shared state of the buyers: the directory itself and
-/// `DIR/buyer-N.err`, where the harness sends a buyer's stderr.
+/// Paths that hold no shared state of the buyers: the directory itself,
+/// `DIR/buyer-N.err`, where the harness sends a buyer's stderr, and `DIR/program.out`,
+/// a whole program's output.
 fn own(p: &Path, dir: &Path) -> bool {
     if p == dir {
         return true;
     }
     p.parent() == Some(dir)
-        && p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("buyer-") && n.ends_with(".err"))
+        && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            (n.starts_with("buyer-") && n.ends_with(".err")) || n == super::program::OUTPUT
+        })
 }
 
 /// The ledger: a step (so its lines come in schedule order), but oversell's own
@@ -402,6 +438,8 @@ pub(super) fn result(step: &Step, n: &Notif, busy: bool) -> String {
             None => "ok".into(),
         },
         "write" | "pwrite64" => format!("{} bytes", n.args[2]),
+        // A futex wait let go while its word changed returns at once.
+        "futex" if step.lock.is_some() && !busy => "EAGAIN".into(),
         // A blocking lock call runs only once it no longer conflicts.
         "flock" | "fcntl" if busy => "EWOULDBLOCK".into(),
         "flock" | "fcntl" => "ok".into(),

@@ -29,6 +29,7 @@ use crate::seccomp as filter;
 mod paths;
 mod pct;
 mod probe;
+mod program;
 mod run;
 mod store_cmd;
 

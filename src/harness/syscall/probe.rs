@@ -14,6 +14,7 @@ pub(super) fn would_block(pid: u32, lock: LockCall, owned: &mut Owned) -> bool {
     let blocking = match lock {
         LockCall::Flock { op, .. } => op & libc::LOCK_NB == 0,
         LockCall::Fcntl { cmd, .. } => cmd == libc::F_SETLKW || cmd == libc::F_OFD_SETLKW,
+        LockCall::FutexWait { addr, val } => return futex_sleeps(pid, addr, val),
     };
     // A conversion of the caller's own flock can always take its first step (dropping
     // the lock it holds, [`begin_conversion`]); only then does it wait.
@@ -84,7 +85,17 @@ pub(super) fn rivals(pid: u32, lock: LockCall, owned: &mut Owned) -> Option<Own>
             }
         }
         LockCall::Fcntl { fd, cmd, addr } => fcntl_conflicts(pid, fd, cmd, addr).then_some(Own::No),
+        LockCall::FutexWait { addr, val } => futex_sleeps(pid, addr, val).then_some(Own::No),
     }
+}
+
+/// A `futex` wait of process `pid` sleeps when the word at `addr` still holds `val`
+/// (the kernel's own test); a word that cannot be read is left to the kernel (the call
+/// fails at once with `EFAULT`). Only the process let go runs, so the word read here
+/// is the word the kernel reads.
+pub(super) fn futex_sleeps(pid: u32, addr: u64, val: u32) -> bool {
+    let mut word = [0u8; 4];
+    read_mem(pid, addr, &mut word) == Some(4) && u32::from_ne_bytes(word) == val
 }
 
 /// A blocking `flock` that converts the caller's own lock (shared to exclusive) while

@@ -26,6 +26,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 
+/// Units of a whole program's schedule besides its buyers that PCT gives a priority of
+/// their own (its shell, its main process, a helper it starts); later ones share the
+/// lowest.
+const PROGRAM_UNITS: u32 = 4;
+
 /// Runs one trial of `trial.external` under a syscall-level controlled schedule.
 pub(crate) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
     run_with(trial, cfg, None)
@@ -52,6 +57,9 @@ pub(crate) fn run_with(
             None => Ok(()),
         }
         .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group)),
+        Some(External::Program(p)) => super::program::fill_store(p, &dir, plan.tickets)
+            .and_then(|()| super::program::spawn(p, &dir, trial.buyers, plan.tickets, &mut group))
+            .map(|(listener, member)| (vec![Tracee::new(listener)], vec![member], Vec::new())),
         _ => prepare_lock(plan.lock, &dir, &mut group, &cfg.exe, started + cfg.timeout).and_then(
             |state| {
                 let sem_id = state.sem.as_ref().map(|s| s.id);
@@ -83,6 +91,18 @@ pub(crate) fn run_with(
     for (b, p) in stepper.buyers.iter_mut().zip(&plan.buyers) {
         b.fail_at = p.fail_at;
     }
+    let program = match &trial.external {
+        Some(External::Program(p)) => Some(p),
+        _ => None,
+    };
+    if program.is_some() {
+        // One listener for every process of the program; its units are found as they come.
+        let first = stepper.buyers.pop().and_then(|mut t| t.listener.take().map(|l| (l, t.root)));
+        if let Some((listener, root)) = first {
+            stepper.whole = Some(super::stepper::Whole::new(listener, root));
+        }
+        stepper.unit_faults = plan.buyers.iter().map(|b| b.fail_at).collect();
+    }
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
         // The lock server answers on the trial's CPU too, between steps: every thread
         // of it (it has one per buyer already).
@@ -106,11 +126,22 @@ pub(crate) fn run_with(
     if let Halt::Interrupted(sig) = end {
         return Err(HarnessError::Interrupted(sig));
     }
-    let external = matches!(trial.external, Some(External::BuyerCmd(_)));
+    let external = matches!(
+        trial.external,
+        Some(External::BuyerCmd(_) | External::Program(_))
+    );
     if let (true, Some(s)) = (external, &trial.store_cmd) {
         super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
     }
-    let mut history = if external {
+    let mut history = if let Some(p) = program {
+        let (timed_out, stuck) = stuck_of(&end, None);
+        let base = History {
+            timed_out,
+            stuck,
+            ..History::default()
+        };
+        super::program::history(p, &dir, members[0], &group, base)?
+    } else if external {
         program_history(&dir, &members, &group, &end)
     } else {
         wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
@@ -179,7 +210,13 @@ fn keep_trace(run: &TrialRun) {
 /// PCT over changes of shared state, or the strategy of its schedule.
 fn drive(stepper: &mut Stepper, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> Halt {
     if let (None, None, Schedule::Pct { depth }) = (&scheduler, &trial.choices, &trial.schedule) {
-        stepper.pct = Some(CallPct::new(trial.seed, trial.buyers, *depth));
+        // A whole program's units are its processes: its own first ones as well as
+        // its buyers.
+        let units = match trial.external {
+            Some(External::Program(_)) => trial.buyers + PROGRAM_UNITS,
+            _ => trial.buyers,
+        };
+        stepper.pct = Some(CallPct::new(trial.seed, units, *depth));
     }
     let mut own = None;
     let scheduler: &mut dyn Scheduler = match scheduler {

@@ -3,6 +3,9 @@
 
 mod dead;
 mod errno;
+mod whole;
+
+pub(super) use whole::Whole;
 
 use super::blocked;
 use super::call::{self, Notif, Step};
@@ -30,7 +33,10 @@ const MAX_STEPS: usize = 200_000;
 
 /// One buyer: its listener and where it stands.
 pub(super) struct Tracee {
-    pub listener: OwnedFd,
+    /// Its own listener; none for a unit of a whole program, which shares the program's.
+    pub listener: Option<OwnedFd>,
+    /// A unit of a whole program: the one task it is.
+    pub tid: Option<u32>,
     /// Calls of its processes stopped at a step; the first is the one scheduled.
     parked: VecDeque<(Notif, Step)>,
     pub done: bool,
@@ -65,7 +71,8 @@ pub(super) struct Tracee {
 impl Tracee {
     pub(super) fn new(listener: OwnedFd) -> Tracee {
         Tracee {
-            listener,
+            listener: Some(listener),
+            tid: None,
             parked: VecDeque::new(),
             done: false,
             spins: 0,
@@ -73,6 +80,27 @@ impl Tracee {
             looks: Vec::new(),
             polled: Vec::new(),
             root: 0,
+            in_kernel: false,
+            maps_shared: false,
+            reaped: false,
+            group: None,
+            fail_at: None,
+            failable: 0,
+        }
+    }
+
+    /// A unit of a whole program: task `tid`, listened to through the program's listener.
+    fn unit(tid: u32) -> Tracee {
+        Tracee {
+            listener: None,
+            tid: Some(tid),
+            parked: VecDeque::new(),
+            done: false,
+            spins: 0,
+            spin_epoch: 0,
+            looks: Vec::new(),
+            polled: Vec::new(),
+            root: tid,
             in_kernel: false,
             maps_shared: false,
             reaped: false,
@@ -120,6 +148,12 @@ pub(super) struct Stepper {
     owned: probe::Owned,
     /// `dir` resolved, as the calls' paths are.
     real_dir: std::path::PathBuf,
+    /// A whole program (`--program`): its listener and units.
+    pub whole: Option<Whole>,
+    /// For a whole program: the errno fault of each unit, by number.
+    pub unit_faults: Vec<Option<(u32, InjectedErrno)>>,
+    /// For a whole program: the still view last seen, to be seen again.
+    last_view: Option<Vec<(u32, blocked::Still)>>,
 }
 
 impl Stepper {
@@ -140,6 +174,18 @@ impl Stepper {
             injected: Vec::new(),
             owned: probe::Owned::default(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            whole: None,
+            unit_faults: Vec::new(),
+            last_view: None,
+        }
+    }
+
+    /// The listener buyer `b`'s calls come through.
+    fn fd(&self, b: usize) -> std::os::fd::RawFd {
+        match (&self.whole, self.buyers.get(b).and_then(|t| t.listener.as_ref())) {
+            (Some(w), _) => w.listener.as_raw_fd(),
+            (None, Some(l)) => l.as_raw_fd(),
+            (None, None) => -1,
         }
     }
 
@@ -154,7 +200,7 @@ impl Stepper {
             let live: Vec<usize> = (0..self.buyers.len())
                 .filter(|&i| !self.buyers[i].done)
                 .collect();
-            if live.is_empty() {
+            if live.is_empty() && !self.program_alive() {
                 self.diverged = scheduler.finish(self.choices.len()).err();
                 return Halt::Done;
             }
@@ -246,6 +292,9 @@ impl Stepper {
     /// kernel for another's action ([`blocked`]), and every helper process (a lock
     /// server) is idle; calls that are no step go on at once.
     fn settle(&mut self) -> Result<(), Halt> {
+        if self.whole.is_some() {
+            return self.settle_whole();
+        }
         let mut quiet_polls = 0u32;
         loop {
             // A buyer that waited in the kernel may have been woken by the step just
@@ -293,7 +342,7 @@ impl Stepper {
             let mut fds: Vec<libc::pollfd> = watched
                 .iter()
                 .map(|&i| libc::pollfd {
-                    fd: self.buyers[i].listener.as_raw_fd(),
+                    fd: self.fd(i),
                     events: libc::POLLIN,
                     revents: 0,
                 })
@@ -338,7 +387,7 @@ impl Stepper {
 
     /// Reads one notification of buyer `i`: parks it if it is a step, else lets it go on.
     fn receive(&mut self, i: usize) {
-        let fd = self.buyers[i].listener.as_raw_fd();
+        let fd = self.fd(i);
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
@@ -427,7 +476,14 @@ impl Stepper {
                 if !runnable.contains(&b) {
                     return None;
                 }
-                self.buyers[b as usize].parked.front().map(|(_, s)| s.access())
+                let shared = self.whole.as_ref().is_some_and(|w| w.shared_memory);
+                self.buyers[b as usize].parked.front().map(|(_, s)| {
+                    if shared {
+                        Access::EVERYTHING
+                    } else {
+                        s.access()
+                    }
+                })
             })
             .collect()
     }
@@ -461,7 +517,7 @@ impl Stepper {
         let result = call::result(&step, &n, busy);
         let label = step.label(&self.real_dir);
         self.trace.push(format!("buyer {b} {label} → {result}"));
-        let fd = self.buyers[b].listener.as_raw_fd();
+        let fd = self.fd(b);
         let failed = result.starts_with('E');
         if step.mutates && !failed {
             self.epoch += 1;
@@ -474,7 +530,9 @@ impl Stepper {
             buyer.polled.clear();
             buyer.spin_epoch = epoch;
         }
-        let looks_only = step.only_looks();
+        // A look through a descriptor (`fstat` of a file just opened) is no poll: each
+        // open is a new look at the file, which the open itself counts.
+        let looks_only = step.only_looks() && !call::through_fd(&step, &n);
         // Looks are counted per process (a new process's first look repeats nothing);
         // failed tries per buyer (a retry loop may start a new process for each).
         let mut repeated = false;

@@ -4,7 +4,6 @@
 use super::super::call::{self, Notif, Step};
 use super::Stepper;
 use crate::ledger::Injected;
-use std::os::fd::AsRawFd;
 
 impl Stepper {
     /// True when buyer `b`'s errno fault falls on `step`: the `k`th of its calls on a
@@ -36,7 +35,7 @@ impl Stepper {
             call: label,
             errno: errno.name().to_string(),
         });
-        call::fail(self.buyers[b].listener.as_raw_fd(), n.id, errno.raw());
+        call::fail(self.fd(b), n.id, errno.raw());
         let _ = nix::sched::sched_yield();
     }
 }

@@ -1,0 +1,206 @@
+//! A whole program (`--program`): one listener for every process it starts, and each
+//! task (a process, or a thread of one) a unit of the schedule of its own.
+//!
+//! The program's processes all carry the filter they inherited, so their calls reach one
+//! listener; a call is routed to its unit by the task that made it. A task becomes a unit
+//! at its first step. Units are numbered when the program is still (every task stopped at
+//! a step or asleep in the kernel for another), in the order of the unit that made them,
+//! then of their task ids (the kernel gives a parent's children increasing ids): the same
+//! numbering every run, whatever order their first calls arrived in.
+
+use super::super::blocked::{self, Still};
+use super::super::call::{self, Notif, Step};
+use super::{Halt, Stepper, Tracee};
+use crate::harness::interrupt;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+/// The program's side of a [`Stepper`].
+pub(in crate::harness::syscall) struct Whole {
+    pub listener: OwnedFd,
+    /// The program's first process: every task it starts is in its tree (it is made a
+    /// subreaper, so orphans stay).
+    pub root: u32,
+    /// The unit of each task seen so far.
+    by_tid: HashMap<u32, usize>,
+    /// Steps of tasks not yet numbered.
+    fresh: Vec<(Notif, Step)>,
+    /// A process mapped memory shared with others (a semaphore, a lock in shared
+    /// memory): what it does there is seen only at a step, so every step of the program
+    /// counts as a change of it.
+    pub shared_memory: bool,
+}
+
+impl Whole {
+    pub(in crate::harness::syscall) fn new(listener: OwnedFd, root: u32) -> Whole {
+        Whole {
+            listener,
+            root,
+            by_tid: HashMap::new(),
+            fresh: Vec::new(),
+            shared_memory: false,
+        }
+    }
+}
+
+impl Stepper {
+    /// True while a process of the whole program is alive (not a zombie): with no unit
+    /// left to run, the program is stuck rather than done.
+    pub(super) fn program_alive(&self) -> bool {
+        self.whole
+            .as_ref()
+            .is_some_and(|w| blocked::still_tree(w.root).is_none_or(|t| !t.is_empty()))
+    }
+
+    /// [`Stepper::settle`] for a whole program: waits until it is still, then numbers the
+    /// new units and marks the units that ended or wait in the kernel.
+    pub(super) fn settle_whole(&mut self) -> Result<(), Halt> {
+        let Some(fd) = self.whole.as_ref().map(|w| w.listener.as_raw_fd()) else {
+            return Ok(());
+        };
+        let mut quiet = 0u32;
+        loop {
+            if let Some(sig) = interrupt::pending() {
+                return Err(Halt::Interrupted(sig));
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(Halt::TimedOut);
+            }
+            let wait = if quiet == 0 { 0 } else { 1 };
+            let mut fds = [libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: poll on one pollfd owned by this frame.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, wait) };
+            if r > 0 && fds[0].revents & libc::POLLIN != 0 {
+                quiet = 0;
+                self.receive_whole(fd);
+                continue;
+            }
+            // A hang-up says only that the processes that carried the filter are on
+            // their way out: what is left is judged by the tree below.
+            let hung_up = r > 0;
+            if hung_up {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            quiet += 1;
+            let Some(root) = self.whole.as_ref().map(|w| w.root) else {
+                return Ok(());
+            };
+            let Some(tasks) = blocked::still_tree(root) else {
+                continue;
+            };
+            // A task stopped in a call not read yet: read it first.
+            let known = |tid: u32, s: &Stepper| {
+                s.whole.as_ref().is_some_and(|w| {
+                    w.fresh.iter().any(|(n, _)| n.pid == tid)
+                        || w.by_tid
+                            .get(&tid)
+                            .is_some_and(|&u| !s.buyers[u].parked.is_empty())
+                })
+            };
+            if tasks
+                .iter()
+                .any(|&(tid, how)| how == Still::Notifying && !known(tid, self))
+            {
+                continue;
+            }
+            // A task may sleep for a moment in a call that is no wait for another (a
+            // page of a file read from disk): the same view a moment later is still.
+            if quiet < 3 {
+                continue;
+            }
+            if self.last_view.as_ref() != Some(&tasks) {
+                self.last_view = Some(tasks);
+                continue;
+            }
+            self.last_view = None;
+            self.adopt(&tasks);
+            return Ok(());
+        }
+    }
+
+    /// Numbers the fresh units, and marks each unit ended (its task is gone) or asleep
+    /// in the kernel, from `tasks` (what [`blocked::still_tree`] saw).
+    fn adopt(&mut self, tasks: &[(u32, Still)]) {
+        let Some(whole) = self.whole.as_mut() else {
+            return;
+        };
+        let mut fresh = std::mem::take(&mut whole.fresh);
+        let key = |n: &Notif| {
+            let maker = blocked::maker(n.pid).and_then(|m| whole.by_tid.get(&m).copied());
+            (maker.unwrap_or(usize::MAX), n.pid)
+        };
+        let mut keyed: Vec<((usize, u32), Notif, Step)> =
+            fresh.drain(..).map(|(n, s)| (key(&n), n, s)).collect();
+        keyed.sort_by_key(|(k, _, _)| *k);
+        for (_, n, step) in keyed {
+            let unit = match whole.by_tid.get(&n.pid) {
+                Some(&u) => u,
+                None => {
+                    let mut t = Tracee::unit(n.pid);
+                    t.fail_at = self.unit_faults.get(self.buyers.len()).copied().flatten();
+                    self.buyers.push(t);
+                    whole.by_tid.insert(n.pid, self.buyers.len() - 1);
+                    self.buyers.len() - 1
+                }
+            };
+            self.buyers[unit].parked.push_back((n, step));
+        }
+        let mut ended = false;
+        for b in self.buyers.iter_mut().filter(|b| !b.done) {
+            let Some(tid) = b.tid else { continue };
+            match tasks.iter().find(|(t, _)| *t == tid) {
+                Some((_, Still::Waiting)) => b.in_kernel = b.parked.is_empty(),
+                Some((_, Still::Notifying)) => b.in_kernel = false,
+                None if b.parked.is_empty() => {
+                    b.done = true;
+                    ended = true;
+                }
+                None => {}
+            }
+        }
+        if ended {
+            self.owned.forget();
+        }
+    }
+
+    /// Reads one notification of the program: parks it with its unit (or as fresh) if it
+    /// is a step, else lets it go on.
+    fn receive_whole(&mut self, fd: i32) {
+        let Ok(Some(n)) = call::recv(fd) else {
+            return;
+        };
+        if let Some(what) = call::unordered(&n, &self.real_dir) {
+            // Memory shared between its processes is ordered by its steps (only one
+            // process runs between two steps); a server is not.
+            let memory = what.starts_with("maps ") || what.starts_with("attaches ");
+            let unit = self.whole.as_ref().and_then(|w| w.by_tid.get(&n.pid).copied());
+            if let Some(u) = unit {
+                self.buyers[u].maps_shared |= memory;
+            }
+            if let Some(w) = self.whole.as_mut().filter(|_| memory) {
+                w.shared_memory = true;
+            } else {
+                let note = format!("the program {what}");
+                if !self.unordered.contains(&note) {
+                    self.unordered.push(note);
+                }
+            }
+        }
+        let Some(step) = call::classify(fd, &n, &self.real_dir) else {
+            return call::answer(fd, n.id, true);
+        };
+        let Some(whole) = self.whole.as_mut() else {
+            return;
+        };
+        match whole.by_tid.get(&n.pid) {
+            Some(&u) => self.buyers[u].parked.push_back((n, step)),
+            None => whole.fresh.push((n, step)),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `--program`: the lesson's own programs, unmodified but for their sleeps' scale, run
+//! whole. Every process `multiprocessing` starts is under the controlled schedule, its
+//! `multiprocessing.Lock` (a semaphore in shared memory) is seen through its `futex`
+//! waits, sales are counted on the program's output, and the tickets live in the file
+//! the lesson reads. Without its lock the lesson oversells in the first trial and
+//! replays exactly; with it, it stays clean. Bad input is refused before any trial.
+
+mod common;
+
+use common::{assert_code, fixture, text};
+use std::process::Output;
+
+/// True when `python3` can be run; else says in one line why the test is skipped.
+fn python() -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import multiprocessing")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: python3 is not on PATH, and the lesson's programs are Python");
+    }
+    ok
+}
+
+fn lesson(n: u32, method: &str, lock: &str) -> String {
+    format!(
+        "python3 {} {{buyers}} {method} {lock}",
+        fixture(&format!("programs/lesson{n}.py")).display()
+    )
+}
+
+/// The lesson's store and sale line for program `n`.
+fn store_of(n: u32) -> [&'static str; 6] {
+    match n {
+        1 => [
+            "--store-file",
+            "db.txt",
+            "--store-key",
+            "count",
+            "--sold",
+            "购票成功",
+        ],
+        _ => [
+            "--store-file",
+            "ticket",
+            "--store-key",
+            "ticket",
+            "--sold",
+            "买到票了",
+        ],
+    }
+}
+
+fn explore(program: &str, n: u32, extra: &[&str]) -> (Output, tempfile::TempDir) {
+    let mut args = vec!["explore", "--program", program];
+    args.extend_from_slice(&store_of(n));
+    args.extend_from_slice(&["--buyers", "2", "--tickets", "1", "--no-explain"]);
+    args.extend_from_slice(extra);
+    common::oversell_fresh(&args, &[("LESSON_SLEEP", "0.01")])
+}
+
+/// The replay token a finding printed.
+fn token(t: &str) -> String {
+    t.split_whitespace()
+        .skip_while(|w| *w != "--allow-cmd")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no replay token in:\n{t}"))
+        .to_string()
+}
+
+#[test]
+fn the_lessons_first_program_without_its_lock_oversells_at_once_and_replays_exactly() {
+    if !python() {
+        return;
+    }
+    let cmd = lesson(1, "fork", "nolock");
+    let (out, tmp) = explore(&cmd, 1, &["--trials", "1", "--seed", "7"]);
+    let t = text(&out);
+    assert_code(&out, 1, "lesson 1 without its lock");
+    assert!(
+        t.contains("finding in trial 0 (2 buyers, 1 ticket): oversold"),
+        "{t}"
+    );
+    let tok = token(&t);
+    let (again, _) = common::oversell_fresh(&["replay", "--allow-cmd", &tok], &[]);
+    let r = text(&again);
+    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
+    assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
+    assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn the_lessons_first_program_with_its_lock_stays_clean() {
+    if !python() {
+        return;
+    }
+    let cmd = lesson(1, "fork", "lock");
+    let (out, tmp) = explore(
+        &cmd,
+        1,
+        &["--trials", "8", "--seed", "3", "--expect", "clean"],
+    );
+    assert_code(&out, 0, "lesson 1 with its lock");
+    assert!(
+        text(&out).contains("8 trials, 0 failed, 0 findings"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn the_lessons_second_program_under_spawn_oversells_without_its_lock_and_not_with_it() {
+    if !python() {
+        return;
+    }
+    let broken = lesson(2, "spawn", "nolock");
+    let (out, _) = explore(&broken, 2, &["--trials", "3", "--seed", "7", "--no-shrink"]);
+    let t = text(&out);
+    assert_code(&out, 1, "lesson 2 under spawn without its lock");
+    assert!(t.contains(": oversold"), "{t}");
+    let sound = lesson(2, "spawn", "lock");
+    let (out, tmp) = explore(
+        &sound,
+        2,
+        &["--trials", "3", "--seed", "7", "--expect", "clean"],
+    );
+    assert_code(&out, 0, "lesson 2 under spawn with its lock");
+    assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn bad_program_input_is_refused_in_one_line_before_any_trial() {
+    let cmd = "python3 fixtures/programs/lesson1.py {buyers}";
+    let cases: [(&[&str], &str); 5] = [
+        (&["--program", cmd], "--sold"),
+        (
+            &["--program", cmd, "--sold", "bought("],
+            "not a regular expression",
+        ),
+        (
+            &["--program", cmd, "--sold", "x", "--store-file", "../db.txt"],
+            "not inside",
+        ),
+        (
+            &["--program", cmd, "--sold", "x", "--lock", "flock"],
+            "cannot be used with",
+        ),
+        (
+            &["--program", cmd, "--sold", "x", "--schedule", "jitter"],
+            "controlled schedule",
+        ),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec!["explore"];
+        args.extend_from_slice(extra);
+        let (out, _) = common::oversell_fresh(&args, &[]);
+        assert_code(&out, 2, says);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!text(&out).contains("trial 0"), "{args:?}");
+    }
+}
