@@ -229,3 +229,97 @@ fn demo_runs_its_redis_rows_on_the_server_named_by_redis() {
         assert!(!row.contains("skipped"), "{row}");
     }
 }
+
+/// `explore` with `args`, from the repository, in a fresh TMPDIR whose leftovers are
+/// returned with the output.
+fn explore_cmd(args: &[&str]) -> (std::process::Output, Vec<String>) {
+    let (out, tmp) = common::oversell_fresh(args, &[]);
+    let left = common::leftovers(tmp.path());
+    (out, left)
+}
+
+#[test]
+fn the_redis_lease_is_verified_at_system_call_granularity_its_requests_being_steps() {
+    if !have_server("the_redis_lease_is_verified_at_system_call_granularity") {
+        return;
+    }
+    let (out, left) = explore_cmd(&[
+        "explore",
+        "--lock",
+        "redis",
+        "--granularity",
+        "syscall",
+        "--schedule",
+        "exhaustive",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--preemptions",
+        "1",
+        "--no-shrink",
+    ]);
+    let t = common::text(&out);
+    common::assert_code(&out, 0, "--lock redis --granularity syscall exhaustive");
+    assert!(t.contains("verified: all executions"), "{t}");
+    assert!(!t.contains("redis-server, whose state"), "{t}");
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[test]
+fn a_redis_lock_command_that_gets_then_sets_is_found_and_replayed_and_one_that_sets_nx_is_not() {
+    if !have_server("a_redis_lock_command_that_gets_then_sets") {
+        return;
+    }
+    let broken = "fixtures/locks/broken/redis-get-set.sh {redis} {}";
+    let (out, _) = explore_cmd(&[
+        "explore",
+        "--lock-cmd",
+        broken,
+        "--schedule",
+        "pct",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--trials",
+        "100",
+        "--seed",
+        "1",
+        "--no-shrink",
+        "--no-explain",
+    ]);
+    let t = common::text(&out);
+    common::assert_code(&out, 1, "redis-get-set.sh under pct");
+    assert!(t.contains(": overlap") || t.contains(": oversold"), "{t}");
+    let token = t
+        .split_whitespace()
+        .skip_while(|w| *w != "--allow-cmd")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no token in:\n{t}"))
+        .to_string();
+    let (again, left) = explore_cmd(&["replay", "--allow-cmd", &token]);
+    let r = common::text(&again);
+    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
+    assert_eq!(left, Vec::<String>::new());
+    let sound = "fixtures/locks/sound/redis-setnx.sh {redis} {}";
+    let (out, left) = explore_cmd(&[
+        "explore",
+        "--lock-cmd",
+        sound,
+        "--schedule",
+        "pct",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--trials",
+        "30",
+        "--seed",
+        "1",
+        "--expect",
+        "clean",
+    ]);
+    common::assert_code(&out, 0, "redis-setnx.sh under pct");
+    assert_eq!(left, Vec::<String>::new());
+}

@@ -163,6 +163,22 @@ fn errno_fault(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
 fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
     let needs = (space.lock.needs_redis() && space.external.is_none())
         .then(|| format!("--lock {}", space.lock));
+    let names_redis = space
+        .external
+        .as_ref()
+        .is_some_and(|e| e.command().contains("{redis}"));
+    if names_redis {
+        if a.redis.is_some() {
+            return Err(Fail::Usage(
+                "--redis URL with a command that names {redis}: {redis} is the socket of a \
+                 server each trial starts; accepted: one or the other"
+                    .into(),
+            ));
+        }
+        if let Err(why) = crate::harness::redis::available() {
+            return Err(Fail::Usage(format!("a command that names {{redis}}: {why}")));
+        }
+    }
     validate::redis(a.redis.as_deref(), needs.as_deref())
 }
 

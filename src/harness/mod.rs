@@ -336,8 +336,9 @@ pub fn run_syscall(
     syscall::run_with(trial, cfg, scheduler)
 }
 
-/// Expands a user's command template: `{dir}` (and `{store}`) become shell-quoted paths
-/// and `{}` the shell-quoted words of `inner`.
+/// Expands a user's command template: `{dir}` (and `{store}`, and `{redis}`, the socket
+/// of the trial's own Redis server) become shell-quoted paths and `{}` the shell-quoted
+/// words of `inner`.
 pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
     let q = |p: &Path| crate::scenario::shell_quote(&p.to_string_lossy());
     let inner: Vec<String> = inner
@@ -347,6 +348,7 @@ pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
     template
         .replace("{dir}", &q(dir))
         .replace("{store}", &q(&crate::store::path(dir)))
+        .replace("{redis}", &q(&dir.join(redis::SOCKET)))
         .replace("{}", &inner.join(" "))
 }
 

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// The program the harness starts.
 pub const SERVER: &str = "redis-server";
 
+/// The server's socket in the trial directory (a command's `{redis}`).
+pub const SOCKET: &str = "redis.sock";
+
 /// The server named by `--redis URL`, for the whole process.
 static EXTERNAL: OnceLock<String> = OnceLock::new();
 
@@ -63,7 +66,7 @@ pub(super) fn prepare(
     let (url, member) = match EXTERNAL.get() {
         Some(url) => (url.clone(), None),
         None => {
-            let sock = dir.join("redis.sock");
+            let sock = dir.join(SOCKET);
             let member = start(group, dir, &sock, deadline)?;
             (format!("redis+unix://{}", sock.display()), Some(member))
         }

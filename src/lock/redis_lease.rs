@@ -88,7 +88,7 @@ fn eval(
 /// A lease on a Redis key, renewed by a heartbeat thread while held.
 #[derive(Default)]
 pub(crate) struct RedisLock {
-    server: Option<(Server, Connection)>,
+    server: Option<(Server, Option<Connection>)>,
     fenced: bool,
     /// This hold's value in the key, unique per acquisition.
     owner: Option<String>,
@@ -106,10 +106,19 @@ impl RedisLock {
         lock
     }
 
-    fn server(&mut self) -> Result<&mut (Server, Connection), LockError> {
-        self.server
+    /// The server and the connection to it, made at the first use: after a buyer under
+    /// system-call steps installed its filter, so the harness sees it connect and orders
+    /// what is sent through it.
+    fn server(&mut self) -> Result<(&Server, &mut Connection), LockError> {
+        let (server, con) = self
+            .server
             .as_mut()
-            .ok_or_else(|| LockError::Setup("redis: not attached to a trial".into()))
+            .ok_or_else(|| LockError::Setup("redis: not attached to a trial".into()))?;
+        let con = match con {
+            Some(c) => c,
+            None => con.insert(server.connect()?),
+        };
+        Ok((server, con))
     }
 
     fn start_heartbeat(&mut self, server: Server, owner: String) -> Result<(), LockError> {
@@ -130,9 +139,7 @@ impl RedisLock {
 
 impl Lock for RedisLock {
     fn attach(&mut self, dir: &Path) -> Result<(), LockError> {
-        let server = Server::attach(dir)?;
-        let con = server.connect()?;
-        self.server = Some((server, con));
+        self.server = Some((Server::attach(dir)?, None));
         Ok(())
     }
 

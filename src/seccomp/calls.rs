@@ -175,6 +175,10 @@ table! {
     SYS_msgrcv => Nameless, Ipc;
     SYS_shmat => Nameless, Unordered;
     SYS_connect => Nameless, Unordered;
+    // A request to a server: a step when the server is the trial's own. (`sendmsg`
+    // is not stopped: a process hands its listener to the harness with it, right after
+    // installing the filter.)
+    SYS_sendto => Fd(0), Change;
     // A futex in shared memory (no FUTEX_PRIVATE_FLAG): a lock between processes.
     SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
     SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;
@@ -221,6 +225,10 @@ table! {
     SYS_msgrcv => Nameless, Ipc;
     SYS_shmat => Nameless, Unordered;
     SYS_connect => Nameless, Unordered;
+    // A request to a server: a step when the server is the trial's own. (`sendmsg`
+    // is not stopped: a process hands its listener to the harness with it, right after
+    // installing the filter.)
+    SYS_sendto => Fd(0), Change;
     SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
     SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;
 }

@@ -223,9 +223,34 @@ pub(super) fn idle(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return true;
     };
-    tasks
-        .flatten()
-        .all(|t| !matches!(task_state(&t.path()), Task::Busy))
+    tasks.flatten().all(|t| {
+        let t = t.path();
+        !matches!(task_state(&t), Task::Busy) || awaits_events(&t)
+    })
+}
+
+/// True when the task sleeps in an event wait (`epoll_wait`, `poll`, `select`), with or
+/// without a time limit: a server waiting for its clients, whose timer (a Redis server's
+/// cron) changes nothing a client asked for.
+fn awaits_events(task: &Path) -> bool {
+    let asleep = stat_of(task).is_some_and(|(state, _, _)| state == "S");
+    let Some(line) = read_proc(task.join("syscall")).filter(|_| asleep) else {
+        return false;
+    };
+    let nr = line.split_whitespace().next().and_then(|w| w.parse::<i64>().ok());
+    let events = [
+        libc::SYS_epoll_pwait,
+        libc::SYS_epoll_pwait2,
+        libc::SYS_ppoll,
+        libc::SYS_pselect6,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_epoll_wait,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_poll,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_select,
+    ];
+    nr.is_some_and(|nr| events.contains(&nr))
 }
 
 /// A task's state letter, parent and process group, from its `stat` file (`path` is

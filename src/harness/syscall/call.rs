@@ -224,7 +224,8 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         Shape::PathsAt(d, p, e, q) => {
             vec![path_at(n.pid, a(d), a(p))?, path_at(n.pid, a(e), a(q))?]
         }
-        Shape::Fd(f) => vec![fd_path(n.pid, a(f) as i32)?],
+        // A socket or a pipe (`socket:[N]`) is no file of the trial.
+        Shape::Fd(f) => vec![fd_path(n.pid, a(f) as i32).filter(|p| p.is_absolute())?],
     };
     let lock = match effect {
         Effect::Lock(LockForm::Flock) => Some(LockCall::Flock {
@@ -305,6 +306,62 @@ pub(super) fn through_fd(step: &Step, n: &Notif) -> bool {
             "SYS_statx" => empty_path(n.args[2]),
             _ => false,
         }
+}
+
+/// The name of the socket a trial's own Redis server listens on, in its directory.
+pub(super) const SERVER_SOCKET: &str = crate::harness::redis::SOCKET;
+
+/// The descriptor a `connect` to the trial's own server (its socket in `dir`) connects;
+/// `None` for any other call.
+pub(super) fn server_connect(n: &Notif, dir: &Path) -> Option<i32> {
+    if crate::seccomp::of(n.nr)?.name != "SYS_connect" {
+        return None;
+    }
+    let path = unix_path(n)?;
+    let path = resolve_in(PathBuf::from(path), dir);
+    (path.parent() == Some(dir) && path.file_name().is_some_and(|f| f == SERVER_SOCKET))
+        .then_some(n.args[0] as i32)
+}
+
+/// A request written to the trial's own server through descriptor `fd` (connected to it,
+/// [`server_connect`]): a change of the server's state, ordered as a step.
+pub(super) fn server_request(n: &Notif, dir: &Path) -> Option<Step> {
+    let call = crate::seccomp::of(n.nr)?;
+    if !matches!(
+        call.name,
+        "SYS_write" | "SYS_writev" | "SYS_sendto"
+    ) {
+        return None;
+    }
+    Some(Step {
+        name: call.name,
+        path: dir.join(SERVER_SOCKET).to_string_lossy().into_owned(),
+        effect: Effect::Change,
+        by_fd: true,
+        mutates: true,
+        lock: None,
+    })
+}
+
+/// True when `step` is a request to the trial's own server ([`server_request`]).
+pub(super) fn to_server(step: &Step, dir: &Path) -> bool {
+    step.by_fd && Path::new(&step.path) == dir.join(SERVER_SOCKET)
+}
+
+/// The path an `AF_UNIX` `connect` names.
+fn unix_path(n: &Notif) -> Option<String> {
+    let mut family = [0u8; 2];
+    read_mem(n.pid, n.args[1], &mut family)?;
+    if i32::from(u16::from_ne_bytes(family)) != libc::AF_UNIX {
+        return None;
+    }
+    let len = (n.args[2] as usize).clamp(2, 110);
+    let mut raw = vec![0u8; len];
+    read_mem(n.pid, n.args[1], &mut raw)?;
+    let path = &raw[2..];
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    let name = String::from_utf8_lossy(&path[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
 }
 
 /// What a call that makes shared state no step orders does, as a run names it: `maps

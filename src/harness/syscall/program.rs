@@ -24,6 +24,10 @@ const MAX_OUTPUT: u64 = 16 << 20;
 pub(super) fn line(p: &Program, dir: &Path, buyers: u32, tickets: u32) -> String {
     p.cmd
         .replace("{dir}", &shell_quote(&dir.to_string_lossy()))
+        .replace(
+            "{redis}",
+            &shell_quote(&dir.join(crate::harness::redis::SOCKET).to_string_lossy()),
+        )
         .replace("{buyers}", &buyers.to_string())
         .replace("{tickets}", &tickets.to_string())
 }

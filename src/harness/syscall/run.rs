@@ -51,6 +51,23 @@ pub(crate) fn run_with(
     // The semaphore or lock server of a built-in lock (`--granularity syscall`), kept
     // until the trial's processes are gone.
     let mut lock_state: Option<LockState> = None;
+    // A user's command that names `{redis}` talks to a Redis server of the trial's own.
+    let wants_redis = trial
+        .external
+        .as_ref()
+        .is_some_and(|e| e.command().contains("{redis}"));
+    let redis_server = if wants_redis {
+        match crate::harness::redis::prepare(&mut group, &dir, started + cfg.timeout) {
+            Ok(s) => s,
+            Err(e) => {
+                group.signal_all(Signal::SIGKILL);
+                group.finish();
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let spawned = match &trial.external {
         Some(External::BuyerCmd(t)) => match &trial.store_cmd {
             Some(s) => super::store_cmd::init(s, &dir, plan.tickets, started + cfg.timeout),
@@ -68,6 +85,14 @@ pub(crate) fn run_with(
             },
         ),
     };
+    if let Some(server) = redis_server {
+        lock_state
+            .get_or_insert(LockState {
+                sem: None,
+                server: None,
+            })
+            .server = Some(server);
+    }
     let (buyers, members, _control) = match spawned {
         Ok(s) => s,
         Err(e) => {
@@ -149,7 +174,7 @@ pub(crate) fn run_with(
     history.syscalls = stepper.trace;
     history.unordered = std::mem::take(&mut stepper.unordered);
     history.injected = std::mem::take(&mut stepper.injected);
-    if plan.lock.needs_redis() {
+    if plan.lock.needs_redis() && !stepper.server_seen {
         // Every buyer talks to redis-server, whose state no step orders.
         history.unordered.push("the lock lives in redis-server".into());
     }

@@ -154,6 +154,11 @@ pub(super) struct Stepper {
     pub unit_faults: Vec<Option<(u32, InjectedErrno)>>,
     /// For a whole program: the still view last seen, to be seen again.
     last_view: Option<Vec<(u32, blocked::Still)>>,
+    /// Connections to the trial's own server (its Redis), by process and descriptor, with
+    /// the task that connected it: what that task writes to them is a step.
+    servers: std::collections::HashMap<(u32, i32), u32>,
+    /// A process connected to the trial's own server under the filter.
+    pub server_seen: bool,
 }
 
 impl Stepper {
@@ -177,6 +182,8 @@ impl Stepper {
             whole: None,
             unit_faults: Vec::new(),
             last_view: None,
+            servers: std::collections::HashMap::new(),
+            server_seen: false,
         }
     }
 
@@ -385,13 +392,53 @@ impl Stepper {
         }
     }
 
+    /// A call on the trial's own server: its `connect` noted (true: no unordered effect,
+    /// the server's requests are steps), a `close` of such a connection forgotten, and a
+    /// request written to it by the task that connected it made a step. A request another
+    /// task of the process sends through it (a lease's heartbeat renewing the lease it
+    /// holds) changes only when the key expires, which no step orders.
+    fn server_call(&mut self, n: &Notif) -> (bool, Option<Step>) {
+        if let Some(fd) = call::server_connect(n, &self.real_dir) {
+            self.servers.insert((process_of(n.pid), fd), n.pid);
+            self.server_seen = true;
+            return (true, None);
+        }
+        if self.servers.is_empty() {
+            return (false, None);
+        }
+        let Some(name) = crate::seccomp::of(n.nr).map(|c| c.name) else {
+            return (false, None);
+        };
+        let sends = matches!(name, "SYS_write" | "SYS_writev" | "SYS_sendto");
+        if !sends && name != "SYS_close" {
+            return (false, None);
+        }
+        // A descriptor is its process's: every thread of it may use or close it.
+        let key = (process_of(n.pid), n.args[0] as i32);
+        let Some(&connected_by) = self.servers.get(&key) else {
+            return (false, None);
+        };
+        if !sends {
+            self.servers.remove(&key);
+            return (false, None);
+        }
+        if connected_by != n.pid {
+            return (false, None);
+        }
+        (false, call::server_request(n, &self.real_dir))
+    }
+
     /// Reads one notification of buyer `i`: parks it if it is a step, else lets it go on.
     fn receive(&mut self, i: usize) {
         let fd = self.fd(i);
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
-        if let Some(what) = call::unordered(&n, &self.real_dir) {
+        let (to_server, request) = self.server_call(&n);
+        if let Some(step) = request {
+            return self.buyers[i].parked.push_back((n, step));
+        }
+        if let Some(what) = call::unordered(&n, &self.real_dir).filter(|_| !to_server) {
             let note = format!("buyer {i} {what}");
             self.buyers[i].maps_shared = true;
             if !self.unordered.contains(&note) {
@@ -399,7 +446,18 @@ impl Stepper {
             }
         }
         match call::classify(fd, &n, &self.real_dir) {
-            Some(step) => self.buyers[i].parked.push_back((n, step)),
+            Some(mut step) => {
+                // A buyer's calls are one queue, whose first is the one scheduled: a
+                // futex wait held back there would hold back every other thread of the
+                // buyer (the one it waits for among them). It runs as a change, and
+                // its sleep in the kernel is seen as such ([`blocked`]); only a whole
+                // program's units, one task each, wait on a futex as on a lock.
+                if matches!(step.lock, Some(call::LockCall::FutexWait { .. })) {
+                    step.lock = None;
+                    step.mutates = true;
+                }
+                self.buyers[i].parked.push_back((n, step))
+            }
             None => call::answer(fd, n.id, true),
         }
     }
@@ -519,7 +577,10 @@ impl Stepper {
         self.trace.push(format!("buyer {b} {label} → {result}"));
         let fd = self.fd(b);
         let failed = result.starts_with('E');
-        if step.mutates && !failed {
+        // A request to a server may change nothing (a `SET NX` refused): whether it did
+        // is in its reply, which no step reads. It counts as no change, so a buyer that
+        // retries one while sleeping is seen to poll.
+        if step.mutates && !failed && !call::to_server(&step, &self.real_dir) {
             self.epoch += 1;
         }
         let epoch = self.epoch;
@@ -559,4 +620,15 @@ impl Stepper {
         // On the trial's one CPU the buyer just let go runs now, to its next call.
         let _ = nix::sched::sched_yield();
     }
+}
+
+/// The process (thread group) task `tid` belongs to.
+fn process_of(tid: u32) -> u32 {
+    super::paths::read_proc(format!("/proc/{tid}/status"))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
 }

@@ -175,7 +175,8 @@ impl Stepper {
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
-        if let Some(what) = call::unordered(&n, &self.real_dir) {
+        let (to_server, request) = self.server_call(&n);
+        if let Some(what) = call::unordered(&n, &self.real_dir).filter(|_| !to_server) {
             // Memory shared between its processes is ordered by its steps (only one
             // process runs between two steps); a server is not.
             let memory = what.starts_with("maps ") || what.starts_with("attaches ");
@@ -192,7 +193,7 @@ impl Stepper {
                 }
             }
         }
-        let Some(step) = call::classify(fd, &n, &self.real_dir) else {
+        let Some(step) = request.or_else(|| call::classify(fd, &n, &self.real_dir)) else {
             return call::answer(fd, n.id, true);
         };
         let Some(whole) = self.whole.as_mut() else {
