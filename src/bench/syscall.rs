@@ -43,6 +43,9 @@ pub struct SyscallSpeed {
     pub buyer: Rate,
     /// oversell's buyer inside a shell lock command.
     pub lock_cmd: Rate,
+    /// The lesson's first program, run whole (`--program`, `multiprocessing.Lock`,
+    /// fork): `None` without `python3` or the fixture.
+    pub program: Option<Rate>,
     /// How the rates are measured.
     pub note: String,
     /// The target for `buyer.steps_per_sec`.
@@ -62,10 +65,20 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
     let mut shell = TrialSpace::new(LockKind::None);
     shell.external = Some(External::LockCmd(SHELL_LOCK.to_string()));
     let lock_cmd = rate(opts, shell, SHELL_LOCK)?;
+    let program = match lesson() {
+        Some(p) => {
+            let what = p.cmd.clone();
+            let mut space = TrialSpace::new(LockKind::None);
+            space.external = Some(External::Program(p));
+            Some(rate(opts, space, &what)?)
+        }
+        None => None,
+    };
     let met = buyer.steps_per_sec >= TARGET_STEPS_PER_SEC;
     Ok(Some(SyscallSpeed {
         buyer,
         lock_cmd,
+        program,
         note: "steps per second of wall time over whole random-schedule trials, \
                spawning and teardown included"
             .to_string(),
@@ -101,5 +114,26 @@ fn rate(opts: &BenchOptions, mut space: TrialSpace, what: &str) -> Result<Rate, 
         steps_per_sec: if secs > 0.0 { steps as f64 / secs } else { 0.0 },
         ms_per_trial: secs * 1000.0 / trials as f64,
         steps_per_trial: steps as f64 / trials as f64,
+    })
+}
+
+/// The lesson's first program with its lock, as `--program` runs it, when `python3` and
+/// the fixture are here.
+fn lesson() -> Option<crate::scenario::Program> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/programs/lesson1.py");
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import multiprocessing"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (file.is_file() && python).then(|| crate::scenario::Program {
+        cmd: format!(
+            "python3 {} {{buyers}} fork lock",
+            crate::scenario::shell_quote(&file.to_string_lossy())
+        ),
+        store_file: "db.txt".into(),
+        store_key: "count".into(),
+        sold: "购票成功".into(),
     })
 }

@@ -179,6 +179,16 @@ fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
             return Err(Fail::Usage(format!("a command that names {{redis}}: {why}")));
         }
     }
+    let names_pg = space
+        .external
+        .as_ref()
+        .is_some_and(|e| e.command().contains("{pg}"))
+        || a.store_cmd.as_ref().is_some_and(|c| c.contains("{pg}"));
+    if names_pg {
+        if let Err(why) = crate::harness::postgres::available() {
+            return Err(Fail::Usage(format!("a command that names {{pg}}: {why}")));
+        }
+    }
     validate::redis(a.redis.as_deref(), needs.as_deref())
 }
 
@@ -320,10 +330,10 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
     }
     validate::quotes("--store-cmd", t, EXAMPLE)?;
     if let Some(b) = &a.buyer_cmd {
-        if !b.contains("{dir}") && !b.contains("{store}") {
+        if !["{dir}", "{store}", "{pg}", "{redis}"].iter().any(|p| b.contains(p)) {
             return Err(Fail::Usage(format!(
-                "--buyer-cmd '{b}' names neither {{dir}} nor {{store}}; accepted: a command \
-                 such as 'python3 fixtures/buyers/sqlite_locked.py {{dir}}'"
+                "--buyer-cmd '{b}' names none of {{dir}}, {{store}}, {{pg}} or {{redis}}; \
+                 accepted: a command such as 'python3 fixtures/buyers/sqlite_locked.py {{dir}}'"
             )));
         }
         validate::quotes(

@@ -23,6 +23,7 @@ mod pin;
 mod plan;
 mod pool;
 mod process;
+pub mod postgres;
 pub mod redis;
 mod round;
 mod sweep;
@@ -337,8 +338,8 @@ pub fn run_syscall(
 }
 
 /// Expands a user's command template: `{dir}` (and `{store}`, and `{redis}`, the socket
-/// of the trial's own Redis server) become shell-quoted paths and `{}` the shell-quoted
-/// words of `inner`.
+/// of the trial's own Redis server) become shell-quoted paths, `{pg}` the connection
+/// string of its PostgreSQL server, and `{}` the shell-quoted words of `inner`.
 pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
     let q = |p: &Path| crate::scenario::shell_quote(&p.to_string_lossy());
     let inner: Vec<String> = inner
@@ -349,6 +350,7 @@ pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
         .replace("{dir}", &q(dir))
         .replace("{store}", &q(&crate::store::path(dir)))
         .replace("{redis}", &q(&dir.join(redis::SOCKET)))
+        .replace("{pg}", &crate::scenario::shell_quote(&postgres::conninfo(dir)))
         .replace("{}", &inner.join(" "))
 }
 

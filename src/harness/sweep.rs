@@ -165,6 +165,8 @@ pub fn sweep_stale(root: &Path) -> usize {
                     sysv::remove(id);
                 }
             }
+            // A killed postgres leaves its SysV segment; its pid file names it.
+            super::postgres::remove_segment(&path);
             // A process of the dead run still dying (past the sweep's budget) may be
             // finishing a call there: try again briefly.
             for attempt in 0..3 {

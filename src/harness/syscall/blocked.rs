@@ -217,15 +217,17 @@ pub(super) fn own_group(pid: u32) -> Option<u32> {
     (group == pid).then_some(group)
 }
 
-/// True when the process `pid` (every thread) sleeps in a call with no time limit:
-/// a helper process (a lock server) that has nothing left to do.
+/// True when the process `pid` and its children (every thread) sleep in a call with no
+/// time limit, or wait for events: a helper process (a lock or database server) that
+/// has nothing left to do.
 pub(super) fn idle(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return true;
-    };
-    tasks.flatten().all(|t| {
-        let t = t.path();
-        !matches!(task_state(&t), Task::Busy) || awaits_events(&t)
+    // Its children too: a database's backend, one per connection.
+    each_task(pid, false, &mut |t| {
+        if matches!(task_state(t), Task::Busy) && !awaits_events(t) {
+            Walk::Stop
+        } else {
+            Walk::Go
+        }
     })
 }
 

@@ -311,21 +311,24 @@ pub(super) fn through_fd(step: &Step, n: &Notif) -> bool {
 /// The name of the socket a trial's own Redis server listens on, in its directory.
 pub(super) const SERVER_SOCKET: &str = crate::harness::redis::SOCKET;
 
-/// The descriptor a `connect` to the trial's own server (its socket in `dir`) connects;
-/// `None` for any other call.
-pub(super) fn server_connect(n: &Notif, dir: &Path) -> Option<i32> {
+/// The descriptor a `connect` to one of the trial's own servers (its socket in `dir`)
+/// connects, and the socket; `None` for any other call.
+pub(super) fn server_connect(n: &Notif, dir: &Path) -> Option<(i32, PathBuf)> {
     if crate::seccomp::of(n.nr)?.name != "SYS_connect" {
         return None;
     }
     let path = unix_path(n)?;
     let path = resolve_in(PathBuf::from(path), dir);
-    (path.parent() == Some(dir) && path.file_name().is_some_and(|f| f == SERVER_SOCKET))
-        .then_some(n.args[0] as i32)
+    let pg = dir
+        .join(crate::harness::postgres::DIR)
+        .join(crate::harness::postgres::SOCKET);
+    let redis = path.parent() == Some(dir) && path.file_name().is_some_and(|f| f == SERVER_SOCKET);
+    (redis || path == pg).then(|| (n.args[0] as i32, path))
 }
 
 /// A request written to the trial's own server through descriptor `fd` (connected to it,
 /// [`server_connect`]): a change of the server's state, ordered as a step.
-pub(super) fn server_request(n: &Notif, dir: &Path) -> Option<Step> {
+pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
     let call = crate::seccomp::of(n.nr)?;
     if !matches!(
         call.name,
@@ -335,7 +338,7 @@ pub(super) fn server_request(n: &Notif, dir: &Path) -> Option<Step> {
     }
     Some(Step {
         name: call.name,
-        path: dir.join(SERVER_SOCKET).to_string_lossy().into_owned(),
+        path: server.to_string_lossy().into_owned(),
         effect: Effect::Change,
         by_fd: true,
         mutates: true,
@@ -346,6 +349,7 @@ pub(super) fn server_request(n: &Notif, dir: &Path) -> Option<Step> {
 /// True when `step` is a request to the trial's own server ([`server_request`]).
 pub(super) fn to_server(step: &Step, dir: &Path) -> bool {
     step.by_fd && Path::new(&step.path) == dir.join(SERVER_SOCKET)
+        || Path::new(&step.path).starts_with(dir.join(crate::harness::postgres::DIR))
 }
 
 /// The path an `AF_UNIX` `connect` names.

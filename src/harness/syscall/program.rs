@@ -28,6 +28,10 @@ pub(super) fn line(p: &Program, dir: &Path, buyers: u32, tickets: u32) -> String
             "{redis}",
             &shell_quote(&dir.join(crate::harness::redis::SOCKET).to_string_lossy()),
         )
+        .replace(
+            "{pg}",
+            &shell_quote(&crate::harness::postgres::conninfo(dir)),
+        )
         .replace("{buyers}", &buyers.to_string())
         .replace("{tickets}", &tickets.to_string())
 }

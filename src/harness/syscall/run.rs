@@ -56,9 +56,26 @@ pub(crate) fn run_with(
         .external
         .as_ref()
         .is_some_and(|e| e.command().contains("{redis}"));
-    let redis_server = if wants_redis {
-        match crate::harness::redis::prepare(&mut group, &dir, started + cfg.timeout) {
-            Ok(s) => s,
+    let wants_pg = trial
+        .external
+        .as_ref()
+        .is_some_and(|e| e.command().contains("{pg}"))
+        || trial.store_cmd.as_ref().is_some_and(|c| c.contains("{pg}"));
+    let deadline = started + cfg.timeout;
+    let servers = (|| -> Result<Option<MemberId>, HarnessError> {
+        let mut server = None;
+        if wants_redis {
+            server = crate::harness::redis::prepare(&mut group, &dir, deadline)?;
+        }
+        Ok(server)
+    })();
+    // A database server outlives the buyers: the store command counts through it after
+    // they ended. It is stopped last, politely (a killed postgres leaves its shared
+    // memory behind).
+    let mut db_group = Group::default();
+    let mut db = if wants_pg {
+        match crate::harness::postgres::prepare(&mut db_group, &dir, deadline) {
+            Ok(m) => Some(m),
             Err(e) => {
                 group.signal_all(Signal::SIGKILL);
                 group.finish();
@@ -67,6 +84,14 @@ pub(crate) fn run_with(
         }
     } else {
         None
+    };
+    let redis_server = match servers {
+        Ok(s) => s,
+        Err(e) => {
+            group.signal_all(Signal::SIGKILL);
+            group.finish();
+            return Err(e);
+        }
     };
     let spawned = match &trial.external {
         Some(External::BuyerCmd(t)) => match &trial.store_cmd {
@@ -142,6 +167,10 @@ pub(crate) fn run_with(
         }
         stepper.helpers.push(group.pid(server));
     }
+    if let Some(m) = db {
+        stepper.helpers.push(db_group.pid(m));
+    }
+
     let end = drive(&mut stepper, trial, scheduler);
     let ended: Vec<bool> = stepper.buyers.iter().map(|b| b.done).collect();
     let server = lock_state.as_ref().and_then(|s| s.server);
@@ -149,6 +178,7 @@ pub(crate) fn run_with(
     drop(lock_state);
     plan.lock.cleanup(&dir);
     if let Halt::Interrupted(sig) = end {
+        crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
         return Err(HarnessError::Interrupted(sig));
     }
     let external = matches!(
@@ -156,8 +186,11 @@ pub(crate) fn run_with(
         Some(External::BuyerCmd(_) | External::Program(_))
     );
     if let (true, Some(s)) = (external, &trial.store_cmd) {
-        super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
+        let counted = super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout);
+        crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
+        counted?;
     }
+    crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
     let mut history = if let Some(p) = program {
         let (timed_out, stuck) = stuck_of(&end, None);
         let base = History {

@@ -156,7 +156,7 @@ pub(super) struct Stepper {
     last_view: Option<Vec<(u32, blocked::Still)>>,
     /// Connections to the trial's own server (its Redis), by process and descriptor, with
     /// the task that connected it: what that task writes to them is a step.
-    servers: std::collections::HashMap<(u32, i32), u32>,
+    servers: std::collections::HashMap<(u32, i32), (u32, std::path::PathBuf)>,
     /// A process connected to the trial's own server under the filter.
     pub server_seen: bool,
 }
@@ -398,8 +398,8 @@ impl Stepper {
     /// task of the process sends through it (a lease's heartbeat renewing the lease it
     /// holds) changes only when the key expires, which no step orders.
     fn server_call(&mut self, n: &Notif) -> (bool, Option<Step>) {
-        if let Some(fd) = call::server_connect(n, &self.real_dir) {
-            self.servers.insert((process_of(n.pid), fd), n.pid);
+        if let Some((fd, socket)) = call::server_connect(n, &self.real_dir) {
+            self.servers.insert((process_of(n.pid), fd), (n.pid, socket));
             self.server_seen = true;
             return (true, None);
         }
@@ -415,7 +415,7 @@ impl Stepper {
         }
         // A descriptor is its process's: every thread of it may use or close it.
         let key = (process_of(n.pid), n.args[0] as i32);
-        let Some(&connected_by) = self.servers.get(&key) else {
+        let Some((connected_by, socket)) = self.servers.get(&key).cloned() else {
             return (false, None);
         };
         if !sends {
@@ -425,7 +425,7 @@ impl Stepper {
         if connected_by != n.pid {
             return (false, None);
         }
-        (false, call::server_request(n, &self.real_dir))
+        (false, call::server_request(n, &socket))
     }
 
     /// Reads one notification of buyer `i`: parks it if it is a step, else lets it go on.

@@ -1,0 +1,269 @@
+//! The PostgreSQL server a trial's command reaches through `{pg}`.
+//!
+//! Once per run, the first trial that asks makes a template cluster with `initdb` (in
+//! the scratch root, named as the run's trial directories are, so a later run's sweep
+//! removes it if this one is SIGKILLed, and removed when the run ends). Each trial then
+//! copies it into `<dir>/pg` and starts its own `postgres` there: a Unix socket in that
+//! directory, no TCP, fsync off. Like a trial's Redis server, it is a member of the
+//! trial's process group, so it carries the run's mark and dies with the trial however
+//! the trial ends. PostgreSQL refuses to run as root: as root, it runs as the `postgres`
+//! user.
+
+use super::process::{Group, MemberId};
+use super::HarnessError;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The directory of a trial's cluster and socket, in its directory.
+pub const DIR: &str = "pg";
+
+/// The socket `postgres` listens on, in [`DIR`].
+pub const SOCKET: &str = ".s.PGSQL.5432";
+
+/// The role every command connects as.
+const ROLE: &str = "oversell";
+
+/// `{pg}`: the connection string of the trial's server.
+pub fn conninfo(dir: &Path) -> String {
+    format!(
+        "host={} port=5432 dbname=postgres user={ROLE}",
+        dir.join(DIR).display()
+    )
+}
+
+/// Where PostgreSQL's programs are: `PATH`, then Debian's `/usr/lib/postgresql/N/bin`.
+fn bin_dir() -> Option<PathBuf> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let on_path = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p).find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
+        });
+        on_path.or_else(|| {
+            let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .filter(|b| b.join("initdb").is_file())
+                .collect();
+            versions.sort();
+            versions.pop()
+        })
+    })
+    .clone()
+}
+
+/// The user the server runs as: `postgres` when this process is root, else none (the
+/// server runs as this process's user).
+fn server_user() -> Result<Option<(u32, u32)>, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    match nix::unistd::User::from_name("postgres") {
+        Ok(Some(u)) => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
+        _ => Err("PostgreSQL refuses to run as root, and there is no 'postgres' user to run \
+                  it as; accepted: install postgresql (apt-get install postgresql)"
+            .into()),
+    }
+}
+
+/// `Ok` when a trial can have a PostgreSQL server here; else the one-line reason.
+pub fn available() -> Result<(), String> {
+    if bin_dir().is_none() {
+        return Err("PostgreSQL is not installed (no initdb and postgres on PATH or in \
+                    /usr/lib/postgresql); accepted: apt-get install postgresql"
+            .into());
+    }
+    server_user().map(|_| ())
+}
+
+/// The run's template cluster, made at the first call.
+fn template() -> Result<PathBuf, HarnessError> {
+    static TEMPLATE: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut slot = TEMPLATE
+        .lock()
+        .map_err(|_| HarnessError::Server("the PostgreSQL template's lock is poisoned".into()))?;
+    if let Some(t) = slot.as_ref() {
+        return Ok(t.clone());
+    }
+    let bin = bin_dir().ok_or_else(|| HarnessError::Server("PostgreSQL is not installed".into()))?;
+    let user = server_user().map_err(HarnessError::Server)?;
+    let root = super::scratch_root().join(format!(
+        "{}{}-pgtemplate",
+        super::DIR_PREFIX,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).map_err(|e| HarnessError::Io("making the PostgreSQL template", e))?;
+    own(&root, user)?;
+    let data = root.join("data");
+    let mut cmd = Command::new(bin.join("initdb"));
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", ROLE, "--no-sync", "-E", "UTF8", "--locale", "C"])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    as_user(&mut cmd, user);
+    let out = cmd
+        .output()
+        .map_err(|e| HarnessError::Server(format!("running initdb: {e}")))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let _ = std::fs::remove_dir_all(&root);
+        return Err(HarnessError::Server(format!(
+            "initdb failed: {}",
+            why.lines().last().unwrap_or("no message").trim()
+        )));
+    }
+    remove_at_exit(&root);
+    *slot = Some(data.clone());
+    Ok(data)
+}
+
+/// Removes `path` when this process exits normally (a SIGKILLed run's is swept by the
+/// next run, by its name).
+fn remove_at_exit(path: &Path) {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove() {
+        if let Some(p) = PATH.get() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+    if PATH.set(path.to_path_buf()).is_ok() {
+        // SAFETY: `remove` is a plain function that only reads a static set once; atexit
+        // only stores its address.
+        unsafe {
+            libc::atexit(remove);
+        }
+    }
+}
+
+/// Gives `path` to the server's user.
+fn own(path: &Path, user: Option<(u32, u32)>) -> Result<(), HarnessError> {
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| HarnessError::Io("giving the PostgreSQL directory to its user", e))?;
+    }
+    Ok(())
+}
+
+fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = user {
+        // As root, the spawn also drops the supplementary groups.
+        cmd.uid(uid).gid(gid);
+    }
+}
+
+/// Starts the trial's server in `dir` (a member of `group`), once its socket accepts.
+pub(super) fn prepare(
+    group: &mut Group,
+    dir: &Path,
+    deadline: Instant,
+) -> Result<MemberId, HarnessError> {
+    let template = template()?;
+    let bin = bin_dir().ok_or_else(|| HarnessError::Server("PostgreSQL is not installed".into()))?;
+    let user = server_user().map_err(HarnessError::Server)?;
+    let home = dir.join(DIR);
+    // The server's user must reach its directory inside the trial's.
+    if user.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| HarnessError::Io("opening the trial directory to PostgreSQL", e))?;
+    }
+    std::fs::create_dir_all(&home).map_err(|e| HarnessError::Io("making the PostgreSQL directory", e))?;
+    own(&home, user)?;
+    let data = home.join("data");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&template)
+        .arg(&data)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| HarnessError::Server(format!("copying the PostgreSQL template: {e}")))?;
+    if !copied.success() {
+        return Err(HarnessError::Server("copying the PostgreSQL template failed".into()));
+    }
+    let log = std::fs::File::create(home.join("postgres.log"))
+        .map_err(|e| HarnessError::Io("creating the PostgreSQL log", e))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| HarnessError::Io("creating the PostgreSQL log", e))?;
+    let mut cmd = Command::new(bin.join("postgres"));
+    cmd.arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(&home)
+        .args(["-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off", "-c", "autovacuum=off"])
+        // Its own process titles would overwrite its environment, the run's mark included.
+        .args(["-c", "update_process_title=off"])
+        .current_dir(&home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err));
+    as_user(&mut cmd, user);
+    let member = group
+        .spawn(cmd)
+        .map_err(|e| HarnessError::Server(format!("starting postgres: {e}")))?;
+    // Ready once its pid file says so (its socket exists a moment earlier, while it
+    // still refuses connections).
+    let ready = || {
+        std::fs::read_to_string(data.join("postmaster.pid"))
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == "ready"))
+    };
+    while !ready() {
+        if Instant::now() >= deadline || group.wait_one(member, Duration::ZERO) {
+            group.signal(member, nix::sys::signal::Signal::SIGKILL);
+            let why = std::fs::read_to_string(home.join("postgres.log")).unwrap_or_default();
+            return Err(HarnessError::Server(format!(
+                "postgres did not start: {}",
+                why.lines().last().unwrap_or("no message").trim()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(member)
+}
+
+/// Stops the server `member` of `group`, if there is one: an immediate shutdown
+/// (`SIGQUIT`), which still removes its shared memory, then a kill if it lingers.
+pub(super) fn stop(group: &mut Group, member: Option<MemberId>, dir: &Path) {
+    let Some(m) = member else {
+        return;
+    };
+    group.signal(m, nix::sys::signal::Signal::SIGQUIT);
+    group.reap_one(m, Duration::from_secs(2));
+    group.finish();
+    remove_segment(dir);
+}
+
+/// Removes the SysV shared memory segment of the cluster in trial directory `dir`, as
+/// its `postmaster.pid` names it (its seventh line: key, then id), once nothing is
+/// attached: what a killed postgres leaves behind.
+pub(super) fn remove_segment(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(dir.join(DIR).join("data").join("postmaster.pid")) else {
+        return;
+    };
+    let Some(id) = text
+        .lines()
+        .nth(6)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|id| id.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: shmid_ds is plain data, zeroed as IPC_STAT expects.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT writes one shmid_ds into `ds`.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } != 0 || ds.shm_nattch != 0 {
+        return;
+    }
+    // SAFETY: IPC_RMID takes no buffer.
+    unsafe {
+        libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+    }
+}
