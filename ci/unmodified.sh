@@ -21,9 +21,9 @@ postgres() {
   echo "$out" | grep -q 'lost_update' || { echo "FAIL: the lost update was not found"; exit 1; }
   for b in pg_for_update pg_update_where pg_repeatable_read pg_advisory; do
     echo "== PostgreSQL: $b, 200 pct trials"
-    "$bin" explore --buyer-cmd "sh fixtures/buyers/$b.sh {pg}" --store-cmd "$store" \
-      --schedule pct --buyers 2..3 --tickets 1..2 --trials 200 --seed 1 --quiet --expect clean \
-      2>&1 | grep -v '^progress' | tail -2
+    out=$("$bin" explore --buyer-cmd "sh fixtures/buyers/$b.sh {pg}" --store-cmd "$store" \
+      --schedule pct --buyers 2..3 --tickets 1..2 --trials 200 --seed 1 --expect clean 2>&1)
+    echo "$out" | grep -E '^[0-9]+ trials|^result:'
   done
 }
 postgres
@@ -35,7 +35,7 @@ export LESSON_SLEEP=0.01
 store=(--store-file db.txt --store-key count --sold '购票成功' --buyers 2 --tickets 1)
 echo "== lesson 1 with its lock, exhaustive"
 out=$("$bin" explore --program 'python3 fixtures/programs/lesson1.py {buyers} fork lock' \
-  "${store[@]}" --schedule exhaustive --seed 1 --quiet --expect clean 2>&1)
+  "${store[@]}" --schedule exhaustive --seed 1 --expect clean 2>&1)
 echo "$out" | grep -v '^progress' | tail -3
 echo "$out" | grep -q '^verified: all executions' || { echo "FAIL: not verified"; exit 1; }
 echo "== lesson 1 without its lock, exhaustive"

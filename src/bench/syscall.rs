@@ -46,6 +46,9 @@ pub struct SyscallSpeed {
     /// The lesson's first program, run whole (`--program`, `multiprocessing.Lock`,
     /// fork): `None` without `python3` or the fixture.
     pub program: Option<Rate>,
+    /// A PostgreSQL buyer (`UPDATE … WHERE count > 0` through `psql`, `{pg}`), each trial
+    /// with its own server: `None` without PostgreSQL or the fixture.
+    pub postgres: Option<Rate>,
     /// How the rates are measured.
     pub note: String,
     /// The target for `buyer.steps_per_sec`.
@@ -74,11 +77,21 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
         }
         None => None,
     };
+    let postgres = match postgres_buyer() {
+        Some((buyer, store)) => {
+            let mut space = TrialSpace::new(LockKind::None);
+            space.external = Some(External::BuyerCmd(buyer.clone()));
+            space.store_cmd = Some(store);
+            Some(rate(opts, space, &buyer)?)
+        }
+        None => None,
+    };
     let met = buyer.steps_per_sec >= TARGET_STEPS_PER_SEC;
     Ok(Some(SyscallSpeed {
         buyer,
         lock_cmd,
         program,
+        postgres,
         note: "steps per second of wall time over whole random-schedule trials, \
                spawning and teardown included"
             .to_string(),
@@ -135,5 +148,22 @@ fn lesson() -> Option<crate::scenario::Program> {
         store_file: "db.txt".into(),
         store_key: "count".into(),
         sold: "购票成功".into(),
+    })
+}
+
+/// A PostgreSQL buyer and its store command, when PostgreSQL and the fixtures are here.
+fn postgres_buyer() -> Option<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (buyer, store) = (
+        root.join("fixtures/buyers/pg_update_where.sh"),
+        root.join("fixtures/stores/pg.sh"),
+    );
+    let here = buyer.is_file() && store.is_file();
+    (here && crate::harness::postgres::available().is_ok()).then(|| {
+        let q = |p: &std::path::Path| crate::scenario::shell_quote(&p.to_string_lossy());
+        (
+            format!("sh {} {{pg}}", q(&buyer)),
+            format!("sh {} {{pg}} {{op}} {{tickets}}", q(&store)),
+        )
     })
 }
