@@ -44,10 +44,11 @@ pub struct SyscallSpeed {
     /// oversell's buyer inside a shell lock command.
     pub lock_cmd: Rate,
     /// The lesson's first program, run whole (`--program`, `multiprocessing.Lock`,
-    /// fork): `None` without `python3` or the fixture.
+    /// fork): `None` without `python3` or the fixture, and in the quick bench.
     pub program: Option<Rate>,
     /// A PostgreSQL buyer (`UPDATE … WHERE count > 0` through `psql`, `{pg}`), each trial
-    /// with its own server: `None` without PostgreSQL or the fixture.
+    /// with its own server: `None` without PostgreSQL or the fixture, and in the quick
+    /// bench.
     pub postgres: Option<Rate>,
     /// How the rates are measured.
     pub note: String,
@@ -68,7 +69,9 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
     let mut shell = TrialSpace::new(LockKind::None);
     shell.external = Some(External::LockCmd(SHELL_LOCK.to_string()));
     let lock_cmd = rate(opts, shell, SHELL_LOCK)?;
-    let program = match lesson() {
+    // A Python program's or a database's start is half a second: the full bench only.
+    let full = opts.mode == super::Mode::Full;
+    let program = match lesson().filter(|_| full) {
         Some(p) => {
             let what = p.cmd.clone();
             let mut space = TrialSpace::new(LockKind::None);
@@ -77,7 +80,7 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
         }
         None => None,
     };
-    let postgres = match postgres_buyer() {
+    let postgres = match postgres_buyer().filter(|_| full) {
         Some((buyer, store)) => {
             let mut space = TrialSpace::new(LockKind::None);
             space.external = Some(External::BuyerCmd(buyer.clone()));
