@@ -88,7 +88,7 @@ fn four_sound_buyers_stay_clean() {
                 "--tickets",
                 "1..2",
                 "--trials",
-                "6",
+                "4",
                 "--expect",
                 "clean",
             ],
