@@ -57,16 +57,7 @@ fn read_then_write_under_read_committed_loses_an_update_and_replays_exactly() {
     assert_code(&out, 1, "pg_read_write under pct");
     assert!(t.contains("lost_update"), "{t}");
     assert_eq!(left, Vec::<String>::new());
-    let token = t
-        .split_whitespace()
-        .skip_while(|w| *w != "--allow-cmd")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no token in:\n{t}"))
-        .to_string();
-    let (again, _) = common::oversell_fresh(&["replay", "--allow-cmd", &token], &[]);
-    let r = text(&again);
-    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
-    assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
+    common::assert_replays_exactly(&common::replay_token(&t));
 }
 
 #[test]

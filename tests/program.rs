@@ -60,15 +60,6 @@ fn explore(program: &str, n: u32, extra: &[&str]) -> (Output, tempfile::TempDir)
     common::oversell_fresh(&args, &[("LESSON_SLEEP", "0.01")])
 }
 
-/// The replay token a finding printed.
-fn token(t: &str) -> String {
-    t.split_whitespace()
-        .skip_while(|w| *w != "--allow-cmd")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no replay token in:\n{t}"))
-        .to_string()
-}
-
 #[test]
 fn the_lessons_first_program_without_its_lock_oversells_at_once_and_replays_exactly() {
     if !python() {
@@ -82,11 +73,7 @@ fn the_lessons_first_program_without_its_lock_oversells_at_once_and_replays_exac
         t.contains("finding in trial 0 (2 buyers, 1 ticket): oversold"),
         "{t}"
     );
-    let tok = token(&t);
-    let (again, _) = common::oversell_fresh(&["replay", "--allow-cmd", &tok], &[]);
-    let r = text(&again);
-    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
-    assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
+    common::assert_replays_exactly(&common::replay_token(&t));
     assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
 }
 

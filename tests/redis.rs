@@ -292,16 +292,7 @@ fn a_redis_lock_command_that_gets_then_sets_is_found_and_replayed_and_one_that_s
     let t = common::text(&out);
     common::assert_code(&out, 1, "redis-get-set.sh under pct");
     assert!(t.contains(": overlap") || t.contains(": oversold"), "{t}");
-    let token = t
-        .split_whitespace()
-        .skip_while(|w| *w != "--allow-cmd")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no token in:\n{t}"))
-        .to_string();
-    let (again, left) = explore_cmd(&["replay", "--allow-cmd", &token]);
-    let r = common::text(&again);
-    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
-    assert_eq!(left, Vec::<String>::new());
+    common::assert_replays_exactly(&common::replay_token(&t));
     let sound = "fixtures/locks/sound/redis-setnx.sh {redis} {}";
     let (out, left) = explore_cmd(&[
         "explore",

@@ -89,3 +89,21 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join("fixtures")
         .join(rel)
 }
+
+/// The token a finding's `replay: oversell replay --allow-cmd TOKEN` line names.
+pub fn replay_token(text: &str) -> String {
+    text.split_whitespace()
+        .skip_while(|w| *w != "--allow-cmd")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no replay token in:\n{text}"))
+        .to_string()
+}
+
+/// Replays `token` (a user's command allowed) and asserts every attempt took the same
+/// steps and showed the finding again.
+pub fn assert_replays_exactly(token: &str) {
+    let (again, _) = oversell_fresh(&["replay", "--allow-cmd", token], &[]);
+    let r = text(&again);
+    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
+    assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
+}

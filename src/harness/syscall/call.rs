@@ -407,18 +407,13 @@ fn connected(n: &Notif) -> Option<String> {
     read_mem(n.pid, n.args[1], &mut family)?;
     match i32::from(u16::from_ne_bytes(family)) {
         libc::AF_UNIX => {
-            let len = (n.args[2] as usize).clamp(2, 110);
-            let mut raw = vec![0u8; len];
-            read_mem(n.pid, n.args[1], &mut raw)?;
-            let path = &raw[2..];
-            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-            let name = String::from_utf8_lossy(&path[..end]).into_owned();
+            let name = unix_path(n)?;
             // The system's logger and name service are no buyer's state.
             let system = name.starts_with("/dev/log")
                 || name.starts_with("/run/systemd")
                 || name.starts_with("/var/run/nscd")
                 || name.starts_with("/run/nscd");
-            (!system && !name.is_empty()).then(|| format!("a socket at {name}"))
+            (!system).then(|| format!("a socket at {name}"))
         }
         libc::AF_INET | libc::AF_INET6 => Some("a network server".into()),
         _ => None,

@@ -73,19 +73,8 @@ impl Tracee {
         Tracee {
             listener: Some(listener),
             tid: None,
-            parked: VecDeque::new(),
-            done: false,
-            spins: 0,
-            spin_epoch: 0,
-            looks: Vec::new(),
-            polled: Vec::new(),
             root: 0,
-            in_kernel: false,
-            maps_shared: false,
-            reaped: false,
-            group: None,
-            fail_at: None,
-            failable: 0,
+            ..Tracee::unit(0)
         }
     }
 
