@@ -118,6 +118,48 @@ fn the_lessons_second_program_under_spawn_oversells_without_its_lock_and_not_wit
 }
 
 #[test]
+fn a_shell_program_of_background_subshells_oversells_without_flock_and_not_with_it() {
+    let run = |lock: &str, expect: &str| {
+        let cmd = format!(
+            "sh {} {{buyers}} {lock}",
+            fixture("programs/shell_buyers.sh").display()
+        );
+        common::oversell_fresh(
+            &[
+                "explore",
+                "--program",
+                &cmd,
+                "--store-file",
+                "db.json",
+                "--store-key",
+                "count",
+                "--sold",
+                "^sold$",
+                "--buyers",
+                "2",
+                "--tickets",
+                "1",
+                "--trials",
+                "30",
+                "--seed",
+                "1",
+                "--no-explain",
+                "--no-shrink",
+                "--expect",
+                expect,
+            ],
+            &[],
+        )
+    };
+    let (out, _) = run("none", "violation");
+    assert_code(&out, 0, "shell buyers without flock");
+    assert!(text(&out).contains(": oversold"), "{}", text(&out));
+    let (out, tmp) = run("flock", "clean");
+    assert_code(&out, 0, "shell buyers with flock");
+    assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
 fn bad_program_input_is_refused_in_one_line_before_any_trial() {
     let cmd = "python3 fixtures/programs/lesson1.py {buyers}";
     let cases: [(&[&str], &str); 5] = [

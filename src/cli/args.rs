@@ -163,7 +163,7 @@ pub(super) struct ExploreArgs {
     #[arg(long, value_name = "KEY", requires = "program")]
     pub(super) store_key: Option<String>,
     /// With --program: a regular expression; each match on the program's standard
-    /// output is one sale.
+    /// output is one sale (`^` and `$` match at each line's ends).
     #[arg(long, value_name = "REGEX", requires = "program")]
     pub(super) sold: Option<String>,
     /// The Redis server for `--lock redis` and `redis-fenced` (redis://HOST:PORT or

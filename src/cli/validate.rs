@@ -107,7 +107,7 @@ pub(super) fn whole_program(
             "--program without --sold: oversell cannot tell a sale on the program's output;              accepted: --sold REGEX (one match = one sale), as in {EXAMPLE}"
         )));
     };
-    if let Err(e) = regex::Regex::new(sold) {
+    if let Err(e) = regex::RegexBuilder::new(sold).multi_line(true).build() {
         let why = e.to_string();
         let last = why.lines().last().unwrap_or("").trim();
         return Err(Fail::Usage(format!(

@@ -100,7 +100,7 @@ pub(super) fn history(
     group: &Group,
     mut history: History,
 ) -> Result<History, HarnessError> {
-    let sold = regex::Regex::new(&p.sold)
+    let sold = sold_regex(&p.sold)
         .map_err(|e| HarnessError::Io("compiling --sold", std::io::Error::other(e.to_string())))?;
     let mut text = String::new();
     if let Ok(f) = File::open(dir.join(OUTPUT)) {
@@ -120,11 +120,20 @@ pub(super) fn history(
     }
     store_back(p, dir)?;
     let cut = history.timed_out || history.stuck.is_some();
+    // A program that ended well claims its sales by its output; one that failed (a
+    // status, a signal) is a crash of the program, told as its first buyer's.
     let exit = group.exit(member);
-    history
-        .fates
-        .push(crate::harness::outcome::fate(group, member, 0, exit, false, cut, dir));
+    if exit != crate::ledger::Exit::Code(0) {
+        history
+            .fates
+            .push(crate::harness::outcome::fate(group, member, 0, exit, false, cut, dir));
+    }
     Ok(history)
+}
+
+/// `--sold`, with `^` and `$` at each line's ends: a sale is a line the program prints.
+pub(super) fn sold_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern).multi_line(true).build()
 }
 
 /// Writes the count the program's store file holds into the trial's store; a file that
