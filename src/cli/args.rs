@@ -170,6 +170,12 @@ pub(super) struct ExploreArgs {
     /// redis+unix:///PATH); without it each trial starts its own redis-server.
     #[arg(long, value_name = "URL")]
     pub(super) redis: Option<String>,
+    /// The PostgreSQL server for commands that name `{pg}`, in libpq's key=value form
+    /// ('host=/var/run/postgresql user=me'): each trial gets a database of its own there,
+    /// made and dropped with psql; without it each trial starts its own postgres. Its
+    /// requests are not ordered by the schedule (a server outside the trial).
+    #[arg(long, value_name = "CONNINFO")]
+    pub(super) pg: Option<String>,
     /// With --buyer-cmd: the command that keeps the tickets when your buyers keep them
     /// elsewhere than the JSON store (an SQLite table, a directory of files). Run with
     /// `{op}` = `init` before the buyers, to create the store holding `{tickets}`

@@ -184,6 +184,22 @@ fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
         .as_ref()
         .is_some_and(|e| e.command().contains("{pg}"))
         || a.store_cmd.as_ref().is_some_and(|c| c.contains("{pg}"));
+    if let Some(c) = &a.pg {
+        if !names_pg {
+            return Err(Fail::Usage(
+                "--pg without a command that names {pg}: accepted: --pg with a --buyer-cmd, \
+                 --program or --store-cmd that uses {pg}"
+                    .into(),
+            ));
+        }
+        if !c.contains('=') || c.contains("://") || c.contains('\'') {
+            return Err(Fail::Usage(format!(
+                "--pg '{c}' is not in libpq's key=value form; accepted: a connection string \
+                 such as 'host=/var/run/postgresql user=me'"
+            )));
+        }
+        crate::harness::postgres::use_server(c);
+    }
     if names_pg {
         if let Err(why) = crate::harness::postgres::available() {
             return Err(Fail::Usage(format!("a command that names {{pg}}: {why}")));

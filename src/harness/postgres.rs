@@ -26,12 +26,75 @@ pub const SOCKET: &str = ".s.PGSQL.5432";
 /// The role every command connects as.
 const ROLE: &str = "oversell";
 
-/// `{pg}`: the connection string of the trial's server.
+/// The server named by `--pg CONNINFO`, for the whole process.
+static EXTERNAL: OnceLock<String> = OnceLock::new();
+
+/// Uses the server `conninfo` names (libpq's `key=value` form) for every trial instead of
+/// starting one: each trial gets a database of its own there. The first call wins.
+pub fn use_server(conninfo: &str) {
+    let _ = EXTERNAL.set(conninfo.to_string());
+}
+
+/// The user's server, when `--pg` named one.
+pub(super) fn external() -> Option<&'static str> {
+    EXTERNAL.get().map(String::as_str)
+}
+
+/// The database a trial in `dir` gets on the user's server.
+fn database(dir: &Path) -> String {
+    let name = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    format!("oversell_{clean}")
+}
+
+/// `{pg}`: the connection string of the trial's server (its own, or its database on the
+/// user's server).
 pub fn conninfo(dir: &Path) -> String {
-    format!(
-        "host={} port=5432 dbname=postgres user={ROLE}",
-        dir.join(DIR).display()
-    )
+    match EXTERNAL.get() {
+        // A later keyword wins in libpq's form.
+        Some(c) => format!("{c} dbname={}", database(dir)),
+        None => format!(
+            "host={} port=5432 dbname=postgres user={ROLE}",
+            dir.join(DIR).display()
+        ),
+    }
+}
+
+/// Runs one statement on the user's server through `psql`.
+fn on_external(sql: &str) -> Result<(), HarnessError> {
+    let Some(c) = EXTERNAL.get() else {
+        return Ok(());
+    };
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        // Made and dropped from the server's own database.
+        .arg(format!("{c} dbname=postgres"))
+        .arg("-c")
+        .arg(sql)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HarnessError::Server(format!("running psql for --pg: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    Err(HarnessError::Server(format!(
+        "--pg: {}",
+        why.lines().next().unwrap_or("psql failed").trim()
+    )))
+}
+
+/// Makes the trial's database on the user's server.
+pub(super) fn create_database(dir: &Path) -> Result<(), HarnessError> {
+    on_external(&format!("CREATE DATABASE {}", database(dir)))
+}
+
+/// Drops the trial's database on the user's server (best effort).
+pub(super) fn drop_database(dir: &Path) {
+    let _ = on_external(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database(dir)));
 }
 
 /// Where PostgreSQL's programs are: `PATH`, then Debian's `/usr/lib/postgresql/N/bin`.
@@ -71,6 +134,17 @@ fn server_user() -> Result<Option<(u32, u32)>, String> {
 
 /// `Ok` when a trial can have a PostgreSQL server here; else the one-line reason.
 pub fn available() -> Result<(), String> {
+    if EXTERNAL.get().is_some() {
+        let psql = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("psql").is_file()));
+        return if psql {
+            Ok(())
+        } else {
+            Err("--pg needs psql on PATH to make each trial's database; accepted: apt-get \
+                 install postgresql-client"
+                .into())
+        };
+    }
     if bin_dir().is_none() {
         return Err("PostgreSQL is not installed (no initdb and postgres on PATH or in \
                     /usr/lib/postgresql); accepted: apt-get install postgresql"

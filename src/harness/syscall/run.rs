@@ -73,7 +73,15 @@ pub(crate) fn run_with(
     // they ended. It is stopped last, politely (a killed postgres leaves its shared
     // memory behind).
     let mut db_group = Group::default();
-    let mut db = if wants_pg {
+    let external_pg = wants_pg && crate::harness::postgres::external().is_some();
+    if external_pg {
+        if let Err(e) = crate::harness::postgres::create_database(&dir) {
+            group.signal_all(Signal::SIGKILL);
+            group.finish();
+            return Err(e);
+        }
+    }
+    let mut db = if wants_pg && !external_pg {
         match crate::harness::postgres::prepare(&mut db_group, &dir, deadline) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -179,6 +187,9 @@ pub(crate) fn run_with(
     plan.lock.cleanup(&dir);
     if let Halt::Interrupted(sig) = end {
         crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
+        if external_pg {
+            crate::harness::postgres::drop_database(&dir);
+        }
         return Err(HarnessError::Interrupted(sig));
     }
     let external = matches!(
@@ -188,9 +199,15 @@ pub(crate) fn run_with(
     if let (true, Some(s)) = (external, &trial.store_cmd) {
         let counted = super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout);
         crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
+        if external_pg {
+            crate::harness::postgres::drop_database(&dir);
+        }
         counted?;
     }
     crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
+    if external_pg {
+        crate::harness::postgres::drop_database(&dir);
+    }
     let mut history = if let Some(p) = program {
         let (timed_out, stuck) = stuck_of(&end, None);
         let base = History {
