@@ -90,22 +90,6 @@ fn notifying(task: &Path) -> bool {
         && read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
 }
 
-/// The task that made task `tid`: its process's leader for a thread, else its parent.
-pub(super) fn maker(tid: u32) -> Option<u32> {
-    let status = read_proc(format!("/proc/{tid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<u32>().ok())
-    };
-    let tgid = field("Tgid:")?;
-    if tgid != tid {
-        return Some(tgid);
-    }
-    field("PPid:")
-}
-
 /// What [`each_task`] does after a task.
 enum Walk {
     /// Go on, into the task's children.

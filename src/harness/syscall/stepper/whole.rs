@@ -4,9 +4,9 @@
 //! The program's processes all carry the filter they inherited, so their calls reach one
 //! listener; a call is routed to its unit by the task that made it. A task becomes a unit
 //! at its first step. Units are numbered when the program is still (every task stopped at
-//! a step or asleep in the kernel for another), in the order of the unit that made them,
-//! then of their task ids (the kernel gives a parent's children increasing ids): the same
-//! numbering every run, whatever order their first calls arrived in.
+//! a step or asleep in the kernel for another), in the order a walk of the process tree
+//! meets them (a parent's children in the order it made them): the same numbering every
+//! run, whatever order their first calls arrived in and whatever ids the kernel gave.
 
 use super::super::blocked::{self, Still};
 use super::super::call::{self, Notif, Step};
@@ -131,12 +131,14 @@ impl Stepper {
             return;
         };
         let mut fresh = std::mem::take(&mut whole.fresh);
-        let key = |n: &Notif| {
-            let maker = blocked::maker(n.pid).and_then(|m| whole.by_tid.get(&m).copied());
-            (maker.unwrap_or(usize::MAX), n.pid)
-        };
-        let mut keyed: Vec<((usize, u32), Notif, Step)> =
-            fresh.drain(..).map(|(n, s)| (key(&n), n, s)).collect();
+        // In the order the walk of the tree met them: children in the order they were
+        // made (the kernel keeps a parent's children so), never by task id, which wraps
+        // around (`pid_max`) and would number a parent after its children.
+        let place = |tid: u32| tasks.iter().position(|&(t, _)| t == tid).unwrap_or(usize::MAX);
+        let mut keyed: Vec<((usize, u32), Notif, Step)> = fresh
+            .drain(..)
+            .map(|(n, s)| ((place(n.pid), n.pid), n, s))
+            .collect();
         keyed.sort_by_key(|(k, _, _)| *k);
         for (_, n, step) in keyed {
             let unit = match whole.by_tid.get(&n.pid) {
