@@ -337,21 +337,25 @@ pub fn run_syscall(
     syscall::run_with(trial, cfg, scheduler)
 }
 
-/// Expands a user's command template: `{dir}` (and `{store}`, and `{redis}`, the socket
-/// of the trial's own Redis server) become shell-quoted paths, `{pg}` the connection
-/// string of its PostgreSQL server, and `{}` the shell-quoted words of `inner`.
-pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
+/// Fills a user's command template's names of the trial: `{dir}`, `{store}` and
+/// `{redis}` (the socket of the trial's own Redis server) become shell-quoted paths,
+/// `{pg}` the connection string of its PostgreSQL server.
+pub(crate) fn fill(template: &str, dir: &Path) -> String {
     let q = |p: &Path| crate::scenario::shell_quote(&p.to_string_lossy());
-    let inner: Vec<String> = inner
-        .iter()
-        .map(|w| crate::scenario::shell_quote(w))
-        .collect();
     template
         .replace("{dir}", &q(dir))
         .replace("{store}", &q(&crate::store::path(dir)))
         .replace("{redis}", &q(&dir.join(redis::SOCKET)))
         .replace("{pg}", &crate::scenario::shell_quote(&postgres::conninfo(dir)))
-        .replace("{}", &inner.join(" "))
+}
+
+/// [`fill`], and `{}` made the shell-quoted words of `inner`.
+pub(crate) fn expand(template: &str, dir: &Path, inner: &[String]) -> String {
+    let inner: Vec<String> = inner
+        .iter()
+        .map(|w| crate::scenario::shell_quote(w))
+        .collect();
+    fill(template, dir).replace("{}", &inner.join(" "))
 }
 
 /// Spawns a buyer; with `wrap`, inside a user's lock command (`sh -c TEMPLATE`, `{}` the

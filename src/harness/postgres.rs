@@ -35,11 +35,6 @@ pub fn use_server(conninfo: &str) {
     let _ = EXTERNAL.set(conninfo.to_string());
 }
 
-/// The user's server, when `--pg` named one.
-pub(super) fn external() -> Option<&'static str> {
-    EXTERNAL.get().map(String::as_str)
-}
-
 /// The database a trial in `dir` gets on the user's server.
 fn database(dir: &Path) -> String {
     let name = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -88,12 +83,12 @@ fn on_external(sql: &str) -> Result<(), HarnessError> {
 }
 
 /// Makes the trial's database on the user's server.
-pub(super) fn create_database(dir: &Path) -> Result<(), HarnessError> {
+fn create_database(dir: &Path) -> Result<(), HarnessError> {
     on_external(&format!("CREATE DATABASE {}", database(dir)))
 }
 
 /// Drops the trial's database on the user's server (best effort).
-pub(super) fn drop_database(dir: &Path) {
+fn drop_database(dir: &Path) {
     let _ = on_external(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database(dir)));
 }
 
@@ -233,7 +228,7 @@ fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) {
 }
 
 /// Starts the trial's server in `dir` (a member of `group`), once its socket accepts.
-pub(super) fn prepare(
+fn prepare(
     group: &mut Group,
     dir: &Path,
     deadline: Instant,
@@ -305,7 +300,7 @@ pub(super) fn prepare(
 
 /// Stops the server `member` of `group`, if there is one: an immediate shutdown
 /// (`SIGQUIT`), which still removes its shared memory, then a kill if it lingers.
-pub(super) fn stop(group: &mut Group, member: Option<MemberId>, dir: &Path) {
+fn stop(group: &mut Group, member: Option<MemberId>, dir: &Path) {
     let Some(m) = member else {
         return;
     };
@@ -339,5 +334,47 @@ pub(super) fn remove_segment(dir: &Path) {
     // SAFETY: IPC_RMID takes no buffer.
     unsafe {
         libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+    }
+}
+
+/// A trial's database: a server of its own, or its database on the user's (`--pg`).
+/// Ended when dropped, however the trial ends: the server stopped politely, the
+/// database dropped.
+pub(crate) struct TrialDb {
+    group: Group,
+    server: Option<MemberId>,
+    dir: PathBuf,
+    external: bool,
+}
+
+impl TrialDb {
+    /// Starts the server for the trial in `dir`, or makes its database on the user's.
+    pub(crate) fn start(dir: &Path, deadline: Instant) -> Result<TrialDb, HarnessError> {
+        let mut db = TrialDb {
+            group: Group::default(),
+            server: None,
+            dir: dir.to_path_buf(),
+            external: EXTERNAL.get().is_some(),
+        };
+        if db.external {
+            create_database(dir)?;
+        } else {
+            db.server = Some(prepare(&mut db.group, dir, deadline)?);
+        }
+        Ok(db)
+    }
+
+    /// The server's pid, when the trial started one: a helper, idle between steps.
+    pub(crate) fn server_pid(&self) -> Option<u32> {
+        self.server.map(|m| self.group.pid(m))
+    }
+}
+
+impl Drop for TrialDb {
+    fn drop(&mut self) {
+        stop(&mut self.group, self.server.take(), &self.dir);
+        if self.external {
+            drop_database(&self.dir);
+        }
     }
 }

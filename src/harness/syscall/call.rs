@@ -317,13 +317,19 @@ pub(super) fn server_connect(n: &Notif, dir: &Path) -> Option<(i32, PathBuf)> {
     if crate::seccomp::of(n.nr)?.name != "SYS_connect" {
         return None;
     }
-    let path = unix_path(n)?;
-    let path = resolve_in(PathBuf::from(path), dir);
-    let pg = dir
-        .join(crate::harness::postgres::DIR)
-        .join(crate::harness::postgres::SOCKET);
-    let redis = path.parent() == Some(dir) && path.file_name().is_some_and(|f| f == SERVER_SOCKET);
-    (redis || path == pg).then(|| (n.args[0] as i32, path))
+    let path = resolve_in(PathBuf::from(unix_path(n)?), dir);
+    server_sockets(dir)
+        .contains(&path)
+        .then(|| (n.args[0] as i32, path))
+}
+
+/// The sockets the trial's own servers listen on: its Redis, its PostgreSQL.
+fn server_sockets(dir: &Path) -> [PathBuf; 2] {
+    [
+        dir.join(SERVER_SOCKET),
+        dir.join(crate::harness::postgres::DIR)
+            .join(crate::harness::postgres::SOCKET),
+    ]
 }
 
 /// A request written to the trial's own server through descriptor `fd` (connected to it,
@@ -348,8 +354,7 @@ pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
 
 /// True when `step` is a request to the trial's own server ([`server_request`]).
 pub(super) fn to_server(step: &Step, dir: &Path) -> bool {
-    step.by_fd && Path::new(&step.path) == dir.join(SERVER_SOCKET)
-        || Path::new(&step.path).starts_with(dir.join(crate::harness::postgres::DIR))
+    step.by_fd && server_sockets(dir).iter().any(|s| Path::new(&step.path) == s)
 }
 
 /// The path an `AF_UNIX` `connect` names.

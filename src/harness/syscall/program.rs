@@ -6,7 +6,7 @@
 use crate::harness::process::{Group, MemberId};
 use crate::harness::HarnessError;
 use crate::ledger::{Event, EventKind, History};
-use crate::scenario::{shell_quote, Program};
+use crate::scenario::Program;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -20,18 +20,10 @@ pub(super) const OUTPUT: &str = "program.out";
 /// The most of its output read to count sales.
 const MAX_OUTPUT: u64 = 16 << 20;
 
-/// `{dir}`, `{buyers}` and `{tickets}` filled into the program's command.
+/// The program's command with the trial's names filled in ([`crate::harness::fill`]),
+/// and `{buyers}` and `{tickets}`; a `{}` stays (a program is no lock command).
 pub(super) fn line(p: &Program, dir: &Path, buyers: u32, tickets: u32) -> String {
-    p.cmd
-        .replace("{dir}", &shell_quote(&dir.to_string_lossy()))
-        .replace(
-            "{redis}",
-            &shell_quote(&dir.join(crate::harness::redis::SOCKET).to_string_lossy()),
-        )
-        .replace(
-            "{pg}",
-            &shell_quote(&crate::harness::postgres::conninfo(dir)),
-        )
+    crate::harness::fill(&p.cmd, dir)
         .replace("{buyers}", &buyers.to_string())
         .replace("{tickets}", &tickets.to_string())
 }

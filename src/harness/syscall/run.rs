@@ -51,49 +51,8 @@ pub(crate) fn run_with(
     // The semaphore or lock server of a built-in lock (`--granularity syscall`), kept
     // until the trial's processes are gone.
     let mut lock_state: Option<LockState> = None;
-    // A user's command that names `{redis}` talks to a Redis server of the trial's own.
-    let wants_redis = trial
-        .external
-        .as_ref()
-        .is_some_and(|e| e.command().contains("{redis}"));
-    let wants_pg = trial
-        .external
-        .as_ref()
-        .is_some_and(|e| e.command().contains("{pg}"))
-        || trial.store_cmd.as_ref().is_some_and(|c| c.contains("{pg}"));
-    let deadline = started + cfg.timeout;
-    let servers = (|| -> Result<Option<MemberId>, HarnessError> {
-        let mut server = None;
-        if wants_redis {
-            server = crate::harness::redis::prepare(&mut group, &dir, deadline)?;
-        }
-        Ok(server)
-    })();
-    // A database server outlives the buyers: the store command counts through it after
-    // they ended. It is stopped last, politely (a killed postgres leaves its shared
-    // memory behind).
-    let mut db_group = Group::default();
-    let external_pg = wants_pg && crate::harness::postgres::external().is_some();
-    if external_pg {
-        if let Err(e) = crate::harness::postgres::create_database(&dir) {
-            group.signal_all(Signal::SIGKILL);
-            group.finish();
-            return Err(e);
-        }
-    }
-    let mut db = if wants_pg && !external_pg {
-        match crate::harness::postgres::prepare(&mut db_group, &dir, deadline) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                group.signal_all(Signal::SIGKILL);
-                group.finish();
-                return Err(e);
-            }
-        }
-    } else {
-        None
-    };
-    let redis_server = match servers {
+    // The servers a user's command names (`{redis}`, `{pg}`), the trial's own.
+    let (redis_server, mut db) = match start_servers(trial, &dir, &mut group, started + cfg.timeout) {
         Ok(s) => s,
         Err(e) => {
             group.signal_all(Signal::SIGKILL);
@@ -101,6 +60,8 @@ pub(crate) fn run_with(
             return Err(e);
         }
     };
+    // A whole program's one listener, for every process it starts.
+    let mut whole_listener = None;
     let spawned = match &trial.external {
         Some(External::BuyerCmd(t)) => match &trial.store_cmd {
             Some(s) => super::store_cmd::init(s, &dir, plan.tickets, started + cfg.timeout),
@@ -109,7 +70,10 @@ pub(crate) fn run_with(
         .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group)),
         Some(External::Program(p)) => super::program::fill_store(p, &dir, plan.tickets)
             .and_then(|()| super::program::spawn(p, &dir, trial.buyers, plan.tickets, &mut group))
-            .map(|(listener, member)| (vec![Tracee::new(listener)], vec![member], Vec::new())),
+            .map(|(listener, member)| {
+                whole_listener = Some(listener);
+                (Vec::new(), vec![member], Vec::new())
+            }),
         _ => prepare_lock(plan.lock, &dir, &mut group, &cfg.exe, started + cfg.timeout).and_then(
             |state| {
                 let sem_id = state.sem.as_ref().map(|s| s.id);
@@ -153,12 +117,9 @@ pub(crate) fn run_with(
         Some(External::Program(p)) => Some(p),
         _ => None,
     };
-    if program.is_some() {
-        // One listener for every process of the program; its units are found as they come.
-        let first = stepper.buyers.pop().and_then(|mut t| t.listener.take().map(|l| (l, t.root)));
-        if let Some((listener, root)) = first {
-            stepper.whole = Some(super::stepper::Whole::new(listener, root));
-        }
+    if let Some(listener) = whole_listener {
+        // Its units are found as its processes come.
+        stepper.whole = Some(super::stepper::Whole::new(listener, group.pid(members[0])));
         stepper.unit_faults = plan.buyers.iter().map(|b| b.fail_at).collect();
     }
     if let Some(server) = lock_state.as_ref().and_then(|s| s.server) {
@@ -175,8 +136,8 @@ pub(crate) fn run_with(
         }
         stepper.helpers.push(group.pid(server));
     }
-    if let Some(m) = db {
-        stepper.helpers.push(db_group.pid(m));
+    if let Some(pid) = db.as_ref().and_then(|d| d.server_pid()) {
+        stepper.helpers.push(pid);
     }
 
     let end = drive(&mut stepper, trial, scheduler);
@@ -186,10 +147,6 @@ pub(crate) fn run_with(
     drop(lock_state);
     plan.lock.cleanup(&dir);
     if let Halt::Interrupted(sig) = end {
-        crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
-        if external_pg {
-            crate::harness::postgres::drop_database(&dir);
-        }
         return Err(HarnessError::Interrupted(sig));
     }
     let external = matches!(
@@ -197,17 +154,10 @@ pub(crate) fn run_with(
         Some(External::BuyerCmd(_) | External::Program(_))
     );
     if let (true, Some(s)) = (external, &trial.store_cmd) {
-        let counted = super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout);
-        crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
-        if external_pg {
-            crate::harness::postgres::drop_database(&dir);
-        }
-        counted?;
+        super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
     }
-    crate::harness::postgres::stop(&mut db_group, db.take(), &dir);
-    if external_pg {
-        crate::harness::postgres::drop_database(&dir);
-    }
+    // Its database has been counted.
+    drop(db.take());
     let mut history = if let Some(p) = program {
         let (timed_out, stuck) = stuck_of(&end, None);
         let base = History {
@@ -243,6 +193,29 @@ pub(crate) fn run_with(
     });
     keep_trace(&run);
     Ok(run)
+}
+
+/// Starts the servers a user's command names: a Redis server in `group` for `{redis}`
+/// (a helper member), a database for `{pg}` (in the command or the store command).
+fn start_servers(
+    trial: &Trial,
+    dir: &Path,
+    group: &mut Group,
+    deadline: Instant,
+) -> Result<(Option<MemberId>, Option<crate::harness::postgres::TrialDb>), HarnessError> {
+    let names = |part: &str| {
+        trial.external.as_ref().is_some_and(|e| e.command().contains(part))
+            || (part == "{pg}" && trial.store_cmd.as_ref().is_some_and(|c| c.contains(part)))
+    };
+    let redis = match names("{redis}") {
+        true => crate::harness::redis::prepare(group, dir, deadline)?,
+        false => None,
+    };
+    let db = match names("{pg}") {
+        true => Some(crate::harness::postgres::TrialDb::start(dir, deadline)?),
+        false => None,
+    };
+    Ok((redis, db))
 }
 
 /// Ends the trial's processes however its steps ended, then lets go of the buyers'
