@@ -191,3 +191,56 @@ fn bad_program_input_is_refused_in_one_line_before_any_trial() {
         assert!(!text(&out).contains("trial 0"), "{args:?}");
     }
 }
+
+/// `fork_memory.py`: a parent and the child it forks write one word of anonymous shared
+/// memory with no system call between the fork and the write. The fork is a step, and
+/// the parent's return and the child's first run are steps of their own, so which runs
+/// first is the schedule's choice, not the kernel's: the search meets the order in which
+/// the parent's write lands last (an oversell), and a replay of it repeats it exactly.
+/// The parent that waits for its child first is verified.
+#[test]
+fn a_fork_in_shared_memory_is_scheduled_both_ways() {
+    if !python() {
+        return;
+    }
+    let run = |mode: &str, expect: &str| {
+        let program = format!(
+            "python3 {} {mode}",
+            fixture("programs/fork_memory.py").display()
+        );
+        let args = [
+            "explore",
+            "--program",
+            &program,
+            "--store-file",
+            "ticket",
+            "--store-key",
+            "ticket",
+            "--sold",
+            "^sold",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--schedule",
+            "exhaustive",
+            "--seed",
+            "1",
+            "--no-explain",
+            "--expect",
+            expect,
+        ];
+        common::oversell_fresh(&args, &[])
+    };
+    let (out, tmp) = run("wait", "clean");
+    let t = text(&out);
+    assert_code(&out, 0, "the parent that waits for its child");
+    assert!(t.contains("verified: all executions"), "{t}");
+    assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
+    let (out, tmp) = run("race", "violation");
+    let t = text(&out);
+    assert_code(&out, 0, "the parent that writes at once");
+    assert!(t.contains(": oversold"), "{t}");
+    common::assert_replays_exactly(&common::replay_token(&t));
+    assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
+}

@@ -58,6 +58,12 @@ pub(crate) enum Effect {
     /// State buyers may share that no step orders (`mmap` of a file with `MAP_SHARED`,
     /// `shmat`, a `connect` to a server): stopped only to be named (`not verified`).
     Unordered,
+    /// Makes a process or a thread (`clone`, `fork`, `vfork`). A step only in a whole
+    /// program whose processes share memory: the parent and the new task are then held
+    /// until each is scheduled, so what they do in that memory before their next calls
+    /// falls in steps of their own (else they would run side by side, and race there
+    /// unseen). Anywhere else it goes on at once.
+    Spawn,
 }
 
 impl Effect {
@@ -70,9 +76,12 @@ impl Effect {
                 name == "SYS_openat2" || (args[flags] as i32) & writes != 0
             }
             Effect::Change | Effect::Lock(_) | Effect::Ipc => true,
-            Effect::Look | Effect::Release | Effect::Sync | Effect::Sleep | Effect::Unordered => {
-                false
-            }
+            Effect::Look
+            | Effect::Release
+            | Effect::Sync
+            | Effect::Sleep
+            | Effect::Unordered
+            | Effect::Spawn => false,
         }
     }
 }
@@ -115,7 +124,7 @@ macro_rules! table {
     };
 }
 
-use Effect::{Change, Ipc, Look, Open, Release, Sleep, Sync, Unordered};
+use Effect::{Change, Ipc, Look, Open, Release, Sleep, Spawn, Sync, Unordered};
 use Shape::{Fd, Nameless, Path, PathAt, Paths, PathsAt};
 
 #[cfg(target_arch = "x86_64")]
@@ -182,6 +191,10 @@ table! {
     // A futex in shared memory (no FUTEX_PRIVATE_FLAG): a lock between processes.
     SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
     SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;
+    SYS_clone => Nameless, Spawn;
+    SYS_clone3 => Nameless, Spawn;
+    SYS_fork => Nameless, Spawn;
+    SYS_vfork => Nameless, Spawn;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -231,6 +244,8 @@ table! {
     SYS_sendto => Fd(0), Change;
     SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
     SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;
+    SYS_clone => Nameless, Spawn;
+    SYS_clone3 => Nameless, Spawn;
 }
 
 /// No yield points on an architecture the filter does not know.
@@ -258,7 +273,7 @@ mod tests {
     fn each_effect_fits_how_its_call_names_things() {
         for c in CALLS {
             let named = !matches!(c.shape, Shape::Nameless);
-            let wants_name = !matches!(c.effect, Sleep | Ipc | Unordered);
+            let wants_name = !matches!(c.effect, Sleep | Ipc | Unordered | Spawn);
             assert_eq!(named, wants_name, "{}", c.name);
             if let Effect::Lock(_) = c.effect {
                 assert_eq!(c.shape, Shape::Fd(0), "{}", c.name);

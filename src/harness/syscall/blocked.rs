@@ -84,10 +84,16 @@ pub(super) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
     whole.then_some(tasks)
 }
 
-/// True when the task sleeps in a seccomp notification.
+/// True when the task sleeps in a seccomp notification, or is held stopped by the
+/// harness's `ptrace` after a fork (`t`): either way it waits for the schedule.
 fn notifying(task: &Path) -> bool {
-    stat_of(task).is_some_and(|(state, _, _)| state == "S")
-        && read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
+    match stat_of(task) {
+        Some((state, _, _)) if state == "t" => true,
+        Some((state, _, _)) if state == "S" => {
+            read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
+        }
+        _ => false,
+    }
 }
 
 /// What [`each_task`] does after a task.

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub(super) struct Notif {
     pub id: u64,
+    /// Not a notified call: a task held stopped by `ptrace` after a fork
+    /// (`stepper/fork.rs`), let go by detaching it.
+    pub held: bool,
     pub pid: u32,
     pub nr: i64,
     pub args: [u64; 6],
@@ -138,6 +141,7 @@ pub(super) fn recv(listener: RawFd) -> io::Result<Option<Notif>> {
         };
     }
     Ok(Some(Notif {
+        held: false,
         id: n.id,
         pid: n.pid,
         nr: i64::from(n.data.nr),
@@ -211,6 +215,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         // Shared state with no name to compare: it conflicts with every step.
         Effect::Ipc => return Some(nameless(true)),
         Effect::Unordered => return None,
+        Effect::Spawn => return Some(nameless(false)),
         _ => {}
     }
     let paths: Vec<PathBuf> = match call.shape {
@@ -377,6 +382,12 @@ fn unix_path(n: &Notif) -> Option<String> {
 /// {dir}/owner.shm shared` (a `mmap(…, MAP_SHARED, fd, …)` of a regular file buyers may
 /// share), `attaches SysV segment N`, `talks to a socket at PATH` (a `connect` to a
 /// server); `None` for any other call. Memory or a server changes with no system call.
+/// True for an `mmap` of memory shared and backed by no file (`MAP_SHARED |
+/// MAP_ANONYMOUS`): shared with every process the caller forks after it.
+pub(super) fn maps_anonymous(n: &Notif) -> bool {
+    crate::seccomp::of(n.nr).is_some_and(|c| c.name == "SYS_mmap") && (n.args[4] as i32) < 0
+}
+
 pub(super) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     let call = crate::seccomp::of(n.nr)?;
     if call.effect != Effect::Unordered {

@@ -141,6 +141,7 @@ pub(crate) fn run_with(
     }
 
     let end = drive(&mut stepper, trial, scheduler);
+    stepper.release_held();
     let ended: Vec<bool> = stepper.buyers.iter().map(|b| b.done).collect();
     let server = lock_state.as_ref().and_then(|s| s.server);
     let leaked = end_processes(&mut group, server, &end, std::mem::take(&mut stepper.buyers));

@@ -3,6 +3,7 @@
 
 mod dead;
 mod errno;
+mod fork;
 mod server;
 mod whole;
 
@@ -400,6 +401,10 @@ impl Stepper {
             }
         }
         match call::classify(fd, &n, &self.real_dir) {
+            // A buyer's forks go on: its tasks are one unit.
+            Some(step) if step.effect == crate::seccomp::Effect::Spawn => {
+                call::answer(fd, n.id, true)
+            }
             Some(mut step) => {
                 // A buyer's calls are one queue, whose first is the one scheduled: a
                 // futex wait held back there would hold back every other thread of the
@@ -505,6 +510,12 @@ impl Stepper {
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
+        if n.held {
+            return self.release(b, &n, &step);
+        }
+        if step.effect == crate::seccomp::Effect::Spawn {
+            return self.fork(b, n, &step);
+        }
         if self.fails_now(b, &step) {
             return self.fail(b, n, &step);
         }

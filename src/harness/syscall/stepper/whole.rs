@@ -42,6 +42,16 @@ impl Whole {
             shared_memory: false,
         }
     }
+
+    /// Steps of tasks not yet numbered.
+    pub(super) fn fresh(&self) -> impl Iterator<Item = &(Notif, Step)> {
+        self.fresh.iter()
+    }
+
+    /// A new task held at its first run ([`super::fork`]): numbered with the others.
+    pub(super) fn hold(&mut self, step: (Notif, Step)) {
+        self.fresh.push(step);
+    }
 }
 
 impl Stepper {
@@ -178,6 +188,11 @@ impl Stepper {
             return;
         };
         let (to_server, request) = self.server_call(&n);
+        if call::maps_anonymous(&n) {
+            if let Some(w) = self.whole.as_mut() {
+                w.shared_memory = true;
+            }
+        }
         if let Some(what) = call::unordered(&n, &self.real_dir).filter(|_| !to_server) {
             // Memory shared between its processes is ordered by its steps (only one
             // process runs between two steps); a server is not.
@@ -201,6 +216,10 @@ impl Stepper {
         let Some(whole) = self.whole.as_mut() else {
             return;
         };
+        // A fork is a step only where the program's processes share memory.
+        if step.effect == crate::seccomp::Effect::Spawn && !whole.shared_memory {
+            return call::answer(fd, n.id, true);
+        }
         match whole.by_tid.get(&n.pid) {
             Some(&u) => self.buyers[u].parked.push_back((n, step)),
             None => whole.fresh.push((n, step)),
