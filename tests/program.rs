@@ -197,7 +197,8 @@ fn bad_program_input_is_refused_in_one_line_before_any_trial() {
 /// the parent's return and the child's first run are steps of their own, so which runs
 /// first is the schedule's choice, not the kernel's: the search meets the order in which
 /// the parent's write lands last (an oversell), and a replay of it repeats it exactly.
-/// The parent that waits for its child first is verified.
+/// The parent that waits for its child first is verified, and so is one that also starts
+/// a program with `subprocess` (a `vfork`, whose parent sleeps until the child's `execve`).
 #[test]
 fn a_fork_in_shared_memory_is_scheduled_both_ways() {
     if !python() {
@@ -237,6 +238,14 @@ fn a_fork_in_shared_memory_is_scheduled_both_ways() {
     assert_code(&out, 0, "the parent that waits for its child");
     assert!(t.contains("verified: all executions"), "{t}");
     assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
+    let (out, _) = run("spawn", "clean");
+    let t = text(&out);
+    assert_code(
+        &out,
+        0,
+        "the parent that starts a program with vfork, then waits",
+    );
+    assert!(t.contains("verified: all executions"), "{t}");
     let (out, tmp) = run("race", "violation");
     let t = text(&out);
     assert_code(&out, 0, "the parent that writes at once");

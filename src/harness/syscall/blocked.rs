@@ -274,8 +274,10 @@ fn task_state(task: &Path) -> Task {
     match state.as_str() {
         "Z" | "X" | "x" => return Task::Gone,
         // Only an interruptible sleep waits for another process; `D` is the kernel's
-        // own short wait (disk, memory).
+        // own short wait (disk, memory), but for a `vfork` parent's: it waits until its
+        // child has called `execve` or ended.
         "S" => {}
+        "D" if vforking(task) => return Task::Waiting,
         _ => return Task::Busy,
     }
     let wchan = read_proc(task.join("wchan")).unwrap_or_default();
@@ -290,6 +292,18 @@ fn task_state(task: &Path) -> Task {
     } else {
         Task::Busy
     }
+}
+
+/// True when the task is a parent in `vfork`, waiting for its child to call `execve`
+/// or end (`kernel_clone`, in a call that makes a task).
+fn vforking(task: &Path) -> bool {
+    let in_clone = read_proc(task.join("wchan")).is_some_and(|w| w.trim() == "kernel_clone");
+    let nr = read_proc(task.join("syscall"))
+        .and_then(|l| l.split_whitespace().next().and_then(|w| w.parse::<i64>().ok()));
+    in_clone
+        && nr.is_some_and(|nr| {
+            crate::seccomp::of(nr).is_some_and(|c| c.effect == crate::seccomp::Effect::Spawn)
+        })
 }
 
 /// True when `/proc/PID/syscall`'s line names a call that sleeps with no time limit.

@@ -23,8 +23,9 @@ const FORK_STOP: Duration = Duration::from_millis(500);
 
 /// What a traced task did when waited for.
 enum Stop {
-    /// It made a task, which is traced and stopped too.
-    Forked(u32),
+    /// It made a task, which is traced and stopped too; with `vfork` semantics (the
+    /// parent sleeps until the task has called `execve` or ended) when true.
+    Forked(u32, bool),
     /// It stopped for another reason: a signal on its way in (its number), or a stop
     /// of its own (0).
     Other(i32),
@@ -101,7 +102,8 @@ fn wait(pid: u32) -> Option<Stop> {
         libc::PTRACE_EVENT_CLONE,
     ];
     if sig == libc::SIGTRAP && forked.contains(&event) {
-        return Some(new_task(pid).map_or(Stop::Other(0), Stop::Forked));
+        let vfork = event == libc::PTRACE_EVENT_VFORK;
+        return Some(new_task(pid).map_or(Stop::Other(0), |t| Stop::Forked(t, vfork)));
     }
     let signal = if event == 0 && sig != libc::SIGTRAP {
         sig
@@ -148,11 +150,19 @@ impl Stepper {
         super::call::answer(fd, n.id, true);
         self.epoch += 1;
         match wait_for(n.pid, FORK_STOP, true) {
-            Some(Stop::Forked(child)) => {
+            Some(Stop::Forked(child, vfork)) => {
                 // The new task starts stopped; wait for that stop before counting on it.
                 let _ = wait_for(child, FORK_STOP, false);
-                self.trace.push(format!("buyer {b} {label} → a task made, both held"));
-                self.buyers[b].parked.push_front(held(n.pid, "return"));
+                if vfork {
+                    // The parent can run on only once the task has called `execve` or
+                    // ended: there is no order to choose. It goes on (into that wait,
+                    // which `blocked` sees as a wait for another) and the task is held.
+                    trace(libc::PTRACE_DETACH, n.pid, 0);
+                    self.trace.push(format!("buyer {b} {label} → a task made, held"));
+                } else {
+                    self.trace.push(format!("buyer {b} {label} → a task made, both held"));
+                    self.buyers[b].parked.push_front(held(n.pid, "return"));
+                }
                 if let Some(w) = self.whole.as_mut() {
                     w.hold(held(child, "start"));
                 }
