@@ -376,6 +376,7 @@ impl Scheduler for Dpor {
                     step,
                     wanted: Some(f.chosen),
                     runnable: runnable.to_vec(),
+                    recorded: f.enabled.clone(),
                 });
             }
             f.pending.clone_from(&self.ahead);
@@ -388,6 +389,7 @@ impl Scheduler for Dpor {
                     step,
                     wanted: Some(f.chosen),
                     runnable: runnable.to_vec(),
+                    recorded: Vec::new(),
                 });
             }
             self.frames.push(f);

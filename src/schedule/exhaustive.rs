@@ -114,6 +114,7 @@ impl Scheduler for Dfs {
                     step,
                     wanted: Some(b),
                     runnable: runnable.to_vec(),
+                    recorded: Vec::new(),
                 })
             }
             None => order[0],

@@ -80,11 +80,20 @@ pub struct Diverged {
     pub wanted: Option<u32>,
     /// Which buyers could run.
     pub runnable: Vec<u32>,
+    /// Which buyers could run there in the recorded run, when the strategy kept it
+    /// (empty otherwise).
+    pub recorded: Vec<u32>,
 }
 
 impl fmt::Display for Diverged {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.wanted {
+            Some(b) if !self.recorded.is_empty() && self.recorded != self.runnable => write!(
+                f,
+                "the schedule diverges at step {}: buyers {:?} can run there, where the \
+                 recorded run had {:?} (and ran buyer {b})",
+                self.step, self.runnable, self.recorded
+            ),
             Some(b) => write!(
                 f,
                 "the schedule diverges at step {}: it runs buyer {b}, but only {:?} can run",

@@ -70,6 +70,7 @@ impl Scheduler for Replay {
                 step: at,
                 wanted: wanted.copied(),
                 runnable: ready.to_vec(),
+                recorded: Vec::new(),
             }),
         }
     }
@@ -80,6 +81,7 @@ impl Scheduler for Replay {
                 step: steps,
                 wanted: None,
                 runnable: Vec::new(),
+                recorded: Vec::new(),
             });
         }
         Ok(())

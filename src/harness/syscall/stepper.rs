@@ -263,6 +263,7 @@ impl Stepper {
                         step: self.choices.len(),
                         wanted: Some(b),
                         runnable,
+                        recorded: Vec::new(),
                     });
                     return Halt::Diverged;
                 }
