@@ -42,6 +42,8 @@ struct Frame {
     /// The buyer run from here in this schedule, and what its step touched.
     chosen: u32,
     executed: Access,
+    /// The chosen buyer did not come back from its step: it conflicts with everything.
+    died: bool,
     /// Buyers run from here in this or earlier schedules.
     done: Vec<u32>,
     /// Buyers to run from here.
@@ -155,6 +157,7 @@ impl Dpor {
             preemptions_before: self.preemptions,
             chosen: 0,
             executed: Access::NOTHING,
+            died: false,
             done: Vec::new(),
             backtrack: Vec::new(),
             sleep,
@@ -397,6 +400,7 @@ impl Scheduler for Dpor {
         };
         let f = &mut self.frames[step];
         f.executed = pending(&f.pending, chosen).unwrap_or(Access::EVERYTHING);
+        f.died = false;
         self.preemptions += f.cost(chosen);
         Ok(chosen)
     }
@@ -405,6 +409,16 @@ impl Scheduler for Dpor {
         if let Some(f) = self.frames.get_mut(self.step) {
             if died && f.chosen == buyer {
                 f.executed = Access::EVERYTHING;
+                f.died = true;
+            }
+        }
+    }
+
+    fn executed(&mut self, buyer: u32, access: Access) {
+        if let Some(f) = self.frames.get_mut(self.step) {
+            // A buyer that died keeps its step conflicting with everything.
+            if f.chosen == buyer && !f.died {
+                f.executed = access;
             }
         }
     }

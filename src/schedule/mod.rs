@@ -56,6 +56,14 @@ pub trait Scheduler {
         let _ = (buyer, died);
     }
 
+    /// Called once buyer `buyer`'s last step, and what it did before its next one, are
+    /// over, when [`Scheduler::wants_accesses`]: all it touched, `access`, which may be
+    /// less than its pending step was said to touch ([`Scheduler::ahead`]: memory a
+    /// process may write between two calls is known only once it has run).
+    fn executed(&mut self, buyer: u32, access: Access) {
+        let _ = (buyer, access);
+    }
+
     /// Called after [`Scheduler::ran`] when [`Scheduler::wants_accesses`] and the step was
     /// an acquire attempt that came back `blocked`: it found the lock busy and changed
     /// nothing ([`Access::blocked`]).

@@ -84,6 +84,17 @@ pub(super) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
     whole.then_some(tasks)
 }
 
+/// True when task `tid` sleeps in a seccomp notification of a call other than `nr`:
+/// stopped at a later call than one of `nr` it was just let go from.
+pub(super) fn in_notification(tid: u32, nr: i64) -> bool {
+    let task = Path::new("/proc").join(tid.to_string());
+    let call = read_proc(task.join("syscall"))
+        .and_then(|l| l.split_whitespace().next().and_then(|w| w.parse::<i64>().ok()));
+    stat_of(&task).is_some_and(|(state, _, _)| state == "S")
+        && read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
+        && call.is_some_and(|c| c != nr)
+}
+
 /// True when the task sleeps in a seccomp notification, or is held stopped by the
 /// harness's `ptrace` after a fork (`t`): either way it waits for the schedule.
 fn notifying(task: &Path) -> bool {

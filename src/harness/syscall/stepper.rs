@@ -4,6 +4,7 @@
 mod dead;
 mod errno;
 mod fork;
+mod memory;
 mod server;
 mod whole;
 
@@ -145,6 +146,10 @@ pub(super) struct Stepper {
     pub unit_faults: Vec<Option<(u32, InjectedErrno)>>,
     /// For a whole program: the still view last seen, to be seen again.
     last_view: Option<Vec<(u32, blocked::Still)>>,
+    /// The step let go last in a program that shares memory, by buyer, task and what its
+    /// call alone touches: what it touched is known once it is stopped again
+    /// ([`memory`]).
+    segment: Option<(u32, u32, Access)>,
     /// Connections to the trial's own server (its Redis), by process and descriptor, with
     /// the task that connected it: what that task writes to them is a step.
     servers: std::collections::HashMap<(u32, i32), (u32, std::path::PathBuf)>,
@@ -173,6 +178,7 @@ impl Stepper {
             whole: None,
             unit_faults: Vec::new(),
             last_view: None,
+            segment: None,
             servers: std::collections::HashMap::new(),
             server_seen: false,
         }
@@ -194,6 +200,9 @@ impl Stepper {
         loop {
             if let Err(end) = self.settle() {
                 return end;
+            }
+            if let Some((b, tid, own)) = self.segment.take() {
+                scheduler.executed(b, memory::executed(tid, own));
             }
             let live: Vec<usize> = (0..self.buyers.len())
                 .filter(|&i| !self.buyers[i].done)
@@ -280,6 +289,7 @@ impl Stepper {
             if let Some((_, step)) = self.buyers[b as usize].parked.front() {
                 self.steps.push(step.seen());
             }
+            self.segment = self.watch_memory(b, scheduler.wants_accesses());
             self.go(b as usize);
             if scheduler.wants_accesses() {
                 scheduler.ran(b, false);
@@ -504,6 +514,29 @@ impl Stepper {
                 })
             })
             .collect()
+    }
+
+    /// Before buyer `b`'s step is let go in a program that shares memory: forgets what
+    /// its process referenced, so that what it touches before its next step can be read
+    /// once it has run ([`memory`]); what its call alone touches. `None` when no one
+    /// asks, or the kernel would not say.
+    fn watch_memory(&self, b: u32, wanted: bool) -> Option<(u32, u32, Access)> {
+        let shared = self.whole.as_ref().is_some_and(|w| w.shared_memory);
+        let unit = self.buyers.get(b as usize)?;
+        let (n, step) = unit.parked.front()?;
+        let tid = unit.tid?;
+        if !wanted || !shared || !memory::forget_references(tid) {
+            return None;
+        }
+        let own = if n.held {
+            // A held task's return or first run: only what it does next.
+            Access::NOTHING
+        } else if step.effect == crate::seccomp::Effect::Spawn {
+            Access::EVERYTHING
+        } else {
+            step.access()
+        };
+        Some((b, tid, own))
     }
 
     /// Lets buyer `b`'s first stopped call go on (a sleep returns at once instead).

@@ -12,14 +12,11 @@
 //! unit: the parent's return from the fork and the child's first run. Letting one of them
 //! go detaches it, and it runs alone to its next call.
 
+use super::super::blocked;
 use super::super::call::{Notif, Step};
 use super::Stepper;
 use crate::seccomp::Effect;
 use std::time::{Duration, Instant};
-
-/// How long a traced parent may take to reach its fork's stop: a fork refused (no
-/// memory, too many processes) never stops, and the parent is then let go as it is.
-const FORK_STOP: Duration = Duration::from_millis(500);
 
 /// What a traced task did when waited for.
 enum Stop {
@@ -113,19 +110,27 @@ fn wait(pid: u32) -> Option<Stop> {
     Some(Stop::Other(signal))
 }
 
-/// Waits until traced task `pid` stops (for a fork, when `fork`: any other stop is let
-/// go on, its signal passed on), or is gone; `None` when `limit` passes first.
-fn wait_for(pid: u32, limit: Duration, fork: bool) -> Option<Stop> {
-    let start = Instant::now();
+/// Waits until traced task `pid` stops (for a fork, when `fork` names the call that
+/// makes it: any other stop is let go on, its signal passed on), or is gone; `None`
+/// when `until` passes first or, for a fork, when the task is seen stopped at a later
+/// call instead (the fork failed, and made no task).
+fn wait_for(pid: u32, until: Instant, fork: Option<i64>) -> Option<Stop> {
     loop {
         match wait(pid) {
-            Some(Stop::Other(sig)) if fork => {
+            Some(Stop::Other(sig)) if fork.is_some() => {
                 trace(libc::PTRACE_CONT, pid, sig as usize);
             }
             Some(s) => return Some(s),
+            None if fork.is_some_and(|nr| blocked::in_notification(pid, nr)) => {
+                // Its fork is over: an event reported meanwhile is still to be read.
+                return match wait(pid) {
+                    Some(Stop::Forked(t, v)) => Some(Stop::Forked(t, v)),
+                    _ => None,
+                };
+            }
             None => {}
         }
-        if start.elapsed() >= limit {
+        if Instant::now() >= until {
             return None;
         }
         std::thread::sleep(Duration::from_micros(50));
@@ -149,10 +154,11 @@ impl Stepper {
         }
         super::call::answer(fd, n.id, true);
         self.epoch += 1;
-        match wait_for(n.pid, FORK_STOP, true) {
+        match wait_for(n.pid, self.deadline, Some(n.nr)) {
             Some(Stop::Forked(child, vfork)) => {
-                // The new task starts stopped; wait for that stop before counting on it.
-                let _ = wait_for(child, FORK_STOP, false);
+                // The new task starts stopped; wait for that stop before counting on it
+                // (it is sure to come: only the trial's end cuts it short).
+                let _ = wait_for(child, self.deadline, None);
                 if vfork {
                     // The parent can run on only once the task has called `execve` or
                     // ended: there is no order to choose. It goes on (into that wait,
@@ -173,7 +179,7 @@ impl Stepper {
             Some(Stop::Other(_)) | None => {
                 // No task was made: stop the parent where it is and let it go.
                 trace(libc::PTRACE_INTERRUPT, n.pid, 0);
-                let _ = wait_for(n.pid, FORK_STOP, false);
+                let _ = wait_for(n.pid, Instant::now() + Duration::from_secs(1), None);
                 trace(libc::PTRACE_DETACH, n.pid, 0);
                 self.trace.push(format!("buyer {b} {label} → no task made"));
             }
