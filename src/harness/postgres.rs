@@ -58,11 +58,20 @@ pub fn conninfo(dir: &Path) -> String {
     }
 }
 
+/// The note in a trial directory naming the user's server its database is on: a run
+/// killed before it could drop it leaves it, and the next run's sweep drops it.
+const SERVER_NOTE: &str = ".oversell-pg-server";
+
 /// Runs one statement on the user's server through `psql`.
 fn on_external(sql: &str) -> Result<(), HarnessError> {
-    let Some(c) = EXTERNAL.get() else {
-        return Ok(());
-    };
+    match EXTERNAL.get() {
+        Some(c) => on_server(c, sql),
+        None => Ok(()),
+    }
+}
+
+/// Runs one statement through `psql` on the server `c` names.
+fn on_server(c: &str, sql: &str) -> Result<(), HarnessError> {
     let out = Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
         // Made and dropped from the server's own database.
@@ -82,9 +91,30 @@ fn on_external(sql: &str) -> Result<(), HarnessError> {
     )))
 }
 
-/// Makes the trial's database on the user's server.
+/// Makes the trial's database on the user's server, and notes the server in `dir`
+/// (readable by its owner only: the connection string may hold a password).
 fn create_database(dir: &Path) -> Result<(), HarnessError> {
+    if let Some(c) = EXTERNAL.get() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(SERVER_NOTE))
+            .and_then(|mut f| f.write_all(c.as_bytes()))
+            .map_err(|e| HarnessError::Server(format!("--pg: noting the server: {e}")))?;
+    }
     on_external(&format!("CREATE DATABASE {}", database(dir)))
+}
+
+/// Drops the database a dead run's trial in `dir` made on the user's server, if its
+/// note says it made one (best effort: the server may be gone).
+pub(super) fn drop_stale(dir: &Path) {
+    if let Ok(c) = std::fs::read_to_string(dir.join(SERVER_NOTE)) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database(dir));
+        let _ = on_server(c.trim(), &sql);
+    }
 }
 
 /// Drops the trial's database on the user's server (best effort).

@@ -165,8 +165,10 @@ pub fn sweep_stale(root: &Path) -> usize {
                     sysv::remove(id);
                 }
             }
-            // A killed postgres leaves its SysV segment; its pid file names it.
+            // A killed postgres leaves its SysV segment; its pid file names it. A
+            // database on the user's server (`--pg`) is dropped there.
             super::postgres::remove_segment(&path);
+            super::postgres::drop_stale(&path);
             // A process of the dead run still dying (past the sweep's budget) may be
             // finishing a call there: try again briefly.
             for attempt in 0..3 {
