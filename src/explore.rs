@@ -113,7 +113,13 @@ impl Checked {
         } else {
             check(&Observation {
                 tickets: trial.tickets,
-                buyers: trial.buyers,
+                // Fresh buyers after a power cut are numbered after the trial's own.
+                buyers: trial.buyers
+                    + run
+                        .history
+                        .power_cut
+                        .as_ref()
+                        .map_or(0, |c| c.fresh.len() as u32),
                 history: &run.history,
                 final_store: run.final_store.as_ref(),
                 leaked: run.leaked,

@@ -124,9 +124,12 @@ pub(super) enum ScheduleArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum StoreArg {
     /// Truncate, then write (the lesson's way; a kill between them tears the file).
+    #[value(alias = "inplace")]
     InPlace,
-    /// Write a temporary file, fsync, rename.
+    /// Write a temporary file, fsync it, rename (a power cut may undo the rename).
     Atomic,
+    /// Write a temporary file, fsync it, rename, fsync the directory.
+    Durable,
 }
 
 #[derive(Debug, Args)]

@@ -129,11 +129,16 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
     space.store = match a.store {
         StoreArg::InPlace => StoreMode::InPlace,
         StoreArg::Atomic => StoreMode::Atomic,
+        StoreArg::Durable => StoreMode::Durable,
     };
     space.faults = a.faults.unwrap_or_default();
     external(a, &mut space)?;
     granularity(a, &mut space)?;
     errno_fault(a, &space)?;
+    let probe = space.trial(0, 1);
+    if let Some(why) = probe.crash_refused() {
+        return Err(Fail::Usage(why));
+    }
     redis(a, &space)?;
     Ok(space)
 }

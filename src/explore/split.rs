@@ -36,7 +36,7 @@ pub(super) struct Part {
 
 /// Whether a trial's search is reduced.
 pub(super) fn reduced(cfg: &ExploreConfig, trial: &Trial) -> bool {
-    cfg.reduction && trial.faults.kill <= 0.0 && trial.faults.stop <= 0.0
+    cfg.reduction && trial.faults.kill <= 0.0 && trial.faults.stop <= 0.0 && trial.faults.crash <= 0.0
 }
 
 /// The parts of `trial`'s search at `bound`, in the order one search would run them;

@@ -14,6 +14,7 @@
 
 pub mod baseline;
 mod controlled;
+mod disk;
 mod external;
 mod free;
 pub mod interrupt;

@@ -52,7 +52,7 @@ struct Frame {
 
 impl Frame {
     fn cost(&self, b: u32) -> u32 {
-        u32::from(self.current.is_some_and(|c| c != b))
+        u32::from(self.current.is_some_and(|c| c != b) && b != crate::token::CRASH_CHOICE)
     }
 }
 
@@ -350,6 +350,10 @@ fn initials(proc: &[u32], hb: &[Vec<bool>], i: usize, j: usize) -> Vec<u32> {
 }
 
 impl Scheduler for Dpor {
+    fn places_crash(&self) -> bool {
+        true
+    }
+
     fn wants_accesses(&self) -> bool {
         true
     }

@@ -63,6 +63,14 @@ pub trait Scheduler {
         let _ = buyer;
     }
 
+    /// True when the strategy searches or follows a recorded schedule: a power cut is
+    /// then one more choice at each step (the virtual unit
+    /// [`CRASH_CHOICE`](crate::token::CRASH_CHOICE)), which it may pick; otherwise the
+    /// cut falls at the trial's seeded step.
+    fn places_crash(&self) -> bool {
+        false
+    }
+
     /// Called once the run has ended after `steps` steps; a strategy that follows a
     /// recorded schedule reports steps it never reached.
     fn finish(&mut self, steps: usize) -> Result<(), Diverged> {
