@@ -201,6 +201,17 @@ pub(super) fn search(
                 out.unordered.push(u.clone());
             }
         }
+        // A cut that could have left the disk more ways than the one the seed drew: the
+        // search covered where cuts fall, not every disk they may leave.
+        let seeded = checked
+            .run
+            .history
+            .power_cut
+            .as_ref()
+            .is_some_and(|c| c.outcomes > 1);
+        if seeded && !out.unordered.iter().any(|u| u == crate::report::POWER_CUT_SEEDED) {
+            out.unordered.push(crate::report::POWER_CUT_SEEDED.to_string());
+        }
         let failed = !checked.violations.is_empty();
         if failed {
             out.failing.push((index, checked));
