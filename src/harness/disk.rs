@@ -123,8 +123,10 @@ impl Disk {
             let durable = self.data.get(&ino).cloned().unwrap_or_default();
             let bytes = match current.get(&ino) {
                 Some(&now) if *now != durable => {
-                    outcomes = outcomes.saturating_mul(2 + now.len() as u64);
-                    match rng.below(3) {
+                    // Lost wholly, kept, or (a file with new bytes) kept in part.
+                    let ways = if now.is_empty() { 2 } else { 2 + now.len() };
+                    outcomes = outcomes.saturating_mul(ways as u64);
+                    match rng.below(ways.min(3)) {
                         0 => {
                             notes.push(format!(
                                 "{name}: the writes since its last fsync lost ({} bytes left)",
@@ -132,9 +134,15 @@ impl Disk {
                             ));
                             durable
                         }
-                        1 => now.clone(),
+                        1 => {
+                            notes.push(format!(
+                                "{name}: the writes since its last fsync kept ({} bytes)",
+                                now.len()
+                            ));
+                            now.clone()
+                        }
                         _ => {
-                            let k = rng.below(now.len().max(1));
+                            let k = rng.below(now.len());
                             notes.push(format!(
                                 "{name}: the writes since its last fsync kept in part ({k} of {} bytes)",
                                 now.len()
