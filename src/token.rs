@@ -130,7 +130,7 @@ pub fn encode_choices(choices: &[u32]) -> String {
     runs.iter()
         .map(|(b, n)| {
             if *b == CRASH_CHOICE {
-                "c".repeat(*n as usize)
+                vec!["c"; *n as usize].join("-")
             } else if *n == 1 {
                 b.to_string()
             } else {

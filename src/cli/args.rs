@@ -259,7 +259,9 @@ pub(super) struct ExploreArgs {
     /// (one seeded call of a buyer on a trial file fails with ENOSPC, EIO, EINTR or
     /// EACCES instead of running; a controlled schedule at system-call granularity).
     /// kill and stop with --lock or --lock-cmd; errno with --lock-cmd, --buyer-cmd or
-    /// --granularity syscall.
+    /// --granularity syscall. crash=P (a power cut at a seeded step: every buyer dies, the
+    /// store's files keep what was fsynced, fresh buyers go on; a sale lost is a
+    /// lost_sale) with --lock under --schedule random, pct or exhaustive.
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub(super) faults: Option<Faults>,
     /// What the run should show; the exit status is 0 when it does.
