@@ -65,7 +65,7 @@ pub trait Scheduler {
 
     /// True when the strategy searches or follows a recorded schedule: a power cut is
     /// then one more choice at each step (the virtual unit
-    /// [`CRASH_CHOICE`](crate::token::CRASH_CHOICE)), which it may pick; otherwise the
+    /// `CRASH_CHOICE`, written `c` in a token), which it may pick; otherwise the
     /// cut falls at the trial's seeded step.
     fn places_crash(&self) -> bool {
         false
