@@ -441,7 +441,10 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
     let mut trials = match (trials, a.time_budget) {
         (u64::MAX, Some(b)) => format!("trials for {b} s"),
         (u64::MAX, None)
-            if a.no_reduction || a.faults.is_some_and(|f| f.kill > 0.0 || f.stop > 0.0) =>
+            if a.no_reduction
+                || a
+                    .faults
+                    .is_some_and(|f| f.kill > 0.0 || f.stop > 0.0 || f.crash > 0.0) =>
         {
             "every schedule".to_string()
         }
