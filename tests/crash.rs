@@ -304,3 +304,20 @@ fn a_token_with_a_power_cut_it_cannot_have_is_refused() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("power cut"), "{err}");
 }
+
+#[test]
+fn the_timeline_draws_the_power_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svg = dir.path().join("t.svg");
+    let svg_s = svg.to_string_lossy().into_owned();
+    let (out, _) = search("atomic", "1", &["--timeline", &svg_s]);
+    assert_code(&out, 1, "atomic, drawn");
+    let picture = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(
+        picture.contains("<polyline class=\"power-cut\""),
+        "{picture}"
+    );
+    assert!(picture.contains(">power cut (step "), "{picture}");
+    // The fresh buyer has a lane of its own, below the trial's two.
+    assert!(picture.contains("data-buyer=\"2\""), "{picture}");
+}
