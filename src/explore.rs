@@ -180,6 +180,9 @@ impl<'h> Runner<'h> {
         trial: &Trial,
         scheduler: Option<&mut dyn Scheduler>,
     ) -> Result<Checked, HarnessError> {
+        if let Some(why) = trial.crash_refused() {
+            return Err(HarnessError::Refused(why));
+        }
         if !trial.schedule.is_controlled() {
             return self.run_free(trial);
         }

@@ -137,6 +137,9 @@ impl Session {
         trial: &Trial,
         scheduler: &mut dyn Scheduler,
     ) -> Result<TrialRun, HarnessError> {
+        if let Some(why) = trial.crash_refused() {
+            return Err(HarnessError::Refused(why));
+        }
         let started = Instant::now();
         self.dead.clear();
         // One process runs at a time: keep them all on one CPU, where handing over is a
