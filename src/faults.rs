@@ -81,11 +81,15 @@ impl InjectedErrno {
 }
 
 const ACCEPTED: &str = "accepted: kill=P, stop=P:MS, errno=P:ENOSPC|EIO|EINTR|EACCES and/or \
-                        crash=P, comma-separated, P from 0 to 1 (crash: above 0)";
+                        crash=P, comma-separated, P above 0 and at most 1 (or none)";
 
-/// A probability with at most 3 decimals: tokens carry thousandths, more would not replay.
+/// A rate above 0 with at most 3 decimals: tokens carry thousandths, more would not
+/// replay, and a fault that never happens is asked for by leaving it out.
 fn probability(v: &str) -> Result<f64, String> {
     match v.trim().parse::<f64>() {
+        Ok(p) if p <= 0.0 && p > -1e-12 => Err(format!(
+            "'{v}': a fault's rate must be above 0 (leave the fault out for none); {ACCEPTED}"
+        )),
         Ok(p) if (0.0..=1.0).contains(&p) && ((p * 1000.0).round() - p * 1000.0).abs() < 1e-9 => {
             Ok(p)
         }
@@ -134,14 +138,7 @@ impl Faults {
                         format!("oversell does not inject '{}'; {ACCEPTED}", name.trim())
                     })?;
                 }
-                Some(("crash", v)) => {
-                    f.crash = probability(v)?;
-                    if f.crash <= 0.0 {
-                        return Err(format!(
-                            "'{part}': a crash rate must be above 0; {ACCEPTED}"
-                        ));
-                    }
-                }
+                Some(("crash", v)) => f.crash = probability(v)?,
                 _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),
             }
         }
@@ -231,6 +228,9 @@ mod tests {
             "errno=2:EIO",
             "crash=0",
             "crash=-1",
+            "kill=0",
+            "stop=0:10",
+            "errno=0.0:EIO",
             "crash=1.5",
         ] {
             assert!(Faults::parse(bad).is_err(), "{bad}");

@@ -315,11 +315,19 @@ impl Trial {
                 self.schedule.name()
             ));
         }
-        if self.external.is_some() || self.syscall_level() {
-            return Some(format!(
-                "--faults crash=… at system-call granularity (a user's command, \
-                 --granularity syscall or --lock {}): not supported; {accepted}",
+        let why = match &self.external {
+            Some(e) => Some(e.label()),
+            None if self.syscall => Some("--granularity syscall".to_string()),
+            None if self.syscall_level() => Some(format!(
+                "--lock {}, which steps at system-call granularity",
                 self.lock.name()
+            )),
+            None => None,
+        };
+        if let Some(why) = why {
+            return Some(format!(
+                "--faults crash=… at system-call granularity ({why}): not supported yet; \
+                 {accepted}"
             ));
         }
         if !self.lock.forgotten_by_power_cut() {
