@@ -281,8 +281,11 @@ pub struct PowerCut {
     pub fresh: Vec<(u32, u32)>,
     /// What the cut did to each file it changed (`store.json: the rename undone`).
     pub disk: Vec<String>,
-    /// How many disk states the cut could have left; one was drawn from the seed.
+    /// How many disk states the cut could have left.
     pub outcomes: u64,
+    /// The state it left, when a search chose it (`cK` in a token); `None` when the
+    /// trial's seed drew it.
+    pub state: Option<u32>,
 }
 
 impl std::fmt::Display for PowerCut {
@@ -294,6 +297,9 @@ impl std::fmt::Display for PowerCut {
             None => "the store is gone".to_string(),
         };
         write!(f, "power cut at step {}: {store}", self.step)?;
+        if let Some(k) = self.state {
+            write!(f, " (disk state {} of {})", k + 1, self.outcomes)?;
+        }
         if !self.disk.is_empty() {
             write!(f, " ({})", self.disk.join("; "))?;
         }

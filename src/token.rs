@@ -18,7 +18,7 @@
 //! | `xN-MS` | stop probability (thousandths) and milliseconds | no |
 //! | `zN` | power-cut probability, thousandths (1 to 1000) | no |
 //! | `LHEX`, `BHEX` | a user's lock command or buyer program, hex of its bytes | no |
-//! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-`; `c` is the power cut | no |
+//! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-`; `c` is a power cut leaving the disk as the seed draws, `cK` one leaving it in its `K`th possible state | no |
 //! | `fKINDS` | the finding kinds the trial showed, joined by `+` | no |
 //! | `cHEX` | the checksum: always the last field, 6 hex digits (below) | yes |
 //!
@@ -114,8 +114,26 @@ fn verified(token: &str) -> Result<&str, String> {
     Ok(body)
 }
 
-/// The step of a schedule at which the power is cut (written `c` in a token's steps).
+/// The step of a schedule at which the power is cut, the disk left as the trial's seed
+/// draws (written `c` in a token's steps).
 pub const CRASH_CHOICE: u32 = u32::MAX;
+
+/// The step at which the power is cut, the disk left in its `k`th possible state
+/// (written `cK`): what a search runs, each state in turn.
+pub fn crash_in_state(k: u32) -> u32 {
+    CRASH_CHOICE - 1 - k
+}
+
+/// True when a step of a schedule is a power cut ([`CRASH_CHOICE`] or
+/// [`crash_in_state`]).
+pub fn is_crash(choice: u32) -> bool {
+    choice >= CRASH_CHOICE - limits::MAX_CRASH_OUTCOMES
+}
+
+/// The disk state a power cut step names: `None` for the seed's.
+pub fn crash_state(choice: u32) -> Option<u32> {
+    (is_crash(choice) && choice != CRASH_CHOICE).then(|| CRASH_CHOICE - 1 - choice)
+}
 
 /// Encodes a controlled schedule (the buyer chosen at each step) as runs: `0x3-1x2`; a
 /// power cut is `c`.
@@ -129,8 +147,12 @@ pub fn encode_choices(choices: &[u32]) -> String {
     }
     runs.iter()
         .map(|(b, n)| {
-            if *b == CRASH_CHOICE {
-                vec!["c"; *n as usize].join("-")
+            if is_crash(*b) {
+                let one = match crash_state(*b) {
+                    Some(k) => format!("c{k}"),
+                    None => "c".to_string(),
+                };
+                vec![one; *n as usize].join("-")
             } else if *n == 1 {
                 b.to_string()
             } else {
@@ -151,10 +173,25 @@ fn runs(s: &str) -> Result<Vec<(u32, usize)>, String> {
     let mut total: u64 = 0;
     for run in s.split('-') {
         let bad = || format!("'{run}' is not a step run (B or BxN)");
-        if run == "c" {
+        if let Some(k) = run.strip_prefix('c') {
+            let choice = match k {
+                "" => CRASH_CHOICE,
+                _ => match k.parse::<u32>() {
+                    // Canonical digits only: one token per trial.
+                    Ok(n) if n < limits::MAX_CRASH_OUTCOMES && n.to_string() == k => {
+                        crash_in_state(n)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "'{run}' is not a power cut (c, or cK with K below {})",
+                            limits::MAX_CRASH_OUTCOMES
+                        ))
+                    }
+                },
+            };
             total = total.saturating_add(1);
             limits::steps(total)?;
-            out.push((CRASH_CHOICE, 1));
+            out.push((choice, 1));
             continue;
         }
         let (b, n) = run.split_once('x').unwrap_or((run, "1"));
@@ -542,13 +579,13 @@ fn decode_steps(s: &str, trial: &Trial) -> Result<Vec<u32>, String> {
     } else {
         units
     };
-    if runs.iter().filter(|&&(b, _)| b == CRASH_CHOICE).count() > 1 {
+    if runs.iter().filter(|&&(b, _)| is_crash(b)).count() > 1 {
         return Err("its steps cut the power twice".into());
     }
-    if trial.faults.crash <= 0.0 && runs.iter().any(|&(b, _)| b == CRASH_CHOICE) {
+    if trial.faults.crash <= 0.0 && runs.iter().any(|&(b, _)| is_crash(b)) {
         return Err("its steps cut the power but it has no crash fault (z)".into());
     }
-    if let Some(&(b, _)) = runs.iter().find(|&&(b, _)| b >= units && b != CRASH_CHOICE) {
+    if let Some(&(b, _)) = runs.iter().find(|&&(b, _)| b >= units && !is_crash(b)) {
         return Err(format!("its steps name buyer {b} of {units}"));
     }
     Ok(expand(&runs))

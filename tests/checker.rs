@@ -288,6 +288,7 @@ fn cut(store_after: Contents, fin: Contents) -> Vec<oversell::Violation> {
         fresh: vec![(1, 2)],
         disk: vec!["store.json: the rename over it undone".into()],
         outcomes: 2,
+        state: None,
     });
     check(&Observation {
         tickets: 1,

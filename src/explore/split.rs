@@ -208,7 +208,7 @@ pub(super) fn search(
             .history
             .power_cut
             .as_ref()
-            .is_some_and(|c| c.outcomes > 1);
+            .is_some_and(|c| c.state.is_none() && c.outcomes > 1);
         if seeded && !out.unordered.iter().any(|u| u == crate::report::POWER_CUT_SEEDED) {
             out.unordered.push(crate::report::POWER_CUT_SEEDED.to_string());
         }

@@ -82,88 +82,173 @@ impl Disk {
         Ok(())
     }
 
-    /// Cuts the power: rewrites the store's files in `dir` as the disk may have kept
-    /// them, choosing with `rng`. Every process that had them open is dead.
-    pub(super) fn cut(&self, dir: &Path, rng: &mut Rng) -> io::Result<Cut> {
+    /// What changed since it was last made durable: the names (sorted) and the files
+    /// (by their current name, sorted) a cut decides about.
+    fn pending(&self, dir: &Path) -> io::Result<Pending> {
         let now = scan(dir)?;
+        let all: BTreeSet<&String> = self.names.keys().chain(now.keys()).collect();
+        let names = all
+            .into_iter()
+            .filter(|n| self.names.get(*n).copied() != now.get(*n).map(|(i, _)| *i))
+            .cloned()
+            .collect();
+        let mut files: Vec<(String, u64)> = Vec::new();
+        for (name, (ino, bytes)) in &now {
+            let durable = self.data.get(ino).map_or(&[][..], Vec::as_slice);
+            if bytes.as_slice() != durable && !files.iter().any(|(_, i)| i == ino) {
+                files.push((name.clone(), *ino));
+            }
+        }
+        Ok(Pending { now, names, files })
+    }
+
+    /// How many states a cut now could leave the store's files in (names kept or
+    /// undone; each file's new writes lost, kept, or kept in part when it has any).
+    pub(super) fn states(&self, dir: &Path) -> io::Result<u64> {
+        let p = self.pending(dir)?;
+        let mut n: u64 = 1;
+        for _ in &p.names {
+            n = n.saturating_mul(2);
+        }
+        for (_, ino) in &p.files {
+            n = n.saturating_mul(p.ways(*ino));
+        }
+        Ok(n)
+    }
+
+    /// Cuts the power: rewrites the store's files in `dir` as the disk may have kept
+    /// them, as `choose` says. Every process that had them open is dead.
+    pub(super) fn cut(&self, dir: &Path, choose: &mut Choose<'_>) -> io::Result<Cut> {
+        let p = self.pending(dir)?;
         let mut notes = Vec::new();
         let mut outcomes: u64 = 1;
-        let all: BTreeSet<&String> = self.names.keys().chain(now.keys()).collect();
-        let mut after: BTreeMap<String, u64> = BTreeMap::new();
-        for name in all {
+        let mut after: BTreeMap<String, u64> = self
+            .names
+            .iter()
+            .filter(|(n, _)| !p.names.contains(n))
+            .map(|(n, i)| (n.clone(), *i))
+            .collect();
+        for name in &p.names {
             let durable = self.names.get(name).copied();
-            let current = now.get(name).map(|(i, _)| *i);
-            let kept = if durable == current {
+            let current = p.now.get(name).map(|(i, _)| *i);
+            outcomes = outcomes.saturating_mul(2);
+            let kept = if choose.pick(2) == 0 {
                 current
             } else {
-                outcomes = outcomes.saturating_mul(2);
-                if rng.chance(0.5) {
-                    current
-                } else {
-                    notes.push(match (durable, current) {
-                        (None, _) => format!("{name}: its creation undone"),
-                        (Some(_), None) => format!("{name}: its removal undone"),
-                        (Some(_), Some(_)) => {
-                            format!("{name}: the rename over it undone (no fsync of the directory)")
-                        }
-                    });
-                    durable
-                }
+                notes.push(match (durable, current) {
+                    (None, _) => format!("{name}: its creation undone"),
+                    (Some(_), None) => format!("{name}: its removal undone"),
+                    (Some(_), Some(_)) => {
+                        format!("{name}: the rename over it undone (no fsync of the directory)")
+                    }
+                });
+                durable
             };
             if let Some(i) = kept {
                 after.insert(name.clone(), i);
             }
         }
-        let current: HashMap<u64, &Vec<u8>> = now.values().map(|(i, b)| (*i, b)).collect();
         let mut contents: HashMap<u64, Vec<u8>> = HashMap::new();
-        for (name, &ino) in &after {
-            if contents.contains_key(&ino) {
-                continue;
-            }
-            let durable = self.data.get(&ino).cloned().unwrap_or_default();
-            let bytes = match current.get(&ino) {
-                Some(&now) if *now != durable => {
-                    // Lost wholly, kept, or (a file with new bytes) kept in part.
-                    let ways = if now.is_empty() { 2 } else { 2 + now.len() };
-                    outcomes = outcomes.saturating_mul(ways as u64);
-                    match rng.below(ways.min(3)) {
-                        0 => {
-                            notes.push(format!(
-                                "{name}: the writes since its last fsync lost ({} bytes left)",
-                                durable.len()
-                            ));
-                            durable
-                        }
-                        1 => {
-                            notes.push(format!(
-                                "{name}: the writes since its last fsync kept ({} bytes)",
-                                now.len()
-                            ));
-                            now.clone()
-                        }
-                        _ => {
-                            let k = rng.below(now.len());
-                            notes.push(format!(
-                                "{name}: the writes since its last fsync kept in part ({k} of {} bytes)",
-                                now.len()
-                            ));
-                            now[..k].to_vec()
-                        }
-                    }
-                }
-                Some(&now) => now.clone(),
-                None => durable,
-            };
-            contents.insert(ino, bytes);
+        for (ino, bytes) in p.now.values() {
+            contents.insert(*ino, bytes.clone());
         }
-        for name in now.keys() {
+        for (name, ino) in &p.files {
+            let now = contents.get(ino).cloned().unwrap_or_default();
+            let durable = self.data.get(ino).cloned().unwrap_or_default();
+            let ways = p.ways(*ino);
+            outcomes = outcomes.saturating_mul(ways);
+            let bytes = match choose.pick(ways) {
+                0 => {
+                    notes.push(format!(
+                        "{name}: the writes since its last fsync lost ({} bytes left)",
+                        durable.len()
+                    ));
+                    durable
+                }
+                1 => {
+                    notes.push(format!(
+                        "{name}: the writes since its last fsync kept ({} bytes)",
+                        now.len()
+                    ));
+                    now
+                }
+                _ => {
+                    let k = choose.part(now.len());
+                    notes.push(format!(
+                        "{name}: the writes since its last fsync kept in part ({k} of {} bytes)",
+                        now.len()
+                    ));
+                    now[..k].to_vec()
+                }
+            };
+            contents.insert(*ino, bytes);
+        }
+        for name in p.now.keys() {
             std::fs::remove_file(dir.join(name))?;
         }
         for (name, ino) in &after {
-            let bytes = contents.get(ino).map_or(&[][..], Vec::as_slice);
+            let bytes = match contents.get(ino) {
+                Some(b) => b.as_slice(),
+                // A file no name held at the cut: what its last fsync left.
+                None => self.data.get(ino).map_or(&[][..], Vec::as_slice),
+            };
             std::fs::write(dir.join(name), bytes)?;
         }
         Ok(Cut { notes, outcomes })
+    }
+}
+
+/// What a cut decides about.
+struct Pending {
+    now: Scan,
+    /// Names whose entry changed since the directory's last fsync.
+    names: Vec<String>,
+    /// Files (by a current name) written since their last fsync.
+    files: Vec<(String, u64)>,
+}
+
+impl Pending {
+    /// A written file's ways: its writes lost, kept, or (when it has bytes) kept in part.
+    fn ways(&self, ino: u64) -> u64 {
+        let empty = self
+            .now
+            .values()
+            .any(|(i, b)| *i == ino && b.is_empty());
+        if empty {
+            2
+        } else {
+            3
+        }
+    }
+}
+
+/// How a cut chooses among the states the disk may be left in.
+pub(super) enum Choose<'a> {
+    /// Drawn from the trial's seed.
+    Seeded(&'a mut Rng),
+    /// The `k`th of [`Disk::states`] (a search runs each), read as mixed-radix digits,
+    /// names first. A write kept in part keeps half its bytes: every cut-short store
+    /// (a prefix of a JSON object) reads as torn, whatever its length.
+    State(u64),
+}
+
+impl Choose<'_> {
+    fn pick(&mut self, ways: u64) -> u64 {
+        match self {
+            Choose::Seeded(rng) => rng.below(ways as usize) as u64,
+            Choose::State(k) => {
+                let d = *k % ways;
+                *k /= ways;
+                d
+            }
+        }
+    }
+
+    fn part(&mut self, len: usize) -> usize {
+        match self {
+            Choose::Seeded(rng) => rng.below(len),
+            Choose::State(_) => len / 2,
+        }
     }
 }
 
@@ -187,7 +272,8 @@ mod tests {
             }
             .expect("write");
             disk.wrote(dir.path(), mode.durability()).expect("wrote");
-            disk.cut(dir.path(), &mut Rng::new(seed)).expect("cut");
+            disk.cut(dir.path(), &mut Choose::Seeded(&mut Rng::new(seed)))
+                .expect("cut");
             let left = match store::read(&p) {
                 Ok(Contents::Count(n)) => n.to_string(),
                 Ok(Contents::Corrupt(_)) => "torn".into(),
@@ -196,6 +282,44 @@ mod tests {
             seen.insert(left);
         }
         seen
+    }
+
+    /// Every state a search runs, one per `k` below [`Disk::states`].
+    fn states(mode: StoreMode) -> (u64, BTreeSet<String>) {
+        let mut seen = BTreeSet::new();
+        let mut n = 0;
+        for k in 0.. {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = store::path(dir.path());
+            store::create(&p, 2).expect("create");
+            let mut disk = Disk::synced(dir.path()).expect("scan");
+            match mode {
+                StoreMode::InPlace => store::write_in_place(&p, 1, &mut || {}),
+                StoreMode::Atomic => store::write_atomic(&p, 1),
+                StoreMode::Durable => store::write_durable(&p, 1),
+            }
+            .expect("write");
+            disk.wrote(dir.path(), mode.durability()).expect("wrote");
+            n = disk.states(dir.path()).expect("states");
+            if k >= n {
+                break;
+            }
+            disk.cut(dir.path(), &mut Choose::State(k)).expect("cut");
+            seen.insert(match store::read(&p) {
+                Ok(Contents::Count(c)) => c.to_string(),
+                Ok(Contents::Corrupt(_)) => "torn".into(),
+                Err(_) => "gone".into(),
+            });
+        }
+        (n, seen)
+    }
+
+    #[test]
+    fn a_search_meets_every_state_a_cut_may_leave() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(states(StoreMode::Durable), (1, set(&["1"])));
+        assert_eq!(states(StoreMode::Atomic), (2, set(&["1", "2"])));
+        assert_eq!(states(StoreMode::InPlace), (3, set(&["1", "2", "torn"])));
     }
 
     #[test]

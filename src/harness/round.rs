@@ -10,7 +10,7 @@
 //! the buyer uses `try_lock()` and reports `blocked` when the lock is busy.
 
 use super::controlled::{holds_lock, read_reply, Reply, Session, State};
-use super::disk::Disk;
+use super::disk::{Choose, Disk};
 use super::pause::Frozen;
 use super::process::Ending;
 use super::pin::Pinned;
@@ -22,7 +22,7 @@ use crate::protocol::{msg, Point};
 use crate::scenario::Trial;
 use crate::schedule::{Access, Diverged, Scheduler};
 use crate::store;
-use crate::token::CRASH_CHOICE;
+use crate::token::{crash_in_state, crash_state, is_crash, CRASH_CHOICE};
 use std::time::{Duration, Instant};
 
 /// What the harness says after a buyer blocked in `lock()` although nobody held it.
@@ -60,6 +60,9 @@ struct Crash {
     /// The scheduler places the cut (one more choice at each step, [`CRASH_CHOICE`]);
     /// else it falls at `at`.
     chosen: bool,
+    /// The scheduler searches: a cut is offered once per state the disk could be left
+    /// in ([`crash_in_state`]), the seed's draw only when there are too many.
+    states: bool,
     /// The seeded step (the count of steps taken before it), if the seed drew one.
     at: Option<usize>,
     /// The disk model, until the cut.
@@ -152,6 +155,7 @@ impl Session {
             round.crash = Some(Crash {
                 seed: trial.seed,
                 chosen,
+                states: scheduler.searches_disk_states(),
                 at: if chosen {
                     None
                 } else {
@@ -302,11 +306,23 @@ impl Session {
         let mut runnable = runnable;
         if let Some(c) = round.crash.as_ref().filter(|c| c.pending()) {
             if c.at == Some(round.choices.len()) {
-                self.power_cut(round)?;
+                self.power_cut(round, CRASH_CHOICE)?;
                 return Ok(Flow::Go);
             }
             if c.chosen {
-                runnable.push(CRASH_CHOICE);
+                let io = |e| HarnessError::Io("reading the store's files", e);
+                let states = c.disk.states(&self.dir.path).map_err(io)?;
+                let max = crate::limits::MAX_CRASH_OUTCOMES;
+                let listed = u32::try_from(states).unwrap_or(u32::MAX).min(max);
+                // A search runs each state (the seed's draw when there are too many); a
+                // replay follows whichever its token names.
+                let few = states <= u64::from(max);
+                if !c.states || !few {
+                    runnable.push(CRASH_CHOICE);
+                }
+                if !c.states || few {
+                    runnable.extend((0..listed).map(crash_in_state));
+                }
             }
         }
         let cur = round.current.filter(|c| runnable.contains(c));
@@ -322,11 +338,11 @@ impl Session {
                 return Ok(Flow::Stop);
             }
         };
-        if b == CRASH_CHOICE {
+        if is_crash(b) {
             if watch {
                 scheduler.ran(b, false);
             }
-            self.power_cut(round)?;
+            self.power_cut(round, b)?;
             return Ok(Flow::Go);
         }
         if cur.is_some_and(|c| c != b) {
@@ -454,10 +470,10 @@ impl Session {
     /// once (the kernel frees the locks they held), the store's files are left as the
     /// disk may have kept them, and a fresh buyer takes the place of each that was not
     /// done, numbered after the others and parked at `check`.
-    fn power_cut(&mut self, round: &mut Round) -> Result<(), HarnessError> {
+    fn power_cut(&mut self, round: &mut Round, choice: u32) -> Result<(), HarnessError> {
         let step = round.choices.len();
         let started = crate::ledger::now_ns();
-        round.choices.push(CRASH_CHOICE);
+        round.choices.push(choice);
         round.steps.push(Seen {
             ns: started,
             access: crate::schedule::Access::EVERYTHING,
@@ -487,8 +503,14 @@ impl Session {
             return Ok(());
         };
         let io = |e| HarnessError::Io("cutting the power of the store's files", e);
-        let mut rng = crate::rng::Rng::derive(crash.seed ^ crate::rng::salt::CRASH, step as u64 + 2);
-        let cut = crash.disk.cut(&self.dir.path, &mut rng).map_err(io)?;
+        let mut rng =
+            crate::rng::Rng::derive(crash.seed ^ crate::rng::salt::CRASH, step as u64 + 2);
+        let state = crash_state(choice);
+        let mut choose = match state {
+            Some(k) => Choose::State(u64::from(k)),
+            None => Choose::Seeded(&mut rng),
+        };
+        let cut = crash.disk.cut(&self.dir.path, &mut choose).map_err(io)?;
         let store_after = match store::read(&store::path(&self.dir.path)) {
             Ok(c) => Some(c),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -508,6 +530,7 @@ impl Session {
             fresh: fresh.clone(),
             disk: cut.notes,
             outcomes: cut.outcomes,
+            state,
         });
         for &(_, b) in &fresh {
             round.state.push(State::Dead);

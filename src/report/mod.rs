@@ -241,8 +241,8 @@ impl Verified {
         };
         let at = if self.power_cut {
             format!(
-                "{at}, a power cut at every step and none (each with the one state the \
-                 store's files could be left in)"
+                "{at}, a power cut at every step and none, each leaving the store's files \
+                 in every state it could"
             )
         } else {
             at

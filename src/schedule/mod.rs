@@ -71,6 +71,12 @@ pub trait Scheduler {
         false
     }
 
+    /// True when the strategy searches: each power cut it places is offered once per
+    /// state the disk could be left in (`cK`), not as the seed's draw.
+    fn searches_disk_states(&self) -> bool {
+        false
+    }
+
     /// Called once the run has ended after `steps` steps; a strategy that follows a
     /// recorded schedule reports steps it never reached.
     fn finish(&mut self, steps: usize) -> Result<(), Diverged> {

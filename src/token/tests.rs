@@ -275,3 +275,28 @@ fn a_power_cut_the_trial_cannot_have_is_refused() {
     let lockfile = Trial::from_token(&t.token()).expect_err("a lock the cut cannot have");
     assert!(lockfile.why.contains("--lock lockfile"), "{lockfile}");
 }
+
+#[test]
+fn a_power_cut_in_a_disk_state_round_trips() {
+    let mut t = Trial::new(LockKind::Flock, 2, 1);
+    t.schedule = Schedule::Exhaustive { preemptions: 0 };
+    t.faults.crash = 1.0;
+    t.choices = Some(vec![0, crate::token::crash_in_state(3), 2]);
+    let tok = t.token();
+    assert!(tok.contains(".p0-c3-2."), "{tok}");
+    assert_eq!(Trial::from_token(&tok).expect("decodes"), t);
+    for bad in ["c64", "c03", "cx"] {
+        let mut parts: Vec<&str> = tok.split('.').collect();
+        let p = parts
+            .iter()
+            .position(|p| p.starts_with('p'))
+            .expect("steps");
+        let steps = format!("p0-{bad}-2");
+        parts[p] = &steps;
+        let body = parts[..parts.len() - 1].join(".");
+        // Re-signed, so only the step is wrong.
+        let signed = format!("{body}.c{}", super::checksum(&body));
+        let e = Trial::from_token(&signed).expect_err(bad);
+        assert!(e.why.contains("power cut"), "{bad}: {e}");
+    }
+}
