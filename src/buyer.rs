@@ -411,6 +411,9 @@ impl Round<'_> {
             (None, StoreMode::Atomic) => {
                 store::write_atomic(store_path, left).map(Fenced::Accepted)
             }
+            (None, StoreMode::Durable) => {
+                store::write_durable(store_path, left).map(Fenced::Accepted)
+            }
         }
         .map_err(|e| BuyerError::Io("writing the store", e))?;
         between_result?;

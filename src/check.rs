@@ -25,6 +25,9 @@ pub enum FindingKind {
     DoubleSale,
     /// The final count disagrees with the sales buyers claim.
     LostUpdate,
+    /// A sale a buyer had recorded as done before a power cut that the store no longer
+    /// shows after it.
+    LostSale,
     /// Two buyers held the critical section at once.
     Overlap,
     /// The store did not parse inside the critical section or at the end.
@@ -48,6 +51,7 @@ impl FindingKind {
         FindingKind::Oversold,
         FindingKind::DoubleSale,
         FindingKind::LostUpdate,
+        FindingKind::LostSale,
         FindingKind::Overlap,
         FindingKind::CorruptStore,
         FindingKind::Hang,
@@ -68,6 +72,7 @@ impl FindingKind {
             FindingKind::Oversold => "oversold",
             FindingKind::DoubleSale => "double_sale",
             FindingKind::LostUpdate => "lost_update",
+            FindingKind::LostSale => "lost_sale",
             FindingKind::Overlap => "overlap",
             FindingKind::CorruptStore => "corrupt_store",
             FindingKind::Hang => "hang",
@@ -184,6 +189,92 @@ impl Claims {
 
     fn definite(&self) -> i64 {
         self.claims.len() as i64
+    }
+}
+
+impl Claims {
+    /// Drops the claims of sales a power cut lost: the lost_sale finding tells of them,
+    /// and every other invariant is judged as if they had not been made.
+    fn without(&mut self, lost: &[Violation]) {
+        for v in lost {
+            if let Some(&b) = v.buyers.first() {
+                self.claims.remove(&b);
+            }
+        }
+    }
+}
+
+/// lost_sale: a sale recorded before the power cut (`bought`) whose ticket the store
+/// shows unsold after it.
+fn lost_sales(obs: &Observation<'_>) -> Vec<Violation> {
+    let h = obs.history;
+    let Some(cut) = &h.power_cut else {
+        return Vec::new();
+    };
+    let Some(Contents::Count(left)) = &cut.store_after else {
+        // A store the cut tore or removed shows nothing: corrupt_store tells of it.
+        return Vec::new();
+    };
+    let disk = if cut.disk.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", cut.disk.join("; "))
+    };
+    h.events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == EventKind::Bought && e.ns < cut.ns)
+        .filter_map(|(i, e)| {
+            let t = e.num()?;
+            if *left < t {
+                return None;
+            }
+            let again = h
+                .events
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.kind == EventKind::Bought && r.ns > cut.ns && r.num() == Some(t));
+            let resold = match again {
+                Some((_, r)) => format!(", and buyer {} sold it again", r.buyer),
+                None => String::new(),
+            };
+            let mut who = vec![e.buyer];
+            let mut events = vec![i];
+            if let Some((j, r)) = again {
+                who.push(r.buyer);
+                events.push(j);
+            }
+            Some(Violation {
+                kind: FindingKind::LostSale,
+                detail: format!(
+                    "buyer {}'s sale of ticket {t} was confirmed at step {}; after the power \
+                     cut at step {} the store shows it unsold ({left} left){resold}{disk}",
+                    e.buyer,
+                    cut.step_of(e.ns),
+                    cut.step,
+                ),
+                buyers: who,
+                events,
+            })
+        })
+        .collect()
+}
+
+/// `; the power cut at step N left it torn (…)` when a power cut left the store torn.
+fn torn_by_cut(h: &History) -> String {
+    match &h.power_cut {
+        Some(cut) if !matches!(cut.store_after, Some(Contents::Count(_))) => format!(
+            "; the power cut at step {} left the store {}{}: a store that is not durable \
+             (--store durable is) can be torn by one",
+            cut.step,
+            if cut.store_after.is_none() { "gone" } else { "torn" },
+            if cut.disk.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", cut.disk.join("; "))
+            }
+        ),
+        _ => String::new(),
     }
 }
 
@@ -344,9 +435,10 @@ fn torn_reads(h: &History) -> Option<Violation> {
     Some(Violation {
         kind: FindingKind::CorruptStore,
         detail: format!(
-            "{} {} read a store that did not parse inside the critical section",
+            "{} {} read a store that did not parse inside the critical section{}",
             if who.len() == 1 { "buyer" } else { "buyers" },
             list(&who),
+            torn_by_cut(h),
         ),
         buyers: who,
         events: torn.iter().map(|&(i, _)| i).collect(),
@@ -361,7 +453,7 @@ fn final_store(obs: &Observation<'_>) -> Option<Violation> {
         None => {
             return Some(without_events(
                 FindingKind::CorruptStore,
-                "the store file is gone at the end of the trial".into(),
+                format!("the store file is gone at the end of the trial{}", torn_by_cut(h)),
                 Vec::new(),
             ))
         }
@@ -375,6 +467,7 @@ fn final_store(obs: &Observation<'_>) -> Option<Violation> {
             (e.kind == EventKind::Truncated).then_some((b, i))
         })
         .collect();
+    let cut = torn_by_cut(h);
     let why = match torn_by.first() {
         Some(&(b, _)) => format!(
             "; buyer {b} (pid {}) was killed between truncate and write, and a lock does \
@@ -385,7 +478,7 @@ fn final_store(obs: &Observation<'_>) -> Option<Violation> {
     };
     Some(Violation {
         kind: FindingKind::CorruptStore,
-        detail: format!("the final store does not parse: {what}{why}"),
+        detail: format!("the final store does not parse: {what}{why}{cut}"),
         buyers: torn_by.iter().map(|&(b, _)| b).collect(),
         events: torn_by.iter().map(|&(_, i)| i).collect(),
     })
@@ -404,8 +497,10 @@ fn leaked(obs: &Observation<'_>) -> Option<Violation> {
 /// Checks every invariant and returns what is broken (empty: the trial is clean), in
 /// the order of [`FindingKind`] (stable within a kind).
 pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
-    let c = Claims::of(obs);
-    let mut out: Vec<Violation> = Vec::new();
+    let mut c = Claims::of(obs);
+    let lost = lost_sales(obs);
+    c.without(&lost);
+    let mut out: Vec<Violation> = lost;
     out.extend(oversold(obs, &c));
     out.extend(double_sales(&c));
     out.extend(lost_update(obs, &c));

@@ -113,7 +113,13 @@ impl Checked {
         } else {
             check(&Observation {
                 tickets: trial.tickets,
-                buyers: trial.buyers,
+                // Fresh buyers after a power cut are numbered after the trial's own.
+                buyers: trial.buyers
+                    + run
+                        .history
+                        .power_cut
+                        .as_ref()
+                        .map_or(0, |c| c.fresh.len() as u32),
                 history: &run.history,
                 final_store: run.final_store.as_ref(),
                 leaked: run.leaked,
@@ -174,6 +180,9 @@ impl<'h> Runner<'h> {
         trial: &Trial,
         scheduler: Option<&mut dyn Scheduler>,
     ) -> Result<Checked, HarnessError> {
+        if let Some(why) = trial.crash_refused() {
+            return Err(HarnessError::Refused(why));
+        }
         if !trial.schedule.is_controlled() {
             return self.run_free(trial);
         }

@@ -23,6 +23,10 @@ pub struct Faults {
     pub errno: f64,
     /// The error an injected failure returns.
     pub errno_code: InjectedErrno,
+    /// Probability of a power cut in a trial: at a seeded step every buyer dies at once,
+    /// the trial's store files are left as a crash may leave them, and fresh buyers go
+    /// on (controlled schedules at step granularity).
+    pub crash: f64,
 }
 
 /// An error oversell can make a buyer's call fail with.
@@ -76,12 +80,16 @@ impl InjectedErrno {
     }
 }
 
-const ACCEPTED: &str = "accepted: kill=P, stop=P:MS and/or errno=P:ENOSPC|EIO|EINTR|EACCES, \
-                        comma-separated, P from 0 to 1";
+const ACCEPTED: &str = "accepted: kill=P, stop=P:MS, errno=P:ENOSPC|EIO|EINTR|EACCES and/or \
+                        crash=P, comma-separated, P above 0 and at most 1 (or none)";
 
-/// A probability with at most 3 decimals: tokens carry thousandths, more would not replay.
+/// A rate above 0 with at most 3 decimals: tokens carry thousandths, more would not
+/// replay, and a fault that never happens is asked for by leaving it out.
 fn probability(v: &str) -> Result<f64, String> {
     match v.trim().parse::<f64>() {
+        Ok(p) if p <= 0.0 && p > -1e-12 => Err(format!(
+            "'{v}': a fault's rate must be above 0 (leave the fault out for none); {ACCEPTED}"
+        )),
         Ok(p) if (0.0..=1.0).contains(&p) && ((p * 1000.0).round() - p * 1000.0).abs() < 1e-9 => {
             Ok(p)
         }
@@ -94,7 +102,7 @@ fn probability(v: &str) -> Result<f64, String> {
 impl Faults {
     /// True when no fault is injected.
     pub fn is_none(&self) -> bool {
-        self.kill <= 0.0 && self.stop <= 0.0 && self.errno <= 0.0
+        self.kill <= 0.0 && self.stop <= 0.0 && self.errno <= 0.0 && self.crash <= 0.0
     }
 
     /// Parses `kill=P`, `stop=P:MS`, comma-separated (`none` for no faults).
@@ -130,10 +138,23 @@ impl Faults {
                         format!("oversell does not inject '{}'; {ACCEPTED}", name.trim())
                     })?;
                 }
+                Some(("crash", v)) => f.crash = probability(v)?,
                 _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),
             }
         }
         Ok(f)
+    }
+
+    /// The step at which a trial seeded `seed` of `buyers` buyers loses power, if it
+    /// does: with probability `crash`, a step drawn from the steps the buyers take at
+    /// most. Drawn from a generator of its own, so no other plan changes with it.
+    pub fn crash_step(&self, seed: u64, buyers: u32) -> Option<usize> {
+        if self.crash <= 0.0 {
+            return None;
+        }
+        let mut rng = Rng::derive(seed ^ salt::CRASH, 1);
+        let reach = (buyers.max(1) as usize) * Point::ALL.len();
+        rng.chance(self.crash).then(|| 1 + rng.below(reach))
     }
 
     /// Buyer `index`'s faults in a trial seeded `seed`: a kill at a seeded yield point
@@ -192,6 +213,8 @@ mod tests {
         assert!(Faults::parse("none").expect("none").is_none());
         let f = Faults::parse("errno=0.25:eio").expect("parses");
         assert_eq!((f.errno, f.errno_code), (0.25, InjectedErrno::Eio));
+        let f = Faults::parse("stop=0.3:5000,crash=0.1").expect("parses");
+        assert_eq!((f.stop, f.stop_ms, f.crash), (0.3, 5000, 0.1));
         for bad in [
             "kill=2",
             "kill",
@@ -203,6 +226,12 @@ mod tests {
             "errno=0.5",
             "errno=0.5:EPERM",
             "errno=2:EIO",
+            "crash=0",
+            "crash=-1",
+            "kill=0",
+            "stop=0:10",
+            "errno=0.0:EIO",
+            "crash=1.5",
         ] {
             assert!(Faults::parse(bad).is_err(), "{bad}");
         }

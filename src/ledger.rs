@@ -259,6 +259,67 @@ pub struct History {
     pub unordered: Vec<String>,
     /// Calls the harness made fail on purpose (an errno fault).
     pub injected: Vec<Injected>,
+    /// The power cut of the trial, when it had one (a crash fault).
+    pub power_cut: Option<PowerCut>,
+}
+
+/// A power cut: every buyer of the trial died at once, the store's files were left as a
+/// crash may leave them, and fresh buyers went on from what the disk kept. The ledger
+/// lives outside the crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerCut {
+    /// The step the power was cut at, counted from 1.
+    pub step: usize,
+    /// `CLOCK_MONOTONIC` ns of the cut: every event before it was written before it.
+    pub ns: u64,
+    /// `CLOCK_MONOTONIC` ns at which each step of the run began, in order (the step of
+    /// an event is the last one begun before it).
+    pub step_ns: Vec<u64>,
+    /// The store as the disk kept it (`None`: no store file was left).
+    pub store_after: Option<crate::store::Contents>,
+    /// Each buyer that was not done, and the fresh buyer that took its place.
+    pub fresh: Vec<(u32, u32)>,
+    /// What the cut did to each file it changed (`store.json: the rename undone`).
+    pub disk: Vec<String>,
+    /// How many disk states the cut could have left.
+    pub outcomes: u64,
+    /// The state it left, when a search chose it (`cK` in a token); `None` when the
+    /// trial's seed drew it.
+    pub state: Option<u32>,
+}
+
+impl std::fmt::Display for PowerCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::store::Contents;
+        let store = match &self.store_after {
+            Some(Contents::Count(n)) => format!("the store shows {n}"),
+            Some(Contents::Corrupt(what)) => format!("the store is torn: {what}"),
+            None => "the store is gone".to_string(),
+        };
+        write!(f, "power cut at step {}: {store}", self.step)?;
+        if let Some(k) = self.state {
+            write!(f, " (disk state {} of {})", k + 1, self.outcomes)?;
+        }
+        if !self.disk.is_empty() {
+            write!(f, " ({})", self.disk.join("; "))?;
+        }
+        let fresh: Vec<String> = self
+            .fresh
+            .iter()
+            .map(|(old, new)| format!("{new} for {old}"))
+            .collect();
+        if !fresh.is_empty() {
+            write!(f, "; fresh buyers {}", fresh.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl PowerCut {
+    /// The step (from 1) during which an event written at `ns` was written.
+    pub fn step_of(&self, ns: u64) -> usize {
+        self.step_ns.iter().take_while(|&&s| s <= ns).count()
+    }
 }
 
 /// A buyer's call the harness answered with an error instead of running it.
@@ -342,8 +403,14 @@ impl History {
 
     /// The trace: every event as `buyer N kind [value]`, in order, without timestamps.
     /// Under a controlled schedule two runs of one token give the same trace.
+    /// A power cut is a line of its own where it fell, with what the disk kept.
     pub fn trace(&self) -> Vec<String> {
-        self.events.iter().map(|e| e.to_string()).collect()
+        let mut out: Vec<String> = self.events.iter().map(|e| e.to_string()).collect();
+        if let Some(cut) = &self.power_cut {
+            let at = self.events.iter().take_while(|e| e.ns < cut.ns).count();
+            out.insert(at, cut.to_string());
+        }
+        out
     }
 
     /// The spans in which `buyer` held the lock, in order: from each `acquired` to its

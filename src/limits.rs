@@ -21,6 +21,9 @@ pub const MAX_STOP_MS: u32 = 60_000;
 pub const PROBABILITY_SCALE: u32 = 1000;
 /// Most steps a token's step list may hold (after its runs are expanded).
 pub const MAX_STEPS: usize = 1_000_000;
+/// The most disk states a search tries for one power cut (a token's `cK`, K below it);
+/// a cut that could leave more runs the one its seed draws.
+pub const MAX_CRASH_OUTCOMES: u32 = 64;
 /// The preemption bound that means none (`--preemptions unbounded`).
 pub const UNBOUNDED: u32 = u32::MAX;
 /// Smallest PCT depth.

@@ -262,7 +262,7 @@ mod store_name {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StoreMode, D::Error> {
         let name = String::deserialize(d)?;
-        [StoreMode::InPlace, StoreMode::Atomic]
+        StoreMode::ALL
             .into_iter()
             .find(|m| m.name() == name)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown store {name:?}")))

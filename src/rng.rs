@@ -25,6 +25,9 @@ pub mod salt {
     /// XORed into a failing trial's seed for the other seeds its shrink tries when kill
     /// faults are on (a shrunk trial's token carries the seed it ran with).
     pub const SHRINK: u64 = 0x5a1c;
+    /// XORed into a trial's seed for its power cut: the step it falls at, and (with the
+    /// step as index) what the disk kept of each file.
+    pub const CRASH: u64 = 0xC2A5;
 }
 
 /// SplitMix64: 64 bits of state, good mixing, stable forever.

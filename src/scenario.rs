@@ -299,6 +299,47 @@ impl Trial {
                 && self.lock.acquire_spans_calls())
     }
 
+    /// Why a crash fault cannot be placed in this trial (`None`: it can, or it has none):
+    /// a power cut falls at a step of oversell's own buyer under a controlled schedule,
+    /// with a lock that leaves nothing behind.
+    pub fn crash_refused(&self) -> Option<String> {
+        if self.faults.crash <= 0.0 {
+            return None;
+        }
+        let accepted = "accepted: --schedule random, pct or exhaustive with --lock none, \
+                        flock, ofd, posix, sysv, early-release or posix-close";
+        if !self.schedule.is_controlled() {
+            return Some(format!(
+                "--faults crash=… with --schedule {}: a power cut falls at a step the harness \
+                 places; {accepted}",
+                self.schedule.name()
+            ));
+        }
+        let why = match &self.external {
+            Some(e) => Some(e.label()),
+            None if self.syscall => Some("--granularity syscall".to_string()),
+            None if self.syscall_level() => Some(format!(
+                "--lock {}, which steps at system-call granularity",
+                self.lock.name()
+            )),
+            None => None,
+        };
+        if let Some(why) = why {
+            return Some(format!(
+                "--faults crash=… at system-call granularity ({why}): not supported yet; \
+                 {accepted}"
+            ));
+        }
+        if !self.lock.forgotten_by_power_cut() {
+            return Some(format!(
+                "--faults crash=… with --lock {}: its state outlives a power cut in ways the \
+                 disk model does not cover; {accepted}",
+                self.lock.name()
+            ));
+        }
+        None
+    }
+
     /// Buyer `index`'s seeded choices.
     pub fn plan(&self, index: u32) -> BuyerPlan {
         let mut rng = Rng::derive(self.seed, index as u64 + 1);

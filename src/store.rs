@@ -30,8 +30,21 @@ pub enum StoreMode {
     /// Truncate the file, then write it: the lesson's way, which can be torn.
     #[default]
     InPlace,
-    /// Write a temporary file, fsync it and rename it over the store.
+    /// Write a temporary file, fsync it and rename it over the store (the directory is
+    /// not fsynced: after a power cut the rename may be undone).
     Atomic,
+    /// Write a temporary file, fsync it, rename it over the store, fsync the directory:
+    /// a write that returned survives a power cut.
+    Durable,
+}
+
+/// What a completed write of a store mode has made durable (survives a power cut).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    /// The contents of the file the store's name points at after the write were fsynced.
+    pub file: bool,
+    /// The directory was fsynced: its names survive as they are.
+    pub dir: bool,
 }
 
 impl StoreMode {
@@ -40,8 +53,36 @@ impl StoreMode {
         match self {
             StoreMode::InPlace => "in-place",
             StoreMode::Atomic => "atomic",
+            StoreMode::Durable => "durable",
         }
     }
+
+    /// Every mode, in the order the command line lists them.
+    pub const ALL: [StoreMode; 3] = [StoreMode::InPlace, StoreMode::Atomic, StoreMode::Durable];
+
+    /// What a write in this mode has made durable once it returned.
+    pub fn durability(self) -> Durability {
+        match self {
+            StoreMode::InPlace => Durability {
+                file: false,
+                dir: false,
+            },
+            StoreMode::Atomic => Durability {
+                file: true,
+                dir: false,
+            },
+            StoreMode::Durable => Durability {
+                file: true,
+                dir: true,
+            },
+        }
+    }
+}
+
+/// True for a file of the trial directory that belongs to the store (the store itself,
+/// a temporary file of an atomic write, the fence): what a power cut may undo.
+pub fn is_store_file(name: &str) -> bool {
+    name == FILE_NAME || name.starts_with("store.tmp.") || name == "store.fence"
 }
 
 /// What a read of the store found.
@@ -204,6 +245,7 @@ pub fn write_fenced(
     fenced(path, token, || match mode {
         StoreMode::InPlace => write_in_place(path, count, &mut || {}),
         StoreMode::Atomic => write_atomic(path, count),
+        StoreMode::Durable => write_durable(path, count),
     })
 }
 
@@ -216,6 +258,17 @@ pub fn write_atomic(path: &Path, count: i64) -> io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// Writes `count` durably: [`write_atomic`], then an fsync of the directory, so the
+/// rename survives a power cut.
+pub fn write_durable(path: &Path, count: i64) -> io::Result<()> {
+    write_atomic(path, count)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -236,6 +289,8 @@ mod tests {
         assert_eq!(read(&p).expect("read"), Contents::Count(2));
         write_atomic(&p, 1).expect("atomic");
         assert_eq!(read(&p).expect("read"), Contents::Count(1));
+        write_durable(&p, 0).expect("durable");
+        assert_eq!(read(&p).expect("read"), Contents::Count(0));
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
         assert_eq!(parse(b"{\"count\": 7}"), Contents::Count(7));
         assert!(matches!(parse(b"{\"cou"), Contents::Corrupt(_)));

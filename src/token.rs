@@ -13,10 +13,12 @@
 //! | `rHEX` | the seed, hexadecimal | yes |
 //! | `sNAME` | schedule: `jitter`, `barrier`, `random`, `pctD`, `exhaustiveP` | yes |
 //! | `a` | the store is written atomically | no |
+//! | `d` | the store is written durably (atomically, then the directory fsynced) | no |
 //! | `kN` | kill probability, thousandths (0 to 1000) | no |
 //! | `xN-MS` | stop probability (thousandths) and milliseconds | no |
+//! | `zN` | power-cut probability, thousandths (1 to 1000) | no |
 //! | `LHEX`, `BHEX` | a user's lock command or buyer program, hex of its bytes | no |
-//! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-` | no |
+//! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-`; `c` is a power cut leaving the disk as the seed draws, `cK` one leaving it in its `K`th possible state | no |
 //! | `fKINDS` | the finding kinds the trial showed, joined by `+` | no |
 //! | `cHEX` | the checksum: always the last field, 6 hex digits (below) | yes |
 //!
@@ -112,7 +114,29 @@ fn verified(token: &str) -> Result<&str, String> {
     Ok(body)
 }
 
-/// Encodes a controlled schedule (the buyer chosen at each step) as runs: `0x3-1x2`.
+/// The step of a schedule at which the power is cut, the disk left as the trial's seed
+/// draws (written `c` in a token's steps).
+pub const CRASH_CHOICE: u32 = u32::MAX;
+
+/// The step at which the power is cut, the disk left in its `k`th possible state
+/// (written `cK`): what a search runs, each state in turn.
+pub fn crash_in_state(k: u32) -> u32 {
+    CRASH_CHOICE - 1 - k
+}
+
+/// True when a step of a schedule is a power cut ([`CRASH_CHOICE`] or
+/// [`crash_in_state`]).
+pub fn is_crash(choice: u32) -> bool {
+    choice >= CRASH_CHOICE - limits::MAX_CRASH_OUTCOMES
+}
+
+/// The disk state a power cut step names: `None` for the seed's.
+pub fn crash_state(choice: u32) -> Option<u32> {
+    (is_crash(choice) && choice != CRASH_CHOICE).then(|| CRASH_CHOICE - 1 - choice)
+}
+
+/// Encodes a controlled schedule (the buyer chosen at each step) as runs: `0x3-1x2`; a
+/// power cut is `c`.
 pub fn encode_choices(choices: &[u32]) -> String {
     let mut runs: Vec<(u32, u32)> = Vec::new();
     for &c in choices {
@@ -123,7 +147,13 @@ pub fn encode_choices(choices: &[u32]) -> String {
     }
     runs.iter()
         .map(|(b, n)| {
-            if *n == 1 {
+            if is_crash(*b) {
+                let one = match crash_state(*b) {
+                    Some(k) => format!("c{k}"),
+                    None => "c".to_string(),
+                };
+                vec![one; *n as usize].join("-")
+            } else if *n == 1 {
                 b.to_string()
             } else {
                 format!("{b}x{n}")
@@ -143,6 +173,27 @@ fn runs(s: &str) -> Result<Vec<(u32, usize)>, String> {
     let mut total: u64 = 0;
     for run in s.split('-') {
         let bad = || format!("'{run}' is not a step run (B or BxN)");
+        if let Some(k) = run.strip_prefix('c') {
+            let choice = match k {
+                "" => CRASH_CHOICE,
+                _ => match k.parse::<u32>() {
+                    // Canonical digits only: one token per trial.
+                    Ok(n) if n < limits::MAX_CRASH_OUTCOMES && n.to_string() == k => {
+                        crash_in_state(n)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "'{run}' is not a power cut (c, or cK with K below {})",
+                            limits::MAX_CRASH_OUTCOMES
+                        ))
+                    }
+                },
+            };
+            total = total.saturating_add(1);
+            limits::steps(total)?;
+            out.push((choice, 1));
+            continue;
+        }
         let (b, n) = run.split_once('x').unwrap_or((run, "1"));
         let b = b.parse::<u32>().map_err(|_| bad())?;
         if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
@@ -296,8 +347,10 @@ pub fn encode(t: &Trial) -> String {
         t.seed,
         schedule_part(&t.schedule)
     );
-    if t.store == StoreMode::Atomic {
-        s.push_str(".a");
+    match t.store {
+        StoreMode::Atomic => s.push_str(".a"),
+        StoreMode::Durable => s.push_str(".d"),
+        StoreMode::InPlace => {}
     }
     if t.faults.kill > 0.0 {
         s.push_str(&format!(".k{}", (t.faults.kill * scale).round() as u32));
@@ -305,6 +358,9 @@ pub fn encode(t: &Trial) -> String {
     if t.faults.stop > 0.0 {
         let p = (t.faults.stop * scale).round() as u32;
         s.push_str(&format!(".x{p}-{}", t.faults.stop_ms));
+    }
+    if t.faults.crash > 0.0 {
+        s.push_str(&format!(".z{}", (t.faults.crash * scale).round() as u32));
     }
     if t.faults.errno > 0.0 {
         let p = (t.faults.errno * scale).round() as u32;
@@ -357,8 +413,21 @@ impl<'a> Fields<'a> {
             let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
             let known = matches!(
                 key,
-                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "e" | "L" | "B" | "P" | "S" | "p" | "f"
-            ) || (matches!(key, "a" | "g") && value.is_empty());
+                "b" | "t"
+                    | "j"
+                    | "r"
+                    | "s"
+                    | "k"
+                    | "x"
+                    | "e"
+                    | "z"
+                    | "L"
+                    | "B"
+                    | "P"
+                    | "S"
+                    | "p"
+                    | "f"
+            ) || (matches!(key, "a" | "d" | "g") && value.is_empty());
             if !known {
                 return Err(format!("unknown part '{part}'"));
             }
@@ -432,8 +501,14 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
         u64::from_str_radix(seed, 16).map_err(|_| format!("'r{seed}' is not a hex seed"))?;
     trial.schedule = parse_schedule(f.required("s", "schedule")?)?;
     trial.syscall = f.0.contains_key("g");
+    if f.0.contains_key("a") && f.0.contains_key("d") {
+        return Err("it asks for two store modes (a and d)".into());
+    }
     if f.0.contains_key("a") {
         trial.store = StoreMode::Atomic;
+    }
+    if f.0.contains_key("d") {
+        trial.store = StoreMode::Durable;
     }
     decode_faults(&f, &mut trial)?;
     for tag in ["L", "B", "P"] {
@@ -453,6 +528,9 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
     if let Some(kinds) = f.0.get("f") {
         trial.found = parse_found(kinds)?;
     }
+    if let Some(why) = trial.crash_refused() {
+        return Err(format!("it asks for a power cut (z) it cannot have: {why}"));
+    }
     Ok(trial)
 }
 
@@ -467,6 +545,12 @@ fn decode_faults(f: &Fields<'_>, trial: &mut Trial) -> Result<(), String> {
         let ms = ms.parse::<u64>().map_err(|_| bad())?;
         trial.faults.stop = limits::probability(p)?;
         trial.faults.stop_ms = limits::stop_ms(ms)?;
+    }
+    if let Some(z) = f.optional_number("z")? {
+        trial.faults.crash = limits::probability(z)?;
+        if trial.faults.crash <= 0.0 {
+            return Err("'z0' is a power cut that never happens".into());
+        }
     }
     if let Some(v) = f.0.get("e") {
         let bad = || format!("'e{v}' is not an errno fault (P-ERRNO)");
@@ -489,7 +573,19 @@ fn decode_steps(s: &str, trial: &Trial) -> Result<Vec<u32>, String> {
         Some(External::Program(_)) => limits::MAX_BUYERS * 4,
         _ => trial.buyers,
     };
-    if let Some(&(b, _)) = runs.iter().find(|&&(b, _)| b >= units) {
+    // After a power cut fresh buyers go on, numbered after the trial's own.
+    let units = if trial.faults.crash > 0.0 {
+        units.saturating_mul(2)
+    } else {
+        units
+    };
+    if runs.iter().filter(|&&(b, _)| is_crash(b)).count() > 1 {
+        return Err("its steps cut the power twice".into());
+    }
+    if trial.faults.crash <= 0.0 && runs.iter().any(|&(b, _)| is_crash(b)) {
+        return Err("its steps cut the power but it has no crash fault (z)".into());
+    }
+    if let Some(&(b, _)) = runs.iter().find(|&&(b, _)| b >= units && !is_crash(b)) {
         return Err(format!("its steps name buyer {b} of {units}"));
     }
     Ok(expand(&runs))

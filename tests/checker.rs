@@ -253,3 +253,78 @@ fn one_of_a_thing_is_singular() {
         "1 buyer claims a sale; the store held 0 (buyer 0)"
     );
 }
+
+/// Buyer 0 sold ticket 1 and confirmed it (step 5); the power was cut at step 7 (ns 30)
+/// after buyer 1 looked; fresh buyer 2 took buyer 1's place.
+const CUT: &str = "\
+10 0 start
+11 0 check 1
+12 0 acquired
+13 0 read 1
+14 0 wrote 0
+15 0 released
+16 0 bought 1
+20 1 start
+21 1 check 0
+40 2 start
+41 2 check 1
+42 2 acquired
+43 2 read 1
+44 2 wrote 0
+45 2 released
+46 2 bought 1
+";
+
+fn cut(store_after: Contents, fin: Contents) -> Vec<oversell::Violation> {
+    let mut h = History::parse(CUT);
+    h.fates = (0..3).map(|b| Fate::ok(1000 + b)).collect();
+    h.fates[1].killed_by_fault = true;
+    h.fates[1].exit = Exit::Signal(9);
+    h.power_cut = Some(oversell::ledger::PowerCut {
+        step: 7,
+        ns: 30,
+        step_ns: vec![10, 12, 13, 14, 15, 20, 30, 40, 42],
+        store_after: Some(store_after),
+        fresh: vec![(1, 2)],
+        disk: vec!["store.json: the rename over it undone".into()],
+        outcomes: 2,
+        state: None,
+    });
+    check(&Observation {
+        tickets: 1,
+        buyers: 3,
+        history: &h,
+        final_store: Some(&fin),
+        leaked: false,
+    })
+}
+
+#[test]
+fn a_sale_the_power_cut_undid_is_a_lost_sale_and_nothing_else() {
+    let v = cut(Contents::Count(1), Contents::Count(0));
+    assert_eq!(
+        render(&v),
+        "lost_sale: buyer 0's sale of ticket 1 was confirmed at step 5; after the power cut \
+         at step 7 the store shows it unsold (1 left), and buyer 2 sold it again \
+         (store.json: the rename over it undone)\n"
+    );
+    assert_eq!(v[0].buyers, vec![0, 2]);
+    assert_eq!(v[0].kind, FindingKind::LostSale);
+}
+
+#[test]
+fn a_sale_the_power_cut_kept_is_no_finding() {
+    // The store kept buyer 0's write (0 left): buyer 2 found none (here it claims one
+    // anyway, which the old checks catch as they always did).
+    let v = cut(Contents::Count(0), Contents::Count(-1));
+    assert!(
+        v.iter().all(|v| v.kind != FindingKind::LostSale),
+        "{}",
+        render(&v)
+    );
+    assert!(
+        v.iter().any(|v| v.kind == FindingKind::DoubleSale),
+        "{}",
+        render(&v)
+    );
+}

@@ -48,6 +48,7 @@ fn the_committed_fixtures_keep_their_verdicts() {
         FindingKind::Overlap,
         FindingKind::StaleLock,
         FindingKind::CorruptStore,
+        FindingKind::LostSale,
     ] {
         assert!(expects.contains(&Expect::Kind(kind)), "no {kind} entry");
     }

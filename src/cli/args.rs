@@ -124,9 +124,12 @@ pub(super) enum ScheduleArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum StoreArg {
     /// Truncate, then write (the lesson's way; a kill between them tears the file).
+    #[value(alias = "inplace")]
     InPlace,
-    /// Write a temporary file, fsync, rename.
+    /// Write a temporary file, fsync it, rename (a power cut may undo the rename).
     Atomic,
+    /// Write a temporary file, fsync it, rename, fsync the directory.
+    Durable,
 }
 
 #[derive(Debug, Args)]
@@ -256,7 +259,9 @@ pub(super) struct ExploreArgs {
     /// (one seeded call of a buyer on a trial file fails with ENOSPC, EIO, EINTR or
     /// EACCES instead of running; a controlled schedule at system-call granularity).
     /// kill and stop with --lock or --lock-cmd; errno with --lock-cmd, --buyer-cmd or
-    /// --granularity syscall.
+    /// --granularity syscall. crash=P (a power cut at a seeded step: every buyer dies, the
+    /// store's files keep what was fsynced, fresh buyers go on; a sale lost is a
+    /// lost_sale) with --lock under --schedule random, pct or exhaustive.
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub(super) faults: Option<Faults>,
     /// What the run should show; the exit status is 0 when it does.

@@ -129,11 +129,16 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
     space.store = match a.store {
         StoreArg::InPlace => StoreMode::InPlace,
         StoreArg::Atomic => StoreMode::Atomic,
+        StoreArg::Durable => StoreMode::Durable,
     };
     space.faults = a.faults.unwrap_or_default();
     external(a, &mut space)?;
     granularity(a, &mut space)?;
     errno_fault(a, &space)?;
+    let probe = space.trial(0, 1);
+    if let Some(why) = probe.crash_refused() {
+        return Err(Fail::Usage(why));
+    }
     redis(a, &space)?;
     Ok(space)
 }
@@ -436,7 +441,10 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
     let mut trials = match (trials, a.time_budget) {
         (u64::MAX, Some(b)) => format!("trials for {b} s"),
         (u64::MAX, None)
-            if a.no_reduction || a.faults.is_some_and(|f| f.kill > 0.0 || f.stop > 0.0) =>
+            if a.no_reduction
+                || a
+                    .faults
+                    .is_some_and(|f| f.kill > 0.0 || f.stop > 0.0 || f.crash > 0.0) =>
         {
             "every schedule".to_string()
         }

@@ -16,7 +16,9 @@
 //!
 //! A trial with kill or stop faults runs the plain search: a dead holder's span ends at
 //! whatever step it last took, and a frozen one's lease runs out in real time; the
-//! conflict relation orders neither.
+//! conflict relation orders neither. So does one with a crash fault: the power cut is one
+//! more choice at every step (it kills every buyer and starts fresh ones), and the
+//! reduction's argument does not cover a step that ends other buyers.
 
 use super::checkpoint::{Checkpoint, Done, PartKey};
 use super::jobs::{self, Flow};
@@ -174,6 +176,7 @@ impl Walk<'_> {
                             verified: unordered.is_empty(),
                             unordered,
                             same_as: None,
+                            power_cut: trial.faults.crash > 0.0,
                         }),
                         Ended::Cut => {
                             self.cut = true;

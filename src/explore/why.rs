@@ -132,6 +132,10 @@ fn not_a_race(kind: FindingKind, killed: bool) -> Option<&'static str> {
         FindingKind::StaleLock => Some("a holder killed by an injected fault"),
         FindingKind::Hang => Some("a buyer that stopped making progress"),
         FindingKind::Crash => Some("a buyer that died on its own"),
+        FindingKind::LostSale => Some(
+            "a power cut that undid a write the store had not made durable (--store durable \
+             fsyncs the file and its directory)",
+        ),
         FindingKind::LeakedProcess => Some("a process that outlived the trial"),
         FindingKind::Oversold
         | FindingKind::DoubleSale
@@ -463,6 +467,9 @@ pub fn controlled_command(t: &Trial) -> String {
     }
     if t.faults.stop > 0.0 {
         faults.push(format!("stop={}:{}", t.faults.stop, t.faults.stop_ms));
+    }
+    if t.faults.crash > 0.0 {
+        faults.push(format!("crash={}", t.faults.crash));
     }
     if !faults.is_empty() {
         cmd.push_str(&format!(" --faults {}", faults.join(",")));

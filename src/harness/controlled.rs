@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 pub struct Session {
     pub(super) cfg: HarnessConfig,
     pub(super) lock: LockKind,
-    store: StoreMode,
+    pub(super) store: StoreMode,
     pub(super) dir: TrialDir,
     /// The trial directory's ledger, emptied each round and read after it.
     pub(super) ledger: File,

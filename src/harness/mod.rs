@@ -14,6 +14,7 @@
 
 pub mod baseline;
 mod controlled;
+mod disk;
 mod external;
 mod free;
 pub mod interrupt;
@@ -195,6 +196,9 @@ pub enum HarnessError {
     /// `--buyer-cmd`, a lock that cannot be opened): the first buyer's error line,
     /// `buyer 0: …`. A setup failure, not a race.
     Setup(String),
+    /// The trial asks for something this harness cannot do (a crash fault it cannot
+    /// place, from a caller that did not check first).
+    Refused(String),
 }
 
 impl fmt::Display for HarnessError {
@@ -209,6 +213,7 @@ impl fmt::Display for HarnessError {
                 write!(f, "a controlled run did not repeat itself: {m}")
             }
             HarnessError::Setup(m) => write!(f, "every buyer failed before it started: {m}"),
+            HarnessError::Refused(m) => write!(f, "the trial cannot run: {m}"),
         }
     }
 }
@@ -221,7 +226,8 @@ impl std::error::Error for HarnessError {
             HarnessError::Server(_)
             | HarnessError::Interrupted(_)
             | HarnessError::Nondeterministic(_)
-            | HarnessError::Setup(_) => None,
+            | HarnessError::Setup(_)
+            | HarnessError::Refused(_) => None,
         }
     }
 }
@@ -313,6 +319,9 @@ pub(super) const SEM_NOTE: &str = "sem.id";
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check()`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
+    if let Some(why) = trial.crash_refused() {
+        return Err(HarnessError::Refused(why));
+    }
     if (trial.external.is_some() || trial.syscall_level()) && trial.schedule.is_controlled() {
         return syscall::run(trial, cfg);
     }

@@ -9,7 +9,7 @@ use crate::store::StoreMode;
 use std::time::Duration;
 
 /// One buyer's part of a plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct BuyerPlan {
     /// Microseconds to wait after the start barrier (free-running only).
     pub start_us: u64,

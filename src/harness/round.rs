@@ -10,17 +10,19 @@
 //! the buyer uses `try_lock()` and reports `blocked` when the lock is busy.
 
 use super::controlled::{holds_lock, read_reply, Reply, Session, State};
+use super::disk::{Choose, Disk};
 use super::pause::Frozen;
 use super::process::Ending;
 use super::pin::Pinned;
 use super::plan::Plan;
 use super::{stderr_tail, HarnessError, ScheduleRecord, Seen, TrialRun};
-use crate::ledger::{Exit, Fate, History, Stuck};
+use crate::ledger::{Exit, Fate, History, PowerCut, Stuck};
 use crate::lock::LockKind;
 use crate::protocol::{msg, Point};
 use crate::scenario::Trial;
 use crate::schedule::{Access, Diverged, Scheduler};
 use crate::store;
+use crate::token::{crash_in_state, crash_state, is_crash, CRASH_CHOICE};
 use std::time::{Duration, Instant};
 
 /// What the harness says after a buyer blocked in `lock()` although nobody held it.
@@ -47,6 +49,32 @@ struct Round {
     /// Every live buyer waited on a lease whose holder died, and the harness waited the
     /// lease out; cleared by the next step that does not block.
     lease_waited: bool,
+    /// A crash fault's power cut, when the trial may have one.
+    crash: Option<Crash>,
+}
+
+/// A power cut to come, or the one that came.
+struct Crash {
+    /// The trial's seed: what the disk keeps is drawn from it and the cut's step.
+    seed: u64,
+    /// The scheduler places the cut (one more choice at each step, [`CRASH_CHOICE`]);
+    /// else it falls at `at`.
+    chosen: bool,
+    /// The scheduler searches: a cut is offered once per state the disk could be left
+    /// in ([`crash_in_state`]), the seed's draw only when there are too many.
+    states: bool,
+    /// The seeded step (the count of steps taken before it), if the seed drew one.
+    at: Option<usize>,
+    /// The disk model, until the cut.
+    disk: Disk,
+    /// The cut, once it came.
+    cut: Option<PowerCut>,
+}
+
+impl Crash {
+    fn pending(&self) -> bool {
+        self.cut.is_none()
+    }
 }
 
 impl Round {
@@ -67,6 +95,7 @@ impl Round {
             stuck: None,
             frozen: vec![None; n],
             lease_waited: false,
+            crash: None,
         }
     }
 
@@ -111,6 +140,9 @@ impl Session {
         trial: &Trial,
         scheduler: &mut dyn Scheduler,
     ) -> Result<TrialRun, HarnessError> {
+        if let Some(why) = trial.crash_refused() {
+            return Err(HarnessError::Refused(why));
+        }
         let started = Instant::now();
         self.dead.clear();
         // One process runs at a time: keep them all on one CPU, where handing over is a
@@ -118,6 +150,22 @@ impl Session {
         let _pin = Pinned::to(self.cpu);
         let mut round = Round::new(Plan::of(trial));
         self.reset(&round.plan)?;
+        if trial.faults.crash > 0.0 {
+            let chosen = scheduler.places_crash();
+            round.crash = Some(Crash {
+                seed: trial.seed,
+                chosen,
+                states: scheduler.searches_disk_states(),
+                at: if chosen {
+                    None
+                } else {
+                    trial.faults.crash_step(trial.seed, trial.buyers)
+                },
+                disk: Disk::synced(&self.dir.path)
+                    .map_err(|e| HarnessError::Io("reading the store's files", e))?,
+                cut: None,
+            });
+        }
         self.release_all(&mut round);
         for i in 0..round.state.len() {
             if let State::At(p) = round.state[i] {
@@ -255,6 +303,28 @@ impl Session {
             }
             return Ok(Flow::Stop);
         }
+        let mut runnable = runnable;
+        if let Some(c) = round.crash.as_ref().filter(|c| c.pending()) {
+            if c.at == Some(round.choices.len()) {
+                self.power_cut(round, CRASH_CHOICE)?;
+                return Ok(Flow::Go);
+            }
+            if c.chosen {
+                let io = |e| HarnessError::Io("reading the store's files", e);
+                let states = c.disk.states(&self.dir.path).map_err(io)?;
+                let max = crate::limits::MAX_CRASH_OUTCOMES;
+                let listed = u32::try_from(states).unwrap_or(u32::MAX).min(max);
+                // A search runs each state (the seed's draw when there are too many); a
+                // replay follows whichever its token names.
+                let few = states <= u64::from(max);
+                if !c.states || !few {
+                    runnable.push(CRASH_CHOICE);
+                }
+                if !c.states || few {
+                    runnable.extend((0..listed).map(crash_in_state));
+                }
+            }
+        }
         let cur = round.current.filter(|c| runnable.contains(c));
         let watch = scheduler.wants_accesses();
         if watch {
@@ -268,6 +338,13 @@ impl Session {
                 return Ok(Flow::Stop);
             }
         };
+        if is_crash(b) {
+            if watch {
+                scheduler.ran(b, false);
+            }
+            self.power_cut(round, b)?;
+            return Ok(Flow::Go);
+        }
         if cur.is_some_and(|c| c != b) {
             round.preemptions += 1;
         }
@@ -343,6 +420,12 @@ impl Session {
                 return Ok(Flow::Stop);
             }
         };
+        let wrote = matches!(before, State::At(Point::Write | Point::Truncated));
+        if let Some(c) = round.crash.as_mut().filter(|c| c.pending() && wrote) {
+            c.disk
+                .wrote(&self.dir.path, self.store.durability())
+                .map_err(|e| HarnessError::Io("reading the store's files", e))?;
+        }
         if let State::At(p) = round.state[bi] {
             self.kill_if_planned(round, bi, p)?;
             self.freeze_if_planned(round, bi)?;
@@ -381,6 +464,89 @@ impl Session {
                 *s = State::At(Point::Acquire);
             }
         }
+    }
+
+    /// The power cut, as step `round.choices.len()`: every buyer of the trial dies at
+    /// once (the kernel frees the locks they held), the store's files are left as the
+    /// disk may have kept them, and a fresh buyer takes the place of each that was not
+    /// done, numbered after the others and parked at `check`.
+    fn power_cut(&mut self, round: &mut Round, choice: u32) -> Result<(), HarnessError> {
+        let step = round.choices.len();
+        let started = crate::ledger::now_ns();
+        round.choices.push(choice);
+        round.steps.push(Seen {
+            ns: started,
+            access: crate::schedule::Access::EVERYTHING,
+            point: None,
+            object: None,
+            changes: true,
+        });
+        let n = round.state.len();
+        let mut unfinished = Vec::new();
+        for i in 0..n {
+            round.frozen[i] = None;
+            let alive = matches!(round.state[i], State::At(_) | State::Blocked);
+            if self.slots[i].is_some() {
+                self.kill(i);
+            }
+            if alive {
+                round.killed[i] = true;
+                round.state[i] = State::Dead;
+                unfinished.push(i as u32);
+            }
+        }
+        round.holder = None;
+        round.holder_died = false;
+        round.current = None;
+        let ns = crate::ledger::now_ns();
+        let Some(crash) = round.crash.as_mut() else {
+            return Ok(());
+        };
+        let io = |e| HarnessError::Io("cutting the power of the store's files", e);
+        let mut rng =
+            crate::rng::Rng::derive(crash.seed ^ crate::rng::salt::CRASH, step as u64 + 2);
+        let state = crash_state(choice);
+        let mut choose = match state {
+            Some(k) => Choose::State(u64::from(k)),
+            None => Choose::Seeded(&mut rng),
+        };
+        let cut = crash.disk.cut(&self.dir.path, &mut choose).map_err(io)?;
+        let store_after = match store::read(&store::path(&self.dir.path)) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(e)),
+        };
+        crash.disk = Disk::synced(&self.dir.path).map_err(io)?;
+        let fresh: Vec<(u32, u32)> = unfinished
+            .iter()
+            .enumerate()
+            .map(|(k, &old)| (old, (n + k) as u32))
+            .collect();
+        crash.cut = Some(PowerCut {
+            step: step + 1,
+            ns,
+            step_ns: Vec::new(),
+            store_after,
+            fresh: fresh.clone(),
+            disk: cut.notes,
+            outcomes: cut.outcomes,
+            state,
+        });
+        for &(_, b) in &fresh {
+            round.state.push(State::Dead);
+            round.killed.push(false);
+            round.frozen.push(None);
+            round.plan.buyers.push(Default::default());
+            self.ensure_buyer(b)?;
+            let i = b as usize;
+            if self.make_idle(i) {
+                if let Some(slot) = self.slots[i].as_mut() {
+                    slot.idle = false;
+                    round.state[i] = State::At(Point::Check);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Each buyer's fate: finished buyers stay parked for the next round; the others are
@@ -434,6 +600,10 @@ impl Session {
         history.fates = fates;
         history.timed_out = round.timed_out;
         history.stuck = round.stuck;
+        history.power_cut = round.crash.and_then(|c| c.cut).map(|mut cut| {
+            cut.step_ns = round.steps.iter().map(|s| s.ns).collect();
+            cut
+        });
         if let Some(line) = super::outcome::setup_failure(&history, false) {
             self.poisoned = true;
             return Err(HarnessError::Setup(line));

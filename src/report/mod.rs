@@ -139,6 +139,12 @@ pub struct StoppedEarly {
     pub of: Option<u64>,
 }
 
+/// What a search that met a power cut with more than one disk outcome says (each cut
+/// ran the outcome its seed drew).
+pub const POWER_CUT_SEEDED: &str =
+    "a power cut could leave the store's files more than one way, and each cut ran only \
+     the way the trial's seed drew";
+
 /// A trial shape verified clean over every schedule within a preemption bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verified {
@@ -170,6 +176,10 @@ pub struct Verified {
     /// with as many digits), which was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_as: Option<u32>,
+    /// A crash fault: a power cut was one more choice at every step (and none), so the
+    /// schedules cover every step it can fall at.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub power_cut: bool,
 }
 
 fn yes() -> bool {
@@ -184,6 +194,16 @@ impl Verified {
         } else {
             format!("≤ {}", count(self.preemptions, "preemption"))
         };
+        if !self.verified && self.unordered.iter().any(|u| u == POWER_CUT_SEEDED) {
+            return format!(
+                "not verified: {POWER_CUT_SEEDED} (the store is not durable); {} searched \
+                 ({} of {}, {}, {bound}, a power cut at every step and none), no finding",
+                count(self.executions.unwrap_or(self.schedules), "execution"),
+                count(self.schedules, "schedule"),
+                count(self.buyers, "buyer"),
+                count(self.tickets, "ticket"),
+            );
+        }
         if !self.verified {
             let why = match self.unordered.as_slice() {
                 [one] => one.clone(),
@@ -218,6 +238,14 @@ impl Verified {
                               while nothing changed"
                 .to_string(),
             g => format!(", at {g} granularity"),
+        };
+        let at = if self.power_cut {
+            format!(
+                "{at}, a power cut at every step and none, each leaving the store's files \
+                 in every state it could"
+            )
+        } else {
+            at
         };
         if let Some(n) = self.executions {
             return format!(

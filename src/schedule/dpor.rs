@@ -54,7 +54,7 @@ struct Frame {
 
 impl Frame {
     fn cost(&self, b: u32) -> u32 {
-        u32::from(self.current.is_some_and(|c| c != b))
+        u32::from(self.current.is_some_and(|c| c != b) && !crate::token::is_crash(b))
     }
 }
 
@@ -353,6 +353,14 @@ fn initials(proc: &[u32], hb: &[Vec<bool>], i: usize, j: usize) -> Vec<u32> {
 }
 
 impl Scheduler for Dpor {
+    fn places_crash(&self) -> bool {
+        true
+    }
+
+    fn searches_disk_states(&self) -> bool {
+        true
+    }
+
     fn wants_accesses(&self) -> bool {
         true
     }

@@ -37,8 +37,10 @@ fn order(runnable: &[u32], current: Option<u32>) -> Vec<u32> {
     o
 }
 
+/// A preemption: another buyer than the one that could go on. A power cut preempts no
+/// one (every buyer dies with it), so a bounded search tries it at every step.
 fn cost(choice: u32, current: Option<u32>) -> u32 {
-    u32::from(current.is_some_and(|c| c != choice))
+    u32::from(current.is_some_and(|c| c != choice) && !crate::token::is_crash(choice))
 }
 
 impl Dfs {
@@ -100,6 +102,14 @@ impl Dfs {
 }
 
 impl Scheduler for Dfs {
+    fn places_crash(&self) -> bool {
+        true
+    }
+
+    fn searches_disk_states(&self) -> bool {
+        true
+    }
+
     fn pick(
         &mut self,
         step: usize,

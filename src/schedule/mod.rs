@@ -71,6 +71,20 @@ pub trait Scheduler {
         let _ = buyer;
     }
 
+    /// True when the strategy searches or follows a recorded schedule: a power cut is
+    /// then one more choice at each step (the virtual unit
+    /// `CRASH_CHOICE`, written `c` in a token), which it may pick; otherwise the
+    /// cut falls at the trial's seeded step.
+    fn places_crash(&self) -> bool {
+        false
+    }
+
+    /// True when the strategy searches: each power cut it places is offered once per
+    /// state the disk could be left in (`cK`), not as the seed's draw.
+    fn searches_disk_states(&self) -> bool {
+        false
+    }
+
     /// Called once the run has ended after `steps` steps; a strategy that follows a
     /// recorded schedule reports steps it never reached.
     fn finish(&mut self, steps: usize) -> Result<(), Diverged> {

@@ -60,6 +60,10 @@ impl Replay {
 }
 
 impl Scheduler for Replay {
+    fn places_crash(&self) -> bool {
+        true
+    }
+
     fn pick(&mut self, at: usize, ready: &[u32], cur: Option<u32>) -> Result<u32, Diverged> {
         if self.lenient {
             return Ok(self.pick_lenient(ready, cur));

@@ -236,3 +236,67 @@ fn tokens_past_the_limits_are_refused_before_allocating() {
         Trial::from_token(&sign(&format!("{base}.sjitter.k1000.x1000-60000"))).expect("max faults");
     assert_eq!((t.faults.kill, t.faults.stop_ms), (1.0, 60_000));
 }
+
+#[test]
+fn a_power_cut_and_the_durable_store_round_trip() {
+    let mut t = Trial::new(LockKind::Flock, 2, 1);
+    t.schedule = Schedule::Exhaustive { preemptions: 0 };
+    t.store = StoreMode::Durable;
+    t.faults.crash = 0.3;
+    t.choices = Some(vec![0, 0, crate::token::CRASH_CHOICE, 2, 2]);
+    let tok = t.token();
+    assert!(tok.contains(".d.z300.p0x2-c-2x2."), "{tok}");
+    assert_eq!(Trial::from_token(&tok).expect("decodes"), t);
+    // A token without the new fields reads as it always did.
+    let old = "ov1.none.b3.t1.j5000.r2a.sjitter.c5b03a9";
+    let o = Trial::from_token(old).expect("decodes");
+    assert_eq!((o.faults.crash, o.store), (0.0, StoreMode::InPlace));
+    assert_eq!(o.token(), old);
+}
+
+#[test]
+fn a_power_cut_the_trial_cannot_have_is_refused() {
+    let mut t = Trial::new(LockKind::Flock, 2, 1);
+    t.schedule = Schedule::Random;
+    t.faults.crash = 0.5;
+    t.choices = Some(vec![
+        0,
+        crate::token::CRASH_CHOICE,
+        crate::token::CRASH_CHOICE,
+    ]);
+    let twice = Trial::from_token(&t.token()).expect_err("two cuts");
+    assert!(twice.why.contains("twice"), "{twice}");
+    t.choices = Some(vec![0, crate::token::CRASH_CHOICE]);
+    t.faults.crash = 0.0;
+    let none = Trial::from_token(&t.token()).expect_err("a cut without the fault");
+    assert!(none.why.contains("no crash fault"), "{none}");
+    t.faults.crash = 0.5;
+    t.lock = LockKind::Lockfile;
+    let lockfile = Trial::from_token(&t.token()).expect_err("a lock the cut cannot have");
+    assert!(lockfile.why.contains("--lock lockfile"), "{lockfile}");
+}
+
+#[test]
+fn a_power_cut_in_a_disk_state_round_trips() {
+    let mut t = Trial::new(LockKind::Flock, 2, 1);
+    t.schedule = Schedule::Exhaustive { preemptions: 0 };
+    t.faults.crash = 1.0;
+    t.choices = Some(vec![0, crate::token::crash_in_state(3), 2]);
+    let tok = t.token();
+    assert!(tok.contains(".p0-c3-2."), "{tok}");
+    assert_eq!(Trial::from_token(&tok).expect("decodes"), t);
+    for bad in ["c64", "c03", "cx"] {
+        let mut parts: Vec<&str> = tok.split('.').collect();
+        let p = parts
+            .iter()
+            .position(|p| p.starts_with('p'))
+            .expect("steps");
+        let steps = format!("p0-{bad}-2");
+        parts[p] = &steps;
+        let body = parts[..parts.len() - 1].join(".");
+        // Re-signed, so only the step is wrong.
+        let signed = format!("{body}.c{}", super::checksum(&body));
+        let e = Trial::from_token(&signed).expect_err(bad);
+        assert!(e.why.contains("power cut"), "{bad}: {e}");
+    }
+}

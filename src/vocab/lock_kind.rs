@@ -113,6 +113,21 @@ impl LockKind {
         matches!(self, LockKind::Toctou)
     }
 
+    /// True when a power cut leaves nothing of the lock behind: a kernel lock freed
+    /// with its dead holders, kept in no file (a crash fault's locks).
+    pub fn forgotten_by_power_cut(self) -> bool {
+        matches!(
+            self,
+            LockKind::None
+                | LockKind::Flock
+                | LockKind::Ofd
+                | LockKind::Posix
+                | LockKind::Sysv
+                | LockKind::EarlyRelease
+                | LockKind::PosixClose
+        )
+    }
+
     /// The name used on the command line and in tokens.
     pub fn name(self) -> &'static str {
         match self {

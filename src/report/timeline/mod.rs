@@ -15,7 +15,8 @@
 //! event mark carries `data-event` (its index in `History::events`) and a tooltip with its
 //! ledger line, and marks of finding events have `class="finding"`; held bars are
 //! `class="held"` (`held held-to-end` for a holder that died), waits `class="wait"`,
-//! kill marks `<g class="kill">` and lanes named by a finding label `class="lane-finding"`.
+//! kill marks `<g class="kill">`, a power cut `<polyline class="power-cut">`, and lanes
+//! named by a finding label `class="lane-finding"`.
 
 use crate::check::Violation;
 use crate::ledger::History;
@@ -34,6 +35,7 @@ mod draw;
 mod injected;
 mod lanes;
 mod legend;
+mod power;
 mod race;
 mod scale;
 
@@ -112,7 +114,8 @@ pub fn html(input: &TimelineInput) -> String {
          <p>One row per buyer process. The bar is the span in which the buyer held the \
          lock; a dashed line, a buyer waiting for the lock until the trial ended; a cross, \
          a buyer killed by an injected fault; a red square with a bang, a call made to fail \
-         by an errno fault (its error above it). Events that show a finding are red and \
+         by an errno fault (its error above it); a red zigzag down every row, a power cut \
+         (the rows below the trial's own are the fresh buyers that went on). Events that show a finding are red and \
          numbered after the finding listed under the rows, and each row that a finding \
          names carries its number. Hover over a mark to see its ledger line.</p>\n\
          <div class=\"picture\">\n{}\n</div>\n</body>\n</html>\n",
@@ -248,6 +251,9 @@ fn document(input: &TimelineInput) -> Document {
         doc.append(g);
     }
     if let Some(g) = injected::marks(input, &f, &scale) {
+        doc.append(g);
+    }
+    if let Some(g) = power::mark(input, &f, &scale) {
         doc.append(g);
     }
     if let Some(g) = race_caption {
