@@ -54,7 +54,7 @@ fn the_bench_reports_detection_and_speed() {
     // Progress names each step as it starts, once; the figures are the report's, so the
     // table is not printed twice (once on stderr, once on stdout).
     let cells = opts.locks.len() * bench::strategies().len();
-    assert_eq!(lines.len(), 3 + cells, "{lines:#?}");
+    assert_eq!(lines.len(), 4 + cells, "{lines:#?}");
     assert!(lines.iter().all(|l| l.starts_with("bench: ")), "{lines:#?}");
     assert!(
         lines
@@ -70,9 +70,15 @@ fn the_bench_reports_detection_and_speed() {
         "throughput.ratio",
         "controlled.steps_per_sec",
         "controlled.schedules_per_sec",
+        "paused_trial.virtual_ms",
+        "paused_trial.real_ms",
     ] {
         assert!(num(&json, path) > 0.0, "{path} is not positive");
     }
+    // The free-running trial waits its pause out; the controlled one does not.
+    let pause = num(&json, "paused_trial.pause_ms");
+    assert!(num(&json, "paused_trial.real_ms") >= pause, "{json}");
+    assert!(num(&json, "paused_trial.virtual_ms") < pause, "{json}");
     assert_eq!(num(&json, "throughput.findings"), 0.0, "flock oversold");
     // jobs_speedup: three workloads, each the same trials on one job and on N.
     let speedup = json["jobs_speedup"]["rows"]

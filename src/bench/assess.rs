@@ -110,6 +110,21 @@ pub(super) fn targets(r: &BenchReport) -> Vec<Target> {
             met: j.jobs >= 2 && least >= super::jobs::TARGET_SPEEDUP,
         });
     }
+    let p = &r.paused_trial;
+    if p.virtual_ms > 0.0 {
+        out.push(Target {
+            name: format!(
+                "paused_trial: a {} ms pause, real time over virtual time",
+                p.pause_ms
+            ),
+            target: format!("≥ {:.0} ×", super::pause::TARGET_RATIO),
+            measured: format!(
+                "{:.0} × ({:.0} ms vs {:.1} ms)",
+                p.ratio, p.real_ms, p.virtual_ms
+            ),
+            met: p.ratio >= super::pause::TARGET_RATIO,
+        });
+    }
     out
 }
 

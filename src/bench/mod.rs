@@ -28,6 +28,7 @@
 
 mod assess;
 pub mod jobs;
+pub mod pause;
 mod measure;
 mod render;
 pub mod syscall;
@@ -400,6 +401,8 @@ pub struct BenchReport {
     pub syscall: Option<syscall::SyscallSpeed>,
     /// The same trials on one job and on several.
     pub jobs_speedup: jobs::JobsSpeedup,
+    /// A paused trial's wall time, with virtual time and with real time.
+    pub paused_trial: pause::PausedTrial,
 }
 
 /// Runs the bench; `progress` sees one line as each step starts (no figures: those are
@@ -429,6 +432,7 @@ pub fn run(
         interrupted: None,
         syscall: None,
         jobs_speedup: jobs::JobsSpeedup::default(),
+        paused_trial: pause::PausedTrial::default(),
     };
     match stages(opts, &mut report, progress) {
         Ok(()) => {}
@@ -460,6 +464,11 @@ fn stages(
         opts.jobs
     ));
     report.jobs_speedup = jobs::measure(opts, opts.jobs)?;
+    progress(&format!(
+        "bench: measuring paused_trial ({} ms pause, virtual vs real time)",
+        pause::PAUSE_MS
+    ));
+    report.paused_trial = pause::measure(opts)?;
     let cells = opts.locks.len() * strategies().len();
     for (i, &lock) in opts.locks.iter().enumerate() {
         for (j, schedule) in strategies().iter().enumerate() {

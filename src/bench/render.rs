@@ -155,6 +155,16 @@ impl BenchReport {
                 r.workload, r.trials, r.one_job_ms, r.n_jobs_ms, r.speedup
             )?;
         }
+        let p = &self.paused_trial;
+        if p.virtual_ms > 0.0 {
+            writeln!(s)?;
+            writeln!(
+                s,
+                "paused_trial (lease, 2 buyers each frozen {} ms): real time {:.0} ms, \
+                 virtual time {:.1} ms, {:.0} × less",
+                p.pause_ms, p.real_ms, p.virtual_ms, p.ratio
+            )?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,70 @@
+//! `paused_trial`: what a paused lock holder costs in wall time, with the harness's
+//! virtual time against real time, side by side.
+//!
+//! One trial of `lease` with 2 buyers, each frozen for [`PAUSE_MS`] at a seeded point
+//! (`--faults stop=1:MS`): once under a controlled schedule, where the frozen holder's
+//! lease runs out in virtual time and the waiter takes over at once, and once free
+//! running, where the pause is a real `SIGSTOP` waited out on the clock. The ratio is the
+//! second's wall time over the first's: reported, never asserted.
+
+use crate::explore::{explore, ExploreConfig};
+use crate::faults::Faults;
+use crate::harness::HarnessError;
+use crate::lock::LockKind;
+use crate::scenario::{Schedule, Span, TrialSpace};
+use serde::Serialize;
+use std::time::Instant;
+
+/// How long each buyer is frozen.
+pub const PAUSE_MS: u32 = 3_000;
+
+/// Target: a paused trial under virtual time at least this many times cheaper.
+pub const TARGET_RATIO: f64 = 100.0;
+
+/// `paused_trial`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PausedTrial {
+    /// How long each buyer was frozen, in milliseconds.
+    pub pause_ms: u32,
+    /// Wall time of the trial under a controlled schedule (virtual time).
+    pub virtual_ms: f64,
+    /// Wall time of the same trial free running (real time).
+    pub real_ms: f64,
+    /// `real_ms / virtual_ms`.
+    pub ratio: f64,
+}
+
+fn one_trial(opts: &super::BenchOptions, schedule: Schedule) -> Result<f64, HarnessError> {
+    let mut space = TrialSpace::new(LockKind::Lease);
+    space.buyers = Span::one(2);
+    space.tickets = Span::one(1);
+    space.schedule = schedule;
+    space.faults = Faults {
+        stop: 1.0,
+        stop_ms: PAUSE_MS,
+        ..Faults::default()
+    };
+    let mut cfg = ExploreConfig::new(space, 1, opts.seed, opts.harness.clone());
+    cfg.keep_going = true;
+    cfg.shrink = false;
+    cfg.explain = false;
+    cfg.jobs = 1;
+    let started = Instant::now();
+    let report = explore(&cfg, &mut |_, _, _| {})?;
+    if let Some(sig) = report.interrupted {
+        return Err(HarnessError::Interrupted(sig));
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Measures one paused trial each way.
+pub fn measure(opts: &super::BenchOptions) -> Result<PausedTrial, HarnessError> {
+    let virtual_ms = one_trial(opts, Schedule::Pct { depth: 2 })?;
+    let real_ms = one_trial(opts, Schedule::Jitter)?;
+    Ok(PausedTrial {
+        pause_ms: PAUSE_MS,
+        virtual_ms,
+        real_ms,
+        ratio: real_ms / virtual_ms.max(0.001),
+    })
+}
