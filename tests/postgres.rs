@@ -37,6 +37,10 @@ fn explore(buyer: &str, extra: &[&str]) -> (Output, Vec<String>) {
         "1",
         "--no-explain",
         "--no-shrink",
+        // A trial of psql processes on 2 busy cores can take seconds; a hang is for a
+        // buyer that makes no progress, not for a slow machine.
+        "--timeout-ms",
+        "60000",
     ];
     args.extend_from_slice(extra);
     let (out, tmp) = common::oversell_fresh(&args, &[]);
