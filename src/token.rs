@@ -15,6 +15,8 @@
 //! | `a` | the store is written atomically | no |
 //! | `kN` | kill probability, thousandths (0 to 1000) | no |
 //! | `xN-MS` | stop probability (thousandths) and milliseconds | no |
+//! | `qN-RATE` | skew probability (thousandths) and the clock's rate, thousandths | no |
+//! | `yN-MS` | jump probability (thousandths) and the wall clock's step, ms (`-` back) | no |
 //! | `LHEX`, `BHEX` | a user's lock command or buyer program, hex of its bytes | no |
 //! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-` | no |
 //! | `fKINDS` | the finding kinds the trial showed, joined by `+` | no |
@@ -310,6 +312,15 @@ pub fn encode(t: &Trial) -> String {
         let p = (t.faults.errno * scale).round() as u32;
         s.push_str(&format!(".e{p}-{}", t.faults.errno_code.name()));
     }
+    if t.faults.skew > 0.0 {
+        let p = (t.faults.skew * scale).round() as u32;
+        let rate = limits::rate_thousandths(t.faults.skew_rate);
+        s.push_str(&format!(".q{p}-{rate}"));
+    }
+    if t.faults.jump > 0.0 {
+        let p = (t.faults.jump * scale).round() as u32;
+        s.push_str(&format!(".y{p}-{}", t.faults.jump_ms));
+    }
     if t.syscall {
         s.push_str(".g");
     }
@@ -357,7 +368,21 @@ impl<'a> Fields<'a> {
             let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
             let known = matches!(
                 key,
-                "b" | "t" | "j" | "r" | "s" | "k" | "x" | "e" | "L" | "B" | "P" | "S" | "p" | "f"
+                "b" | "t"
+                    | "j"
+                    | "r"
+                    | "s"
+                    | "k"
+                    | "x"
+                    | "e"
+                    | "q"
+                    | "y"
+                    | "L"
+                    | "B"
+                    | "P"
+                    | "S"
+                    | "p"
+                    | "f"
             ) || (matches!(key, "a" | "g") && value.is_empty());
             if !known {
                 return Err(format!("unknown part '{part}'"));
@@ -474,6 +499,22 @@ fn decode_faults(f: &Fields<'_>, trial: &mut Trial) -> Result<(), String> {
         let p = p.parse::<u64>().map_err(|_| bad())?;
         trial.faults.errno = limits::probability(p)?;
         trial.faults.errno_code = crate::faults::InjectedErrno::from_name(name).ok_or_else(bad)?;
+    }
+    if let Some(v) = f.0.get("q") {
+        let bad = || format!("'q{v}' is not a skew fault (P-RATE in thousandths)");
+        let (p, rate) = v.split_once('-').ok_or_else(bad)?;
+        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let rate = rate.parse::<i64>().map_err(|_| bad())?;
+        trial.faults.skew = limits::probability(p)?;
+        trial.faults.skew_rate = limits::skew_rate(rate)? as f64 / 1000.0;
+    }
+    if let Some(v) = f.0.get("y") {
+        let bad = || format!("'y{v}' is not a jump fault (P-MS)");
+        let (p, ms) = v.split_once('-').ok_or_else(bad)?;
+        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let ms = ms.parse::<i64>().map_err(|_| bad())?;
+        trial.faults.jump = limits::probability(p)?;
+        trial.faults.jump_ms = limits::jump_ms(ms)?;
     }
     Ok(())
 }

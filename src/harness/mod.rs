@@ -13,6 +13,7 @@
 //! next run can remove what a killed run left (`sweep`).
 
 pub mod baseline;
+pub(crate) mod clock;
 mod controlled;
 mod external;
 mod free;

@@ -170,6 +170,8 @@ mod tests {
             by_fd: false,
             mutates,
             lock: None,
+            span: 0,
+            wake: 0,
         }
     }
 

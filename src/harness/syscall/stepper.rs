@@ -4,6 +4,7 @@
 mod dead;
 mod errno;
 mod server;
+mod time;
 mod whole;
 
 pub(super) use whole::Whole;
@@ -67,6 +68,12 @@ pub(super) struct Tracee {
     pub fail_at: Option<(u32, InjectedErrno)>,
     /// Its calls so far that could have failed with that error.
     failable: u32,
+    /// A skew: its clock runs at this many thousandths of the trial's.
+    pub rate: Option<u32>,
+    /// A jump: its wall clock steps by this many ms at its `k`th step (from 0).
+    pub jump_at: Option<(u32, i32)>,
+    /// Steps it has taken.
+    taken: u32,
 }
 
 impl Tracee {
@@ -97,6 +104,9 @@ impl Tracee {
             group: None,
             fail_at: None,
             failable: 0,
+            rate: None,
+            jump_at: None,
+            taken: 0,
         }
     }
 }
@@ -149,6 +159,12 @@ pub(super) struct Stepper {
     servers: std::collections::HashMap<(u32, i32), (u32, std::path::PathBuf)>,
     /// A process connected to the trial's own server under the filter.
     pub server_seen: bool,
+    /// The trial's clock, when its processes read oversell's (a user's command).
+    pub clock: Option<crate::harness::clock::TrialClock>,
+    /// What was done to buyers' clocks, and programs on real time (`History::clocks`).
+    pub clock_notes: Vec<String>,
+    /// Processes already looked at for the clock shim.
+    shim_checked: std::collections::HashSet<u32>,
 }
 
 impl Stepper {
@@ -174,6 +190,9 @@ impl Stepper {
             last_view: None,
             servers: std::collections::HashMap::new(),
             server_seen: false,
+            clock: None,
+            clock_notes: Vec::new(),
+            shim_checked: std::collections::HashSet::new(),
         }
     }
 
@@ -399,8 +418,10 @@ impl Stepper {
                 self.unordered.push(note);
             }
         }
+        self.check_shim(i, n.pid);
         match call::classify(fd, &n, &self.real_dir) {
             Some(mut step) => {
+                self.stamp(i, &mut step);
                 // A buyer's calls are one queue, whose first is the one scheduled: a
                 // futex wait held back there would hold back every other thread of the
                 // buyer (the one it waits for among them). It runs as a change, and
@@ -433,6 +454,7 @@ impl Stepper {
                 !step.lock.is_some_and(|l| probe::would_block(n.pid, l, &mut self.owned))
             })
             .collect();
+        let free = self.in_time_order(free);
         // A buyer about to sleep or try again with nothing changed since its last poll is
         // polling: it goes after the others; one that so polled twice already waits for
         // the others. Its looks (the test between two sleeps) are no poll: the schedule
@@ -529,6 +551,7 @@ impl Stepper {
         let result = call::result(&step, &n, busy);
         let label = step.label(&self.real_dir);
         self.trace.push(format!("buyer {b} {label} → {result}"));
+        self.tick(b, &step);
         let fd = self.fd(b);
         let failed = result.starts_with('E');
         // A request to a server may change nothing (a `SET NX` refused): whether it did
