@@ -163,8 +163,8 @@ pub(super) struct Stepper {
     pub clock: Option<crate::harness::clock::TrialClock>,
     /// What was done to buyers' clocks, and programs on real time (`History::clocks`).
     pub clock_notes: Vec<String>,
-    /// Processes already looked at for the clock shim.
-    shim_checked: std::collections::HashSet<u32>,
+    /// Processes already looked at for the clock shim, with the program each ran.
+    shim_checked: std::collections::HashSet<(u32, std::path::PathBuf)>,
 }
 
 impl Stepper {
@@ -418,9 +418,9 @@ impl Stepper {
                 self.unordered.push(note);
             }
         }
-        self.check_shim(i, n.pid);
         match call::classify(fd, &n, &self.real_dir) {
             Some(mut step) => {
+                self.check_shim(i, n.pid);
                 self.stamp(i, &mut step);
                 // A buyer's calls are one queue, whose first is the one scheduled: a
                 // futex wait held back there would hold back every other thread of the
@@ -439,6 +439,7 @@ impl Stepper {
 
     /// The buyers that may take the next step, or `None` when the trial is stuck.
     fn runnable(&mut self, live: &[usize]) -> Option<Vec<u32>> {
+        self.order_parked();
         for &i in live {
             if self.buyers[i].spin_epoch != self.epoch {
                 self.buyers[i].spins = 0;

@@ -24,29 +24,34 @@ impl Stepper {
         step.wake = clock.now().saturating_add(span as u64);
     }
 
+    /// Puts each buyer's stopped calls in an order of their own: the calls that may go now
+    /// (no sleep, or a sleep already due) first, then its sleeps still to come, earliest
+    /// first; within each, by task (calls of several threads stopped at once came in the
+    /// machine's order, not the schedule's; task ids are handed out in order).
+    pub(super) fn order_parked(&mut self) {
+        let Some(now) = self.clock.as_ref().map(|c| c.now()) else {
+            return;
+        };
+        for t in self.buyers.iter_mut().filter(|t| t.parked.len() > 1) {
+            t.parked.make_contiguous().sort_by_key(|(n, s)| {
+                if s.sleep() && s.wake > now {
+                    (1, s.wake, n.pid)
+                } else {
+                    (0, 0, n.pid)
+                }
+            });
+        }
+    }
+
     /// Of the buyers in `free`, those that may take the next step on the virtual clock.
     /// A step that is no sleep, or a sleep already due, may be taken at any time: the
     /// clock stands still while anything can run. Only when every one of them waits in a
     /// sleep still to come does time pass, to the earliest deadline, and only that sleep
-    /// may end. A buyer's own sleeps (of different threads) are put in deadline order
-    /// first.
+    /// may end.
     pub(super) fn in_time_order(&mut self, free: Vec<usize>) -> Vec<usize> {
         let Some(now) = self.clock.as_ref().map(|c| c.now()) else {
             return free;
         };
-        for t in self.buyers.iter_mut().filter(|t| !t.done) {
-            let first_sleeps = t.parked.front().is_some_and(|(_, s)| s.sleep());
-            let earliest = t
-                .parked
-                .iter()
-                .enumerate()
-                .filter(|(_, (_, s))| s.sleep())
-                .min_by_key(|(k, (_, s))| (s.wake, *k))
-                .map(|(k, _)| k);
-            if let (true, Some(k)) = (first_sleeps, earliest) {
-                t.parked.swap(0, k);
-            }
-        }
         let ahead = |i: usize| {
             let (_, s) = &self.buyers[i].parked[0];
             s.sleep().then_some(s.wake).filter(|&w| w > now)
@@ -92,7 +97,12 @@ impl Stepper {
         let Some(clock) = self.clock.as_ref() else {
             return;
         };
-        if !self.shim_checked.insert(pid) {
+        // Looked at once per process and program (an exec starts another), at a step:
+        // by then the loader has mapped what it preloads.
+        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+            return;
+        };
+        if !self.shim_checked.insert((pid, exe.clone())) {
             return;
         }
         let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
@@ -102,9 +112,7 @@ impl Stepper {
         if maps.contains(shim.as_ref()) {
             return;
         }
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| format!("process {pid}"));
+        let exe = exe.display().to_string();
         // Its clock is the machine's: what it does by the clock no step orders.
         let note = format!("buyer {b} ran {exe} on real time (statically linked: no clock shim)");
         if !self.unordered.contains(&note) {
