@@ -38,10 +38,16 @@ const HEADER: u64 = 64;
 /// The file's length: the header and one slot per buyer, and one for [`NO_UNIT`].
 const LEN: u64 = HEADER + UNIT_SLOT * (crate::limits::MAX_BUYERS as u64 + 1);
 
+static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+
 /// The shim, written out for this run (once); `None` when it cannot be.
 pub(crate) fn shim() -> Option<&'static Path> {
-    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
     PATH.get_or_init(|| write_shim().ok()).as_deref()
+}
+
+/// True once this run has written its shim out.
+pub(crate) fn shim_written() -> bool {
+    PATH.get().is_some_and(|p| p.is_some())
 }
 
 /// The directory the shim goes in: one the loader may map code from.
@@ -77,7 +83,11 @@ fn write_shim() -> io::Result<PathBuf> {
 
 /// True for a path of oversell's clock: the shim, or a trial's clock file in `dir`.
 pub(crate) fn own_path(p: &Path, dir: &Path) -> bool {
-    p == dir.join(FILE_NAME) || shim().is_some_and(|s| p.starts_with(s.parent().unwrap_or(s)))
+    p == dir.join(FILE_NAME)
+        || PATH
+            .get()
+            .and_then(|s| s.as_deref())
+            .is_some_and(|s| p.starts_with(s.parent().unwrap_or(s)))
 }
 
 /// The clock of one trial: its file, and how much virtual time has passed.
