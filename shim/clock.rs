@@ -18,8 +18,9 @@
 //! | 64 + 16·unit | the unit's rate (`f64` bits; 0 means 1), its wall clock's jump (ns, `i64`) |
 //!
 //! A unit's clock reads `base + rate · elapsed` (plus the jump on the wall clock). Sleeps
-//! (`nanosleep`, `clock_nanosleep`) become relative sleeps on the unit's own clock, which
-//! the harness answers at syscall granularity without sleeping, and timed semaphore waits
+//! (`nanosleep`, `clock_nanosleep`) become sleeps until a virtual deadline fixed by the
+//! shim (`CLOCK_MONOTONIC`, `TIMER_ABSTIME`: the base plus the virtual time they end at),
+//! which the harness answers at that deadline without sleeping, and timed semaphore waits
 //! (`sem_timedwait`, `sem_clockwait`) become tries between such sleeps, so every timed
 //! wait is a sleep the harness sees. Any other clock (CPU time) is the machine's.
 #![no_std]
@@ -230,16 +231,27 @@ fn ns_of(ts: &timespec) -> i64 {
     ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec)
 }
 
-/// A relative sleep of `ns` on `CLOCK_MONOTONIC`: the call the harness sees. Returns 0
-/// or an errno.
+/// A sleep of `ns` on the unit's own clock: the call the harness sees. On virtual time it
+/// is a sleep until an absolute deadline on `CLOCK_MONOTONIC` (the base plus the virtual
+/// time it ends at, the unit's rate applied), fixed here, when it is asked for: the
+/// harness answers it at that deadline without sleeping. On real time, a relative sleep.
+/// Returns 0 or an errno.
 fn sleep_for(ns: i64) -> i32 {
-    let ts = split(ns.max(0));
-    // SAFETY: a relative clock_nanosleep with a timespec on this frame, no remainder.
+    let ns = ns.max(0);
+    let (flags, ts) = match map().filter(|w| read(w, 1) == 1) {
+        Some(w) => {
+            let (rate, _) = rate_jump(w);
+            let wake = read(w, 4) as i64 + (ns as f64 / rate) as i64;
+            (TIMER_ABSTIME, split(read(w, 2) as i64 + wake))
+        }
+        None => (0, split(ns)),
+    };
+    // SAFETY: a clock_nanosleep with a timespec on this frame, no remainder.
     let r = unsafe {
         syscall(
             nr::CLOCK_NANOSLEEP,
             CLOCK_MONOTONIC as i64,
-            0i64,
+            flags as i64,
             &ts as *const timespec,
             core::ptr::null_mut::<timespec>(),
         )

@@ -10,6 +10,7 @@
 //! from. The harness alone writes it: how much virtual time has passed, and per buyer the
 //! rate its clock runs at (a skew) and how far its wall clock has stepped (a jump).
 //!
+//! Every trial's clock starts at the same readings ([`BASE_WALL`], [`BASE_MONOTONIC`]).
 //! Time passes only by the trial's sleeps: a sleep is a step, answered without sleeping,
 //! and answering it moves the clock to the sleeper's deadline (`syscall::stepper`). So a
 //! trial's clock readings depend on its schedule alone, and a replay reads the same.
@@ -96,14 +97,18 @@ pub(crate) struct TrialClock {
     file: File,
     path: PathBuf,
     now: u64,
+    base: u64,
     shim: PathBuf,
 }
 
-fn clock_ns(id: nix::time::ClockId) -> u64 {
-    nix::time::clock_gettime(id)
-        .map(|t| (t.tv_sec() as u64).saturating_mul(1_000_000_000) + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
+/// Where every trial's `CLOCK_MONOTONIC` starts: 100 000 s, the same in every run. A
+/// program computes with its readings in floating point, whose rounding depends on their
+/// size: only bases fixed once for all make a replay read exactly the same times.
+const BASE_MONOTONIC: u64 = 100_000 * 1_000_000_000;
+
+/// Where every trial's wall clock starts: 2026-01-01 00:00:00 UTC, for the same reason
+/// (a file's modification time is the machine's, so it may look months away).
+const BASE_WALL: u64 = 1_767_225_600 * 1_000_000_000;
 
 impl TrialClock {
     /// Makes the clock file in `dir`, on virtual time from now, with each buyer's rate
@@ -121,11 +126,12 @@ impl TrialClock {
             .truncate(true)
             .open(&path)?;
         file.set_len(LEN)?;
+        let base = BASE_MONOTONIC;
         let mut head = Vec::with_capacity(HEADER as usize);
         head.extend_from_slice(MAGIC);
         head.extend_from_slice(&1u64.to_ne_bytes());
-        head.extend_from_slice(&clock_ns(nix::time::ClockId::CLOCK_MONOTONIC).to_ne_bytes());
-        head.extend_from_slice(&clock_ns(nix::time::ClockId::CLOCK_REALTIME).to_ne_bytes());
+        head.extend_from_slice(&base.to_ne_bytes());
+        head.extend_from_slice(&BASE_WALL.to_ne_bytes());
         head.extend_from_slice(&0u64.to_ne_bytes());
         file.write_all_at(&head, 0)?;
         for (unit, rate) in rates.iter().enumerate() {
@@ -138,6 +144,7 @@ impl TrialClock {
             file,
             path,
             now: 0,
+            base,
             shim: shim.to_path_buf(),
         }))
     }
@@ -145,6 +152,11 @@ impl TrialClock {
     /// Virtual time passed, ns.
     pub(crate) fn now(&self) -> u64 {
         self.now
+    }
+
+    /// The base on `CLOCK_MONOTONIC`: virtual time 0, ns.
+    pub(crate) fn base(&self) -> u64 {
+        self.base
     }
 
     /// Moves virtual time forward to `ns` (never back).

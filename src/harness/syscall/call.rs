@@ -38,6 +38,9 @@ pub(super) struct Step {
     pub lock: Option<LockCall>,
     /// A sleep: how long it asks for, ns (on its caller's own clock).
     pub span: u64,
+    /// A sleep until a deadline on `CLOCK_MONOTONIC` (`TIMER_ABSTIME`), ns: the clock
+    /// shim's sleeps, whose deadline it fixed on the trial's clock.
+    pub until: Option<u64>,
     /// A sleep: the virtual time it ends at, set when it is stopped.
     pub wake: u64,
 }
@@ -209,14 +212,17 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         mutates,
         lock: None,
         span: 0,
+        until: None,
         wake: 0,
     };
     match effect {
         Effect::Sleep => {
+            let (span, until) = sleep_span(n, name);
             return Some(Step {
-                span: sleep_span(n, name),
+                span,
+                until,
                 ..nameless(false)
-            })
+            });
         }
         Effect::Ipc if name == "SYS_futex" => return Some(futex(n, nameless(true))),
         // Shared state with no name to compare: it conflicts with every step.
@@ -289,6 +295,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         mutates: changes && !ledger(shared, dir),
         lock,
         span: 0,
+        until: None,
         wake: 0,
     })
 }
@@ -298,27 +305,31 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
 const MAX_SPAN: u64 = 3_600 * 1_000_000_000;
 
 /// How long a `nanosleep` or `clock_nanosleep` asks to sleep, ns: its request read from
-/// the caller's memory. An absolute one (`TIMER_ABSTIME`, from a program the clock shim
-/// does not reach: the shim makes every sleep relative) counts from the machine's clock.
-fn sleep_span(n: &Notif, name: &str) -> u64 {
+/// the caller's memory; and for an absolute one on `CLOCK_MONOTONIC` (the clock shim's),
+/// its deadline. Any other absolute one (from a program the shim does not reach) counts
+/// from the machine's clock.
+fn sleep_span(n: &Notif, name: &str) -> (u64, Option<u64>) {
     let (clock, flags, at) = match name {
         "SYS_nanosleep" => (libc::CLOCK_MONOTONIC, 0, n.args[0]),
         _ => (n.args[0] as libc::clockid_t, n.args[1] as i32, n.args[2]),
     };
     let mut raw = [0u8; 16];
     if super::paths::read_mem(n.pid, at, &mut raw) != Some(16) {
-        return 0;
+        return (0, None);
     }
     let sec = i64::from_ne_bytes(raw[..8].try_into().unwrap_or([0; 8]));
     let nsec = i64::from_ne_bytes(raw[8..].try_into().unwrap_or([0; 8]));
-    let mut ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
-    if flags & libc::TIMER_ABSTIME != 0 {
-        let now = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
-            .map(|t| t.tv_sec().saturating_mul(1_000_000_000).saturating_add(t.tv_nsec()))
-            .unwrap_or(ns);
-        ns = ns.saturating_sub(now);
+    let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec).max(0);
+    if flags & libc::TIMER_ABSTIME == 0 {
+        return ((ns as u64).min(MAX_SPAN), None);
     }
-    (ns.max(0) as u64).min(MAX_SPAN)
+    if clock == libc::CLOCK_MONOTONIC {
+        return (0, Some(ns as u64));
+    }
+    let now = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
+        .map(|t| t.tv_sec().saturating_mul(1_000_000_000).saturating_add(t.tv_nsec()))
+        .unwrap_or(ns);
+    ((ns.saturating_sub(now).max(0) as u64).min(MAX_SPAN), None)
 }
 
 /// A `futex` call on shared memory: a wait with no time limit is a lock call that
@@ -394,6 +405,7 @@ pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
         mutates: true,
         lock: None,
         span: 0,
+        until: None,
         wake: 0,
     })
 }

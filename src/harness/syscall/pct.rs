@@ -171,6 +171,7 @@ mod tests {
             mutates,
             lock: None,
             span: 0,
+            until: None,
             wake: 0,
         }
     }

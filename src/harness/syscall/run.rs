@@ -460,7 +460,8 @@ fn wrapped_history(
         .iter()
         .enumerate()
         .map(|(i, &m)| {
-            let cut = timed_out || stuck.is_some();
+            // A schedule that diverged (a replay that no longer fits) is cut off too.
+            let cut = timed_out || stuck.is_some() || matches!(end, Halt::Diverged);
             crate::harness::outcome::fate(group, m, i as u32, group.exit(m), faulted[i], cut, dir)
         })
         .collect();
@@ -477,7 +478,7 @@ fn program_history(dir: &Path, members: &[MemberId], group: &Group, end: &Halt) 
         stuck,
         ..History::default()
     };
-    let cut = timed_out || history.stuck.is_some();
+    let cut = timed_out || history.stuck.is_some() || matches!(end, Halt::Diverged);
     crate::harness::outcome::claims_by_exit(&mut history, dir, members, group, cut);
     history
 }

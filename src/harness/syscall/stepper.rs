@@ -111,6 +111,20 @@ impl Tracee {
     }
 }
 
+/// True when no task of buyer `b`, which has calls stopped, still runs toward a step of
+/// its own: each is stopped in a call already received or waits in the kernel for
+/// another. Which of its threads reach a step first is the machine's timing; under the
+/// trial's clock the schedule waits for them all, so a replay meets the same calls.
+fn still(b: &Tracee) -> bool {
+    blocked::still_tree(b.root).is_some_and(|tasks| {
+        let stopped = tasks
+            .iter()
+            .filter(|(_, s)| *s == blocked::Still::Notifying)
+            .count();
+        stopped <= b.parked.len()
+    })
+}
+
 /// How the loop ended.
 pub(super) enum Halt {
     Done,
@@ -320,15 +334,31 @@ impl Stepper {
                     b.in_kernel = false;
                 }
             }
+            let timed = self.clock.is_some();
             let running: Vec<usize> = (0..self.buyers.len())
                 .filter(|&i| {
                     let b = &self.buyers[i];
-                    !b.done && b.parked.is_empty() && !b.in_kernel
+                    !b.done && !b.in_kernel && (b.parked.is_empty() || (timed && !still(b)))
                 })
                 .collect();
             let helpers_busy = self.helpers.iter().any(|&h| !blocked::idle(h));
             if running.is_empty() && !helpers_busy {
-                return Ok(());
+                // Under the trial's clock, a buyer taken for asleep in the kernel may have
+                // a task stopped in a call not read yet (a child just started while its
+                // parent waits): read what is there before the schedule picks.
+                if !timed {
+                    return Ok(());
+                }
+                // A task just let go may still look asleep in the call it was stopped in:
+                // look again a moment later (still twice), as for a whole program.
+                std::thread::sleep(Duration::from_millis(1));
+                let moved = self.buyers.iter().any(|b| {
+                    !b.done && !b.in_kernel && !b.parked.is_empty() && !still(b)
+                });
+                if !moved && !self.pending_calls() {
+                    return Ok(());
+                }
+                continue;
             }
             if let Some(sig) = interrupt::pending() {
                 return Err(Halt::Interrupted(sig));
@@ -399,6 +429,39 @@ impl Stepper {
                 }
             }
         }
+    }
+
+    /// Reads, without waiting, the calls waiting on the listeners of buyers taken for
+    /// asleep in the kernel; true when there was one.
+    fn pending_calls(&mut self) -> bool {
+        let waiting: Vec<usize> = (0..self.buyers.len())
+            .filter(|&i| self.buyers[i].in_kernel && !self.buyers[i].done)
+            .collect();
+        let mut fds: Vec<libc::pollfd> = waiting
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: self.fd(i),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() {
+            return false;
+        }
+        // SAFETY: poll on a slice of pollfds owned by this frame, without waiting.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if r <= 0 {
+            return false;
+        }
+        let mut any = false;
+        for (k, &i) in waiting.iter().enumerate() {
+            if fds[k].revents & libc::POLLIN != 0 {
+                self.buyers[i].in_kernel = false;
+                self.receive(i);
+                any = true;
+            }
+        }
+        any
     }
 
     /// Reads one notification of buyer `i`: parks it if it is a step, else lets it go on.

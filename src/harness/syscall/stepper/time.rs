@@ -13,12 +13,22 @@
 
 use super::{Step, Stepper};
 
+/// The furthest ahead a sleep's deadline may lie, ns (an hour).
+const MAX_AHEAD: u64 = 3_600 * 1_000_000_000;
+
 impl Stepper {
     /// Fixes a sleep's deadline as it is stopped, for buyer `b`.
     pub(super) fn stamp(&self, b: usize, step: &mut Step) {
         let Some(clock) = self.clock.as_ref().filter(|_| step.sleep()) else {
             return;
         };
+        if let Some(until) = step.until {
+            // The shim fixed its deadline on the trial's clock (its rate applied), when
+            // it was asked for: never in the past, and at most an hour ahead.
+            let wake = until.saturating_sub(clock.base());
+            step.wake = wake.clamp(clock.now(), clock.now().saturating_add(MAX_AHEAD));
+            return;
+        }
         let rate = self.buyers.get(b).and_then(|t| t.rate).unwrap_or(1000).max(1);
         let span = (u128::from(step.span) * 1000 / u128::from(rate)).min(u128::from(u64::MAX));
         step.wake = clock.now().saturating_add(span as u64);
