@@ -167,7 +167,9 @@ impl Faults {
                         .trim_start_matches('+')
                         .parse::<i64>()
                         .map_err(|_| format!("'{}' is not milliseconds; {ACCEPTED}", ms.trim()))
-                        .and_then(|ms| limits::jump_ms(ms).map_err(|e| format!("{e}; {ACCEPTED}")))?;
+                        .and_then(|ms| {
+                            limits::jump_ms(ms).map_err(|e| format!("{e}; {ACCEPTED}"))
+                        })?;
                 }
                 _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),
             }
@@ -261,7 +263,10 @@ mod tests {
         let f = Faults::parse("errno=0.25:eio").expect("parses");
         assert_eq!((f.errno, f.errno_code), (0.25, InjectedErrno::Eio));
         let f = Faults::parse("skew=0.5:0.25,jump=1:-3000").expect("parses");
-        assert_eq!((f.skew, f.skew_rate, f.jump, f.jump_ms), (0.5, 0.25, 1.0, -3000));
+        assert_eq!(
+            (f.skew, f.skew_rate, f.jump, f.jump_ms),
+            (0.5, 0.25, 1.0, -3000)
+        );
         assert!(f.on_clock() && !f.is_none());
         assert_eq!(Faults::parse("jump=1:+250").expect("parses").jump_ms, 250);
         for bad in [

@@ -104,7 +104,9 @@ pub fn skew_rate(thousandths: i64) -> Result<u32, String> {
 
 /// A rate in thousandths (a rate parsed by [`skew_rate`] already).
 pub fn rate_thousandths(rate: f64) -> u32 {
-    (rate * 1000.0).round().clamp(1.0, (MAX_SKEW_RATE * 1000) as f64) as u32
+    (rate * 1000.0)
+        .round()
+        .clamp(1.0, (MAX_SKEW_RATE * 1000) as f64) as u32
 }
 
 /// `Ok(ms)` when a wall clock's jump of `ms` milliseconds is in range.

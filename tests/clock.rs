@@ -42,18 +42,45 @@ fn date_and_sleep_read_the_trials_clock() {
     let keep_arg = keep.path().to_string_lossy().into_owned();
     let (out, tmp) = oversell_fresh(
         &[
-            "explore", "--lock-cmd", cmd, "--schedule", "random", "--trials", "2", "--buyers",
-            "2", "--tickets", "1", "--seed", "1", "--keep", &keep_arg,
+            "explore",
+            "--lock-cmd",
+            cmd,
+            "--schedule",
+            "random",
+            "--trials",
+            "2",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--seed",
+            "1",
+            "--keep",
+            &keep_arg,
         ],
         &[],
     );
     assert_code(&out, 0, "a sleeping wrapper around flock");
     let r = readings(keep.path());
-    assert_eq!(r.len(), 4, "two buyers in two trials: {r:?}\n{}", text(&out));
+    assert_eq!(
+        r.len(),
+        4,
+        "two buyers in two trials: {r:?}\n{}",
+        text(&out)
+    );
     for (a, b) in &r {
-        assert!((b - a - 5.0).abs() < 1e-6, "slept {} s, not exactly 5: {r:?}", b - a);
+        assert!(
+            (b - a - 5.0).abs() < 1e-6,
+            "slept {} s, not exactly 5: {r:?}",
+            b - a
+        );
     }
-    assert_eq!(common::leftover_count(tmp.path()), 0, "{:?}", common::leftovers(tmp.path()));
+    assert_eq!(
+        common::leftover_count(tmp.path()),
+        0,
+        "{:?}",
+        common::leftovers(tmp.path())
+    );
 }
 
 #[test]
@@ -69,15 +96,31 @@ fn python_reads_the_trials_clock() {
     let keep_arg = keep.path().to_string_lossy().into_owned();
     let (out, _tmp) = oversell_fresh(
         &[
-            "explore", "--lock-cmd", cmd, "--schedule", "random", "--trials", "1", "--buyers",
-            "1", "--tickets", "1", "--seed", "1", "--keep", &keep_arg,
+            "explore",
+            "--lock-cmd",
+            cmd,
+            "--schedule",
+            "random",
+            "--trials",
+            "1",
+            "--buyers",
+            "1",
+            "--tickets",
+            "1",
+            "--seed",
+            "1",
+            "--keep",
+            &keep_arg,
         ],
         &[],
     );
     assert_code(&out, 0, "python sleeping 3 s inside the command");
     let r = readings(keep.path());
     assert_eq!(r.len(), 1, "{r:?}\n{}", text(&out));
-    assert!((r[0].0 - 3.0).abs() < 1e-6 && (r[0].1 - 3.0).abs() < 1e-6, "{r:?}");
+    assert!(
+        (r[0].0 - 3.0).abs() < 1e-6 && (r[0].1 - 3.0).abs() < 1e-6,
+        "{r:?}"
+    );
 }
 
 fn lease(fenced: bool, seed: &str) -> std::process::Output {
@@ -89,9 +132,27 @@ fn lease(fenced: bool, seed: &str) -> std::process::Output {
     );
     oversell_fresh(
         &[
-            "explore", "--lock-cmd", &cmd, "--faults", "skew=0.5:0.25", "--jitter-ms", "2000",
-            "--schedule", "pct", "--trials", "20", "--buyers", "2", "--tickets", "1", "--seed",
-            seed, "--no-explain", "--no-shrink", "--expect", if fenced { "clean" } else { "violation" },
+            "explore",
+            "--lock-cmd",
+            &cmd,
+            "--faults",
+            "skew=0.5:0.25",
+            "--jitter-ms",
+            "2000",
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--seed",
+            seed,
+            "--no-explain",
+            "--no-shrink",
+            "--expect",
+            if fenced { "clean" } else { "violation" },
         ],
         &[],
     )
@@ -107,8 +168,16 @@ fn a_lease_that_trusts_its_own_clock_is_caught_under_skew() {
     let out = lease(false, "2");
     assert_code(&out, 0, "lease.py under skew=0.5:0.25: a finding expected");
     let t = text(&out);
-    assert!(t.contains("held the critical section at once") || t.contains("claim"), "{t}");
-    assert!(t.contains("clock ran at 0.25×"), "the finding says whose clock: {t}");
+    assert!(
+        t.contains("held the critical section at once") || t.contains("claim"),
+        "{t}"
+    );
+    assert!(
+        t.contains("clock ran at 0.25×"),
+        "the finding says whose clock: {t}"
+    );
+    // The skew is in the token, its steps too: a replay takes the same steps.
+    common::assert_replays_exactly(&common::replay_token(&t));
 }
 
 #[test]
@@ -118,7 +187,11 @@ fn a_fenced_lease_stays_clean_under_skew() {
         return;
     }
     let out = lease(true, "2");
-    assert_code(&out, 0, "lease.py --fenced under skew=0.5:0.25: clean expected");
+    assert_code(
+        &out,
+        0,
+        "lease.py --fenced under skew=0.5:0.25: clean expected",
+    );
 }
 
 #[test]
@@ -131,7 +204,10 @@ fn a_static_program_is_named_on_real_time() {
         return;
     };
     let is_static = std::fs::read(ldconfig)
-        .map(|b| !b.windows(12).any(|w| w == b"ld-linux-x86" || w == b"ld-linux-aar"))
+        .map(|b| {
+            !b.windows(12)
+                .any(|w| w == b"ld-linux-x86" || w == b"ld-linux-aar")
+        })
         .unwrap_or(false);
     if !is_static {
         eprintln!("skipped: {ldconfig} is dynamically linked here");
@@ -140,16 +216,31 @@ fn a_static_program_is_named_on_real_time() {
     let cmd = format!("{ldconfig} -p -C {{dir}}/ld.cache >/dev/null 2>&1; {{}}");
     let (out, _tmp) = oversell_fresh(
         &[
-            "explore", "--lock-cmd", &cmd, "--schedule", "exhaustive", "--buyers", "1",
-            "--tickets", "1", "--seed", "1",
+            "explore",
+            "--lock-cmd",
+            &cmd,
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "1",
+            "--tickets",
+            "1",
+            "--seed",
+            "1",
         ],
         &[],
     );
     let t = text(&out);
-    assert!(t.contains("ldconfig on real time (statically linked"), "{t}");
+    assert!(
+        t.contains("ldconfig on real time (statically linked"),
+        "{t}"
+    );
     let named = t.lines().filter(|l| l.contains("on real time")).count();
     assert_eq!(named, 1, "named in one line: {t}");
-    assert!(!t.contains("dash on real time") && !t.contains("sh on real time"), "{t}");
+    assert!(
+        !t.contains("dash on real time") && !t.contains("sh on real time"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -166,7 +257,12 @@ fn bad_clock_faults_exit_2_in_one_line() {
     ] {
         let (out, tmp) = oversell_fresh(
             &[
-                "explore", "--lock-cmd", "flock {dir}/l {}", "--faults", faults, "--schedule",
+                "explore",
+                "--lock-cmd",
+                "flock {dir}/l {}",
+                "--faults",
+                faults,
+                "--schedule",
                 schedule,
             ],
             &[],
@@ -180,7 +276,7 @@ fn bad_clock_faults_exit_2_in_one_line() {
 }
 
 #[test]
-fn a_jump_is_placed_at_a_seeded_step_and_named() {
+fn a_jump_is_placed_at_a_seeded_step() {
     let keep = tempfile::tempdir().expect("tempdir");
     // Each reading is taken after a step (the sleep), so the seeded jump shows in it.
     let cmd = "for i in 1 2 3 4 5 6 7 8 9; do sleep 1; done; date +%s >> {dir}/walls; {}";
@@ -188,9 +284,23 @@ fn a_jump_is_placed_at_a_seeded_step_and_named() {
         let keep_arg = keep.path().to_string_lossy().into_owned();
         oversell_fresh(
             &[
-                "explore", "--lock-cmd", cmd, "--faults", "jump=1:-100000", "--schedule",
-                "random", "--trials", "1", "--buyers", "1", "--tickets", "1", "--seed", "7",
-                "--keep", &keep_arg,
+                "explore",
+                "--lock-cmd",
+                cmd,
+                "--faults",
+                "jump=1:-100000",
+                "--schedule",
+                "random",
+                "--trials",
+                "1",
+                "--buyers",
+                "1",
+                "--tickets",
+                "1",
+                "--seed",
+                "7",
+                "--keep",
+                &keep_arg,
             ],
             &[],
         )
@@ -202,10 +312,18 @@ fn a_jump_is_placed_at_a_seeded_step_and_named() {
         .expect("kept")
         .flatten()
         .filter_map(|d| std::fs::read_to_string(d.path().join("walls")).ok())
-        .flat_map(|t| t.lines().map(|l| l.trim().parse::<i64>().expect("secs")).collect::<Vec<_>>())
+        .flat_map(|t| {
+            t.lines()
+                .map(|l| l.trim().parse::<i64>().expect("secs"))
+                .collect::<Vec<_>>()
+        })
         .collect();
     // Every trial's wall clock starts at 2026-01-01 00:00:00 UTC; nine seconds asleep,
     // and one step 100 s back, placed among the first steps (all before the reading).
     assert_eq!(walls, vec![1_767_225_600 + 9 - 100], "{}", text(&out));
-    assert!(text(&out).is_empty() || !text(&out).contains("error"), "{}", text(&out));
+    assert!(
+        text(&out).is_empty() || !text(&out).contains("error"),
+        "{}",
+        text(&out)
+    );
 }
