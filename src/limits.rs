@@ -94,7 +94,7 @@ pub const MAX_JUMP_MS: i32 = 86_400_000;
 /// [`MAX_SKEW_RATE`]).
 pub fn skew_rate(thousandths: i64) -> Result<u32, String> {
     match u32::try_from(thousandths) {
-        Ok(t) if t >= 1 && t <= MAX_SKEW_RATE * 1000 => Ok(t),
+        Ok(t) if (1..=MAX_SKEW_RATE * 1000).contains(&t) => Ok(t),
         _ => Err(format!(
             "a clock rate of {} is out of range; accepted: 0.001 to {MAX_SKEW_RATE}",
             thousandths as f64 / 1000.0
