@@ -94,6 +94,12 @@ const MAGIC: u64 = u64::from_le_bytes(*b"OVCLOCK1");
 const LEN: usize = 64 + 16 * 257;
 const UNITS: usize = 257;
 
+/// The state of this process's stream of "random" bytes (`getrandom`): seeded from
+/// `OVERSELL_ENTROPY` on first use, copied into a child by `fork`, so a trial's processes
+/// draw the same bytes in every run.
+static ENTROPY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static ENTROPY_SET: AtomicU8 = AtomicU8::new(0);
+
 /// The mapped clock file, or null until it is mapped (or when there is none).
 static MAP: AtomicPtr<u64> = AtomicPtr::new(core::ptr::null_mut());
 /// 0 not looked for yet, 1 mapped, 2 none (the machine's clock then).
@@ -404,4 +410,59 @@ pub unsafe extern "C" fn sem_timedwait(sem: *mut u8, abs: *const timespec) -> i3
 #[no_mangle]
 pub unsafe extern "C" fn sem_clockwait(sem: *mut u8, clock: i32, abs: *const timespec) -> i32 {
     timed_wait(sem, clock, abs)
+}
+
+fn parse_u64(p: *const u8) -> u64 {
+    let mut n = 0u64;
+    let mut i = 0;
+    loop {
+        // SAFETY: p is a NUL-terminated string from getenv; we stop at its NUL.
+        let c = unsafe { *p.add(i) };
+        if !c.is_ascii_digit() || i > 20 {
+            return n;
+        }
+        n = n.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+        i += 1;
+    }
+}
+
+/// splitmix64: the next word of the stream.
+fn next_word() -> u64 {
+    let z = ENTROPY
+        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(target_arch = "x86_64")]
+const SYS_GETRANDOM: i64 = 318;
+#[cfg(target_arch = "aarch64")]
+const SYS_GETRANDOM: i64 = 278;
+
+/// `getrandom`: under oversell (`OVERSELL_ENTROPY` set) bytes drawn from the trial's
+/// seed, so what a program draws at random (a backoff, a sleep's length, Python's hash
+/// seed) is the same in a replay; else the kernel's.
+#[no_mangle]
+pub unsafe extern "C" fn getrandom(buf: *mut u8, len: usize, flags: u32) -> isize {
+    if ENTROPY_SET.load(Ordering::Acquire) == 0 {
+        // SAFETY: getenv reads the environment with a NUL-terminated name.
+        let seed = unsafe { getenv(b"OVERSELL_ENTROPY\0".as_ptr()) };
+        if seed.is_null() {
+            // SAFETY: passed on as given.
+            return unsafe { syscall(SYS_GETRANDOM, buf, len, flags as i64) } as isize;
+        }
+        ENTROPY.store(parse_u64(seed), Ordering::Relaxed);
+        ENTROPY_SET.store(1, Ordering::Release);
+    }
+    let mut i = 0;
+    while i < len {
+        let w = next_word().to_ne_bytes();
+        let n = (len - i).min(8);
+        // SAFETY: the caller's buffer holds len bytes; we write n of them at offset i.
+        unsafe { core::ptr::copy_nonoverlapping(w.as_ptr(), buf.add(i), n) };
+        i += n;
+    }
+    len as isize
 }

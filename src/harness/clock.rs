@@ -10,6 +10,9 @@
 //! from. The harness alone writes it: how much virtual time has passed, and per buyer the
 //! rate its clock runs at (a skew) and how far its wall clock has stepped (a jump).
 //!
+//! The shim also answers `getrandom` from the trial's seed ([`ENTROPY_ENV`]): what a
+//! program draws at random (a sleep's length, a backoff) is drawn again in a replay.
+//!
 //! Every trial's clock starts at the same readings ([`BASE_WALL`], [`BASE_MONOTONIC`]).
 //! Time passes only by the trial's sleeps: a sleep is a step, answered without sleeping,
 //! and answering it moves the clock to the sleeper's deadline (`syscall::stepper`). So a
@@ -26,6 +29,8 @@ use std::sync::OnceLock;
 pub(crate) const CLOCK_ENV: &str = "OVERSELL_CLOCK";
 /// The environment variable naming the buyer (its slot in the clock file).
 pub(crate) const UNIT_ENV: &str = "OVERSELL_CLOCK_UNIT";
+/// The environment variable seeding what the trial's processes draw from `getrandom`.
+pub(crate) const ENTROPY_ENV: &str = "OVERSELL_ENTROPY";
 /// The clock file, in the trial directory: oversell's own, never a step.
 pub(crate) const FILE_NAME: &str = "clock.bin";
 /// The slot of processes that belong to no buyer (a whole program): never skewed.
@@ -99,6 +104,7 @@ pub(crate) struct TrialClock {
     now: u64,
     base: u64,
     shim: PathBuf,
+    seed: u64,
 }
 
 /// Where every trial's `CLOCK_MONOTONIC` starts: 100 000 s, the same in every run. A
@@ -114,7 +120,11 @@ impl TrialClock {
     /// Makes the clock file in `dir`, on virtual time from now, with each buyer's rate
     /// (thousandths; `None` runs at the trial's pace). `None` when the shim could not be
     /// written out.
-    pub(crate) fn create(dir: &Path, rates: &[Option<u32>]) -> io::Result<Option<TrialClock>> {
+    pub(crate) fn create(
+        dir: &Path,
+        rates: &[Option<u32>],
+        seed: u64,
+    ) -> io::Result<Option<TrialClock>> {
         let Some(shim) = shim() else {
             return Ok(None);
         };
@@ -146,6 +156,7 @@ impl TrialClock {
             now: 0,
             base,
             shim: shim.to_path_buf(),
+            seed,
         }))
     }
 
@@ -191,7 +202,11 @@ impl TrialClock {
         };
         cmd.env("LD_PRELOAD", preload)
             .env(CLOCK_ENV, &self.path)
-            .env(UNIT_ENV, unit.to_string());
+            .env(UNIT_ENV, unit.to_string())
+            .env(
+                ENTROPY_ENV,
+                (self.seed ^ u64::from(unit).wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_string(),
+            );
     }
 
     /// The shim's file name, as `/proc/PID/maps` shows it in a process that loaded it.
@@ -211,7 +226,7 @@ mod tests {
     #[test]
     fn the_file_holds_the_time_and_each_rate() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let Some(mut c) = TrialClock::create(dir.path(), &[None, Some(250)]).expect("made")
+        let Some(mut c) = TrialClock::create(dir.path(), &[None, Some(250)], 1).expect("made")
         else {
             return;
         };

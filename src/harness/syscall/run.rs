@@ -51,7 +51,7 @@ pub(crate) fn run_with(
     let clock = match trial.external {
         Some(_) => {
             let rates: Vec<Option<u32>> = plan.buyers.iter().map(|b| b.skew).collect();
-            crate::harness::clock::TrialClock::create(&dir, &rates)
+            crate::harness::clock::TrialClock::create(&dir, &rates, trial.seed)
                 .map_err(|e| HarnessError::Io("making the trial's clock", e))?
         }
         None => None,
@@ -132,6 +132,7 @@ pub(crate) fn run_with(
         .map(|(i, r)| format!("buyer {i}'s clock ran at {}×", f64::from(r) / 1000.0))
         .collect();
     stepper.clock = clock;
+    stepper.strict_time = plan.clock_faults;
     let program = match &trial.external {
         Some(External::Program(p)) => Some(p),
         _ => None,

@@ -177,6 +177,9 @@ pub(super) struct Stepper {
     pub clock: Option<crate::harness::clock::TrialClock>,
     /// What was done to buyers' clocks, and programs on real time (`History::clocks`).
     pub clock_notes: Vec<String>,
+    /// Sleeps end in the order of their deadlines, and only when nothing else can go
+    /// (under clock faults: `time.rs`).
+    pub strict_time: bool,
     /// Processes already looked at for the clock shim, with the program each ran.
     shim_checked: std::collections::HashSet<(u32, std::path::PathBuf)>,
 }
@@ -205,6 +208,7 @@ impl Stepper {
             servers: std::collections::HashMap::new(),
             server_seen: false,
             clock: None,
+            strict_time: false,
             clock_notes: Vec::new(),
             shim_checked: std::collections::HashSet::new(),
         }

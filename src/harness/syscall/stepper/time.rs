@@ -4,11 +4,11 @@
 //!
 //! A sleep is stopped as a step and answered at once, never slept. When it is stopped its
 //! deadline is fixed: the trial's virtual time then plus what it asks for, stretched by its
-//! buyer's rate (a clock at 0.25 asks for a quarter of the time it gets). The clock stands
-//! still while any step but a sleep still to come can be taken (a running process takes
-//! no time: only a stop fault pauses one); when every buyer that can go waits in such a
-//! sleep, the earliest ends, and answering it moves the clock to its deadline (never
-//! back). Nothing here reads the machine's clock, so a replay of the same steps reads
+//! buyer's rate (a clock at 0.25 asks for a quarter of the time it gets); answering it
+//! moves the clock to its deadline (never back). Under clock faults the clock is strict:
+//! it stands still while any step but a sleep still to come can be taken (a running
+//! process takes no time), and when every buyer that can go waits in such a sleep, the
+//! earliest ends. Without them sleeps end in the schedule's order, as with no clock. Nothing here reads the machine's clock, so a replay of the same steps reads
 //! the same times.
 
 use super::{Step, Stepper};
@@ -59,16 +59,18 @@ impl Stepper {
     /// sleep still to come does time pass, to the earliest deadline, and only that sleep
     /// may end.
     ///
-    /// A whole program's sleeps end in the schedule's order instead (each still moves the
-    /// clock to its deadline): its processes may draw their sleeps at random (the
-    /// lesson's `random.randint`), and a replay must not depend on what they drew.
+    /// Only under clock faults (`strict_time`): otherwise sleeps end in whatever order the
+    /// schedule takes them (a process may be slow, as on a real machine), each moving the
+    /// clock to its deadline if that is later, and the search orders steps as it would
+    /// with no clock at all.
     pub(super) fn in_time_order(&mut self, free: Vec<usize>) -> Vec<usize> {
         let Some(now) = self.clock.as_ref().map(|c| c.now()) else {
             return free;
         };
-        if self.whole.is_some() {
+        if !self.strict_time {
             return free;
         }
+
         let ahead = |i: usize| {
             let (_, s) = &self.buyers[i].parked[0];
             s.sleep().then_some(s.wake).filter(|&w| w > now)
