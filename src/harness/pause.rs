@@ -58,6 +58,22 @@ pub(crate) fn stop_note(lease: Option<Duration>, pause_ms: Option<u32>) -> Strin
     lease.into_iter().chain(pause).collect::<Vec<_>>().join(",")
 }
 
+/// Moves the lease's virtual clock in `dir` ([`crate::lock::CLOCK_FILE`]) forward by
+/// `span`: whole or not at all, so a lease reading it meanwhile sees one value or the
+/// other.
+pub(super) fn advance_lease_clock(dir: &std::path::Path, span: Duration) -> Result<(), HarnessError> {
+    let clock = dir.join(crate::lock::CLOCK_FILE);
+    let ahead = std::fs::read_to_string(&clock)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let moved = ahead.saturating_add(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
+    let next = clock.with_extension("clock.next");
+    std::fs::write(&next, format!("{moved}\n"))
+        .and_then(|()| std::fs::rename(&next, &clock))
+        .map_err(|e| HarnessError::Io("moving the lease clock", e))
+}
+
 impl Session {
     fn note(&self, i: usize, kind: EventKind, value: Option<&str>) -> Result<(), HarnessError> {
         Ledger::open(&crate::ledger::path(&self.dir.path), i as u32)
@@ -75,17 +91,7 @@ impl Session {
     /// no wall time spent), else in real time.
     fn let_pass(&mut self, span: Duration) -> Result<(), HarnessError> {
         if self.lock.virtual_clock() {
-            let clock = self.dir.path.join(crate::lock::CLOCK_FILE);
-            let ahead = std::fs::read_to_string(&clock)
-                .ok()
-                .and_then(|t| t.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            let moved = ahead.saturating_add(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
-            // Whole or not at all: a lease reading it meanwhile sees one value or the other.
-            let next = clock.with_extension("clock.next");
-            return std::fs::write(&next, format!("{moved}\n"))
-                .and_then(|()| std::fs::rename(&next, &clock))
-                .map_err(|e| HarnessError::Io("moving the lease clock", e));
+            return advance_lease_clock(&self.dir.path, span);
         }
         self.sleep_until(Instant::now() + span)
     }
