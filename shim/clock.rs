@@ -11,7 +11,7 @@
 //! | offset | what |
 //! | --- | --- |
 //! | 0 | magic `OVCLOCK1` |
-//! | 8 | mode: 0 real time (elapsed = real monotonic − base), 1 virtual (elapsed = word 32) |
+//! | 8 | mode: 0 real time (elapsed = real monotonic − base + word 32), 1 virtual (elapsed = word 32) |
 //! | 16 | base on `CLOCK_MONOTONIC`, ns |
 //! | 24 | base on `CLOCK_REALTIME`, ns |
 //! | 32 | virtual time elapsed since the base, ns (mode 1) |
@@ -215,7 +215,8 @@ fn now(clock: i32) -> Option<i64> {
     let base_mono = read(w, 2) as i64;
     let elapsed = match read(w, 1) {
         1 => read(w, 4) as i64,
-        _ => real(CLOCK_MONOTONIC) - base_mono,
+        // Real time, and the harness's advance on top (a stop fault's pause).
+        _ => real(CLOCK_MONOTONIC) - base_mono + read(w, 4) as i64,
     };
     let (rate, jump) = rate_jump(w);
     let seen = (elapsed as f64 * rate) as i64;

@@ -327,3 +327,53 @@ fn a_jump_is_placed_at_a_seeded_step() {
         text(&out)
     );
 }
+
+/// A stop fault's pause passes on the lease's clock (the built-in lease's file, or the
+/// trial's `redis-server` through the clock shim): fenced leases stay clean, unfenced
+/// ones are caught, under a free-running schedule.
+fn stopped(lock: &str, expect: &str) {
+    let (out, tmp) = oversell_fresh(
+        &[
+            "explore",
+            "--lock",
+            lock,
+            "--faults",
+            "stop=0.5:3000",
+            "--trials",
+            "40",
+            "--seed",
+            "1",
+            "--no-explain",
+            "--expect",
+            expect,
+        ],
+        &[],
+    );
+    assert_code(
+        &out,
+        0,
+        &format!("--lock {lock} under stop=0.5:3000: {expect}"),
+    );
+    assert_eq!(
+        common::leftover_count(tmp.path()),
+        0,
+        "{:?}",
+        common::leftovers(tmp.path())
+    );
+}
+
+#[test]
+fn a_paused_lease_holder_loses_the_lease_on_the_virtual_clock() {
+    stopped("lease-fenced", "clean");
+    stopped("lease", "violation");
+}
+
+#[test]
+fn a_paused_redis_holder_loses_the_lease_on_the_servers_clock() {
+    if !have("redis-server") {
+        eprintln!("skipped: redis-server is not on PATH");
+        return;
+    }
+    stopped("redis-fenced", "clean");
+    stopped("redis", "violation");
+}

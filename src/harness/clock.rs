@@ -96,6 +96,51 @@ pub(crate) fn own_path(p: &Path, dir: &Path) -> bool {
             .is_some_and(|s| p.starts_with(s.parent().unwrap_or(s)))
 }
 
+/// The clock file of a trial's own `redis-server`, in its directory: the machine's time
+/// plus what the harness moved it by (a stop fault's pause, passed at once).
+pub(crate) const SERVER_FILE: &str = "server-clock.bin";
+
+/// Gives `cmd` (a server of the trial's) a clock on real time that the harness can move
+/// forward ([`advance_server_clock`]); false when the shim cannot be had.
+pub(crate) fn give_server_clock(cmd: &mut Command, dir: &Path) -> bool {
+    let Some(shim) = shim() else {
+        return false;
+    };
+    let path = dir.join(SERVER_FILE);
+    let mut head = Vec::with_capacity(LEN as usize);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&0u64.to_ne_bytes());
+    head.extend_from_slice(&real_ns(nix::time::ClockId::CLOCK_MONOTONIC).to_ne_bytes());
+    head.extend_from_slice(&real_ns(nix::time::ClockId::CLOCK_REALTIME).to_ne_bytes());
+    head.resize(LEN as usize, 0);
+    if std::fs::write(&path, head).is_err() {
+        return false;
+    }
+    cmd.env("LD_PRELOAD", shim)
+        .env(CLOCK_ENV, &path)
+        .env(UNIT_ENV, NO_UNIT.to_string());
+    true
+}
+
+/// Moves the clock of the trial's server in `dir` forward by `span`; an error when it
+/// has none.
+pub(crate) fn advance_server_clock(dir: &Path, span: std::time::Duration) -> io::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join(SERVER_FILE))?;
+    let mut old = [0u8; 8];
+    file.read_exact_at(&mut old, 32)?;
+    let ns = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
+    file.write_all_at(&u64::from_ne_bytes(old).saturating_add(ns).to_ne_bytes(), 32)
+}
+
+fn real_ns(id: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(id)
+        .map(|t| (t.tv_sec() as u64).saturating_mul(1_000_000_000) + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
 /// The clock of one trial: its file, and how much virtual time has passed.
 #[derive(Debug)]
 pub(crate) struct TrialClock {

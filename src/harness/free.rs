@@ -241,7 +241,7 @@ pub(super) struct Driver<'a> {
     /// Stop faults to end: when, and whom.
     wakes: Vec<(Instant, usize)>,
     /// Stopped buyers whose pause passed on the lease's virtual clock: continued once
-    /// another buyer holds the lock, or no other can take it.
+    /// another buyer held the lock and let it go, or no other can take it.
     virtual_stops: Vec<usize>,
     /// Buyers that died holding the lock, and when. Under a user's lock command: buyers
     /// given a kill fault whose connection closed (a buyer runs only inside the command,
@@ -498,11 +498,14 @@ impl<'a> Driver<'a> {
             msg::ACQUIRED => {
                 c.wait = Wait::Running;
                 c.holding = true;
-                // Another holds the lock: a frozen holder whose pause passed on the
-                // virtual clock has lost it, and may run on.
+            }
+            msg::RELEASED => {
+                c.holding = false;
+                // Another held the lock and let it go: a frozen holder whose pause passed
+                // on the virtual clock lost the lease to it, and runs on after it, as it
+                // would after a pause longer than that holder's turn.
                 self.end_virtual_stops(|j| j != i);
             }
-            msg::RELEASED => c.holding = false,
             msg::HAVE_READ if self.barrier_open => {
                 c.wait = Wait::Running;
                 send(c, msg::GO);
@@ -512,13 +515,21 @@ impl<'a> Driver<'a> {
                 self.group.signal_whole(c.member, Signal::SIGSTOP);
                 c.wait = Wait::Stopped;
                 let pause = Duration::from_millis(u64::from(c.stop_ms));
-                // A lease on the trial's virtual clock: the pause passes on it at once, so
-                // the holder's lease runs out now; the holder is continued as soon as
-                // another buyer holds the lock, or nobody is left to take it (never later
-                // than the pause itself).
-                if self.plan.lock.virtual_clock()
-                    && super::pause::advance_lease_clock(self.dir, pause).is_ok()
-                {
+                // A lease on a clock the harness moves: the pause passes on it at once, so
+                // the holder's lease runs out now; the holder is continued once another
+                // buyer held the lock and let it go, or nobody is left to take it (never
+                // later than the pause itself).
+                // Only a held lease makes the pause count (as under a controlled schedule):
+                // a buyer frozen outside its critical section moves no clock.
+                let holding = c.holding;
+                let movable = if self.plan.lock.virtual_clock() {
+                    !holding || super::pause::advance_lease_clock(self.dir, pause).is_ok()
+                } else {
+                    self.plan.lock.needs_redis()
+                        && self.dir.join(super::clock::SERVER_FILE).exists()
+                        && (!holding || super::clock::advance_server_clock(self.dir, pause).is_ok())
+                };
+                if movable {
                     self.virtual_stops.push(i);
                 }
                 self.wakes.push((Instant::now() + pause, i));

@@ -24,8 +24,10 @@
 //! plus the trial's virtual clock (`lease.clock` in the session's directory, which the
 //! session creates before any buyer attaches): the harness moves that clock forward by
 //! the span instead of sleeping, so a frozen holder's lease runs out at once and costs no
-//! wall time. A Redis lease expires on `redis-server`'s own clock, which the harness
-//! cannot move: its span is slept.
+//! wall time. A Redis lease expires on `redis-server`'s own clock: the trial's own server
+//! carries the clock shim on real time, which the harness moves forward the same way
+//! (`clock::advance_server_clock`); only a server named with `--redis URL` makes the
+//! span be slept.
 //!
 //! Real time past that is never spent: once a lease has surely expired (or at once, for
 //! a buyer that holds no lease: outside its critical section, or under a lock without a
@@ -92,6 +94,13 @@ impl Session {
     fn let_pass(&mut self, span: Duration) -> Result<(), HarnessError> {
         if self.lock.virtual_clock() {
             return advance_lease_clock(&self.dir.path, span);
+        }
+        // A Redis lease expires on its server's clock, which the harness moves when the
+        // server is its own and carries the clock shim.
+        if self.lock.needs_redis()
+            && super::clock::advance_server_clock(&self.dir.path, span).is_ok()
+        {
+            return Ok(());
         }
         self.sleep_until(Instant::now() + span)
     }
