@@ -96,7 +96,7 @@ pub fn skew_rate(thousandths: i64) -> Result<u32, String> {
     match u32::try_from(thousandths) {
         Ok(t) if (1..=MAX_SKEW_RATE * 1000).contains(&t) => Ok(t),
         _ => Err(format!(
-            "a clock rate of {} is out of range; accepted: 0.001 to {MAX_SKEW_RATE}",
+            "a clock rate of {} is out of range (0.001 to {MAX_SKEW_RATE})",
             thousandths as f64 / 1000.0
         )),
     }
@@ -114,7 +114,7 @@ pub fn jump_ms(ms: i64) -> Result<i32, String> {
     match i32::try_from(ms) {
         Ok(ms) if ms.abs() <= MAX_JUMP_MS => Ok(ms),
         _ => Err(format!(
-            "a jump of {ms} ms is out of range; accepted: -{MAX_JUMP_MS} to {MAX_JUMP_MS} ms"
+            "a jump of {ms} ms is out of range (-{MAX_JUMP_MS} to {MAX_JUMP_MS} ms)"
         )),
     }
 }
