@@ -63,6 +63,11 @@ impl From<LockError> for BuyerError {
     }
 }
 
+/// The environment variable a user's lock command sets to hand its buyer a fencing token
+/// (a number that grows with each acquisition): the store refuses an access with a
+/// smaller token than one it has seen.
+pub const FENCE_ENV: &str = "OVERSELL_FENCE";
+
 /// Decides how the buyer waits at each step.
 trait Pacer {
     /// Called before each step.
@@ -314,7 +319,13 @@ fn round(
     r.reach(Point::Acquire)?;
     r.pacer.acquire(lock)?;
     rec(r.ledger, EventKind::Acquired, None)?;
-    r.fence = lock.fence();
+    // Inside a user's lock command, the command may hand its fencing token down
+    // ([`FENCE_ENV`]), which the store then checks as it checks a built-in lease's.
+    r.fence = lock.fence().or_else(|| {
+        spec.kill_group
+            .then(|| std::env::var(FENCE_ENV).ok()?.trim().parse::<u64>().ok())
+            .flatten()
+    });
     if let Some(token) = r.fence {
         rec(r.ledger, EventKind::Fence, Some(&token.to_string()))?;
     }

@@ -522,5 +522,12 @@ pub fn check(obs: &Observation<'_>) -> Vec<Violation> {
             v.detail.push_str(&note);
         }
     }
+    // Likewise whose clock ran fast or slow, or jumped.
+    if !obs.history.clocks.is_empty() {
+        let note = format!("; clocks: {}", obs.history.clocks.join("; "));
+        for v in &mut out {
+            v.detail.push_str(&note);
+        }
+    }
     out
 }

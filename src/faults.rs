@@ -27,6 +27,16 @@ pub struct Faults {
     /// the trial's store files are left as a crash may leave them, and fresh buyers go
     /// on (controlled schedules at step granularity).
     pub crash: f64,
+    /// Probability that a buyer's clock runs at [`Faults::skew_rate`] (controlled
+    /// schedules at system-call granularity, whose processes read the harness's clock).
+    pub skew: f64,
+    /// How fast a skewed buyer's clock runs against the trial's (0.5: half as fast).
+    pub skew_rate: f64,
+    /// Probability that a buyer's wall clock steps once, at a seeded step, by
+    /// [`Faults::jump_ms`].
+    pub jump: f64,
+    /// How far a jumping wall clock steps, in milliseconds (negative: back).
+    pub jump_ms: i32,
 }
 
 /// An error oversell can make a buyer's call fail with.
@@ -80,8 +90,9 @@ impl InjectedErrno {
     }
 }
 
-const ACCEPTED: &str = "accepted: kill=P, stop=P:MS, errno=P:ENOSPC|EIO|EINTR|EACCES and/or \
-                        crash=P, comma-separated, P above 0 and at most 1 (or none)";
+const ACCEPTED: &str = "accepted: kill=P, stop=P:MS, errno=P:ENOSPC|EIO|EINTR|EACCES, \
+                        skew=P:RATE, jump=P:±MS and/or crash=P, comma-separated, P above 0 \
+                        and at most 1 (or none)";
 
 /// A rate above 0 with at most 3 decimals: tokens carry thousandths, more would not
 /// replay, and a fault that never happens is asked for by leaving it out.
@@ -102,7 +113,18 @@ fn probability(v: &str) -> Result<f64, String> {
 impl Faults {
     /// True when no fault is injected.
     pub fn is_none(&self) -> bool {
-        self.kill <= 0.0 && self.stop <= 0.0 && self.errno <= 0.0 && self.crash <= 0.0
+        self.kill <= 0.0
+            && self.stop <= 0.0
+            && self.errno <= 0.0
+            && self.skew <= 0.0
+            && self.jump <= 0.0
+            && self.crash <= 0.0
+    }
+
+    /// True when a buyer's clock may be skewed or jump: faults only the harness's clock
+    /// (a controlled schedule at system-call granularity) can make.
+    pub fn on_clock(&self) -> bool {
+        self.skew > 0.0 || self.jump > 0.0
     }
 
     /// Parses `kill=P`, `stop=P:MS`, comma-separated (`none` for no faults).
@@ -139,6 +161,27 @@ impl Faults {
                     })?;
                 }
                 Some(("crash", v)) => f.crash = probability(v)?,
+                Some(("skew", v)) => {
+                    let (p, rate) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("'{part}' lacks :RATE; {ACCEPTED}"))?;
+                    f.skew = probability(p)?;
+                    f.skew_rate = skew_rate(rate)?;
+                }
+                Some(("jump", v)) => {
+                    let (p, ms) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("'{part}' lacks :±MS; {ACCEPTED}"))?;
+                    f.jump = probability(p)?;
+                    f.jump_ms = ms
+                        .trim()
+                        .trim_start_matches('+')
+                        .parse::<i64>()
+                        .map_err(|_| format!("'{}' is not milliseconds; {ACCEPTED}", ms.trim()))
+                        .and_then(|ms| {
+                            limits::jump_ms(ms).map_err(|e| format!("{e}; {ACCEPTED}"))
+                        })?;
+                }
                 _ => return Err(format!("unknown fault '{part}'; {ACCEPTED}")),
             }
         }
@@ -182,6 +225,13 @@ impl Faults {
         if self.errno > 0.0 && rng.chance(self.errno) {
             plan.fail_at = Some((rng.below(ERRNO_REACH) as u32, self.errno_code));
         }
+        // The clock's faults come after, on their own, for the same reason.
+        if self.skew > 0.0 && rng.chance(self.skew) {
+            plan.skew = Some(limits::rate_thousandths(self.skew_rate));
+        }
+        if self.jump > 0.0 && rng.chance(self.jump) {
+            plan.jump_at = Some((rng.below(JUMP_REACH) as u32, self.jump_ms));
+        }
         plan
     }
 }
@@ -189,6 +239,24 @@ impl Faults {
 /// An injected failure falls on one of a buyer's first this many calls that can fail
 /// with its error.
 pub const ERRNO_REACH: usize = 4;
+
+/// A wall clock's jump falls on one of a buyer's first this many steps.
+pub const JUMP_REACH: usize = 8;
+
+/// A rate of at most 3 decimals, above 0 and at most [`limits::MAX_SKEW_RATE`].
+fn skew_rate(v: &str) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && ((r * 1000.0).round() - r * 1000.0).abs() < 1e-9 => {
+            limits::skew_rate((r * 1000.0).round() as i64)
+                .map(|t| t as f64 / 1000.0)
+                .map_err(|e| format!("{e}; {ACCEPTED}"))
+        }
+        _ => Err(format!(
+            "'{}' is not a rate with at most 3 decimals; {ACCEPTED}",
+            v.trim()
+        )),
+    }
+}
 
 /// The faults one buyer suffers in one trial, drawn from the trial's seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,6 +268,10 @@ pub struct FaultPlan {
     /// Fail the buyer's `k`th call (from 0) on a trial file that can fail with this
     /// error, instead of running it.
     pub fail_at: Option<(u32, InjectedErrno)>,
+    /// Its clock runs at this many thousandths of the trial's (a skew).
+    pub skew: Option<u32>,
+    /// Its wall clock steps by this many milliseconds at its `k`th step (from 0).
+    pub jump_at: Option<(u32, i32)>,
 }
 
 #[cfg(test)]
@@ -215,6 +287,13 @@ mod tests {
         assert_eq!((f.errno, f.errno_code), (0.25, InjectedErrno::Eio));
         let f = Faults::parse("stop=0.3:5000,crash=0.1").expect("parses");
         assert_eq!((f.stop, f.stop_ms, f.crash), (0.3, 5000, 0.1));
+        let f = Faults::parse("skew=0.5:0.25,jump=1:-3000").expect("parses");
+        assert_eq!(
+            (f.skew, f.skew_rate, f.jump, f.jump_ms),
+            (0.5, 0.25, 1.0, -3000)
+        );
+        assert!(f.on_clock() && !f.is_none());
+        assert_eq!(Faults::parse("jump=1:+250").expect("parses").jump_ms, 250);
         for bad in [
             "kill=2",
             "kill",
@@ -232,6 +311,15 @@ mod tests {
             "stop=0:10",
             "errno=0.0:EIO",
             "crash=1.5",
+            "skew=0.5",
+            "skew=0.5:0",
+            "skew=0.5:-1",
+            "skew=0.5:0.0001",
+            "skew=0.5:x",
+            "jump=0.5",
+            "jump=0.5:1e9",
+            "jump=0.5:soon",
+            "drift=1",
         ] {
             assert!(Faults::parse(bad).is_err(), "{bad}");
         }

@@ -128,13 +128,27 @@ impl fmt::Display for Event {
     }
 }
 
-/// Monotonic nanoseconds, comparable across processes on this machine.
+/// Monotonic nanoseconds, comparable across processes on this machine: the machine's
+/// clock, asked of the kernel itself, so a buyer inside a user's command (which reads
+/// oversell's virtual clock through the clock shim) still stamps its lines in one order.
 pub fn now_ns() -> u64 {
-    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
-        Ok(ts) => ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64,
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which lives on this frame.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            &mut ts as *mut libc::timespec,
+        )
+    };
+    if r != 0 {
         // CLOCK_MONOTONIC cannot fail on Linux; 0 keeps the ledger line rather than losing it.
-        Err(_) => 0,
+        return 0;
     }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A buyer's handle on the ledger.
@@ -261,6 +275,10 @@ pub struct History {
     pub injected: Vec<Injected>,
     /// The power cut of the trial, when it had one (a crash fault).
     pub power_cut: Option<PowerCut>,
+    /// What the harness did to buyers' clocks (`buyer 1's clock ran at 0.25×`), and the
+    /// programs its clock could not reach (`buyer 0 ran /sbin/ldconfig on real time:
+    /// statically linked`).
+    pub clocks: Vec<String>,
 }
 
 /// A power cut: every buyer of the trial died at once, the store's files were left as a

@@ -86,6 +86,42 @@ pub fn jitter_us(us: u64) -> Result<u64, String> {
     }
 }
 
+/// The fastest a skewed clock may run against the trial's (`skew=P:RATE`); the slowest
+/// is one thousandth.
+pub const MAX_SKEW_RATE: u32 = 1000;
+
+/// The furthest a wall clock may jump (`jump=P:±MS`): a day.
+pub const MAX_JUMP_MS: i32 = 86_400_000;
+
+/// `Ok(t)` when a skewed clock's rate of `t` thousandths is in range (above 0, at most
+/// [`MAX_SKEW_RATE`]).
+pub fn skew_rate(thousandths: i64) -> Result<u32, String> {
+    match u32::try_from(thousandths) {
+        Ok(t) if (1..=MAX_SKEW_RATE * 1000).contains(&t) => Ok(t),
+        _ => Err(format!(
+            "a clock rate of {} is out of range (0.001 to {MAX_SKEW_RATE})",
+            thousandths as f64 / 1000.0
+        )),
+    }
+}
+
+/// A rate in thousandths (a rate parsed by [`skew_rate`] already).
+pub fn rate_thousandths(rate: f64) -> u32 {
+    (rate * 1000.0)
+        .round()
+        .clamp(1.0, (MAX_SKEW_RATE * 1000) as f64) as u32
+}
+
+/// `Ok(ms)` when a wall clock's jump of `ms` milliseconds is in range.
+pub fn jump_ms(ms: i64) -> Result<i32, String> {
+    match i32::try_from(ms) {
+        Ok(ms) if ms.abs() <= MAX_JUMP_MS => Ok(ms),
+        _ => Err(format!(
+            "a jump of {ms} ms is out of range (-{MAX_JUMP_MS} to {MAX_JUMP_MS} ms)"
+        )),
+    }
+}
+
 /// `Ok(ms)` when a stop of `ms` milliseconds is in range.
 pub fn stop_ms(ms: u64) -> Result<u32, String> {
     match u32::try_from(ms) {

@@ -17,6 +17,8 @@
 //! | `kN` | kill probability, thousandths (0 to 1000) | no |
 //! | `xN-MS` | stop probability (thousandths) and milliseconds | no |
 //! | `zN` | power-cut probability, thousandths (1 to 1000) | no |
+//! | `qN-RATE` | skew probability (thousandths) and the clock's rate, thousandths | no |
+//! | `yN-MS` | jump probability (thousandths) and the wall clock's step, ms (`-` back) | no |
 //! | `LHEX`, `BHEX` | a user's lock command or buyer program, hex of its bytes | no |
 //! | `pRUNS` | steps of a controlled schedule: `B` or `BxN` runs joined by `-`; `c` is a power cut leaving the disk as the seed draws, `cK` one leaving it in its `K`th possible state | no |
 //! | `fKINDS` | the finding kinds the trial showed, joined by `+` | no |
@@ -366,6 +368,15 @@ pub fn encode(t: &Trial) -> String {
         let p = (t.faults.errno * scale).round() as u32;
         s.push_str(&format!(".e{p}-{}", t.faults.errno_code.name()));
     }
+    if t.faults.skew > 0.0 {
+        let p = (t.faults.skew * scale).round() as u32;
+        let rate = limits::rate_thousandths(t.faults.skew_rate);
+        s.push_str(&format!(".q{p}-{rate}"));
+    }
+    if t.faults.jump > 0.0 {
+        let p = (t.faults.jump * scale).round() as u32;
+        s.push_str(&format!(".y{p}-{}", t.faults.jump_ms));
+    }
     if t.syscall {
         s.push_str(".g");
     }
@@ -421,6 +432,8 @@ impl<'a> Fields<'a> {
                     | "x"
                     | "e"
                     | "z"
+                    | "q"
+                    | "y"
                     | "L"
                     | "B"
                     | "P"
@@ -558,6 +571,22 @@ fn decode_faults(f: &Fields<'_>, trial: &mut Trial) -> Result<(), String> {
         let p = p.parse::<u64>().map_err(|_| bad())?;
         trial.faults.errno = limits::probability(p)?;
         trial.faults.errno_code = crate::faults::InjectedErrno::from_name(name).ok_or_else(bad)?;
+    }
+    if let Some(v) = f.0.get("q") {
+        let bad = || format!("'q{v}' is not a skew fault (P-RATE in thousandths)");
+        let (p, rate) = v.split_once('-').ok_or_else(bad)?;
+        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let rate = rate.parse::<i64>().map_err(|_| bad())?;
+        trial.faults.skew = limits::probability(p)?;
+        trial.faults.skew_rate = limits::skew_rate(rate)? as f64 / 1000.0;
+    }
+    if let Some(v) = f.0.get("y") {
+        let bad = || format!("'y{v}' is not a jump fault (P-MS)");
+        let (p, ms) = v.split_once('-').ok_or_else(bad)?;
+        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let ms = ms.parse::<i64>().map_err(|_| bad())?;
+        trial.faults.jump = limits::probability(p)?;
+        trial.faults.jump_ms = limits::jump_ms(ms)?;
     }
     Ok(())
 }

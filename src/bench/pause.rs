@@ -1,11 +1,12 @@
 //! `paused_trial`: what a paused lock holder costs in wall time, with the harness's
 //! virtual time against real time, side by side.
 //!
-//! One trial of `lease` with 2 buyers, each frozen for [`PAUSE_MS`] at a seeded point
-//! (`--faults stop=1:MS`): once under a controlled schedule, where the frozen holder's
-//! lease runs out in virtual time and the waiter takes over at once, and once free
-//! running, where the pause is a real `SIGSTOP` waited out on the clock. The ratio is the
-//! second's wall time over the first's: reported, never asserted.
+//! One trial of 2 buyers, each frozen for [`PAUSE_MS`] at a seeded point (`--faults
+//! stop=1:MS`): `lease` under a controlled schedule, where the frozen holder's lease runs
+//! out in virtual time and the waiter takes over at once; and `flock` free running, where
+//! nothing can shorten the pause (a lease free running moves its clock too, so the real
+//! time side is a lock no clock governs): a real `SIGSTOP`, waited out on the clock. The
+//! ratio is the second's wall time over the first's: reported, never asserted.
 
 use crate::explore::{explore, ExploreConfig};
 use crate::faults::Faults;
@@ -26,16 +27,20 @@ pub const TARGET_RATIO: f64 = 100.0;
 pub struct PausedTrial {
     /// How long each buyer was frozen, in milliseconds.
     pub pause_ms: u32,
-    /// Wall time of the trial under a controlled schedule (virtual time).
+    /// Wall time of the `lease` trial under a controlled schedule (virtual time).
     pub virtual_ms: f64,
-    /// Wall time of the same trial free running (real time).
+    /// Wall time of the `flock` trial free running (real time).
     pub real_ms: f64,
     /// `real_ms / virtual_ms`.
     pub ratio: f64,
 }
 
-fn one_trial(opts: &super::BenchOptions, schedule: Schedule) -> Result<f64, HarnessError> {
-    let mut space = TrialSpace::new(LockKind::Lease);
+fn one_trial(
+    opts: &super::BenchOptions,
+    lock: LockKind,
+    schedule: Schedule,
+) -> Result<f64, HarnessError> {
+    let mut space = TrialSpace::new(lock);
     space.buyers = Span::one(2);
     space.tickets = Span::one(1);
     space.schedule = schedule;
@@ -59,8 +64,8 @@ fn one_trial(opts: &super::BenchOptions, schedule: Schedule) -> Result<f64, Harn
 
 /// Measures one paused trial each way.
 pub fn measure(opts: &super::BenchOptions) -> Result<PausedTrial, HarnessError> {
-    let virtual_ms = one_trial(opts, Schedule::Pct { depth: 2 })?;
-    let real_ms = one_trial(opts, Schedule::Jitter)?;
+    let virtual_ms = one_trial(opts, LockKind::Lease, Schedule::Pct { depth: 2 })?;
+    let real_ms = one_trial(opts, LockKind::Flock, Schedule::Jitter)?;
     Ok(PausedTrial {
         pause_ms: PAUSE_MS,
         virtual_ms,

@@ -160,8 +160,8 @@ impl BenchReport {
             writeln!(s)?;
             writeln!(
                 s,
-                "paused_trial (lease, 2 buyers each frozen {} ms): real time {:.0} ms, \
-                 virtual time {:.1} ms, {:.0} × less",
+                "paused_trial (2 buyers each frozen {} ms): real time (flock, free running) \
+                 {:.0} ms, virtual time (lease, pct) {:.1} ms, {:.0} × less",
                 p.pause_ms, p.real_ms, p.virtual_ms, p.ratio
             )?;
         }

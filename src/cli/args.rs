@@ -257,11 +257,14 @@ pub(super) struct ExploreArgs {
     /// Faults to inject, comma-separated: kill=P (SIGKILL a buyer at a seeded step, inside
     /// the critical section included), stop=P:MS (SIGSTOP it for MS ms), errno=P:ERRNO
     /// (one seeded call of a buyer on a trial file fails with ENOSPC, EIO, EINTR or
-    /// EACCES instead of running; a controlled schedule at system-call granularity).
-    /// kill and stop with --lock or --lock-cmd; errno with --lock-cmd, --buyer-cmd or
-    /// --granularity syscall. crash=P (a power cut at a seeded step: every buyer dies, the
-    /// store's files keep what was fsynced, fresh buyers go on; a sale lost is a
-    /// lost_sale) with --lock under --schedule random, pct or exhaustive.
+    /// EACCES instead of running; a controlled schedule at system-call granularity),
+    /// skew=P:RATE (a buyer's clock runs at RATE times the trial's, e.g. 0.25 or 2) and
+    /// jump=P:±MS (a buyer's wall clock steps once by MS ms at a seeded step): these two
+    /// on the clock a user's command reads under a controlled schedule. kill and stop
+    /// with --lock or --lock-cmd; errno with --lock-cmd, --buyer-cmd or --granularity
+    /// syscall. crash=P (a power cut at a seeded step: every buyer dies, the store's
+    /// files keep what was fsynced, fresh buyers go on; a sale lost is a lost_sale) with
+    /// --lock under --schedule random, pct or exhaustive.
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub(super) faults: Option<Faults>,
     /// What the run should show; the exit status is 0 when it does.

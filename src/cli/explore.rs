@@ -139,6 +139,7 @@ fn space_of(a: &ExploreArgs) -> Result<TrialSpace, Fail> {
     if let Some(why) = probe.crash_refused() {
         return Err(Fail::Usage(why));
     }
+    clock_fault(a, &space)?;
     redis(a, &space)?;
     Ok(space)
 }
@@ -160,6 +161,27 @@ fn errno_fault(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
         "--faults errno=… needs a call the harness answers: a controlled schedule at \
          system-call granularity; accepted: --schedule random, pct or exhaustive with \
          --lock-cmd, --buyer-cmd or --granularity syscall"
+            .into(),
+    ))
+}
+
+/// A skew or a jump needs processes that read the harness's clock: a user's command
+/// under a controlled schedule (system-call granularity).
+fn clock_fault(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
+    if !space.faults.on_clock() {
+        return Ok(());
+    }
+    let controlled = matches!(
+        a.schedule,
+        Some(ScheduleArg::Random | ScheduleArg::Pct | ScheduleArg::Exhaustive)
+    );
+    if controlled && space.external.is_some() {
+        return Ok(());
+    }
+    Err(Fail::Usage(
+        "--faults skew=… and jump=… need processes that read oversell's clock: a user's \
+         command under a controlled schedule; accepted: --schedule random, pct or \
+         exhaustive with --lock-cmd, --buyer-cmd or --program"
             .into(),
     ))
 }

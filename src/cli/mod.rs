@@ -84,6 +84,10 @@ pub fn main() -> i32 {
         Some(Cmd::Guard { root }) => hidden::guard(&root),
         Some(Cmd::Noop) => Ok(Outcome::Matched),
     };
+    if !hidden {
+        // The run's clock shim, if it wrote one (its guard removes it after a SIGKILL).
+        crate::harness::remove_clock_shim();
+    }
     exit::code(result)
 }
 

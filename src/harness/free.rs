@@ -98,6 +98,7 @@ pub(super) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, Harnes
         &cfg.exe,
         started + cfg.timeout,
     )?;
+    virtual_lease_clock(plan.lock, &dir.path)?;
     let sem_id = sem.as_ref().map(|s| s.id);
     let mut conns = spawn_all(&plan, &dir.path, sem_id, &mut group, cfg)?;
 
@@ -217,6 +218,16 @@ pub(super) fn history(
     Ok(history)
 }
 
+/// A lease the harness can move ([`LockKind::virtual_clock`]) gets its clock file before
+/// any buyer opens the lock: a stop fault's pause then passes on it at once.
+pub(super) fn virtual_lease_clock(lock: crate::vocab::LockKind, dir: &Path) -> Result<(), HarnessError> {
+    if !lock.virtual_clock() {
+        return Ok(());
+    }
+    std::fs::write(dir.join(crate::lock::CLOCK_FILE), "0\n")
+        .map_err(|e| HarnessError::Io("making the lease clock", e))
+}
+
 /// Paces free-running buyers until every one has closed its control socket.
 pub(super) struct Driver<'a> {
     conns: &'a mut [Conn],
@@ -229,6 +240,9 @@ pub(super) struct Driver<'a> {
     barrier_open: bool,
     /// Stop faults to end: when, and whom.
     wakes: Vec<(Instant, usize)>,
+    /// Stopped buyers whose pause passed on the lease's virtual clock: continued once
+    /// another buyer held the lock and let it go, or no other can take it.
+    virtual_stops: Vec<usize>,
     /// Buyers that died holding the lock, and when. Under a user's lock command: buyers
     /// given a kill fault whose connection closed (a buyer runs only inside the command,
     /// so one killed died holding the command's lock; [`Driver::stale_in_command`] checks
@@ -263,6 +277,7 @@ impl<'a> Driver<'a> {
             started: plan.wrap.is_some(),
             barrier_open: false,
             wakes: Vec::new(),
+            virtual_stops: Vec::new(),
             dead_holders: Vec::new(),
             spoke,
             drained: false,
@@ -339,8 +354,35 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Stop faults whose time is up: continue the buyer, then let it go on.
+    /// Makes the stop faults of the buyers `which` picks among [`Driver::virtual_stops`]
+    /// due now.
+    fn end_virtual_stops(&mut self, which: impl Fn(usize) -> bool) {
+        let now = Instant::now();
+        let ending: Vec<usize> = self.virtual_stops.iter().copied().filter(|&j| which(j)).collect();
+        self.virtual_stops.retain(|j| !ending.contains(j));
+        for (at, j) in self.wakes.iter_mut() {
+            if ending.contains(j) {
+                *at = now;
+            }
+        }
+    }
+
+    /// Stop faults whose time is up: continue the buyer, then let it go on. A buyer
+    /// stopped on the virtual clock is due as soon as no other buyer is left that could
+    /// take the lock (all ended, or stopped too).
     fn wake_stopped(&mut self, now: Instant) {
+        if !self.virtual_stops.is_empty() {
+            let conns = &*self.conns;
+            let others_gone = |j: usize| {
+                (0..conns.len()).all(|k| {
+                    k == j || !conns[k].open || conns[k].done || conns[k].wait == Wait::Stopped
+                })
+            };
+            let lone: Vec<usize> = self.virtual_stops.iter().copied().filter(|&j| others_gone(j)).collect();
+            if !lone.is_empty() {
+                self.end_virtual_stops(|j| lone.contains(&j));
+            }
+        }
         let (conns, group) = (&mut *self.conns, self.group);
         self.wakes.retain(|&(at, i)| {
             if at > now {
@@ -457,7 +499,13 @@ impl<'a> Driver<'a> {
                 c.wait = Wait::Running;
                 c.holding = true;
             }
-            msg::RELEASED => c.holding = false,
+            msg::RELEASED => {
+                c.holding = false;
+                // Another held the lock and let it go: a frozen holder whose pause passed
+                // on the virtual clock lost the lease to it, and runs on after it, as it
+                // would after a pause longer than that holder's turn.
+                self.end_virtual_stops(|j| j != i);
+            }
             msg::HAVE_READ if self.barrier_open => {
                 c.wait = Wait::Running;
                 send(c, msg::GO);
@@ -466,9 +514,25 @@ impl<'a> Driver<'a> {
             msg::STOP_ME => {
                 self.group.signal_whole(c.member, Signal::SIGSTOP);
                 c.wait = Wait::Stopped;
-                let ms = u64::from(c.stop_ms);
-                self.wakes
-                    .push((Instant::now() + Duration::from_millis(ms), i));
+                let pause = Duration::from_millis(u64::from(c.stop_ms));
+                // A lease on a clock the harness moves: the pause passes on it at once, so
+                // the holder's lease runs out now; the holder is continued once another
+                // buyer held the lock and let it go, or nobody is left to take it (never
+                // later than the pause itself).
+                // Only a held lease makes the pause count (as under a controlled schedule):
+                // a buyer frozen outside its critical section moves no clock.
+                let holding = c.holding;
+                let movable = if self.plan.lock.virtual_clock() {
+                    !holding || super::pause::advance_lease_clock(self.dir, pause).is_ok()
+                } else {
+                    self.plan.lock.needs_redis()
+                        && self.dir.join(super::clock::SERVER_FILE).exists()
+                        && (!holding || super::clock::advance_server_clock(self.dir, pause).is_ok())
+                };
+                if movable {
+                    self.virtual_stops.push(i);
+                }
+                self.wakes.push((Instant::now() + pause, i));
             }
             _ => {}
         }

@@ -13,6 +13,7 @@
 //! next run can remove what a killed run left (`sweep`).
 
 pub mod baseline;
+pub(crate) mod clock;
 mod controlled;
 mod disk;
 mod external;
@@ -52,6 +53,14 @@ pub(crate) use process::pid_alive;
 pub use sweep::{sweep_after, sweep_stale};
 pub(crate) use sweep::RUN_ENV;
 pub use syscall::available as syscall_control_available;
+
+/// Removes the run's clock shim, when the run wrote one: at the end of a command (a
+/// run killed before leaves it to its guard, or to the next run's sweep).
+pub fn remove_clock_shim() {
+    if clock::shim_written() {
+        let _ = std::fs::remove_dir_all(clock::shim_dir());
+    }
+}
 
 /// The prefix of every trial directory: `oversell-<owner pid>-<random>`.
 pub const DIR_PREFIX: &str = "oversell-";

@@ -24,8 +24,10 @@
 //! plus the trial's virtual clock (`lease.clock` in the session's directory, which the
 //! session creates before any buyer attaches): the harness moves that clock forward by
 //! the span instead of sleeping, so a frozen holder's lease runs out at once and costs no
-//! wall time. A Redis lease expires on `redis-server`'s own clock, which the harness
-//! cannot move: its span is slept.
+//! wall time. A Redis lease expires on `redis-server`'s own clock: the trial's own server
+//! carries the clock shim on real time, which the harness moves forward the same way
+//! (`clock::advance_server_clock`); only a server named with `--redis URL` makes the
+//! span be slept.
 //!
 //! Real time past that is never spent: once a lease has surely expired (or at once, for
 //! a buyer that holds no lease: outside its critical section, or under a lock without a
@@ -58,6 +60,22 @@ pub(crate) fn stop_note(lease: Option<Duration>, pause_ms: Option<u32>) -> Strin
     lease.into_iter().chain(pause).collect::<Vec<_>>().join(",")
 }
 
+/// Moves the lease's virtual clock in `dir` ([`crate::lock::CLOCK_FILE`]) forward by
+/// `span`: whole or not at all, so a lease reading it meanwhile sees one value or the
+/// other.
+pub(super) fn advance_lease_clock(dir: &std::path::Path, span: Duration) -> Result<(), HarnessError> {
+    let clock = dir.join(crate::lock::CLOCK_FILE);
+    let ahead = std::fs::read_to_string(&clock)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let moved = ahead.saturating_add(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
+    let next = clock.with_extension("clock.next");
+    std::fs::write(&next, format!("{moved}\n"))
+        .and_then(|()| std::fs::rename(&next, &clock))
+        .map_err(|e| HarnessError::Io("moving the lease clock", e))
+}
+
 impl Session {
     fn note(&self, i: usize, kind: EventKind, value: Option<&str>) -> Result<(), HarnessError> {
         Ledger::open(&crate::ledger::path(&self.dir.path), i as u32)
@@ -75,17 +93,14 @@ impl Session {
     /// no wall time spent), else in real time.
     fn let_pass(&mut self, span: Duration) -> Result<(), HarnessError> {
         if self.lock.virtual_clock() {
-            let clock = self.dir.path.join(crate::lock::CLOCK_FILE);
-            let ahead = std::fs::read_to_string(&clock)
-                .ok()
-                .and_then(|t| t.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            let moved = ahead.saturating_add(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
-            // Whole or not at all: a lease reading it meanwhile sees one value or the other.
-            let next = clock.with_extension("clock.next");
-            return std::fs::write(&next, format!("{moved}\n"))
-                .and_then(|()| std::fs::rename(&next, &clock))
-                .map_err(|e| HarnessError::Io("moving the lease clock", e));
+            return advance_lease_clock(&self.dir.path, span);
+        }
+        // A Redis lease expires on its server's clock, which the harness moves when the
+        // server is its own and carries the clock shim.
+        if self.lock.needs_redis()
+            && super::clock::advance_server_clock(&self.dir.path, span).is_ok()
+        {
+            return Ok(());
         }
         self.sleep_until(Instant::now() + span)
     }

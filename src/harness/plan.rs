@@ -22,6 +22,11 @@ pub(crate) struct BuyerPlan {
     /// An errno fault (system-call granularity only): the `k`th call that can fail with
     /// this error fails with it.
     pub fail_at: Option<(u32, crate::faults::InjectedErrno)>,
+    /// A skew (a user's command under a controlled schedule): its clock's rate, in
+    /// thousandths.
+    pub skew: Option<u32>,
+    /// A jump (likewise): its wall clock steps by this many ms at its `k`th step.
+    pub jump_at: Option<(u32, i32)>,
 }
 
 /// A whole trial, planned.
@@ -39,6 +44,8 @@ pub(crate) struct Plan {
     pub wrap: Option<String>,
     /// One plan per buyer, by index.
     pub buyers: Vec<BuyerPlan>,
+    /// The trial has clock faults (skew, jump).
+    pub clock_faults: bool,
     /// The longest pause one free-running buyer takes on purpose (start delay, hold, a
     /// stop fault): the watchdog adds it to the trial's timeout.
     pub slack: Duration,
@@ -64,6 +71,8 @@ impl Plan {
                     kill_at: faults.kill_at,
                     stop: faults.stop_at,
                     fail_at: faults.fail_at,
+                    skew: faults.skew,
+                    jump_at: faults.jump_at,
                 }
             })
             .collect();
@@ -78,6 +87,7 @@ impl Plan {
             tickets: trial.tickets,
             wrap,
             buyers,
+            clock_faults: trial.faults.on_clock(),
             slack: Duration::from_micros(trial.jitter_us + trial.jitter_us / 4)
                 + Duration::from_millis(u64::from(trial.faults.stop_ms)),
         }

@@ -82,6 +82,7 @@ impl FreePool {
         let mut group = Group::default();
         let deadline = Instant::now() + cfg.timeout;
         let lock_state = prepare_lock(trial.lock, &dir.path, &mut group, &cfg.exe, deadline)?;
+        super::free::virtual_lease_clock(trial.lock, &dir.path)?;
         Ok(FreePool {
             cfg: cfg.clone(),
             lock: trial.lock,

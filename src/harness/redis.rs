@@ -99,6 +99,9 @@ fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
+    // Its keys expire on a clock the harness can move: a stop fault's pause passes on it
+    // at once (without the shim, on the machine's clock, in real time).
+    super::clock::give_server_clock(&mut cmd, dir);
     let member = group.spawn(cmd).map_err(|e| {
         HarnessError::Server(format!(
             "starting {SERVER}: {e}; accepted: {SERVER} on PATH (apt-get install redis-server) \

@@ -39,6 +39,13 @@ pub(super) struct Step {
     pub mutates: bool,
     /// A lock call that may block: how to probe it.
     pub lock: Option<LockCall>,
+    /// A sleep: how long it asks for, ns (on its caller's own clock).
+    pub span: u64,
+    /// A sleep until a deadline on `CLOCK_MONOTONIC` (`TIMER_ABSTIME`), ns: the clock
+    /// shim's sleeps, whose deadline it fixed on the trial's clock.
+    pub until: Option<u64>,
+    /// A sleep: the virtual time it ends at, set when it is stopped.
+    pub wake: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -208,9 +215,19 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         by_fd: false,
         mutates,
         lock: None,
+        span: 0,
+        until: None,
+        wake: 0,
     };
     match effect {
-        Effect::Sleep => return Some(nameless(false)),
+        Effect::Sleep => {
+            let (span, until) = sleep_span(n, name);
+            return Some(Step {
+                span,
+                until,
+                ..nameless(false)
+            });
+        }
         Effect::Ipc if name == "SYS_futex" => return Some(futex(n, nameless(true))),
         // Shared state with no name to compare: it conflicts with every step.
         Effect::Ipc => return Some(nameless(true)),
@@ -259,6 +276,9 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     let changes = effect.changes(name, &n.args);
     let paths: Vec<PathBuf> = paths.into_iter().map(|p| resolve_in(p, dir)).collect();
     let shared = paths.iter().find(|p| {
+        if crate::harness::clock::own_path(p, dir) {
+            return false;
+        }
         if p.starts_with(dir) {
             return !own(p, dir);
         }
@@ -279,7 +299,42 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         by_fd: matches!(call.shape, Shape::Fd(_)),
         mutates: changes && !ledger(shared, dir),
         lock,
+        span: 0,
+        until: None,
+        wake: 0,
     })
+}
+
+/// The longest sleep a step may ask for, ns (an hour): what a sleep moves the clock by
+/// is bounded.
+const MAX_SPAN: u64 = 3_600 * 1_000_000_000;
+
+/// How long a `nanosleep` or `clock_nanosleep` asks to sleep, ns: its request read from
+/// the caller's memory; and for an absolute one on `CLOCK_MONOTONIC` (the clock shim's),
+/// its deadline. Any other absolute one (from a program the shim does not reach) counts
+/// from the machine's clock.
+fn sleep_span(n: &Notif, name: &str) -> (u64, Option<u64>) {
+    let (clock, flags, at) = match name {
+        "SYS_nanosleep" => (libc::CLOCK_MONOTONIC, 0, n.args[0]),
+        _ => (n.args[0] as libc::clockid_t, n.args[1] as i32, n.args[2]),
+    };
+    let mut raw = [0u8; 16];
+    if super::paths::read_mem(n.pid, at, &mut raw) != Some(16) {
+        return (0, None);
+    }
+    let sec = i64::from_ne_bytes(raw[..8].try_into().unwrap_or([0; 8]));
+    let nsec = i64::from_ne_bytes(raw[8..].try_into().unwrap_or([0; 8]));
+    let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec).max(0);
+    if flags & libc::TIMER_ABSTIME == 0 {
+        return ((ns as u64).min(MAX_SPAN), None);
+    }
+    if clock == libc::CLOCK_MONOTONIC {
+        return (0, Some(ns as u64));
+    }
+    let now = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
+        .map(|t| t.tv_sec().saturating_mul(1_000_000_000).saturating_add(t.tv_nsec()))
+        .unwrap_or(ns);
+    ((ns.saturating_sub(now).max(0) as u64).min(MAX_SPAN), None)
 }
 
 /// A `futex` call on shared memory: a wait with no time limit is a lock call that
@@ -354,6 +409,9 @@ pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
         by_fd: true,
         mutates: true,
         lock: None,
+        span: 0,
+        until: None,
+        wake: 0,
     })
 }
 
@@ -404,6 +462,9 @@ pub(super) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         return None;
     }
     let path = resolve(fd_path(n.pid, fd)?);
+    if crate::harness::clock::own_path(&path, dir) {
+        return None;
+    }
     let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
     if !regular || !(scratch(&path) || shared_outside(&path)) {
         return None;

@@ -170,6 +170,9 @@ mod tests {
             by_fd: false,
             mutates,
             lock: None,
+            span: 0,
+            until: None,
+            wake: 0,
         }
     }
 

@@ -49,6 +49,7 @@ pub(super) fn spawn(
     buyers: u32,
     tickets: u32,
     group: &mut Group,
+    clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<(OwnedFd, MemberId), HarnessError> {
     let prog = crate::seccomp::program()
         .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
@@ -65,6 +66,9 @@ pub(super) fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
+    if let Some(c) = clock {
+        c.give(&mut cmd, crate::harness::clock::NO_UNIT);
+    }
     // SAFETY: prctl is async-signal-safe and allocates nothing.
     unsafe {
         cmd.pre_exec(|| {

@@ -47,6 +47,15 @@ pub(crate) fn run_with(
     let plan = Plan::of(trial);
     let tdir = TrialDir::create(cfg.keep.as_deref())?;
     let dir = fill_dir(&tdir.path, plan.tickets)?;
+    // A user's command reads oversell's clock: virtual time, and each buyer's skew.
+    let clock = match trial.external {
+        Some(_) => {
+            let rates: Vec<Option<u32>> = plan.buyers.iter().map(|b| b.skew).collect();
+            crate::harness::clock::TrialClock::create(&dir, &rates, trial.seed)
+                .map_err(|e| HarnessError::Io("making the trial's clock", e))?
+        }
+        None => None,
+    };
     let mut group = Group::default();
     // The semaphore or lock server of a built-in lock (`--granularity syscall`), kept
     // until the trial's processes are gone.
@@ -67,9 +76,12 @@ pub(crate) fn run_with(
             Some(s) => super::store_cmd::init(s, &dir, plan.tickets, started + cfg.timeout),
             None => Ok(()),
         }
-        .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group)),
+        .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group, clock.as_ref())),
         Some(External::Program(p)) => super::program::fill_store(p, &dir, plan.tickets)
-            .and_then(|()| super::program::spawn(p, &dir, trial.buyers, plan.tickets, &mut group))
+            .and_then(|()| {
+                let c = clock.as_ref();
+                super::program::spawn(p, &dir, trial.buyers, plan.tickets, &mut group, c)
+            })
             .map(|(listener, member)| {
                 whole_listener = Some(listener);
                 (Vec::new(), vec![member], Vec::new())
@@ -78,7 +90,7 @@ pub(crate) fn run_with(
             |state| {
                 let sem_id = state.sem.as_ref().map(|s| s.id);
                 lock_state = Some(state);
-                spawn_wrapped(&plan, &dir, &mut group, cfg, sem_id)
+                spawn_wrapped(&plan, &dir, &mut group, cfg, sem_id, clock.as_ref())
             },
         ),
     };
@@ -112,7 +124,15 @@ pub(crate) fn run_with(
     }
     for (b, p) in stepper.buyers.iter_mut().zip(&plan.buyers) {
         b.fail_at = p.fail_at;
+        b.rate = p.skew;
+        b.jump_at = p.jump_at;
     }
+    let skews: Vec<String> = (plan.buyers.iter().enumerate())
+        .filter_map(|(i, p)| p.skew.map(|r| (i, r)))
+        .map(|(i, r)| format!("buyer {i}'s clock ran at {}×", f64::from(r) / 1000.0))
+        .collect();
+    stepper.clock = clock;
+    stepper.strict_time = plan.clock_faults;
     let program = match &trial.external {
         Some(External::Program(p)) => Some(p),
         _ => None,
@@ -175,6 +195,8 @@ pub(crate) fn run_with(
     history.syscalls = stepper.trace;
     history.unordered = std::mem::take(&mut stepper.unordered);
     history.injected = std::mem::take(&mut stepper.injected);
+    history.clocks = skews;
+    history.clocks.append(&mut stepper.clock_notes);
     if plan.lock.needs_redis() && !stepper.server_seen {
         // Every buyer talks to redis-server, whose state no step orders.
         history.unordered.push("the lock lives in redis-server".into());
@@ -293,6 +315,7 @@ fn spawn_wrapped(
     group: &mut Group,
     cfg: &HarnessConfig,
     sem_id: Option<i32>,
+    clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<Spawned, HarnessError> {
     let prog = filter::program()
         .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
@@ -304,7 +327,14 @@ fn spawn_wrapped(
             dir: dir.to_path_buf(),
             index: index as u32,
             start_us: 0,
-            hold_us: 0,
+            // Under clock faults the buyer inside a user's command waits its seeded hold
+            // (the lesson's delay between read and write) on the virtual clock: time
+            // passes inside the critical section, and a skewed clock can show.
+            hold_us: if clock.is_some() && plan.clock_faults {
+                b.hold_us
+            } else {
+                0
+            },
             store: plan.store,
             pace: Pace::Free,
             sem_id,
@@ -320,6 +350,9 @@ fn spawn_wrapped(
         let mut socket: Option<std::io::Result<(UnixStream, UnixStream)>> = None;
         let (sock, member) =
             spawn_buyer_hooked(group, cfg, &spec, plan.wrap.as_deref(), &mut |cmd| {
+                if let Some(c) = clock {
+                    c.give(cmd, index as u32);
+                }
                 socket = Some(if self_filter {
                     pass_socket(cmd)
                 } else {
@@ -360,6 +393,7 @@ fn spawn_programs(
     template: &str,
     dir: &Path,
     group: &mut Group,
+    clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<Spawned, HarnessError> {
     let prog = filter::program()
         .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
@@ -375,6 +409,9 @@ fn spawn_programs(
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(err));
+        if let Some(c) = clock {
+            c.give(&mut cmd, index);
+        }
         let (ours, theirs) = super::arm_filter(&mut cmd, &prog)
             .map_err(|e| HarnessError::Io("making a listener socket", e))?;
         members.push(group.spawn_alone(cmd).map_err(HarnessError::Spawn)?);
@@ -425,7 +462,8 @@ fn wrapped_history(
         .iter()
         .enumerate()
         .map(|(i, &m)| {
-            let cut = timed_out || stuck.is_some();
+            // A schedule that diverged (a replay that no longer fits) is cut off too.
+            let cut = timed_out || stuck.is_some() || matches!(end, Halt::Diverged);
             crate::harness::outcome::fate(group, m, i as u32, group.exit(m), faulted[i], cut, dir)
         })
         .collect();
@@ -442,7 +480,7 @@ fn program_history(dir: &Path, members: &[MemberId], group: &Group, end: &Halt) 
         stuck,
         ..History::default()
     };
-    let cut = timed_out || history.stuck.is_some();
+    let cut = timed_out || history.stuck.is_some() || matches!(end, Halt::Diverged);
     crate::harness::outcome::claims_by_exit(&mut history, dir, members, group, cut);
     history
 }

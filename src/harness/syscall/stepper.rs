@@ -6,6 +6,7 @@ mod errno;
 mod fork;
 mod memory;
 mod server;
+mod time;
 mod whole;
 
 pub(super) use whole::Whole;
@@ -69,6 +70,12 @@ pub(super) struct Tracee {
     pub fail_at: Option<(u32, InjectedErrno)>,
     /// Its calls so far that could have failed with that error.
     failable: u32,
+    /// A skew: its clock runs at this many thousandths of the trial's.
+    pub rate: Option<u32>,
+    /// A jump: its wall clock steps by this many ms at its `k`th step (from 0).
+    pub jump_at: Option<(u32, i32)>,
+    /// Steps it has taken.
+    taken: u32,
 }
 
 impl Tracee {
@@ -99,8 +106,25 @@ impl Tracee {
             group: None,
             fail_at: None,
             failable: 0,
+            rate: None,
+            jump_at: None,
+            taken: 0,
         }
     }
+}
+
+/// True when no task of buyer `b`, which has calls stopped, still runs toward a step of
+/// its own: each is stopped in a call already received or waits in the kernel for
+/// another. Which of its threads reach a step first is the machine's timing; under the
+/// trial's clock the schedule waits for them all, so a replay meets the same calls.
+fn still(b: &Tracee) -> bool {
+    blocked::still_tree(b.root).is_some_and(|tasks| {
+        let stopped = tasks
+            .iter()
+            .filter(|(_, s)| *s == blocked::Still::Notifying)
+            .count();
+        stopped <= b.parked.len()
+    })
 }
 
 /// How the loop ended.
@@ -155,6 +179,15 @@ pub(super) struct Stepper {
     servers: std::collections::HashMap<(u32, i32), (u32, std::path::PathBuf)>,
     /// A process connected to the trial's own server under the filter.
     pub server_seen: bool,
+    /// The trial's clock, when its processes read oversell's (a user's command).
+    pub clock: Option<crate::harness::clock::TrialClock>,
+    /// What was done to buyers' clocks, and programs on real time (`History::clocks`).
+    pub clock_notes: Vec<String>,
+    /// Sleeps end in the order of their deadlines, and only when nothing else can go
+    /// (under clock faults: `time.rs`).
+    pub strict_time: bool,
+    /// Processes already looked at for the clock shim, with the program each ran.
+    shim_checked: std::collections::HashSet<(u32, std::path::PathBuf)>,
 }
 
 impl Stepper {
@@ -181,6 +214,10 @@ impl Stepper {
             segment: None,
             servers: std::collections::HashMap::new(),
             server_seen: false,
+            clock: None,
+            strict_time: false,
+            clock_notes: Vec::new(),
+            shim_checked: std::collections::HashSet::new(),
         }
     }
 
@@ -313,15 +350,31 @@ impl Stepper {
                     b.in_kernel = false;
                 }
             }
+            let timed = self.clock.is_some();
             let running: Vec<usize> = (0..self.buyers.len())
                 .filter(|&i| {
                     let b = &self.buyers[i];
-                    !b.done && b.parked.is_empty() && !b.in_kernel
+                    !b.done && !b.in_kernel && (b.parked.is_empty() || (timed && !still(b)))
                 })
                 .collect();
             let helpers_busy = self.helpers.iter().any(|&h| !blocked::idle(h));
             if running.is_empty() && !helpers_busy {
-                return Ok(());
+                // Under the trial's clock, a buyer taken for asleep in the kernel may have
+                // a task stopped in a call not read yet (a child just started while its
+                // parent waits): read what is there before the schedule picks.
+                if !timed {
+                    return Ok(());
+                }
+                // A task just let go may still look asleep in the call it was stopped in:
+                // look again a moment later (still twice), as for a whole program.
+                std::thread::sleep(Duration::from_millis(1));
+                let moved = self.buyers.iter().any(|b| {
+                    !b.done && !b.in_kernel && !b.parked.is_empty() && !still(b)
+                });
+                if !moved && !self.pending_calls() {
+                    return Ok(());
+                }
+                continue;
             }
             if let Some(sig) = interrupt::pending() {
                 return Err(Halt::Interrupted(sig));
@@ -394,6 +447,39 @@ impl Stepper {
         }
     }
 
+    /// Reads, without waiting, the calls waiting on the listeners of buyers taken for
+    /// asleep in the kernel; true when there was one.
+    fn pending_calls(&mut self) -> bool {
+        let waiting: Vec<usize> = (0..self.buyers.len())
+            .filter(|&i| self.buyers[i].in_kernel && !self.buyers[i].done)
+            .collect();
+        let mut fds: Vec<libc::pollfd> = waiting
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: self.fd(i),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() {
+            return false;
+        }
+        // SAFETY: poll on a slice of pollfds owned by this frame, without waiting.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if r <= 0 {
+            return false;
+        }
+        let mut any = false;
+        for (k, &i) in waiting.iter().enumerate() {
+            if fds[k].revents & libc::POLLIN != 0 {
+                self.buyers[i].in_kernel = false;
+                self.receive(i);
+                any = true;
+            }
+        }
+        any
+    }
+
     /// Reads one notification of buyer `i`: parks it if it is a step, else lets it go on.
     fn receive(&mut self, i: usize) {
         let fd = self.fd(i);
@@ -417,6 +503,8 @@ impl Stepper {
                 call::answer(fd, n.id, true)
             }
             Some(mut step) => {
+                self.check_shim(i, n.pid);
+                self.stamp(i, &mut step);
                 // A buyer's calls are one queue, whose first is the one scheduled: a
                 // futex wait held back there would hold back every other thread of the
                 // buyer (the one it waits for among them). It runs as a change, and
@@ -434,6 +522,7 @@ impl Stepper {
 
     /// The buyers that may take the next step, or `None` when the trial is stuck.
     fn runnable(&mut self, live: &[usize]) -> Option<Vec<u32>> {
+        self.order_parked();
         for &i in live {
             if self.buyers[i].spin_epoch != self.epoch {
                 self.buyers[i].spins = 0;
@@ -449,6 +538,7 @@ impl Stepper {
                 !step.lock.is_some_and(|l| probe::would_block(n.pid, l, &mut self.owned))
             })
             .collect();
+        let free = self.in_time_order(free);
         // A buyer about to sleep or try again with nothing changed since its last poll is
         // polling: it goes after the others; one that so polled twice already waits for
         // the others. Its looks (the test between two sleeps) are no poll: the schedule
@@ -574,6 +664,7 @@ impl Stepper {
         let result = call::result(&step, &n, busy);
         let label = step.label(&self.real_dir);
         self.trace.push(format!("buyer {b} {label} → {result}"));
+        self.tick(b, &step);
         let fd = self.fd(b);
         let failed = result.starts_with('E');
         // A request to a server may change nothing (a `SET NX` refused): whether it did

@@ -47,6 +47,9 @@ fn held(pid: u32, name: &'static str) -> (Notif, Step) {
             by_fd: false,
             mutates: true,
             lock: None,
+            span: 0,
+            until: None,
+            wake: 0,
         },
     )
 }

@@ -210,9 +210,11 @@ impl Stepper {
                 }
             }
         }
-        let Some(step) = request.or_else(|| call::classify(fd, &n, &self.real_dir)) else {
+        let Some(mut step) = request.or_else(|| call::classify(fd, &n, &self.real_dir)) else {
             return call::answer(fd, n.id, true);
         };
+        // A whole program's units share one clock, at the trial's pace.
+        self.stamp(usize::MAX, &mut step);
         let Some(whole) = self.whole.as_mut() else {
             return;
         };
