@@ -177,7 +177,22 @@ fn a_lease_that_trusts_its_own_clock_is_caught_under_skew() {
         "the finding says whose clock: {t}"
     );
     // The skew is in the token, its steps too: a replay takes the same steps.
-    common::assert_replays_exactly(&common::replay_token(&t));
+    let token = common::replay_token(&t);
+    common::assert_replays_exactly(&token);
+    // Its timeline draws the skewed clock on the buyer's lane.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svg = dir.path().join("t.svg");
+    let svg_s = svg.to_string_lossy().into_owned();
+    let (out, _) = oversell_fresh(
+        &["replay", "--allow-cmd", "--timeline", &svg_s, &token],
+        &[],
+    );
+    let picture = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(
+        picture.contains("class=\"skewed-clock\" data-buyer=\""),
+        "{picture}"
+    );
+    assert!(picture.contains(">ran at 0.25×<"), "{picture}");
 }
 
 #[test]

@@ -32,6 +32,7 @@ use svg::node::element::{Group, Rectangle, Title};
 use svg::{Document, Node};
 
 mod draw;
+mod clock;
 mod injected;
 mod lanes;
 mod legend;
@@ -115,7 +116,8 @@ pub fn html(input: &TimelineInput) -> String {
          lock; a dashed line, a buyer waiting for the lock until the trial ended; a cross, \
          a buyer killed by an injected fault; a red square with a bang, a call made to fail \
          by an errno fault (its error above it); a red zigzag down every row, a power cut \
-         (the rows below the trial's own are the fresh buyers that went on). Events that show a finding are red and \
+         (the rows below the trial's own are the fresh buyers that went on); an amber clock \
+         face at the start of a row, a buyer whose clock the harness skewed or made jump. Events that show a finding are red and \
          numbered after the finding listed under the rows, and each row that a finding \
          names carries its number. Hover over a mark to see its ledger line.</p>\n\
          <div class=\"picture\">\n{}\n</div>\n</body>\n</html>\n",
@@ -254,6 +256,9 @@ fn document(input: &TimelineInput) -> Document {
         doc.append(g);
     }
     if let Some(g) = power::mark(input, &f, &scale) {
+        doc.append(g);
+    }
+    if let Some(g) = clock::marks(input, &f) {
         doc.append(g);
     }
     if let Some(g) = race_caption {
