@@ -350,7 +350,11 @@ impl Stepper {
                     b.in_kernel = false;
                 }
             }
-            let timed = self.clock.is_some();
+            // Only under clock faults, where the order of sleeps follows the clock: a
+            // look at every buyer's tasks at each step costs a trial of 15 shell lock
+            // commands several times its time, and without them the schedule orders
+            // sleeps like any step.
+            let timed = self.clock.is_some() && self.strict_time;
             let running: Vec<usize> = (0..self.buyers.len())
                 .filter(|&i| {
                     let b = &self.buyers[i];
