@@ -405,14 +405,7 @@ impl Stepper {
                     b.in_kernel && !b.done
                 }))
                 .collect();
-            let mut fds: Vec<libc::pollfd> = watched
-                .iter()
-                .map(|&i| libc::pollfd {
-                    fd: self.fd(i),
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect();
+            let mut fds = self.listening(&watched);
             // SAFETY: poll on a slice of pollfds owned by this frame.
             let r = unsafe {
                 libc::poll(
@@ -451,20 +444,25 @@ impl Stepper {
         }
     }
 
-    /// Reads, without waiting, the calls waiting on the listeners of buyers taken for
-    /// asleep in the kernel; true when there was one.
-    fn pending_calls(&mut self) -> bool {
-        let waiting: Vec<usize> = (0..self.buyers.len())
-            .filter(|&i| self.buyers[i].in_kernel && !self.buyers[i].done)
-            .collect();
-        let mut fds: Vec<libc::pollfd> = waiting
+    /// A `poll` entry for the listener of each buyer of `which`, waiting for a call.
+    fn listening(&self, which: &[usize]) -> Vec<libc::pollfd> {
+        which
             .iter()
             .map(|&i| libc::pollfd {
                 fd: self.fd(i),
                 events: libc::POLLIN,
                 revents: 0,
             })
+            .collect()
+    }
+
+    /// Reads, without waiting, the calls waiting on the listeners of buyers taken for
+    /// asleep in the kernel; true when there was one.
+    fn pending_calls(&mut self) -> bool {
+        let waiting: Vec<usize> = (0..self.buyers.len())
+            .filter(|&i| self.buyers[i].in_kernel && !self.buyers[i].done)
             .collect();
+        let mut fds = self.listening(&waiting);
         if fds.is_empty() {
             return false;
         }
