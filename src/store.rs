@@ -242,11 +242,16 @@ pub fn write_fenced(
     token: u64,
     mode: StoreMode,
 ) -> io::Result<Fenced<()>> {
-    fenced(path, token, || match mode {
+    fenced(path, token, || write(path, count, mode))
+}
+
+/// Writes `count` in `mode`, in one go (an in-place write with no pause inside it).
+pub fn write(path: &Path, count: i64, mode: StoreMode) -> io::Result<()> {
+    match mode {
         StoreMode::InPlace => write_in_place(path, count, &mut || {}),
         StoreMode::Atomic => write_atomic(path, count),
         StoreMode::Durable => write_durable(path, count),
-    })
+    }
 }
 
 /// Writes `count` atomically: a temporary file, fsync, rename over the store.

@@ -257,29 +257,34 @@ mod tests {
     use super::*;
     use crate::store::{Contents, StoreMode};
 
+    /// A store of 2 synced, then 1 written in `mode` and not yet cut.
+    fn written(mode: StoreMode) -> (tempfile::TempDir, Disk) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = store::path(dir.path());
+        store::create(&p, 2).expect("create");
+        let mut disk = Disk::synced(dir.path()).expect("scan");
+        store::write(&p, 1, mode).expect("write");
+        disk.wrote(dir.path(), mode.durability()).expect("wrote");
+        (dir, disk)
+    }
+
+    /// What the store in `dir` shows after a cut.
+    fn left(dir: &Path) -> String {
+        match store::read(&store::path(dir)) {
+            Ok(Contents::Count(n)) => n.to_string(),
+            Ok(Contents::Corrupt(_)) => "torn".into(),
+            Err(_) => "gone".into(),
+        }
+    }
+
     /// Every outcome a cut may leave, over many seeds.
     fn outcomes(mode: StoreMode) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
         for seed in 0..64 {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let p = store::path(dir.path());
-            store::create(&p, 2).expect("create");
-            let mut disk = Disk::synced(dir.path()).expect("scan");
-            match mode {
-                StoreMode::InPlace => store::write_in_place(&p, 1, &mut || {}),
-                StoreMode::Atomic => store::write_atomic(&p, 1),
-                StoreMode::Durable => store::write_durable(&p, 1),
-            }
-            .expect("write");
-            disk.wrote(dir.path(), mode.durability()).expect("wrote");
+            let (dir, disk) = written(mode);
             disk.cut(dir.path(), &mut Choose::Seeded(&mut Rng::new(seed)))
                 .expect("cut");
-            let left = match store::read(&p) {
-                Ok(Contents::Count(n)) => n.to_string(),
-                Ok(Contents::Corrupt(_)) => "torn".into(),
-                Err(_) => "gone".into(),
-            };
-            seen.insert(left);
+            seen.insert(left(dir.path()));
         }
         seen
     }
@@ -289,27 +294,13 @@ mod tests {
         let mut seen = BTreeSet::new();
         let mut n = 0;
         for k in 0.. {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let p = store::path(dir.path());
-            store::create(&p, 2).expect("create");
-            let mut disk = Disk::synced(dir.path()).expect("scan");
-            match mode {
-                StoreMode::InPlace => store::write_in_place(&p, 1, &mut || {}),
-                StoreMode::Atomic => store::write_atomic(&p, 1),
-                StoreMode::Durable => store::write_durable(&p, 1),
-            }
-            .expect("write");
-            disk.wrote(dir.path(), mode.durability()).expect("wrote");
+            let (dir, disk) = written(mode);
             n = disk.states(dir.path()).expect("states");
             if k >= n {
                 break;
             }
             disk.cut(dir.path(), &mut Choose::State(k)).expect("cut");
-            seen.insert(match store::read(&p) {
-                Ok(Contents::Count(c)) => c.to_string(),
-                Ok(Contents::Corrupt(_)) => "torn".into(),
-                Err(_) => "gone".into(),
-            });
+            seen.insert(left(dir.path()));
         }
         (n, seen)
     }

@@ -88,11 +88,7 @@ pub(super) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
 /// stopped at a later call than one of `nr` it was just let go from.
 pub(super) fn in_notification(tid: u32, nr: i64) -> bool {
     let task = Path::new("/proc").join(tid.to_string());
-    let call = read_proc(task.join("syscall"))
-        .and_then(|l| l.split_whitespace().next().and_then(|w| w.parse::<i64>().ok()));
-    stat_of(&task).is_some_and(|(state, _, _)| state == "S")
-        && read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
-        && call.is_some_and(|c| c != nr)
+    in_seccomp(&task) && call_nr(&task).is_some_and(|c| c != nr)
 }
 
 /// True when the task sleeps in a seccomp notification, or is held stopped by the
@@ -100,11 +96,28 @@ pub(super) fn in_notification(tid: u32, nr: i64) -> bool {
 fn notifying(task: &Path) -> bool {
     match stat_of(task) {
         Some((state, _, _)) if state == "t" => true,
-        Some((state, _, _)) if state == "S" => {
-            read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
-        }
-        _ => false,
+        Some((state, _, _)) => state == "S" && seccomp_wait(task),
+        None => false,
     }
+}
+
+/// True when the task sleeps in a seccomp notification.
+fn in_seccomp(task: &Path) -> bool {
+    stat_of(task).is_some_and(|(state, _, _)| state == "S") && seccomp_wait(task)
+}
+
+/// True when the task's wait channel is a seccomp notification's.
+fn seccomp_wait(task: &Path) -> bool {
+    read_proc(task.join("wchan")).is_some_and(|w| w.contains("seccomp"))
+}
+
+/// The number of the call the task is in (`/proc/PID/syscall`'s first field).
+fn call_nr(task: &Path) -> Option<i64> {
+    read_proc(task.join("syscall"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// What [`each_task`] does after a task.
@@ -308,13 +321,9 @@ fn task_state(task: &Path) -> Task {
 /// True when the task is a parent in `vfork`, waiting for its child to call `execve`
 /// or end (`kernel_clone`, in a call that makes a task).
 fn vforking(task: &Path) -> bool {
-    let in_clone = read_proc(task.join("wchan")).is_some_and(|w| w.trim() == "kernel_clone");
-    let nr = read_proc(task.join("syscall"))
-        .and_then(|l| l.split_whitespace().next().and_then(|w| w.parse::<i64>().ok()));
-    in_clone
-        && nr.is_some_and(|nr| {
-            crate::seccomp::of(nr).is_some_and(|c| c.effect == crate::seccomp::Effect::Spawn)
-        })
+    read_proc(task.join("wchan")).is_some_and(|w| w.trim() == "kernel_clone")
+        && call_nr(task).and_then(crate::seccomp::of)
+            .is_some_and(|c| c.effect == crate::seccomp::Effect::Spawn)
 }
 
 /// True when `/proc/PID/syscall`'s line names a call that sleeps with no time limit.
