@@ -402,3 +402,51 @@ fn a_paused_redis_holder_loses_the_lease_on_the_servers_clock() {
     stopped("redis-fenced", "clean");
     stopped("redis", "violation");
 }
+
+/// A program's `sleep(0)` is still a call under the shim (a yield the schedule must see):
+/// `mmap-flag.py` tests and sets a byte of shared memory with only a zero sleep between,
+/// and pct finds two holders only if that sleep is a step. The shim once answered a sleep
+/// already due by itself, and the broken lock came out clean.
+#[test]
+fn a_zero_sleep_is_a_step_of_the_schedule() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not on PATH");
+        return;
+    }
+    let cmd = format!(
+        "{} {{dir}} {{}}",
+        fixture("locks/broken/mmap-flag.py").display()
+    );
+    let (out, tmp) = oversell_fresh(
+        &[
+            "explore",
+            "--lock-cmd",
+            &cmd,
+            "--schedule",
+            "pct",
+            "--trials",
+            "20",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--seed",
+            "1",
+            "--no-shrink",
+            "--no-explain",
+        ],
+        &[],
+    );
+    assert_code(
+        &out,
+        1,
+        "a test-and-set on shared memory around a zero sleep",
+    );
+    assert!(text(&out).contains("overlap"), "{}", text(&out));
+    assert_eq!(
+        common::leftover_count(tmp.path()),
+        0,
+        "{:?}",
+        common::leftovers(tmp.path())
+    );
+}
