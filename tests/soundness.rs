@@ -1,8 +1,8 @@
 //! A verdict that cannot lie: lock commands written the way real wrappers are, one sound
 //! and one broken per kind of effect the scheduler learned to see (a symbolic link, a lock
-//! file outside the trial directory, a FIFO, a directory listing, a busy retry loop), each
-//! searched exhaustively (2 buyers, 1 ticket, ≤ 2 preemptions): the sound one verified, the
-//! broken one found. The whole corpus, Python wrappers included, runs in `ci/soundness.sh`
+//! file outside the trial directory, a FIFO, a directory listing, a busy retry loop, one
+//! file under two names), each searched exhaustively (2 buyers, 1 ticket, ≤ 2
+//! preemptions): the sound one verified, the broken one found. The whole corpus, Python wrappers included, runs in `ci/soundness.sh`
 //! (`fixtures/locks/CORPUS.md` says what each is); the shell ones here keep `cargo test`
 //! quick.
 
@@ -80,6 +80,14 @@ fn a_fifo_lock_gets_a_verdict_and_never_hangs_the_harness() {
 #[test]
 fn a_test_by_directory_listing_is_found() {
     assert_found("broken/ls-test-touch.sh");
+}
+
+#[test]
+fn one_file_under_two_names_is_one_object() {
+    // Steps commute when they touch different objects; a hard link is one file by two
+    // names, so a test through one and a write through the other must stay ordered.
+    assert_found("broken/two-names.sh");
+    assert_verified("sound/link-count.sh");
 }
 
 #[test]

@@ -45,46 +45,128 @@
 use crate::vocab::{LockKind, Point};
 
 /// What one step touches.
+///
+/// A step of our buyer touches the store as one object; a system call names what it
+/// touches ([`Touch`]): each object (a name in a directory, a file, a directory's
+/// listing, a file's locks) is a key hashed to one bit of a 128-bit set, so two steps on
+/// different objects commute unless their keys share a bit, which only adds a conflict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Access {
     bits: u8,
+    /// Store objects looked at.
+    reads: u128,
+    /// Store objects changed.
+    writes: u128,
+    /// Store objects changed in a way that commutes with itself: an entry made or
+    /// removed in a directory changes its listing, and two of them, of different names,
+    /// give the same listing in either order (the names themselves are `writes`).
+    adds: u128,
 }
 
-const READS_STORE: u8 = 1;
-const WRITES_STORE: u8 = 2;
 const LOCK: u8 = 4;
 const EVERYTHING: u8 = 8;
 /// Looks at the lock and changes nothing: an acquire attempt that found it busy.
 const LOCK_TRY: u8 = 16;
+/// Every object of the store: what a step of our buyer touches.
+const WHOLE: u128 = u128::MAX;
+
+/// The objects a system call touches, as keys ([`Touch::key`]); made into an
+/// [`Access`] by [`Access::touching`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Touch {
+    reads: u128,
+    writes: u128,
+    adds: u128,
+}
+
+impl Touch {
+    /// The bit of object `key` (a hash of what names it).
+    pub fn key(key: u64) -> u128 {
+        // The high bits of a multiplicative hash: keys that differ in any bit spread.
+        1u128 << ((key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57) as u32)
+    }
+
+    /// Looks at object `key`.
+    pub fn read(&mut self, key: u64) {
+        self.reads |= Touch::key(key);
+    }
+
+    /// Changes object `key`.
+    pub fn write(&mut self, key: u64) {
+        self.writes |= Touch::key(key);
+    }
+
+    /// Changes object `key` in a way that commutes with other such changes of it (an
+    /// entry made or removed in a directory, for its listing).
+    pub fn add(&mut self, key: u64) {
+        self.adds |= Touch::key(key);
+    }
+
+    /// Looks at every object: a sleep, after which what a process reads of the clock
+    /// may differ, orders itself before or after every change.
+    pub fn read_everything(&mut self) {
+        self.reads = WHOLE;
+    }
+}
 
 impl Access {
     /// Touches nothing another buyer can see (ledger appends commute).
-    pub const NOTHING: Access = Access { bits: 0 };
+    pub const NOTHING: Access = Access {
+        bits: 0,
+        reads: 0,
+        writes: 0,
+        adds: 0,
+    };
     /// Conflicts with every step: a death.
-    pub const EVERYTHING: Access = Access { bits: EVERYTHING };
+    pub const EVERYTHING: Access = Access {
+        bits: EVERYTHING,
+        reads: 0,
+        writes: 0,
+        adds: 0,
+    };
 
     /// What a buyer parked at `point` touches when it runs its next step under `lock`.
     pub fn at(point: Point, lock: LockKind) -> Access {
-        let bits = match point {
-            Point::Check | Point::Read => READS_STORE,
-            Point::Write | Point::Truncated => WRITES_STORE,
-            Point::Acquire | Point::Release => LOCK,
-            Point::Record => 0,
+        let (reads, writes, bits) = match point {
+            Point::Check | Point::Read => (WHOLE, 0, 0),
+            Point::Write | Point::Truncated => (0, WHOLE, 0),
+            Point::Acquire | Point::Release => (0, 0, LOCK),
+            Point::Record => (0, 0, 0),
         };
-        if bits != 0 && merged_with_store(lock) {
+        if ((reads | writes) != 0 || bits != 0) && merged_with_store(lock) {
             return Access {
-                bits: LOCK | WRITES_STORE,
+                bits: LOCK,
+                writes: WHOLE,
+                ..Access::NOTHING
             };
         }
-        Access { bits }
+        Access {
+            bits,
+            reads,
+            writes,
+            adds: 0,
+        }
+    }
+
+    /// What a system call that names the objects it touches touches.
+    pub fn touching(t: Touch) -> Access {
+        Access {
+            bits: 0,
+            reads: t.reads,
+            writes: t.writes,
+            adds: t.adds,
+        }
     }
 
     /// What an acquire step touched once it came back `blocked`: it found the lock busy
     /// and changed nothing. Where the lock lives on the store, or the step was no plain
     /// lock step, it stays what it was.
     pub fn blocked(self) -> Access {
-        if self.bits == LOCK {
-            Access { bits: LOCK_TRY }
+        if self == (Access { bits: LOCK, ..Access::NOTHING }) {
+            Access {
+                bits: LOCK_TRY,
+                ..Access::NOTHING
+            }
         } else {
             self
         }
@@ -93,16 +175,21 @@ impl Access {
     /// True when the step changes what it touches (writes the store, takes or releases
     /// the lock, or dies); false for a look.
     pub fn changes(self) -> bool {
-        self.bits & (WRITES_STORE | LOCK | EVERYTHING) != 0
+        self.bits & (LOCK | EVERYTHING) != 0 || (self.writes | self.adds) != 0
+    }
+
+    fn store(self) -> u128 {
+        self.reads | self.writes | self.adds
     }
 
     /// True when both touch the same object (the store, or the lock), whatever they do to
     /// it: what explaining a finding names as a step's context.
     pub fn shares(self, other: Access) -> bool {
-        let store = READS_STORE | WRITES_STORE;
         let lock = LOCK | LOCK_TRY;
         let (a, b) = (self.bits, other.bits);
-        (a | b) & EVERYTHING != 0 || (a & store != 0 && b & store != 0) || (a & lock != 0 && b & lock != 0)
+        (a | b) & EVERYTHING != 0
+            || self.store() & other.store() != 0
+            || (a & lock != 0 && b & lock != 0)
     }
 
     /// True when the order of `self` and `other` can change what either does or what
@@ -112,11 +199,13 @@ impl Access {
         if (a | b) & EVERYTHING != 0 {
             return true;
         }
-        let store = READS_STORE | WRITES_STORE;
         let both_lock =
             a & b & LOCK != 0 || (a & LOCK != 0 && b & LOCK_TRY != 0) || (a & LOCK_TRY != 0 && b & LOCK != 0);
-        let both_store = a & store != 0 && b & store != 0;
-        both_lock || (both_store && (a | b) & WRITES_STORE != 0)
+        both_lock
+            || self.writes & other.store() != 0
+            || other.writes & self.store() != 0
+            || self.adds & other.reads != 0
+            || other.adds & self.reads != 0
     }
 }
 
@@ -215,5 +304,71 @@ mod tests {
         assert!(read.conflicts(acquire));
         assert!(read.conflicts(Access::at(Point::Check, LockKind::PosixClose)));
         assert!(!Access::at(Point::Record, LockKind::RenamedStore).conflicts(acquire));
+    }
+
+    /// Keys far apart in hash, as the system-call steps name their objects.
+    fn keyed(read: &[u64], write: &[u64], add: &[u64]) -> Access {
+        let mut t = Touch::default();
+        read.iter().for_each(|&k| t.read(k));
+        write.iter().for_each(|&k| t.write(k));
+        add.iter().for_each(|&k| t.add(k));
+        Access::touching(t)
+    }
+
+    #[test]
+    fn calls_on_different_objects_commute() {
+        // Two keys on different bits (a collision would only add a conflict).
+        let (a, b) = (1u64, 2u64);
+        assert_ne!(Touch::key(a), Touch::key(b));
+        assert!(!keyed(&[], &[a], &[]).conflicts(keyed(&[], &[b], &[])));
+        assert!(!keyed(&[a], &[], &[]).conflicts(keyed(&[a], &[b], &[])));
+        assert!(keyed(&[a], &[], &[]).conflicts(keyed(&[], &[a], &[])));
+        assert!(keyed(&[], &[a], &[]).conflicts(keyed(&[], &[a], &[])));
+        assert!(!keyed(&[a], &[], &[]).conflicts(keyed(&[a], &[], &[])));
+    }
+
+    #[test]
+    fn entries_made_in_one_directory_commute_but_not_with_its_listing() {
+        let (dir, x, y) = (7u64, 8u64, 9u64);
+        let make_x = keyed(&[], &[x], &[dir]);
+        let make_y = keyed(&[], &[y], &[dir]);
+        assert!(!make_x.conflicts(make_y));
+        assert!(make_x.conflicts(make_x));
+        assert!(make_x.conflicts(keyed(&[dir], &[], &[])));
+        assert!(make_x.changes() && !keyed(&[dir], &[], &[]).changes());
+    }
+
+    #[test]
+    fn a_sleep_orders_itself_with_every_change_and_no_look() {
+        let mut t = Touch::default();
+        t.read_everything();
+        let sleep = Access::touching(t);
+        assert!(sleep.conflicts(keyed(&[], &[3], &[])));
+        assert!(sleep.conflicts(keyed(&[], &[], &[3])));
+        assert!(!sleep.conflicts(keyed(&[3], &[], &[])));
+        assert!(!sleep.conflicts(sleep));
+        assert!(sleep.conflicts(at(Point::Write)));
+        assert!(!sleep.conflicts(at(Point::Read)));
+    }
+
+    #[test]
+    fn the_keyed_relation_is_symmetric() {
+        let all = [
+            keyed(&[1], &[], &[]),
+            keyed(&[], &[1], &[]),
+            keyed(&[], &[], &[1]),
+            keyed(&[2], &[1], &[3]),
+            at(Point::Read),
+            at(Point::Write),
+            at(Point::Acquire),
+            Access::EVERYTHING,
+            Access::NOTHING,
+        ];
+        for &a in &all {
+            for &b in &all {
+                assert_eq!(a.conflicts(b), b.conflicts(a), "{a:?} {b:?}");
+                assert_eq!(a.shares(b), b.shares(a), "{a:?} {b:?}");
+            }
+        }
     }
 }

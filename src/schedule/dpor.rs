@@ -48,8 +48,17 @@ struct Frame {
     done: Vec<u32>,
     /// Buyers to run from here.
     backtrack: Vec<u32>,
-    /// Buyers whose step from here is covered elsewhere.
-    sleep: Vec<u32>,
+    /// Buyers whose step from here is covered elsewhere, with what that step touches.
+    sleep: Vec<(u32, Access)>,
+    /// What each buyer's step from here touched when it ran, as learned once it had run
+    /// (it may be more than its pending step was said to touch: [`Scheduler::executed`]).
+    explored: Vec<(u32, Access)>,
+}
+
+impl Frame {
+    fn asleep(&self, b: u32) -> bool {
+        self.sleep.iter().any(|&(q, _)| q == b)
+    }
 }
 
 impl Frame {
@@ -128,18 +137,21 @@ impl Dpor {
             .is_none_or(|p| f.preemptions_before + f.cost(b) <= p)
     }
 
-    /// The sleep set of a new state after `parent`'s chosen step.
-    fn sleep_after(parent: &Frame) -> Vec<u32> {
-        let mut sleep: Vec<u32> = parent
-            .sleep
-            .iter()
-            .chain(parent.done.iter())
-            .copied()
-            .filter(|&q| q != parent.chosen)
-            .filter(|&q| pending(&parent.pending, q).is_some_and(|a| !a.conflicts(parent.executed)))
-            .collect();
-        sleep.sort_unstable();
-        sleep.dedup();
+    /// The sleep set of a new state after `parent`'s chosen step. A buyer's step is
+    /// judged by what it touched when it ran from `parent` (its pending access where it
+    /// ran in another part of a split search only).
+    fn sleep_after(parent: &Frame) -> Vec<(u32, Access)> {
+        let done = parent.done.iter().filter_map(|&q| {
+            let ran = parent.explored.iter().find(|e| e.0 == q).map(|e| e.1);
+            ran.or_else(|| pending(&parent.pending, q)).map(|a| (q, a))
+        });
+        let mut sleep: Vec<(u32, Access)> = Vec::new();
+        for (q, a) in parent.sleep.iter().copied().chain(done) {
+            if q != parent.chosen && !a.conflicts(parent.executed) && !sleep.iter().any(|e| e.0 == q) {
+                sleep.push((q, a));
+            }
+        }
+        sleep.sort_unstable_by_key(|e| e.0);
         sleep
     }
 
@@ -161,15 +173,16 @@ impl Dpor {
             done: Vec::new(),
             backtrack: Vec::new(),
             sleep,
+            explored: Vec::new(),
         };
         let order = current
             .into_iter()
             .chain(runnable.iter().copied().filter(|&b| Some(b) != current));
         let awake = order
             .clone()
-            .find(|&b| !f.sleep.contains(&b) && self.within(&f, b));
+            .find(|&b| !f.asleep(b) && self.within(&f, b));
         if let Some(&b) = self.fixed.get(step) {
-            if f.sleep.contains(&b) {
+            if f.asleep(b) {
                 // Another part covers every schedule of this one.
                 self.blocked_at.get_or_insert(step);
             }
@@ -208,11 +221,16 @@ impl Dpor {
             self.executions += 1;
         }
         self.add_backtracks(&proc, &hb);
+        for f in &mut self.frames[..limit] {
+            if !f.explored.iter().any(|e| e.0 == f.chosen) {
+                f.explored.push((f.chosen, f.executed));
+            }
+        }
         for i in (self.fixed.len().min(limit)..limit).rev() {
             let f = &self.frames[i];
             let alt = f.backtrack.iter().copied().find(|&b| {
                 !f.done.contains(&b)
-                    && !f.sleep.contains(&b)
+                    && !f.asleep(b)
                     && f.enabled.contains(&b)
                     && self.within(f, b)
             });

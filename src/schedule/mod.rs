@@ -16,7 +16,7 @@ mod pct;
 mod random;
 mod replay;
 
-pub use conflict::Access;
+pub use conflict::{Access, Touch};
 pub use dpor::Dpor;
 pub use exhaustive::Dfs;
 pub use pct::{bound as pct_bound, Pct};

@@ -46,6 +46,22 @@ pub(super) fn exited(root: u32) -> bool {
     })
 }
 
+/// How many processes of the tree rooted at `root` are alive (not yet zombies).
+pub(super) fn live_processes(root: u32) -> usize {
+    let mut live = 0;
+    each_task(root, false, &mut |t| {
+        // A process's first task has its pid for its id: count processes, not threads.
+        let leader = t.parent().and_then(|p| p.parent()).and_then(|p| p.file_name())
+            == t.file_name();
+        let state = stat_of(t).map_or_else(|| "X".to_string(), |s| s.0);
+        if leader && !matches!(state.as_str(), "Z" | "X" | "x") {
+            live += 1;
+        }
+        Walk::Go
+    });
+    live
+}
+
 /// What a task of a whole program does while the program is still.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Still {

@@ -46,6 +46,9 @@ pub(super) struct Step {
     pub until: Option<u64>,
     /// A sleep: the virtual time it ends at, set when it is stopped.
     pub wake: u64,
+    /// The paths it names, absolute, as written (`objects` reads what they reach when
+    /// the call is about to run); empty for a call through a descriptor.
+    pub names: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,22 +61,6 @@ pub(super) enum LockCall {
 }
 
 impl Step {
-    /// What the call touches, for a partial-order reduction: only a call that changes
-    /// nothing (a stat, an open for reading, a read, a sleep) commutes with others; a
-    /// change, a lock call, a close (it may drop a lock) and a ledger line conflict with
-    /// every step.
-    pub(super) fn access(&self) -> Access {
-        let only_reads = !self.mutates
-            && self.lock.is_none()
-            && self.effect != Effect::Release
-            && !self.path.ends_with(crate::ledger::FILE_NAME);
-        if only_reads {
-            Access::at(crate::vocab::Point::Read, crate::vocab::LockKind::None)
-        } else {
-            Access::EVERYTHING
-        }
-    }
-
     /// A sleep: it yields, and returns at once without running.
     pub(super) fn sleep(&self) -> bool {
         self.effect == Effect::Sleep
@@ -110,11 +97,12 @@ impl Step {
         }
     }
 
-    /// The record of this call as a step let go now, for explaining a finding.
-    pub(super) fn seen(&self) -> crate::harness::Seen {
+    /// The record of this call as a step let go now, touching `access`, for explaining
+    /// a finding.
+    pub(super) fn seen(&self, access: Access) -> crate::harness::Seen {
         crate::harness::Seen {
             ns: crate::ledger::now_ns(),
-            access: self.access(),
+            access,
             point: None,
             object: (!self.path.is_empty()).then(|| self.path.clone()),
             changes: self.mutates || self.lock.is_some() || self.effect == Effect::Release,
@@ -218,6 +206,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         span: 0,
         until: None,
         wake: 0,
+        names: Vec::new(),
     };
     match effect {
         Effect::Sleep => {
@@ -274,6 +263,11 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         _ => None,
     };
     let changes = effect.changes(name, &n.args);
+    let names = if matches!(call.shape, Shape::Fd(_)) {
+        Vec::new()
+    } else {
+        paths.clone()
+    };
     let paths: Vec<PathBuf> = paths.into_iter().map(|p| resolve_in(p, dir)).collect();
     let shared = paths.iter().find(|p| {
         if crate::harness::clock::own_path(p, dir) {
@@ -302,6 +296,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         span: 0,
         until: None,
         wake: 0,
+        names,
     })
 }
 
@@ -412,6 +407,7 @@ pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
         span: 0,
         until: None,
         wake: 0,
+        names: Vec::new(),
     })
 }
 
@@ -512,7 +508,7 @@ fn own(p: &Path, dir: &Path) -> bool {
 
 /// The ledger: a step (so its lines come in schedule order), but oversell's own
 /// bookkeeping, never a change PCT aims at.
-fn ledger(p: &Path, dir: &Path) -> bool {
+pub(super) fn ledger(p: &Path, dir: &Path) -> bool {
     p.parent() == Some(dir) && p.file_name().is_some_and(|n| n == crate::ledger::FILE_NAME)
 }
 
@@ -554,6 +550,18 @@ pub(super) fn result(step: &Step, n: &Notif, busy: bool) -> String {
         }
         "mkdir" | "mkdirat" | "symlink" | "symlinkat" | "mknod" | "mknodat" => {
             errno(!exists, "EEXIST")
+        }
+        // Two paths: what is linked or renamed, and its new name.
+        "link" | "linkat" | "rename" | "renameat" | "renameat2" if step.names.len() == 2 => {
+            let there = |p: &PathBuf| std::fs::symlink_metadata(super::paths::resolve(p.clone())).is_ok();
+            let noreplace = name == "renameat2" && n.args[4] as u32 & libc::RENAME_NOREPLACE != 0;
+            if !there(&step.names[0]) {
+                "ENOENT".into()
+            } else if there(&step.names[1]) && (name.starts_with("link") || noreplace) {
+                "EEXIST".into()
+            } else {
+                "ok".into()
+            }
         }
         "rmdir" => {
             let entries = std::fs::read_dir(path).map_or(0, |d| d.count());

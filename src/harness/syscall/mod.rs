@@ -24,6 +24,7 @@
 
 mod blocked;
 mod call;
+mod objects;
 mod stepper;
 use crate::seccomp as filter;
 mod paths;

@@ -173,6 +173,7 @@ mod tests {
             span: 0,
             until: None,
             wake: 0,
+            names: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ pub(super) use whole::Whole;
 
 use super::blocked;
 use super::call::{self, Notif, Step};
+use super::objects;
 use super::probe;
 use super::pct::CallPct;
 use crate::faults::InjectedErrno;
@@ -34,6 +35,19 @@ const STUCK_LOOKS: u32 = 3;
 
 /// Steps one trial may take before it counts as a hang.
 const MAX_STEPS: usize = 200_000;
+
+/// The step let go last, while its buyer runs to its next: what its call touches, and
+/// what tells whether it did more ([`Tracee::segment_access`]).
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    buyer: u32,
+    /// What its call alone touches.
+    own: Access,
+    /// In a program that shares memory, the task whose references were forgotten.
+    tid: Option<u32>,
+    /// How many processes of the buyer lived when it was let go.
+    live: usize,
+}
 
 /// One buyer: its listener and where it stands.
 pub(super) struct Tracee {
@@ -170,10 +184,12 @@ pub(super) struct Stepper {
     pub unit_faults: Vec<Option<(u32, InjectedErrno)>>,
     /// For a whole program: the still view last seen, to be seen again.
     last_view: Option<Vec<(u32, blocked::Still)>>,
-    /// The step let go last in a program that shares memory, by buyer, task and what its
-    /// call alone touches: what it touched is known once it is stopped again
-    /// ([`memory`]).
-    segment: Option<(u32, u32, Access)>,
+    /// The step let go last, when the scheduler asks what steps touch: what it touched
+    /// is known only once its buyer is stopped again ([`Segment`]).
+    segment: Option<Segment>,
+    /// A directory was renamed in this trial: the descriptors and working directories in
+    /// it moved with it, and every step is taken to touch everything ([`objects`]).
+    moved: bool,
     /// Connections to the trial's own server (its Redis), by process and descriptor, with
     /// the task that connected it: what that task writes to them is a step.
     servers: std::collections::HashMap<(u32, i32), (u32, std::path::PathBuf)>,
@@ -212,6 +228,7 @@ impl Stepper {
             unit_faults: Vec::new(),
             last_view: None,
             segment: None,
+            moved: false,
             servers: std::collections::HashMap::new(),
             server_seen: false,
             clock: None,
@@ -238,8 +255,9 @@ impl Stepper {
             if let Err(end) = self.settle() {
                 return end;
             }
-            if let Some((b, tid, own)) = self.segment.take() {
-                scheduler.executed(b, memory::executed(tid, own));
+            if let Some(seg) = self.segment.take() {
+                let access = self.segment_access(&seg);
+                scheduler.executed(seg.buyer, access);
             }
             let live: Vec<usize> = (0..self.buyers.len())
                 .filter(|&i| !self.buyers[i].done)
@@ -323,10 +341,11 @@ impl Stepper {
             }
             self.choices.push(b);
             self.current = Some(b);
+            let own = self.access_of(b);
             if let Some((_, step)) = self.buyers[b as usize].parked.front() {
-                self.steps.push(step.seen());
+                self.steps.push(step.seen(own));
             }
-            self.segment = self.watch_memory(b, scheduler.wants_accesses());
+            self.segment = self.watch(b, own, scheduler.wants_accesses());
             self.go(b as usize);
             if scheduler.wants_accesses() {
                 scheduler.ran(b, false);
@@ -597,38 +616,62 @@ impl Stepper {
                     return None;
                 }
                 let shared = self.whole.as_ref().is_some_and(|w| w.shared_memory);
-                self.buyers[b as usize].parked.front().map(|(_, s)| {
+                self.buyers[b as usize].parked.front().map(|(n, s)| {
                     if shared {
                         Access::EVERYTHING
                     } else {
-                        s.access()
+                        objects::access(n, s, &self.real_dir, self.moved)
                     }
                 })
             })
             .collect()
     }
 
-    /// Before buyer `b`'s step is let go in a program that shares memory: forgets what
-    /// its process referenced, so that what it touches before its next step can be read
-    /// once it has run ([`memory`]); what its call alone touches. `None` when no one
-    /// asks, or the kernel would not say.
-    fn watch_memory(&self, b: u32, wanted: bool) -> Option<(u32, u32, Access)> {
-        let shared = self.whole.as_ref().is_some_and(|w| w.shared_memory);
-        let unit = self.buyers.get(b as usize)?;
-        let (n, step) = unit.parked.front()?;
-        let tid = unit.tid?;
-        if !wanted || !shared || !memory::forget_references(tid) {
+    /// What buyer `b`'s first stopped call touches, now (a held task's return or first
+    /// run: only what it does next, which [`Segment`] reads).
+    fn access_of(&self, b: u32) -> Access {
+        match self.buyers.get(b as usize).and_then(|u| u.parked.front()) {
+            Some((n, _)) if n.held => Access::NOTHING,
+            Some((n, step)) => objects::access(n, step, &self.real_dir, self.moved),
+            None => Access::EVERYTHING,
+        }
+    }
+
+    /// Before buyer `b`'s step (whose call touches `own`) is let go, when the scheduler
+    /// asks what steps touch: how many of its processes live, and in a program that
+    /// shares memory, its process's references forgotten, so that what it did before its
+    /// next step can be read once it has run ([`memory`]).
+    fn watch(&self, b: u32, own: Access, wanted: bool) -> Option<Segment> {
+        if !wanted {
             return None;
         }
-        let own = if n.held {
-            // A held task's return or first run: only what it does next.
-            Access::NOTHING
-        } else if step.effect == crate::seccomp::Effect::Spawn {
-            Access::EVERYTHING
-        } else {
-            step.access()
+        let shared = self.whole.as_ref().is_some_and(|w| w.shared_memory);
+        let unit = self.buyers.get(b as usize)?;
+        let tid = unit
+            .tid
+            .filter(|&tid| shared && memory::forget_references(tid));
+        Some(Segment {
+            buyer: b,
+            own,
+            tid,
+            live: blocked::live_processes(unit.root),
+        })
+    }
+
+    /// What the step of `seg` touched, its buyer stopped again or ended: everything when
+    /// a process of the buyer ended meanwhile (its files closed, its locks let go,
+    /// whatever call came before) or touched shared memory, else its call's own.
+    fn segment_access(&self, seg: &Segment) -> Access {
+        let Some(unit) = self.buyers.get(seg.buyer as usize) else {
+            return Access::EVERYTHING;
         };
-        Some((b, tid, own))
+        if unit.done || blocked::live_processes(unit.root) < seg.live {
+            return Access::EVERYTHING;
+        }
+        match seg.tid {
+            Some(tid) => memory::executed(tid, seg.own),
+            None => seg.own,
+        }
     }
 
     /// Lets buyer `b`'s first stopped call go on (a sleep returns at once instead).
@@ -636,6 +679,9 @@ impl Stepper {
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
+        if objects::renames_a_directory(&step) {
+            self.moved = true;
+        }
         if n.held {
             return self.release(b, &n, &step);
         }

@@ -218,3 +218,64 @@ fn a_search_split_by_prefix_reaches_every_class_the_whole_search_does() {
         }
     }
 }
+
+/// Runs one simulated schedule where each step, once run, says it touched `done[b][k]`
+/// (what the harness learns after a step: a process of the buyer ended, or it wrote
+/// shared memory), while beforehand it was said to touch `said[b][k]`.
+fn simulate_learning(said: &[Vec<Access>], done: &[Vec<Access>], s: &mut dyn Scheduler) -> Vec<u32> {
+    let mut next = vec![0usize; said.len()];
+    let mut current = None;
+    let mut out = Vec::new();
+    loop {
+        let pending: Vec<Option<Access>> = said
+            .iter()
+            .zip(&next)
+            .map(|(p, &k)| p.get(k).copied())
+            .collect();
+        let runnable: Vec<u32> = (0..said.len() as u32)
+            .filter(|&b| pending[b as usize].is_some())
+            .collect();
+        if runnable.is_empty() {
+            return out;
+        }
+        let cur = current.filter(|c| runnable.contains(c));
+        s.ahead(&pending);
+        let b = s.pick(out.len(), &runnable, cur).expect("pick");
+        s.ran(b, false);
+        s.executed(b, done[b as usize][next[b as usize]]);
+        next[b as usize] += 1;
+        out.push(b);
+        current = Some(b);
+    }
+}
+
+#[test]
+fn a_step_found_wider_once_run_keeps_its_races_unbounded() {
+    use Point::*;
+    // A look that, once run, turns out to have touched everything (its process ended
+    // and let a lock go): every class of the steps as they ran must be reached.
+    let look = Access::at(Read, LockKind::None);
+    let said = vec![
+        vec![look, Access::at(Write, LockKind::None)],
+        vec![look, look],
+        vec![Access::at(Acquire, LockKind::None), look],
+    ];
+    let mut done = said.clone();
+    done[1][0] = Access::EVERYTHING;
+    done[2][1] = Access::EVERYTHING;
+    let all: BTreeSet<Key> = plain(&done, UNBOUNDED)
+        .iter()
+        .map(|s| key(&done, s))
+        .collect();
+    let mut dpor = Dpor::new(None);
+    let mut reached = BTreeSet::new();
+    loop {
+        let run = simulate_learning(&said, &done, &mut dpor);
+        reached.insert(key(&done, &run));
+        if !dpor.advance() {
+            break;
+        }
+    }
+    assert_eq!(reached, all);
+    assert_eq!(dpor.executions(), all.len() as u64);
+}

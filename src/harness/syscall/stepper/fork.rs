@@ -50,6 +50,7 @@ fn held(pid: u32, name: &'static str) -> (Notif, Step) {
             span: 0,
             until: None,
             wake: 0,
+            names: Vec::new(),
         },
     )
 }
