@@ -9,10 +9,10 @@ pub mod checkpoint;
 mod exhaustive;
 pub mod jobs;
 pub mod progress;
-mod split;
 mod shrink;
-mod why;
+mod split;
 pub mod verdict;
+mod why;
 
 pub use shrink::{shrink_until, Shape, Shrunk};
 pub use why::{controlled_command, explain};
@@ -283,19 +283,16 @@ pub fn explore(
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
 ) -> Result<Report, HarnessError> {
     let started = Instant::now();
-    let mut report = Report::new(&cfg.space.lock_label(), cfg.space.schedule_label(), cfg.seed);
+    let mut report = Report::new(
+        &cfg.space.lock_label(),
+        cfg.space.schedule_label(),
+        cfg.seed,
+    );
     report.shard = cfg.shard.map(|(k, n)| format!("{k}/{n}"));
     let deadline = cfg.time_budget.map(|budget| started + budget);
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let result = if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
-        exhaustive::exhaustive(
-            cfg,
-            preemptions,
-            &mut report,
-            each,
-            &out_of_time,
-            deadline,
-        )
+        exhaustive::exhaustive(cfg, preemptions, &mut report, each, &out_of_time, deadline)
     } else {
         sampled(cfg, &mut report, each, &out_of_time, deadline)
     };

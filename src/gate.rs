@@ -157,14 +157,7 @@ pub fn run(
             jobs::Flow::Stop
         }
     };
-    jobs::ordered(
-        jobs,
-        harness,
-        entries.len() as u64,
-        &work,
-        &last,
-        &mut take,
-    );
+    jobs::ordered(jobs, harness, entries.len() as u64, &work, &last, &mut take);
     match failure {
         Some(e) => Err(e),
         None => Ok(GateReport { outcomes }),

@@ -6,8 +6,8 @@
 //! an error, never a silent default. This module depends only on the values below it
 //! (lock kinds, store modes), never on the harness or the buyer.
 
-use crate::vocab::LockKind;
 use crate::store::StoreMode;
+use crate::vocab::LockKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
 
@@ -202,7 +202,10 @@ impl RoundOrders {
             a.copy_from_slice(&b[r]);
             let v = u64::from_le_bytes(a);
             if v > Self::MAX_US {
-                return Err(format!("{what} of {v} µs is out of range (at most {})", Self::MAX_US));
+                return Err(format!(
+                    "{what} of {v} µs is out of range (at most {})",
+                    Self::MAX_US
+                ));
             }
             Ok(v)
         };

@@ -333,7 +333,10 @@ mod tests {
     fn bad_lines_name_file_line_and_what_is_accepted() {
         let cases = [
             ("oversold", "two fields"),
-            ("oversold ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 extra", "two fields"),
+            (
+                "oversold ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 extra",
+                "two fields",
+            ),
             (
                 "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 oversold",
                 "verdict comes first",

@@ -13,8 +13,8 @@
 use super::pin::{current_cpu, Pinned};
 use super::process::{Ending, Group, MemberId};
 use super::{
-    interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig, HarnessError,
-    LockState, TrialDir,
+    interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig, HarnessError, LockState,
+    TrialDir,
 };
 use crate::lock::{Lock, LockContext, LockKind};
 use crate::protocol::{msg, Pace, Point, REPLY_FD};

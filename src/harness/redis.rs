@@ -90,7 +90,14 @@ fn start(
     let mut cmd = Command::new(SERVER);
     cmd.args(["--port", "0", "--unixsocket"])
         .arg(sock)
-        .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+        .args([
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         // Its own process title would overwrite its environment, run mark included,
         // and a later run's sweep could no longer tell it is ours.
         .args(["--set-proc-title", "no"])

@@ -174,7 +174,8 @@ impl Dpor {
                 self.blocked_at.get_or_insert(step);
             }
             if self.bound.is_none() {
-                f.done.extend(self.siblings.get(step).into_iter().flatten().copied());
+                f.done
+                    .extend(self.siblings.get(step).into_iter().flatten().copied());
             }
             f.chosen = b;
             f.done.push(b);

@@ -9,6 +9,10 @@
 //! [`Schedule`] with its token spelling (`scenario`), and its `--schedule` value (`cli`);
 //! the bench and `trials()` pick strategies from their own lists.
 
+// Not formatted yet: `internal!` kept this module out of rustfmt's reach until issue 19,
+// and it is being edited on another branch; drop the skip and run `cargo fmt` once that
+// work is merged.
+#[rustfmt::skip]
 pub mod conflict;
 mod dpor;
 mod exhaustive;
@@ -19,8 +23,8 @@ mod replay;
 pub use conflict::Access;
 pub use dpor::Dpor;
 pub use exhaustive::Dfs;
-pub use pct::{bound as pct_bound, Pct};
 pub(crate) use pct::highest as pct_highest;
+pub use pct::{bound as pct_bound, Pct};
 pub use random::Random;
 pub use replay::Replay;
 
@@ -150,12 +154,9 @@ pub fn for_trial(trial: &Trial) -> Box<dyn Scheduler> {
         return Box::new(Replay::strict(choices.clone()));
     }
     match trial.schedule {
-        Schedule::Pct { depth } => Box::new(Pct::new(
-            trial.seed,
-            trial.buyers,
-            depth,
-            POINTS_PER_BUYER,
-        )),
+        Schedule::Pct { depth } => {
+            Box::new(Pct::new(trial.seed, trial.buyers, depth, POINTS_PER_BUYER))
+        }
         Schedule::Exhaustive { preemptions } => Box::new(Dfs::new(Vec::new(), preemptions)),
         _ => Box::new(Random::new(trial.seed)),
     }

@@ -31,8 +31,8 @@ use scale::Scale;
 use svg::node::element::{Group, Rectangle, Title};
 use svg::{Document, Node};
 
-mod draw;
 mod clock;
+mod draw;
 mod injected;
 mod lanes;
 mod legend;
