@@ -14,8 +14,8 @@ mod split;
 pub mod verdict;
 mod why;
 
-pub use shrink::{shrink_until, Shape, Shrunk};
-pub use why::{controlled_command, explain};
+pub use shrink::{shrink_until, Shrunk};
+pub use why::explain;
 
 use crate::check::{check, FindingKind, Observation, Violation};
 use crate::harness::{self, FreePool, HarnessConfig, HarnessError, Session, TrialRun};
@@ -39,7 +39,7 @@ pub struct ExploreConfig {
     pub time_budget: Option<Duration>,
     /// Shrink failing controlled trials before reporting them.
     pub shrink: bool,
-    /// Explain the failing trial a run stops at (its racing pair, [`explain`]); not done
+    /// Explain the failing trial a run stops at (its racing pair, `why::explain`); not done
     /// when the run keeps going.
     pub explain: bool,
     /// Run every trial even after one fails (the demo does, to count them). When false,
@@ -100,7 +100,7 @@ pub struct Checked {
     pub violations: Vec<Violation>,
     /// Set when this run is the result of shrinking a failing trial: from what, to what.
     pub shrunk: Option<Shrunk>,
-    /// Why its finding happened, once explained ([`explain`]).
+    /// Why its finding happened, once explained (`why::explain`).
     pub why: Option<crate::report::Why>,
 }
 
@@ -156,8 +156,8 @@ pub fn run_one(trial: &Trial, harness: &HarnessConfig) -> Result<Checked, Harnes
     Ok(Checked::new(trial, run))
 }
 
-/// Keeps one [`Session`] of reusable buyers across controlled trials, and one
-/// [`FreePool`] across free-running ones.
+/// Keeps one `harness::Session` of reusable buyers across controlled trials, and one
+/// `harness::FreePool` across free-running ones.
 pub struct Runner<'h> {
     harness: &'h HarnessConfig,
     session: Option<Session>,

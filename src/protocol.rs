@@ -52,24 +52,6 @@ pub enum Pace {
     Controlled,
 }
 
-impl Pace {
-    /// The name used on the hidden command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pace::Free => "free",
-            Pace::Barrier => "barrier",
-            Pace::Controlled => "controlled",
-        }
-    }
-
-    /// The pace with this name.
-    pub fn parse(s: &str) -> Option<Pace> {
-        [Pace::Free, Pace::Barrier, Pace::Controlled]
-            .into_iter()
-            .find(|p| p.name() == s)
-    }
-}
-
 /// A buyer's orders: what the harness hands a buyer process (as one JSON argument, or in
 /// [`BUYER_ENV`] for a test binary).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

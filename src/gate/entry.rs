@@ -96,7 +96,7 @@ impl Entry {
 }
 
 /// Why the gate could not judge its entries (a changed verdict is not an error: it is an
-/// [`Outcome`](super::Outcome) with `kept == false`).
+/// `gate::Outcome` with `kept == false`).
 #[derive(Debug)]
 pub enum GateError {
     /// The directory or one of its files could not be read.

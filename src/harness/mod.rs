@@ -83,7 +83,7 @@ pub enum Launcher {
 #[non_exhaustive]
 pub struct HarnessConfig {
     /// The binary that holds the hidden `__buyer` and `__lock-server` subcommands (or,
-    /// with [`Launcher::TestBinary`], the test binary).
+    /// with `Launcher::TestBinary`, the test binary).
     pub exe: PathBuf,
     /// How buyers are started from `exe`.
     pub launcher: Launcher,
@@ -94,10 +94,10 @@ pub struct HarnessConfig {
     /// Keep each trial's directory under this directory instead of removing it.
     pub keep: Option<PathBuf>,
     /// Start new buyer processes for every free-running trial (`--fresh-processes`)
-    /// instead of reusing a pool of them across trials (see [`FreePool`]).
+    /// instead of reusing a pool of them across trials (see `FreePool`).
     pub fresh: bool,
     /// The CPU a controlled session's processes step on (`None`: the one the caller runs
-    /// on when the session starts). Each job of a parallel run has its own ([`job_cpu`]).
+    /// on when the session starts). Each job of a parallel run has its own (`job_cpu`).
     pub cpu: Option<usize>,
 }
 

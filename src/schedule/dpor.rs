@@ -114,6 +114,7 @@ impl Dpor {
     }
 
     /// Schedules run so far.
+    #[cfg(test)]
     pub fn runs(&self) -> u64 {
         self.runs
     }

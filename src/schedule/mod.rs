@@ -24,7 +24,7 @@ pub use conflict::Access;
 pub use dpor::Dpor;
 pub use exhaustive::Dfs;
 pub(crate) use pct::highest as pct_highest;
-pub use pct::{bound as pct_bound, Pct};
+pub use pct::Pct;
 pub use random::Random;
 pub use replay::Replay;
 

@@ -75,7 +75,7 @@ impl From<&Violation> for Mark {
     }
 }
 
-/// One [`Mark`] per violation, in order.
+/// One `Mark` per violation, in order.
 pub fn marks(violations: &[Violation]) -> Vec<Mark> {
     violations.iter().map(Mark::from).collect()
 }
