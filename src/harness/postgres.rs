@@ -9,7 +9,7 @@
 //! the trial ends. PostgreSQL refuses to run as root: as root, it runs as the `postgres`
 //! user.
 
-use super::process::{Group, MemberId};
+use super::process::{Ending, Group, MemberId};
 use super::HarnessError;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -353,7 +353,7 @@ fn prepare(group: &mut Group, dir: &Path, deadline: Instant) -> Result<MemberId,
     };
     while !ready() {
         if Instant::now() >= deadline || group.wait_one(member, Duration::ZERO) {
-            group.signal(member, nix::sys::signal::Signal::SIGKILL);
+            group.end_one(member, Ending::Killed);
             let why = std::fs::read_to_string(home.join("postgres.log")).unwrap_or_default();
             return Err(HarnessError::Server(format!(
                 "postgres did not start: {}",
@@ -372,8 +372,7 @@ fn stop(group: &mut Group, member: Option<MemberId>, dir: &Path) {
         return;
     };
     group.signal(m, nix::sys::signal::Signal::SIGQUIT);
-    group.reap_one(m, Duration::from_secs(2));
-    group.finish();
+    group.end(Ending::Awaited(Duration::from_secs(2)), None, || {});
     remove_segment(dir);
 }
 

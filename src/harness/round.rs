@@ -562,7 +562,8 @@ impl Session {
             let exit = match (st, member) {
                 (State::Done, _) => Exit::Code(0),
                 (State::Dead, Some(m)) => {
-                    self.group.wait_one(m, Duration::from_secs(2));
+                    self.group
+                        .end_one(m, Ending::Exited(Duration::from_secs(2)));
                     self.group.exit(m)
                 }
                 _ => Exit::Unknown,

@@ -64,8 +64,7 @@ pub(crate) fn run_with(
     {
         Ok(s) => s,
         Err(e) => {
-            group.signal_all(Signal::SIGKILL);
-            group.finish();
+            group.end(Ending::Killed, None, || {});
             return Err(e);
         }
     };
@@ -105,8 +104,7 @@ pub(crate) fn run_with(
     let (buyers, members, _control) = match spawned {
         Ok(s) => s,
         Err(e) => {
-            group.signal_all(Signal::SIGKILL);
-            group.finish();
+            group.end(Ending::Killed, None, || {});
             return Err(e);
         }
     };
