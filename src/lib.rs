@@ -48,8 +48,10 @@
 //! exits (but a test binary re-run as a buyer, where [`check_sound`] runs the buyer and
 //! exits); `check` does no I/O; every finding carries a token that rebuilds its trial.
 //!
-//! The face is this page's items and [`command_line`], which the `oversell` binary runs.
-//! [`testing`] is support for this crate's own tests and benches, not API.
+//! Every module but [`testing`] is private: the API is the items above and
+//! [`command_line`], which the `oversell` binary runs. [`testing`] re-exports the few
+//! internals this crate's own tests and benches name; it is not API and changes with the
+//! code inside.
 
 // Every unsafe operation carries its own `// SAFETY:` line, inside an `unsafe fn` too.
 #![deny(unsafe_op_in_unsafe_fn)]
