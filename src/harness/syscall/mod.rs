@@ -28,9 +28,9 @@ mod blocked;
 // work is merged.
 #[rustfmt::skip]
 mod call;
-// Not formatted yet: `internal!` kept this module (and its children) out of rustfmt's reach until issue 19,
-// and it is being edited on another branch; drop the skip and run `cargo fmt` once that
-// work is merged.
+// Not formatted yet: `internal!` kept this module and its children out of rustfmt's reach
+// until issue 19, and it is being edited on another branch; drop the skip and run
+// `cargo fmt` once that work is merged.
 #[rustfmt::skip]
 mod stepper;
 use crate::seccomp as filter;
