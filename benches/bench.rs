@@ -1,12 +1,11 @@
 //! `cargo bench --bench bench -- [--quick] [--seed N] [--json FILE]`: runs
-//! `oversell::bench::run` against the oversell binary built alongside, and prints the
+//! `oversell::testing::run_bench` against the oversell binary built alongside, and prints the
 //! report as text (and writes its JSON when asked).
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it does nothing, so the test
 //! suite stays fast.
 
-use oversell::bench::{self, BenchOptions};
-use oversell::HarnessConfig;
+use oversell::testing::{run_bench, BenchOptions, HarnessConfig};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -34,7 +33,7 @@ fn main() -> ExitCode {
         seed,
         HarnessConfig::new(env!("CARGO_BIN_EXE_oversell")),
     );
-    let report = match bench::run(&opts, &mut |line| eprintln!("{line}")) {
+    let report = match run_bench(&opts, &mut |line| eprintln!("{line}")) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -229,11 +229,10 @@ fn lost_sales(obs: &Observation<'_>) -> Vec<Violation> {
             if *left < t {
                 return None;
             }
-            let again = h
-                .events
-                .iter()
-                .enumerate()
-                .find(|(_, r)| r.kind == EventKind::Bought && r.ns > cut.ns && r.num() == Some(t));
+            let again =
+                h.events.iter().enumerate().find(|(_, r)| {
+                    r.kind == EventKind::Bought && r.ns > cut.ns && r.num() == Some(t)
+                });
             let resold = match again {
                 Some((_, r)) => format!(", and buyer {} sold it again", r.buyer),
                 None => String::new(),
@@ -267,7 +266,11 @@ fn torn_by_cut(h: &History) -> String {
             "; the power cut at step {} left the store {}{}: a store that is not durable \
              (--store durable is) can be torn by one",
             cut.step,
-            if cut.store_after.is_none() { "gone" } else { "torn" },
+            if cut.store_after.is_none() {
+                "gone"
+            } else {
+                "torn"
+            },
             if cut.disk.is_empty() {
                 String::new()
             } else {
@@ -453,7 +456,10 @@ fn final_store(obs: &Observation<'_>) -> Option<Violation> {
         None => {
             return Some(without_events(
                 FindingKind::CorruptStore,
-                format!("the store file is gone at the end of the trial{}", torn_by_cut(h)),
+                format!(
+                    "the store file is gone at the end of the trial{}",
+                    torn_by_cut(h)
+                ),
                 Vec::new(),
             ))
         }

@@ -9,13 +9,13 @@ pub mod checkpoint;
 mod exhaustive;
 pub mod jobs;
 pub mod progress;
-mod split;
 mod shrink;
-mod why;
+mod split;
 pub mod verdict;
+mod why;
 
-pub use shrink::{shrink_until, Shape, Shrunk};
-pub use why::{controlled_command, explain};
+pub use shrink::{shrink_until, Shrunk};
+pub use why::explain;
 
 use crate::check::{check, FindingKind, Observation, Violation};
 use crate::harness::{self, FreePool, HarnessConfig, HarnessError, Session, TrialRun};
@@ -39,7 +39,7 @@ pub struct ExploreConfig {
     pub time_budget: Option<Duration>,
     /// Shrink failing controlled trials before reporting them.
     pub shrink: bool,
-    /// Explain the failing trial a run stops at (its racing pair, [`explain`]); not done
+    /// Explain the failing trial a run stops at (its racing pair, `why::explain`); not done
     /// when the run keeps going.
     pub explain: bool,
     /// Run every trial even after one fails (the demo does, to count them). When false,
@@ -100,7 +100,7 @@ pub struct Checked {
     pub violations: Vec<Violation>,
     /// Set when this run is the result of shrinking a failing trial: from what, to what.
     pub shrunk: Option<Shrunk>,
-    /// Why its finding happened, once explained ([`explain`]).
+    /// Why its finding happened, once explained (`why::explain`).
     pub why: Option<crate::report::Why>,
 }
 
@@ -156,8 +156,8 @@ pub fn run_one(trial: &Trial, harness: &HarnessConfig) -> Result<Checked, Harnes
     Ok(Checked::new(trial, run))
 }
 
-/// Keeps one [`Session`] of reusable buyers across controlled trials, and one
-/// [`FreePool`] across free-running ones.
+/// Keeps one `harness::Session` of reusable buyers across controlled trials, and one
+/// `harness::FreePool` across free-running ones.
 pub struct Runner<'h> {
     harness: &'h HarnessConfig,
     session: Option<Session>,
@@ -283,19 +283,16 @@ pub fn explore(
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
 ) -> Result<Report, HarnessError> {
     let started = Instant::now();
-    let mut report = Report::new(&cfg.space.lock_label(), cfg.space.schedule_label(), cfg.seed);
+    let mut report = Report::new(
+        &cfg.space.lock_label(),
+        cfg.space.schedule_label(),
+        cfg.seed,
+    );
     report.shard = cfg.shard.map(|(k, n)| format!("{k}/{n}"));
     let deadline = cfg.time_budget.map(|budget| started + budget);
     let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
     let result = if let Schedule::Exhaustive { preemptions } = cfg.space.schedule {
-        exhaustive::exhaustive(
-            cfg,
-            preemptions,
-            &mut report,
-            each,
-            &out_of_time,
-            deadline,
-        )
+        exhaustive::exhaustive(cfg, preemptions, &mut report, each, &out_of_time, deadline)
     } else {
         sampled(cfg, &mut report, each, &out_of_time, deadline)
     };

@@ -32,7 +32,7 @@
 mod entry;
 mod judge;
 
-pub use entry::{load, parse, Entry, Expect, GateError};
+pub use entry::{load, Entry, Expect, GateError};
 
 use crate::check::FindingKind;
 use crate::explore::{jobs, Runner};
@@ -77,7 +77,7 @@ impl GateReport {
         self.outcomes.iter().all(|o| o.kept)
     }
 
-    /// One line per entry (see [`line()`]).
+    /// One line per entry (see `line`).
     pub fn lines(&self) -> Vec<String> {
         self.outcomes.iter().map(line).collect()
     }
@@ -157,14 +157,7 @@ pub fn run(
             jobs::Flow::Stop
         }
     };
-    jobs::ordered(
-        jobs,
-        harness,
-        entries.len() as u64,
-        &work,
-        &last,
-        &mut take,
-    );
+    jobs::ordered(jobs, harness, entries.len() as u64, &work, &last, &mut take);
     match failure {
         Some(e) => Err(e),
         None => Ok(GateReport { outcomes }),

@@ -403,7 +403,10 @@ impl History {
     pub fn step_before(&self, i: usize) -> Option<&str> {
         let e = self.events.get(i)?;
         let prefix = format!("buyer {} ", e.buyer);
-        let k = self.events[..i].iter().filter(|x| x.buyer == e.buyer).count();
+        let k = self.events[..i]
+            .iter()
+            .filter(|x| x.buyer == e.buyer)
+            .count();
         let (mut writes, mut last) = (0, None);
         for step in self.syscalls.iter().filter_map(|l| l.strip_prefix(&prefix)) {
             let ledger = step.split_whitespace().nth(1) == Some(FILE_NAME);

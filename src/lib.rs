@@ -47,40 +47,44 @@
 //! only `harness` spawns, signals or waits on processes; only `cli` prints to stdout or
 //! exits (but a test binary re-run as a buyer, where [`check_sound`] runs the buyer and
 //! exits); `check` does no I/O; every finding carries a token that rebuilds its trial.
+//!
+//! Every module but [`testing`] is private: the API is the items above and
+//! [`command_line`], which the `oversell` binary runs. [`testing`] re-exports the few
+//! internals this crate's own tests and benches name; it is not API and changes with the
+//! code inside.
 
 // Every unsafe operation carries its own `// SAFETY:` line, inside an `unsafe fn` too.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// The public face is the re-exports below; every module is the crate's own. The modules
-// declared through `internal!` are reachable for the crate's integration tests and
-// benches only (`#[doc(hidden)] pub`), and are no API.
-macro_rules! internal {
-    ($($module:ident),* $(,)?) => {
-        $(
-            #[doc(hidden)]
-            pub mod $module;
-        )*
-    };
-}
+// The public face is the re-exports below, `command_line` and `testing` (support for the
+// crate's own tests and benches, not API); every other module is private, and
+// `tests/face.rs` fails on a `pub mod` here other than `testing`, a module declared by a
+// macro, or a `#[doc(hidden)]` item.
 
-// By layer, top-down (docs/ARCHITECTURE.md): the front; the drivers; the runner; the
-// buyer and its protocol; the mechanisms; the values; at the bottom the vocabulary and
-// the data.
-internal!(cli);
-internal!(bench, explore, gate);
-mod sound;
-internal!(harness);
+// By layer, top-down (docs/ARCHITECTURE.md): the support of the crate's own tests; the
+// front; the drivers; the runner; the buyer and its protocol; the mechanisms; the values;
+// at the bottom the vocabulary and the data.
+mod bench;
 mod buyer;
-internal!(protocol);
-mod lock;
-mod seccomp;
-internal!(schedule);
+mod check;
+mod cli;
+mod explore;
 mod faults;
+mod gate;
+mod harness;
+mod ledger;
 mod limits;
+mod lock;
+mod protocol;
+mod report;
 mod rng;
+mod scenario;
+mod schedule;
+mod seccomp;
+mod sound;
+mod store;
+pub mod testing;
 mod token;
-internal!(scenario);
-internal!(check, ledger, report, store);
 mod vocab;
 
 pub use check::{FindingKind, Violation};
@@ -94,9 +98,10 @@ pub use sound::{
     Replayed, Unsound,
 };
 
-#[doc(hidden)]
-pub use check::{check, Observation};
-#[doc(hidden)]
-pub use harness::HarnessConfig;
-#[doc(hidden)]
-pub use ledger::History;
+/// The `oversell` command line: reads the process's arguments, runs the command and
+/// returns the exit status (`0` the result matched `--expect`, `1` it did not, `2` bad
+/// usage or setup; the README lists them all).
+/// The `oversell` binary is `std::process::exit(oversell::command_line())`.
+pub fn command_line() -> i32 {
+    cli::main()
+}

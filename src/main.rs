@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(oversell::cli::main());
+    std::process::exit(oversell::command_line());
 }

@@ -6,8 +6,8 @@
 //! an error, never a silent default. This module depends only on the values below it
 //! (lock kinds, store modes), never on the harness or the buyer.
 
-use crate::vocab::LockKind;
 use crate::store::StoreMode;
+use crate::vocab::LockKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
 
@@ -50,24 +50,6 @@ pub enum Pace {
     Barrier,
     /// Report before every step and wait for `go`.
     Controlled,
-}
-
-impl Pace {
-    /// The name used on the hidden command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pace::Free => "free",
-            Pace::Barrier => "barrier",
-            Pace::Controlled => "controlled",
-        }
-    }
-
-    /// The pace with this name.
-    pub fn parse(s: &str) -> Option<Pace> {
-        [Pace::Free, Pace::Barrier, Pace::Controlled]
-            .into_iter()
-            .find(|p| p.name() == s)
-    }
 }
 
 /// A buyer's orders: what the harness hands a buyer process (as one JSON argument, or in
@@ -202,7 +184,10 @@ impl RoundOrders {
             a.copy_from_slice(&b[r]);
             let v = u64::from_le_bytes(a);
             if v > Self::MAX_US {
-                return Err(format!("{what} of {v} µs is out of range (at most {})", Self::MAX_US));
+                return Err(format!(
+                    "{what} of {v} µs is out of range (at most {})",
+                    Self::MAX_US
+                ));
             }
             Ok(v)
         };

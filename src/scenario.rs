@@ -8,9 +8,9 @@
 
 use crate::check::{FindingKind, Violation};
 use crate::report::Finding;
-use crate::vocab::LockKind;
 use crate::rng::Rng;
 use crate::store::StoreMode;
+use crate::vocab::LockKind;
 use std::fmt;
 
 pub use crate::faults::{FaultPlan, Faults, InjectedErrno};
@@ -435,7 +435,9 @@ impl TrialSpace {
             tickets,
             jitter_us: self.jitter_us,
             seed: rng.next_u64(),
-            schedule: if self.alternate_pct && self.schedule == Schedule::Jitter && index.is_multiple_of(2)
+            schedule: if self.alternate_pct
+                && self.schedule == Schedule::Jitter
+                && index.is_multiple_of(2)
             {
                 Schedule::Pct { depth: 2 }
             } else {
@@ -535,4 +537,3 @@ mod tests {
         assert_eq!(faults, PINNED_FAULTS);
     }
 }
-

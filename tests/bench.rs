@@ -2,8 +2,8 @@
 //! broken lock is caught by some strategy, sound locks have no false findings, and the
 //! measurements are positive. Speed targets are reported by the bench, never asserted.
 
-use oversell::bench::{self, BenchOptions};
-use oversell::{HarnessConfig, LockKind};
+use oversell::testing::{bench_strategies, run_bench, BenchOptions, HarnessConfig};
+use oversell::LockKind;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -49,11 +49,11 @@ fn the_bench_reports_detection_and_speed() {
     let mut lines = Vec::new();
     // Trial directories go to TMPDIR; keep them out of the shared /tmp.
     std::env::set_var("TMPDIR", tmp.path());
-    let report = bench::run(&opts, &mut |l| lines.push(l.to_string())).expect("bench runs");
+    let report = run_bench(&opts, &mut |l| lines.push(l.to_string())).expect("bench runs");
     assert!(report.interrupted.is_none());
     // Progress names each step as it starts, once; the figures are the report's, so the
     // table is not printed twice (once on stderr, once on stdout).
-    let cells = opts.locks.len() * bench::strategies().len();
+    let cells = opts.locks.len() * bench_strategies().len();
     assert_eq!(lines.len(), 4 + cells, "{lines:#?}");
     assert!(lines.iter().all(|l| l.starts_with("bench: ")), "{lines:#?}");
     assert!(
@@ -95,7 +95,7 @@ fn the_bench_reports_detection_and_speed() {
     }
 
     let rows = json["locks"].as_array().expect("locks[]");
-    assert_eq!(rows.len(), opts.locks.len() * bench::strategies().len());
+    assert_eq!(rows.len(), opts.locks.len() * bench_strategies().len());
     for row in rows {
         for key in [
             "lock",

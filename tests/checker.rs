@@ -1,8 +1,7 @@
 //! The checker over hand-written histories: each invariant, and the text it prints.
 
-use oversell::check::{check, FindingKind, Observation};
-use oversell::ledger::{Exit, Fate, History};
-use oversell::store::Contents;
+use oversell::testing::{check, Contents, Exit, Fate, History, Observation};
+use oversell::FindingKind;
 
 fn run(text: &str, buyers: u32, tickets: u32, fin: Option<Contents>) -> Vec<oversell::Violation> {
     let mut h = History::parse(text);
@@ -199,7 +198,7 @@ fn one_of_a_thing_is_singular() {
         },
         Fate::ok(78),
     ];
-    h.stuck = Some(oversell::ledger::Stuck::Deadlock {
+    h.stuck = Some(oversell::testing::Stuck::Deadlock {
         waiting: vec![1],
         holder: Some(0),
     });
@@ -280,7 +279,7 @@ fn cut(store_after: Contents, fin: Contents) -> Vec<oversell::Violation> {
     h.fates = (0..3).map(|b| Fate::ok(1000 + b)).collect();
     h.fates[1].killed_by_fault = true;
     h.fates[1].exit = Exit::Signal(9);
-    h.power_cut = Some(oversell::ledger::PowerCut {
+    h.power_cut = Some(oversell::testing::PowerCut {
         step: 7,
         ns: 30,
         step_ns: vec![10, 12, 13, 14, 15, 20, 30, 40, 42],

@@ -2,10 +2,8 @@
 
 mod common;
 
-use oversell::explore::Runner;
-use oversell::scenario::{Schedule, Trial};
-use oversell::store::StoreMode;
-use oversell::{FindingKind, HarnessConfig, LockKind};
+use oversell::testing::{HarnessConfig, Runner, StoreMode};
+use oversell::{FindingKind, LockKind, Schedule, Trial};
 use std::process::{Command, Output};
 
 use common::BIN;

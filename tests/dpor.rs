@@ -2,11 +2,10 @@
 //! the reduced search and the plain one (every schedule within the bound) reach the same
 //! verdict and the same set of failing end states.
 
-use oversell::explore::{explore, Checked, ExploreConfig};
-use oversell::ledger::EventKind;
-use oversell::scenario::{Schedule, Span};
-use oversell::store::StoreMode;
-use oversell::{HarnessConfig, LockKind, TrialSpace};
+use oversell::testing::{
+    explore, Checked, EventKind, ExploreConfig, HarnessConfig, Span, StoreMode,
+};
+use oversell::{LockKind, Schedule, TrialSpace};
 use std::collections::{BTreeMap, BTreeSet};
 
 const BIN: &str = env!("CARGO_BIN_EXE_oversell");

@@ -5,11 +5,8 @@ mod common;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use oversell::explore::Runner;
-use oversell::protocol::Point;
-use oversell::scenario::{Schedule, Trial};
-use oversell::store::StoreMode;
-use oversell::{FindingKind, HarnessConfig, LockKind};
+use oversell::testing::{Checked, Dfs, EventKind, HarnessConfig, Point, Runner, StoreMode};
+use oversell::{FindingKind, LockKind, Schedule, Trial};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,7 +33,7 @@ fn kill_buyer0_at(lock: LockKind, at: Point, store: StoreMode) -> Trial {
     panic!("no seed kills buyer 0 at {at:?}");
 }
 
-fn kinds(c: &oversell::explore::Checked) -> Vec<FindingKind> {
+fn kinds(c: &Checked) -> Vec<FindingKind> {
     c.violations.iter().map(|v| v.kind).collect()
 }
 
@@ -130,10 +127,11 @@ fn kernel_locks_survive_a_dead_holder() {
             );
             assert!(c.run.history.fates[0].killed_by_fault);
             // Buyer 1 still got the ticket, or found it sold by the dead buyer.
-            assert!(c.run.history.of(1).any(|e| matches!(
-                e.kind,
-                oversell::ledger::EventKind::Bought | oversell::ledger::EventKind::SoldOut
-            )));
+            assert!(c
+                .run
+                .history
+                .of(1)
+                .any(|e| matches!(e.kind, EventKind::Bought | EventKind::SoldOut)));
         }
     }
 }
@@ -153,15 +151,11 @@ fn a_waiter_blocked_before_the_holder_dies_gets_the_lock() {
     ] {
         let t = kill_buyer0_at(lock, Point::Write, StoreMode::Atomic);
         for _ in 0..if lock == LockKind::Socket { 30 } else { 3 } {
-            let mut dfs = oversell::schedule::Dfs::new(vec![0, 0, 1, 1, 0], 2);
+            let mut dfs = Dfs::new(vec![0, 0, 1, 1, 0], 2);
             let c = runner.run(&t, Some(&mut dfs)).expect("run");
             assert!(c.diverged().is_none());
             assert!(c.violations.is_empty(), "{lock}: {:?}", c.violations);
-            assert!(c
-                .run
-                .history
-                .of(1)
-                .any(|e| e.kind == oversell::ledger::EventKind::Bought));
+            assert!(c.run.history.of(1).any(|e| e.kind == EventKind::Bought));
         }
     }
 }
@@ -186,7 +180,7 @@ fn a_kill_between_truncate_and_write_tears_the_in_place_store_even_under_a_sound
     let again = Trial::from_token(&c.trial.token()).expect("token");
     let r = runner.run(&again, None).expect("replay");
     assert_eq!(r.run.history.trace(), c.run.history.trace());
-    let shape = |c: &oversell::explore::Checked| -> Vec<(FindingKind, Vec<u32>, Vec<usize>)> {
+    let shape = |c: &Checked| -> Vec<(FindingKind, Vec<u32>, Vec<usize>)> {
         c.violations
             .iter()
             .map(|v| (v.kind, v.buyers.clone(), v.events.clone()))

@@ -3,8 +3,8 @@
 
 mod common;
 
-use oversell::gate::{self, Expect, GateError, GateReport};
-use oversell::{FindingKind, HarnessConfig};
+use oversell::testing::{load_gate, run_gate, Expect, GateError, GateReport, HarnessConfig};
+use oversell::FindingKind;
 use std::path::{Path, PathBuf};
 
 use common::BIN;
@@ -22,7 +22,7 @@ fn fixtures() -> PathBuf {
 
 fn run(dir: &Path) -> GateReport {
     let mut seen = 0;
-    let report = gate::run(dir, &harness(), 2, 1, &mut |_| seen += 1).expect("gate runs");
+    let report = run_gate(dir, &harness(), 2, 1, &mut |_| seen += 1).expect("gate runs");
     assert_eq!(seen, report.outcomes.len(), "`each` sees every outcome");
     report
 }
@@ -109,7 +109,7 @@ fn a_bad_line_is_a_parse_error_naming_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "a.gate", &format!("oversold {NONE_RACE}\n"));
     write(dir.path(), "b.gate", &format!("\n\nsold {NONE_RACE}\n"));
-    let err = gate::load(dir.path()).expect_err("bad verdict");
+    let err = load_gate(dir.path()).expect_err("bad verdict");
     let msg = err.to_string();
     assert!(matches!(err, GateError::Parse { line: 3, .. }), "{msg}");
     assert!(msg.contains("b.gate:3: 'sold ov1."), "{msg}");
@@ -119,7 +119,7 @@ fn a_bad_line_is_a_parse_error_naming_file_and_line() {
     );
 
     write(dir.path(), "b.gate", "clean ov1.none.b2\n");
-    let err = gate::load(dir.path()).expect_err("bad token");
+    let err = load_gate(dir.path()).expect_err("bad token");
     assert!(matches!(err, GateError::BadToken { line: 1, .. }), "{err}");
     assert!(err.to_string().contains("b.gate:1: bad token"), "{err}");
 }
@@ -127,7 +127,7 @@ fn a_bad_line_is_a_parse_error_naming_file_and_line() {
 #[test]
 fn an_empty_gate_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = gate::load(dir.path()).expect_err("empty");
+    let err = load_gate(dir.path()).expect_err("empty");
     assert!(matches!(err, GateError::Empty { .. }), "{err}");
     // Comments, a README and other files hold no entries.
     write(
@@ -136,11 +136,11 @@ fn an_empty_gate_is_an_error() {
         "clean ov1.flock.b2.t1.j0.r1.sjitter.c463bfd\n",
     );
     write(dir.path(), "notes.gate", "# nothing yet\n\n");
-    let err = gate::load(dir.path()).expect_err("still empty");
+    let err = load_gate(dir.path()).expect_err("still empty");
     assert!(matches!(err, GateError::Empty { .. }), "{err}");
     assert!(err.to_string().contains("no gate entries"), "{err}");
     let missing = dir.path().join("missing");
-    let err = gate::load(&missing).expect_err("missing");
+    let err = load_gate(&missing).expect_err("missing");
     assert!(matches!(err, GateError::Io { .. }), "{err}");
 }
 

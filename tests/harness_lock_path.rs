@@ -3,8 +3,7 @@
 //! return at once; otherwise the buyer calls `try_lock()`. So `lock()` is exercised, and
 //! a `lock()` that does not lock, or that blocks on a free lock, is a finding.
 
-use oversell::scenario::{Schedule, Trial};
-use oversell::{FindingKind, Lock, LockError, LockKind, Unsound};
+use oversell::{FindingKind, Lock, LockError, LockKind, Schedule, Trial, Unsound};
 use std::fs::File;
 use std::path::Path;
 

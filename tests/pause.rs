@@ -7,11 +7,8 @@
 
 mod common;
 
-use oversell::explore::{Checked, Runner};
-use oversell::protocol::Point;
-use oversell::scenario::{Schedule, Trial};
-use oversell::store::StoreMode;
-use oversell::{FindingKind, HarnessConfig, LockKind};
+use oversell::testing::{Checked, HarnessConfig, Point, Runner, StoreMode};
+use oversell::{FindingKind, LockKind, Schedule, Trial};
 
 use common::BIN;
 
@@ -118,13 +115,13 @@ fn a_killed_lease_holder_is_taken_over_not_a_stale_lock() {
 
 #[test]
 fn the_timeline_draws_a_frozen_bar_on_the_holders_lane() {
-    use oversell::report::timeline::{self, Axis, TimelineInput};
+    use oversell::testing::{timeline_marks, timeline_svg, Axis, TimelineInput};
     let c = run(&stop_buyer0_holding(LockKind::Lease, 700));
-    let svg = timeline::svg(&TimelineInput {
+    let svg = timeline_svg(&TimelineInput {
         title: "lease frozen past its lease".to_string(),
         buyers: 2,
         history: &c.run.history,
-        findings: timeline::marks(&c.violations),
+        findings: timeline_marks(&c.violations),
         axis: Axis::Steps,
         race: None,
     });

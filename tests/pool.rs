@@ -4,9 +4,8 @@
 mod common;
 
 use common::{leftover_count, oversell_fresh, text};
-use oversell::explore::Runner;
-use oversell::scenario::{Schedule, Trial};
-use oversell::{HarnessConfig, LockKind};
+use oversell::testing::{Checked, HarnessConfig, Runner};
+use oversell::{LockKind, Schedule, Trial};
 use std::collections::BTreeSet;
 
 fn explore(args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
@@ -199,9 +198,7 @@ fn a_killed_buyer_is_replaced_by_a_new_process() {
         killed.run.history.fates
     );
     let after = runner.run(&trial, None).expect("trial");
-    let pid = |c: &oversell::explore::Checked| -> Vec<u32> {
-        c.run.history.fates.iter().map(|f| f.pid).collect()
-    };
+    let pid = |c: &Checked| -> Vec<u32> { c.run.history.fates.iter().map(|f| f.pid).collect() };
     assert_eq!(pid(&first), pid(&killed), "the pool ran the second trial");
     for p in pid(&after) {
         assert!(

@@ -12,7 +12,7 @@ use std::process::Output;
 
 /// False, after one line saying why, when no PostgreSQL server can be started here.
 fn have_postgres(test: &str) -> bool {
-    match oversell::harness::postgres::available() {
+    match oversell::testing::postgres_available() {
         Ok(()) => true,
         Err(why) => {
             // Straight to the stream: the test harness captures `eprintln!` of a passing test.

@@ -4,9 +4,8 @@
 //! - With no lock, under the barrier (every read before any write, the lesson's long
 //!   sleep made exact), the race is caught every time: deterministic by construction.
 
-use oversell::explore::run_one;
-use oversell::scenario::{Schedule, Trial};
-use oversell::{FindingKind, HarnessConfig, LockKind};
+use oversell::testing::{run_one, HarnessConfig};
+use oversell::{FindingKind, LockKind, Schedule, Trial};
 use proptest::prelude::*;
 
 fn harness() -> HarnessConfig {

@@ -6,11 +6,8 @@
 
 mod common;
 
-use oversell::explore::{Checked, Runner};
-use oversell::protocol::Point;
-use oversell::scenario::{Schedule, Trial};
-use oversell::store::StoreMode;
-use oversell::{FindingKind, HarnessConfig, LockKind};
+use oversell::testing::{Checked, HarnessConfig, Point, Runner, StoreMode};
+use oversell::{FindingKind, LockKind, Schedule, Trial};
 use std::process::Command;
 
 use common::{oversell_env, BIN};
@@ -35,7 +32,7 @@ fn stop_buyer0_holding(lock: LockKind, ms: u32) -> Trial {
 /// False, after one line saying the test was skipped and why, when `redis-server` is not
 /// on PATH.
 fn have_server(test: &str) -> bool {
-    let found = oversell::harness::redis::server_on_path().is_some();
+    let found = oversell::testing::redis_server_on_path().is_some();
     if !found {
         // Straight to the stream: the test harness captures `eprintln!` of a passing test.
         use std::io::Write as _;
@@ -178,14 +175,14 @@ fn the_committed_redis_gate_entries_keep_their_verdicts() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/regressions/redis");
     let h = HarnessConfig::new(BIN);
-    let report = oversell::gate::run(&dir, &h, 2, 1, &mut |_| {}).expect("gate runs");
+    let report = oversell::testing::run_gate(&dir, &h, 2, 1, &mut |_| {}).expect("gate runs");
     assert_eq!(report.outcomes.len(), 5, "{}", report.lines().join("\n"));
     assert!(report.passed(), "{}", report.lines().join("\n"));
 }
 
 #[test]
 fn demo_runs_its_redis_rows_on_the_server_named_by_redis() {
-    let Some(server) = oversell::harness::redis::server_on_path() else {
+    let Some(server) = oversell::testing::redis_server_on_path() else {
         have_server("demo_runs_its_redis_rows_on_the_server_named_by_redis");
         return;
     };

@@ -1,13 +1,11 @@
 //! Renderings of results: the timeline picture, JUnit XML, and merged shard reports.
 //! Everything here is built by hand; no process is spawned.
 
-use oversell::check::{check, FindingKind, Observation, Violation};
-use oversell::ledger::{Exit, Fate, History, Stuck};
-use oversell::report::junit::junit;
-use oversell::report::merge::{merge, parse, MergeError};
-use oversell::report::timeline::{self, Axis, TimelineInput};
-use oversell::report::{Finding, Report, Why};
-use oversell::store::Contents;
+use oversell::testing::{
+    check, junit, merge, parse_report, timeline_html, timeline_marks, timeline_svg, Axis, Contents,
+    Exit, Fate, Finding, History, MergeError, Observation, Stuck, TimelineInput, Why,
+};
+use oversell::{FindingKind, Report, Violation};
 
 /// Two buyers, one ticket, no lock: both read 1, both write 0, both claim ticket 1.
 const OVERSOLD: &str = "\
@@ -41,11 +39,11 @@ fn checked(ledger: &str, buyers: u32, tickets: u32, final_count: i64) -> (Histor
 }
 
 fn render(history: &History, buyers: u32, violations: &[Violation], axis: Axis) -> String {
-    timeline::svg(&TimelineInput {
+    timeline_svg(&TimelineInput {
         title: "lock none · trial 0 · fixed history".to_string(),
         buyers,
         history,
-        findings: timeline::marks(violations),
+        findings: timeline_marks(violations),
         axis,
         race: None,
     })
@@ -143,11 +141,11 @@ fn timeline_snapshot_steps_axis() {
 #[test]
 fn html_page_embeds_the_picture_and_escapes_the_title() {
     let (history, violations) = checked(OVERSOLD, 2, 1, 0);
-    let page = timeline::html(&TimelineInput {
+    let page = timeline_html(&TimelineInput {
         title: "lock <none> & co".to_string(),
         buyers: 2,
         history: &history,
-        findings: timeline::marks(&violations),
+        findings: timeline_marks(&violations),
         axis: Axis::Steps,
         race: None,
     });
@@ -527,7 +525,7 @@ fn shards_merge_into_one_report() {
     // Shards arrive as JSON files.
     let shards: Vec<Report> = [a, b, c]
         .iter()
-        .map(|r| parse(&r.to_json()).expect("parse"))
+        .map(|r| parse_report(&r.to_json()).expect("parse"))
         .collect();
     let merged = merge(shards).expect("merge");
     assert_eq!(merged.trials_run, 120);
@@ -576,5 +574,8 @@ fn merge_refuses_mismatched_or_repeated_shards() {
     assert!(matches!(err, MergeError::DuplicateTrial(3)), "{err:?}");
 
     assert!(matches!(merge(Vec::new()), Err(MergeError::Empty)));
-    assert!(matches!(parse("not json"), Err(MergeError::Parse(_))));
+    assert!(matches!(
+        parse_report("not json"),
+        Err(MergeError::Parse(_))
+    ));
 }

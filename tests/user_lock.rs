@@ -8,8 +8,7 @@
 //! `replay_sound` or `OVERSELL_REPLAY`; kill faults fail a lock file left by a dead
 //! holder and pass a flock-style lock.
 
-use oversell::scenario::{Schedule, Trial};
-use oversell::{FindingKind, Lock, LockError, LockKind, Unsound};
+use oversell::{FindingKind, Lock, LockError, LockKind, Schedule, Trial, Unsound};
 use proptest::prelude::*;
 use proptest::test_runner::{TestError, TestRunner};
 use std::fs::File;

@@ -97,7 +97,11 @@ pub(super) fn targets(r: &BenchReport) -> Vec<Target> {
     out.extend(speed_targets(r));
     let j = &r.jobs_speedup;
     if !j.rows.is_empty() {
-        let least = j.rows.iter().map(|r| r.speedup).fold(f64::INFINITY, f64::min);
+        let least = j
+            .rows
+            .iter()
+            .map(|r| r.speedup)
+            .fold(f64::INFINITY, f64::min);
         out.push(Target {
             name: format!("jobs_speedup, each workload, 1 job vs {}", j.jobs),
             target: format!("≥ {:.1} × (with 2 jobs)", super::jobs::TARGET_SPEEDUP),

@@ -87,7 +87,8 @@ pub fn measure(opts: &super::BenchOptions, jobs: usize) -> Result<JobsSpeedup, H
         let mut times = [0u64; 2];
         let mut counts = [0u64; 2];
         for (slot, n) in [1, jobs].into_iter().enumerate() {
-            let mut cfg = ExploreConfig::new(space.clone(), trials, opts.seed, opts.harness.clone());
+            let mut cfg =
+                ExploreConfig::new(space.clone(), trials, opts.seed, opts.harness.clone());
             cfg.keep_going = true;
             cfg.shrink = false;
             cfg.explain = false;
@@ -103,7 +104,10 @@ pub fn measure(opts: &super::BenchOptions, jobs: usize) -> Result<JobsSpeedup, H
         let label = if counts[0] == counts[1] {
             name.to_string()
         } else {
-            format!("{name}: trial counts differ ({} vs {})", counts[0], counts[1])
+            format!(
+                "{name}: trial counts differ ({} vs {})",
+                counts[0], counts[1]
+            )
         };
         out.rows.push(SpeedupRow {
             workload: label,

@@ -87,8 +87,8 @@ pub(super) fn throughput(opts: &BenchOptions) -> Result<Throughput, HarnessError
     let mut pooled = Runner::new(&pooled_cfg);
     let mut fresh = Runner::new(&fresh_cfg);
     let run_trials = |runner: &mut Runner<'_>,
-                          round: u32,
-                          findings: &mut u64|
+                      round: u32,
+                      findings: &mut u64|
      -> Result<Duration, HarnessError> {
         let started = Instant::now();
         for k in 0..per_round {

@@ -28,8 +28,8 @@
 
 mod assess;
 pub mod jobs;
-pub mod pause;
 mod measure;
+pub mod pause;
 mod render;
 pub mod syscall;
 

@@ -45,7 +45,11 @@ impl BenchReport {
             "throughput (jitter, zero jitter, {}, {} buyers × {} trials × {} rounds; medians)",
             t.lock, t.buyers_per_trial, t.trials_per_round, t.rounds
         )?;
-        writeln!(s, "  wall time per buyer      {:>9.0} µs   (reused pool)", t.buyer_us)?;
+        writeln!(
+            s,
+            "  wall time per buyer      {:>9.0} µs   (reused pool)",
+            t.buyer_us
+        )?;
         writeln!(
             s,
             "  with fresh processes     {:>9.0} µs   ({:.2} ×)",
@@ -147,7 +151,11 @@ impl BenchReport {
             return Ok(());
         }
         writeln!(s)?;
-        writeln!(s, "jobs_speedup (the same trials on 1 job and on {})", j.jobs)?;
+        writeln!(
+            s,
+            "jobs_speedup (the same trials on 1 job and on {})",
+            j.jobs
+        )?;
         for r in &j.rows {
             writeln!(
                 s,

@@ -14,7 +14,8 @@ use std::time::Instant;
 pub const TARGET_STEPS_PER_SEC: f64 = 5_000.0;
 
 /// A lock command in plain shell: a lock directory, polled.
-const SHELL_LOCK: &str = "until mkdir {dir}/l.d 2>/dev/null; do sleep 0.001; done; {}; rmdir {dir}/l.d";
+const SHELL_LOCK: &str =
+    "until mkdir {dir}/l.d 2>/dev/null; do sleep 0.001; done; {}; rmdir {dir}/l.d";
 
 /// One measured rate.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -118,7 +119,11 @@ fn rate(opts: &BenchOptions, mut space: TrialSpace, what: &str) -> Result<Rate, 
         }
         let c = runner.run(&space.trial(opts.seed, trials), None)?;
         trials += 1;
-        steps += c.run.schedule.as_ref().map_or(0, |s| s.choices.len() as u64);
+        steps += c
+            .run
+            .schedule
+            .as_ref()
+            .map_or(0, |s| s.choices.len() as u64);
     }
     let elapsed = started.elapsed();
     let secs = elapsed.as_secs_f64();
@@ -136,7 +141,8 @@ fn rate(opts: &BenchOptions, mut space: TrialSpace, what: &str) -> Result<Rate, 
 /// The lesson's first program with its lock, as `--program` runs it, when `python3` and
 /// the fixture are here.
 fn lesson() -> Option<crate::scenario::Program> {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/programs/lesson1.py");
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/programs/lesson1.py");
     let python = std::process::Command::new("python3")
         .args(["-c", "import multiprocessing"])
         .stdout(std::process::Stdio::null())

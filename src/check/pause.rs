@@ -82,11 +82,11 @@ mod tests {
         let ms = 1_000_000;
         let mut h = History {
             events: vec![
-            ev(0, 0, EventKind::Acquired, None),
-            ev(ms, 0, EventKind::Stopped, Some("lease=500,pause=3000")),
-            ev(600 * ms, 1, EventKind::Acquired, None),
-            ev(700 * ms, 0, EventKind::Resumed, None),
-            ev(800 * ms, 0, EventKind::Wrote, Some("0")),
+                ev(0, 0, EventKind::Acquired, None),
+                ev(ms, 0, EventKind::Stopped, Some("lease=500,pause=3000")),
+                ev(600 * ms, 1, EventKind::Acquired, None),
+                ev(700 * ms, 0, EventKind::Resumed, None),
+                ev(800 * ms, 0, EventKind::Wrote, Some("0")),
             ],
             ..History::default()
         };

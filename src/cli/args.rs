@@ -430,7 +430,7 @@ pub(super) struct GateArgs {
     #[arg(
         long,
         value_name = "N",
-        default_value = "3",
+        default_value_t = crate::gate::DEFAULT_ATTEMPTS,
         value_parser = parse_attempts,
         allow_negative_numbers = true
     )]

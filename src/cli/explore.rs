@@ -203,7 +203,9 @@ fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
             ));
         }
         if let Err(why) = crate::harness::redis::available() {
-            return Err(Fail::Usage(format!("a command that names {{redis}}: {why}")));
+            return Err(Fail::Usage(format!(
+                "a command that names {{redis}}: {why}"
+            )));
         }
     }
     let names_pg = space
@@ -373,7 +375,10 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
     }
     validate::quotes("--store-cmd", t, EXAMPLE)?;
     if let Some(b) = &a.buyer_cmd {
-        if !["{dir}", "{store}", "{pg}", "{redis}"].iter().any(|p| b.contains(p)) {
+        if !["{dir}", "{store}", "{pg}", "{redis}"]
+            .iter()
+            .any(|p| b.contains(p))
+        {
             return Err(Fail::Usage(format!(
                 "--buyer-cmd '{b}' names none of {{dir}}, {{store}}, {{pg}} or {{redis}}; \
                  accepted: a command such as 'python3 fixtures/buyers/sqlite_locked.py {{dir}}'"
@@ -464,8 +469,7 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
         (u64::MAX, Some(b)) => format!("trials for {b} s"),
         (u64::MAX, None)
             if a.no_reduction
-                || a
-                    .faults
+                || a.faults
                     .is_some_and(|f| f.kill > 0.0 || f.stop > 0.0 || f.crash > 0.0) =>
         {
             "every schedule".to_string()

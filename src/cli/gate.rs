@@ -34,8 +34,9 @@ pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
         a.attempts,
         a.jobs.unwrap_or_else(crate::explore::jobs::available),
         &mut |o| {
-        say!("{}", crate::gate::line(o));
-    })?;
+            say!("{}", crate::gate::line(o));
+        },
+    )?;
     say!("{}", report.summary());
     Ok(Outcome::of(report.passed()))
 }

@@ -71,7 +71,11 @@ fn across(reports: &[report::Report]) -> Option<Outcome> {
     if !missing.is_empty() {
         say!(
             "not verified across {n} shards: {} {} missing (given: {})",
-            if missing.len() == 1 { "shard" } else { "shards" },
+            if missing.len() == 1 {
+                "shard"
+            } else {
+                "shards"
+            },
             if missing.len() == 1 {
                 format!("{} is", missing[0])
             } else {
@@ -84,9 +88,14 @@ fn across(reports: &[report::Report]) -> Option<Outcome> {
     for r in reports {
         let shard = r.shard.clone().unwrap_or_default();
         let why = if let Some(f) = r.findings.first() {
-            Some(format!("found {} in trial {} ({})", f.kind, f.trial, f.replay))
+            Some(format!(
+                "found {} in trial {} ({})",
+                f.kind, f.trial, f.replay
+            ))
         } else if let Some(sig) = r.interrupted {
-            Some(format!("was stopped by signal {sig} before its search ended"))
+            Some(format!(
+                "was stopped by signal {sig} before its search ended"
+            ))
         } else if r.verified.is_empty() || r.verified.iter().any(|v| !v.verified) {
             Some("did not verify every shape (cut short, or an effect no step orders)".into())
         } else {

@@ -199,4 +199,3 @@ fn write_out(path: &std::path::Path, text: &str, what: &str) -> Result<(), Fail>
         ))
     })
 }
-

@@ -88,7 +88,8 @@ pub(super) fn whole_program(
         let p = Path::new(store_file);
         !store_file.is_empty()
             && p.is_relative()
-            && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+            && p.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
     };
     if !inside {
         return Err(Fail::Usage(format!(
@@ -120,7 +121,8 @@ pub(super) fn whole_program(
         store_key: store_key.to_string(),
         sold: sold.to_string(),
     };
-    if p.joined().len() > crate::limits::MAX_COMMAND_BYTES || p.joined().matches('\0').count() != 3 {
+    if p.joined().len() > crate::limits::MAX_COMMAND_BYTES || p.joined().matches('\0').count() != 3
+    {
         return Err(Fail::Usage(format!(
             "--program and its flags are longer than {} bytes or hold a NUL; accepted: shorter ones",
             crate::limits::MAX_COMMAND_BYTES
@@ -147,7 +149,9 @@ fn absolute_words(cmd: &str) -> String {
             && word.chars().all(plain)
             && Path::new(word.as_str()).exists();
         if named {
-            out.push_str(&crate::scenario::shell_quote(&here.join(&*word).to_string_lossy()));
+            out.push_str(&crate::scenario::shell_quote(
+                &here.join(&*word).to_string_lossy(),
+            ));
         } else {
             out.push_str(word);
         }
@@ -169,11 +173,11 @@ fn absolute_words(cmd: &str) -> String {
 /// usual shells.
 const SHELL_WORDS: &[&str] = &[
     "!", ".", ":", "[", "alias", "bg", "break", "builtin", "case", "cd", "command", "continue",
-    "do", "done", "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false",
-    "fc", "fg", "fi", "for", "function", "getopts", "hash", "if", "in", "jobs", "kill",
-    "local", "printf", "pwd", "read", "readonly", "return", "select", "set", "shift",
-    "source", "test", "then", "time", "times", "trap", "true", "type", "ulimit", "umask",
-    "unalias", "unset", "until", "wait", "while",
+    "do", "done", "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fc",
+    "fg", "fi", "for", "function", "getopts", "hash", "if", "in", "jobs", "kill", "local",
+    "printf", "pwd", "read", "readonly", "return", "select", "set", "shift", "source", "test",
+    "then", "time", "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset",
+    "until", "wait", "while",
 ];
 
 /// The first word of a shell command when it plainly names a program: made only of
@@ -184,7 +188,9 @@ fn first_program(cmd: &str) -> Option<&str> {
         .find(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|'))
         .unwrap_or(cmd.len());
     let word = &cmd[..end];
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | '%');
+    let plain = |c: char| {
+        c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | '%')
+    };
     if word.is_empty() || !word.chars().all(plain) || SHELL_WORDS.contains(&word) {
         return None;
     }
@@ -425,7 +431,10 @@ mod tests {
         assert!(program("--lock-cmd", &abs, "").is_ok());
         let gone = format!("{}/gone {{}}", dir.path().display());
         match program("--lock-cmd", &gone, "") {
-            Err(Fail::Usage(m)) => assert!(m.contains("there is no file") && m.contains("/gone'"), "{m}"),
+            Err(Fail::Usage(m)) => assert!(
+                m.contains("there is no file") && m.contains("/gone'"),
+                "{m}"
+            ),
             other => panic!("{other:?}"),
         }
     }

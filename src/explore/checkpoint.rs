@@ -211,8 +211,7 @@ fn check(cfg: &ExploreConfig, key: &PartKey, done: &Done) -> Result<(), String> 
             limits::MAX_CHECKPOINT_PARTS - 1
         ));
     }
-    if done.schedules > limits::MAX_TRIALS || done.executions.is_some_and(|e| e > done.schedules)
-    {
+    if done.schedules > limits::MAX_TRIALS || done.executions.is_some_and(|e| e > done.schedules) {
         return Err(format!(
             "a part of {} schedules is out of range; accepted: at most {} schedules, and no \
              more executions than schedules",
@@ -221,7 +220,9 @@ fn check(cfg: &ExploreConfig, key: &PartKey, done: &Done) -> Result<(), String> 
         ));
     }
     if done.unordered.len() > 64 || done.unordered.iter().any(|u| u.len() > 4096) {
-        return Err("a part names too many unordered effects; accepted: 64 of 4096 bytes each".into());
+        return Err(
+            "a part names too many unordered effects; accepted: 64 of 4096 bytes each".into(),
+        );
     }
     Ok(())
 }

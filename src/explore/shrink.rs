@@ -218,8 +218,8 @@ impl Search {
                         t.tickets = tickets;
                         t.choices = None;
                         if variant > 0 {
-                            t.seed = Rng::derive(orig.seed ^ salt::SHRINK, variant as u64)
-                                .next_u64();
+                            t.seed =
+                                Rng::derive(orig.seed ^ salt::SHRINK, variant as u64).next_u64();
                         }
                         out.push(Candidate { trial: t, bound });
                     }
@@ -350,7 +350,11 @@ mod tests {
              no schedule with fewer preemptions showed the finding (9 runs tried)"
         );
         shrunk.at_floor = false;
-        shrunk.to = Shape { buyers: 2, tickets: 1, preemptions: Some(0) };
+        shrunk.to = Shape {
+            buyers: 2,
+            tickets: 1,
+            preemptions: Some(0),
+        };
         assert_eq!(
             shrunk.to_string(),
             "shrunk from 3 buyers, 2 tickets, 1 preemption to 2 buyers, 1 ticket, \

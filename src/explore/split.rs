@@ -36,7 +36,10 @@ pub(super) struct Part {
 
 /// Whether a trial's search is reduced.
 pub(super) fn reduced(cfg: &ExploreConfig, trial: &Trial) -> bool {
-    cfg.reduction && trial.faults.kill <= 0.0 && trial.faults.stop <= 0.0 && trial.faults.crash <= 0.0
+    cfg.reduction
+        && trial.faults.kill <= 0.0
+        && trial.faults.stop <= 0.0
+        && trial.faults.crash <= 0.0
 }
 
 /// The parts of `trial`'s search at `bound`, in the order one search would run them;
@@ -209,8 +212,14 @@ pub(super) fn search(
             .power_cut
             .as_ref()
             .is_some_and(|c| c.state.is_none() && c.outcomes > 1);
-        if seeded && !out.unordered.iter().any(|u| u == crate::report::POWER_CUT_SEEDED) {
-            out.unordered.push(crate::report::POWER_CUT_SEEDED.to_string());
+        if seeded
+            && !out
+                .unordered
+                .iter()
+                .any(|u| u == crate::report::POWER_CUT_SEEDED)
+        {
+            out.unordered
+                .push(crate::report::POWER_CUT_SEEDED.to_string());
         }
         let failed = !checked.violations.is_empty();
         if failed {

@@ -48,17 +48,6 @@ pub enum Verdict {
     Different,
 }
 
-impl Verdict {
-    /// `replay`'s exit status for this verdict: 1 reproduced, 0 clean, 3 different.
-    pub fn replay_exit(self) -> i32 {
-        match self {
-            Verdict::Reproduced => 1,
-            Verdict::Clean => 0,
-            Verdict::Different => 3,
-        }
-    }
-}
-
 /// Attempts counted against the expected kinds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
@@ -83,11 +72,6 @@ impl Tally {
             different: 0,
             other_kinds: BTreeSet::new(),
         }
-    }
-
-    /// The kinds an attempt must show (empty: any finding counts).
-    pub fn expected(&self) -> &BTreeSet<FindingKind> {
-        &self.expected
     }
 
     /// Judges and counts one attempt.
@@ -208,7 +192,6 @@ mod tests {
             t.add(&set(&[Crash]));
         }
         assert_eq!(t.verdict(), Verdict::Different);
-        assert_eq!(t.verdict().replay_exit(), 3);
         assert_eq!(
             t.to_string(),
             "not reproduced: a different finding in 10 of 10 attempts: crash (the token found oversold)"
@@ -222,7 +205,7 @@ mod tests {
         t.add(&set(&[]));
         t.add(&set(&[Crash]));
         assert_eq!(t.verdict(), Verdict::Reproduced);
-        assert_eq!(t.verdict().replay_exit(), 1);
+        assert_eq!(t.verdict(), Verdict::Reproduced);
         assert_eq!(
             t.to_string(),
             "reproduced in 1 of 3 attempts; a different finding in 1: crash"
@@ -230,7 +213,7 @@ mod tests {
 
         let mut clean = Tally::new([]);
         clean.add(&set(&[]));
-        assert_eq!(clean.verdict().replay_exit(), 0);
+        assert_eq!(clean.verdict(), Verdict::Clean);
         assert_eq!(clean.to_string(), "not reproduced: clean in 1 of 1 attempt");
 
         let mut old = Tally::new([]);

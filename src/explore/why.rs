@@ -16,13 +16,13 @@
 //! that run's token is kept so that anyone can replay it.
 
 use super::{Checked, Runner};
-use crate::harness::{HarnessError, Seen};
 use crate::check::FindingKind;
+use crate::harness::{HarnessError, Seen};
 use crate::ledger::{EventKind, History};
-use std::collections::BTreeSet;
 use crate::report::{Why, WhyStep};
 use crate::scenario::{External, Trial};
 use crate::schedule::Replay;
+use std::collections::BTreeSet;
 
 /// Most reordered runs one explanation may spend on single swaps.
 const SINGLE_BUDGET: usize = 40;
@@ -30,7 +30,6 @@ const SINGLE_BUDGET: usize = 40;
 const DOUBLE_BUDGET: usize = 30;
 /// The single swaps that pairs of swaps are drawn from (the nearest races).
 const DOUBLE_FROM: usize = 8;
-
 
 /// Explains the finding of `c`: the racing pair of a controlled trial, or the controlled
 /// command that would show it for a free-running one. `None` when `c` found nothing.
@@ -337,15 +336,20 @@ impl Steps<'_> {
 
     /// `buyer 1 read count=1 (step 5)`.
     fn told(&self, k: usize) -> String {
-        format!("buyer {} {} (step {})", self.choices[k], self.what(k), k + 1)
+        format!(
+            "buyer {} {} (step {})",
+            self.choices[k],
+            self.what(k),
+            k + 1
+        )
     }
 
     /// The last look of `j`'s buyer before `i` at what `i` touches: what the story
     /// starts from (the read that a lost update overwrites, the test before the touch).
     fn context(&self, i: usize, j: usize) -> Option<usize> {
-        (0..i).rev().find(|&k| {
-            self.choices[k] == self.choices[j] && self.shares(k, i) && !self.changes(k)
-        })
+        (0..i)
+            .rev()
+            .find(|&k| self.choices[k] == self.choices[j] && self.shares(k, i) && !self.changes(k))
     }
 
     /// Whether step `k` changes what it touches.

@@ -96,7 +96,7 @@ impl Entry {
 }
 
 /// Why the gate could not judge its entries (a changed verdict is not an error: it is an
-/// [`Outcome`](super::Outcome) with `kept == false`).
+/// `gate::Outcome` with `kept == false`).
 #[derive(Debug)]
 pub enum GateError {
     /// The directory or one of its files could not be read.
@@ -333,7 +333,10 @@ mod tests {
     fn bad_lines_name_file_line_and_what_is_accepted() {
         let cases = [
             ("oversold", "two fields"),
-            ("oversold ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 extra", "two fields"),
+            (
+                "oversold ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 extra",
+                "two fields",
+            ),
             (
                 "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8 oversold",
                 "verdict comes first",

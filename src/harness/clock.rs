@@ -132,7 +132,10 @@ pub(crate) fn advance_server_clock(dir: &Path, span: std::time::Duration) -> io:
     let mut old = [0u8; 8];
     file.read_exact_at(&mut old, 32)?;
     let ns = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
-    file.write_all_at(&u64::from_ne_bytes(old).saturating_add(ns).to_ne_bytes(), 32)
+    file.write_all_at(
+        &u64::from_ne_bytes(old).saturating_add(ns).to_ne_bytes(),
+        32,
+    )
 }
 
 fn real_ns(id: nix::time::ClockId) -> u64 {

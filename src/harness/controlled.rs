@@ -13,15 +13,14 @@
 use super::pin::{current_cpu, Pinned};
 use super::process::{Ending, Group, MemberId};
 use super::{
-    interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig, HarnessError,
-    LockState, TrialDir,
+    interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig, HarnessError, LockState,
+    TrialDir,
 };
 use crate::lock::{Lock, LockContext, LockKind};
 use crate::protocol::{msg, Pace, Point, REPLY_FD};
 use crate::scenario::Trial;
 use crate::store::StoreMode;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -301,8 +300,7 @@ impl Session {
     /// SIGKILLs buyer `i` (a kill fault) and reaps it.
     pub(super) fn kill(&mut self, i: usize) {
         if let Some(slot) = self.slots[i].take() {
-            self.group.signal(slot.member, Signal::SIGKILL);
-            self.group.wait_one(slot.member, Duration::from_secs(2));
+            self.group.end_one(slot.member, Ending::Killed);
             self.dead.push((i, slot.member));
         }
         self.poisoned = true;

@@ -210,10 +210,7 @@ struct Pending {
 impl Pending {
     /// A written file's ways: its writes lost, kept, or (when it has bytes) kept in part.
     fn ways(&self, ino: u64) -> u64 {
-        let empty = self
-            .now
-            .values()
-            .any(|(i, b)| *i == ino && b.is_empty());
+        let empty = self.now.values().any(|(i, b)| *i == ino && b.is_empty());
         if empty {
             2
         } else {

@@ -18,8 +18,8 @@ use super::outcome::Parts;
 use super::plan::Plan;
 use super::process::{Ending, Group, MemberId};
 use super::{
-    interrupt, prepare_lock, spawn_buyer_in, BuyerSpec, HarnessConfig, HarnessError,
-    LockState, TrialDir, TrialRun,
+    interrupt, prepare_lock, spawn_buyer_in, BuyerSpec, HarnessConfig, HarnessError, LockState,
+    TrialDir, TrialRun,
 };
 use crate::ledger::{Exit, History, Stuck};
 use crate::protocol::{msg, Pace};
@@ -220,7 +220,10 @@ pub(super) fn history(
 
 /// A lease the harness can move ([`LockKind::virtual_clock`]) gets its clock file before
 /// any buyer opens the lock: a stop fault's pause then passes on it at once.
-pub(super) fn virtual_lease_clock(lock: crate::vocab::LockKind, dir: &Path) -> Result<(), HarnessError> {
+pub(super) fn virtual_lease_clock(
+    lock: crate::vocab::LockKind,
+    dir: &Path,
+) -> Result<(), HarnessError> {
     if !lock.virtual_clock() {
         return Ok(());
     }
@@ -358,7 +361,12 @@ impl<'a> Driver<'a> {
     /// due now.
     fn end_virtual_stops(&mut self, which: impl Fn(usize) -> bool) {
         let now = Instant::now();
-        let ending: Vec<usize> = self.virtual_stops.iter().copied().filter(|&j| which(j)).collect();
+        let ending: Vec<usize> = self
+            .virtual_stops
+            .iter()
+            .copied()
+            .filter(|&j| which(j))
+            .collect();
         self.virtual_stops.retain(|j| !ending.contains(j));
         for (at, j) in self.wakes.iter_mut() {
             if ending.contains(j) {
@@ -378,7 +386,12 @@ impl<'a> Driver<'a> {
                     k == j || !conns[k].open || conns[k].done || conns[k].wait == Wait::Stopped
                 })
             };
-            let lone: Vec<usize> = self.virtual_stops.iter().copied().filter(|&j| others_gone(j)).collect();
+            let lone: Vec<usize> = self
+                .virtual_stops
+                .iter()
+                .copied()
+                .filter(|&j| others_gone(j))
+                .collect();
             if !lone.is_empty() {
                 self.end_virtual_stops(|j| lone.contains(&j));
             }

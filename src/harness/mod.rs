@@ -24,8 +24,8 @@ mod pause;
 mod pin;
 mod plan;
 mod pool;
-mod process;
 pub mod postgres;
+mod process;
 pub mod redis;
 mod round;
 mod sweep;
@@ -46,12 +46,12 @@ use std::time::{Duration, Instant};
 
 pub use crate::protocol::{BuyerSpec, BUYER_ENV};
 pub use controlled::Session;
+use outcome::{final_store, stderr_tail};
 pub use pin::job_cpu;
 pub use pool::{poolable, FreePool};
-use outcome::{final_store, stderr_tail};
 pub(crate) use process::pid_alive;
-pub use sweep::{sweep_after, sweep_stale};
 pub(crate) use sweep::RUN_ENV;
+pub use sweep::{sweep_after, sweep_stale};
 pub use syscall::available as syscall_control_available;
 
 /// Removes the run's clock shim, when the run wrote one: at the end of a command (a
@@ -83,7 +83,7 @@ pub enum Launcher {
 #[non_exhaustive]
 pub struct HarnessConfig {
     /// The binary that holds the hidden `__buyer` and `__lock-server` subcommands (or,
-    /// with [`Launcher::TestBinary`], the test binary).
+    /// with `Launcher::TestBinary`, the test binary).
     pub exe: PathBuf,
     /// How buyers are started from `exe`.
     pub launcher: Launcher,
@@ -94,10 +94,10 @@ pub struct HarnessConfig {
     /// Keep each trial's directory under this directory instead of removing it.
     pub keep: Option<PathBuf>,
     /// Start new buyer processes for every free-running trial (`--fresh-processes`)
-    /// instead of reusing a pool of them across trials (see [`FreePool`]).
+    /// instead of reusing a pool of them across trials (see `FreePool`).
     pub fresh: bool,
     /// The CPU a controlled session's processes step on (`None`: the one the caller runs
-    /// on when the session starts). Each job of a parallel run has its own ([`job_cpu`]).
+    /// on when the session starts). Each job of a parallel run has its own (`job_cpu`).
     pub cpu: Option<usize>,
 }
 
@@ -364,7 +364,10 @@ pub(crate) fn fill(template: &str, dir: &Path) -> String {
         .replace("{dir}", &q(dir))
         .replace("{store}", &q(&crate::store::path(dir)))
         .replace("{redis}", &q(&dir.join(redis::SOCKET)))
-        .replace("{pg}", &crate::scenario::shell_quote(&postgres::conninfo(dir)))
+        .replace(
+            "{pg}",
+            &crate::scenario::shell_quote(&postgres::conninfo(dir)),
+        )
 }
 
 /// [`fill`], and `{}` made the shell-quoted words of `inner`.

@@ -2,8 +2,8 @@
 //! and stderr tail, the final store, and whether the trial failed before it began (a
 //! setup failure, which is an error and not a finding).
 
-use super::{HarnessError, TrialRun};
 use super::process::{Group, MemberId};
+use super::{HarnessError, TrialRun};
 use crate::ledger::{Event, EventKind, Exit, Fate, History};
 use crate::store::Contents;
 use std::io;

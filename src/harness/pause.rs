@@ -63,7 +63,10 @@ pub(crate) fn stop_note(lease: Option<Duration>, pause_ms: Option<u32>) -> Strin
 /// Moves the lease's virtual clock in `dir` ([`crate::lock::CLOCK_FILE`]) forward by
 /// `span`: whole or not at all, so a lease reading it meanwhile sees one value or the
 /// other.
-pub(super) fn advance_lease_clock(dir: &std::path::Path, span: Duration) -> Result<(), HarnessError> {
+pub(super) fn advance_lease_clock(
+    dir: &std::path::Path,
+    span: Duration,
+) -> Result<(), HarnessError> {
     let clock = dir.join(crate::lock::CLOCK_FILE);
     let ahead = std::fs::read_to_string(&clock)
         .ok()

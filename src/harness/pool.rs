@@ -186,7 +186,8 @@ impl FreePool {
         if finished {
             // Reap the buyers that died (a kill fault, a crash).
             for c in conns.iter().filter(|c| !c.done) {
-                self.group.reap_one(c.member, Duration::from_secs(2));
+                self.group
+                    .end_one(c.member, Ending::Awaited(Duration::from_secs(2)));
             }
         } else {
             self.poisoned = true;

@@ -9,7 +9,7 @@
 //! the trial ends. PostgreSQL refuses to run as root: as root, it runs as the `postgres`
 //! user.
 
-use super::process::{Group, MemberId};
+use super::process::{Ending, Group, MemberId};
 use super::HarnessError;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -37,10 +37,18 @@ pub fn use_server(conninfo: &str) {
 
 /// The database a trial in `dir` gets on the user's server.
 fn database(dir: &Path) -> String {
-    let name = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let clean: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("oversell_{clean}")
 }
@@ -119,7 +127,10 @@ pub(super) fn drop_stale(dir: &Path) {
 
 /// Drops the trial's database on the user's server (best effort).
 fn drop_database(dir: &Path) {
-    let _ = on_external(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database(dir)));
+    let _ = on_external(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        database(dir)
+    ));
 }
 
 /// Where PostgreSQL's programs are: `PATH`, then Debian's `/usr/lib/postgresql/N/bin`.
@@ -127,7 +138,8 @@ fn bin_dir() -> Option<PathBuf> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
         let on_path = std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p).find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
+            std::env::split_paths(&p)
+                .find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
         });
         on_path.or_else(|| {
             let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -151,9 +163,11 @@ fn server_user() -> Result<Option<(u32, u32)>, String> {
     }
     match nix::unistd::User::from_name("postgres") {
         Ok(Some(u)) => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
-        _ => Err("PostgreSQL refuses to run as root, and there is no 'postgres' user to run \
+        _ => Err(
+            "PostgreSQL refuses to run as root, and there is no 'postgres' user to run \
                   it as; accepted: install postgresql (apt-get install postgresql)"
-            .into()),
+                .into(),
+        ),
     }
 }
 
@@ -165,15 +179,19 @@ pub fn available() -> Result<(), String> {
         return if psql {
             Ok(())
         } else {
-            Err("--pg needs psql on PATH to make each trial's database; accepted: apt-get \
+            Err(
+                "--pg needs psql on PATH to make each trial's database; accepted: apt-get \
                  install postgresql-client"
-                .into())
+                    .into(),
+            )
         };
     }
     if bin_dir().is_none() {
-        return Err("PostgreSQL is not installed (no initdb and postgres on PATH or in \
+        return Err(
+            "PostgreSQL is not installed (no initdb and postgres on PATH or in \
                     /usr/lib/postgresql); accepted: apt-get install postgresql"
-            .into());
+                .into(),
+        );
     }
     server_user().map(|_| ())
 }
@@ -187,7 +205,8 @@ fn template() -> Result<PathBuf, HarnessError> {
     if let Some(t) = slot.as_ref() {
         return Ok(t.clone());
     }
-    let bin = bin_dir().ok_or_else(|| HarnessError::Server("PostgreSQL is not installed".into()))?;
+    let bin =
+        bin_dir().ok_or_else(|| HarnessError::Server("PostgreSQL is not installed".into()))?;
     let user = server_user().map_err(HarnessError::Server)?;
     let root = super::scratch_root().join(format!(
         "{}{}-pgtemplate",
@@ -195,13 +214,24 @@ fn template() -> Result<PathBuf, HarnessError> {
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).map_err(|e| HarnessError::Io("making the PostgreSQL template", e))?;
+    std::fs::create_dir_all(&root)
+        .map_err(|e| HarnessError::Io("making the PostgreSQL template", e))?;
     own(&root, user)?;
     let data = root.join("data");
     let mut cmd = Command::new(bin.join("initdb"));
     cmd.arg("-D")
         .arg(&data)
-        .args(["-A", "trust", "-U", ROLE, "--no-sync", "-E", "UTF8", "--locale", "C"])
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            ROLE,
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+        ])
         .current_dir(&root)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -258,13 +288,10 @@ fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) {
 }
 
 /// Starts the trial's server in `dir` (a member of `group`), once its socket accepts.
-fn prepare(
-    group: &mut Group,
-    dir: &Path,
-    deadline: Instant,
-) -> Result<MemberId, HarnessError> {
+fn prepare(group: &mut Group, dir: &Path, deadline: Instant) -> Result<MemberId, HarnessError> {
     let template = template()?;
-    let bin = bin_dir().ok_or_else(|| HarnessError::Server("PostgreSQL is not installed".into()))?;
+    let bin =
+        bin_dir().ok_or_else(|| HarnessError::Server("PostgreSQL is not installed".into()))?;
     let user = server_user().map_err(HarnessError::Server)?;
     let home = dir.join(DIR);
     // The server's user must reach its directory inside the trial's.
@@ -273,7 +300,8 @@ fn prepare(
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .map_err(|e| HarnessError::Io("opening the trial directory to PostgreSQL", e))?;
     }
-    std::fs::create_dir_all(&home).map_err(|e| HarnessError::Io("making the PostgreSQL directory", e))?;
+    std::fs::create_dir_all(&home)
+        .map_err(|e| HarnessError::Io("making the PostgreSQL directory", e))?;
     own(&home, user)?;
     let data = home.join("data");
     let copied = Command::new("cp")
@@ -284,7 +312,9 @@ fn prepare(
         .status()
         .map_err(|e| HarnessError::Server(format!("copying the PostgreSQL template: {e}")))?;
     if !copied.success() {
-        return Err(HarnessError::Server("copying the PostgreSQL template failed".into()));
+        return Err(HarnessError::Server(
+            "copying the PostgreSQL template failed".into(),
+        ));
     }
     let log = std::fs::File::create(home.join("postgres.log"))
         .map_err(|e| HarnessError::Io("creating the PostgreSQL log", e))?;
@@ -296,7 +326,14 @@ fn prepare(
         .arg(&data)
         .arg("-k")
         .arg(&home)
-        .args(["-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args([
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+        ])
         .args(["-c", "full_page_writes=off", "-c", "autovacuum=off"])
         // Its own process titles would overwrite its environment, the run's mark included.
         .args(["-c", "update_process_title=off"])
@@ -316,7 +353,7 @@ fn prepare(
     };
     while !ready() {
         if Instant::now() >= deadline || group.wait_one(member, Duration::ZERO) {
-            group.signal(member, nix::sys::signal::Signal::SIGKILL);
+            group.end_one(member, Ending::Killed);
             let why = std::fs::read_to_string(home.join("postgres.log")).unwrap_or_default();
             return Err(HarnessError::Server(format!(
                 "postgres did not start: {}",
@@ -335,8 +372,7 @@ fn stop(group: &mut Group, member: Option<MemberId>, dir: &Path) {
         return;
     };
     group.signal(m, nix::sys::signal::Signal::SIGQUIT);
-    group.reap_one(m, Duration::from_secs(2));
-    group.finish();
+    group.end(Ending::Awaited(Duration::from_secs(2)), None, || {});
     remove_segment(dir);
 }
 
@@ -344,7 +380,8 @@ fn stop(group: &mut Group, member: Option<MemberId>, dir: &Path) {
 /// its `postmaster.pid` names it (its seventh line: key, then id), once nothing is
 /// attached: what a killed postgres leaves behind.
 pub(super) fn remove_segment(dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(dir.join(DIR).join("data").join("postmaster.pid")) else {
+    let Ok(text) = std::fs::read_to_string(dir.join(DIR).join("data").join("postmaster.pid"))
+    else {
         return;
     };
     let Some(id) = text

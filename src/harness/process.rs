@@ -197,10 +197,11 @@ impl Group {
         }
     }
 
-    /// The one way a trial's processes end. A `helper` (a lock server) is killed first;
-    /// then the rest end `how`; `between` runs once they are signalled and before they
-    /// are reaped (a seccomp listener let go only after the calls it holds can no longer
-    /// return); then everything is reaped, grandchildren included.
+    /// The one way a trial's processes end, all of them: a `helper` (a lock server) is
+    /// killed first; then the rest are [terminated](Group::terminate) `how`; `between`
+    /// runs once they are signalled and before they are reaped (a seccomp listener let go
+    /// only after the calls it holds can no longer return); then everything is reaped,
+    /// grandchildren included.
     pub(crate) fn end(
         &mut self,
         how: Ending,
@@ -210,19 +211,7 @@ impl Group {
         if let Some(h) = helper {
             self.signal(h, Signal::SIGKILL);
         }
-        let in_time = match how {
-            Ending::Awaited(grace) | Ending::Exited(grace) => self.wait_all(grace),
-            Ending::Asked(grace) => {
-                self.signal_all(Signal::SIGCONT);
-                self.signal_all(Signal::SIGTERM);
-                self.wait_all(grace)
-            }
-            Ending::Killed => false,
-        };
-        if !in_time && !matches!(how, Ending::Exited(_)) {
-            self.signal_all(Signal::SIGKILL);
-            self.wait_all(Duration::from_secs(5));
-        }
+        let in_time = self.terminate(Whom::All, how);
         between();
         let clean = match how {
             Ending::Exited(_) => self.finish_exited(),
@@ -231,12 +220,47 @@ impl Group {
         Ended { clean, in_time }
     }
 
-    /// Reaps one member that is on its way out (a buyer that died or finished while the
-    /// others go on): waits up to `grace`, then KILLs it and waits again.
-    pub(crate) fn reap_one(&mut self, id: MemberId, grace: Duration) {
-        if !self.wait_one(id, grace) {
-            self.signal(id, Signal::SIGKILL);
-            self.wait_one(id, grace);
+    /// [`Group::end`] for one member while the others go on (a buyer that died, or that a
+    /// kill fault kills; a server that would not start): it is
+    /// [terminated](Group::terminate) `how` and reaped (a group leader's end is noted, its
+    /// zombie kept until the group ends). True when it ended within the grace, without a
+    /// KILL.
+    pub(crate) fn end_one(&mut self, id: MemberId, how: Ending) -> bool {
+        self.terminate(Whom::One(id), how)
+    }
+
+    /// The one terminate path, for [`Group::end`] and [`Group::end_one`]: asked (CONT,
+    /// TERM) when `how` says so, or KILLed at once; waited for up to the grace; then, unless
+    /// they have exited already, KILLed and waited for until the kernel lets them go.
+    /// True when they ended within the grace, without a KILL.
+    fn terminate(&mut self, whom: Whom, how: Ending) -> bool {
+        let in_time = match how {
+            Ending::Awaited(grace) | Ending::Exited(grace) => self.wait_for(whom, grace),
+            Ending::Asked(grace) => {
+                self.signal_to(whom, Signal::SIGCONT);
+                self.signal_to(whom, Signal::SIGTERM);
+                self.wait_for(whom, grace)
+            }
+            Ending::Killed => false,
+        };
+        if !in_time && !matches!(how, Ending::Exited(_)) {
+            self.signal_to(whom, Signal::SIGKILL);
+            self.wait_for(whom, KILLED_WITHIN);
+        }
+        in_time
+    }
+
+    fn signal_to(&self, whom: Whom, sig: Signal) {
+        match whom {
+            Whom::All => self.signal_all(sig),
+            Whom::One(id) => self.signal(id, sig),
+        }
+    }
+
+    fn wait_for(&mut self, whom: Whom, limit: Duration) -> bool {
+        match whom {
+            Whom::All => self.wait_all(limit),
+            Whom::One(id) => self.wait_one(id, limit),
         }
     }
 
@@ -327,14 +351,29 @@ impl Group {
     }
 }
 
-/// How [`Group::end`] ends a group's processes.
+/// How long a KILLed process may take to become reapable before [`Group::terminate`]
+/// stops waiting (the kernel's business, not a grace: a process in uninterruptible sleep
+/// dies when it wakes; `finish` and `Drop` reap it then).
+const KILLED_WITHIN: Duration = Duration::from_secs(5);
+
+/// Which processes [`Group::terminate`] ends.
+#[derive(Debug, Clone, Copy)]
+enum Whom {
+    /// Every process group of the trial.
+    All,
+    /// One member alone.
+    One(MemberId),
+}
+
+/// How [`Group::end`] and [`Group::end_one`] end processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
     /// They are on their way out (a finished trial, closed control sockets): wait up to
     /// the grace for them, then KILL.
     Awaited(Duration),
     /// Every process has exited already, as far as the caller can tell (every seccomp
-    /// listener hung up): wait up to the grace for the members themselves to be reapable.
+    /// listener hung up; a buyer seen dead): wait up to the grace for the members
+    /// themselves to be reapable, and KILL nothing.
     Exited(Duration),
     /// Ask first: CONT and TERM, the grace, then KILL.
     Asked(Duration),

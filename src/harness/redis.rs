@@ -10,7 +10,7 @@
 //! Either way the server's URL goes into `<dir>/redis.url`, where the buyers' lock
 //! reads it.
 
-use super::process::{Group, MemberId};
+use super::process::{Ending, Group, MemberId};
 use super::HarnessError;
 use crate::lock::redis_lease::URL_FILE;
 use std::fs::File;
@@ -90,7 +90,14 @@ fn start(
     let mut cmd = Command::new(SERVER);
     cmd.args(["--port", "0", "--unixsocket"])
         .arg(sock)
-        .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+        .args([
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         // Its own process title would overwrite its environment, run mark included,
         // and a later run's sweep could no longer tell it is ours.
         .args(["--set-proc-title", "no"])
@@ -111,7 +118,7 @@ fn start(
     // It listens once the socket accepts a connection.
     while UnixStream::connect(sock).is_err() {
         if Instant::now() >= deadline || group.wait_one(member, Duration::ZERO) {
-            group.signal(member, nix::sys::signal::Signal::SIGKILL);
+            group.end_one(member, Ending::Killed);
             let why = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(HarnessError::Server(format!(
                 "{SERVER} did not start: {}",

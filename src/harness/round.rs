@@ -12,9 +12,9 @@
 use super::controlled::{holds_lock, read_reply, Reply, Session, State};
 use super::disk::{Choose, Disk};
 use super::pause::Frozen;
-use super::process::Ending;
 use super::pin::Pinned;
 use super::plan::Plan;
+use super::process::Ending;
 use super::{stderr_tail, HarnessError, ScheduleRecord, Seen, TrialRun};
 use crate::ledger::{Exit, Fate, History, PowerCut, Stuck};
 use crate::lock::LockKind;
@@ -562,7 +562,8 @@ impl Session {
             let exit = match (st, member) {
                 (State::Done, _) => Exit::Code(0),
                 (State::Dead, Some(m)) => {
-                    self.group.wait_one(m, Duration::from_secs(2));
+                    self.group
+                        .end_one(m, Ending::Exited(Duration::from_secs(2)));
                     self.group.exit(m)
                 }
                 _ => Exit::Unknown,

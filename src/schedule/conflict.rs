@@ -162,7 +162,12 @@ impl Access {
     /// and changed nothing. Where the lock lives on the store, or the step was no plain
     /// lock step, it stays what it was.
     pub fn blocked(self) -> Access {
-        if self == (Access { bits: LOCK, ..Access::NOTHING }) {
+        if self
+            == (Access {
+                bits: LOCK,
+                ..Access::NOTHING
+            })
+        {
             Access {
                 bits: LOCK_TRY,
                 ..Access::NOTHING
@@ -199,8 +204,9 @@ impl Access {
         if (a | b) & EVERYTHING != 0 {
             return true;
         }
-        let both_lock =
-            a & b & LOCK != 0 || (a & LOCK != 0 && b & LOCK_TRY != 0) || (a & LOCK_TRY != 0 && b & LOCK != 0);
+        let both_lock = a & b & LOCK != 0
+            || (a & LOCK != 0 && b & LOCK_TRY != 0)
+            || (a & LOCK_TRY != 0 && b & LOCK != 0);
         both_lock
             || self.writes & other.store() != 0
             || other.writes & self.store() != 0

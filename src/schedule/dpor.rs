@@ -123,6 +123,7 @@ impl Dpor {
     }
 
     /// Schedules run so far.
+    #[cfg(test)]
     pub fn runs(&self) -> u64 {
         self.runs
     }
@@ -147,7 +148,10 @@ impl Dpor {
         });
         let mut sleep: Vec<(u32, Access)> = Vec::new();
         for (q, a) in parent.sleep.iter().copied().chain(done) {
-            if q != parent.chosen && !a.conflicts(parent.executed) && !sleep.iter().any(|e| e.0 == q) {
+            if q != parent.chosen
+                && !a.conflicts(parent.executed)
+                && !sleep.iter().any(|e| e.0 == q)
+            {
                 sleep.push((q, a));
             }
         }
@@ -178,16 +182,15 @@ impl Dpor {
         let order = current
             .into_iter()
             .chain(runnable.iter().copied().filter(|&b| Some(b) != current));
-        let awake = order
-            .clone()
-            .find(|&b| !f.asleep(b) && self.within(&f, b));
+        let awake = order.clone().find(|&b| !f.asleep(b) && self.within(&f, b));
         if let Some(&b) = self.fixed.get(step) {
             if f.asleep(b) {
                 // Another part covers every schedule of this one.
                 self.blocked_at.get_or_insert(step);
             }
             if self.bound.is_none() {
-                f.done.extend(self.siblings.get(step).into_iter().flatten().copied());
+                f.done
+                    .extend(self.siblings.get(step).into_iter().flatten().copied());
             }
             f.chosen = b;
             f.done.push(b);
@@ -229,10 +232,7 @@ impl Dpor {
         for i in (self.fixed.len().min(limit)..limit).rev() {
             let f = &self.frames[i];
             let alt = f.backtrack.iter().copied().find(|&b| {
-                !f.done.contains(&b)
-                    && !f.asleep(b)
-                    && f.enabled.contains(&b)
-                    && self.within(f, b)
+                !f.done.contains(&b) && !f.asleep(b) && f.enabled.contains(&b) && self.within(f, b)
             });
             if let Some(b) = alt {
                 self.frames.truncate(i + 1);

@@ -19,8 +19,8 @@ mod replay;
 pub use conflict::{Access, Touch};
 pub use dpor::Dpor;
 pub use exhaustive::Dfs;
-pub use pct::{bound as pct_bound, Pct};
 pub(crate) use pct::highest as pct_highest;
+pub use pct::Pct;
 pub use random::Random;
 pub use replay::Replay;
 
@@ -150,12 +150,9 @@ pub fn for_trial(trial: &Trial) -> Box<dyn Scheduler> {
         return Box::new(Replay::strict(choices.clone()));
     }
     match trial.schedule {
-        Schedule::Pct { depth } => Box::new(Pct::new(
-            trial.seed,
-            trial.buyers,
-            depth,
-            POINTS_PER_BUYER,
-        )),
+        Schedule::Pct { depth } => {
+            Box::new(Pct::new(trial.seed, trial.buyers, depth, POINTS_PER_BUYER))
+        }
         Schedule::Exhaustive { preemptions } => Box::new(Dfs::new(Vec::new(), preemptions)),
         _ => Box::new(Random::new(trial.seed)),
     }

@@ -24,14 +24,6 @@ pub struct Pct {
     taken: Vec<usize>,
 }
 
-/// The guaranteed probability that one run finds a bug of depth `depth`, for `buyers`
-/// processes and `steps` steps: `1 / (n · k^(d−1))`.
-pub fn bound(buyers: u32, steps: usize, depth: u32) -> f64 {
-    let n = buyers.max(1) as f64;
-    let k = steps.max(1) as f64;
-    1.0 / (n * k.powi(depth.saturating_sub(1) as i32))
-}
-
 impl Pct {
     /// PCT for `buyers` buyers, depth `depth`, change points among the first
     /// `per_buyer` steps of a buyer (its own count).
@@ -102,13 +94,6 @@ impl Scheduler for Pct {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bound_matches_the_paper() {
-        assert_eq!(bound(2, 14, 1), 0.5);
-        assert!((bound(2, 14, 2) - 1.0 / 28.0).abs() < 1e-12);
-        assert!((bound(3, 21, 3) - 1.0 / (3.0 * 441.0)).abs() < 1e-12);
-    }
 
     #[test]
     fn highest_priority_runs_until_a_change_point() {

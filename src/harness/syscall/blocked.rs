@@ -12,8 +12,8 @@
 //! another's call is runnable before that other one reaches its next step, so reading
 //! the state once every running buyer has settled gives the same answer every run.
 
-use std::path::Path;
 use super::paths::read_proc;
+use std::path::Path;
 
 /// True when every live process of the tree rooted at `root` (its threads included)
 /// sleeps in a call with no time limit that is no seccomp notification; false when one
@@ -51,7 +51,10 @@ pub(super) fn live_processes(root: u32) -> usize {
     let mut live = 0;
     each_task(root, false, &mut |t| {
         // A process's first task has its pid for its id: count processes, not threads.
-        let leader = t.parent().and_then(|p| p.parent()).and_then(|p| p.file_name())
+        let leader = t
+            .parent()
+            .and_then(|p| p.parent())
+            .and_then(|p| p.file_name())
             == t.file_name();
         let state = stat_of(t).map_or_else(|| "X".to_string(), |s| s.0);
         if leader && !matches!(state.as_str(), "Z" | "X" | "x") {
@@ -162,8 +165,11 @@ fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Path) -> Wal
                 Walk::Go => {}
             }
             match std::fs::read_to_string(t.join("children")) {
-                Ok(children) => pending
-                    .extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok())),
+                Ok(children) => pending.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                ),
                 Err(_) if need_children => return false,
                 Err(_) => {}
             }
@@ -180,7 +186,10 @@ pub(super) fn group_exited(pgid: u32) -> bool {
         return true;
     };
     for p in procs.flatten() {
-        let numeric = p.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok());
+        let numeric = p
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<u32>().is_ok());
         if !numeric {
             continue;
         }
@@ -220,7 +229,10 @@ pub(super) fn dying(roots: &[u32], groups: &[u32]) -> bool {
             continue;
         }
         const PF_EXITING: u64 = 0x4;
-        let flags = fields.get(6).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let flags = fields
+            .get(6)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
         if flags & PF_EXITING != 0 || kill_pending(pid) {
             return true;
         }
@@ -236,7 +248,10 @@ fn kill_pending(pid: u32) -> bool {
     let bit = 1u64 << (libc::SIGKILL - 1);
     status
         .lines()
-        .filter_map(|l| l.strip_prefix("SigPnd:").or_else(|| l.strip_prefix("ShdPnd:")))
+        .filter_map(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+        })
         .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
         .any(|mask| mask & bit != 0)
 }
@@ -269,7 +284,10 @@ fn awaits_events(task: &Path) -> bool {
     let Some(line) = read_proc(task.join("syscall")).filter(|_| asleep) else {
         return false;
     };
-    let nr = line.split_whitespace().next().and_then(|w| w.parse::<i64>().ok());
+    let nr = line
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse::<i64>().ok());
     let events = [
         libc::SYS_epoll_pwait,
         libc::SYS_epoll_pwait2,
@@ -338,7 +356,8 @@ fn task_state(task: &Path) -> Task {
 /// or end (`kernel_clone`, in a call that makes a task).
 fn vforking(task: &Path) -> bool {
     read_proc(task.join("wchan")).is_some_and(|w| w.trim() == "kernel_clone")
-        && call_nr(task).and_then(crate::seccomp::of)
+        && call_nr(task)
+            .and_then(crate::seccomp::of)
             .is_some_and(|c| c.effect == crate::seccomp::Effect::Spawn)
 }
 
@@ -409,11 +428,20 @@ mod tests {
 
     #[test]
     fn an_untimed_futex_wait_blocks_and_a_timed_one_does_not() {
-        let wait = format!("{} 0x7f00 0x80 0x0 0x0 0x0 0x0 0x7ffe 0x7f01", libc::SYS_futex);
+        let wait = format!(
+            "{} 0x7f00 0x80 0x0 0x0 0x0 0x0 0x7ffe 0x7f01",
+            libc::SYS_futex
+        );
         assert!(untimed(&wait));
-        let timed = format!("{} 0x7f00 0x80 0x0 0x7ffd 0x0 0x0 0x7ffe 0x7f01", libc::SYS_futex);
+        let timed = format!(
+            "{} 0x7f00 0x80 0x0 0x7ffd 0x0 0x0 0x7ffe 0x7f01",
+            libc::SYS_futex
+        );
         assert!(!untimed(&timed));
-        let wake = format!("{} 0x7f00 0x81 0x1 0x0 0x0 0x0 0x7ffe 0x7f01", libc::SYS_futex);
+        let wake = format!(
+            "{} 0x7f00 0x81 0x1 0x0 0x0 0x0 0x7ffe 0x7f01",
+            libc::SYS_futex
+        );
         assert!(!untimed(&wake));
         assert!(!untimed("running"));
     }

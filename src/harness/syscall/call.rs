@@ -2,10 +2,10 @@
 //! shared state, or it is a sleep), what it returns, and answering it. Whether a lock
 //! call would block is `probe`'s.
 
-use super::paths::{fd_path, path_at, resolve, resolve_in, scratch, shared_outside};
 pub(super) use super::paths::read_mem;
-use crate::schedule::Access;
+use super::paths::{fd_path, path_at, resolve, resolve_in, scratch, shared_outside};
 use crate::faults::InjectedErrno;
+use crate::schedule::Access;
 use crate::seccomp::{Effect, LockForm, Shape};
 use std::io;
 use std::os::fd::RawFd;
@@ -53,11 +53,21 @@ pub(super) struct Step {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum LockCall {
-    Flock { fd: i32, op: i32 },
-    Fcntl { fd: i32, cmd: i32, addr: u64 },
+    Flock {
+        fd: i32,
+        op: i32,
+    },
+    Fcntl {
+        fd: i32,
+        cmd: i32,
+        addr: u64,
+    },
     /// A `futex` wait with no time limit on shared memory (a contended `sem_wait`, a
     /// process-shared mutex): it sleeps while the word at `addr` holds `val`.
-    FutexWait { addr: u64, val: u32 },
+    FutexWait {
+        addr: u64,
+        val: u32,
+    },
 }
 
 impl Step {
@@ -319,7 +329,10 @@ fn sleep_span(n: &Notif, name: &str) -> (u64, Option<u64>) {
     }
     let sec = i64::from_ne_bytes(raw[..8].try_into().unwrap_or([0; 8]));
     let nsec = i64::from_ne_bytes(raw[8..].try_into().unwrap_or([0; 8]));
-    let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec).max(0);
+    let ns = sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec)
+        .max(0);
     if flags & libc::TIMER_ABSTIME == 0 {
         return ((ns as u64).min(MAX_SPAN), None);
     }
@@ -327,7 +340,11 @@ fn sleep_span(n: &Notif, name: &str) -> (u64, Option<u64>) {
         return (0, Some(ns as u64));
     }
     let now = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
-        .map(|t| t.tv_sec().saturating_mul(1_000_000_000).saturating_add(t.tv_nsec()))
+        .map(|t| {
+            t.tv_sec()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(t.tv_nsec())
+        })
         .unwrap_or(ns);
     ((ns.saturating_sub(now).max(0) as u64).min(MAX_SPAN), None)
 }
@@ -391,10 +408,7 @@ fn server_sockets(dir: &Path) -> [PathBuf; 2] {
 /// [`server_connect`]): a change of the server's state, ordered as a step.
 pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
     let call = crate::seccomp::of(n.nr)?;
-    if !matches!(
-        call.name,
-        "SYS_write" | "SYS_writev" | "SYS_sendto"
-    ) {
+    if !matches!(call.name, "SYS_write" | "SYS_writev" | "SYS_sendto") {
         return None;
     }
     Some(Step {
@@ -413,7 +427,10 @@ pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
 
 /// True when `step` is a request to the trial's own server ([`server_request`]).
 pub(super) fn to_server(step: &Step, dir: &Path) -> bool {
-    step.by_fd && server_sockets(dir).iter().any(|s| Path::new(&step.path) == s)
+    step.by_fd
+        && server_sockets(dir)
+            .iter()
+            .any(|s| Path::new(&step.path) == s)
 }
 
 /// The path an `AF_UNIX` `connect` names.
@@ -553,7 +570,8 @@ pub(super) fn result(step: &Step, n: &Notif, busy: bool) -> String {
         }
         // Two paths: what is linked or renamed, and its new name.
         "link" | "linkat" | "rename" | "renameat" | "renameat2" if step.names.len() == 2 => {
-            let there = |p: &PathBuf| std::fs::symlink_metadata(super::paths::resolve(p.clone())).is_ok();
+            let there =
+                |p: &PathBuf| std::fs::symlink_metadata(super::paths::resolve(p.clone())).is_ok();
             let noreplace = name == "renameat2" && n.args[4] as u32 & libc::RENAME_NOREPLACE != 0;
             if !there(&step.names[0]) {
                 "ENOENT".into()

@@ -77,7 +77,10 @@ fn probe() -> Result<(), String> {
 pub(super) fn arm_filter(
     cmd: &mut std::process::Command,
     prog: &[libc::sock_filter],
-) -> std::io::Result<(std::os::unix::net::UnixStream, std::os::unix::net::UnixStream)> {
+) -> std::io::Result<(
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+)> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;

@@ -73,10 +73,7 @@ pub(super) fn access(n: &Notif, step: &Step, dir: &Path, moved: bool) -> Access 
 /// True when `step` renames a directory: after it, every call is taken to touch
 /// everything ([`access`]'s `moved`), and so is the rename.
 pub(super) fn renames_a_directory(step: &Step) -> bool {
-    let rename = matches!(
-        step.name,
-        "SYS_rename" | "SYS_renameat" | "SYS_renameat2"
-    );
+    let rename = matches!(step.name, "SYS_rename" | "SYS_renameat" | "SYS_renameat2");
     rename
         && step.names.iter().any(|p| {
             std::fs::symlink_metadata(super::paths::resolve(p.clone())).is_ok_and(|m| m.is_dir())
@@ -147,7 +144,12 @@ fn locked(m: &std::fs::Metadata) -> bool {
         return true;
     };
     let dev = m.dev();
-    let name = format!("{:02x}:{:02x}:{}", libc::major(dev), libc::minor(dev), m.ino());
+    let name = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        m.ino()
+    );
     all.lines().any(|l| l.split_whitespace().any(|w| w == name))
 }
 

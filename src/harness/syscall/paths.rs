@@ -105,7 +105,9 @@ pub(super) fn shared_outside(p: &Path) -> bool {
     if scratch(p) {
         return true;
     }
-    const SYSTEM: &[&str] = &["/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc"];
+    const SYSTEM: &[&str] = &[
+        "/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc",
+    ];
     !SYSTEM.iter().any(|s| p.starts_with(s))
         && !p.components().any(|c| c.as_os_str() == "__pycache__")
 }
@@ -216,4 +218,3 @@ pub(super) fn read_proc(path: impl AsRef<Path>) -> Option<String> {
     }
     String::from_utf8(out).ok()
 }
-

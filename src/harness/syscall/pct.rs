@@ -53,7 +53,8 @@ fn changes_store(step: &Step) -> bool {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| {
-                n == crate::store::FILE_NAME || n.strip_prefix(stem).is_some_and(|r| r.starts_with(".tmp."))
+                n == crate::store::FILE_NAME
+                    || n.strip_prefix(stem).is_some_and(|r| r.starts_with(".tmp."))
             })
 }
 
@@ -84,9 +85,7 @@ impl CallPct {
             priorities.swap(i, j);
         }
         let points = depth.saturating_sub(1) as usize;
-        let change_points: Vec<usize> = (0..points)
-            .map(|_| rng.below(CHANGES_PER_BUYER))
-            .collect();
+        let change_points: Vec<usize> = (0..points).map(|_| rng.below(CHANGES_PER_BUYER)).collect();
         let brief: Vec<u64> = change_points
             .iter()
             .map(|_| {
@@ -182,8 +181,13 @@ mod tests {
         // Depth 2 over 2 buyers: one change point among each buyer's first 5 changes.
         let lock = step("SYS_mkdir", "/tmp/t/lock.d", true);
         let store = step("SYS_write", "/tmp/t/store.json", true);
-        let kinds: Vec<bool> = (1..20).map(|seed| CallPct::new(seed, 2, 2).brief[0] > 0).collect();
-        assert!(kinds.contains(&true) && kinds.contains(&false), "both kinds drawn");
+        let kinds: Vec<bool> = (1..20)
+            .map(|seed| CallPct::new(seed, 2, 2).brief[0] > 0)
+            .collect();
+        assert!(
+            kinds.contains(&true) && kinds.contains(&false),
+            "both kinds drawn"
+        );
         for seed in 1..20 {
             let mut p = CallPct::new(seed, 2, 2);
             let (at, brief) = (p.change_points[0], p.brief[0]);
@@ -229,9 +233,21 @@ mod tests {
 
     #[test]
     fn the_store_and_its_temporary_file_are_the_store() {
-        assert!(changes_store(&step("SYS_openat", "/tmp/t/store.json", true)));
-        assert!(changes_store(&step("SYS_rename", "/tmp/t/store.tmp.42", true)));
-        assert!(!changes_store(&step("SYS_openat", "/tmp/t/store.json", false)));
+        assert!(changes_store(&step(
+            "SYS_openat",
+            "/tmp/t/store.json",
+            true
+        )));
+        assert!(changes_store(&step(
+            "SYS_rename",
+            "/tmp/t/store.tmp.42",
+            true
+        )));
+        assert!(!changes_store(&step(
+            "SYS_openat",
+            "/tmp/t/store.json",
+            false
+        )));
         assert!(!changes_store(&step("SYS_write", "/tmp/t/ledger", false)));
         assert!(!changes_store(&step("SYS_mkdir", "/tmp/t/store.d", true)));
     }

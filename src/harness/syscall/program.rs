@@ -120,9 +120,9 @@ pub(super) fn history(
     // status, a signal) is a crash of the program, told as its first buyer's.
     let exit = group.exit(member);
     if exit != crate::ledger::Exit::Code(0) {
-        history
-            .fates
-            .push(crate::harness::outcome::fate(group, member, 0, exit, false, cut, dir));
+        history.fates.push(crate::harness::outcome::fate(
+            group, member, 0, exit, false, cut, dir,
+        ));
     }
     Ok(history)
 }

@@ -1,20 +1,20 @@
 //! One syscall-controlled trial of a user's command: spawn the buyers under the filter,
 //! drive them, gather what they left.
 
-use super::stepper::{Halt, Stepper, Tracee};
-use crate::seccomp as filter;
 use super::pct::CallPct;
+use super::stepper::{Halt, Stepper, Tracee};
 use crate::harness::outcome::Parts;
 use crate::harness::plan::Plan;
 use crate::harness::process::{Ending, Group, MemberId};
 use crate::harness::{
-    expand, prepare_lock, spawn_buyer_hooked, Launcher, BuyerSpec, HarnessConfig, HarnessError,
+    expand, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig, HarnessError, Launcher,
     LockState, ScheduleRecord, TrialDir, TrialRun,
 };
 use crate::ledger::{Exit, History, Stuck};
 use crate::protocol::{Pace, FILTER_FD};
 use crate::scenario::{External, Schedule, Trial};
 use crate::schedule::Scheduler;
+use crate::seccomp as filter;
 use crate::store;
 use nix::sys::signal::Signal;
 use std::fs::File;
@@ -24,7 +24,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
 
 /// Units of a whole program's schedule besides its buyers that PCT gives a priority of
 /// their own (its shell, its main process, a helper it starts); later ones share the
@@ -61,11 +60,11 @@ pub(crate) fn run_with(
     // until the trial's processes are gone.
     let mut lock_state: Option<LockState> = None;
     // The servers a user's command names (`{redis}`, `{pg}`), the trial's own.
-    let (redis_server, mut db) = match start_servers(trial, &dir, &mut group, started + cfg.timeout) {
+    let (redis_server, mut db) = match start_servers(trial, &dir, &mut group, started + cfg.timeout)
+    {
         Ok(s) => s,
         Err(e) => {
-            group.signal_all(Signal::SIGKILL);
-            group.finish();
+            group.end(Ending::Killed, None, || {});
             return Err(e);
         }
     };
@@ -105,8 +104,7 @@ pub(crate) fn run_with(
     let (buyers, members, _control) = match spawned {
         Ok(s) => s,
         Err(e) => {
-            group.signal_all(Signal::SIGKILL);
-            group.finish();
+            group.end(Ending::Killed, None, || {});
             return Err(e);
         }
     };
@@ -164,7 +162,12 @@ pub(crate) fn run_with(
     stepper.release_held();
     let ended: Vec<bool> = stepper.buyers.iter().map(|b| b.done).collect();
     let server = lock_state.as_ref().and_then(|s| s.server);
-    let leaked = end_processes(&mut group, server, &end, std::mem::take(&mut stepper.buyers));
+    let leaked = end_processes(
+        &mut group,
+        server,
+        &end,
+        std::mem::take(&mut stepper.buyers),
+    );
     drop(lock_state);
     plan.lock.cleanup(&dir);
     if let Halt::Interrupted(sig) = end {
@@ -199,7 +202,9 @@ pub(crate) fn run_with(
     history.clocks.append(&mut stepper.clock_notes);
     if plan.lock.needs_redis() && !stepper.server_seen {
         // Every buyer talks to redis-server, whose state no step orders.
-        history.unordered.push("the lock lives in redis-server".into());
+        history
+            .unordered
+            .push("the lock lives in redis-server".into());
     }
     let parts = Parts {
         history,
@@ -227,7 +232,10 @@ fn start_servers(
     deadline: Instant,
 ) -> Result<(Option<MemberId>, Option<crate::harness::postgres::TrialDb>), HarnessError> {
     let names = |part: &str| {
-        trial.external.as_ref().is_some_and(|e| e.command().contains(part))
+        trial
+            .external
+            .as_ref()
+            .is_some_and(|e| e.command().contains(part))
             || (part == "{pg}" && trial.store_cmd.as_ref().is_some_and(|c| c.contains(part)))
     };
     let redis = match names("{redis}") {
@@ -317,8 +325,8 @@ fn spawn_wrapped(
     sem_id: Option<i32>,
     clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<Spawned, HarnessError> {
-    let prog = filter::program()
-        .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
+    let prog =
+        filter::program().map_err(|e| HarnessError::Io("building the system-call filter", e))?;
     let self_filter = plan.wrap.is_none() && matches!(cfg.launcher, Launcher::Subcommand);
     let (mut sockets, mut members, mut control) = (Vec::new(), Vec::new(), Vec::new());
     for (index, b) in plan.buyers.iter().enumerate() {
@@ -395,8 +403,8 @@ fn spawn_programs(
     group: &mut Group,
     clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<Spawned, HarnessError> {
-    let prog = filter::program()
-        .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
+    let prog =
+        filter::program().map_err(|e| HarnessError::Io("building the system-call filter", e))?;
     let line = expand(template, dir, &[]);
     let (mut buyers, mut members) = (Vec::new(), Vec::new());
     for index in 0..n {

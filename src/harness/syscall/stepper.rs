@@ -14,8 +14,8 @@ pub(super) use whole::Whole;
 use super::blocked;
 use super::call::{self, Notif, Step};
 use super::objects;
-use super::probe;
 use super::pct::CallPct;
+use super::probe;
 use crate::faults::InjectedErrno;
 use crate::harness::interrupt;
 use crate::ledger::Injected;
@@ -240,7 +240,10 @@ impl Stepper {
 
     /// The listener buyer `b`'s calls come through.
     fn fd(&self, b: usize) -> std::os::fd::RawFd {
-        match (&self.whole, self.buyers.get(b).and_then(|t| t.listener.as_ref())) {
+        match (
+            &self.whole,
+            self.buyers.get(b).and_then(|t| t.listener.as_ref()),
+        ) {
             (Some(w), _) => w.listener.as_raw_fd(),
             (None, Some(l)) => l.as_raw_fd(),
             (None, None) => -1,
@@ -286,8 +289,9 @@ impl Stepper {
                 // has closed its files): a wrong reading must not end a trial.
                 // A process of the trial still on its way out may yet let a lock go:
                 // wait (a second at most) until none is; that is no look.
-                if self.dying() && dying_since.get_or_insert_with(Instant::now).elapsed()
-                    < Duration::from_secs(1)
+                if self.dying()
+                    && dying_since.get_or_insert_with(Instant::now).elapsed()
+                        < Duration::from_secs(1)
                 {
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
@@ -391,9 +395,10 @@ impl Stepper {
                 // A task just let go may still look asleep in the call it was stopped in:
                 // look again a moment later (still twice), as for a whole program.
                 std::thread::sleep(Duration::from_millis(1));
-                let moved = self.buyers.iter().any(|b| {
-                    !b.done && !b.in_kernel && !b.parked.is_empty() && !still(b)
-                });
+                let moved = self
+                    .buyers
+                    .iter()
+                    .any(|b| !b.done && !b.in_kernel && !b.parked.is_empty() && !still(b));
                 if !moved && !self.pending_calls() {
                     return Ok(());
                 }
@@ -556,7 +561,9 @@ impl Stepper {
             .copied()
             .filter(|&i| {
                 let (n, step) = &self.buyers[i].parked[0];
-                !step.lock.is_some_and(|l| probe::would_block(n.pid, l, &mut self.owned))
+                !step
+                    .lock
+                    .is_some_and(|l| probe::would_block(n.pid, l, &mut self.owned))
             })
             .collect();
         let free = self.in_time_order(free);
@@ -696,9 +703,14 @@ impl Stepper {
             self.owned.forget();
         }
         // Whether another holds the lock it asks for, asked once for this step.
-        let rivals = step.lock.and_then(|l| probe::rivals(n.pid, l, &mut self.owned));
+        let rivals = step
+            .lock
+            .and_then(|l| probe::rivals(n.pid, l, &mut self.owned));
         let busy = rivals.is_some();
-        if step.lock.is_some_and(|l| probe::begin_conversion(n.pid, l, rivals)) {
+        if step
+            .lock
+            .is_some_and(|l| probe::begin_conversion(n.pid, l, rivals))
+        {
             // The first half of a conversion ran: the buyer's own lock is gone, and its
             // call now waits for the others like any acquire.
             self.trace.push(format!(

@@ -2,8 +2,8 @@
 //! waited for the lock to the end, where it was killed; under them the axis.
 
 use super::draw::{
-    frozen_bar, glyph, held_bar, kill_mark, redden, text, text_width, wait_line, With, GRID, GUTTER, INK, KILL,
-    LANE_H, MARGIN, MUTED, RED,
+    frozen_bar, glyph, held_bar, kill_mark, redden, text, text_width, wait_line, With, GRID,
+    GUTTER, INK, KILL, LANE_H, MARGIN, MUTED, RED,
 };
 use super::scale::Scale;
 use super::{Axis, TimelineInput};
@@ -322,7 +322,10 @@ fn events(
         };
         mark.assign("data-event", i);
         let call = h.step_before(i).map(|s| format!(" (after {s})"));
-        mark.append(Title::new(format!("{when}: {e}{}", call.unwrap_or_default())));
+        mark.append(Title::new(format!(
+            "{when}: {e}{}",
+            call.unwrap_or_default()
+        )));
         g.append(mark);
         if let Some(v) = value_label(e) {
             let w = text_width(&v, 9.0);

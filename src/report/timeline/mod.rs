@@ -31,8 +31,8 @@ use scale::Scale;
 use svg::node::element::{Group, Rectangle, Title};
 use svg::{Document, Node};
 
-mod draw;
 mod clock;
+mod draw;
 mod injected;
 mod lanes;
 mod legend;
@@ -75,7 +75,7 @@ impl From<&Violation> for Mark {
     }
 }
 
-/// One [`Mark`] per violation, in order.
+/// One `Mark` per violation, in order.
 pub fn marks(violations: &[Violation]) -> Vec<Mark> {
     violations.iter().map(Mark::from).collect()
 }

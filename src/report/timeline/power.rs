@@ -21,7 +21,11 @@ pub(super) fn mark(input: &TimelineInput, f: &Frame, scale: &Scale) -> Option<Gr
     let mut y = top;
     let mut left = true;
     while y < bottom {
-        points.push(format!("{},{}", r(if left { x - 3.0 } else { x + 3.0 }), r(y)));
+        points.push(format!(
+            "{},{}",
+            r(if left { x - 3.0 } else { x + 3.0 }),
+            r(y)
+        ));
         left = !left;
         y += 6.0;
     }

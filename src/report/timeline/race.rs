@@ -51,9 +51,7 @@ pub(super) fn at(h: &History, axis: Axis, ns: u64) -> f64 {
 pub(super) fn marks(input: &TimelineInput, f: &Frame, scale: &Scale) -> Option<Group> {
     let race = input.race.as_ref()?;
     let h = input.history;
-    let point = |s: &RaceStep| {
-        (scale.x(at(h, input.axis, s.ns)), f.mid(s.buyer))
-    };
+    let point = |s: &RaceStep| (scale.x(at(h, input.axis, s.ns)), f.mid(s.buyer));
     let (a, b) = (point(&race.first), point(&race.second));
     let mut g = Group::new().set("class", "race");
     g.append(
@@ -66,7 +64,11 @@ pub(super) fn marks(input: &TimelineInput, f: &Frame, scale: &Scale) -> Option<G
                 .set("markerWidth", 7)
                 .set("markerHeight", 7)
                 .set("orient", "auto-start-reverse")
-                .add(Path::new().set("d", "M 0 0 L 10 5 L 0 10 z").set("fill", RACE)),
+                .add(
+                    Path::new()
+                        .set("d", "M 0 0 L 10 5 L 0 10 z")
+                        .set("fill", RACE),
+                ),
         ),
     );
     let mut arrow = Line::new()

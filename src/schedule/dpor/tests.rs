@@ -222,7 +222,11 @@ fn a_search_split_by_prefix_reaches_every_class_the_whole_search_does() {
 /// Runs one simulated schedule where each step, once run, says it touched `done[b][k]`
 /// (what the harness learns after a step: a process of the buyer ended, or it wrote
 /// shared memory), while beforehand it was said to touch `said[b][k]`.
-fn simulate_learning(said: &[Vec<Access>], done: &[Vec<Access>], s: &mut dyn Scheduler) -> Vec<u32> {
+fn simulate_learning(
+    said: &[Vec<Access>],
+    done: &[Vec<Access>],
+    s: &mut dyn Scheduler,
+) -> Vec<u32> {
     let mut next = vec![0usize; said.len()];
     let mut current = None;
     let mut out = Vec::new();

@@ -19,9 +19,8 @@ impl Stepper {
         let limit = Instant::now() + Duration::from_secs(1);
         let mut waited = false;
         for b in self.buyers.iter_mut().filter(|b| b.done && !b.reaped) {
-            let gone = |b: &Tracee| {
-                blocked::exited(b.root) && b.group.is_none_or(blocked::group_exited)
-            };
+            let gone =
+                |b: &Tracee| blocked::exited(b.root) && b.group.is_none_or(blocked::group_exited);
             while !gone(b) && Instant::now() < limit {
                 waited = true;
                 std::thread::sleep(Duration::from_micros(200));

@@ -153,7 +153,8 @@ impl Stepper {
             | libc::PTRACE_O_TRACECLONE
             | libc::PTRACE_O_EXITKILL;
         if !trace(libc::PTRACE_SEIZE, n.pid, options as usize) {
-            self.trace.push(format!("buyer {b} {label} → ok (untraced)"));
+            self.trace
+                .push(format!("buyer {b} {label} → ok (untraced)"));
             return super::call::answer(fd, n.id, true);
         }
         super::call::answer(fd, n.id, true);
@@ -168,9 +169,11 @@ impl Stepper {
                     // ended: there is no order to choose. It goes on (into that wait,
                     // which `blocked` sees as a wait for another) and the task is held.
                     trace(libc::PTRACE_DETACH, n.pid, 0);
-                    self.trace.push(format!("buyer {b} {label} → a task made, held"));
+                    self.trace
+                        .push(format!("buyer {b} {label} → a task made, held"));
                 } else {
-                    self.trace.push(format!("buyer {b} {label} → a task made, both held"));
+                    self.trace
+                        .push(format!("buyer {b} {label} → a task made, both held"));
                     self.buyers[b].parked.push_front(held(n.pid, "return"));
                 }
                 if let Some(w) = self.whole.as_mut() {

@@ -58,7 +58,9 @@ fn shared_mappings(smaps: &str) -> impl Iterator<Item = (u64, bool)> + '_ {
                     start = at;
                     // The trial's clock, which only the harness writes: no buyer's
                     // state (every reading of the clock shim maps it).
-                    ours = rest.trim_end().ends_with(&format!("/{}", crate::harness::clock::FILE_NAME));
+                    ours = rest
+                        .trim_end()
+                        .ends_with(&format!("/{}", crate::harness::clock::FILE_NAME));
                 }
             }
         }

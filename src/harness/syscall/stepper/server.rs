@@ -12,7 +12,8 @@ impl Stepper {
     /// holds) changes only when the key expires, which no step orders.
     pub(super) fn server_call(&mut self, n: &Notif) -> (bool, Option<Step>) {
         if let Some((fd, socket)) = call::server_connect(n, &self.real_dir) {
-            self.servers.insert((process_of(n.pid), fd), (n.pid, socket));
+            self.servers
+                .insert((process_of(n.pid), fd), (n.pid, socket));
             self.server_seen = true;
             return (true, None);
         }

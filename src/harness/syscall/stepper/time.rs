@@ -29,7 +29,12 @@ impl Stepper {
             step.wake = wake.clamp(clock.now(), clock.now().saturating_add(MAX_AHEAD));
             return;
         }
-        let rate = self.buyers.get(b).and_then(|t| t.rate).unwrap_or(1000).max(1);
+        let rate = self
+            .buyers
+            .get(b)
+            .and_then(|t| t.rate)
+            .unwrap_or(1000)
+            .max(1);
         let span = (u128::from(step.span) * 1000 / u128::from(rate)).min(u128::from(u64::MAX));
         step.wake = clock.now().saturating_add(span as u64);
     }
@@ -75,14 +80,20 @@ impl Stepper {
             let (_, s) = &self.buyers[i].parked[0];
             s.sleep().then_some(s.wake).filter(|&w| w > now)
         };
-        let ready: Vec<usize> = free.iter().copied().filter(|&i| ahead(i).is_none()).collect();
+        let ready: Vec<usize> = free
+            .iter()
+            .copied()
+            .filter(|&i| ahead(i).is_none())
+            .collect();
         if !ready.is_empty() {
             return ready;
         }
         let Some(first) = free.iter().filter_map(|&i| ahead(i)).min() else {
             return free;
         };
-        free.into_iter().filter(|&i| ahead(i) == Some(first)).collect()
+        free.into_iter()
+            .filter(|&i| ahead(i) == Some(first))
+            .collect()
     }
 
     /// After buyer `b`'s step: a sleep moves the clock to its deadline; the buyer's wall
@@ -103,7 +114,8 @@ impl Stepper {
             let _ = at;
             clock.jump(b as u32, ms);
             let step_no = self.choices.len();
-            self.trace.push(format!("buyer {b}'s wall clock jumps {ms:+} ms"));
+            self.trace
+                .push(format!("buyer {b}'s wall clock jumps {ms:+} ms"));
             self.clock_notes.push(format!(
                 "buyer {b}'s wall clock jumped {ms:+} ms at step {step_no}"
             ));

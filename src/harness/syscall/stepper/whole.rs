@@ -144,7 +144,12 @@ impl Stepper {
         // In the order the walk of the tree met them: children in the order they were
         // made (the kernel keeps a parent's children so), never by task id, which wraps
         // around (`pid_max`) and would number a parent after its children.
-        let place = |tid: u32| tasks.iter().position(|&(t, _)| t == tid).unwrap_or(usize::MAX);
+        let place = |tid: u32| {
+            tasks
+                .iter()
+                .position(|&(t, _)| t == tid)
+                .unwrap_or(usize::MAX)
+        };
         let mut keyed: Vec<((usize, u32), Notif, Step)> = fresh
             .drain(..)
             .map(|(n, s)| ((place(n.pid), n.pid), n, s))
@@ -197,7 +202,10 @@ impl Stepper {
             // Memory shared between its processes is ordered by its steps (only one
             // process runs between two steps); a server is not.
             let memory = what.starts_with("maps ") || what.starts_with("attaches ");
-            let unit = self.whole.as_ref().and_then(|w| w.by_tid.get(&n.pid).copied());
+            let unit = self
+                .whole
+                .as_ref()
+                .and_then(|w| w.by_tid.get(&n.pid).copied());
             if let Some(u) = unit {
                 self.buyers[u].maps_shared |= memory;
             }
