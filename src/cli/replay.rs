@@ -135,6 +135,34 @@ fn print(trial: &Trial, runs: &[Checked]) -> (Report, Verdict) {
             "identical trace in {same} of {}",
             crate::report::count(runs.len() as u64, "attempt")
         );
+        // Where the first attempt that went its own way left the first one's steps.
+        let differs = runs.iter().enumerate().find_map(|(k, c)| {
+            let (events, calls) = (c.run.history.trace(), &c.run.history.syscalls);
+            let at = |a: &[String], b: &[String]| {
+                (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
+            };
+            if let Some(i) = at(&calls[..], &steps[..]) {
+                return Some((
+                    k,
+                    "system call",
+                    i,
+                    steps.get(i).cloned(),
+                    calls.get(i).cloned(),
+                ));
+            }
+            at(&events, &first)
+                .map(|i| (k, "event", i, first.get(i).cloned(), events.get(i).cloned()))
+        });
+        if let Some((k, what, i, was, now)) = differs {
+            let none = || "nothing".to_string();
+            say!(
+                "attempt {} differs from attempt 1 at {what} {}: `{}` where attempt 1 had `{}`",
+                k + 1,
+                i + 1,
+                now.unwrap_or_else(none),
+                was.unwrap_or_else(none)
+            );
+        }
     }
     // The kinds the token records (none for an older token: any finding counts).
     let mut tally = Tally::new(trial.found.iter().copied());

@@ -87,7 +87,8 @@ pub struct HarnessConfig {
     pub exe: PathBuf,
     /// How buyers are started from `exe`.
     pub launcher: Launcher,
-    /// How long one trial may run before its processes are killed (`hang`).
+    /// How long a trial may make no progress before its processes are killed (`hang`):
+    /// a controlled trial between two steps, a free-running one from its start.
     pub timeout: Duration,
     /// How long TERM is given before KILL.
     pub grace: Duration,

@@ -115,7 +115,7 @@ pub(crate) fn run_with(
     for &m in &members {
         crate::harness::pin::move_to(group.pid(m), cpu);
     }
-    let mut stepper = Stepper::new(buyers, &dir, started + cfg.timeout);
+    let mut stepper = Stepper::new(buyers, &dir, cfg.timeout);
     for (b, &m) in stepper.buyers.iter_mut().zip(&members) {
         b.root = group.pid(m);
         b.group = super::blocked::own_group(b.root);

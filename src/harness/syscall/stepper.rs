@@ -153,7 +153,10 @@ pub(super) enum Halt {
 
 pub(super) struct Stepper {
     pub buyers: Vec<Tracee>,
+    /// When the trial is called a hang: `patience` after its last step (or its start).
     pub deadline: Instant,
+    /// How long the trial may go without a step.
+    patience: Duration,
     pub choices: Vec<u32>,
     /// What each step did, one per choice.
     pub steps: Vec<crate::harness::Seen>,
@@ -207,10 +210,14 @@ pub(super) struct Stepper {
 }
 
 impl Stepper {
-    pub(super) fn new(buyers: Vec<Tracee>, dir: &Path, deadline: Instant) -> Stepper {
+    /// A stepper over `buyers` in the trial directory `dir`, which calls the trial a hang
+    /// once `patience` passes without a step (a loaded machine slows a trial, not its
+    /// steps' order).
+    pub(super) fn new(buyers: Vec<Tracee>, dir: &Path, patience: Duration) -> Stepper {
         Stepper {
             buyers,
-            deadline,
+            deadline: Instant::now() + patience,
+            patience,
             choices: Vec::new(),
             steps: Vec::new(),
             preemptions: 0,
@@ -351,6 +358,7 @@ impl Stepper {
             }
             self.segment = self.watch(b, own, scheduler.wants_accesses());
             self.go(b as usize);
+            self.deadline = Instant::now() + self.patience;
             if scheduler.wants_accesses() {
                 scheduler.ran(b, false);
             }
