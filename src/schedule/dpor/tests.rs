@@ -31,29 +31,7 @@ fn key(programs: &[Vec<Access>], schedule: &[u32]) -> Key {
 
 /// Runs one simulated schedule under `s`; returns the buyers in the order they ran.
 fn simulate(programs: &[Vec<Access>], s: &mut dyn Scheduler) -> Vec<u32> {
-    let mut next = vec![0usize; programs.len()];
-    let mut current = None;
-    let mut out = Vec::new();
-    loop {
-        let pending: Vec<Option<Access>> = programs
-            .iter()
-            .zip(&next)
-            .map(|(p, &k)| p.get(k).copied())
-            .collect();
-        let runnable: Vec<u32> = (0..programs.len() as u32)
-            .filter(|&b| pending[b as usize].is_some())
-            .collect();
-        if runnable.is_empty() {
-            return out;
-        }
-        let cur = current.filter(|c| runnable.contains(c));
-        s.ahead(&pending);
-        let b = s.pick(out.len(), &runnable, cur).expect("pick");
-        s.ran(b, false);
-        next[b as usize] += 1;
-        out.push(b);
-        current = Some(b);
-    }
+    simulate_learning(programs, programs, s)
 }
 
 /// Every interleaving with at most `bound` preemptions, by the plain search.
