@@ -190,17 +190,11 @@ impl<'h> Runner<'h> {
             let run = harness::run_syscall(trial, self.harness, scheduler)?;
             return Ok(Checked::new(trial, run));
         }
-        let reusable = self
-            .session
-            .as_ref()
-            .is_some_and(|s| s.healthy() && s.fits(trial));
-        if !reusable {
-            self.session = None;
-            self.session = Some(Session::new(trial.lock, trial.store, self.harness)?);
-        }
-        let Some(session) = self.session.as_mut() else {
-            return run_one(trial, self.harness);
-        };
+        let session = reuse(
+            &mut self.session,
+            |s| s.healthy() && s.fits(trial),
+            || Session::new(trial.lock, trial.store, self.harness),
+        )?;
         let run = match scheduler {
             Some(s) => session.run(trial, s)?,
             None => {
@@ -218,20 +212,31 @@ impl Runner<'_> {
         if !harness::poolable(trial, self.harness) {
             return run_one(trial, self.harness);
         }
-        let reusable = self
-            .pool
-            .as_ref()
-            .is_some_and(|p| p.healthy() && p.fits(trial));
-        if !reusable {
-            self.pool = None;
-            self.pool = Some(FreePool::new(trial, self.harness)?);
-        }
-        let Some(pool) = self.pool.as_mut() else {
-            return run_one(trial, self.harness);
-        };
+        let pool = reuse(
+            &mut self.pool,
+            |p| p.healthy() && p.fits(trial),
+            || FreePool::new(trial, self.harness),
+        )?;
         let run = pool.run(trial)?;
         Ok(Checked::new(trial, run))
     }
+}
+
+/// The session or pool in `slot` when `fits` says it can run the next trial; else a new
+/// one from `open`, the old one (and its processes) ended first.
+fn reuse<T>(
+    slot: &mut Option<T>,
+    fits: impl FnOnce(&T) -> bool,
+    open: impl FnOnce() -> Result<T, HarnessError>,
+) -> Result<&mut T, HarnessError> {
+    let kept = match slot.take() {
+        Some(t) if fits(&t) => t,
+        old => {
+            drop(old);
+            open()?
+        }
+    };
+    Ok(slot.insert(kept))
 }
 
 /// Shrinks a failing trial; when SIGINT or SIGTERM cuts the shrink short, the failure

@@ -110,6 +110,15 @@ fn probability(v: &str) -> Result<f64, String> {
     }
 }
 
+/// A fault's `P:VALUE` (`v`, of `part`): the probability P, and the VALUE after it, named
+/// `what` (`MS`, `ERRNO`, …) when it is missing.
+fn rate_and<'a>(part: &str, v: &'a str, what: &str) -> Result<(f64, &'a str), String> {
+    let (p, value) = v
+        .split_once(':')
+        .ok_or_else(|| format!("'{part}' lacks :{what}; {ACCEPTED}"))?;
+    Ok((probability(p)?, value))
+}
+
 impl Faults {
     /// True when no fault is injected.
     pub fn is_none(&self) -> bool {
@@ -137,10 +146,8 @@ impl Faults {
             match part.trim().split_once('=') {
                 Some(("kill", v)) => f.kill = probability(v)?,
                 Some(("stop", v)) => {
-                    let (p, ms) = v
-                        .split_once(':')
-                        .ok_or_else(|| format!("'{part}' lacks :MS; {ACCEPTED}"))?;
-                    f.stop = probability(p)?;
+                    let (p, ms) = rate_and(part, v, "MS")?;
+                    f.stop = p;
                     f.stop_ms = match ms.trim().parse::<u32>() {
                         Ok(ms) if ms <= limits::MAX_STOP_MS => ms,
                         _ => {
@@ -152,27 +159,21 @@ impl Faults {
                     };
                 }
                 Some(("errno", v)) => {
-                    let (p, name) = v
-                        .split_once(':')
-                        .ok_or_else(|| format!("'{part}' lacks :ERRNO; {ACCEPTED}"))?;
-                    f.errno = probability(p)?;
+                    let (p, name) = rate_and(part, v, "ERRNO")?;
+                    f.errno = p;
                     f.errno_code = InjectedErrno::from_name(name).ok_or_else(|| {
                         format!("oversell does not inject '{}'; {ACCEPTED}", name.trim())
                     })?;
                 }
                 Some(("crash", v)) => f.crash = probability(v)?,
                 Some(("skew", v)) => {
-                    let (p, rate) = v
-                        .split_once(':')
-                        .ok_or_else(|| format!("'{part}' lacks :RATE; {ACCEPTED}"))?;
-                    f.skew = probability(p)?;
+                    let (p, rate) = rate_and(part, v, "RATE")?;
+                    f.skew = p;
                     f.skew_rate = skew_rate(rate)?;
                 }
                 Some(("jump", v)) => {
-                    let (p, ms) = v
-                        .split_once(':')
-                        .ok_or_else(|| format!("'{part}' lacks :±MS; {ACCEPTED}"))?;
-                    f.jump = probability(p)?;
+                    let (p, ms) = rate_and(part, v, "±MS")?;
+                    f.jump = p;
                     f.jump_ms = ms
                         .trim()
                         .trim_start_matches('+')
@@ -323,6 +324,22 @@ mod tests {
         ] {
             assert!(Faults::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_fault_with_a_value_names_the_value_it_lacks() {
+        for (spec, what) in [
+            ("stop=0.5", ":MS;"),
+            ("errno=0.5", ":ERRNO;"),
+            ("skew=0.5", ":RATE;"),
+            ("jump=0.5", ":±MS;"),
+        ] {
+            let e = Faults::parse(spec).expect_err(spec);
+            assert!(e.starts_with(&format!("'{spec}' lacks {what}")), "{e}");
+        }
+        // The probability is judged before the value after it.
+        let e = Faults::parse("stop=2:x").expect_err("a rate above 1");
+        assert!(e.starts_with("'2' is not a probability"), "{e}");
     }
 
     #[test]

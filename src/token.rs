@@ -547,14 +547,21 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
     Ok(trial)
 }
 
+/// A fault field's `P-VALUE`: P as a number (thousandths), and the VALUE's text; `bad`
+/// when there is no `-` or P is not a number.
+fn fault_pair<'a>(v: &'a str, bad: &impl Fn() -> String) -> Result<(u64, &'a str), String> {
+    let (p, value) = v.split_once('-').ok_or_else(bad)?;
+    let p = p.parse::<u64>().map_err(|_| bad())?;
+    Ok((p, value))
+}
+
 fn decode_faults(f: &Fields<'_>, trial: &mut Trial) -> Result<(), String> {
     if let Some(k) = f.optional_number("k")? {
         trial.faults.kill = limits::probability(k)?;
     }
     if let Some(v) = f.0.get("x") {
         let bad = || format!("'x{v}' is not a stop fault (P-MS)");
-        let (p, ms) = v.split_once('-').ok_or_else(bad)?;
-        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let (p, ms) = fault_pair(v, &bad)?;
         let ms = ms.parse::<u64>().map_err(|_| bad())?;
         trial.faults.stop = limits::probability(p)?;
         trial.faults.stop_ms = limits::stop_ms(ms)?;
@@ -567,23 +574,20 @@ fn decode_faults(f: &Fields<'_>, trial: &mut Trial) -> Result<(), String> {
     }
     if let Some(v) = f.0.get("e") {
         let bad = || format!("'e{v}' is not an errno fault (P-ERRNO)");
-        let (p, name) = v.split_once('-').ok_or_else(bad)?;
-        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let (p, name) = fault_pair(v, &bad)?;
         trial.faults.errno = limits::probability(p)?;
         trial.faults.errno_code = crate::faults::InjectedErrno::from_name(name).ok_or_else(bad)?;
     }
     if let Some(v) = f.0.get("q") {
         let bad = || format!("'q{v}' is not a skew fault (P-RATE in thousandths)");
-        let (p, rate) = v.split_once('-').ok_or_else(bad)?;
-        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let (p, rate) = fault_pair(v, &bad)?;
         let rate = rate.parse::<i64>().map_err(|_| bad())?;
         trial.faults.skew = limits::probability(p)?;
         trial.faults.skew_rate = limits::skew_rate(rate)? as f64 / 1000.0;
     }
     if let Some(v) = f.0.get("y") {
         let bad = || format!("'y{v}' is not a jump fault (P-MS)");
-        let (p, ms) = v.split_once('-').ok_or_else(bad)?;
-        let p = p.parse::<u64>().map_err(|_| bad())?;
+        let (p, ms) = fault_pair(v, &bad)?;
         let ms = ms.parse::<i64>().map_err(|_| bad())?;
         trial.faults.jump = limits::probability(p)?;
         trial.faults.jump_ms = limits::jump_ms(ms)?;

@@ -19,7 +19,7 @@ pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn per_sec(count: u64, d: Duration) -> f64 {
+pub(super) fn per_sec(count: u64, d: Duration) -> f64 {
     let secs = d.as_secs_f64();
     if secs > 0.0 {
         count as f64 / secs
@@ -142,12 +142,12 @@ pub(super) fn throughput(opts: &BenchOptions) -> Result<Throughput, HarnessError
     Ok(t)
 }
 
-pub(super) fn controlled(opts: &BenchOptions) -> Result<Controlled, HarnessError> {
-    let lock = LockKind::Flock;
-    // Steps per second: random schedules through one runner.
-    let mut space = TrialSpace::new(lock);
-    space.buyers = Span { lo: 2, hi: 6 };
-    space.tickets = Span { lo: 1, hi: 3 };
+/// Random-schedule trials from `space` through one runner until the speed budget is
+/// spent (one at the least): how many ran, the steps they took, and the time they took.
+pub(super) fn random_steps(
+    opts: &BenchOptions,
+    mut space: TrialSpace,
+) -> Result<(u64, u64, Duration), HarnessError> {
     space.schedule = Schedule::Random;
     let mut runner = Runner::new(&opts.harness);
     let started = Instant::now();
@@ -162,8 +162,16 @@ pub(super) fn controlled(opts: &BenchOptions) -> Result<Controlled, HarnessError
             .as_ref()
             .map_or(0, |s| s.choices.len() as u64);
     }
-    let steps_elapsed = started.elapsed();
-    drop(runner);
+    Ok((trials, steps, started.elapsed()))
+}
+
+pub(super) fn controlled(opts: &BenchOptions) -> Result<Controlled, HarnessError> {
+    let lock = LockKind::Flock;
+    // Steps per second: random schedules through one runner.
+    let mut space = TrialSpace::new(lock);
+    space.buyers = Span { lo: 2, hi: 6 };
+    space.tickets = Span { lo: 1, hi: 3 };
+    let (trials, steps, steps_elapsed) = random_steps(opts, space)?;
 
     // Two-buyer schedules per second: exhaustive enumeration, tickets 1 then 2, again
     // and again until the budget is spent.

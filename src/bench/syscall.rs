@@ -3,12 +3,10 @@
 //! random-schedule trials through one runner for the bench's speed budget.
 
 use super::BenchOptions;
-use crate::explore::Runner;
-use crate::harness::{interrupt, HarnessError};
+use crate::harness::HarnessError;
 use crate::lock::LockKind;
-use crate::scenario::{External, Schedule, Span, TrialSpace};
+use crate::scenario::{External, Span, TrialSpace};
 use serde::Serialize;
-use std::time::Instant;
 
 /// The step rate a syscall-level schedule reaches for oversell's buyer: the target.
 pub const TARGET_STEPS_PER_SEC: f64 = 5_000.0;
@@ -109,30 +107,14 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
 fn rate(opts: &BenchOptions, mut space: TrialSpace, what: &str) -> Result<Rate, HarnessError> {
     space.buyers = Span { lo: 2, hi: 4 };
     space.tickets = Span { lo: 1, hi: 2 };
-    space.schedule = Schedule::Random;
-    let mut runner = Runner::new(&opts.harness);
-    let started = Instant::now();
-    let (mut trials, mut steps) = (0u64, 0u64);
-    while trials == 0 || started.elapsed() < opts.speed_budget {
-        if let Some(sig) = interrupt::pending() {
-            return Err(HarnessError::Interrupted(sig));
-        }
-        let c = runner.run(&space.trial(opts.seed, trials), None)?;
-        trials += 1;
-        steps += c
-            .run
-            .schedule
-            .as_ref()
-            .map_or(0, |s| s.choices.len() as u64);
-    }
-    let elapsed = started.elapsed();
+    let (trials, steps, elapsed) = super::measure::random_steps(opts, space)?;
     let secs = elapsed.as_secs_f64();
     Ok(Rate {
         what: what.to_string(),
         trials,
         steps,
         elapsed_ms: super::measure::millis(elapsed),
-        steps_per_sec: if secs > 0.0 { steps as f64 / secs } else { 0.0 },
+        steps_per_sec: super::measure::per_sec(steps, elapsed),
         ms_per_trial: secs * 1000.0 / trials as f64,
         steps_per_trial: steps as f64 / trials as f64,
     })

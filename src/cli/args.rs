@@ -9,6 +9,7 @@ use crate::lock::LockKind;
 use crate::scenario::{Faults, Span};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -280,10 +281,8 @@ pub(super) struct ExploreArgs {
     /// p mod N = K − 1 (`oversell merge` says whether every shard verified).
     #[arg(long, value_name = "K/N", value_parser = parse_shard, allow_negative_numbers = true)]
     pub(super) shard: Option<(u64, u64)>,
-    /// Jobs that run trials side by side, each with its own buyer processes [default: the
-    /// CPUs this process may use]. The results do not depend on it.
-    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
-    pub(super) jobs: Option<usize>,
+    #[command(flatten)]
+    pub(super) jobs: JobsArg,
     /// Exhaustive: keep the search's frontier (the parts done) in FILE, written once the
     /// first part ends, then every second, and on SIGINT or SIGTERM; the same command
     /// with the same FILE resumes from it, with the count and verdict of a run never
@@ -338,19 +337,10 @@ pub(super) struct ReplayArgs {
         allow_negative_numbers = true
     )]
     pub(super) attempts: u32,
-    /// Jobs that run trials side by side, each with its own buyer processes [default: the
-    /// CPUs this process may use]. The results do not depend on it.
-    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
-    pub(super) jobs: Option<usize>,
-    /// Kill a trial that makes no progress for this many milliseconds.
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value = "10000",
-        value_parser = parse_timeout,
-        allow_negative_numbers = true
-    )]
-    pub(super) timeout_ms: u64,
+    #[command(flatten)]
+    pub(super) jobs: JobsArg,
+    #[command(flatten)]
+    pub(super) timeout: TimeoutArg,
     /// Run the shell command a token carries (it came from --lock-cmd or --buyer-cmd).
     #[arg(long)]
     pub(super) allow_cmd: bool,
@@ -364,6 +354,43 @@ pub(super) struct ReplayArgs {
     pub(super) redis: Option<String>,
     #[command(flatten)]
     pub(super) out: OutArgs,
+}
+
+/// `--jobs`, as every command that runs trials takes it.
+#[derive(Debug, Args)]
+pub(super) struct JobsArg {
+    /// Jobs that run trials side by side, each with its own buyer processes [default: the
+    /// CPUs this process may use]. The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
+    jobs: Option<usize>,
+}
+
+impl JobsArg {
+    /// The jobs asked for, else one per CPU this process may use.
+    pub(super) fn count(&self) -> usize {
+        self.jobs.unwrap_or_else(crate::explore::jobs::available)
+    }
+}
+
+/// `--timeout-ms`, as `replay` and `gate` take it (explore's help says more).
+#[derive(Debug, Args)]
+pub(super) struct TimeoutArg {
+    /// Kill a trial that makes no progress for this many milliseconds.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value = "10000",
+        value_parser = parse_timeout,
+        allow_negative_numbers = true
+    )]
+    timeout_ms: u64,
+}
+
+impl TimeoutArg {
+    /// How long a trial may go without progress before it is killed.
+    pub(super) fn duration(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.max(1))
+    }
 }
 
 /// Where reports go.
@@ -412,10 +439,8 @@ pub(super) struct BenchArgs {
         allow_negative_numbers = true
     )]
     pub(super) seed: u64,
-    /// Jobs that run trials side by side, each with its own buyer processes [default: the
-    /// CPUs this process may use]. The results do not depend on it.
-    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
-    pub(super) jobs: Option<usize>,
+    #[command(flatten)]
+    pub(super) jobs: JobsArg,
 }
 
 #[derive(Debug, Args)]
@@ -435,19 +460,10 @@ pub(super) struct GateArgs {
         allow_negative_numbers = true
     )]
     pub(super) attempts: u32,
-    /// Jobs that run trials side by side, each with its own buyer processes [default: the
-    /// CPUs this process may use]. The results do not depend on it.
-    #[arg(long, value_name = "N", value_parser = parse_jobs, allow_negative_numbers = true)]
-    pub(super) jobs: Option<usize>,
-    /// Kill a trial that makes no progress for this many milliseconds.
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value = "10000",
-        value_parser = parse_timeout,
-        allow_negative_numbers = true
-    )]
-    pub(super) timeout_ms: u64,
+    #[command(flatten)]
+    pub(super) jobs: JobsArg,
+    #[command(flatten)]
+    pub(super) timeout: TimeoutArg,
     /// The Redis server for entries of the `redis` or `redis-fenced` lock (as explore's
     /// --redis); without it each such trial starts its own redis-server.
     #[arg(long, value_name = "URL")]

@@ -9,9 +9,7 @@ pub(super) fn run(a: &BenchArgs) -> Result<Outcome, Fail> {
         validate::output("--json", p)?;
     }
     let mut opts = crate::bench::BenchOptions::new(a.quick, a.seed, start_harness()?);
-    if let Some(j) = a.jobs {
-        opts.jobs = j;
-    }
+    opts.jobs = a.jobs.count();
     let report = crate::bench::run(&opts, &mut |line| eprintln!("{line}"))?;
     say!("{}", report.to_text());
     if let Some(p) = &a.json {

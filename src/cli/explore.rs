@@ -34,7 +34,7 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     cfg.reduction = !a.no_reduction;
     cfg.time_budget = a.time_budget.map(Duration::from_secs_f64);
     cfg.shard = a.shard;
-    cfg.jobs = a.jobs.unwrap_or_else(crate::explore::jobs::available);
+    cfg.jobs = a.jobs.count();
     if let Some(path) = &a.checkpoint {
         validate::output("--checkpoint", path)?;
         cfg.checkpoint =

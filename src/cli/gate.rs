@@ -4,7 +4,6 @@ use super::args::GateArgs;
 use super::exit::{Fail, Outcome};
 use super::start_harness;
 use crate::scenario::{External, Trial};
-use std::time::Duration;
 
 pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
     let entries = crate::gate::load(&a.dir).map_err(|e| Fail::Usage(e.to_string()))?;
@@ -27,16 +26,10 @@ pub(super) fn run(a: &GateArgs) -> Result<Outcome, Fail> {
         .find(|(_, t)| t.lock.needs_redis() && t.external.is_none())
         .map(|(place, t)| format!("{place}: lock {}", t.lock));
     super::validate::redis(a.redis.as_deref(), needs.as_deref())?;
-    let h = start_harness()?.with_timeout(Duration::from_millis(a.timeout_ms));
-    let report = crate::gate::run(
-        &a.dir,
-        &h,
-        a.attempts,
-        a.jobs.unwrap_or_else(crate::explore::jobs::available),
-        &mut |o| {
-            say!("{}", crate::gate::line(o));
-        },
-    )?;
+    let h = start_harness()?.with_timeout(a.timeout.duration());
+    let report = crate::gate::run(&a.dir, &h, a.attempts, a.jobs.count(), &mut |o| {
+        say!("{}", crate::gate::line(o));
+    })?;
     say!("{}", report.summary());
     Ok(Outcome::of(report.passed()))
 }

@@ -70,18 +70,8 @@ fn across(reports: &[report::Report]) -> Option<Outcome> {
         .map_or(String::new(), |(_, n)| n.to_string());
     if !missing.is_empty() {
         say!(
-            "not verified across {n} shards: {} {} missing (given: {})",
-            if missing.len() == 1 {
-                "shard"
-            } else {
-                "shards"
-            },
-            if missing.len() == 1 {
-                format!("{} is", missing[0])
-            } else {
-                format!("{} are", missing.join(", "))
-            },
-            given.join(", ")
+            "not verified across {n} shards: {}",
+            report::merge::missing_text(&missing, &given)
         );
         return Some(Outcome::Mismatched);
     }

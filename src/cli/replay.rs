@@ -7,12 +7,11 @@ use crate::explore::verdict::{Tally, Verdict};
 use crate::explore::{self, Checked};
 use crate::report::{self, Report};
 use crate::scenario::Trial;
-use std::time::Duration;
 
 pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
     let trial = trial_of(a)?;
     validate::outputs(&a.out)?;
-    let harness = start_harness()?.with_timeout(Duration::from_millis(a.timeout_ms.max(1)));
+    let harness = start_harness()?.with_timeout(a.timeout.duration());
     say!(
         "replay: lock {}, {}, {}, schedule {}, {}",
         trial.lock_label(),
@@ -21,12 +20,7 @@ pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
         trial.schedule.name(),
         report::count(a.attempts, "attempt")
     );
-    let mut runs = explore::replay(
-        &trial,
-        a.attempts,
-        &harness,
-        a.jobs.unwrap_or_else(explore::jobs::available),
-    )?;
+    let mut runs = explore::replay(&trial, a.attempts, &harness, a.jobs.count())?;
     if let Some(d) = runs
         .iter()
         .find_map(|c| c.run.schedule.as_ref().and_then(|r| r.diverged.clone()))

@@ -13,8 +13,8 @@
 use super::pin::{current_cpu, Pinned};
 use super::process::{Ending, Group, MemberId};
 use super::{
-    interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig, HarnessError, LockState,
-    TrialDir,
+    ensure_reused, interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig,
+    HarnessError, LockState, Reused, TrialDir,
 };
 use crate::lock::{Lock, LockContext, LockKind};
 use crate::protocol::{msg, Pace, Point, REPLY_FD};
@@ -48,12 +48,8 @@ pub struct Session {
     pub(super) poisoned: bool,
 }
 
-pub(super) struct SessionBuyer {
-    pub(super) sock: Pipes,
-    pub(super) member: MemberId,
-    /// Sent `ready` and waits at the start barrier.
-    pub(super) idle: bool,
-}
+/// A session's buyer: a reused one over [`Pipes`].
+pub(super) type SessionBuyer = Reused<Pipes>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
@@ -255,29 +251,14 @@ impl Session {
     }
 
     pub(super) fn ensure_buyer(&mut self, index: u32) -> Result<(), HarnessError> {
-        let i = index as usize;
-        if self.slots.len() <= i {
-            self.slots.resize_with(i + 1, || None);
-        }
-        if self.slots[i].is_some() {
-            return Ok(());
-        }
-        let spec = BuyerSpec::reused(
-            self.lock,
-            self.dir.path.clone(),
-            index,
-            self.store,
-            Pace::Controlled,
-            self.lock_state.sem.as_ref().map(|s| s.id),
-        );
         let timeout = self.step_timeout();
-        let (sock, member) = spawn_piped(&mut self.group, &self.cfg, &spec, timeout)?;
-        self.slots[i] = Some(SessionBuyer {
-            sock,
-            member,
-            idle: false,
-        });
-        Ok(())
+        let sem_id = self.lock_state.sem.as_ref().map(|s| s.id);
+        let (lock, store) = (self.lock, self.store);
+        ensure_reused(&mut self.slots, index as usize, |index| {
+            let dir = self.dir.path.clone();
+            let spec = BuyerSpec::reused(lock, dir, index, store, Pace::Controlled, sem_id);
+            spawn_piped(&mut self.group, &self.cfg, &spec, timeout)
+        })
     }
 
     /// Brings buyer `i` to the start barrier; false when it could not get there.

@@ -486,6 +486,36 @@ fn start_server(
     Ok(member)
 }
 
+/// A buyer process kept across rounds (a controlled [`Session`]'s, a [`FreePool`]'s),
+/// reached through control channel `C`.
+struct Reused<C> {
+    sock: C,
+    member: MemberId,
+    /// Said `ready` and waits at the start barrier.
+    idle: bool,
+}
+
+/// Fills slot `index` of a session's or a pool's buyers with one from `spawn`, given the
+/// index, unless it holds one already.
+fn ensure_reused<C>(
+    slots: &mut Vec<Option<Reused<C>>>,
+    index: usize,
+    spawn: impl FnOnce(u32) -> Result<(C, MemberId), HarnessError>,
+) -> Result<(), HarnessError> {
+    if slots.len() <= index {
+        slots.resize_with(index + 1, || None);
+    }
+    if slots[index].is_none() {
+        let (sock, member) = spawn(index as u32)?;
+        slots[index] = Some(Reused {
+            sock,
+            member,
+            idle: false,
+        });
+    }
+    Ok(())
+}
+
 /// The shared state of a trial directory: the semaphore or lock server a lock needs.
 struct LockState {
     sem: Option<sysv::Semaphore>,

@@ -15,10 +15,10 @@
 use super::free::{history, Conn, Driver, End, Wait};
 use super::outcome::Parts;
 use super::plan::Plan;
-use super::process::{Ending, Group, MemberId};
+use super::process::{Ending, Group};
 use super::{
-    prepare_lock, spawn_buyer_in, BuyerSpec, HarnessConfig, HarnessError, Launcher, LockState,
-    TrialDir, TrialRun,
+    ensure_reused, prepare_lock, spawn_buyer_in, BuyerSpec, HarnessConfig, HarnessError, Launcher,
+    LockState, Reused, TrialDir, TrialRun,
 };
 use crate::lock::LockKind;
 use crate::protocol::{Pace, RoundOrders};
@@ -56,12 +56,8 @@ pub fn poolable(trial: &Trial, cfg: &HarnessConfig) -> bool {
         && !trial.schedule.is_controlled()
 }
 
-struct PooledBuyer {
-    sock: UnixStream,
-    member: MemberId,
-    /// Said `ready` and waits at the start barrier.
-    idle: bool,
-}
+/// A pool's buyer: a reused one over a Unix socket.
+type PooledBuyer = Reused<UnixStream>;
 
 /// Reused buyer processes for free-running trials of one lock and store mode.
 pub struct FreePool {
@@ -106,27 +102,13 @@ impl FreePool {
     }
 
     fn ensure_buyer(&mut self, i: usize) -> Result<(), HarnessError> {
-        if self.slots.len() <= i {
-            self.slots.resize_with(i + 1, || None);
-        }
-        if self.slots[i].is_some() {
-            return Ok(());
-        }
-        let spec = BuyerSpec::reused(
-            self.lock,
-            self.dir.path.clone(),
-            i as u32,
-            self.store,
-            Pace::Free,
-            self.lock_state.sem.as_ref().map(|s| s.id),
-        );
-        let (sock, member) = spawn_buyer_in(&mut self.group, &self.cfg, &spec, None)?;
-        self.slots[i] = Some(PooledBuyer {
-            sock,
-            member,
-            idle: false,
-        });
-        Ok(())
+        let sem_id = self.lock_state.sem.as_ref().map(|s| s.id);
+        let (lock, store) = (self.lock, self.store);
+        ensure_reused(&mut self.slots, i, |index| {
+            let dir = self.dir.path.clone();
+            let spec = BuyerSpec::reused(lock, dir, index, store, Pace::Free, sem_id);
+            spawn_buyer_in(&mut self.group, &self.cfg, &spec, None)
+        })
     }
 
     /// This trial's connections, taken from the slots, each with its orders.
@@ -202,7 +184,7 @@ impl FreePool {
         let history = history(&self.dir.path, &conns, &self.group, &plan, end)?;
         if clean {
             for (i, c) in conns.into_iter().enumerate() {
-                self.slots[i] = Some(PooledBuyer {
+                self.slots[i] = Some(Reused {
                     sock: c.sock,
                     member: c.member,
                     idle: true,

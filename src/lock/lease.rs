@@ -63,6 +63,15 @@ impl Drop for Heartbeat {
     }
 }
 
+/// Takes a lease backend's lock: `try_lock` again every 2 ms until it takes it (a lease
+/// has no acquire that waits). Shared by the lease backends.
+pub(crate) fn poll_lock(lock: &mut impl Lock) -> Result<(), LockError> {
+    while !lock.try_lock()? {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
 /// What the lease file says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Record {
@@ -227,10 +236,7 @@ impl Lock for LeaseLock {
     }
 
     fn lock(&mut self) -> Result<(), LockError> {
-        while !self.try_lock()? {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(())
+        poll_lock(self)
     }
 
     fn try_lock(&mut self) -> Result<bool, LockError> {

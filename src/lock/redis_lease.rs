@@ -13,7 +13,7 @@
 //! writes its URL into `<dir>/redis.url`; keys are named after the trial directory, so
 //! trials sharing one server never meet.
 
-use super::lease::Heartbeat;
+use super::lease::{poll_lock, Heartbeat};
 use super::{Lock, LockError};
 use redis::{Connection, Value};
 use std::path::Path;
@@ -144,10 +144,7 @@ impl Lock for RedisLock {
     }
 
     fn lock(&mut self) -> Result<(), LockError> {
-        while !self.try_lock()? {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(())
+        poll_lock(self)
     }
 
     fn try_lock(&mut self) -> Result<bool, LockError> {

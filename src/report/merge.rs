@@ -59,18 +59,8 @@ impl fmt::Display for MergeError {
             MergeError::DuplicateShard(s) => write!(f, "shard {s} was given twice"),
             MergeError::MissingShard { missing, given } => write!(
                 f,
-                "{} {} missing (given: {}); accepted: the reports of every shard of one run",
-                if missing.len() == 1 {
-                    "shard"
-                } else {
-                    "shards"
-                },
-                if missing.len() == 1 {
-                    format!("{} is", missing[0])
-                } else {
-                    format!("{} are", missing.join(", "))
-                },
-                given.join(", ")
+                "{}; accepted: the reports of every shard of one run",
+                missing_text(missing, given)
             ),
             MergeError::Parse(e) => write!(f, "not an oversell JSON report: {e}"),
         }
@@ -167,6 +157,21 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
 /// True for a report of an exhaustive search.
 pub fn exhaustive(r: &Report) -> bool {
     r.schedule.starts_with("exhaustive")
+}
+
+/// Which shards are missing, in words: `shard 2/3 is missing (given: 1/3, 3/3)`, or
+/// `shards 2/4, 3/4 are missing (given: …)`.
+pub fn missing_text(missing: &[String], given: &[String]) -> String {
+    let (noun, verb) = if missing.len() == 1 {
+        ("shard", "is")
+    } else {
+        ("shards", "are")
+    };
+    format!(
+        "{noun} {} {verb} missing (given: {})",
+        missing.join(", "),
+        given.join(", ")
+    )
 }
 
 /// The verified shapes of two shards of one exhaustive search: each shape both hold,

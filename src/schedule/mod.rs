@@ -20,6 +20,7 @@ pub use conflict::{Access, Touch};
 pub use dpor::Dpor;
 pub use exhaustive::Dfs;
 pub(crate) use pct::highest as pct_highest;
+pub(crate) use pct::initial_priorities as pct_priorities;
 pub use pct::Pct;
 pub use random::Random;
 pub use replay::Replay;

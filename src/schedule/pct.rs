@@ -29,13 +29,7 @@ impl Pct {
     /// `per_buyer` steps of a buyer (its own count).
     pub fn new(seed: u64, buyers: u32, depth: u32, per_buyer: usize) -> Pct {
         let mut rng = Rng::derive(seed, crate::rng::salt::PCT);
-        let d = depth.max(1) as u64;
-        // A random permutation of the priorities d .. d + n.
-        let mut priorities: Vec<u64> = (0..buyers as u64).map(|i| d + i).collect();
-        for i in (1..priorities.len()).rev() {
-            let j = rng.below(i + 1);
-            priorities.swap(i, j);
-        }
+        let priorities = initial_priorities(&mut rng, buyers, depth);
         let per_buyer = per_buyer.max(2) as u64;
         let change_points = (0..depth.saturating_sub(1))
             .map(|_| rng.range(1, per_buyer) as usize)
@@ -50,6 +44,19 @@ impl Pct {
     fn top(&self, runnable: &[u32]) -> u32 {
         highest(&self.priorities, runnable)
     }
+}
+
+/// The buyers' first priorities: a permutation of `d .. d + buyers` drawn from `rng`,
+/// `d` the depth (at least 1), so that every change point can lower a buyer below them
+/// all. Shared with the syscall-level PCT.
+pub(crate) fn initial_priorities(rng: &mut Rng, buyers: u32, depth: u32) -> Vec<u64> {
+    let d = depth.max(1) as u64;
+    let mut priorities: Vec<u64> = (0..buyers as u64).map(|i| d + i).collect();
+    for i in (1..priorities.len()).rev() {
+        let j = rng.below(i + 1);
+        priorities.swap(i, j);
+    }
+    priorities
 }
 
 /// The runnable buyer with the highest priority (the lower number on a tie); a buyer

@@ -300,3 +300,23 @@ fn a_power_cut_in_a_disk_state_round_trips() {
         assert!(e.why.contains("power cut"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_malformed_fault_field_is_refused_by_its_name() {
+    let base = "ov1.none.b2.t1.j0.r1.sjitter";
+    refused(&format!("{base}.x5"), "'x5' is not a stop fault (P-MS)");
+    refused(&format!("{base}.xa-5"), "'xa-5' is not a stop fault");
+    refused(
+        &format!("{base}.e5-EBOGUS"),
+        "'e5-EBOGUS' is not an errno fault",
+    );
+    refused(&format!("{base}.q5"), "'q5' is not a skew fault");
+    refused(&format!("{base}.y5-x"), "'y5-x' is not a jump fault");
+    // A stop's milliseconds are read before its rate is judged; an errno's rate before
+    // its name.
+    refused(
+        &format!("{base}.x7000-abc"),
+        "'x7000-abc' is not a stop fault",
+    );
+    refused(&format!("{base}.e7000-EBOGUS"), "7000");
+}

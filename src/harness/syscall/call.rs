@@ -71,6 +71,23 @@ pub(super) enum LockCall {
 }
 
 impl Step {
+    /// A step of call `name` on `path` doing `effect`, changing shared state when
+    /// `mutates`: by its path, no lock call, no sleep, no names read yet.
+    pub(super) fn new(name: &'static str, path: String, effect: Effect, mutates: bool) -> Step {
+        Step {
+            name,
+            path,
+            effect,
+            by_fd: false,
+            mutates,
+            lock: None,
+            span: 0,
+            until: None,
+            wake: 0,
+            names: Vec::new(),
+        }
+    }
+
     /// A sleep: it yields, and returns at once without running.
     pub(super) fn sleep(&self) -> bool {
         self.effect == Effect::Sleep
@@ -206,18 +223,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     let call = crate::seccomp::of(n.nr)?;
     let (name, effect) = (call.name, call.effect);
     let a = |i: usize| n.args[i];
-    let nameless = |mutates: bool| Step {
-        name,
-        path: String::new(),
-        effect,
-        by_fd: false,
-        mutates,
-        lock: None,
-        span: 0,
-        until: None,
-        wake: 0,
-        names: Vec::new(),
-    };
+    let nameless = |mutates: bool| Step::new(name, String::new(), effect, mutates);
     match effect {
         Effect::Sleep => {
             let (span, until) = sleep_span(n, name);
@@ -296,17 +302,12 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     if !valid(listener, n.id) {
         return None;
     }
+    let path = shared.to_string_lossy().into_owned();
     Some(Step {
-        name,
-        path: shared.to_string_lossy().into_owned(),
-        effect,
         by_fd: matches!(call.shape, Shape::Fd(_)),
-        mutates: changes && !ledger(shared, dir),
         lock,
-        span: 0,
-        until: None,
-        wake: 0,
         names,
+        ..Step::new(name, path, effect, changes && !ledger(shared, dir))
     })
 }
 
@@ -411,17 +412,10 @@ pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
     if !matches!(call.name, "SYS_write" | "SYS_writev" | "SYS_sendto") {
         return None;
     }
+    let path = server.to_string_lossy().into_owned();
     Some(Step {
-        name: call.name,
-        path: server.to_string_lossy().into_owned(),
-        effect: Effect::Change,
         by_fd: true,
-        mutates: true,
-        lock: None,
-        span: 0,
-        until: None,
-        wake: 0,
-        names: Vec::new(),
+        ..Step::new(call.name, path, Effect::Change, true)
     })
 }
 

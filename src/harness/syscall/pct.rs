@@ -78,12 +78,7 @@ impl CallPct {
     /// PCT for `buyers` buyers and depth `depth`, from `seed`.
     pub(super) fn new(seed: u64, buyers: u32, depth: u32) -> CallPct {
         let mut rng = Rng::derive(seed, salt::PCT);
-        let d = depth.max(1) as u64;
-        let mut priorities: Vec<u64> = (0..buyers as u64).map(|i| d + i).collect();
-        for i in (1..priorities.len()).rev() {
-            let j = rng.below(i + 1);
-            priorities.swap(i, j);
-        }
+        let priorities = crate::schedule::pct_priorities(&mut rng, buyers, depth);
         let points = depth.saturating_sub(1) as usize;
         let change_points: Vec<usize> = (0..points).map(|_| rng.below(CHANGES_PER_BUYER)).collect();
         let brief: Vec<u64> = change_points
@@ -158,22 +153,12 @@ mod tests {
     use super::*;
 
     fn step(name: &'static str, path: &str, mutates: bool) -> Step {
-        Step {
-            name,
-            path: path.into(),
-            effect: match name {
-                "SYS_clock_nanosleep" => crate::seccomp::Effect::Sleep,
-                _ if mutates => crate::seccomp::Effect::Change,
-                _ => crate::seccomp::Effect::Look,
-            },
-            by_fd: false,
-            mutates,
-            lock: None,
-            span: 0,
-            until: None,
-            wake: 0,
-            names: Vec::new(),
-        }
+        let effect = match name {
+            "SYS_clock_nanosleep" => crate::seccomp::Effect::Sleep,
+            _ if mutates => crate::seccomp::Effect::Change,
+            _ => crate::seccomp::Effect::Look,
+        };
+        Step::new(name, path.into(), effect, mutates)
     }
 
     #[test]

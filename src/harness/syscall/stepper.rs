@@ -210,6 +210,19 @@ pub(super) struct Stepper {
 }
 
 impl Stepper {
+    /// Whether a wait for calls goes on: not once SIGINT or SIGTERM came
+    /// (`Interrupted`), nor past the deadline (`TimedOut`); else the time now.
+    fn still_on(&self) -> Result<Instant, Halt> {
+        if let Some(sig) = interrupt::pending() {
+            return Err(Halt::Interrupted(sig));
+        }
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(Halt::TimedOut);
+        }
+        Ok(now)
+    }
+
     /// A stepper over `buyers` in the trial directory `dir`, which calls the trial a hang
     /// once `patience` passes without a step (a loaded machine slows a trial, not its
     /// steps' order).
@@ -412,13 +425,7 @@ impl Stepper {
                 }
                 continue;
             }
-            if let Some(sig) = interrupt::pending() {
-                return Err(Halt::Interrupted(sig));
-            }
-            let now = Instant::now();
-            if now >= self.deadline {
-                return Err(Halt::TimedOut);
-            }
+            let now = self.still_on()?;
             // A buyer is looked at for sleeping in the kernel only once it has let a few
             // milliseconds pass without a step (a process start takes longer than a
             // step): then every few milliseconds.

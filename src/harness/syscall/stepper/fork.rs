@@ -40,18 +40,7 @@ fn held(pid: u32, name: &'static str) -> (Notif, Step) {
             nr: -1,
             args: [0; 6],
         },
-        Step {
-            name,
-            path: String::new(),
-            effect: Effect::Spawn,
-            by_fd: false,
-            mutates: true,
-            lock: None,
-            span: 0,
-            until: None,
-            wake: 0,
-            names: Vec::new(),
-        },
+        Step::new(name, String::new(), Effect::Spawn, true),
     )
 }
 

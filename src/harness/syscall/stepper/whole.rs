@@ -11,10 +11,8 @@
 use super::super::blocked::{self, Still};
 use super::super::call::{self, Notif, Step};
 use super::{Halt, Stepper, Tracee};
-use crate::harness::interrupt;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
 
 /// The program's side of a [`Stepper`].
 pub(in crate::harness::syscall) struct Whole {
@@ -71,13 +69,7 @@ impl Stepper {
         };
         let mut quiet = 0u32;
         loop {
-            if let Some(sig) = interrupt::pending() {
-                return Err(Halt::Interrupted(sig));
-            }
-            let now = Instant::now();
-            if now >= self.deadline {
-                return Err(Halt::TimedOut);
-            }
+            self.still_on()?;
             let wait = if quiet == 0 { 0 } else { 1 };
             let mut fds = [libc::pollfd {
                 fd,
