@@ -183,41 +183,34 @@ impl<'h> Runner<'h> {
         if let Some(why) = trial.crash_refused() {
             return Err(HarnessError::Refused(why));
         }
-        if !trial.schedule.is_controlled() {
-            return self.run_free(trial);
-        }
-        if trial.external.is_some() || trial.syscall_level() {
-            let run = harness::run_syscall(trial, self.harness, scheduler)?;
-            return Ok(Checked::new(trial, run));
-        }
-        let session = reuse(
-            &mut self.session,
-            |s| s.healthy() && s.fits(trial),
-            || Session::new(trial.lock, trial.store, self.harness),
-        )?;
-        let run = match scheduler {
-            Some(s) => session.run(trial, s)?,
-            None => {
-                let mut own = crate::schedule::for_trial(trial);
-                session.run(trial, &mut *own)?
+        let run = match harness::Engine::of(trial, self.harness) {
+            harness::Engine::SystemCalls => harness::run_syscall(trial, self.harness, scheduler)?,
+            harness::Engine::Steps => {
+                let session = reuse(
+                    &mut self.session,
+                    |s| s.healthy() && s.fits(trial),
+                    || Session::new(trial.lock, trial.store, self.harness),
+                )?;
+                match scheduler {
+                    Some(s) => session.run(trial, s)?,
+                    None => {
+                        let mut own = crate::schedule::for_trial(trial);
+                        session.run(trial, &mut *own)?
+                    }
+                }
+            }
+            harness::Engine::Pool => {
+                let pool = reuse(
+                    &mut self.pool,
+                    |p| p.healthy() && p.fits(trial),
+                    || FreePool::new(trial, self.harness),
+                )?;
+                pool.run(trial)?
+            }
+            harness::Engine::BuyerCommand | harness::Engine::Free => {
+                harness::run(trial, self.harness)?
             }
         };
-        Ok(Checked::new(trial, run))
-    }
-}
-
-impl Runner<'_> {
-    /// A free-running trial: on the pool when it may run there, else as before.
-    fn run_free(&mut self, trial: &Trial) -> Result<Checked, HarnessError> {
-        if !harness::poolable(trial, self.harness) {
-            return run_one(trial, self.harness);
-        }
-        let pool = reuse(
-            &mut self.pool,
-            |p| p.healthy() && p.fits(trial),
-            || FreePool::new(trial, self.harness),
-        )?;
-        let run = pool.run(trial)?;
         Ok(Checked::new(trial, run))
     }
 }

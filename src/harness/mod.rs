@@ -48,7 +48,8 @@ pub use crate::protocol::{BuyerSpec, BUYER_ENV};
 pub use controlled::Session;
 use outcome::{final_store, stderr_tail};
 pub use pin::job_cpu;
-pub use pool::{poolable, FreePool};
+pub use plan::Engine;
+pub use pool::FreePool;
 pub(crate) use process::pid_alive;
 pub(crate) use sweep::RUN_ENV;
 pub use sweep::{sweep_after, sweep_stale};
@@ -332,18 +333,22 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
     if let Some(why) = trial.crash_refused() {
         return Err(HarnessError::Refused(why));
     }
-    if (trial.external.is_some() || trial.syscall_level()) && trial.schedule.is_controlled() {
-        return syscall::run(trial, cfg);
+    match Engine::of(trial, cfg) {
+        Engine::SystemCalls => syscall::run(trial, cfg),
+        Engine::BuyerCommand => match &trial.external {
+            Some(crate::scenario::External::BuyerCmd(t)) => external::run(trial, t, cfg),
+            _ => Err(HarnessError::Refused(
+                "a buyer command trial without its command".into(),
+            )),
+        },
+        Engine::Steps => {
+            let mut session = Session::new(trial.lock, trial.store, cfg)?;
+            let mut scheduler = crate::schedule::for_trial(trial);
+            session.run(trial, &mut *scheduler)
+        }
+        // One trial alone: a pool would serve it once.
+        Engine::Pool | Engine::Free => free::run(trial, cfg),
     }
-    if let Some(crate::scenario::External::BuyerCmd(t)) = &trial.external {
-        return external::run(trial, t, cfg);
-    }
-    if trial.schedule.is_controlled() {
-        let mut session = Session::new(trial.lock, trial.store, cfg)?;
-        let mut scheduler = crate::schedule::for_trial(trial);
-        return session.run(trial, &mut *scheduler);
-    }
-    free::run(trial, cfg)
 }
 
 /// Runs one trial of a user's command (`--lock-cmd`, `--buyer-cmd`) under a controlled

@@ -93,3 +93,38 @@ impl Plan {
         }
     }
 }
+
+/// The engine that runs a trial. Decided by [`Engine::of`] and nowhere else: the one-off
+/// runner ([`crate::harness::run`]) and the explorer's reusing runner both match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// A controlled trial whose yield points are system calls: a user's lock or buyer
+    /// command, a program, or `--granularity syscall` (`syscall/`).
+    SystemCalls,
+    /// A user's buyer command running free (`external.rs`).
+    BuyerCommand,
+    /// A controlled trial of oversell's own buyer, step by step (`controlled.rs`).
+    Steps,
+    /// A free-running trial on reused buyer processes (`pool.rs`).
+    Pool,
+    /// A free-running trial on fresh processes (`free.rs`).
+    Free,
+}
+
+impl Engine {
+    /// The engine of `trial` under `cfg`.
+    pub fn of(trial: &Trial, cfg: &crate::harness::HarnessConfig) -> Engine {
+        let controlled = trial.schedule.is_controlled();
+        if controlled && (trial.external.is_some() || trial.syscall_level()) {
+            Engine::SystemCalls
+        } else if matches!(trial.external, Some(External::BuyerCmd(_))) {
+            Engine::BuyerCommand
+        } else if controlled {
+            Engine::Steps
+        } else if crate::harness::pool::poolable(trial, cfg) {
+            Engine::Pool
+        } else {
+            Engine::Free
+        }
+    }
+}

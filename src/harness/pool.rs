@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 /// oversell's own, not kept, and not `--fresh-processes`. A lock server, Redis, a lease
 /// (its heartbeat and expiry span rounds) and `posix-sem` (fixed membership, a name
 /// removed once all opened it) run fresh, as do a user's lock or buyer command.
-pub fn poolable(trial: &Trial, cfg: &HarnessConfig) -> bool {
+pub(super) fn poolable(trial: &Trial, cfg: &HarnessConfig) -> bool {
     let lock_ok = matches!(
         trial.lock,
         LockKind::None
