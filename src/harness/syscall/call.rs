@@ -88,6 +88,22 @@ impl Step {
         }
     }
 
+    /// What the call touches by its class alone, with no look at the file system: a look
+    /// reads (every object), anything else touches everything. What a run that does not
+    /// reduce records for explaining a finding (naming the objects costs calls per step;
+    /// the search names them, in `objects.rs`).
+    pub(super) fn class_access(&self) -> Access {
+        let only_reads = !self.mutates
+            && self.lock.is_none()
+            && self.effect != Effect::Release
+            && !self.path.ends_with(crate::ledger::FILE_NAME);
+        if only_reads {
+            Access::at(crate::vocab::Point::Read, crate::vocab::LockKind::None)
+        } else {
+            Access::EVERYTHING
+        }
+    }
+
     /// A sleep: it yields, and returns at once without running.
     pub(super) fn sleep(&self) -> bool {
         self.effect == Effect::Sleep

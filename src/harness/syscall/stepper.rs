@@ -365,11 +365,15 @@ impl Stepper {
             }
             self.choices.push(b);
             self.current = Some(b);
-            let own = self.access_of(b);
+            let wanted = scheduler.wants_accesses();
+            let own = match self.buyers[b as usize].parked.front() {
+                Some((_, step)) if !wanted => step.class_access(),
+                _ => self.access_of(b),
+            };
             if let Some((_, step)) = self.buyers[b as usize].parked.front() {
                 self.steps.push(step.seen(own));
             }
-            self.segment = self.watch(b, own, scheduler.wants_accesses());
+            self.segment = self.watch(b, own, wanted);
             self.go(b as usize);
             self.deadline = Instant::now() + self.patience;
             if scheduler.wants_accesses() {
