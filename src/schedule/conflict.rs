@@ -48,19 +48,19 @@ use crate::vocab::{LockKind, Point};
 ///
 /// A step of our buyer touches the store as one object; a system call names what it
 /// touches ([`Touch`]): each object (a name in a directory, a file, a directory's
-/// listing, a file's locks) is a key hashed to one bit of a 128-bit set, so two steps on
+/// listing, a file's locks) is a key hashed to one bit of a 64-bit set, so two steps on
 /// different objects commute unless their keys share a bit, which only adds a conflict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Access {
     bits: u8,
     /// Store objects looked at.
-    reads: u128,
+    reads: u64,
     /// Store objects changed.
-    writes: u128,
+    writes: u64,
     /// Store objects changed in a way that commutes with itself: an entry made or
     /// removed in a directory changes its listing, and two of them, of different names,
     /// give the same listing in either order (the names themselves are `writes`).
-    adds: u128,
+    adds: u64,
 }
 
 const LOCK: u8 = 4;
@@ -68,22 +68,22 @@ const EVERYTHING: u8 = 8;
 /// Looks at the lock and changes nothing: an acquire attempt that found it busy.
 const LOCK_TRY: u8 = 16;
 /// Every object of the store: what a step of our buyer touches.
-const WHOLE: u128 = u128::MAX;
+const WHOLE: u64 = u64::MAX;
 
 /// The objects a system call touches, as keys ([`Touch::key`]); made into an
 /// [`Access`] by [`Access::touching`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Touch {
-    reads: u128,
-    writes: u128,
-    adds: u128,
+    reads: u64,
+    writes: u64,
+    adds: u64,
 }
 
 impl Touch {
     /// The bit of object `key` (a hash of what names it).
-    pub fn key(key: u64) -> u128 {
+    pub fn key(key: u64) -> u64 {
         // The high bits of a multiplicative hash: keys that differ in any bit spread.
-        1u128 << ((key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57) as u32)
+        1u64 << ((key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as u32)
     }
 
     /// Looks at object `key`.
@@ -183,7 +183,7 @@ impl Access {
         self.bits & (LOCK | EVERYTHING) != 0 || (self.writes | self.adds) != 0
     }
 
-    fn store(self) -> u128 {
+    fn store(self) -> u64 {
         self.reads | self.writes | self.adds
     }
 

@@ -224,8 +224,11 @@ impl Dpor {
             self.executions += 1;
         }
         self.add_backtracks(&proc, &hb);
+        // Only where a step touched other than it was said to (rare: a buyer of a whole
+        // program, a process that ended) is there anything to keep.
         for f in &mut self.frames[..limit] {
-            if !f.explored.iter().any(|e| e.0 == f.chosen) {
+            let said = pending(&f.pending, f.chosen);
+            if said != Some(f.executed) && !f.explored.iter().any(|e| e.0 == f.chosen) {
                 f.explored.push((f.chosen, f.executed));
             }
         }
