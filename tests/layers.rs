@@ -3,6 +3,9 @@
 //! module has a row. The table is read from the document itself, so the document and the
 //! code cannot drift apart silently.
 
+mod common;
+
+use common::sources;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -102,25 +105,6 @@ fn violations(layers: &BTreeMap<String, usize>, files: &[(String, String)]) -> V
     out.sort();
     out.dedup();
     out
-}
-
-fn sources(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            sources(&path, root, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let rel = path
-                .strip_prefix(root)
-                .map(|p| p.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            out.push((rel, text));
-        }
-    }
 }
 
 #[test]

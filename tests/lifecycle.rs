@@ -3,6 +3,9 @@
 //! KILL, save the two senders docs/ARCHITECTURE.md names as signals of their own: a kill
 //! fault the buyer raises on itself, and the sweep of a dead run's leftovers.
 
+mod common;
+
+use common::sources;
 use std::path::Path;
 
 /// Files allowed to send TERM or KILL, and why.
@@ -33,24 +36,6 @@ fn senders(source: &str) -> Vec<String> {
         })
         .map(|code| code.trim().to_string())
         .collect()
-}
-
-fn sources(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            sources(&path, root, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let rel = path
-                .strip_prefix(root)
-                .map(|p| p.to_string_lossy().to_string())
-                .unwrap_or_default();
-            out.push((rel, std::fs::read_to_string(&path).unwrap_or_default()));
-        }
-    }
 }
 
 #[test]

@@ -107,3 +107,23 @@ pub fn assert_replays_exactly(token: &str) {
     assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
     assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
 }
+
+/// Every `.rs` file under `dir`, as (path relative to `root`, text), for the tests that
+/// read the crate's own source (layers, one terminate path).
+pub fn sources(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sources(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path
+                .strip_prefix(root)
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_default();
+            out.push((rel, std::fs::read_to_string(&path).unwrap_or_default()));
+        }
+    }
+}
