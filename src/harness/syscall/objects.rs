@@ -180,7 +180,8 @@ fn by_name(name: &Path, n: &Notif, step: &Step, dir: &Path, t: &mut Touch) -> bo
     if here.as_ref().is_some_and(|m| !plain(m)) {
         return false;
     }
-    let name_key = entry(&lexical);
+    // The entry's key, from the path already resolved (`entry` would resolve it again).
+    let name_key = key("entry", real.as_os_str().as_encoded_bytes());
     t.read(name_key);
     if let Some(m) = &here {
         t.read(file_key("file", m));
