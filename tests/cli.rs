@@ -892,11 +892,26 @@ fn a_run_past_a_second_prints_progress_lines_when_stderr_is_not_a_terminal() {
             "100000",
         ],
     ];
-    for kind in kinds {
-        let mut args = vec!["explore", "--seed", "1", "--time-budget", "1.6"];
-        args.extend_from_slice(kind);
-        let (out, _tmp) = common::oversell_fresh(&args, &[]);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    // The runs are bounded by time, not work: run them side by side.
+    let runs: Vec<(Vec<&str>, std::process::Output)> = std::thread::scope(|s| {
+        let handles: Vec<_> = kinds
+            .iter()
+            .map(|kind| {
+                s.spawn(move || {
+                    let mut args = vec!["explore", "--seed", "1", "--time-budget", "1.6"];
+                    args.extend_from_slice(kind);
+                    let (out, _tmp) = common::oversell_fresh(&args, &[]);
+                    (args, out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a run's thread"))
+            .collect()
+    });
+    for ((args, out), kind) in runs.iter().zip(kinds) {
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(out));
         let err = String::from_utf8_lossy(&out.stderr);
         let line = err
             .lines()

@@ -123,7 +123,8 @@ fn python_reads_the_trials_clock() {
     );
 }
 
-fn lease(fenced: bool, seed: &str) -> std::process::Output {
+/// `lease.py` (`--fenced` if `fenced`) under a skewed clock, `trials` pct trials.
+fn lease(fenced: bool, seed: &str, trials: &str) -> std::process::Output {
     let wrapper = fixture("locks/lease.py");
     let cmd = format!(
         "python3 {}{} {{dir}} {{}}",
@@ -142,7 +143,7 @@ fn lease(fenced: bool, seed: &str) -> std::process::Output {
             "--schedule",
             "pct",
             "--trials",
-            "20",
+            trials,
             "--buyers",
             "2",
             "--tickets",
@@ -165,7 +166,7 @@ fn a_lease_that_trusts_its_own_clock_is_caught_under_skew() {
         eprintln!("skipped: python3 is not on PATH");
         return;
     }
-    let out = lease(false, "2");
+    let out = lease(false, "2", "20");
     assert_code(&out, 0, "lease.py under skew=0.5:0.25: a finding expected");
     let t = text(&out);
     assert!(
@@ -181,19 +182,18 @@ fn a_lease_that_trusts_its_own_clock_is_caught_under_skew() {
     // Under a full suite on 2 busy cores an attempt once ran past a timeout counted from
     // the trial's start and ended as a hang; a stepped trial's timeout now counts from
     // its last step, and every attempt takes the same steps.
-    let (again, _) = oversell_fresh(&["replay", "--allow-cmd", &token], &[]);
-    let r = text(&again);
-    assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
-    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
-    // Its timeline draws the skewed clock on the buyer's lane.
+    // Its timeline (drawn by the same replay) draws the skewed clock on the buyer's lane.
     let dir = tempfile::tempdir().expect("tempdir");
     let svg = dir.path().join("t.svg");
     let svg_s = svg.to_string_lossy().into_owned();
-    let (out, _) = oversell_fresh(
+    let (again, _) = oversell_fresh(
         &["replay", "--allow-cmd", "--timeline", &svg_s, &token],
         &[],
     );
-    let picture = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let r = text(&again);
+    assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
+    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
+    let picture = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{e}: {r}"));
     assert!(
         picture.contains("class=\"skewed-clock\" data-buyer=\""),
         "{picture}"
@@ -207,7 +207,7 @@ fn a_fenced_lease_stays_clean_under_skew() {
         eprintln!("skipped: python3 is not on PATH");
         return;
     }
-    let out = lease(true, "2");
+    let out = lease(true, "2", "8");
     assert_code(
         &out,
         0,

@@ -4,7 +4,7 @@ mod common;
 
 use oversell::testing::{HarnessConfig, Runner, StoreMode};
 use oversell::{FindingKind, LockKind, Schedule, Trial};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::BIN;
 
@@ -25,7 +25,7 @@ fn json_of(path: &std::path::Path) -> serde_json::Value {
 fn shrunk_none_race() -> serde_json::Value {
     let tmp = tempfile::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
-    let out = Command::new(BIN)
+    let out = common::oversell_command()
         .args([
             "explore",
             "--lock",
@@ -122,7 +122,7 @@ fn exhaustive_runs_exactly_the_schedules_derived_by_hand() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let json = tmp.path().join("e.json");
         let p_s = p.to_string();
-        let out = Command::new(BIN)
+        let out = common::oversell_command()
             .args([
                 "explore",
                 "--lock",
@@ -238,7 +238,7 @@ fn pct_none_run(extra: &[&str]) -> (Output, serde_json::Value) {
     let path = json.to_str().expect("utf-8 path").to_string();
     args.push(&path);
     args.extend(extra);
-    let out = Command::new(BIN)
+    let out = common::oversell_command()
         .args(&args)
         .env("TMPDIR", tmp.path())
         .output()

@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{assert_code, fixture, BIN};
+use common::{assert_code, fixture};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn q(p: &Path) -> String {
     format!("'{}'", p.display())
@@ -315,7 +315,7 @@ fn a_command_that_fails_in_every_buyer_before_it_starts_is_a_setup_error() {
 fn a_buyer_program_runs_in_the_users_working_directory() {
     // The path is relative to the repository root, where the command is given.
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
+    let out = common::oversell_command()
         .args([
             "explore",
             "--buyer-cmd",

@@ -7,7 +7,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oversell::testing::{Checked, Dfs, EventKind, HarnessConfig, Point, Runner, StoreMode};
 use oversell::{FindingKind, LockKind, Schedule, Trial};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::BIN;
@@ -214,7 +214,7 @@ fn sound_locks_stay_clean_under_kill_and_stop_faults() {
         // Stop faults only stall free-running buyers; a controlled schedule takes kills.
         for (schedule, faults) in [("jitter", "kill=0.3,stop=0.2:5"), ("pct", "kill=0.3")] {
             let tmp = tempfile::tempdir().expect("tempdir");
-            let out = Command::new(BIN)
+            let out = common::oversell_command()
                 .args([
                     "explore",
                     "--lock",
@@ -252,7 +252,7 @@ fn a_stalled_run_is_a_hang_that_names_who_was_unfinished() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     // A lock command that never gets its lock: no buyer makes progress for 300 ms.
-    let out = Command::new(BIN)
+    let out = common::oversell_command()
         .args([
             "explore",
             "--lock-cmd",
@@ -311,7 +311,7 @@ fn interrupt_explorer(sig: Signal, expected: i32) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let marker = tmp.path().to_str().expect("utf-8").to_string();
     let json = tmp.path().join("partial.json");
-    let mut explorer = Command::new(BIN)
+    let mut explorer = common::oversell_command()
         .args([
             "explore",
             "--lock",
@@ -430,7 +430,7 @@ fn mkdir_lock_killed_holder(schedule: &str) -> (serde_json::Value, std::time::Du
     let tmp = tempfile::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     let started = std::time::Instant::now();
-    let out = Command::new(BIN)
+    let out = common::oversell_command()
         .args([
             "explore",
             "--lock-cmd",

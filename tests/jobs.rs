@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_code, oversell, text};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The report's JSON without its wall time.
@@ -288,7 +288,7 @@ fn a_checkpoint_run_killed_mid_search_resumes_to_the_same_count_and_leaves_nothi
     let ck = tmp.path().join("frontier.json");
     let ck_s = ck.to_str().expect("utf-8");
     let args: Vec<&str> = [deeper.as_slice(), &["--jobs", "2", "--checkpoint", ck_s]].concat();
-    let mut run = Command::new(common::BIN)
+    let mut run = common::oversell_command()
         .args(&args)
         .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())

@@ -6,10 +6,8 @@ mod common;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-use common::BIN;
 
 /// Every oversell command sweeps what dead runs left when it starts: the tests here run
 /// one at a time, so neither's explorer sweeps what the other's killed run must leave for
@@ -73,7 +71,7 @@ fn a_killed_explorer_leaves_no_process_behind() {
     let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().expect("tempdir");
     let marker = tmp.path().to_str().expect("utf-8 path").to_string();
-    let mut explorer = Command::new(BIN)
+    let mut explorer = common::oversell_command()
         .args([
             "explore",
             "--lock",
@@ -123,7 +121,7 @@ fn a_killed_explorer_leaves_no_process_behind() {
         entries(tmp.path()) > 0,
         "expected the killed run's directory"
     );
-    let out = Command::new(BIN)
+    let out = common::oversell_command()
         .args(["explore", "--lock", "flock", "--trials", "1", "--quiet"])
         .env("TMPDIR", tmp.path())
         .output()
@@ -155,7 +153,7 @@ fn processes_of_run(run: u32) -> Vec<(u32, String)> {
 fn the_next_run_kills_what_a_killed_explorers_lock_command_started() {
     let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut explorer = Command::new(BIN)
+    let mut explorer = common::oversell_command()
         .args([
             "explore",
             "--lock-cmd",
@@ -189,7 +187,7 @@ fn the_next_run_kills_what_a_killed_explorers_lock_command_started() {
         "expected the sleep to outlive the explorer: {survivors:?}"
     );
 
-    let out = Command::new(BIN)
+    let out = common::oversell_command()
         .args(["explore", "--lock", "flock", "--trials", "1", "--quiet"])
         .env("TMPDIR", tmp.path())
         .output()

@@ -100,7 +100,7 @@ fn a_sigkilled_run_leaves_no_server_directory_or_shared_memory() {
     }
     let before = orphan_segments();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut child = std::process::Command::new(common::BIN)
+    let mut child = common::oversell_command()
         .args([
             "explore",
             "--buyer-cmd",

@@ -23,9 +23,10 @@
 //! In a transcript, the first line printed after the command (unless it is `...`) must be
 //! the first line the command prints: a header that changed means a stale transcript.
 //!
-//! Examples run one after another, so that timing-sensitive ones do not compete, and a
-//! command written twice (the same but for a trailing comment) runs once; keep each to a
-//! few seconds (make the README's example smaller rather than skip it).
+//! Examples run two at a time (an example that must find a race forces it with a
+//! controlled schedule, so none depends on running alone), and a command written twice
+//! (the same but for a trailing comment) runs once; keep each to a few seconds (make the
+//! README's example smaller rather than skip it).
 
 mod common;
 
@@ -179,41 +180,75 @@ struct Ran {
     stderr: String,
 }
 
-/// Runs every example of `path` (a command already run is not run again: its result
-/// is in `done`); gives how many were checked.
-fn run_all(path: &str, done: &mut std::collections::HashMap<String, Ran>) -> usize {
-    let root = env!("CARGO_MANIFEST_DIR");
+/// Runs `command` (an example, `oversell` first) as a reader would, from the repository.
+fn run_one(command: &str, tmp: &Path) -> Ran {
+    // `oversell` → the built binary, through the shell as a reader's would run it.
+    let script = format!("\"$OVERSELL\"{}", &command["oversell".len()..]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("OVERSELL", BIN)
+        .env("PATH", common::test_path())
+        .env("TMPDIR", tmp)
+        .output()
+        .unwrap_or_else(|e| panic!("running {command}: {e}"));
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs each of `commands` once, two at a time (the machine's cores; every example that
+/// must find a race forces it by a controlled schedule, so none depends on running
+/// alone), and gives each one's result.
+fn run_every(commands: Vec<String>) -> std::collections::HashMap<String, Ran> {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut checked = 0;
-    for ex in examples(path) {
-        if let Some(missing) = ex.needs.iter().find(|p| !on_path(p)) {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped {}: {missing} is not on PATH: {}",
-                ex.place,
-                ex.command
-            );
-            continue;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(std::collections::HashMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(command) = commands.get(i) else {
+                    break;
+                };
+                let ran = run_one(command, tmp.path());
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(command.clone(), ran);
+            });
         }
-        let key = without_comment(&ex.command).to_string();
-        let ran = done.entry(key).or_insert_with(|| {
-            // `oversell` → the built binary, through the shell as a reader's would run it.
-            let script = format!("\"$OVERSELL\"{}", &ex.command["oversell".len()..]);
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(&script)
-                .current_dir(root)
-                .env("OVERSELL", BIN)
-                .env("TMPDIR", tmp.path())
-                .output()
-                .unwrap_or_else(|e| panic!("{}: running {}: {e}", ex.place, ex.command));
-            Ran {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    });
+    done.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The examples of `path` that can run here; says in one line which cannot and why.
+fn runnable(path: &str) -> Vec<Example> {
+    examples(path)
+        .into_iter()
+        .filter(|ex| match ex.needs.iter().find(|p| !on_path(p)) {
+            Some(missing) => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped {}: {missing} is not on PATH: {}",
+                    ex.place,
+                    ex.command
+                );
+                false
             }
-        });
+            None => true,
+        })
+        .collect()
+}
+
+/// Checks every example against the result of its command in `done`; gives how many
+/// were checked.
+fn check_all(examples: &[Example], done: &std::collections::HashMap<String, Ran>) -> usize {
+    for ex in examples {
+        let ran = &done[without_comment(&ex.command)];
         assert!(
             ex.exits.contains(&ran.code),
             "{}: `{}` exited {}, the README says {:?}\nstdout: {}\nstderr: {}",
@@ -233,18 +268,27 @@ fn run_all(path: &str, done: &mut std::collections::HashMap<String, Ran>) -> usi
                 ex.command
             );
         }
-        checked += 1;
     }
-    checked
+    examples.len()
 }
 
 #[test]
 fn every_readme_example_runs_as_written() {
-    let mut done = std::collections::HashMap::new();
-    let readme = run_all("README.md", &mut done);
-    assert!(readme >= 8, "only {readme} examples found in README.md");
-    let regressions = run_all("fixtures/regressions/README.md", &mut done);
-    assert!(regressions >= 2, "only {regressions} examples found");
+    let readme = runnable("README.md");
+    let regressions = runnable("fixtures/regressions/README.md");
+    // A command written twice (the same but for a trailing comment) runs once.
+    let mut commands: Vec<String> = Vec::new();
+    for ex in readme.iter().chain(&regressions) {
+        let key = without_comment(&ex.command).to_string();
+        if !commands.contains(&key) {
+            commands.push(key);
+        }
+    }
+    let done = run_every(commands);
+    let checked = check_all(&readme, &done);
+    assert!(checked >= 8, "only {checked} examples found in README.md");
+    let checked = check_all(&regressions, &done);
+    assert!(checked >= 2, "only {checked} examples found");
 }
 
 #[test]

@@ -116,7 +116,7 @@ fn explore_starts_and_stops_its_servers() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     for (lock, expect) in [("redis", "violation"), ("redis-fenced", "clean")] {
-        let child = Command::new(BIN)
+        let child = common::oversell_command()
             .args([
                 "explore",
                 "--lock",

@@ -3,10 +3,10 @@
 //! at a time, so a schedule decides the race and its token replays it exactly.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
-use common::{leftover_count as leftovers, text, BIN};
+use common::{leftover_count as leftovers, text};
 
 fn oversell(args: &[&str]) -> (Output, tempfile::TempDir) {
     common::oversell_fresh(args, &[])
@@ -220,7 +220,7 @@ fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
 #[test]
 fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(BIN)
+    let mut child = common::oversell_command()
         .args([
             "explore",
             "--lock-cmd",
@@ -258,7 +258,7 @@ fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
 fn oversell_without_seccomp(args: &[&str]) -> (Output, tempfile::TempDir) {
     use std::os::unix::process::CommandExt;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::oversell_command();
     cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TMPDIR", tmp.path());

@@ -7,10 +7,44 @@ use std::process::{Command, Output};
 /// The oversell binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_oversell");
 
+/// The `PATH` the binary under test runs with: the test's own, with the directory of
+/// the interpreter `python3` names put first. A version manager's `python3` (pyenv's
+/// shim) is a shell script that finds the interpreter on each start; under a controlled
+/// schedule every system call of that script is a step of its own, and a fixture that
+/// starts Python four times a trial spends most of the suite's time there. The
+/// interpreter is the one the shim would run, so what is tested does not change.
+pub fn test_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let found = Command::new("python3")
+            .args([
+                "-c",
+                "import os, sys; print(os.path.dirname(sys.executable))",
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|d| !d.is_empty() && !d.contains(':'));
+        match found {
+            Some(dir) => format!("{dir}:{path}"),
+            None => path,
+        }
+    })
+}
+
+/// A command that runs the binary under test, on [`test_path`].
+pub fn oversell_command() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("PATH", test_path());
+    cmd
+}
+
 /// Runs oversell with `tmp` as its TMPDIR (so what it leaves behind can be seen) and
 /// `env` added to its environment, in the test's working directory (the repository).
 pub fn oversell_env(tmp: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
+    oversell_command()
         .args(args)
         .env("TMPDIR", tmp)
         .envs(env.iter().copied())
@@ -27,7 +61,7 @@ pub fn oversell(tmp: &Path, args: &[&str]) -> Output {
 /// the caller can look at what the run left there.
 pub fn oversell_fresh(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
+    let out = oversell_command()
         .args(args)
         .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -53,7 +87,7 @@ pub fn leftover_count(tmp: &Path) -> usize {
 
 /// Runs oversell in `dir`, which is also its TMPDIR.
 pub fn oversell_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    oversell_command()
         .args(args)
         .current_dir(dir)
         .env("TMPDIR", dir)
