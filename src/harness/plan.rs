@@ -115,7 +115,7 @@ impl Engine {
     /// The engine of `trial` under `cfg`.
     pub fn of(trial: &Trial, cfg: &crate::harness::HarnessConfig) -> Engine {
         let controlled = trial.schedule.is_controlled();
-        if controlled && (trial.external.is_some() || trial.syscall_level()) {
+        if trial.steps_are_calls() {
             Engine::SystemCalls
         } else if matches!(trial.external, Some(External::BuyerCmd(_))) {
             Engine::BuyerCommand

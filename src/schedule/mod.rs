@@ -19,8 +19,6 @@ mod replay;
 pub use conflict::{Access, Touch};
 pub use dpor::Dpor;
 pub use exhaustive::Dfs;
-pub(crate) use pct::highest as pct_highest;
-pub(crate) use pct::initial_priorities as pct_priorities;
 pub use pct::Pct;
 pub use random::Random;
 pub use replay::Replay;
@@ -72,6 +70,18 @@ pub trait Scheduler {
         let _ = buyer;
     }
 
+    /// True when the strategy wants [`Scheduler::hints`]: what kind of step each buyer
+    /// is about to take (PCT over system calls counts only some).
+    fn wants_hints(&self) -> bool {
+        false
+    }
+
+    /// Called before each `pick` when [`Scheduler::wants_hints`]: each buyer's pending
+    /// step (by index), `None` for a buyer that cannot run.
+    fn hints(&mut self, next: &[Option<StepHint>]) {
+        let _ = next;
+    }
+
     /// True when the strategy searches or follows a recorded schedule: a power cut is
     /// then one more choice at each step (the virtual unit
     /// `CRASH_CHOICE`, written `c` in a token), which it may pick; otherwise the
@@ -92,6 +102,17 @@ pub trait Scheduler {
         let _ = steps;
         Ok(())
     }
+}
+
+/// What kind of step a buyer is about to take, as a strategy that counts steps needs
+/// it ([`Scheduler::hints`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepHint {
+    /// The step is one whose effect on the others can show: a change of shared state,
+    /// or a sleep.
+    pub counts: bool,
+    /// The step changes the store (a buyer does only inside its critical section).
+    pub store: bool,
 }
 
 /// A recorded schedule that no longer fits the program it is replayed against.
@@ -151,6 +172,9 @@ pub fn for_trial(trial: &Trial) -> Box<dyn Scheduler> {
         return Box::new(Replay::strict(choices.clone()));
     }
     match trial.schedule {
+        Schedule::Pct { depth } if trial.steps_are_calls() => {
+            Box::new(Pct::over_changes(trial.seed, trial.schedule_units(), depth))
+        }
         Schedule::Pct { depth } => {
             Box::new(Pct::new(trial.seed, trial.buyers, depth, POINTS_PER_BUYER))
         }

@@ -1,5 +1,5 @@
 //! `pct`: probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi, Nagarakatte,
-//! ASPLOS 2010).
+//! ASPLOS 2010), the one PCT of every granularity.
 //!
 //! Each buyer gets a distinct random priority above `d`; the highest-priority buyer that
 //! can run always runs. At `d − 1` change points the buyer about to run drops to a
@@ -10,9 +10,39 @@
 //! fires when the buyer on top is about to take its `j`-th step, `j` drawn from the
 //! steps one buyer takes. The window of a lost update (between a buyer's read and its
 //! write) is then hit as often with 16 buyers as with 2.
+//!
+//! **Which steps count.** Among oversell's own yield points ([`Pct::new`]) every step
+//! counts. Among system calls ([`Pct::over_changes`]) only the steps where a buyer's
+//! effect on the others can show do: the changes of shared state and the sleeps, told by
+//! the [`StepHint`]s the harness gives before each pick. A buyer's reads, stats and closes
+//! between two of its changes are invisible to the others until the next change, so
+//! lowering a buyer just before a change is what exposes a check-then-act gap; counting
+//! over every call (a shell's start alone makes dozens) would spread the points too thin
+//! to land there. A sleep is the one step of a program whose test and set are both plain
+//! memory (a flag in a shared mapping): its gap holds no change, only, at best, the sleep
+//! where it yields.
+//!
+//! Over system calls a change point lowers the buyer either for good (one point in four)
+//! or only until another buyer is inside its critical section ([`BRIEF`]). The second
+//! kind reaches with one point the races a lock wrapper hides behind two orderings: a
+//! buyer checks, another checks, gets in and starts its critical section, then the first
+//! gets in too. Inside is told by the store: a buyer changes it only in its critical
+//! section, whatever its lock took before (a wrapper's `mkdir -p`, its failed tries, the
+//! removal of a lock it took for stale), so the lowering lasts a seeded number of
+//! changes of the store by others — not of changes of anything, whose number before the
+//! critical section depends on the wrapper.
 
-use super::{Diverged, Scheduler};
+use super::{Diverged, Scheduler, StepHint};
 use crate::rng::Rng;
+
+/// Changes of shared state (and sleeps) one buyer makes, about: over system calls PCT
+/// draws each change point from a buyer's first this many.
+pub const CHANGES_PER_BUYER: usize = 5;
+
+/// The fewest and the most changes of the store by others a brief lowering lasts: the
+/// other buyer is then in its critical section (it truncated the store, or wrote it),
+/// and the lowered one, back on top, goes in too before the other records that it left.
+const BRIEF: (u64, u64) = (1, 2);
 
 /// The PCT strategy for one run.
 #[derive(Debug, Clone)]
@@ -20,36 +50,94 @@ pub struct Pct {
     priorities: Vec<u64>,
     /// Per point, the step of a buyer (its own count) it fires at; `usize::MAX` once fired.
     change_points: Vec<usize>,
-    /// Steps each buyer took so far.
+    /// Per point: lowered only until other buyers changed the store this many times
+    /// (0: for good, always so when every step counts).
+    brief: Vec<u64>,
+    /// A briefly lowered buyer, the priority it gets back, and the changes of the store
+    /// by others still to come before it does.
+    restore: Option<(u32, u64, u64)>,
+    /// Steps that count each buyer took so far.
     taken: Vec<usize>,
+    /// True when only the steps the hints mark count ([`Pct::over_changes`]).
+    over_changes: bool,
+    /// What each buyer's pending step is, from the last [`Scheduler::hints`].
+    next: Vec<Option<StepHint>>,
 }
 
 impl Pct {
-    /// PCT for `buyers` buyers, depth `depth`, change points among the first
-    /// `per_buyer` steps of a buyer (its own count).
+    /// PCT over oversell's yield points for `buyers` buyers, depth `depth`, change points
+    /// among the first `per_buyer` steps of a buyer (its own count).
     pub fn new(seed: u64, buyers: u32, depth: u32, per_buyer: usize) -> Pct {
         let mut rng = Rng::derive(seed, crate::rng::salt::PCT);
         let priorities = initial_priorities(&mut rng, buyers, depth);
         let per_buyer = per_buyer.max(2) as u64;
-        let change_points = (0..depth.saturating_sub(1))
+        let change_points: Vec<usize> = (0..depth.saturating_sub(1))
             .map(|_| rng.range(1, per_buyer) as usize)
             .collect();
         Pct {
             priorities,
+            brief: vec![0; change_points.len()],
             change_points,
+            restore: None,
             taken: vec![0; buyers as usize],
+            over_changes: false,
+            next: Vec::new(),
+        }
+    }
+
+    /// PCT over system calls for `units` units and depth `depth`: its change points fall
+    /// on changes of shared state and sleeps (see the module's docs).
+    pub fn over_changes(seed: u64, units: u32, depth: u32) -> Pct {
+        let mut rng = Rng::derive(seed, crate::rng::salt::PCT);
+        let priorities = initial_priorities(&mut rng, units, depth);
+        let points = depth.saturating_sub(1) as usize;
+        let change_points: Vec<usize> = (0..points).map(|_| rng.below(CHANGES_PER_BUYER)).collect();
+        let brief = change_points
+            .iter()
+            .map(|_| {
+                if rng.chance(0.25) {
+                    0
+                } else {
+                    BRIEF.0 + rng.below((BRIEF.1 - BRIEF.0 + 1) as usize) as u64
+                }
+            })
+            .collect();
+        Pct {
+            priorities,
+            change_points,
+            brief,
+            restore: None,
+            taken: vec![0; units as usize],
+            over_changes: true,
+            next: Vec::new(),
         }
     }
 
     fn top(&self, runnable: &[u32]) -> u32 {
         highest(&self.priorities, runnable)
     }
+
+    /// What buyer `b`'s pending step is; every step counts when no hint says otherwise
+    /// ([`Pct::new`]).
+    fn hint(&self, b: u32) -> StepHint {
+        if !self.over_changes {
+            return StepHint {
+                counts: true,
+                store: false,
+            };
+        }
+        self.next
+            .get(b as usize)
+            .copied()
+            .flatten()
+            .unwrap_or_default()
+    }
 }
 
 /// The buyers' first priorities: a permutation of `d .. d + buyers` drawn from `rng`,
 /// `d` the depth (at least 1), so that every change point can lower a buyer below them
-/// all. Shared with the syscall-level PCT.
-pub(crate) fn initial_priorities(rng: &mut Rng, buyers: u32, depth: u32) -> Vec<u64> {
+/// all.
+fn initial_priorities(rng: &mut Rng, buyers: u32, depth: u32) -> Vec<u64> {
     let d = depth.max(1) as u64;
     let mut priorities: Vec<u64> = (0..buyers as u64).map(|i| d + i).collect();
     for i in (1..priorities.len()).rev() {
@@ -60,8 +148,8 @@ pub(crate) fn initial_priorities(rng: &mut Rng, buyers: u32, depth: u32) -> Vec<
 }
 
 /// The runnable buyer with the highest priority (the lower number on a tie); a buyer
-/// without a priority counts as 0. Shared with the syscall-level PCT.
-pub(crate) fn highest(priorities: &[u64], runnable: &[u32]) -> u32 {
+/// without a priority counts as 0.
+fn highest(priorities: &[u64], runnable: &[u32]) -> u32 {
     let prio = |b: u32| priorities.get(b as usize).copied().unwrap_or(0);
     runnable
         .iter()
@@ -79,22 +167,51 @@ impl Scheduler for Pct {
     ) -> Result<u32, Diverged> {
         let points = self.change_points.len();
         loop {
-            let top = self.top(runnable) as usize;
-            let at = self.taken.get(top).copied().unwrap_or(0);
+            let top = self.top(runnable);
+            if !self.hint(top).counts {
+                break;
+            }
+            let at = self.taken.get(top as usize).copied().unwrap_or(0);
             let Some(j) = self.change_points.iter().position(|&s| s == at) else {
                 break;
             };
+            // Each point fires once, even when the next top's step is at the same count.
             self.change_points[j] = usize::MAX;
-            if let Some(p) = self.priorities.get_mut(top) {
+            if let Some(p) = self.priorities.get_mut(top as usize) {
+                if self.brief[j] > 0 {
+                    self.restore = Some((top, *p, self.brief[j]));
+                }
                 // Below every initial priority (which start at d), later points lower.
                 *p = (points - j) as u64 - 1;
             }
         }
-        let top = self.top(runnable);
-        if let Some(t) = self.taken.get_mut(top as usize) {
-            *t += 1;
+        let pick = self.top(runnable);
+        let hint = self.hint(pick);
+        if hint.counts {
+            if let Some(t) = self.taken.get_mut(pick as usize) {
+                *t += 1;
+            }
         }
-        Ok(top)
+        if hint.store {
+            if let Some((b, p, left)) = self.restore.filter(|&(b, _, _)| b != pick) {
+                self.restore = (left > 1).then_some((b, p, left - 1));
+                if left <= 1 {
+                    if let Some(q) = self.priorities.get_mut(b as usize) {
+                        *q = p;
+                    }
+                }
+            }
+        }
+        Ok(pick)
+    }
+
+    fn wants_hints(&self) -> bool {
+        self.over_changes
+    }
+
+    fn hints(&mut self, next: &[Option<StepHint>]) {
+        self.next.clear();
+        self.next.extend_from_slice(next);
     }
 }
 
@@ -128,5 +245,69 @@ mod tests {
                 assert_ne!(p.pick(step, &all, Some(first)).expect("pick"), first);
             }
         }
+    }
+
+    /// Picks among buyers 0 and 1, both about to take a step like `hint`.
+    fn pick_with(p: &mut Pct, hint: StepHint) -> u32 {
+        p.hints(&[Some(hint), Some(hint)]);
+        p.pick(0, &[0, 1], None).expect("pick")
+    }
+
+    const LOCK: StepHint = StepHint {
+        counts: true,
+        store: false,
+    };
+    const STORE: StepHint = StepHint {
+        counts: true,
+        store: true,
+    };
+    const LOOK: StepHint = StepHint {
+        counts: false,
+        store: false,
+    };
+
+    #[test]
+    fn over_changes_a_change_point_lowers_the_buyer_about_to_change() {
+        // Depth 2 over 2 buyers: one change point among each buyer's first 5 changes.
+        let kinds: Vec<bool> = (1..20)
+            .map(|seed| Pct::over_changes(seed, 2, 2).brief[0] > 0)
+            .collect();
+        assert!(
+            kinds.contains(&true) && kinds.contains(&false),
+            "both kinds drawn"
+        );
+        for seed in 1..20 {
+            let mut p = Pct::over_changes(seed, 2, 2);
+            assert!(p.wants_hints());
+            let (at, brief) = (p.change_points[0], p.brief[0]);
+            let first = p.top(&[0, 1]);
+            for _ in 0..at {
+                assert_eq!(pick_with(&mut p, LOCK), first);
+            }
+            assert_ne!(pick_with(&mut p, LOCK), first);
+            // Changes by the other that leave the store alone (a wrapper's setup, its
+            // lock) never bring the first buyer back.
+            for _ in 0..20 {
+                assert_ne!(pick_with(&mut p, LOCK), first);
+            }
+            // A brief point gives the first buyer its place back once the other changed
+            // the store `brief` times; a lasting one never does.
+            for _ in 0..brief {
+                assert_ne!(pick_with(&mut p, STORE), first);
+            }
+            assert_eq!(pick_with(&mut p, STORE) == first, brief > 0);
+            // Steps that change nothing never move a change point.
+            let mut q = Pct::over_changes(seed, 2, 2);
+            for _ in 0..50 {
+                assert_eq!(pick_with(&mut q, LOOK), first);
+            }
+        }
+    }
+
+    #[test]
+    fn over_yield_points_every_step_counts_and_no_hint_is_wanted() {
+        let p = Pct::new(3, 2, 2, 7);
+        assert!(!p.wants_hints());
+        assert!(p.brief.iter().all(|&b| b == 0));
     }
 }

@@ -5,7 +5,7 @@
 pub(super) use super::paths::read_mem;
 use super::paths::{fd_path, path_at, resolve, resolve_in, scratch, shared_outside};
 use crate::faults::InjectedErrno;
-use crate::schedule::Access;
+use crate::schedule::{Access, StepHint};
 use crate::seccomp::{Effect, LockForm, Shape};
 use std::io;
 use std::os::fd::RawFd;
@@ -107,6 +107,29 @@ impl Step {
     /// A sleep: it yields, and returns at once without running.
     pub(super) fn sleep(&self) -> bool {
         self.effect == Effect::Sleep
+    }
+
+    /// What a strategy that counts steps needs of this one ([`StepHint`]): whether its
+    /// effect on the others can show (a change of shared state, or a sleep), and whether
+    /// it changes the store (the store file itself, or the temporary file an atomic
+    /// write renames over it, `store.tmp.PID`).
+    pub(super) fn hint(&self) -> StepHint {
+        let stem = crate::store::FILE_NAME
+            .split('.')
+            .next()
+            .unwrap_or(crate::store::FILE_NAME);
+        let store = self.mutates
+            && Path::new(&self.path)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| {
+                    n == crate::store::FILE_NAME
+                        || n.strip_prefix(stem).is_some_and(|r| r.starts_with(".tmp."))
+                });
+        StepHint {
+            counts: self.mutates || self.sleep(),
+            store,
+        }
     }
 
     /// A look and nothing else (no sleep, no change, no lock call, no close, no ledger
@@ -615,5 +638,36 @@ pub(super) fn result(step: &Step, n: &Notif, busy: bool) -> String {
         "close" | "fsync" | "fdatasync" | "ftruncate" | "writev" | "pwritev" | "semop"
         | "semtimedop" | "msgsnd" | "msgrcv" | "futex" => "ok".into(),
         _ => errno(exists, "ENOENT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &'static str, path: &str, mutates: bool) -> Step {
+        let effect = match name {
+            "SYS_clock_nanosleep" => Effect::Sleep,
+            _ if mutates => Effect::Change,
+            _ => Effect::Look,
+        };
+        Step::new(name, path.into(), effect, mutates)
+    }
+
+    #[test]
+    fn the_store_and_its_temporary_file_are_the_store() {
+        let store = |name, path, mutates| step(name, path, mutates).hint().store;
+        assert!(store("SYS_openat", "/tmp/t/store.json", true));
+        assert!(store("SYS_rename", "/tmp/t/store.tmp.42", true));
+        assert!(!store("SYS_openat", "/tmp/t/store.json", false));
+        assert!(!store("SYS_write", "/tmp/t/ledger", false));
+        assert!(!store("SYS_mkdir", "/tmp/t/store.d", true));
+    }
+
+    #[test]
+    fn changes_and_sleeps_count_and_looks_do_not() {
+        assert!(step("SYS_mkdir", "/tmp/t/lock.d", true).hint().counts);
+        assert!(step("SYS_clock_nanosleep", "", false).hint().counts);
+        assert!(!step("SYS_newfstatat", "/tmp/t/lock.d", false).hint().counts);
     }
 }

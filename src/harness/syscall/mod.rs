@@ -28,7 +28,6 @@ mod objects;
 mod stepper;
 use crate::seccomp as filter;
 mod paths;
-mod pct;
 mod probe;
 mod program;
 mod run;

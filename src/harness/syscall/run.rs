@@ -1,7 +1,6 @@
 //! One syscall-controlled trial of a user's command: spawn the buyers under the filter,
 //! drive them, gather what they left.
 
-use super::pct::CallPct;
 use super::stepper::{Halt, Stepper, Tracee};
 use crate::harness::outcome::Parts;
 use crate::harness::plan::Plan;
@@ -12,7 +11,7 @@ use crate::harness::{
 };
 use crate::ledger::{Exit, History, Stuck};
 use crate::protocol::{Pace, FILTER_FD};
-use crate::scenario::{External, Schedule, Trial};
+use crate::scenario::{External, Trial};
 use crate::schedule::Scheduler;
 use crate::seccomp as filter;
 use crate::store;
@@ -24,11 +23,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Units of a whole program's schedule besides its buyers that PCT gives a priority of
-/// their own (its shell, its main process, a helper it starts); later ones share the
-/// lowest.
-const PROGRAM_UNITS: u32 = 4;
 
 /// Runs one trial of `trial.external` under a syscall-level controlled schedule.
 pub(crate) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
@@ -286,17 +280,8 @@ fn keep_trace(run: &TrialRun) {
 }
 
 /// Runs `stepper` under `scheduler`, else the trial's own strategy: its recorded steps,
-/// PCT over changes of shared state, or the strategy of its schedule.
+/// or the strategy of its schedule (PCT over changes of shared state).
 fn drive(stepper: &mut Stepper, trial: &Trial, scheduler: Option<&mut dyn Scheduler>) -> Halt {
-    if let (None, None, Schedule::Pct { depth }) = (&scheduler, &trial.choices, &trial.schedule) {
-        // A whole program's units are its processes: its own first ones as well as
-        // its buyers.
-        let units = match trial.external {
-            Some(External::Program(_)) => trial.buyers + PROGRAM_UNITS,
-            _ => trial.buyers,
-        };
-        stepper.pct = Some(CallPct::new(trial.seed, units, *depth));
-    }
     let mut own = None;
     let scheduler: &mut dyn Scheduler = match scheduler {
         Some(s) => s,

@@ -14,12 +14,11 @@ pub(super) use whole::Whole;
 use super::blocked;
 use super::call::{self, Notif, Step};
 use super::objects;
-use super::pct::CallPct;
 use super::probe;
 use crate::faults::InjectedErrno;
 use crate::harness::interrupt;
 use crate::ledger::Injected;
-use crate::schedule::{Access, Diverged, Scheduler};
+use crate::schedule::{Access, Diverged, Scheduler, StepHint};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -164,8 +163,6 @@ pub(super) struct Stepper {
     pub diverged: Option<Diverged>,
     /// `buyer 1 mkdir lock.d → EEXIST` for each step taken.
     pub trace: Vec<String>,
-    /// PCT over changes of shared state, in place of the scheduler.
-    pub pct: Option<CallPct>,
     current: Option<u32>,
     /// Changes of shared state made so far (steps that changed something and did not
     /// fail): a polling buyer waits for this to move.
@@ -236,7 +233,6 @@ impl Stepper {
             preemptions: 0,
             diverged: None,
             trace: Vec::new(),
-            pct: None,
             current: None,
             epoch: 0,
             helpers: Vec::new(),
@@ -335,15 +331,10 @@ impl Stepper {
             if scheduler.wants_accesses() {
                 scheduler.ahead(&self.accesses(&runnable));
             }
-            let picked = match self.pct.as_mut() {
-                Some(p) => {
-                    let buyers = &self.buyers;
-                    Ok(p.pick(&runnable, |b| {
-                        buyers[b as usize].parked.front().map(|(_, s)| s)
-                    }))
-                }
-                None => scheduler.pick(self.choices.len(), &runnable, cur),
-            };
+            if scheduler.wants_hints() {
+                scheduler.hints(&self.hints(&runnable));
+            }
+            let picked = scheduler.pick(self.choices.len(), &runnable, cur);
             let b = match picked {
                 Ok(b) if runnable.contains(&b) => b,
                 Ok(b) => {
@@ -651,6 +642,17 @@ impl Stepper {
                 })
             })
             .collect()
+    }
+
+    /// What kind of step each buyer of `runnable` is about to take, by index.
+    fn hints(&self, runnable: &[u32]) -> Vec<Option<StepHint>> {
+        let mut next = vec![None; self.buyers.len()];
+        for &b in runnable {
+            if let Some((_, step)) = self.buyers[b as usize].parked.front() {
+                next[b as usize] = Some(step.hint());
+            }
+        }
+        next
     }
 
     /// What buyer `b`'s first stopped call touches, now (a held task's return or first
