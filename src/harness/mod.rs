@@ -28,6 +28,7 @@ pub mod postgres;
 mod process;
 pub mod redis;
 mod round;
+mod steps;
 mod sweep;
 mod syscall;
 

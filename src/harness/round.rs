@@ -15,12 +15,13 @@ use super::pause::Frozen;
 use super::pin::Pinned;
 use super::plan::Plan;
 use super::process::Ending;
+use super::steps::{self, Ended, Moved, Steps, Walk};
 use super::{stderr_tail, HarnessError, ScheduleRecord, Seen, TrialRun};
 use crate::ledger::{Exit, Fate, History, PowerCut, Stuck};
 use crate::lock::LockKind;
 use crate::protocol::{msg, Point};
 use crate::scenario::Trial;
-use crate::schedule::{Access, Diverged, Scheduler};
+use crate::schedule::{Access, Scheduler, StepHint};
 use crate::store;
 use crate::token::{crash_in_state, crash_state, is_crash, CRASH_CHOICE};
 use std::time::{Duration, Instant};
@@ -33,15 +34,13 @@ struct Round {
     plan: Plan,
     state: Vec<State>,
     killed: Vec<bool>,
-    choices: Vec<u32>,
+    /// Choices, preemptions and divergence, kept by the one step loop ([`steps`]).
+    walk: Walk,
     steps: Vec<Seen>,
-    preemptions: u32,
-    current: Option<u32>,
     /// The buyer last inside the critical section.
     holder: Option<u32>,
     /// A buyer died while it held, or may have held, the lock: it may stay taken.
     holder_died: bool,
-    diverged: Option<Diverged>,
     timed_out: bool,
     stuck: Option<Stuck>,
     /// Buyers frozen by a stop fault: out of the schedule (see `pause.rs`).
@@ -84,13 +83,10 @@ impl Round {
             plan,
             state: vec![State::Dead; n],
             killed: vec![false; n],
-            choices: Vec::new(),
+            walk: Walk::default(),
             steps: Vec::with_capacity(n * crate::schedule::POINTS_PER_BUYER),
-            preemptions: 0,
-            current: None,
             holder: None,
             holder_died: false,
-            diverged: None,
             timed_out: false,
             stuck: None,
             frozen: vec![None; n],
@@ -125,12 +121,6 @@ impl Round {
                 .iter()
                 .any(|s| matches!(s, State::At(p) if holds_lock(*p)))
     }
-}
-
-/// What to do after a step.
-enum Flow {
-    Go,
-    Stop,
 }
 
 impl Session {
@@ -173,9 +163,23 @@ impl Session {
                 self.freeze_if_planned(&mut round, i)?;
             }
         }
-        while let Flow::Go = self.step(&mut round, scheduler)? {}
-        if round.diverged.is_none() {
-            round.diverged = scheduler.finish(round.choices.len()).err();
+        let ended = steps::run(
+            &mut Stepping {
+                session: self,
+                round: &mut round,
+            },
+            scheduler,
+        );
+        match ended {
+            Ended::Over => {}
+            Ended::Diverged => self.poisoned = true,
+            // Oversell's buyer passes a few points per ticket: this many steps is a buyer
+            // that never stops, a hang.
+            Ended::TooLong => {
+                round.timed_out = true;
+                self.poisoned = true;
+            }
+            Ended::Stopped(e) => return Err(e),
         }
         self.record(round, started)
     }
@@ -280,106 +284,8 @@ impl Session {
         Ok(true)
     }
 
-    /// One step: the scheduler picks a buyer, which runs to its next point.
-    fn step(
-        &mut self,
-        round: &mut Round,
-        scheduler: &mut dyn Scheduler,
-    ) -> Result<Flow, HarnessError> {
-        let runnable = round.runnable();
-        if runnable.is_empty() && (self.thaw(round)? || self.outwait_lease(round)?) {
-            return Ok(Flow::Go);
-        }
-        if runnable.is_empty() {
-            let waiting: Vec<u32> = (0..round.state.len() as u32)
-                .filter(|&b| round.state[b as usize] == State::Blocked)
-                .collect();
-            if !waiting.is_empty() {
-                round.stuck = Some(Stuck::Deadlock {
-                    waiting,
-                    holder: round.holder,
-                });
-                self.poisoned = true;
-            }
-            return Ok(Flow::Stop);
-        }
-        let mut runnable = runnable;
-        if let Some(c) = round.crash.as_ref().filter(|c| c.pending()) {
-            if c.at == Some(round.choices.len()) {
-                self.power_cut(round, CRASH_CHOICE)?;
-                return Ok(Flow::Go);
-            }
-            if c.chosen {
-                let io = |e| HarnessError::Io("reading the store's files", e);
-                let states = c.disk.states(&self.dir.path).map_err(io)?;
-                let max = crate::limits::MAX_CRASH_OUTCOMES;
-                let listed = u32::try_from(states).unwrap_or(u32::MAX).min(max);
-                // A search runs each state (the seed's draw when there are too many); a
-                // replay follows whichever its token names.
-                let few = states <= u64::from(max);
-                if !c.states || !few {
-                    runnable.push(CRASH_CHOICE);
-                }
-                if !c.states || few {
-                    runnable.extend((0..listed).map(crash_in_state));
-                }
-            }
-        }
-        let cur = round.current.filter(|c| runnable.contains(c));
-        let watch = scheduler.wants_accesses();
-        if watch {
-            scheduler.ahead(&round.pending(self.lock));
-        }
-        let b = match scheduler.pick(round.choices.len(), &runnable, cur) {
-            Ok(b) => b,
-            Err(d) => {
-                round.diverged = Some(d);
-                self.poisoned = true;
-                return Ok(Flow::Stop);
-            }
-        };
-        if is_crash(b) {
-            if watch {
-                scheduler.ran(b, false);
-            }
-            self.power_cut(round, b)?;
-            return Ok(Flow::Go);
-        }
-        if cur.is_some_and(|c| c != b) {
-            round.preemptions += 1;
-        }
-        round.choices.push(b);
-        let point = match round.state[b as usize] {
-            State::At(p) => Some(p),
-            _ => None,
-        };
-        let ns = crate::ledger::now_ns();
-        let flow = self.advance(round, b)?;
-        let access = match (point, round.state[b as usize]) {
-            (_, State::Dead) => Access::EVERYTHING,
-            (Some(p), State::Blocked) => Access::at(p, self.lock).blocked(),
-            (Some(p), _) => Access::at(p, self.lock),
-            (None, _) => Access::EVERYTHING,
-        };
-        round.steps.push(Seen {
-            ns,
-            access,
-            point,
-            object: None,
-            changes: false,
-        });
-        if watch {
-            scheduler.ran(b, round.state[b as usize] == State::Dead);
-            if round.state[b as usize] == State::Blocked {
-                scheduler.blocked(b);
-            }
-        }
-        round.current = Some(b);
-        Ok(flow)
-    }
-
     /// Sends buyer `b` on and notes where it parks.
-    fn advance(&mut self, round: &mut Round, b: u32) -> Result<Flow, HarnessError> {
+    fn advance(&mut self, round: &mut Round, b: u32) -> Result<(), HarnessError> {
         let bi = b as usize;
         let before = round.state[bi];
         let go = if before == State::At(Point::Acquire) && round.lock_free() {
@@ -389,7 +295,7 @@ impl Session {
         };
         let Some(slot) = self.slots[bi].as_mut() else {
             round.state[bi] = State::Dead;
-            return Ok(Flow::Go);
+            return Ok(());
         };
         let reply = if slot.sock.write_all(&[go]).is_ok() {
             // On the one CPU the buyer just woken runs now, not after the harness has
@@ -417,7 +323,7 @@ impl Session {
                 round.stuck = Some(Stuck::Hang { buyer: b, after });
                 round.timed_out = true;
                 self.poisoned = true;
-                return Ok(Flow::Stop);
+                return Ok(());
             }
         };
         let wrote = matches!(before, State::At(Point::Write | Point::Truncated));
@@ -434,7 +340,7 @@ impl Session {
             round.lease_waited = false;
         }
         self.after_step(round, b, before);
-        Ok(Flow::Go)
+        Ok(())
     }
 
     /// Bookkeeping after buyer `b` moved on from `before`: who holds the lock, and who
@@ -471,9 +377,9 @@ impl Session {
     /// disk may have kept them, and a fresh buyer takes the place of each that was not
     /// done, numbered after the others and parked at `check`.
     fn power_cut(&mut self, round: &mut Round, choice: u32) -> Result<(), HarnessError> {
-        let step = round.choices.len();
+        let step = round.walk.choices.len();
         let started = crate::ledger::now_ns();
-        round.choices.push(choice);
+        round.walk.choices.push(choice);
         round.steps.push(Seen {
             ns: started,
             access: crate::schedule::Access::EVERYTHING,
@@ -497,7 +403,7 @@ impl Session {
         }
         round.holder = None;
         round.holder_died = false;
-        round.current = None;
+        round.walk.current = None;
         let ns = crate::ledger::now_ns();
         let Some(crash) = round.crash.as_mut() else {
             return Ok(());
@@ -616,11 +522,130 @@ impl Session {
             leaked,
             elapsed: started.elapsed(),
             schedule: Some(ScheduleRecord {
-                choices: round.choices,
-                preemptions: round.preemptions,
-                diverged: round.diverged,
+                choices: round.walk.choices,
+                preemptions: round.walk.preemptions,
+                diverged: round.walk.diverged,
                 steps: round.steps,
             }),
+        })
+    }
+}
+
+/// A round as the one step loop sees it: oversell's buyers, each step a yield point.
+struct Stepping<'a> {
+    session: &'a mut Session,
+    round: &'a mut Round,
+}
+
+impl Steps for Stepping<'_> {
+    type Stop = HarnessError;
+
+    fn walk(&mut self) -> &mut Walk {
+        &mut self.round.walk
+    }
+
+    fn ready(
+        &mut self,
+        _done: &mut Option<(u32, Access)>,
+    ) -> Result<Option<Vec<u32>>, HarnessError> {
+        let (session, round) = (&mut *self.session, &mut *self.round);
+        loop {
+            // A buyer that hung in its step ended the round.
+            if round.timed_out {
+                return Ok(None);
+            }
+            let mut runnable = round.runnable();
+            if runnable.is_empty() && (session.thaw(round)? || session.outwait_lease(round)?) {
+                continue;
+            }
+            if runnable.is_empty() {
+                let waiting: Vec<u32> = (0..round.state.len() as u32)
+                    .filter(|&b| round.state[b as usize] == State::Blocked)
+                    .collect();
+                if !waiting.is_empty() {
+                    round.stuck = Some(Stuck::Deadlock {
+                        waiting,
+                        holder: round.holder,
+                    });
+                    session.poisoned = true;
+                }
+                return Ok(None);
+            }
+            if let Some(c) = round.crash.as_ref().filter(|c| c.pending()) {
+                if c.at == Some(round.walk.choices.len()) {
+                    session.power_cut(round, CRASH_CHOICE)?;
+                    continue;
+                }
+                if c.chosen {
+                    let io = |e| HarnessError::Io("reading the store's files", e);
+                    let states = c.disk.states(&session.dir.path).map_err(io)?;
+                    let max = crate::limits::MAX_CRASH_OUTCOMES;
+                    let listed = u32::try_from(states).unwrap_or(u32::MAX).min(max);
+                    // A search runs each state (the seed's draw when there are too many); a
+                    // replay follows whichever its token names.
+                    let few = states <= u64::from(max);
+                    if !c.states || !few {
+                        runnable.push(CRASH_CHOICE);
+                    }
+                    if !c.states || few {
+                        runnable.extend((0..listed).map(crash_in_state));
+                    }
+                }
+            }
+            return Ok(Some(runnable));
+        }
+    }
+
+    fn pending(&mut self, _runnable: &[u32]) -> Vec<Option<Access>> {
+        self.round.pending(self.session.lock)
+    }
+
+    fn hints(&mut self, runnable: &[u32]) -> Vec<Option<StepHint>> {
+        // Every yield point is a step PCT counts.
+        let mut next = vec![None; self.round.state.len()];
+        for &b in runnable.iter().filter(|&&b| !is_crash(b)) {
+            next[b as usize] = Some(StepHint {
+                counts: true,
+                store: false,
+            });
+        }
+        next
+    }
+
+    fn is_virtual(&self, choice: u32) -> bool {
+        is_crash(choice)
+    }
+
+    fn advance(&mut self, b: u32, _watched: bool) -> Result<Moved, HarnessError> {
+        let (session, round) = (&mut *self.session, &mut *self.round);
+        if is_crash(b) {
+            session.power_cut(round, b)?;
+            return Ok(Moved::Ran);
+        }
+        let point = match round.state[b as usize] {
+            State::At(p) => Some(p),
+            _ => None,
+        };
+        let ns = crate::ledger::now_ns();
+        session.advance(round, b)?;
+        let after = round.state[b as usize];
+        let access = match (point, after) {
+            (_, State::Dead) => Access::EVERYTHING,
+            (Some(p), State::Blocked) => Access::at(p, session.lock).blocked(),
+            (Some(p), _) => Access::at(p, session.lock),
+            (None, _) => Access::EVERYTHING,
+        };
+        round.steps.push(Seen {
+            ns,
+            access,
+            point,
+            object: None,
+            changes: false,
+        });
+        Ok(match after {
+            State::Dead => Moved::Died,
+            State::Blocked => Moved::Blocked,
+            _ => Moved::Ran,
         })
     }
 }

@@ -208,9 +208,9 @@ pub(crate) fn run_with(
     };
     let mut run = parts.finish(&tdir.path, external)?;
     run.schedule = Some(ScheduleRecord {
-        choices: stepper.choices,
-        preemptions: stepper.preemptions,
-        diverged: stepper.diverged,
+        choices: stepper.walk.choices,
+        preemptions: stepper.walk.preemptions,
+        diverged: stepper.walk.diverged,
         steps: stepper.steps,
     });
     keep_trace(&run);

@@ -17,8 +17,9 @@ use super::objects;
 use super::probe;
 use crate::faults::InjectedErrno;
 use crate::harness::interrupt;
+use crate::harness::steps::{self, Ended, Moved, Steps, Walk};
 use crate::ledger::Injected;
-use crate::schedule::{Access, Diverged, Scheduler, StepHint};
+use crate::schedule::{Access, Scheduler, StepHint};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -31,9 +32,6 @@ const BUSY_POLLS: u32 = 32;
 /// Looks, each after a longer pause (20, 40, 80 ms), before a trial in which no buyer can
 /// go on is called stuck.
 const STUCK_LOOKS: u32 = 3;
-
-/// Steps one trial may take before it counts as a hang.
-const MAX_STEPS: usize = 200_000;
 
 /// The step let go last, while its buyer runs to its next: what its call touches, and
 /// what tells whether it did more ([`Tracee::segment_access`]).
@@ -156,14 +154,12 @@ pub(super) struct Stepper {
     pub deadline: Instant,
     /// How long the trial may go without a step.
     patience: Duration,
-    pub choices: Vec<u32>,
+    /// The choices, preemptions and divergence of the one step loop ([`steps`]).
+    pub walk: Walk,
     /// What each step did, one per choice.
     pub steps: Vec<crate::harness::Seen>,
-    pub preemptions: u32,
-    pub diverged: Option<Diverged>,
     /// `buyer 1 mkdir lock.d → EEXIST` for each step taken.
     pub trace: Vec<String>,
-    current: Option<u32>,
     /// Changes of shared state made so far (steps that changed something and did not
     /// fail): a polling buyer waits for this to move.
     epoch: u64,
@@ -228,12 +224,9 @@ impl Stepper {
             buyers,
             deadline: Instant::now() + patience,
             patience,
-            choices: Vec::new(),
+            walk: Walk::default(),
             steps: Vec::new(),
-            preemptions: 0,
-            diverged: None,
             trace: Vec::new(),
-            current: None,
             epoch: 0,
             helpers: Vec::new(),
             unordered: Vec::new(),
@@ -267,109 +260,11 @@ impl Stepper {
     }
 
     pub(super) fn run(&mut self, scheduler: &mut dyn Scheduler) -> Halt {
-        // How many times the trial was found stuck already at this step.
-        let mut looks = 0u32;
-        let mut dying_since: Option<Instant> = None;
-        loop {
-            if let Err(end) = self.settle() {
-                return end;
-            }
-            if let Some(seg) = self.segment.take() {
-                let access = self.segment_access(&seg);
-                scheduler.executed(seg.buyer, access);
-            }
-            let live: Vec<usize> = (0..self.buyers.len())
-                .filter(|&i| !self.buyers[i].done)
-                .collect();
-            if live.is_empty() && !self.program_alive() {
-                self.diverged = scheduler.finish(self.choices.len()).err();
-                return Halt::Done;
-            }
-            let at_step: Vec<usize> = live
-                .iter()
-                .copied()
-                .filter(|&i| !self.buyers[i].in_kernel)
-                .collect();
-            let runnable = match self.runnable(&at_step) {
-                Some(r) => Some(r),
-                // A buyer's listener can hang up before its processes' files are closed:
-                // a lock a dead buyer held is free only once they have exited. Wait for
-                // that before calling the trial stuck.
-                None if self.await_the_dead() => self.runnable(&at_step),
-                None => None,
-            };
-            let Some(runnable) = runnable else {
-                // Before calling it stuck, look again a moment later (20, 40, 80 ms) at
-                // every buyer: one taken for asleep in the kernel, and every lock call
-                // probed as blocking (a dead holder's lock is freed only once the kernel
-                // has closed its files): a wrong reading must not end a trial.
-                // A process of the trial still on its way out may yet let a lock go:
-                // wait (a second at most) until none is; that is no look.
-                if self.dying()
-                    && dying_since.get_or_insert_with(Instant::now).elapsed()
-                        < Duration::from_secs(1)
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
-                }
-                if looks < STUCK_LOOKS {
-                    std::thread::sleep(Duration::from_millis(20 << looks));
-                    looks += 1;
-                    for b in self.buyers.iter_mut() {
-                        b.in_kernel = false;
-                    }
-                    continue;
-                }
-                return Halt::Stuck(live.iter().map(|&i| i as u32).collect());
-            };
-            looks = 0;
-            dying_since = None;
-            if self.choices.len() >= MAX_STEPS {
-                return Halt::TimedOut;
-            }
-            let cur = self.current.filter(|c| runnable.contains(c));
-            if scheduler.wants_accesses() {
-                scheduler.ahead(&self.accesses(&runnable));
-            }
-            if scheduler.wants_hints() {
-                scheduler.hints(&self.hints(&runnable));
-            }
-            let picked = scheduler.pick(self.choices.len(), &runnable, cur);
-            let b = match picked {
-                Ok(b) if runnable.contains(&b) => b,
-                Ok(b) => {
-                    self.diverged = Some(Diverged {
-                        step: self.choices.len(),
-                        wanted: Some(b),
-                        runnable,
-                        recorded: Vec::new(),
-                    });
-                    return Halt::Diverged;
-                }
-                Err(d) => {
-                    self.diverged = Some(d);
-                    return Halt::Diverged;
-                }
-            };
-            if cur.is_some_and(|c| c != b) {
-                self.preemptions += 1;
-            }
-            self.choices.push(b);
-            self.current = Some(b);
-            let wanted = scheduler.wants_accesses();
-            let own = match self.buyers[b as usize].parked.front() {
-                Some((_, step)) if !wanted => step.class_access(),
-                _ => self.access_of(b),
-            };
-            if let Some((_, step)) = self.buyers[b as usize].parked.front() {
-                self.steps.push(step.seen(own));
-            }
-            self.segment = self.watch(b, own, wanted);
-            self.go(b as usize);
-            self.deadline = Instant::now() + self.patience;
-            if scheduler.wants_accesses() {
-                scheduler.ran(b, false);
-            }
+        match steps::run(self, scheduler) {
+            Ended::Over => Halt::Done,
+            Ended::Diverged => Halt::Diverged,
+            Ended::TooLong => Halt::TimedOut,
+            Ended::Stopped(halt) => halt,
         }
     }
 
@@ -644,17 +539,6 @@ impl Stepper {
             .collect()
     }
 
-    /// What kind of step each buyer of `runnable` is about to take, by index.
-    fn hints(&self, runnable: &[u32]) -> Vec<Option<StepHint>> {
-        let mut next = vec![None; self.buyers.len()];
-        for &b in runnable {
-            if let Some((_, step)) = self.buyers[b as usize].parked.front() {
-                next[b as usize] = Some(step.hint());
-            }
-        }
-        next
-    }
-
     /// What buyer `b`'s first stopped call touches, now (a held task's return or first
     /// run: only what it does next, which [`Segment`] reads).
     fn access_of(&self, b: u32) -> Access {
@@ -790,5 +674,97 @@ impl Stepper {
         }
         // On the trial's one CPU the buyer just let go runs now, to its next call.
         let _ = nix::sched::sched_yield();
+    }
+}
+
+impl Steps for Stepper {
+    type Stop = Halt;
+
+    fn walk(&mut self) -> &mut Walk {
+        &mut self.walk
+    }
+
+    fn ready(&mut self, done: &mut Option<(u32, Access)>) -> Result<Option<Vec<u32>>, Halt> {
+        // How many times the trial was found stuck already at this step.
+        let mut looks = 0u32;
+        let mut dying_since: Option<Instant> = None;
+        loop {
+            self.settle()?;
+            if let Some(seg) = self.segment.take() {
+                *done = Some((seg.buyer, self.segment_access(&seg)));
+            }
+            let live: Vec<usize> = (0..self.buyers.len())
+                .filter(|&i| !self.buyers[i].done)
+                .collect();
+            if live.is_empty() && !self.program_alive() {
+                return Ok(None);
+            }
+            let at_step: Vec<usize> = live
+                .iter()
+                .copied()
+                .filter(|&i| !self.buyers[i].in_kernel)
+                .collect();
+            let runnable = match self.runnable(&at_step) {
+                Some(r) => Some(r),
+                // A buyer's listener can hang up before its processes' files are closed:
+                // a lock a dead buyer held is free only once they have exited. Wait for
+                // that before calling the trial stuck.
+                None if self.await_the_dead() => self.runnable(&at_step),
+                None => None,
+            };
+            let Some(runnable) = runnable else {
+                // Before calling it stuck, look again a moment later (20, 40, 80 ms) at
+                // every buyer: one taken for asleep in the kernel, and every lock call
+                // probed as blocking (a dead holder's lock is freed only once the kernel
+                // has closed its files): a wrong reading must not end a trial.
+                // A process of the trial still on its way out may yet let a lock go:
+                // wait (a second at most) until none is; that is no look.
+                if self.dying()
+                    && dying_since.get_or_insert_with(Instant::now).elapsed()
+                        < Duration::from_secs(1)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                if looks < STUCK_LOOKS {
+                    std::thread::sleep(Duration::from_millis(20 << looks));
+                    looks += 1;
+                    for b in self.buyers.iter_mut() {
+                        b.in_kernel = false;
+                    }
+                    continue;
+                }
+                return Err(Halt::Stuck(live.iter().map(|&i| i as u32).collect()));
+            };
+            return Ok(Some(runnable));
+        }
+    }
+
+    fn pending(&mut self, runnable: &[u32]) -> Vec<Option<Access>> {
+        self.accesses(runnable)
+    }
+
+    fn hints(&mut self, runnable: &[u32]) -> Vec<Option<StepHint>> {
+        let mut next = vec![None; self.buyers.len()];
+        for &b in runnable {
+            if let Some((_, step)) = self.buyers[b as usize].parked.front() {
+                next[b as usize] = Some(step.hint());
+            }
+        }
+        next
+    }
+
+    fn advance(&mut self, b: u32, watched: bool) -> Result<Moved, Halt> {
+        let own = match self.buyers[b as usize].parked.front() {
+            Some((_, step)) if !watched => step.class_access(),
+            _ => self.access_of(b),
+        };
+        if let Some((_, step)) = self.buyers[b as usize].parked.front() {
+            self.steps.push(step.seen(own));
+        }
+        self.segment = self.watch(b, own, watched);
+        self.go(b as usize);
+        self.deadline = Instant::now() + self.patience;
+        Ok(Moved::Ran)
     }
 }

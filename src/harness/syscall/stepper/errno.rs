@@ -30,7 +30,7 @@ impl Stepper {
             .push(format!("buyer {b} {label} → {} (injected)", errno.name()));
         self.injected.push(Injected {
             buyer: b as u32,
-            step: self.choices.len(),
+            step: self.walk.choices.len(),
             ns: crate::ledger::now_ns(),
             call: label,
             errno: errno.name().to_string(),

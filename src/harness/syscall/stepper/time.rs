@@ -113,7 +113,7 @@ impl Stepper {
         if let Some((at, ms)) = t.jump_at.filter(|&(at, _)| at == k) {
             let _ = at;
             clock.jump(b as u32, ms);
-            let step_no = self.choices.len();
+            let step_no = self.walk.choices.len();
             self.trace
                 .push(format!("buyer {b}'s wall clock jumps {ms:+} ms"));
             self.clock_notes.push(format!(
