@@ -21,28 +21,30 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// A search of `fixture` with 2 buyers and 1 ticket under `schedule` (its flags).
+fn search(fixture: &str, schedule: &[&str]) -> std::process::Output {
+    let template = format!("fixtures/locks/{fixture} {{dir}} {{}}");
+    let mut args = vec![
+        "explore",
+        "--no-explain",
+        "--no-shrink",
+        "--lock-cmd",
+        &template,
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+    ];
+    args.extend_from_slice(schedule);
+    oversell_fresh(&args, &[]).0
+}
+
 /// An exhaustive search of `fixture` (2 buyers, 1 ticket) within `preemptions`.
 fn exhaustive(fixture: &str, preemptions: &str) -> std::process::Output {
-    let template = format!("fixtures/locks/{fixture} {{dir}} {{}}");
-    let (out, _tmp) = oversell_fresh(
-        &[
-            "explore",
-            "--no-explain",
-            "--lock-cmd",
-            &template,
-            "--schedule",
-            "exhaustive",
-            "--buyers",
-            "2",
-            "--tickets",
-            "1",
-            "--preemptions",
-            preemptions,
-            "--no-shrink",
-        ],
-        &[],
-    );
-    out
+    search(
+        fixture,
+        &["--schedule", "exhaustive", "--preemptions", preemptions],
+    )
 }
 
 /// Every schedule within 1 preemption ends well: no finding, a complete verdict. (The
@@ -74,26 +76,9 @@ fn assert_found(fixture: &str) {
 
 /// The race is found by pct within 20 trials (seed 1).
 fn assert_found_by_pct(fixture: &str) {
-    let template = format!("fixtures/locks/{fixture} {{dir}} {{}}");
-    let (out, _tmp) = oversell_fresh(
-        &[
-            "explore",
-            "--no-explain",
-            "--no-shrink",
-            "--lock-cmd",
-            &template,
-            "--schedule",
-            "pct",
-            "--trials",
-            "20",
-            "--buyers",
-            "2",
-            "--tickets",
-            "1",
-            "--seed",
-            "1",
-        ],
-        &[],
+    let out = search(
+        fixture,
+        &["--schedule", "pct", "--trials", "20", "--seed", "1"],
     );
     assert_code(&out, 1, fixture);
     assert!(
