@@ -488,7 +488,11 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
         cfg.seed,
     );
     if let Schedule::Pct { depth } = cfg.space.schedule {
-        if cfg.space.syscall || cfg.space.external.is_some() {
+        // As `Trial::steps_are_calls` decides for a pct trial of this space.
+        let calls = cfg.space.syscall
+            || cfg.space.external.is_some()
+            || cfg.space.lock.acquire_spans_calls();
+        if calls {
             say!(
                 "pct at system-call granularity: seeded priorities and {}, placed among each \
                  buyer's first changes of shared state; no bound on the chance per trial is \

@@ -528,6 +528,16 @@ struct LockState {
     server: Option<MemberId>,
 }
 
+/// The least time a trial's own server (redis-server, postgres) is given to start,
+/// whatever the trial's timeout: a start slowed by a loaded machine is no hang of the
+/// trial, and a server that fails exits, which is seen at once.
+const SERVER_START: Duration = Duration::from_secs(60);
+
+/// When a server started now must be up, given the trial's own `deadline`.
+fn server_deadline(deadline: Instant) -> Instant {
+    deadline.max(Instant::now() + SERVER_START)
+}
+
 fn prepare_lock(
     lock: LockKind,
     dir: &Path,

@@ -426,7 +426,11 @@ impl TrialDb {
         if db.external {
             create_database(dir)?;
         } else {
-            db.server = Some(prepare(&mut db.group, dir, deadline)?);
+            db.server = Some(prepare(
+                &mut db.group,
+                dir,
+                super::server_deadline(deadline),
+            )?);
         }
         Ok(db)
     }

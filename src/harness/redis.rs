@@ -67,7 +67,7 @@ pub(super) fn prepare(
         Some(url) => (url.clone(), None),
         None => {
             let sock = dir.join(SOCKET);
-            let member = start(group, dir, &sock, deadline)?;
+            let member = start(group, dir, &sock, super::server_deadline(deadline))?;
             (format!("redis+unix://{}", sock.display()), Some(member))
         }
     };

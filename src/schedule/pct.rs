@@ -175,7 +175,6 @@ impl Scheduler for Pct {
             let Some(j) = self.change_points.iter().position(|&s| s == at) else {
                 break;
             };
-            // Each point fires once, even when the next top's step is at the same count.
             self.change_points[j] = usize::MAX;
             if let Some(p) = self.priorities.get_mut(top as usize) {
                 if self.brief[j] > 0 {
@@ -183,6 +182,12 @@ impl Scheduler for Pct {
                 }
                 // Below every initial priority (which start at d), later points lower.
                 *p = (points - j) as u64 - 1;
+            }
+            // Over system calls one point fires per pick: another drawn at the same count
+            // waits for the next buyer on top to get there (in a later pick), so that it
+            // can still preempt the buyer it was drawn against.
+            if self.over_changes {
+                break;
             }
         }
         let pick = self.top(runnable);
@@ -301,6 +306,30 @@ mod tests {
             for _ in 0..50 {
                 assert_eq!(pick_with(&mut q, LOOK), first);
             }
+        }
+    }
+
+    #[test]
+    fn over_changes_one_point_fires_per_pick() {
+        // Depth 3, both points at the first change: the first lowers the buyer on top; the
+        // second must wait for a later pick, not lower the next buyer at once.
+        for seed in 1..10 {
+            let mut p = Pct::over_changes(seed, 2, 3);
+            p.change_points = vec![0, 0];
+            p.brief = vec![0, 0];
+            let first = p.top(&[0, 1]);
+            let other = 1 - first;
+            assert_eq!(pick_with(&mut p, LOCK), other, "seed {seed}");
+            assert_eq!(pick_with(&mut p, LOCK), other, "seed {seed}");
+            // The other blocks: the first, back on top at its first change, takes the
+            // second point, and the other is preferred again once it can run.
+            let mut next = [None, None];
+            next[first as usize] = Some(LOCK);
+            p.hints(&next);
+            let alone = p.pick(0, &[first], None).expect("pick");
+            assert_eq!(alone, first);
+            assert_eq!(p.change_points, vec![usize::MAX, usize::MAX]);
+            assert_eq!(pick_with(&mut p, LOCK), other, "seed {seed}");
         }
     }
 
