@@ -23,10 +23,11 @@
 //! In a transcript, the first line printed after the command (unless it is `...`) must be
 //! the first line the command prints: a header that changed means a stale transcript.
 //!
-//! Examples run two at a time (an example that must find a race forces it with a
-//! controlled schedule, so none depends on running alone), and a command written twice
-//! (the same but for a trailing comment) runs once; keep each to a few seconds (make the
-//! README's example smaller rather than skip it).
+//! Examples whose trials are all controlled (`--schedule pct`, `exhaustive` or `random`)
+//! run two at a time; the others (free-running trials, whose timing is part of what they
+//! test) one at a time after them. A command written twice (the same but for a trailing
+//! comment) runs once; keep each to a few seconds (make the README's example smaller
+//! rather than skip it).
 
 mod common;
 
@@ -200,18 +201,28 @@ fn run_one(command: &str, tmp: &Path) -> Ran {
     }
 }
 
-/// Runs each of `commands` once, two at a time (the machine's cores; every example that
-/// must find a race forces it by a controlled schedule, so none depends on running
-/// alone), and gives each one's result.
+/// True when `command` runs only controlled trials (its schedule orders every step),
+/// whose verdicts do not depend on the machine's load.
+fn controlled(command: &str) -> bool {
+    ["pct", "exhaustive", "random"]
+        .iter()
+        .any(|s| command.contains(&format!("--schedule {s}")))
+}
+
+/// Runs each of `commands` once and gives each one's result: those whose trials are all
+/// controlled two at a time (the machine's cores), then the others (free-running trials,
+/// whose timing is part of what they test, a hang among them) one at a time.
 fn run_every(commands: Vec<String>) -> std::collections::HashMap<String, Ran> {
     let tmp = tempfile::tempdir().expect("tempdir");
+    let (side_by_side, alone): (Vec<String>, Vec<String>) =
+        commands.into_iter().partition(|c| controlled(c));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(std::collections::HashMap::new());
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(command) = commands.get(i) else {
+                let Some(command) = side_by_side.get(i) else {
                     break;
                 };
                 let ran = run_one(command, tmp.path());
@@ -221,7 +232,12 @@ fn run_every(commands: Vec<String>) -> std::collections::HashMap<String, Ran> {
             });
         }
     });
-    done.into_inner().unwrap_or_else(|e| e.into_inner())
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    for command in alone {
+        let ran = run_one(&command, tmp.path());
+        done.insert(command, ran);
+    }
+    done
 }
 
 /// The examples of `path` that can run here; says in one line which cannot and why.
