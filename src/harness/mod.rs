@@ -6,7 +6,8 @@
 //! semaphore, or a lock-server helper), spawns one buyer process per buyer with a control
 //! socket on its stdin, releases them together through a start barrier, paces them as the
 //! schedule says (`free` for free-running schedules; `controlled` and `round` for
-//! controlled ones; `external` for a user's buyer program), and enforces the trial's
+//! controlled ones, `syscall` when the steps are system calls, both driven by the one
+//! step loop of `steps`; `external` for a user's buyer program), and enforces the trial's
 //! timeout with TERM, grace, KILL. Then it merges the ledger into a [`History`] and reads
 //! the final store (`outcome`). A trial whose every buyer failed before it started is a
 //! [`HarnessError::Setup`], not a finding. Every process carries the run's mark, so the
