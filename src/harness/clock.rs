@@ -32,7 +32,7 @@ pub(crate) const UNIT_ENV: &str = "OVERSELL_CLOCK_UNIT";
 /// The environment variable seeding what the trial's processes draw from `getrandom`.
 pub(crate) const ENTROPY_ENV: &str = "OVERSELL_ENTROPY";
 /// The clock file, in the trial directory: oversell's own, never a step.
-pub(crate) const FILE_NAME: &str = "clock.bin";
+pub(crate) const FILE_NAME: &str = crate::vocab::trial_dir::CLOCK_FILE;
 /// The slot of processes that belong to no buyer (a whole program): never skewed.
 pub(crate) const NO_UNIT: u32 = crate::limits::MAX_BUYERS;
 
@@ -48,7 +48,14 @@ static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
 
 /// The shim, written out for this run (once); `None` when it cannot be.
 pub(crate) fn shim() -> Option<&'static Path> {
-    PATH.get_or_init(|| write_shim().ok()).as_deref()
+    PATH.get_or_init(|| {
+        let written = write_shim().ok();
+        if let Some(p) = &written {
+            crate::seccomp::call::note_clock_shim(p);
+        }
+        written
+    })
+    .as_deref()
 }
 
 /// True once this run has written its shim out.
@@ -85,15 +92,6 @@ fn write_shim() -> io::Result<PathBuf> {
     std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755))?;
     std::fs::rename(&part, &path)?;
     Ok(path)
-}
-
-/// True for a path of oversell's clock: the shim, or a trial's clock file in `dir`.
-pub(crate) fn own_path(p: &Path, dir: &Path) -> bool {
-    p == dir.join(FILE_NAME)
-        || PATH
-            .get()
-            .and_then(|s| s.as_deref())
-            .is_some_and(|s| p.starts_with(s.parent().unwrap_or(s)))
 }
 
 /// The clock file of a trial's own `redis-server`, in its directory: the machine's time

@@ -18,10 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The directory of a trial's cluster and socket, in its directory.
-pub const DIR: &str = "pg";
-
-/// The socket `postgres` listens on, in [`DIR`].
-pub const SOCKET: &str = ".s.PGSQL.5432";
+pub const DIR: &str = crate::vocab::trial_dir::PG_DIR;
 
 /// The role every command connects as.
 const ROLE: &str = "oversell";

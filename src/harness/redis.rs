@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub const SERVER: &str = "redis-server";
 
 /// The server's socket in the trial directory (a command's `{redis}`).
-pub const SOCKET: &str = "redis.sock";
+pub const SOCKET: &str = crate::vocab::trial_dir::REDIS_SOCKET;
 
 /// The server named by `--redis URL`, for the whole process.
 static EXTERNAL: OnceLock<String> = OnceLock::new();

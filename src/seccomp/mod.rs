@@ -9,11 +9,21 @@
 //! `SECCOMP_FILTER_FLAG_NEW_LISTENER`, so the kernel hands back a listener descriptor,
 //! which the process sends to the harness over a socket (`SCM_RIGHTS`).
 //! Every process the buyer starts inherits the filter, and notifies the same listener.
+//!
+//! The harness's system-call driver reads each stopped call here, spawning nothing:
+//! `call` (which call is a step, and what it does), `paths` (what a call names),
+//! `objects` (what it touches, for the reduction), `probe` (whether a lock call would
+//! block) and `blocked` (whether a process waits in the kernel, or is on its way out).
 
 use std::io;
 use std::os::fd::RawFd;
 
+pub(crate) mod blocked;
+pub(crate) mod call;
 mod calls;
+pub(crate) mod objects;
+pub(crate) mod paths;
+pub(crate) mod probe;
 
 use calls::CALLS;
 pub(crate) use calls::{of, Effect, LockForm, Shape};

@@ -22,13 +22,9 @@
 //! blocked or polling like that, the trial is stuck: a `stale_lock` when a buyer was
 //! killed by a fault, a `deadlock` otherwise — decided from these facts, at once.
 
-mod blocked;
-mod call;
-mod objects;
 mod stepper;
 use crate::seccomp as filter;
-mod paths;
-mod probe;
+use crate::seccomp::call;
 mod program;
 mod run;
 mod store_cmd;

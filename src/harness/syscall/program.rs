@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Where the program's standard output goes, in the trial's directory.
-pub(super) const OUTPUT: &str = "program.out";
+pub(super) const OUTPUT: &str = crate::vocab::trial_dir::PROGRAM_OUTPUT;
 
 /// The most of its output read to count sales.
 const MAX_OUTPUT: u64 = 16 << 20;

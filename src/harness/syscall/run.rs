@@ -112,7 +112,7 @@ pub(crate) fn run_with(
     let mut stepper = Stepper::new(buyers, &dir, cfg.timeout);
     for (b, &m) in stepper.buyers.iter_mut().zip(&members) {
         b.root = group.pid(m);
-        b.group = super::blocked::own_group(b.root);
+        b.group = crate::seccomp::blocked::own_group(b.root);
     }
     for (b, p) in stepper.buyers.iter_mut().zip(&plan.buyers) {
         b.fail_at = p.fail_at;

@@ -11,15 +11,15 @@ mod whole;
 
 pub(super) use whole::Whole;
 
-use super::blocked;
-use super::call::{self, Notif, Step};
-use super::objects;
-use super::probe;
 use crate::faults::InjectedErrno;
 use crate::harness::interrupt;
 use crate::harness::steps::{self, Ended, Moved, Steps, Walk};
 use crate::ledger::Injected;
 use crate::schedule::{Access, Scheduler, StepHint};
+use crate::seccomp::blocked;
+use crate::seccomp::call::{self, Notif, Step};
+use crate::seccomp::objects;
+use crate::seccomp::probe;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -760,11 +760,24 @@ impl Steps for Stepper {
             _ => self.access_of(b),
         };
         if let Some((_, step)) = self.buyers[b as usize].parked.front() {
-            self.steps.push(step.seen(own));
+            self.steps.push(seen(step, own));
         }
         self.segment = self.watch(b, own, watched);
         self.go(b as usize);
         self.deadline = Instant::now() + self.patience;
         Ok(Moved::Ran)
+    }
+}
+
+/// The record of `step` let go now, touching `access`, for explaining a finding.
+fn seen(step: &Step, access: Access) -> crate::harness::Seen {
+    crate::harness::Seen {
+        ns: crate::ledger::now_ns(),
+        access,
+        point: None,
+        object: (!step.path.is_empty()).then(|| step.path.clone()),
+        changes: step.mutates
+            || step.lock.is_some()
+            || step.effect == crate::seccomp::Effect::Release,
     }
 }

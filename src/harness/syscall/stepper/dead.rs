@@ -1,8 +1,8 @@
 //! Buyers on their way out: whether one still holds its files, and waiting for the
 //! ended ones to be gone before a trial is called stuck.
 
-use super::super::blocked;
 use super::{Stepper, Tracee};
+use crate::seccomp::blocked;
 use std::time::{Duration, Instant};
 
 impl Stepper {

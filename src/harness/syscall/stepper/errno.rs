@@ -1,9 +1,9 @@
 //! Errno faults at system-call granularity: the call a buyer's fault falls on is
 //! answered with the error instead of running.
 
-use super::super::call::{self, Notif, Step};
 use super::Stepper;
 use crate::ledger::Injected;
+use crate::seccomp::call::{self, Notif, Step};
 
 impl Stepper {
     /// True when buyer `b`'s errno fault falls on `step`: the `k`th of its calls on a

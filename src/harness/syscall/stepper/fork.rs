@@ -12,9 +12,9 @@
 //! unit: the parent's return from the fork and the child's first run. Letting one of them
 //! go detaches it, and it runs alone to its next call.
 
-use super::super::blocked;
-use super::super::call::{Notif, Step};
 use super::Stepper;
+use crate::seccomp::blocked;
+use crate::seccomp::call::{Notif, Step};
 use crate::seccomp::Effect;
 use std::time::{Duration, Instant};
 
@@ -144,9 +144,9 @@ impl Stepper {
         if !trace(libc::PTRACE_SEIZE, n.pid, options as usize) {
             self.trace
                 .push(format!("buyer {b} {label} → ok (untraced)"));
-            return super::call::answer(fd, n.id, true);
+            return crate::seccomp::call::answer(fd, n.id, true);
         }
-        super::call::answer(fd, n.id, true);
+        crate::seccomp::call::answer(fd, n.id, true);
         self.epoch += 1;
         match wait_for(n.pid, self.deadline, Some(n.nr)) {
             Some(Stop::Forked(child, vfork)) => {

@@ -1,8 +1,8 @@
 //! The trial's own servers (its Redis, its PostgreSQL): which connections reach them, and
 //! which writes to them are steps.
 
-use super::super::call::{self, Notif, Step};
 use super::Stepper;
+use crate::seccomp::call::{self, Notif, Step};
 
 impl Stepper {
     /// A call on the trial's own server: its `connect` noted (true: no unordered effect,
@@ -45,7 +45,7 @@ impl Stepper {
 
 /// The process (thread group) task `tid` belongs to.
 fn process_of(tid: u32) -> u32 {
-    super::super::paths::read_proc(format!("/proc/{tid}/status"))
+    crate::seccomp::paths::read_proc(format!("/proc/{tid}/status"))
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("Tgid:"))

@@ -8,9 +8,9 @@
 //! meets them (a parent's children in the order it made them): the same numbering every
 //! run, whatever order their first calls arrived in and whatever ids the kernel gave.
 
-use super::super::blocked::{self, Still};
-use super::super::call::{self, Notif, Step};
 use super::{Halt, Stepper, Tracee};
+use crate::seccomp::blocked::{self, Still};
+use crate::seccomp::call::{self, Notif, Step};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 

@@ -18,7 +18,7 @@ static OUTSIDE: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, Optio
 /// at every start, and walking each of their components every time would cost more than
 /// the step itself. Inside the trial directory and the scratch places, where buyers make
 /// and remove links while the trial runs, every path is resolved afresh.
-pub(super) fn resolve_in(p: PathBuf, dir: &Path) -> PathBuf {
+pub(crate) fn resolve_in(p: PathBuf, dir: &Path) -> PathBuf {
     let Some(parent) = p.parent() else {
         return p;
     };
@@ -56,7 +56,7 @@ pub(super) fn resolve_in(p: PathBuf, dir: &Path) -> PathBuf {
 /// `p` as what it names: its directory resolved (symbolic links, `..`), its last part
 /// kept as written (a call on a symbolic link itself names the link). A path whose
 /// directory does not exist is only cleaned of `.` and `..` as written.
-pub(super) fn resolve(p: PathBuf) -> PathBuf {
+pub(crate) fn resolve(p: PathBuf) -> PathBuf {
     let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
         return p;
     };
@@ -85,7 +85,7 @@ pub(super) fn resolve(p: PathBuf) -> PathBuf {
 const SCRATCH: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock"];
 
 /// True for a path in a scratch place buyers may share (see [`SCRATCH`]).
-pub(super) fn scratch(p: &Path) -> bool {
+pub(crate) fn scratch(p: &Path) -> bool {
     // The places themselves (`/tmp`, a common working directory) are always there:
     // a look at one is no look at shared state.
     SCRATCH
@@ -98,7 +98,7 @@ pub(super) fn scratch(p: &Path) -> bool {
 /// `/dev` but `/dev/shm`), not a non-file (`pipe:[…]`, `socket:[…]`), and not a
 /// language's bytecode cache (`__pycache__`), which a first run writes and later runs
 /// do not.
-pub(super) fn shared_outside(p: &Path) -> bool {
+pub(crate) fn shared_outside(p: &Path) -> bool {
     if !p.is_absolute() {
         return false;
     }
@@ -113,12 +113,12 @@ pub(super) fn shared_outside(p: &Path) -> bool {
 }
 
 /// What descriptor `fd` of process `pid` names.
-pub(super) fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
+pub(crate) fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
 }
 
 /// The absolute path a (directory descriptor, path pointer) pair of `pid` names.
-pub(super) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
+pub(crate) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     let raw = read_cstr(pid, ptr)?;
     // The caller's own `/proc/self` and `/dev/fd` are its, not the harness's: a
     // descriptor named as a path is the file it refers to.
@@ -172,7 +172,7 @@ fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
 
 /// Reads `buf.len()` bytes at `addr` in the memory of `pid` with one
 /// `process_vm_readv` (no `/proc/PID/mem` to open and close per call); the count read.
-pub(super) fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
+pub(crate) fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -200,7 +200,7 @@ pub(super) fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
 /// A small file of `/proc` read whole with as few calls as it takes (one, for the files
 /// asked per step: `fdinfo`, `stat`, `syscall`), without `read_to_string`'s growing
 /// probes.
-pub(super) fn read_proc(path: impl AsRef<Path>) -> Option<String> {
+pub(crate) fn read_proc(path: impl AsRef<Path>) -> Option<String> {
     use std::io::Read;
     let mut f = File::open(path.as_ref()).ok()?;
     let mut buf = [0u8; 1024];

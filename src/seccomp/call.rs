@@ -2,7 +2,7 @@
 //! shared state, or it is a sleep), what it returns, and answering it. Whether a lock
 //! call would block is `probe`'s.
 
-pub(super) use super::paths::read_mem;
+pub(crate) use super::paths::read_mem;
 use super::paths::{fd_path, path_at, resolve, resolve_in, scratch, shared_outside};
 use crate::faults::InjectedErrno;
 use crate::schedule::{Access, StepHint};
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// A system call a process of a buyer is stopped in, waiting for the harness.
 #[derive(Debug, Clone)]
-pub(super) struct Notif {
+pub(crate) struct Notif {
     pub id: u64,
     /// Not a notified call: a task held stopped by `ptrace` after a fork
     /// (`stepper/fork.rs`), let go by detaching it.
@@ -25,7 +25,7 @@ pub(super) struct Notif {
 
 /// A notified call that is a yield point.
 #[derive(Debug, Clone)]
-pub(super) struct Step {
+pub(crate) struct Step {
     /// The call's name (`SYS_openat`).
     pub name: &'static str,
     /// The path it touches (inside the trial directory), or empty for a sleep.
@@ -52,7 +52,7 @@ pub(super) struct Step {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(super) enum LockCall {
+pub(crate) enum LockCall {
     Flock {
         fd: i32,
         op: i32,
@@ -73,7 +73,7 @@ pub(super) enum LockCall {
 impl Step {
     /// A step of call `name` on `path` doing `effect`, changing shared state when
     /// `mutates`: by its path, no lock call, no sleep, no names read yet.
-    pub(super) fn new(name: &'static str, path: String, effect: Effect, mutates: bool) -> Step {
+    pub(crate) fn new(name: &'static str, path: String, effect: Effect, mutates: bool) -> Step {
         Step {
             name,
             path,
@@ -92,7 +92,7 @@ impl Step {
     /// reads (every object), anything else touches everything. What a run that does not
     /// reduce records for explaining a finding (naming the objects costs calls per step;
     /// the search names them, in `objects.rs`).
-    pub(super) fn class_access(&self) -> Access {
+    pub(crate) fn class_access(&self) -> Access {
         let only_reads = !self.mutates
             && self.lock.is_none()
             && self.effect != Effect::Release
@@ -105,7 +105,7 @@ impl Step {
     }
 
     /// A sleep: it yields, and returns at once without running.
-    pub(super) fn sleep(&self) -> bool {
+    pub(crate) fn sleep(&self) -> bool {
         self.effect == Effect::Sleep
     }
 
@@ -113,7 +113,7 @@ impl Step {
     /// effect on the others can show (a change of shared state, or a sleep), and whether
     /// it changes the store (the store file itself, or the temporary file an atomic
     /// write renames over it, `store.tmp.PID`).
-    pub(super) fn hint(&self) -> StepHint {
+    pub(crate) fn hint(&self) -> StepHint {
         let stem = crate::store::FILE_NAME
             .split('.')
             .next()
@@ -134,7 +134,7 @@ impl Step {
 
     /// A look and nothing else (no sleep, no change, no lock call, no close, no ledger
     /// line): what may repeat into a poll.
-    pub(super) fn only_looks(&self) -> bool {
+    pub(crate) fn only_looks(&self) -> bool {
         matches!(self.effect, Effect::Look | Effect::Open(_))
             && !self.mutates
             && self.lock.is_none()
@@ -145,7 +145,7 @@ impl Step {
     /// oversell's, never failed), is one a real system can fail with `errno`: `ENOSPC` a
     /// change, `EIO` a read, write or sync through a descriptor, `EINTR` a lock call or
     /// a read or write through a descriptor, `EACCES` an open or a change of a path.
-    pub(super) fn can_fail_with(&self, errno: InjectedErrno, dir: &Path) -> bool {
+    pub(crate) fn can_fail_with(&self, errno: InjectedErrno, dir: &Path) -> bool {
         let path = Path::new(&self.path);
         if !path.starts_with(dir) || ledger(path, dir) {
             return false;
@@ -163,20 +163,8 @@ impl Step {
         }
     }
 
-    /// The record of this call as a step let go now, touching `access`, for explaining
-    /// a finding.
-    pub(super) fn seen(&self, access: Access) -> crate::harness::Seen {
-        crate::harness::Seen {
-            ns: crate::ledger::now_ns(),
-            access,
-            point: None,
-            object: (!self.path.is_empty()).then(|| self.path.clone()),
-            changes: self.mutates || self.lock.is_some() || self.effect == Effect::Release,
-        }
-    }
-
     /// `openat lock.d` — the call without its `SYS_` and the path relative to `dir`.
-    pub(super) fn label(&self, dir: &Path) -> String {
+    pub(crate) fn label(&self, dir: &Path) -> String {
         let name = self.name.strip_prefix("SYS_").unwrap_or(self.name);
         let path = Path::new(&self.path);
         match path.strip_prefix(dir) {
@@ -189,7 +177,7 @@ impl Step {
 }
 
 /// Receives one notification; `None` when the process it came from is already gone.
-pub(super) fn recv(listener: RawFd) -> io::Result<Option<Notif>> {
+pub(crate) fn recv(listener: RawFd) -> io::Result<Option<Notif>> {
     // SAFETY: `n` is a zeroed seccomp_notif, as SECCOMP_IOCTL_NOTIF_RECV requires.
     let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
     // SAFETY: the ioctl writes one seccomp_notif into `n`.
@@ -212,7 +200,7 @@ pub(super) fn recv(listener: RawFd) -> io::Result<Option<Notif>> {
 
 /// Lets the call run (`cont`), or makes it return 0 at once without running (a sleep).
 /// A process killed meanwhile cannot be answered; that is not an error.
-pub(super) fn answer(listener: RawFd, id: u64, cont: bool) {
+pub(crate) fn answer(listener: RawFd, id: u64, cont: bool) {
     let resp = libc::seccomp_notif_resp {
         id,
         val: 0,
@@ -231,7 +219,7 @@ pub(super) fn answer(listener: RawFd, id: u64, cont: bool) {
 
 /// Makes the call fail with `errno` without running it (an errno fault). A process
 /// killed meanwhile cannot be answered; that is not an error.
-pub(super) fn fail(listener: RawFd, id: u64, errno: i32) {
+pub(crate) fn fail(listener: RawFd, id: u64, errno: i32) {
     let resp = libc::seccomp_notif_resp {
         id,
         val: 0,
@@ -258,7 +246,7 @@ fn valid(listener: RawFd, id: u64) -> bool {
 /// excepted), changes anything outside the system's own trees ([`shared_outside`]), or
 /// looks at a scratch place that buyers share (`/tmp`, `/dev/shm`, …). `dir` is
 /// resolved already.
-pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
+pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     let call = crate::seccomp::of(n.nr)?;
     let (name, effect) = (call.name, call.effect);
     let a = |i: usize| n.args[i];
@@ -325,7 +313,7 @@ pub(super) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     };
     let paths: Vec<PathBuf> = paths.into_iter().map(|p| resolve_in(p, dir)).collect();
     let shared = paths.iter().find(|p| {
-        if crate::harness::clock::own_path(p, dir) {
+        if own_clock_path(p, dir) {
             return false;
         }
         if p.starts_with(dir) {
@@ -410,7 +398,7 @@ fn futex(n: &Notif, step: Step) -> Step {
 
 /// True when the step names its file by a descriptor: a call on a descriptor, or a
 /// `newfstatat`/`statx` of an empty path with `AT_EMPTY_PATH` (an `fstat`).
-pub(super) fn through_fd(step: &Step, n: &Notif) -> bool {
+pub(crate) fn through_fd(step: &Step, n: &Notif) -> bool {
     let empty_path = |flags: u64| flags & libc::AT_EMPTY_PATH as u64 != 0;
     step.by_fd
         || match step.name {
@@ -421,11 +409,11 @@ pub(super) fn through_fd(step: &Step, n: &Notif) -> bool {
 }
 
 /// The name of the socket a trial's own Redis server listens on, in its directory.
-pub(super) const SERVER_SOCKET: &str = crate::harness::redis::SOCKET;
+pub(crate) const SERVER_SOCKET: &str = crate::vocab::trial_dir::REDIS_SOCKET;
 
 /// The descriptor a `connect` to one of the trial's own servers (its socket in `dir`)
 /// connects, and the socket; `None` for any other call.
-pub(super) fn server_connect(n: &Notif, dir: &Path) -> Option<(i32, PathBuf)> {
+pub(crate) fn server_connect(n: &Notif, dir: &Path) -> Option<(i32, PathBuf)> {
     if crate::seccomp::of(n.nr)?.name != "SYS_connect" {
         return None;
     }
@@ -439,14 +427,14 @@ pub(super) fn server_connect(n: &Notif, dir: &Path) -> Option<(i32, PathBuf)> {
 fn server_sockets(dir: &Path) -> [PathBuf; 2] {
     [
         dir.join(SERVER_SOCKET),
-        dir.join(crate::harness::postgres::DIR)
-            .join(crate::harness::postgres::SOCKET),
+        dir.join(crate::vocab::trial_dir::PG_DIR)
+            .join(crate::vocab::trial_dir::PG_SOCKET),
     ]
 }
 
 /// A request written to the trial's own server through descriptor `fd` (connected to it,
 /// [`server_connect`]): a change of the server's state, ordered as a step.
-pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
+pub(crate) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
     let call = crate::seccomp::of(n.nr)?;
     if !matches!(call.name, "SYS_write" | "SYS_writev" | "SYS_sendto") {
         return None;
@@ -459,7 +447,7 @@ pub(super) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
 }
 
 /// True when `step` is a request to the trial's own server ([`server_request`]).
-pub(super) fn to_server(step: &Step, dir: &Path) -> bool {
+pub(crate) fn to_server(step: &Step, dir: &Path) -> bool {
     step.by_fd
         && server_sockets(dir)
             .iter()
@@ -488,11 +476,11 @@ fn unix_path(n: &Notif) -> Option<String> {
 /// server); `None` for any other call. Memory or a server changes with no system call.
 /// True for an `mmap` of memory shared and backed by no file (`MAP_SHARED |
 /// MAP_ANONYMOUS`): shared with every process the caller forks after it.
-pub(super) fn maps_anonymous(n: &Notif) -> bool {
+pub(crate) fn maps_anonymous(n: &Notif) -> bool {
     crate::seccomp::of(n.nr).is_some_and(|c| c.name == "SYS_mmap") && (n.args[4] as i32) < 0
 }
 
-pub(super) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
+pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     let call = crate::seccomp::of(n.nr)?;
     if call.effect != Effect::Unordered {
         return None;
@@ -508,7 +496,7 @@ pub(super) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         return None;
     }
     let path = resolve(fd_path(n.pid, fd)?);
-    if crate::harness::clock::own_path(&path, dir) {
+    if own_clock_path(&path, dir) {
         return None;
     }
     let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
@@ -552,13 +540,14 @@ fn own(p: &Path, dir: &Path) -> bool {
     }
     p.parent() == Some(dir)
         && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            (n.starts_with("buyer-") && n.ends_with(".err")) || n == super::program::OUTPUT
+            (n.starts_with("buyer-") && n.ends_with(".err"))
+                || n == crate::vocab::trial_dir::PROGRAM_OUTPUT
         })
 }
 
 /// The ledger: a step (so its lines come in schedule order), but oversell's own
 /// bookkeeping, never a change PCT aims at.
-pub(super) fn ledger(p: &Path, dir: &Path) -> bool {
+pub(crate) fn ledger(p: &Path, dir: &Path) -> bool {
     p.parent() == Some(dir) && p.file_name().is_some_and(|n| n == crate::ledger::FILE_NAME)
 }
 
@@ -573,7 +562,7 @@ fn fd_pos(pid: u32, fd: i32) -> Option<u64> {
 /// this call runs until its buyer's next step, so the state it meets is this one.
 /// `ok`, an errno name, `created`, or a byte count.
 /// `busy`: another holds the lock a lock call asks for.
-pub(super) fn result(step: &Step, n: &Notif, busy: bool) -> String {
+pub(crate) fn result(step: &Step, n: &Notif, busy: bool) -> String {
     if step.sleep() {
         return "skipped".into();
     }
@@ -639,6 +628,23 @@ pub(super) fn result(step: &Step, n: &Notif, busy: bool) -> String {
         | "semtimedop" | "msgsnd" | "msgrcv" | "futex" => "ok".into(),
         _ => errno(exists, "ENOENT"),
     }
+}
+
+/// The clock shim this run wrote, once it has ([`note_clock_shim`]).
+static CLOCK_SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Notes where this run wrote the clock shim: what its processes load from there is
+/// oversell's, never a step.
+pub(crate) fn note_clock_shim(path: &Path) {
+    let _ = CLOCK_SHIM.set(path.to_path_buf());
+}
+
+/// True for a path of oversell's clock: the shim, or a trial's clock file in `dir`.
+fn own_clock_path(p: &Path, dir: &Path) -> bool {
+    p == dir.join(crate::vocab::trial_dir::CLOCK_FILE)
+        || CLOCK_SHIM
+            .get()
+            .is_some_and(|s| p.starts_with(s.parent().unwrap_or(s)))
 }
 
 #[cfg(test)]

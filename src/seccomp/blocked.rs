@@ -18,7 +18,7 @@ use std::path::Path;
 /// True when every live process of the tree rooted at `root` (its threads included)
 /// sleeps in a call with no time limit that is no seccomp notification; false when one
 /// runs, is at a step, waits with a time limit, or none is left.
-pub(super) fn waiting_in_kernel(root: u32) -> bool {
+pub(crate) fn waiting_in_kernel(root: u32) -> bool {
     let mut seen = 0usize;
     // Without the children list (a kernel without it) a waiting parent cannot be told
     // from one whose child runs: not blocked.
@@ -35,7 +35,7 @@ pub(super) fn waiting_in_kernel(root: u32) -> bool {
 
 /// True when no process of the tree rooted at `root` is alive past its exit: each is a
 /// zombie or gone, so every file it held is closed and every lock on them let go.
-pub(super) fn exited(root: u32) -> bool {
+pub(crate) fn exited(root: u32) -> bool {
     each_task(root, false, &mut |t| {
         let state = stat_of(t).map_or_else(|| "X".to_string(), |s| s.0);
         if matches!(state.as_str(), "Z" | "X" | "x") {
@@ -47,7 +47,7 @@ pub(super) fn exited(root: u32) -> bool {
 }
 
 /// How many processes of the tree rooted at `root` are alive (not yet zombies).
-pub(super) fn live_processes(root: u32) -> usize {
+pub(crate) fn live_processes(root: u32) -> usize {
     let mut live = 0;
     each_task(root, false, &mut |t| {
         // A process's first task has its pid for its id: count processes, not threads.
@@ -67,7 +67,7 @@ pub(super) fn live_processes(root: u32) -> usize {
 
 /// What a task of a whole program does while the program is still.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Still {
+pub(crate) enum Still {
     /// Asleep in a call only another process can end.
     Waiting,
     /// Stopped in a notified system call.
@@ -77,7 +77,7 @@ pub(super) enum Still {
 /// Each live task (thread) of the tree rooted at `root` with what it does, when none
 /// runs: each waits in the kernel for another or is stopped in a notified call; `None`
 /// while one runs, waits with a time limit, or the tree cannot be read whole.
-pub(super) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
+pub(crate) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
     let mut tasks = Vec::new();
     let whole = each_task(root, true, &mut |t| {
         let tid = t
@@ -105,7 +105,7 @@ pub(super) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
 
 /// True when task `tid` sleeps in a seccomp notification of a call other than `nr`:
 /// stopped at a later call than one of `nr` it was just let go from.
-pub(super) fn in_notification(tid: u32, nr: i64) -> bool {
+pub(crate) fn in_notification(tid: u32, nr: i64) -> bool {
     let task = Path::new("/proc").join(tid.to_string());
     in_seccomp(&task) && call_nr(&task).is_some_and(|c| c != nr)
 }
@@ -181,7 +181,7 @@ fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Path) -> Wal
 /// True when no process of the process group `pgid` is alive past its exit (a child
 /// its parent's death left to another is still in the group, and may still hold what
 /// the buyer held).
-pub(super) fn group_exited(pgid: u32) -> bool {
+pub(crate) fn group_exited(pgid: u32) -> bool {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return true;
     };
@@ -207,7 +207,7 @@ pub(super) fn group_exited(pgid: u32) -> bool {
 /// groups `groups`, is on its way out but not yet a zombie: killed (a `SIGKILL`
 /// pending) or exiting (`PF_EXITING`). Its files may still be open, so a lock it held
 /// may still be let go: until none is, "nobody can go on" is not yet a fact.
-pub(super) fn dying(roots: &[u32], groups: &[u32]) -> bool {
+pub(crate) fn dying(roots: &[u32], groups: &[u32]) -> bool {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return false;
     };
@@ -257,7 +257,7 @@ fn kill_pending(pid: u32) -> bool {
 }
 
 /// The process group of `pid`, when it leads one of its own.
-pub(super) fn own_group(pid: u32) -> Option<u32> {
+pub(crate) fn own_group(pid: u32) -> Option<u32> {
     let (_, _, group) = stat_of(Path::new(&format!("/proc/{pid}")))?;
     (group == pid).then_some(group)
 }
@@ -265,7 +265,7 @@ pub(super) fn own_group(pid: u32) -> Option<u32> {
 /// True when the process `pid` and its children (every thread) sleep in a call with no
 /// time limit, or wait for events: a helper process (a lock or database server) that
 /// has nothing left to do.
-pub(super) fn idle(pid: u32) -> bool {
+pub(crate) fn idle(pid: u32) -> bool {
     // Its children too: a database's backend, one per connection.
     each_task(pid, false, &mut |t| {
         if matches!(task_state(t), Task::Busy) && !awaits_events(t) {

@@ -36,7 +36,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// What the stopped call `step` of `n` touches, now; `dir` is the resolved trial
 /// directory. `moved` is true once a directory was renamed in this trial.
-pub(super) fn access(n: &Notif, step: &Step, dir: &Path, moved: bool) -> Access {
+pub(crate) fn access(n: &Notif, step: &Step, dir: &Path, moved: bool) -> Access {
     if moved {
         return Access::EVERYTHING;
     }
@@ -72,7 +72,7 @@ pub(super) fn access(n: &Notif, step: &Step, dir: &Path, moved: bool) -> Access 
 
 /// True when `step` renames a directory: after it, every call is taken to touch
 /// everything ([`access`]'s `moved`), and so is the rename.
-pub(super) fn renames_a_directory(step: &Step) -> bool {
+pub(crate) fn renames_a_directory(step: &Step) -> bool {
     let rename = matches!(step.name, "SYS_rename" | "SYS_renameat" | "SYS_renameat2");
     rename
         && step.names.iter().any(|p| {

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 
 /// True when the lock call `lock` of process `pid` would block now: decided before it
 /// runs, so a blocked buyer is a scheduling decision and never sleeps in the kernel.
-pub(super) fn would_block(pid: u32, lock: LockCall, owned: &mut Owned) -> bool {
+pub(crate) fn would_block(pid: u32, lock: LockCall, owned: &mut Owned) -> bool {
     let blocking = match lock {
         LockCall::Flock { op, .. } => op & libc::LOCK_NB == 0,
         LockCall::Fcntl { cmd, .. } => cmd == libc::F_SETLKW || cmd == libc::F_OFD_SETLKW,
@@ -27,7 +27,7 @@ pub(super) fn would_block(pid: u32, lock: LockCall, owned: &mut Owned) -> bool {
 /// `flock` call, which is a step ([`Owned::forget`] is called on every lock call and
 /// close let go, and whenever a buyer ends).
 #[derive(Debug, Default)]
-pub(super) struct Owned {
+pub(crate) struct Owned {
     known: std::collections::HashMap<(u32, i32), Option<String>>,
 }
 
@@ -41,7 +41,7 @@ impl Owned {
     }
 
     /// Forgets everything: a lock may have changed hands.
-    pub(super) fn forget(&mut self) {
+    pub(crate) fn forget(&mut self) {
         self.known.clear();
     }
 }
@@ -49,7 +49,7 @@ impl Owned {
 /// Whether the caller of a conflicting lock call holds a flock through the same
 /// descriptor (a conversion), as `/proc/PID/fdinfo` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Own {
+pub(crate) enum Own {
     No,
     Holds,
 }
@@ -58,7 +58,7 @@ pub(super) enum Own {
 /// unlock never conflicts), saying whether the caller holds one of its own through that
 /// descriptor; `None` when nobody else does. The caller's own locks are no rival:
 /// relocking, or upgrading a shared lock it alone holds, goes through at once.
-pub(super) fn rivals(pid: u32, lock: LockCall, owned: &mut Owned) -> Option<Own> {
+pub(crate) fn rivals(pid: u32, lock: LockCall, owned: &mut Owned) -> Option<Own> {
     match lock {
         LockCall::Flock { fd, op } => {
             if op & libc::LOCK_UN != 0 {
@@ -93,7 +93,7 @@ pub(super) fn rivals(pid: u32, lock: LockCall, owned: &mut Owned) -> Option<Own>
 /// (the kernel's own test); a word that cannot be read is left to the kernel (the call
 /// fails at once with `EFAULT`). Only the process let go runs, so the word read here
 /// is the word the kernel reads.
-pub(super) fn futex_sleeps(pid: u32, addr: u64, val: u32) -> bool {
+pub(crate) fn futex_sleeps(pid: u32, addr: u64, val: u32) -> bool {
     let mut word = [0u8; 4];
     read_mem(pid, addr, &mut word) == Some(4) && u32::from_ne_bytes(word) == val
 }
@@ -103,7 +103,7 @@ pub(super) fn futex_sleeps(pid: u32, addr: u64, val: u32) -> bool {
 /// first half is done here, through the caller's own open file description, when the
 /// step is scheduled; the call itself then waits like any acquire. True when it dropped.
 /// `rivals` is what [`rivals`] said of this call just now.
-pub(super) fn begin_conversion(pid: u32, lock: LockCall, rivals: Option<Own>) -> bool {
+pub(crate) fn begin_conversion(pid: u32, lock: LockCall, rivals: Option<Own>) -> bool {
     let LockCall::Flock { fd, op } = lock else {
         return false;
     };
