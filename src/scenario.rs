@@ -129,7 +129,7 @@ pub enum External {
 /// Units of a whole program's schedule besides its buyers that get a place of their own
 /// in PCT's priorities (its shell, its main process, a helper it starts); later ones
 /// share the lowest.
-pub const PROGRAM_UNITS: u32 = 4;
+pub(crate) const PROGRAM_UNITS: u32 = 4;
 
 /// A whole program under test (`--program`): it starts its own processes, keeps its
 /// tickets in a JSON file of its working directory, and says each sale on its output.
@@ -306,13 +306,13 @@ impl Trial {
 
     /// True when a controlled schedule of this trial orders system calls (the seccomp
     /// driver runs it): a user's command or program, or [`Trial::syscall_level`].
-    pub fn steps_are_calls(&self) -> bool {
+    pub(crate) fn steps_are_calls(&self) -> bool {
         self.schedule.is_controlled() && (self.external.is_some() || self.syscall_level())
     }
 
     /// The units a controlled schedule of this trial orders: its buyers, and for a whole
     /// program also [`PROGRAM_UNITS`] of its own first processes.
-    pub fn schedule_units(&self) -> u32 {
+    pub(crate) fn schedule_units(&self) -> u32 {
         match self.external {
             Some(External::Program(_)) => self.buyers.saturating_add(PROGRAM_UNITS),
             _ => self.buyers,
