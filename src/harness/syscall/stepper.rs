@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 /// buyer alone may make before it counts as waiting for something nobody will do.
 const BUSY_POLLS: u32 = 32;
 
+/// How many times its patience a trial may go without a step while its processes still
+/// make calls ([`Stepper::still_on`]): a program that calls on and never steps is a hang.
+const PATIENCE_STRETCH: u32 = 6;
+
 /// Looks, each after a longer pause (20, 40, 80 ms), before a trial in which no buyer can
 /// go on is called stuck.
 const STUCK_LOOKS: u32 = 3;
@@ -154,6 +158,10 @@ pub(super) struct Stepper {
     pub deadline: Instant,
     /// How long the trial may go without a step.
     patience: Duration,
+    /// When the last step was let go (or the trial started).
+    stepped: Instant,
+    /// When a buyer's process last made a call the filter reports, a step or not.
+    called: Instant,
     /// The choices, preemptions and divergence of the one step loop ([`steps`]).
     pub walk: Walk,
     /// What each step did, one per choice.
@@ -204,16 +212,25 @@ pub(super) struct Stepper {
 
 impl Stepper {
     /// Whether a wait for calls goes on: not once SIGINT or SIGTERM came
-    /// (`Interrupted`), nor past the deadline (`TimedOut`); else the time now.
-    fn still_on(&self) -> Result<Instant, Halt> {
+    /// (`Interrupted`), nor past the deadline (`TimedOut`); else the time now. A trial
+    /// whose processes still make calls, none of them a step, is slowed (a loaded machine
+    /// starting an interpreter), not hung: its deadline moves to `patience` after its
+    /// last call, up to [`PATIENCE_STRETCH`] times `patience` after its last step.
+    fn still_on(&mut self) -> Result<Instant, Halt> {
         if let Some(sig) = interrupt::pending() {
             return Err(Halt::Interrupted(sig));
         }
         let now = Instant::now();
-        if now >= self.deadline {
-            return Err(Halt::TimedOut);
+        if now < self.deadline {
+            return Ok(now);
         }
-        Ok(now)
+        let furthest = self.stepped + self.patience * PATIENCE_STRETCH;
+        let moved = (self.called + self.patience).min(furthest);
+        if moved > now {
+            self.deadline = moved;
+            return Ok(now);
+        }
+        Err(Halt::TimedOut)
     }
 
     /// A stepper over `buyers` in the trial directory `dir`, which calls the trial a hang
@@ -224,6 +241,8 @@ impl Stepper {
             buyers,
             deadline: Instant::now() + patience,
             patience,
+            stepped: Instant::now(),
+            called: Instant::now(),
             walk: Walk::default(),
             steps: Vec::new(),
             trace: Vec::new(),
@@ -417,6 +436,7 @@ impl Stepper {
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
+        self.called = Instant::now();
         let (to_server, request) = self.server_call(&n);
         if let Some(step) = request {
             return self.buyers[i].parked.push_back((n, step));
@@ -764,7 +784,8 @@ impl Steps for Stepper {
         }
         self.segment = self.watch(b, own, watched);
         self.go(b as usize);
-        self.deadline = Instant::now() + self.patience;
+        self.stepped = Instant::now();
+        self.deadline = self.stepped + self.patience;
         Ok(Moved::Ran)
     }
 }

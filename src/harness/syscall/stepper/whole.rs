@@ -13,6 +13,7 @@ use crate::seccomp::blocked::{self, Still};
 use crate::seccomp::call::{self, Notif, Step};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
 
 /// The program's side of a [`Stepper`].
 pub(in crate::harness::syscall) struct Whole {
@@ -184,6 +185,7 @@ impl Stepper {
         let Ok(Some(n)) = call::recv(fd) else {
             return;
         };
+        self.called = Instant::now();
         let (to_server, request) = self.server_call(&n);
         if call::maps_anonymous(&n) {
             if let Some(w) = self.whole.as_mut() {
