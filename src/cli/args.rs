@@ -306,7 +306,7 @@ pub(super) struct ExploreArgs {
     /// A trial whose buyers make no progress for this many milliseconds (beyond their
     /// jitter and stop faults) is killed: a `hang`. Under a controlled schedule: per step
     /// (at system-call granularity, a trial whose processes still make calls between two
-    /// steps is slowed, not hung, for up to 6 times this).
+    /// steps is slowed, not hung, for up to 3 times this).
     #[arg(
         long,
         value_name = "MS",

@@ -31,7 +31,7 @@ const BUSY_POLLS: u32 = 32;
 
 /// How many times its patience a trial may go without a step while its processes still
 /// make calls ([`Stepper::still_on`]): a program that calls on and never steps is a hang.
-const PATIENCE_STRETCH: u32 = 6;
+const PATIENCE_STRETCH: u32 = 3;
 
 /// Looks, each after a longer pause (20, 40, 80 ms), before a trial in which no buyer can
 /// go on is called stuck.
