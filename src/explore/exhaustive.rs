@@ -56,6 +56,10 @@ struct Walk<'a> {
     checkpoint: Option<Checkpoint>,
     /// Set when `--trials` or the time budget cut the search short.
     cut: bool,
+    /// True once the time budget is spent.
+    out_of_time: &'a (dyn Fn() -> bool + Sync),
+    /// When the time budget ends, if there is one.
+    deadline: Option<Instant>,
 }
 
 /// How one shape's search ended.
@@ -86,8 +90,10 @@ pub(super) fn exhaustive(
         ran: &ran,
         checkpoint: cfg.checkpoint.clone(),
         cut: false,
+        out_of_time,
+        deadline,
     };
-    let result = walk.all(bound, report, each, out_of_time, deadline);
+    let result = walk.all(bound, report, each);
     if let Some(c) = &mut walk.checkpoint {
         match &result {
             // Stopped by a signal (or a failing harness): the frontier stays for a resume.
@@ -105,10 +111,9 @@ impl Walk<'_> {
         bound: u32,
         report: &mut Report,
         each: &mut dyn FnMut(u64, &super::Checked, &[Finding]),
-        out_of_time: &(dyn Fn() -> bool + Sync),
-        deadline: Option<Instant>,
     ) -> Result<(), HarnessError> {
         let cfg = self.cfg;
+        let out_of_time = self.out_of_time;
         // Deepening pays where the search stops at its first finding; `--keep-going`
         // wants every schedule once, at the full bound.
         let levels = if cfg.keep_going {
@@ -154,7 +159,7 @@ impl Walk<'_> {
                         ran: self.ran,
                         out_of_time,
                     };
-                    match self.shape(&trial, key, &shared, report, each, deadline)? {
+                    match self.shape(&trial, key, &shared, report, each)? {
                         Ended::Failed if !cfg.keep_going => {
                             report.stopped_early = Some(StoppedEarly {
                                 after: report.trials_run,
@@ -202,7 +207,6 @@ impl Walk<'_> {
         shared: &Shared<'_>,
         report: &mut Report,
         each: &mut dyn FnMut(u64, &super::Checked, &[Finding]),
-        deadline: Option<Instant>,
     ) -> Result<Ended, HarnessError> {
         let cfg = self.cfg;
         let all = split::parts(&mut self.runner, trial, level)?;
@@ -258,7 +262,7 @@ impl Walk<'_> {
         let mut failure: Option<HarnessError> = None;
         let mut take = |item: u64, r: PartRun| -> Flow {
             let p = mine[item as usize].0;
-            match self.take(key(p), r, report, each, deadline, &mut ended) {
+            match self.take(key(p), r, report, each, &mut ended) {
                 Ok(flow) => flow,
                 Err(e) => {
                     failure = Some(e);
@@ -290,7 +294,6 @@ impl Walk<'_> {
         r: PartRun,
         report: &mut Report,
         each: &mut dyn FnMut(u64, &super::Checked, &[Finding]),
-        deadline: Option<Instant>,
         ended: &mut Ended,
     ) -> Result<Flow, HarnessError> {
         let cfg = self.cfg;
@@ -311,7 +314,7 @@ impl Walk<'_> {
                         report,
                         index,
                         each,
-                        deadline,
+                        self.deadline,
                     )?;
                 }
                 checked = explained(&mut self.runner, checked, cfg);
