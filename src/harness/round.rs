@@ -21,7 +21,7 @@ use crate::ledger::{Exit, Fate, History, PowerCut, Stuck};
 use crate::lock::LockKind;
 use crate::protocol::{msg, Point};
 use crate::scenario::Trial;
-use crate::schedule::{Access, Scheduler, StepHint};
+use crate::schedule::{Access, Scheduler};
 use crate::store;
 use crate::token::{crash_in_state, crash_state, is_crash, CRASH_CHOICE};
 use std::time::{Duration, Instant};
@@ -598,18 +598,6 @@ impl Steps for Stepping<'_> {
 
     fn pending(&mut self, _runnable: &[u32]) -> Vec<Option<Access>> {
         self.round.pending(self.session.lock)
-    }
-
-    fn hints(&mut self, runnable: &[u32]) -> Vec<Option<StepHint>> {
-        // Every yield point is a step PCT counts.
-        let mut next = vec![None; self.round.state.len()];
-        for &b in runnable.iter().filter(|&&b| !is_crash(b)) {
-            next[b as usize] = Some(StepHint {
-                counts: true,
-                store: false,
-            });
-        }
-        next
     }
 
     fn is_virtual(&self, choice: u32) -> bool {

@@ -67,8 +67,13 @@ pub(crate) trait Steps {
     /// cannot run.
     fn pending(&mut self, runnable: &[u32]) -> Vec<Option<Access>>;
 
-    /// What kind of step each buyer of `runnable` is about to take, by index.
-    fn hints(&mut self, runnable: &[u32]) -> Vec<Option<StepHint>>;
+    /// What kind of step each buyer of `runnable` is about to take, by index; asked only
+    /// by a strategy that counts some steps and not others (PCT over system calls). None
+    /// by default: at oversell's yield points every step counts.
+    fn hints(&mut self, runnable: &[u32]) -> Vec<Option<StepHint>> {
+        let _ = runnable;
+        Vec::new()
+    }
 
     /// True for a choice that is no buyer's step (a power cut): it counts as no
     /// preemption and is recorded by [`Steps::advance`] itself.
