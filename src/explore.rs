@@ -102,6 +102,10 @@ pub struct Checked {
     pub shrunk: Option<Shrunk>,
     /// Why its finding happened, once explained (`why::explain`).
     pub why: Option<crate::report::Why>,
+    /// Set when the trial stalled (a `hang`) under a controlled schedule and ran on when
+    /// the same schedule was run again: what the stall was. Not a finding, and not clean
+    /// either: the run says "not verified" ([`Runner::run`]).
+    pub unconfirmed: Option<String>,
 }
 
 impl Checked {
@@ -137,6 +141,7 @@ impl Checked {
             violations,
             shrunk: None,
             why: None,
+            unconfirmed: None,
         }
     }
 
@@ -175,7 +180,57 @@ impl<'h> Runner<'h> {
     }
 
     /// Runs `trial`; controlled trials follow `scheduler` (or the trial's own strategy).
+    ///
+    /// A `hang` is the one finding a wall clock decides: a buyer that did not reach its
+    /// next step in time. Under a controlled schedule it is believed only when it comes
+    /// back: the trial is run again on the steps it took, and a stall that does not
+    /// recur is no finding but a trial that says "not verified" ([`Checked::unconfirmed`],
+    /// [`crate::report::STALL_UNREPEATED`]): what stalled it was the machine, or a wait
+    /// oversell does not see, and neither proves the lock wrong or right.
     pub fn run(
+        &mut self,
+        trial: &Trial,
+        scheduler: Option<&mut dyn Scheduler>,
+    ) -> Result<Checked, HarnessError> {
+        let mut checked = self.run_once(trial, scheduler)?;
+        if !stalled_under_control(&checked) {
+            return Ok(checked);
+        }
+        let again = self.run_once(&checked.trial, None)?;
+        if again.kinds().contains(&FindingKind::Hang) && again.diverged().is_none() {
+            return Ok(checked);
+        }
+        let stall = checked
+            .violations
+            .iter()
+            .map(|v| v.detail.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let after = match again.diverged() {
+            Some(d) => format!("it ran on ({d})"),
+            None if again.violations.is_empty() => "it ran on, clean".to_string(),
+            None => format!(
+                "it ran on to another finding ({})",
+                again
+                    .violations
+                    .iter()
+                    .map(|v| v.kind.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        checked.violations.clear();
+        checked.unconfirmed = Some(format!("{stall}; run again on its steps, {after}"));
+        let note = crate::report::STALL_UNREPEATED.to_string();
+        if !checked.run.history.unordered.contains(&note) {
+            checked.run.history.unordered.push(note);
+        }
+        Ok(checked)
+    }
+
+    /// Runs `trial` once, as [`Runner::run`] without the second look at a stall (a
+    /// replay counts recurrences itself).
+    pub fn run_once(
         &mut self,
         trial: &Trial,
         scheduler: Option<&mut dyn Scheduler>,
@@ -213,6 +268,14 @@ impl<'h> Runner<'h> {
         };
         Ok(Checked::new(trial, run))
     }
+}
+
+/// A controlled trial whose only findings are `hang`s: a stall a wall clock decided.
+fn stalled_under_control(c: &Checked) -> bool {
+    c.run.schedule.is_some()
+        && c.trial.choices.is_some()
+        && !c.violations.is_empty()
+        && c.violations.iter().all(|v| v.kind == FindingKind::Hang)
 }
 
 /// The session or pool in `slot` when `fits` says it can run the next trial; else a new
@@ -422,6 +485,11 @@ fn record(
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
 ) {
     let findings = findings_of(checked, index);
+    if let Some(u) = &checked.unconfirmed {
+        report.unconfirmed.push(format!(
+            "trial {index} stalled, and did not stall when its steps were run again: {u}"
+        ));
+    }
     report.trials_run += 1;
     if !findings.is_empty() {
         report.trials_failed += 1;
@@ -450,7 +518,7 @@ pub fn replay(
         if let Some(sig) = crate::harness::interrupt::pending() {
             return Err(HarnessError::Interrupted(sig));
         }
-        runner.run(trial, None)
+        runner.run_once(trial, None)
     };
     let last = |r: &Result<Checked, HarnessError>| r.is_err();
     let mut out = Vec::new();

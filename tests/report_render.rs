@@ -521,7 +521,9 @@ fn shards_merge_into_one_report() {
         1200,
         vec![finding(FindingKind::Oversold, 7, "d")],
     );
-    let c = report("none", 7, 20, 300, Vec::new());
+    let mut c = report("none", 7, 20, 300, Vec::new());
+    c.unconfirmed =
+        vec!["trial 12 stalled, and did not stall when its steps were run again: x".into()];
     // Shards arrive as JSON files.
     let shards: Vec<Report> = [a, b, c]
         .iter()
@@ -538,6 +540,11 @@ fn shards_merge_into_one_report() {
         .collect();
     assert_eq!(order, vec![(4, "a"), (4, "b"), (7, "d"), (10, "c")]);
     assert_eq!((merged.lock.as_str(), merged.seed), ("none", 7));
+    assert_eq!(
+        merged.unconfirmed,
+        vec!["trial 12 stalled, and did not stall when its steps were run again: x".to_string()],
+        "a shard's stall that did not come back stays in the merged report"
+    );
 }
 
 #[test]

@@ -363,3 +363,85 @@ fn where_seccomp_is_refused_a_lock_command_runs_free_and_says_so() {
     ]);
     assert_eq!(store.status.code(), Some(2), "{}", text(&store));
 }
+
+/// `stall-once.sh` spins without a system call (so without a step) until the trial's
+/// timeout, in the first buyer to run it only: the stall is the wall clock's, and the
+/// same steps run again go on. oversell says "not verified", not `hang`, not clean.
+#[test]
+fn a_stall_that_does_not_come_back_is_not_verified_not_a_hang() {
+    let marks = tempfile::tempdir().expect("tempdir");
+    let mark = marks.path().join("stalled");
+    let mark = mark.to_str().expect("a UTF-8 path");
+    let (out, tmp) = common::oversell_fresh(
+        &[
+            "explore",
+            "--lock-cmd",
+            "fixtures/locks/stall-once.sh {dir} {}",
+            "--schedule",
+            "pct",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--trials",
+            "2",
+            "--timeout-ms",
+            "2000",
+            "--seed",
+            "1",
+        ],
+        &[("OVERSELL_STALL_MARK", mark)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "not verified: trial 0 stalled, and did not stall when its steps were run again: "
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout.contains(", 0 findings in "), "{}", text(&out));
+    assert!(
+        stdout.contains("result: no finding, but not verified (see above)"),
+        "{}",
+        text(&out)
+    );
+    assert!(Path::new(mark).exists(), "the fixture never stalled");
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
+
+/// The same fixture stalling every time: the second run stalls too, so it is a `hang`.
+#[test]
+fn a_stall_that_comes_back_is_a_hang() {
+    let (out, tmp) = oversell(&[
+        "explore",
+        "--lock-cmd",
+        "fixtures/locks/stall-once.sh {dir} {}",
+        "--schedule",
+        "pct",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        "--trials",
+        "1",
+        "--timeout-ms",
+        "1000",
+        "--seed",
+        "1",
+        "--no-shrink",
+        "--no-explain",
+        "--expect",
+        "violation",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("finding in trial 0 (2 buyers, 1 ticket): hang: "),
+        "{}",
+        text(&out)
+    );
+    assert!(!stdout.contains("not verified"), "{}", text(&out));
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}

@@ -112,6 +112,10 @@ pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Out
             None => say!("{}", v.line()),
         }
     }
+    // A stall the second run did not repeat: no finding, and no clean verdict either.
+    for u in &report.unconfirmed {
+        say!("not verified: {u}");
+    }
     if let Some(sig) = report.interrupted {
         return Err(Fail::Interrupted {
             sig,
@@ -128,7 +132,10 @@ pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Out
     };
     if !quiet {
         say!("{}", report.summary());
+        let unproven =
+            !report.unconfirmed.is_empty() || report.verified.iter().any(|v| !v.verified);
         let verdict = match (found, matched) {
+            (false, true) if unproven => "no finding, but not verified (see above)",
             (false, true) => "clean, as expected",
             (true, true) => "violation found, as expected",
             (false, false) => "no violation found, but --expect violation asked for one",

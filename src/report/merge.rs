@@ -127,6 +127,7 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
         }
         shards.extend(r.shard.clone());
         out.interrupted = out.interrupted.or(r.interrupted);
+        out.unconfirmed.extend(r.unconfirmed.iter().cloned());
         planned = planned.zip(given(&r)).map(|(a, b)| a.saturating_add(b));
         stopped |= r.stopped_early.is_some();
         out.verified = if exhaustive(&out) {

@@ -128,6 +128,11 @@ pub struct Report {
     /// Set when the run stopped at its first failing trial (`--keep-going` runs them all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,
+    /// Trials that stalled under a controlled schedule and ran on when their steps were
+    /// run again ([`STALL_UNREPEATED`]): neither a finding nor clean, so the run is not
+    /// verified. One line each, naming the trial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<String>,
 }
 
 /// Where a run that stops at its first failing trial stopped.
@@ -144,6 +149,13 @@ pub struct StoppedEarly {
 pub const POWER_CUT_SEEDED: &str =
     "a power cut could leave the store's files more than one way, and each cut ran only \
      the way the trial's seed drew";
+
+/// What a trial says that stalled under a controlled schedule (a buyer that did not
+/// reach its next step before the timeout) but ran on when its steps were run again: the
+/// wall clock, not the lock, decided it.
+pub const STALL_UNREPEATED: &str =
+    "a trial stalled (a buyer did not reach its next step before the timeout) and did not \
+     stall when its steps were run again";
 
 /// A trial shape verified clean over every schedule within a preemption bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +210,17 @@ impl Verified {
             return format!(
                 "not verified: {POWER_CUT_SEEDED} (the store is not durable); {} searched \
                  ({} of {}, {}, {bound}, a power cut at every step and none), no finding",
+                count(self.executions.unwrap_or(self.schedules), "execution"),
+                count(self.schedules, "schedule"),
+                count(self.buyers, "buyer"),
+                count(self.tickets, "ticket"),
+            );
+        }
+        if !self.verified && self.unordered.iter().any(|u| u == STALL_UNREPEATED) {
+            return format!(
+                "not verified: {STALL_UNREPEATED}: the schedules past that stall were not \
+                 run (a machine too loaded for the timeout, or a wait oversell does not \
+                 see); {} searched ({} of {}, {}, {bound}), no finding",
                 count(self.executions.unwrap_or(self.schedules), "execution"),
                 count(self.schedules, "schedule"),
                 count(self.buyers, "buyer"),
@@ -280,6 +303,7 @@ impl Report {
             interrupted: None,
             shard: None,
             stopped_early: None,
+            unconfirmed: Vec::new(),
         }
     }
 
