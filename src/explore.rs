@@ -185,7 +185,7 @@ impl<'h> Runner<'h> {
     /// next step in time. Under a controlled schedule it is believed only when it comes
     /// back: the trial is run again on the steps it took, and a stall that does not
     /// recur is no finding but a trial that says "not verified" ([`Checked::unconfirmed`],
-    /// [`crate::report::STALL_UNREPEATED`]): what stalled it was the machine, or a wait
+    /// [`Report::unconfirmed`]): what stalled it was the machine, or a wait
     /// oversell does not see, and neither proves the lock wrong or right.
     pub fn run(
         &mut self,
@@ -244,7 +244,7 @@ impl<'h> Runner<'h> {
                 let session = reuse(
                     &mut self.session,
                     |s| s.healthy() && s.fits(trial),
-                    || Session::new(trial.lock, trial.store, self.harness),
+                    || Session::new(trial.lock(), trial.store, self.harness),
                 )?;
                 match scheduler {
                     Some(s) => session.run(trial, s)?,

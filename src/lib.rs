@@ -92,7 +92,7 @@ pub use lock::{
     lock_fn, Guard, GuardLock, HeldByThread, Lock, LockError, LockFn, LockKind, Soundness,
 };
 pub use report::Report;
-pub use scenario::{Faults, InjectedErrno, Schedule, Trial, TrialSpace};
+pub use scenario::{Faults, InjectedErrno, Schedule, Target, Trial, TrialSpace};
 pub use sound::{
     assert_sound, check_sound, replay_sound, trials, trials_with_faults, trials_with_kills,
     Replayed, Unsound,

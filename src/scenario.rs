@@ -1,8 +1,10 @@
 //! The [`Trial`]: everything that decides one run of the race, and its token.
 //!
-//! A trial is a value: lock, number of buyers and tickets, the most jitter a buyer may
-//! sleep, a seed from which every per-buyer choice is derived, the schedule, the store
-//! mode and the faults. Its token is a short, shell-safe string that decodes to the same
+//! A trial is a value: what is under test (a [`Target`]: oversell's buyer and one of its
+//! locks, or a user's lock command, buyer program or whole program — one enum, so that a
+//! combination that means nothing cannot be built), number of buyers and tickets, the
+//! most jitter a buyer may sleep, a seed from which every per-buyer choice is derived,
+//! the schedule, the store mode and the faults. Its token is a short, shell-safe string that decodes to the same
 //! value (the `token` module encodes and decodes it: [`Trial::token`], [`Trial::from_token`]), so `oversell replay TOKEN` runs the same
 //! trial again. The faults live in the `faults` module.
 
@@ -113,17 +115,87 @@ impl Schedule {
     }
 }
 
-/// A user's command in place of one of oversell's parts.
+/// What a trial puts under test: oversell's buyer around one of its locks, or a user's
+/// command in place of a part. One value, so that what means nothing cannot be said: a
+/// user's command has no built-in lock, only oversell's own buyer steps at its system
+/// calls on request, and only a buyer program keeps its tickets elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum External {
+pub enum Target {
+    /// oversell's buyer and lock `lock`. `syscall`: `--granularity syscall` (token part
+    /// `.g`): under a controlled schedule its yield points are its system calls.
+    Lock {
+        /// The lock every buyer uses.
+        lock: LockKind,
+        /// Stepped at its system calls on request.
+        syscall: bool,
+    },
     /// `--lock-cmd`: a shell command that runs `{}` (the critical section) while holding
-    /// a lock, as `flock(1)` does; `{dir}` is the trial's directory.
+    /// a lock, as `flock(1)` does; `{dir}` is the trial's directory. oversell's buyer
+    /// runs inside it, with no lock of its own.
     LockCmd(String),
     /// `--buyer-cmd`: a user's whole buyer program; `{store}` is the store's path and
     /// `{dir}` the trial's directory. Exit 0: bought; exit 3: sold out.
-    BuyerCmd(String),
+    BuyerCmd {
+        /// The program's command.
+        cmd: String,
+        /// `--store-cmd` (token part `.S`): the command that keeps its tickets, run with
+        /// `{op}` = `init` before the buyers (`{tickets}` the count), and with `{op}` =
+        /// `count` after them, printing the final count. `None`: the JSON store.
+        store_cmd: Option<String>,
+    },
     /// `--program`: a whole program that starts its own buyer processes.
     Program(Program),
+}
+
+impl Target {
+    /// oversell's buyer and `lock`, stepped at oversell's own yield points.
+    pub fn lock(lock: LockKind) -> Target {
+        Target::Lock {
+            lock,
+            syscall: false,
+        }
+    }
+
+    /// The label reports use for the lock under test.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Lock { lock, .. } => lock.name().to_string(),
+            Target::LockCmd(t) => format!("lock-cmd: {t}"),
+            Target::BuyerCmd { cmd, .. } => format!("buyer-cmd: {cmd}"),
+            Target::Program(p) => format!("program: {}", p.cmd),
+        }
+    }
+
+    /// The user's command it runs (`None`: oversell's buyer and lock only).
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            Target::Lock { .. } => None,
+            Target::LockCmd(t) | Target::BuyerCmd { cmd: t, .. } => Some(t),
+            Target::Program(p) => Some(&p.cmd),
+        }
+    }
+
+    /// The built-in lock oversell's buyer takes: the target's, or `none` around or in
+    /// place of a user's command (which takes its own, or none).
+    pub fn builtin_lock(&self) -> LockKind {
+        match self {
+            Target::Lock { lock, .. } => *lock,
+            _ => LockKind::None,
+        }
+    }
+
+    /// True for `--granularity syscall` on oversell's own buyer.
+    pub fn syscall_asked(&self) -> bool {
+        matches!(self, Target::Lock { syscall: true, .. })
+    }
+
+    /// `--store-cmd`, for a buyer program that keeps its tickets elsewhere.
+    pub fn store_cmd(&self) -> Option<&str> {
+        match self {
+            Target::BuyerCmd { store_cmd, .. } => store_cmd.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Units of a whole program's schedule besides its buyers that get a place of their own
@@ -167,25 +239,6 @@ impl Program {
     }
 }
 
-impl External {
-    /// The label reports use for the lock under test.
-    pub fn label(&self) -> String {
-        match self {
-            External::LockCmd(t) => format!("lock-cmd: {t}"),
-            External::BuyerCmd(t) => format!("buyer-cmd: {t}"),
-            External::Program(p) => format!("program: {}", p.cmd),
-        }
-    }
-
-    /// The command it runs.
-    pub fn command(&self) -> &str {
-        match self {
-            External::LockCmd(t) | External::BuyerCmd(t) => t,
-            External::Program(p) => &p.cmd,
-        }
-    }
-}
-
 /// Quotes `s` for a POSIX shell: `'…'`, with `'` written as `'\''`.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -205,8 +258,8 @@ pub struct BuyerPlan {
 /// [`trials`](crate::trials) draws them; the [crate docs](crate) show one under test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trial {
-    /// The lock every buyer uses.
-    pub lock: LockKind,
+    /// What is under test: oversell's buyer and lock, or a user's command.
+    pub target: Target,
     /// How many buyer processes race.
     pub buyers: u32,
     /// How many tickets the store holds at the start.
@@ -225,19 +278,10 @@ pub struct Trial {
     /// trial replays exactly these steps; when absent the strategy chooses (and the run
     /// records its choices here).
     pub choices: Option<Vec<u32>>,
-    /// A user's lock command or buyer program, in place of `lock`.
-    pub external: Option<External>,
     /// The kinds of finding this trial showed when its token was printed (empty: none
     /// recorded, as in tokens from before the field existed). Running the trial ignores
     /// it; a replay compares what it finds against it.
     pub found: Vec<FindingKind>,
-    /// `--granularity syscall`: oversell's own buyer under a controlled schedule whose
-    /// yield points are its system calls (token part `.g`).
-    pub syscall: bool,
-    /// `--store-cmd`: the command that keeps a buyer program's tickets (token part `.S`):
-    /// run with `{op}` = `init` before the buyers (`{tickets}` the count), and with
-    /// `{op}` = `count` after them, printing the final count.
-    pub store_cmd: Option<String>,
 }
 
 impl Trial {
@@ -268,7 +312,7 @@ impl Trial {
     /// A trial with the given lock, buyers and tickets, no jitter and seed 0.
     pub fn new(lock: LockKind, buyers: u32, tickets: u32) -> Trial {
         Trial {
-            lock,
+            target: Target::lock(lock),
             buyers,
             tickets,
             jitter_us: 0,
@@ -277,44 +321,50 @@ impl Trial {
             store: StoreMode::InPlace,
             faults: Faults::default(),
             choices: None,
-            external: None,
             found: Vec::new(),
-            syscall: false,
-            store_cmd: None,
         }
+    }
+
+    /// The built-in lock oversell's buyer takes ([`Target::builtin_lock`]).
+    pub fn lock(&self) -> LockKind {
+        self.target.builtin_lock()
+    }
+
+    /// The user's command under test, if any ([`Target::command`]).
+    pub fn command(&self) -> Option<&str> {
+        self.target.command()
     }
 
     /// The name reports give the lock under test.
     pub fn lock_label(&self) -> String {
-        match &self.external {
-            Some(e) => e.label(),
-            None => self.lock.name().to_string(),
-        }
+        self.target.label()
     }
 
     /// True when the trial steps at system-call granularity: asked for
-    /// (`--granularity syscall`, [`Trial::syscall`]), or a controlled schedule of a
+    /// (`--granularity syscall`, [`Target::Lock`]'s `syscall`), or a controlled schedule of a
     /// built-in lock whose acquire is several system calls that oversell's own steps
     /// would keep together ([`LockKind::acquire_spans_calls`]): at step granularity
     /// such a lock could only ever be "verified".
     pub fn syscall_level(&self) -> bool {
-        self.syscall
-            || (self.external.is_none()
-                && self.schedule.is_controlled()
-                && self.lock.acquire_spans_calls())
+        match self.target {
+            Target::Lock { lock, syscall } => {
+                syscall || (self.schedule.is_controlled() && lock.acquire_spans_calls())
+            }
+            _ => false,
+        }
     }
 
     /// True when a controlled schedule of this trial orders system calls (the seccomp
     /// driver runs it): a user's command or program, or [`Trial::syscall_level`].
     pub(crate) fn steps_are_calls(&self) -> bool {
-        self.schedule.is_controlled() && (self.external.is_some() || self.syscall_level())
+        self.schedule.is_controlled() && (self.command().is_some() || self.syscall_level())
     }
 
     /// The units a controlled schedule of this trial orders: its buyers, and for a whole
     /// program also [`PROGRAM_UNITS`] of its own first processes.
     pub(crate) fn schedule_units(&self) -> u32 {
-        match self.external {
-            Some(External::Program(_)) => self.buyers.saturating_add(PROGRAM_UNITS),
+        match self.target {
+            Target::Program(_) => self.buyers.saturating_add(PROGRAM_UNITS),
             _ => self.buyers,
         }
     }
@@ -335,14 +385,14 @@ impl Trial {
                 self.schedule.name()
             ));
         }
-        let why = match &self.external {
-            Some(e) => Some(e.label()),
-            None if self.syscall => Some("--granularity syscall".to_string()),
-            None if self.syscall_level() => Some(format!(
+        let why = match &self.target {
+            Target::Lock { syscall: true, .. } => Some("--granularity syscall".to_string()),
+            Target::Lock { lock, .. } if self.syscall_level() => Some(format!(
                 "--lock {}, which steps at system-call granularity",
-                self.lock.name()
+                lock.name()
             )),
-            None => None,
+            Target::Lock { .. } => None,
+            t => Some(t.label()),
         };
         if let Some(why) = why {
             return Some(format!(
@@ -350,11 +400,11 @@ impl Trial {
                  {accepted}"
             ));
         }
-        if !self.lock.forgotten_by_power_cut() {
+        if !self.lock().forgotten_by_power_cut() {
             return Some(format!(
                 "--faults crash=… with --lock {}: its state outlives a power cut in ways the \
                  disk model does not cover; {accepted}",
-                self.lock.name()
+                self.lock().name()
             ));
         }
         None
@@ -382,8 +432,8 @@ impl Trial {
 /// The space [`trials`](crate::trials) and the command line draw a [`Trial`](crate::Trial) from; see the [crate docs](crate).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialSpace {
-    /// The lock under test.
-    pub lock: LockKind,
+    /// What is under test.
+    pub target: Target,
     /// Buyers per trial.
     pub buyers: Span,
     /// Tickets per trial.
@@ -396,12 +446,6 @@ pub struct TrialSpace {
     pub store: StoreMode,
     /// Faults injected into buyers.
     pub faults: Faults,
-    /// A user's lock command or buyer program, in place of `lock`.
-    pub external: Option<External>,
-    /// `--granularity syscall` (see [`Trial::syscall`]).
-    pub syscall: bool,
-    /// `--store-cmd` (see [`Trial::store_cmd`]).
-    pub store_cmd: Option<String>,
     /// With a `Jitter` schedule: every other trial (the even ones) runs controlled, under
     /// `pct` of depth 2 — the default for a user's command, so the default search finds
     /// what either search finds.
@@ -412,16 +456,13 @@ impl TrialSpace {
     /// The defaults `explore` uses: 2..16 buyers, 1..8 tickets, up to 5 ms of jitter.
     pub fn new(lock: LockKind) -> TrialSpace {
         TrialSpace {
-            lock,
+            target: Target::lock(lock),
             buyers: Span { lo: 2, hi: 16 },
             tickets: Span { lo: 1, hi: 8 },
             jitter_us: 5_000,
             schedule: Schedule::Jitter,
             store: StoreMode::InPlace,
             faults: Faults::default(),
-            external: None,
-            syscall: false,
-            store_cmd: None,
             alternate_pct: false,
         }
     }
@@ -438,10 +479,12 @@ impl TrialSpace {
 
     /// The name reports give the lock under test.
     pub fn lock_label(&self) -> String {
-        match &self.external {
-            Some(e) => e.label(),
-            None => self.lock.name().to_string(),
-        }
+        self.target.label()
+    }
+
+    /// The built-in lock oversell's buyer takes ([`Target::builtin_lock`]).
+    pub fn lock(&self) -> LockKind {
+        self.target.builtin_lock()
     }
 
     /// The `index`th trial of a run seeded with `seed`.
@@ -450,7 +493,7 @@ impl TrialSpace {
         let buyers = self.buyers.pick(&mut rng);
         let tickets = self.tickets.pick(&mut rng);
         Trial {
-            lock: self.lock,
+            target: self.target.clone(),
             buyers,
             tickets,
             jitter_us: self.jitter_us,
@@ -466,10 +509,7 @@ impl TrialSpace {
             store: self.store,
             faults: self.faults,
             choices: None,
-            external: self.external.clone(),
             found: Vec::new(),
-            syscall: self.syscall,
-            store_cmd: self.store_cmd.clone(),
         }
     }
 }
@@ -477,7 +517,7 @@ impl TrialSpace {
 /// The shell command that replays a token (with `--allow-cmd` when the token carries a
 /// user's command, which replay runs only when asked to).
 pub fn replay_command(token: &str) -> String {
-    let runs_a_command = Trial::from_token(token).is_ok_and(|t| t.external.is_some());
+    let runs_a_command = Trial::from_token(token).is_ok_and(|t| t.command().is_some());
     if runs_a_command {
         format!("oversell replay --allow-cmd {token}")
     } else {

@@ -311,8 +311,7 @@ fn run_in_test<L: Lock>(trial: &Trial, mut lock: L) -> Result<Checked, Unsound> 
     cfg.launcher = Launcher::TestBinary { test };
     let mut trial = trial.clone();
     // The harness prepares nothing for a user's lock, and its tokens say whose it is.
-    trial.lock = LockKind::User;
-    trial.external = None;
+    trial.target = crate::scenario::Target::lock(LockKind::User);
     let mut runner = Runner::new(&cfg);
     runner.run(&trial, None).map_err(Unsound::Harness)
 }

@@ -21,7 +21,7 @@ pub use crate::report::timeline::{
     html as timeline_html, marks as timeline_marks, svg as timeline_svg, Axis, TimelineInput,
 };
 pub use crate::report::{Finding, Why};
-pub use crate::scenario::{External, Span};
+pub use crate::scenario::Span;
 pub use crate::schedule::Dfs;
 pub use crate::store::{Contents, StoreMode};
 pub use crate::vocab::Point;

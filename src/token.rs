@@ -35,7 +35,7 @@
 
 use crate::check::FindingKind;
 use crate::limits;
-use crate::scenario::{External, Schedule, Trial};
+use crate::scenario::{Schedule, Target, Trial};
 use crate::store::StoreMode;
 use crate::vocab::LockKind;
 use std::collections::BTreeMap;
@@ -272,21 +272,14 @@ fn parse_schedule(s: &str) -> Result<Schedule, String> {
     })
 }
 
-fn external_part(e: &External) -> String {
-    let joined;
-    let (tag, t) = match e {
-        External::LockCmd(t) => ('L', t),
-        External::BuyerCmd(t) => ('B', t),
-        External::Program(p) => {
-            joined = p.joined();
-            ('P', &joined)
-        }
-    };
-    let hex: String = t.bytes().map(|b| format!("{b:02x}")).collect();
+/// A command's token part: its tag, then the hex of its bytes.
+fn command_part(tag: char, text: &str) -> String {
+    let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
     format!("{tag}{hex}")
 }
 
-fn parse_external(tag: &str, hex: &str) -> Result<External, String> {
+/// The text of a command part's hex, bounded as the command line bounds a command.
+fn parse_command(tag: &str, hex: &str) -> Result<String, String> {
     let bad = || format!("'{tag}…' is not a command (hex of its bytes)");
     if !hex.len().is_multiple_of(2) {
         return Err(bad());
@@ -301,14 +294,63 @@ fn parse_external(tag: &str, hex: &str) -> Result<External, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect();
-    let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
-    match tag {
-        "L" => Ok(External::LockCmd(text)),
-        "P" => crate::scenario::Program::split(&text)
-            .map(External::Program)
-            .ok_or_else(|| "'P…' is not a program (four parts joined by NUL)".to_string()),
-        _ => Ok(External::BuyerCmd(text)),
+    String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())
+}
+
+/// The target a token's lock and parts name (`g`, `L`, `B`, `P`, `S`); what means
+/// nothing (two commands, a command beside a built-in lock or `g`, a store command
+/// without a buyer program) is refused.
+fn decode_target(lock: LockKind, f: &Fields<'_>) -> Result<Target, String> {
+    let commands: Vec<&str> = ["L", "B", "P"]
+        .into_iter()
+        .filter(|t| f.0.contains_key(t))
+        .collect();
+    let store_cmd =
+        f.0.get("S")
+            .map(|hex| parse_command("S", hex))
+            .transpose()?;
+    let syscall = f.0.contains_key("g");
+    let Some(&tag) = commands.first() else {
+        if store_cmd.is_some() {
+            return Err("it carries a store command (S) without a buyer program (B)".into());
+        }
+        return Ok(Target::Lock { lock, syscall });
+    };
+    if commands.len() > 1 {
+        return Err(format!(
+            "it carries two commands ({}); a trial runs one at most",
+            commands.join(", ")
+        ));
     }
+    if lock != LockKind::None {
+        return Err(format!(
+            "it names lock '{}' beside a command ({tag}); a command's token names lock 'none'",
+            lock.name()
+        ));
+    }
+    if syscall {
+        return Err(format!(
+            "it asks for system-call granularity (g) beside a command ({tag}), which always \
+             steps at its system calls"
+        ));
+    }
+    if store_cmd.is_some() && tag != "B" {
+        return Err(format!(
+            "it carries a store command (S) beside {tag}; only a buyer program (B) has one"
+        ));
+    }
+    let text = parse_command(tag, f.0.get(tag).copied().unwrap_or(""))?;
+    Ok(match tag {
+        "L" => Target::LockCmd(text),
+        "P" => Target::Program(
+            crate::scenario::Program::split(&text)
+                .ok_or_else(|| "'P…' is not a program (four parts joined by NUL)".to_string())?,
+        ),
+        _ => Target::BuyerCmd {
+            cmd: text,
+            store_cmd,
+        },
+    })
 }
 
 /// The `f` field's value: the kinds, sorted, joined by `+`.
@@ -342,7 +384,7 @@ pub fn encode(t: &Trial) -> String {
     let scale = limits::PROBABILITY_SCALE as f64;
     let mut s = format!(
         "{PREFIX}.{}.b{}.t{}.j{}.r{:x}.s{}",
-        t.lock.name(),
+        t.lock().name(),
         t.buyers,
         t.tickets,
         t.jitter_us,
@@ -377,17 +419,18 @@ pub fn encode(t: &Trial) -> String {
         let p = (t.faults.jump * scale).round() as u32;
         s.push_str(&format!(".y{p}-{}", t.faults.jump_ms));
     }
-    if t.syscall {
-        s.push_str(".g");
-    }
-    if let Some(e) = &t.external {
-        s.push('.');
-        s.push_str(&external_part(e));
-    }
-    if let Some(c) = &t.store_cmd {
-        // The same hex as a buyer program's, under its own tag.
-        s.push_str(".S");
-        s.push_str(&external_part(&External::BuyerCmd(c.clone()))[1..]);
+    match &t.target {
+        Target::Lock { syscall: true, .. } => s.push_str(".g"),
+        Target::Lock { .. } => {}
+        Target::LockCmd(c) => s.push_str(&format!(".{}", command_part('L', c))),
+        Target::BuyerCmd { cmd, store_cmd } => {
+            s.push_str(&format!(".{}", command_part('B', cmd)));
+            if let Some(c) = store_cmd {
+                // The same hex as a buyer program's, under its own tag.
+                s.push_str(&format!(".{}", command_part('S', c)));
+            }
+        }
+        Target::Program(p) => s.push_str(&format!(".{}", command_part('P', &p.joined()))),
     }
     if let Some(c) = &t.choices {
         s.push_str(".p");
@@ -448,17 +491,6 @@ impl<'a> Fields<'a> {
                 return Err(format!("its field '{key}' appears twice"));
             }
         }
-        if map.contains_key("S") && !map.contains_key("B") {
-            return Err("it carries a store command (S) without a buyer program (B)".into());
-        }
-        if ["L", "B", "P"]
-            .iter()
-            .filter(|k| map.contains_key(*k))
-            .count()
-            > 1
-        {
-            return Err("it carries two commands (of L, B and P); a trial runs one at most".into());
-        }
         Ok(Fields(map))
     }
 
@@ -513,7 +545,7 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
     trial.seed =
         u64::from_str_radix(seed, 16).map_err(|_| format!("'r{seed}' is not a hex seed"))?;
     trial.schedule = parse_schedule(f.required("s", "schedule")?)?;
-    trial.syscall = f.0.contains_key("g");
+    trial.target = decode_target(lock, &f)?;
     if f.0.contains_key("a") && f.0.contains_key("d") {
         return Err("it asks for two store modes (a and d)".into());
     }
@@ -524,17 +556,6 @@ fn decode_fields(token: &str) -> Result<Trial, String> {
         trial.store = StoreMode::Durable;
     }
     decode_faults(&f, &mut trial)?;
-    for tag in ["L", "B", "P"] {
-        if let Some(hex) = f.0.get(tag) {
-            trial.external = Some(parse_external(tag, hex)?);
-        }
-    }
-    if let Some(hex) = f.0.get("S") {
-        let External::BuyerCmd(c) = parse_external("B", hex)? else {
-            return Err("'S…' is not a command".into());
-        };
-        trial.store_cmd = Some(c);
-    }
     if let Some(steps) = f.0.get("p") {
         trial.choices = Some(decode_steps(steps, &trial)?);
     }
@@ -602,8 +623,8 @@ fn decode_steps(s: &str, trial: &Trial) -> Result<Vec<u32>, String> {
     let runs = runs(s)?;
     // A whole program's units are its processes, as many as it starts (each buyer may
     // be a process of its own with helpers of its own): bounded as the processes are.
-    let units = match trial.external {
-        Some(External::Program(_)) => limits::MAX_BUYERS * 4,
+    let units = match trial.target {
+        Target::Program(_) => limits::MAX_BUYERS * 4,
         _ => trial.buyers,
     };
     // After a power cut fresh buyers go on, numbered after the trial's own.

@@ -712,9 +712,7 @@ fn a_command_that_is_not_there_is_refused_before_the_first_trial() {
     // A token that carries such a command is refused the same way by replay and gate.
     let mut trial =
         oversell::Trial::from_token("ov1.none.b2.t1.j0.r1.sjitter.c5324cc").expect("decodes");
-    trial.external = Some(oversell::testing::External::LockCmd(
-        "nosuchlock {dir} {}".into(),
-    ));
+    trial.target = oversell::Target::LockCmd("nosuchlock {dir} {}".into());
     let token = trial.token();
     let args = ["replay", "--allow-cmd", token.as_str()];
     assert_refused(

@@ -91,7 +91,7 @@ fn a_token_that_no_longer_fits_the_program_is_changed() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The none race's steps under flock: buyer 1 cannot take the lock buyer 0 holds.
     let mut trial = oversell::Trial::from_token(NONE_RACE).expect("decodes");
-    trial.lock = oversell::LockKind::Flock;
+    trial.target = oversell::Target::lock(oversell::LockKind::Flock);
     let token = trial.token();
     write(dir.path(), "moved.txt", &format!("clean {token}\n"));
     let report = run(dir.path());

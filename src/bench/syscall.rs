@@ -5,7 +5,7 @@
 use super::BenchOptions;
 use crate::harness::HarnessError;
 use crate::lock::LockKind;
-use crate::scenario::{External, Span, TrialSpace};
+use crate::scenario::{Span, Target, TrialSpace};
 use serde::Serialize;
 
 /// The step rate a syscall-level schedule reaches for oversell's buyer: the target.
@@ -63,10 +63,13 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
         return Ok(None);
     }
     let mut own = TrialSpace::new(LockKind::Flock);
-    own.syscall = true;
+    own.target = Target::Lock {
+        lock: LockKind::Flock,
+        syscall: true,
+    };
     let buyer = rate(opts, own, "flock, --granularity syscall")?;
     let mut shell = TrialSpace::new(LockKind::None);
-    shell.external = Some(External::LockCmd(SHELL_LOCK.to_string()));
+    shell.target = Target::LockCmd(SHELL_LOCK.to_string());
     let lock_cmd = rate(opts, shell, SHELL_LOCK)?;
     // A Python program's or a database's start is half a second: the full bench only.
     let full = opts.mode == super::Mode::Full;
@@ -74,7 +77,7 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
         Some(p) => {
             let what = p.cmd.clone();
             let mut space = TrialSpace::new(LockKind::None);
-            space.external = Some(External::Program(p));
+            space.target = Target::Program(p);
             Some(rate(opts, space, &what)?)
         }
         None => None,
@@ -82,8 +85,10 @@ pub(super) fn measure(opts: &BenchOptions) -> Result<Option<SyscallSpeed>, Harne
     let postgres = match postgres_buyer().filter(|_| full) {
         Some((buyer, store)) => {
             let mut space = TrialSpace::new(LockKind::None);
-            space.external = Some(External::BuyerCmd(buyer.clone()));
-            space.store_cmd = Some(store);
+            space.target = Target::BuyerCmd {
+                cmd: buyer.clone(),
+                store_cmd: Some(store),
+            };
             Some(rate(opts, space, &buyer)?)
         }
         None => None,

@@ -5,9 +5,8 @@ use super::exit::{Fail, Outcome};
 use super::progress::Bar;
 use super::{outputs, start_harness, validate};
 use crate::explore::{self, Checked, ExploreConfig};
-use crate::lock::LockKind;
 use crate::report::{self, Finding, Report};
-use crate::scenario::{External, Schedule, Span, TrialSpace};
+use crate::scenario::{Schedule, Span, Target, TrialSpace};
 use crate::store::StoreMode;
 use std::time::Duration;
 
@@ -154,7 +153,7 @@ fn errno_fault(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
         a.schedule,
         Some(ScheduleArg::Random | ScheduleArg::Pct | ScheduleArg::Exhaustive)
     );
-    if controlled && (space.syscall || space.external.is_some()) {
+    if controlled && (space.target.syscall_asked() || space.target.command().is_some()) {
         return Ok(());
     }
     Err(Fail::Usage(
@@ -175,7 +174,7 @@ fn clock_fault(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
         a.schedule,
         Some(ScheduleArg::Random | ScheduleArg::Pct | ScheduleArg::Exhaustive)
     );
-    if controlled && space.external.is_some() {
+    if controlled && space.target.command().is_some() {
         return Ok(());
     }
     Err(Fail::Usage(
@@ -188,12 +187,14 @@ fn clock_fault(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
 
 /// `--redis URL`, and a Redis lock refused up front when no server can be had.
 fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
-    let needs = (space.lock.needs_redis() && space.external.is_none())
-        .then(|| format!("--lock {}", space.lock));
+    let needs = space
+        .lock()
+        .needs_redis()
+        .then(|| format!("--lock {}", space.lock()));
     let names_redis = space
-        .external
-        .as_ref()
-        .is_some_and(|e| e.command().contains("{redis}"));
+        .target
+        .command()
+        .is_some_and(|c| c.contains("{redis}"));
     if names_redis {
         if a.redis.is_some() {
             return Err(Fail::Usage(
@@ -208,10 +209,7 @@ fn redis(a: &ExploreArgs, space: &TrialSpace) -> Result<(), Fail> {
             )));
         }
     }
-    let names_pg = space
-        .external
-        .as_ref()
-        .is_some_and(|e| e.command().contains("{pg}"))
+    let names_pg = space.target.command().is_some_and(|c| c.contains("{pg}"))
         || a.store_cmd.as_ref().is_some_and(|c| c.contains("{pg}"));
     if let Some(c) = &a.pg {
         if !names_pg {
@@ -284,10 +282,10 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
     }
     if let Some(t) = &a.lock_cmd {
         validate::lock_cmd(t)?;
-        space.external = Some(External::LockCmd(t.clone()));
+        space.target = Target::LockCmd(t.clone());
     }
     if let Some(t) = &a.buyer_cmd {
-        store_cmd(a, space)?;
+        let store_cmd = store_cmd(a, space)?;
         if a.store_cmd.is_none() {
             validate::buyer_cmd(t)?;
         }
@@ -299,7 +297,10 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
                     .into(),
             ));
         }
-        space.external = Some(External::BuyerCmd(t.clone()));
+        space.target = Target::BuyerCmd {
+            cmd: t.clone(),
+            store_cmd,
+        };
     }
     if let Some(cmd) = &a.program {
         let p = validate::whole_program(
@@ -316,7 +317,7 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
                     .into(),
             ));
         }
-        space.external = Some(External::Program(p));
+        space.target = Target::Program(p);
         if a.schedule.is_none() {
             space.schedule = Schedule::Pct {
                 depth: a.depth.unwrap_or(2),
@@ -336,8 +337,7 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
             )));
         }
     }
-    if space.external.is_some() {
-        space.lock = LockKind::None;
+    if space.target.command().is_some() {
         if space.schedule == Schedule::Barrier {
             return Err(Fail::Usage(
                 "--schedule barrier with --lock-cmd or --buyer-cmd: a user's command cannot report \
@@ -361,9 +361,9 @@ fn external(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
 /// `--store-cmd`: names its operation and tickets; runs only under a controlled schedule
 /// (the syscall-level harness runs it), so it refuses the others, and a host where
 /// system calls cannot be intercepted, with one line.
-fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
+fn store_cmd(a: &ExploreArgs, space: &TrialSpace) -> Result<Option<String>, Fail> {
     let Some(t) = &a.store_cmd else {
-        return Ok(());
+        return Ok(None);
     };
     const EXAMPLE: &str = "'python3 fixtures/stores/sqlite.py {dir} {op} {tickets}'";
     for part in ["{op}", "{tickets}"] {
@@ -403,37 +403,36 @@ fn store_cmd(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
              command runs under a controlled schedule only"
         )));
     }
-    space.store_cmd = Some(t.clone());
-    Ok(())
+    Ok(Some(t.clone()))
 }
 
 /// `--granularity syscall`: oversell's buyer under the syscall-level scheduler.
 fn granularity(a: &ExploreArgs, space: &mut TrialSpace) -> Result<(), Fail> {
-    if space.external.is_some() {
+    let controlled = space.schedule.is_controlled();
+    let schedule = space.schedule.name();
+    let Target::Lock { lock, syscall } = &mut space.target else {
         return Ok(());
-    }
-    if space.lock.acquire_spans_calls() && space.schedule.is_controlled() {
+    };
+    if lock.acquire_spans_calls() && controlled {
         if !a.quiet {
             say!(
-                "lock {}: its acquire is several system calls, which oversell's own steps would \
-                 keep together; its controlled schedules run at system-call granularity",
-                space.lock
+                "lock {lock}: its acquire is several system calls, which oversell's own steps \
+                 would keep together; its controlled schedules run at system-call granularity"
             );
         }
-        space.syscall = true;
+        *syscall = true;
     }
     if a.granularity != GranularityArg::Syscall {
         return Ok(());
     }
-    if !space.schedule.is_controlled() {
+    if !controlled {
         return Err(Fail::Usage(format!(
-            "--granularity syscall with --schedule {}: only a controlled schedule has yield \
-             points; accepted: --schedule random, pct or exhaustive",
-            space.schedule.name()
+            "--granularity syscall with --schedule {schedule}: only a controlled schedule has \
+             yield points; accepted: --schedule random, pct or exhaustive"
         )));
     }
     match crate::harness::syscall_control_available() {
-        Ok(()) => space.syscall = true,
+        Ok(()) => *syscall = true,
         Err(why) => {
             say!("system calls cannot be intercepted here ({why}): steps stay oversell's own")
         }
@@ -489,9 +488,9 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
     );
     if let Schedule::Pct { depth } = cfg.space.schedule {
         // As `Trial::steps_are_calls` decides for a pct trial of this space.
-        let calls = cfg.space.syscall
-            || cfg.space.external.is_some()
-            || cfg.space.lock.acquire_spans_calls();
+        let calls = cfg.space.target.syscall_asked()
+            || cfg.space.target.command().is_some()
+            || cfg.space.lock().acquire_spans_calls();
         if calls {
             say!(
                 "pct at system-call granularity: seeded priorities and {}, placed among each \

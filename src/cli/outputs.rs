@@ -52,7 +52,7 @@ fn timeline_of(index: u64, c: &Checked, path: &Path) -> String {
     let input = TimelineInput {
         title: format!(
             "oversell · lock {} · trial {index} · {} · {verdict} · {}",
-            c.trial.lock,
+            c.trial.lock(),
             c.trial.schedule.name(),
             c.trial.found_token(&c.violations)
         ),

@@ -55,24 +55,25 @@ pub(super) fn run(a: &ReplayArgs) -> Result<Outcome, Fail> {
 fn trial_of(a: &ReplayArgs) -> Result<Trial, Fail> {
     let trial = Trial::from_token(&a.token).map_err(|e| Fail::Usage(e.to_string()))?;
     trial
-        .lock
+        .lock()
         .replayable(&a.token)
         .map_err(|e| Fail::Usage(e.to_string()))?;
-    if let Some(e) = &trial.external {
+    if let Some(t) = trial.command() {
         if !a.allow_cmd {
             return Err(Fail::Usage(format!(
                 "the token runs a shell command ({}); accepted: the same replay with --allow-cmd once you trust it",
-                e.label()
+                trial.lock_label()
             )));
         }
         // Only the quotes and the program: an older token's buyer command may lack
         // `{store}` and still replay as it ran.
-        let t = e.command();
         validate::quotes("the token's command", t, "'flock {dir}/lock {}'")?;
         validate::program("the token's command", t, "'flock {dir}/lock {}'")?;
     }
-    let needs = (trial.lock.needs_redis() && trial.external.is_none())
-        .then(|| format!("the token's lock {}", trial.lock));
+    let needs = trial
+        .lock()
+        .needs_redis()
+        .then(|| format!("the token's lock {}", trial.lock()));
     validate::redis(a.redis.as_deref(), needs.as_deref())?;
     if trial.schedule.is_controlled() && trial.choices.is_none() {
         return Err(Fail::Usage(format!(

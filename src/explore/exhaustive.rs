@@ -383,10 +383,7 @@ impl Walk<'_> {
 /// different write). Only oversell's own buyer at step granularity, without faults,
 /// and not under `--keep-going` (which reports every shape's own findings).
 fn same_as(cfg: &ExploreConfig, trial: &Trial) -> Option<u32> {
-    let plain = trial.faults.is_none()
-        && trial.external.is_none()
-        && trial.store_cmd.is_none()
-        && !trial.syscall_level();
+    let plain = trial.faults.is_none() && trial.command().is_none() && !trial.syscall_level();
     if !plain || cfg.keep_going {
         return None;
     }
@@ -402,7 +399,7 @@ fn same_as(cfg: &ExploreConfig, trial: &Trial) -> Option<u32> {
 
 /// The yield points a verified search stepped between, as its line names them.
 fn granularity(trial: &Trial) -> String {
-    if trial.syscall_level() || trial.external.is_some() {
+    if trial.steps_are_calls() {
         "system-call".into()
     } else {
         "step".into()

@@ -20,7 +20,7 @@ use crate::check::FindingKind;
 use crate::harness::{HarnessError, Seen};
 use crate::ledger::{EventKind, History};
 use crate::report::{Why, WhyStep};
-use crate::scenario::{External, Trial};
+use crate::scenario::{self, Trial};
 use crate::schedule::Replay;
 use std::collections::BTreeSet;
 
@@ -449,17 +449,27 @@ fn event_words(kind: EventKind, value: Option<&str>) -> Option<String> {
 /// schedule.
 pub fn controlled_command(t: &Trial) -> String {
     let mut cmd = String::from("oversell explore");
-    match &t.external {
-        Some(External::LockCmd(c)) => cmd.push_str(&format!(" --lock-cmd {}", quote(c))),
-        Some(External::BuyerCmd(c)) => cmd.push_str(&format!(" --buyer-cmd {}", quote(c))),
-        Some(External::Program(p)) => cmd.push_str(&format!(
+    match &t.target {
+        scenario::Target::LockCmd(c) => cmd.push_str(&format!(" --lock-cmd {}", quote(c))),
+        scenario::Target::BuyerCmd { cmd: c, store_cmd } => {
+            cmd.push_str(&format!(" --buyer-cmd {}", quote(c)));
+            if let Some(s) = store_cmd {
+                cmd.push_str(&format!(" --store-cmd {}", quote(s)));
+            }
+        }
+        scenario::Target::Program(p) => cmd.push_str(&format!(
             " --program {} --store-file {} --store-key {} --sold {}",
             quote(&p.cmd),
             quote(&p.store_file),
             quote(&p.store_key),
             quote(&p.sold)
         )),
-        None => cmd.push_str(&format!(" --lock {}", t.lock.name())),
+        scenario::Target::Lock { lock, syscall } => {
+            cmd.push_str(&format!(" --lock {}", lock.name()));
+            if *syscall {
+                cmd.push_str(" --granularity syscall");
+            }
+        }
     }
     cmd.push_str(&format!(" --buyers {} --tickets {}", t.buyers, t.tickets));
     if t.store != crate::store::StoreMode::default() {

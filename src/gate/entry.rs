@@ -266,7 +266,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, GateError> {
             line,
             source,
         })?;
-        if let Err(e) = trial.lock.replayable(token) {
+        if let Err(e) = trial.lock().replayable(token) {
             return Err(bad(e.to_string()));
         }
         if trial.schedule.is_controlled() && trial.choices.is_none() {

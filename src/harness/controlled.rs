@@ -241,8 +241,8 @@ impl Session {
     /// True when this session can run `trial`.
     pub fn fits(&self, trial: &Trial) -> bool {
         let joins = !self.lock.fixed_membership() || trial.buyers as usize <= self.slots.len();
-        self.lock == trial.lock
-            && self.store == trial.lock.required_store().unwrap_or(trial.store)
+        self.lock == trial.lock()
+            && self.store == trial.lock().required_store().unwrap_or(trial.store)
             && joins
     }
 

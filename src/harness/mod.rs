@@ -337,14 +337,14 @@ pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError>
     }
     match Engine::of(trial, cfg) {
         Engine::SystemCalls => syscall::run(trial, cfg),
-        Engine::BuyerCommand => match &trial.external {
-            Some(crate::scenario::External::BuyerCmd(t)) => external::run(trial, t, cfg),
+        Engine::BuyerCommand => match &trial.target {
+            crate::scenario::Target::BuyerCmd { cmd, .. } => external::run(trial, cmd, cfg),
             _ => Err(HarnessError::Refused(
                 "a buyer command trial without its command".into(),
             )),
         },
         Engine::Steps => {
-            let mut session = Session::new(trial.lock, trial.store, cfg)?;
+            let mut session = Session::new(trial.lock(), trial.store, cfg)?;
             let mut scheduler = crate::schedule::for_trial(trial);
             session.run(trial, &mut *scheduler)
         }

@@ -4,7 +4,7 @@
 
 use crate::lock::LockKind;
 use crate::protocol::{Pace, Point};
-use crate::scenario::{External, Schedule, Trial};
+use crate::scenario::{Schedule, Target, Trial};
 use crate::store::StoreMode;
 use std::time::Duration;
 
@@ -76,13 +76,13 @@ impl Plan {
                 }
             })
             .collect();
-        let wrap = match &trial.external {
-            Some(External::LockCmd(t)) => Some(t.clone()),
+        let wrap = match &trial.target {
+            Target::LockCmd(t) => Some(t.clone()),
             _ => None,
         };
         Plan {
-            lock: trial.lock,
-            store: trial.lock.required_store().unwrap_or(trial.store),
+            lock: trial.lock(),
+            store: trial.lock().required_store().unwrap_or(trial.store),
             pace,
             tickets: trial.tickets,
             wrap,
@@ -117,7 +117,7 @@ impl Engine {
         let controlled = trial.schedule.is_controlled();
         if trial.steps_are_calls() {
             Engine::SystemCalls
-        } else if matches!(trial.external, Some(External::BuyerCmd(_))) {
+        } else if matches!(trial.target, Target::BuyerCmd { .. }) {
             Engine::BuyerCommand
         } else if controlled {
             Engine::Steps

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::lock::LockKind;
 use crate::protocol::{Pace, RoundOrders};
-use crate::scenario::Trial;
+use crate::scenario::{Target, Trial};
 use crate::store::{self, StoreMode};
 use std::fs::File;
 use std::os::unix::net::UnixStream;
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 /// removed once all opened it) run fresh, as do a user's lock or buyer command.
 pub(super) fn poolable(trial: &Trial, cfg: &HarnessConfig) -> bool {
     let lock_ok = matches!(
-        trial.lock,
+        trial.lock(),
         LockKind::None
             | LockKind::Flock
             | LockKind::Ofd
@@ -51,8 +51,7 @@ pub(super) fn poolable(trial: &Trial, cfg: &HarnessConfig) -> bool {
         && !cfg.fresh
         && cfg.keep.is_none()
         && cfg.launcher == Launcher::Subcommand
-        && trial.external.is_none()
-        && !trial.syscall
+        && matches!(trial.target, Target::Lock { syscall: false, .. })
         && !trial.schedule.is_controlled()
 }
 
@@ -77,12 +76,12 @@ impl FreePool {
         let dir = TrialDir::create(cfg.keep.as_deref())?;
         let mut group = Group::default();
         let deadline = Instant::now() + cfg.timeout;
-        let lock_state = prepare_lock(trial.lock, &dir.path, &mut group, &cfg.exe, deadline)?;
-        super::free::virtual_lease_clock(trial.lock, &dir.path)?;
+        let lock_state = prepare_lock(trial.lock(), &dir.path, &mut group, &cfg.exe, deadline)?;
+        super::free::virtual_lease_clock(trial.lock(), &dir.path)?;
         Ok(FreePool {
             cfg: cfg.clone(),
-            lock: trial.lock,
-            store: trial.lock.required_store().unwrap_or(trial.store),
+            lock: trial.lock(),
+            store: trial.lock().required_store().unwrap_or(trial.store),
             dir,
             group,
             lock_state,
@@ -98,7 +97,8 @@ impl FreePool {
 
     /// True when this pool can run `trial`.
     pub fn fits(&self, trial: &Trial) -> bool {
-        self.lock == trial.lock && self.store == trial.lock.required_store().unwrap_or(trial.store)
+        self.lock == trial.lock()
+            && self.store == trial.lock().required_store().unwrap_or(trial.store)
     }
 
     fn ensure_buyer(&mut self, i: usize) -> Result<(), HarnessError> {

@@ -128,9 +128,9 @@ pub struct Report {
     /// Set when the run stopped at its first failing trial (`--keep-going` runs them all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,
-    /// Trials that stalled under a controlled schedule and ran on when their steps were
-    /// run again ([`STALL_UNREPEATED`]): neither a finding nor clean, so the run is not
-    /// verified. One line each, naming the trial.
+    /// Trials that stalled under a controlled schedule (a buyer that did not reach its
+    /// next step before the timeout) and ran on when their steps were run again: neither
+    /// a finding nor clean, so the run is not verified. One line each, naming the trial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unconfirmed: Vec<String>,
 }

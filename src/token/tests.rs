@@ -14,10 +14,13 @@ fn tokens_round_trip() {
             t.faults.stop_ms = 40;
         }
         if i % 5 == 2 {
-            t.external = Some(External::LockCmd("flock {dir}/l {} # it's".into()));
+            t.target = Target::LockCmd("flock {dir}/l {} # it's".into());
         }
         if i % 5 == 4 {
-            t.external = Some(External::BuyerCmd("python3 'a b.py' {store}".into()));
+            t.target = Target::BuyerCmd {
+                cmd: "python3 'a b.py' {store}".into(),
+                store_cmd: (i % 10 == 4).then(|| "sh s.sh {dir} {op} {tickets}".into()),
+            };
         }
         if i % 3 == 1 {
             t.schedule = Schedule::Pct { depth: 3 };
@@ -271,7 +274,7 @@ fn a_power_cut_the_trial_cannot_have_is_refused() {
     let none = Trial::from_token(&t.token()).expect_err("a cut without the fault");
     assert!(none.why.contains("no crash fault"), "{none}");
     t.faults.crash = 0.5;
-    t.lock = LockKind::Lockfile;
+    t.target = Target::lock(LockKind::Lockfile);
     let lockfile = Trial::from_token(&t.token()).expect_err("a lock the cut cannot have");
     assert!(lockfile.why.contains("--lock lockfile"), "{lockfile}");
 }
@@ -319,4 +322,42 @@ fn a_malformed_fault_field_is_refused_by_its_name() {
         "'x7000-abc' is not a stop fault",
     );
     refused(&format!("{base}.e7000-EBOGUS"), "7000");
+}
+
+#[test]
+fn a_token_that_names_what_means_nothing_is_refused() {
+    // Hand-made tokens, signed as the encoder signs: each pairs parts no trial can have.
+    let lock = command_part('L', "flock {dir}/l {}");
+    let buyer = command_part('B', "python3 b.py {store}");
+    let store = command_part('S', "sh s.sh {op} {tickets}");
+    for (body, why) in [
+        (
+            format!("ov1.flock.b2.t1.j0.r1.sjitter.{lock}"),
+            "beside a command",
+        ),
+        (
+            format!("ov1.none.b2.t1.j0.r1.sjitter.g.{lock}"),
+            "system-call granularity",
+        ),
+        (
+            format!("ov1.none.b2.t1.j0.r1.sjitter.{lock}.{buyer}"),
+            "two commands",
+        ),
+        (
+            format!("ov1.none.b2.t1.j0.r1.sjitter.{store}"),
+            "without a buyer program",
+        ),
+        (
+            format!("ov1.none.b2.t1.j0.r1.sjitter.{lock}.{store}"),
+            "only a buyer program",
+        ),
+    ] {
+        let err = Trial::from_token(&sign(&body)).expect_err(&body);
+        assert!(err.why.contains(why), "{body}: {err}");
+    }
+    // The same parts, alone where they belong, decode.
+    let ok = sign(&format!("ov1.none.b2.t1.j0.r1.sjitter.{buyer}.{store}"));
+    let t = Trial::from_token(&ok).expect("a buyer program and its store command");
+    assert_eq!(t.target.store_cmd(), Some("sh s.sh {op} {tickets}"));
+    assert_eq!(t.token(), ok);
 }

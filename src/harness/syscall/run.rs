@@ -11,7 +11,7 @@ use crate::harness::{
 };
 use crate::ledger::{Exit, History, Stuck};
 use crate::protocol::{Pace, FILTER_FD};
-use crate::scenario::{External, Trial};
+use crate::scenario::{Target, Trial};
 use crate::schedule::Scheduler;
 use crate::seccomp as filter;
 use crate::store;
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs one trial of `trial.external` under a syscall-level controlled schedule.
+/// Runs one trial of `trial.target` under a syscall-level controlled schedule.
 pub(crate) fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
     run_with(trial, cfg, None)
 }
@@ -41,7 +41,7 @@ pub(crate) fn run_with(
     let tdir = TrialDir::create(cfg.keep.as_deref())?;
     let dir = fill_dir(&tdir.path, plan.tickets)?;
     // A user's command reads oversell's clock: virtual time, and each buyer's skew.
-    let clock = match trial.external {
+    let clock = match trial.command() {
         Some(_) => {
             let rates: Vec<Option<u32>> = plan.buyers.iter().map(|b| b.skew).collect();
             crate::harness::clock::TrialClock::create(&dir, &rates, trial.seed)
@@ -64,13 +64,13 @@ pub(crate) fn run_with(
     };
     // A whole program's one listener, for every process it starts.
     let mut whole_listener = None;
-    let spawned = match &trial.external {
-        Some(External::BuyerCmd(t)) => match &trial.store_cmd {
+    let spawned = match &trial.target {
+        Target::BuyerCmd { cmd, store_cmd } => match store_cmd {
             Some(s) => super::store_cmd::init(s, &dir, plan.tickets, started + cfg.timeout),
             None => Ok(()),
         }
-        .and_then(|()| spawn_programs(trial.buyers, t, &dir, &mut group, clock.as_ref())),
-        Some(External::Program(p)) => super::program::fill_store(p, &dir, plan.tickets)
+        .and_then(|()| spawn_programs(trial.buyers, cmd, &dir, &mut group, clock.as_ref())),
+        Target::Program(p) => super::program::fill_store(p, &dir, plan.tickets)
             .and_then(|()| {
                 let c = clock.as_ref();
                 super::program::spawn(p, &dir, trial.buyers, plan.tickets, &mut group, c)
@@ -125,8 +125,8 @@ pub(crate) fn run_with(
         .collect();
     stepper.clock = clock;
     stepper.strict_time = plan.clock_faults;
-    let program = match &trial.external {
-        Some(External::Program(p)) => Some(p),
+    let program = match &trial.target {
+        Target::Program(p) => Some(p),
         _ => None,
     };
     if let Some(listener) = whole_listener {
@@ -167,11 +167,8 @@ pub(crate) fn run_with(
     if let Halt::Interrupted(sig) = end {
         return Err(HarnessError::Interrupted(sig));
     }
-    let external = matches!(
-        trial.external,
-        Some(External::BuyerCmd(_) | External::Program(_))
-    );
-    if let (true, Some(s)) = (external, &trial.store_cmd) {
+    let external = matches!(trial.target, Target::BuyerCmd { .. } | Target::Program(_));
+    if let Some(s) = trial.target.store_cmd() {
         super::store_cmd::count(s, &dir, plan.tickets, Instant::now() + cfg.timeout)?;
     }
     // Its database has been counted.
@@ -226,11 +223,8 @@ fn start_servers(
     deadline: Instant,
 ) -> Result<(Option<MemberId>, Option<crate::harness::postgres::TrialDb>), HarnessError> {
     let names = |part: &str| {
-        trial
-            .external
-            .as_ref()
-            .is_some_and(|e| e.command().contains(part))
-            || (part == "{pg}" && trial.store_cmd.as_ref().is_some_and(|c| c.contains(part)))
+        trial.command().is_some_and(|c| c.contains(part))
+            || (part == "{pg}" && trial.target.store_cmd().is_some_and(|c| c.contains(part)))
     };
     let redis = match names("{redis}") {
         true => crate::harness::redis::prepare(group, dir, deadline)?,
