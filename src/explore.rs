@@ -238,7 +238,8 @@ impl<'h> Runner<'h> {
         if let Some(why) = trial.crash_refused() {
             return Err(HarnessError::Refused(why));
         }
-        let run = match harness::Engine::of(trial, self.harness) {
+        let engine = harness::Engine::of(trial, self.harness);
+        let run = match engine {
             harness::Engine::SystemCalls => harness::run_syscall(trial, self.harness, scheduler)?,
             harness::Engine::Steps => {
                 let session = reuse(
@@ -263,7 +264,7 @@ impl<'h> Runner<'h> {
                 pool.run(trial)?
             }
             harness::Engine::BuyerCommand | harness::Engine::Free => {
-                harness::run(trial, self.harness)?
+                harness::run_on(engine, trial, self.harness)?
             }
         };
         Ok(Checked::new(trial, run))

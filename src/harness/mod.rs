@@ -332,10 +332,20 @@ pub(super) const SEM_NOTE: &str = "sem.id";
 
 /// Runs one trial and returns what it left. Findings are not errors: see [`crate::check()`].
 pub fn run(trial: &Trial, cfg: &HarnessConfig) -> Result<TrialRun, HarnessError> {
+    run_on(Engine::of(trial, cfg), trial, cfg)
+}
+
+/// Runs one trial on `engine`, the one [`Engine::of`] chose for it (a caller that keeps
+/// a session or a pool chooses once, and hands the rest here).
+pub fn run_on(
+    engine: Engine,
+    trial: &Trial,
+    cfg: &HarnessConfig,
+) -> Result<TrialRun, HarnessError> {
     if let Some(why) = trial.crash_refused() {
         return Err(HarnessError::Refused(why));
     }
-    match Engine::of(trial, cfg) {
+    match engine {
         Engine::SystemCalls => syscall::run(trial, cfg),
         Engine::BuyerCommand => match &trial.target {
             crate::scenario::Target::BuyerCmd { cmd, .. } => external::run(trial, cmd, cfg),
