@@ -491,6 +491,21 @@ fn junit_failure_carries_findings_and_replay_commands() {
 }
 
 #[test]
+fn junit_carries_what_a_clean_report_could_not_verify() {
+    let mut r = report("lock-cmd: x", 3, 4, 10, Vec::new());
+    r.unconfirmed =
+        vec!["trial 2 stalled, and did not stall when its steps were run again: y".into()];
+    let xml = junit(&[r]).expect("junit");
+    assert!(!xml.contains("<failure"), "{xml}");
+    assert!(
+        xml.contains(
+            "not verified: trial 2 stalled, and did not stall when its steps were run again: y"
+        ),
+        "{xml}"
+    );
+}
+
+#[test]
 fn junit_names_apart_reports_that_share_lock_and_schedule() {
     let xml = junit(&[
         report("flock", 1, 10, 5, Vec::new()),

@@ -4,7 +4,8 @@
 //! (with ` seed S` added when two reports share that name). A report with findings is a
 //! failure: its message is the first finding's `kind: detail`, and its text lists every
 //! finding with the command that replays it. A report that ran no trial is skipped, so a
-//! run that tested nothing never shows as a pass.
+//! run that tested nothing never shows as a pass; a clean report's output carries its
+//! `not verified` lines.
 
 use super::{count, Report};
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
@@ -79,8 +80,30 @@ fn case(report: &Report, name: String) -> TestCase {
             Property::new("findings", report.findings.len().to_string()),
             Property::new("version", report.version.as_str()),
         ])
-        .set_system_out(report.summary());
+        .set_system_out(system_out(report));
     tc
+}
+
+/// The summary, then every line that says what the run could not verify (a clean case is
+/// not a proof then, and a reader of the CI page sees why).
+fn system_out(report: &Report) -> String {
+    let mut s = report.summary();
+    let lines = report
+        .verified
+        .iter()
+        .filter(|v| !v.verified)
+        .map(|v| v.line())
+        .chain(
+            report
+                .unconfirmed
+                .iter()
+                .map(|u| format!("not verified: {u}")),
+        );
+    for line in lines {
+        s.push('\n');
+        s.push_str(&line);
+    }
+    s
 }
 
 /// The reports as one JUnit XML document (suite `oversell`, one case per report).
