@@ -307,7 +307,13 @@ fn shrink_or_keep(
     each: &mut dyn FnMut(u64, &Checked, &[Finding]),
     deadline: Option<Instant>,
 ) -> Result<Checked, HarnessError> {
-    match shrink_until(runner, checked.clone(), floor(cfg), deadline, cfg.jobs) {
+    match shrink_until(
+        runner,
+        checked.clone(),
+        floor(cfg),
+        deadline,
+        same_seed_jobs(cfg),
+    ) {
         Err(HarnessError::Interrupted(sig)) => {
             record(report, index, &checked, each);
             Err(HarnessError::Interrupted(sig))
@@ -336,6 +342,20 @@ pub(super) fn explained(runner: &mut Runner<'_>, mut c: Checked, cfg: &ExploreCo
         c.why = explain(runner, &c).ok().flatten();
     }
     c
+}
+
+/// How many jobs may run schedules of one trial side by side (a search's schedules, a
+/// shrink's candidates): one for a whole program. They share the trial's seed, so the
+/// program draws the same random names in each (its entropy comes from the seed, for
+/// exact replay); two at once would collide in what the machine shares by name (a
+/// `multiprocessing.Lock` is a named semaphore in `/dev/shm`, made under a random name
+/// with `O_EXCL`), and the loser's retry would make the schedule diverge. Trials of
+/// different seeds (a sampled run's) may still run side by side.
+pub fn same_seed_jobs(cfg: &ExploreConfig) -> usize {
+    match cfg.space.target {
+        crate::scenario::Target::Program(_) => 1,
+        _ => cfg.jobs,
+    }
 }
 
 /// Runs the configured trials; `each` sees every trial's index, checked run and findings
@@ -522,6 +542,11 @@ pub fn replay(
         runner.run_once(trial, None)
     };
     let last = |r: &Result<Checked, HarnessError>| r.is_err();
+    // One seed for every attempt: a whole program's run one at a time (`same_seed_jobs`).
+    let jobs = match trial.target {
+        crate::scenario::Target::Program(_) => 1,
+        _ => jobs,
+    };
     let mut out = Vec::new();
     let mut failure = None;
     let mut take = |_: u64, r: Result<Checked, HarnessError>| match r {

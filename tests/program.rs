@@ -159,6 +159,48 @@ fn a_shell_program_of_background_subshells_oversells_without_flock_and_not_with_
     assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
 }
 
+/// Every schedule of one search draws the same random names (the trial's seed): a whole
+/// program's run one at a time, and the run says so.
+#[test]
+fn a_whole_programs_search_runs_its_schedules_one_at_a_time() {
+    let cmd = format!(
+        "sh {} {{buyers}} flock",
+        fixture("programs/shell_buyers.sh").display()
+    );
+    let (out, _tmp) = common::oversell_fresh(
+        &[
+            "explore",
+            "--program",
+            &cmd,
+            "--store-file",
+            "db.json",
+            "--store-key",
+            "count",
+            "--sold",
+            "^sold$",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--schedule",
+            "exhaustive",
+            "--trials",
+            "2",
+            "--jobs",
+            "2",
+            "--seed",
+            "1",
+        ],
+        &[],
+    );
+    assert_code(&out, 0, "a capped search of shell buyers with flock");
+    assert!(
+        text(&out).contains("--jobs 2: a whole program's schedules run one at a time"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn bad_program_input_is_refused_in_one_line_before_any_trial() {
     let cmd = "python3 fixtures/programs/lesson1.py {buyers}";

@@ -34,6 +34,15 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     cfg.time_budget = a.time_budget.map(Duration::from_secs_f64);
     cfg.shard = a.shard;
     cfg.jobs = a.jobs.count();
+    let searched = matches!(cfg.space.schedule, Schedule::Exhaustive { .. });
+    if !a.quiet && searched && cfg.jobs > crate::explore::same_seed_jobs(&cfg) {
+        say!(
+            "--jobs {}: a whole program's schedules run one at a time under exhaustive search: \
+             each draws the same random names (the trial's seed), and two at once would \
+             collide where names are shared (a named semaphore in /dev/shm)",
+            cfg.jobs
+        );
+    }
     if let Some(path) = &a.checkpoint {
         validate::output("--checkpoint", path)?;
         cfg.checkpoint =

@@ -253,7 +253,12 @@ impl Walk<'_> {
             PartEnd::Cut | PartEnd::Error(_) => true,
         };
         // A cap on schedules cuts the search at the same run whatever the jobs: one job.
-        let jobs = if cfg.trials == u64::MAX { cfg.jobs } else { 1 };
+        // And a whole program's schedules, one at a time (`same_seed_jobs`).
+        let jobs = if cfg.trials == u64::MAX {
+            super::same_seed_jobs(cfg)
+        } else {
+            1
+        };
         let mut ended = Ended::Complete {
             schedules: 0,
             executions: Some(0),
