@@ -117,39 +117,27 @@ fn the_lessons_second_program_under_spawn_oversells_without_its_lock_and_not_wit
     assert_eq!(common::leftovers(tmp.path()), Vec::<String>::new());
 }
 
+/// `shell_buyers.sh` with `lock` (`none` or `flock`) as a whole program: 2 buyers, 1
+/// ticket, seed 1, and `more` arguments.
+fn shell_buyers(lock: &str, more: &[&str]) -> (Output, tempfile::TempDir) {
+    let cmd = format!(
+        "sh {} {{buyers}} {lock}",
+        fixture("programs/shell_buyers.sh").display()
+    );
+    let mut args = vec!["explore", "--program", &cmd, "--store-file", "db.json"];
+    args.extend("--store-key count --sold ^sold$ --buyers 2 --tickets 1 --seed 1".split(' '));
+    args.extend_from_slice(more);
+    common::oversell_fresh(&args, &[])
+}
+
 #[test]
 fn a_shell_program_of_background_subshells_oversells_without_flock_and_not_with_it() {
     let run = |lock: &str, expect: &str| {
-        let cmd = format!(
-            "sh {} {{buyers}} {lock}",
-            fixture("programs/shell_buyers.sh").display()
-        );
-        common::oversell_fresh(
-            &[
-                "explore",
-                "--program",
-                &cmd,
-                "--store-file",
-                "db.json",
-                "--store-key",
-                "count",
-                "--sold",
-                "^sold$",
-                "--buyers",
-                "2",
-                "--tickets",
-                "1",
-                "--trials",
-                "30",
-                "--seed",
-                "1",
-                "--no-explain",
-                "--no-shrink",
-                "--expect",
-                expect,
-            ],
-            &[],
-        )
+        let mut more: Vec<&str> = "--trials 30 --no-explain --no-shrink --expect"
+            .split(' ')
+            .collect();
+        more.push(expect);
+        shell_buyers(lock, &more)
     };
     let (out, _) = run("none", "violation");
     assert_code(&out, 0, "shell buyers without flock");
@@ -163,35 +151,9 @@ fn a_shell_program_of_background_subshells_oversells_without_flock_and_not_with_
 /// program's run one at a time, and the run says so.
 #[test]
 fn a_whole_programs_search_runs_its_schedules_one_at_a_time() {
-    let cmd = format!(
-        "sh {} {{buyers}} flock",
-        fixture("programs/shell_buyers.sh").display()
-    );
-    let (out, _tmp) = common::oversell_fresh(
-        &[
-            "explore",
-            "--program",
-            &cmd,
-            "--store-file",
-            "db.json",
-            "--store-key",
-            "count",
-            "--sold",
-            "^sold$",
-            "--buyers",
-            "2",
-            "--tickets",
-            "1",
-            "--schedule",
-            "exhaustive",
-            "--trials",
-            "2",
-            "--jobs",
-            "2",
-            "--seed",
-            "1",
-        ],
-        &[],
+    let (out, _tmp) = shell_buyers(
+        "flock",
+        &["--schedule", "exhaustive", "--trials", "2", "--jobs", "2"],
     );
     assert_code(&out, 0, "a capped search of shell buyers with flock");
     assert!(

@@ -364,6 +364,24 @@ fn where_seccomp_is_refused_a_lock_command_runs_free_and_says_so() {
     assert_eq!(store.status.code(), Some(2), "{}", text(&store));
 }
 
+/// Runs `stall-once.sh` under pct (2 buyers, 1 ticket, seed 1, one trial at a time, so
+/// the first to run the fixture is trial 0's buyer), with `mark` as its stall mark (none:
+/// it stalls every time) and `more` arguments.
+fn stalling(mark: Option<&str>, more: &[&str]) -> (Output, tempfile::TempDir) {
+    let mut args = vec![
+        "explore",
+        "--lock-cmd",
+        "fixtures/locks/stall-once.sh {dir} {}",
+    ];
+    args.extend("--schedule pct --buyers 2 --tickets 1 --seed 1 --jobs 1".split(' '));
+    args.extend_from_slice(more);
+    let env: Vec<(&str, &str)> = mark
+        .map(|m| ("OVERSELL_STALL_MARK", m))
+        .into_iter()
+        .collect();
+    common::oversell_fresh(&args, &env)
+}
+
 /// `stall-once.sh` spins without a system call (so without a step) until the trial's
 /// timeout, in the first buyer to run it only: the stall is the wall clock's, and the
 /// same steps run again go on. oversell says "not verified", not `hang`, not clean.
@@ -372,29 +390,7 @@ fn a_stall_that_does_not_come_back_is_not_verified_not_a_hang() {
     let marks = tempfile::tempdir().expect("tempdir");
     let mark = marks.path().join("stalled");
     let mark = mark.to_str().expect("a UTF-8 path");
-    let (out, tmp) = common::oversell_fresh(
-        &[
-            "explore",
-            "--lock-cmd",
-            "fixtures/locks/stall-once.sh {dir} {}",
-            "--schedule",
-            "pct",
-            "--buyers",
-            "2",
-            "--tickets",
-            "1",
-            "--trials",
-            "2",
-            "--timeout-ms",
-            "2000",
-            "--seed",
-            "1",
-            // One trial at a time: the first to run the fixture is trial 0's buyer.
-            "--jobs",
-            "1",
-        ],
-        &[("OVERSELL_STALL_MARK", mark)],
-    );
+    let (out, tmp) = stalling(Some(mark), &["--trials", "2", "--timeout-ms", "2000"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -417,27 +413,9 @@ fn a_stall_that_does_not_come_back_is_not_verified_not_a_hang() {
 /// The same fixture stalling every time: the second run stalls too, so it is a `hang`.
 #[test]
 fn a_stall_that_comes_back_is_a_hang() {
-    let (out, tmp) = oversell(&[
-        "explore",
-        "--lock-cmd",
-        "fixtures/locks/stall-once.sh {dir} {}",
-        "--schedule",
-        "pct",
-        "--buyers",
-        "2",
-        "--tickets",
-        "1",
-        "--trials",
-        "1",
-        "--timeout-ms",
-        "1000",
-        "--seed",
-        "1",
-        "--no-shrink",
-        "--no-explain",
-        "--expect",
-        "violation",
-    ]);
+    let more = "--trials 1 --timeout-ms 1000 --no-shrink --no-explain --expect violation";
+    let more: Vec<&str> = more.split(' ').collect();
+    let (out, tmp) = stalling(None, &more);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
