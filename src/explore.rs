@@ -183,21 +183,22 @@ impl<'h> Runner<'h> {
     ///
     /// A `hang` is the one finding a wall clock decides: a buyer that did not reach its
     /// next step in time. Under a controlled schedule it is believed only when it comes
-    /// back: the trial is run again on the steps it took, and a stall that does not
-    /// recur is no finding but a trial that says "not verified" ([`Checked::unconfirmed`],
-    /// [`Report::unconfirmed`]): what stalled it was the machine, or a wait
-    /// oversell does not see, and neither proves the lock wrong or right.
+    /// back: the trial is run again — whole when it follows its own strategy (the same
+    /// seed draws the same steps), else on the steps it took — and a stall that does not
+    /// recur is no finding; the run says "not verified" ([`Checked::unconfirmed`],
+    /// [`Report::unconfirmed`]): what stalled it was the machine, or a wait oversell
+    /// does not see, and neither proves the lock wrong or right. A trial run again whole
+    /// keeps what that run found.
     pub fn run(
         &mut self,
         trial: &Trial,
         scheduler: Option<&mut dyn Scheduler>,
     ) -> Result<Checked, HarnessError> {
+        // The trial's own strategy draws the same steps again from its seed: a stalled
+        // run of it can be run again whole, not only as far as it stalled.
+        let own = scheduler.is_none() && trial.choices.is_none();
         let mut checked = self.run_once(trial, scheduler)?;
         if !stalled_under_control(&checked) {
-            return Ok(checked);
-        }
-        let again = self.run_once(&checked.trial, None)?;
-        if again.kinds().contains(&FindingKind::Hang) && again.diverged().is_none() {
             return Ok(checked);
         }
         let stall = checked
@@ -206,6 +207,27 @@ impl<'h> Runner<'h> {
             .map(|v| v.detail.clone())
             .collect::<Vec<_>>()
             .join("; ");
+        if own {
+            let mut again = self.run_once(trial, None)?;
+            if again.kinds().contains(&FindingKind::Hang) {
+                return Ok(checked);
+            }
+            // It ran whole: its findings are the trial's, and the stall is said.
+            let after = match again.kinds() {
+                k if k.is_empty() => "clean".to_string(),
+                k => k
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            again.unconfirmed = Some(format!("{stall}; run again whole, {after}"));
+            return Ok(again);
+        }
+        let again = self.run_once(&checked.trial, None)?;
+        if again.kinds().contains(&FindingKind::Hang) && again.diverged().is_none() {
+            return Ok(checked);
+        }
         let after = match again.diverged() {
             Some(d) => format!("it ran on ({d})"),
             None if again.violations.is_empty() => "it ran on, clean".to_string(),

@@ -364,22 +364,22 @@ fn where_seccomp_is_refused_a_lock_command_runs_free_and_says_so() {
     assert_eq!(store.status.code(), Some(2), "{}", text(&store));
 }
 
-/// Runs `stall-once.sh` under pct (2 buyers, 1 ticket, seed 1, one trial at a time, so
-/// the first to run the fixture is trial 0's buyer), with `mark` as its stall mark (none:
-/// it stalls every time) and `more` arguments.
-fn stalling(mark: Option<&str>, more: &[&str]) -> (Output, tempfile::TempDir) {
+/// Runs `stall-once.sh` (2 buyers, 1 ticket, seed 1, one trial at a time, so the first
+/// to run the fixture is trial 0's buyer) under pct unless `more` says otherwise, with
+/// `env` (its stall mark, `OVERSELL_STALL_MARK`, and when to stall; none: it stalls
+/// every time) and `more` arguments.
+fn stalling(env: &[(&str, &str)], more: &[&str]) -> (Output, tempfile::TempDir) {
     let mut args = vec![
         "explore",
         "--lock-cmd",
         "fixtures/locks/stall-once.sh {dir} {}",
     ];
-    args.extend("--schedule pct --buyers 2 --tickets 1 --seed 1 --jobs 1".split(' '));
+    args.extend("--buyers 2 --tickets 1 --seed 1 --jobs 1".split(' '));
+    if !more.contains(&"--schedule") {
+        args.extend(["--schedule", "pct"]);
+    }
     args.extend_from_slice(more);
-    let env: Vec<(&str, &str)> = mark
-        .map(|m| ("OVERSELL_STALL_MARK", m))
-        .into_iter()
-        .collect();
-    common::oversell_fresh(&args, &env)
+    common::oversell_fresh(&args, env)
 }
 
 /// `stall-once.sh` spins without a system call (so without a step) until the trial's
@@ -390,7 +390,8 @@ fn a_stall_that_does_not_come_back_is_not_verified_not_a_hang() {
     let marks = tempfile::tempdir().expect("tempdir");
     let mark = marks.path().join("stalled");
     let mark = mark.to_str().expect("a UTF-8 path");
-    let (out, tmp) = stalling(Some(mark), &["--trials", "2", "--timeout-ms", "2000"]);
+    let env = [("OVERSELL_STALL_MARK", mark)];
+    let (out, tmp) = stalling(&env, &["--trials", "2", "--timeout-ms", "2000"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -415,7 +416,7 @@ fn a_stall_that_does_not_come_back_is_not_verified_not_a_hang() {
 fn a_stall_that_comes_back_is_a_hang() {
     let more = "--trials 1 --timeout-ms 1000 --no-shrink --no-explain --expect violation";
     let more: Vec<&str> = more.split(' ').collect();
-    let (out, tmp) = stalling(None, &more);
+    let (out, tmp) = stalling(&[], &more);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -424,5 +425,33 @@ fn a_stall_that_comes_back_is_a_hang() {
         text(&out)
     );
     assert!(!stdout.contains("not verified"), "{}", text(&out));
+    assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
+}
+
+/// The same stall in the middle of an exhaustive search (the fixture's 100th run of 150,
+/// within 1 preemption): the schedules past it were not run, so the search is not
+/// verified, and says why.
+#[test]
+fn a_stall_in_a_search_leaves_it_not_verified() {
+    let marks = tempfile::tempdir().expect("tempdir");
+    let mark = marks.path().join("stalled");
+    let mark = mark.to_str().expect("a UTF-8 path");
+    let env = [("OVERSELL_STALL_MARK", mark), ("OVERSELL_STALL_AT", "100")];
+    let more = "--schedule exhaustive --preemptions 1 --timeout-ms 2000";
+    let more: Vec<&str> = more.split(' ').collect();
+    let (out, tmp) = stalling(&env, &more);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("not verified: a trial stalled (a buyer did not reach its next step"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stdout.contains("\nverified: "), "{}", text(&out));
+    let runs = std::fs::read_to_string(mark).expect("the fixture ran");
+    assert!(
+        runs.lines().any(|l| l == "stalled"),
+        "the fixture never stalled: {runs}"
+    );
     assert_eq!(leftovers(tmp.path()), 0, "trial directories left behind");
 }
