@@ -103,8 +103,9 @@ pub struct Checked {
     /// Why its finding happened, once explained (`why::explain`).
     pub why: Option<crate::report::Why>,
     /// Set when the trial stalled (a `hang`) under a controlled schedule and ran on when
-    /// the same schedule was run again: what the stall was. Not a finding, and not clean
-    /// either: the run says "not verified" ([`Runner::run`]).
+    /// it was run again ([`Runner::run`]): what the stall was, and how the second run
+    /// went. The stall is no finding, and the run says "not verified"; a trial run again
+    /// whole keeps that run's findings.
     pub unconfirmed: Option<String>,
 }
 

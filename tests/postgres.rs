@@ -153,9 +153,13 @@ fn a_sigkilled_run_leaves_no_server_directory_or_shared_memory() {
     assert!(seen, "no trial's server came up");
     // The guard sweeps what the run left once it is gone.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Marked by the run, or working in one of its trial directories (a PostgreSQL
+    // backend rewrites its environment, the mark with it).
     let marked = |p: &std::path::Path| {
         std::fs::read(p.join("environ"))
             .is_ok_and(|e| String::from_utf8_lossy(&e).contains(&format!("OVERSELL_RUN={pid}-")))
+            || std::fs::read_link(p.join("cwd"))
+                .is_ok_and(|c| c.to_string_lossy().contains(&format!("/oversell-{pid}-")))
     };
     loop {
         let left: Vec<_> = std::fs::read_dir("/proc")

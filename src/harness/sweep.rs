@@ -6,6 +6,8 @@
 //! harness's own process, and so does everything those processes start (a user's lock
 //! command and its children inherit it). A process whose mark names a harness that is
 //! gone, or whose pid now belongs to a process started at another time, is a leftover.
+//! So is a process whose working directory lies in a dead run's trial directory, marked
+//! or not (a PostgreSQL backend rewrites its environment for its process title).
 
 use super::{pid_alive, DIR_PREFIX, SEM_NOTE};
 use crate::lock::sysv;
@@ -89,6 +91,23 @@ fn kill_orphans() -> usize {
     }
 }
 
+/// The processes (other than this one) whose working directory lies in `dir`.
+fn dwellers(dir: &Path) -> Vec<u32> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+        })
+        .collect()
+}
+
 /// Polls until every one of `pids` is a zombie or gone; false when `end` came first.
 fn wait_gone(pids: &[u32], end: Instant) -> bool {
     while pids.iter().any(|&pid| start_time(pid).is_some()) {
@@ -165,6 +184,14 @@ pub fn sweep_stale(root: &Path) -> usize {
                     sysv::remove(id);
                 }
             }
+            // What still runs there is the dead trial's, marked or not: a PostgreSQL
+            // backend rewrites its environment (its process title), and with it the
+            // run's mark, and outlives its killed postmaster until it notices.
+            let inside = dwellers(&path);
+            for &pid in &inside {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            wait_gone(&inside, Instant::now() + ORPHAN_BUDGET);
             // A killed postgres leaves its SysV segment; its pid file names it. A
             // database on the user's server (`--pg`) is dropped there.
             super::postgres::remove_segment(&path);
