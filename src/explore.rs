@@ -211,7 +211,9 @@ impl<'h> Runner<'h> {
         if own {
             let mut again = self.run_once(trial, None)?;
             if again.kinds().contains(&FindingKind::Hang) {
-                return Ok(checked);
+                // It came back: the run that found more is kept.
+                let more = again.kinds().len() > checked.kinds().len();
+                return Ok(if more { again } else { checked });
             }
             // It ran whole: its findings are the trial's, and the stall is said.
             let after = match again.kinds() {
@@ -225,22 +227,26 @@ impl<'h> Runner<'h> {
             again.unconfirmed = Some(format!("{stall}; run again whole, {after}"));
             return Ok(again);
         }
-        let again = self.run_once(&checked.trial, None)?;
+        let mut again = self.run_once(&checked.trial, None)?;
         if again.kinds().contains(&FindingKind::Hang) && again.diverged().is_none() {
-            return Ok(checked);
+            let more = again.kinds().len() > checked.kinds().len();
+            return Ok(if more { again } else { checked });
+        }
+        if again.diverged().is_none() && !again.violations.is_empty() {
+            // The same steps ran to the end and found something else: that run, and
+            // the stall said.
+            let found = again
+                .violations
+                .iter()
+                .map(|v| v.kind.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            again.unconfirmed = Some(format!("{stall}; run again on its steps, {found}"));
+            return Ok(again);
         }
         let after = match again.diverged() {
             Some(d) => format!("it ran on ({d})"),
-            None if again.violations.is_empty() => "it ran on, clean".to_string(),
-            None => format!(
-                "it ran on to another finding ({})",
-                again
-                    .violations
-                    .iter()
-                    .map(|v| v.kind.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            None => "it ran on, clean".to_string(),
         };
         checked.violations.clear();
         checked.unconfirmed = Some(format!("{stall}; run again on its steps, {after}"));
@@ -340,6 +346,13 @@ fn shrink_or_keep(
         Err(HarnessError::Interrupted(sig)) => {
             record(report, index, &checked, each);
             Err(HarnessError::Interrupted(sig))
+        }
+        // The trial's stall, said of the trial however small its finding shrank.
+        Ok(mut shrunk) => {
+            if shrunk.unconfirmed.is_none() {
+                shrunk.unconfirmed = checked.unconfirmed;
+            }
+            Ok(shrunk)
         }
         other => other,
     }
@@ -531,7 +544,7 @@ fn record(
     let findings = findings_of(checked, index);
     if let Some(u) = &checked.unconfirmed {
         report.unconfirmed.push(format!(
-            "trial {index} stalled, and did not stall when its steps were run again: {u}"
+            "trial {index} stalled, and did not stall when it was run again: {u}"
         ));
     }
     report.trials_run += 1;

@@ -311,9 +311,19 @@ fn run_in_test<L: Lock>(trial: &Trial, mut lock: L) -> Result<Checked, Unsound> 
     cfg.launcher = Launcher::TestBinary { test };
     let mut trial = trial.clone();
     // The harness prepares nothing for a user's lock, and its tokens say whose it is.
-    trial.target = crate::scenario::Target::lock(LockKind::User);
+    trial.target = crate::scenario::Target::Lock {
+        lock: LockKind::User,
+        syscall: trial.target.syscall_asked(),
+    };
     let mut runner = Runner::new(&cfg);
-    runner.run(&trial, None).map_err(Unsound::Harness)
+    // A token's steps are replayed once (`replay_sound` judges what came back); a trial
+    // on its own strategy gets the second look at a stall.
+    if trial.choices.is_some() {
+        runner.run_once(&trial, None)
+    } else {
+        runner.run(&trial, None)
+    }
+    .map_err(Unsound::Harness)
 }
 
 /// `Ok` when nothing broke; otherwise the violations and the trial's token.

@@ -199,3 +199,37 @@ fn the_next_run_kills_what_a_killed_explorers_lock_command_started() {
     assert!(gone, "still running: {:?}", processes_of_run(run));
     assert_eq!(entries(tmp.path()), 0, "the stale directory was not swept");
 }
+
+#[test]
+fn a_process_someone_started_in_a_stale_directory_is_left_alone() {
+    // The sweep kills what works in a dead run's directory only when it is the run's
+    // (orphaned, or a dead run's child): a shell someone opened there, whose parent is
+    // alive and no run's, is theirs.
+    let _serial = one_at_a_time();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A pid no process has: the run that made the directory is gone.
+    let mut gone = std::process::Command::new("true").spawn().expect("true");
+    let dead = gone.id();
+    gone.wait().expect("reap");
+    let stale = tmp.path().join(format!("oversell-{dead}-Xy12Ab"));
+    std::fs::create_dir(&stale).expect("stale directory");
+    let mut theirs = std::process::Command::new("sleep")
+        .arg("30")
+        .current_dir(&stale)
+        .spawn()
+        .expect("a process working in the stale directory");
+    let out = common::oversell_command()
+        .args(["explore", "--lock", "flock", "--trials", "1", "--quiet"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("a run that sweeps");
+    assert_eq!(out.status.code(), Some(0));
+    let alive = theirs.try_wait().expect("look at it").is_none();
+    let _ = theirs.kill();
+    let _ = theirs.wait();
+    assert!(
+        alive,
+        "the sweep killed a process that was not the dead run's"
+    );
+    assert!(!stale.exists(), "the stale directory was not swept");
+}

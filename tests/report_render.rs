@@ -493,14 +493,11 @@ fn junit_failure_carries_findings_and_replay_commands() {
 #[test]
 fn junit_carries_what_a_clean_report_could_not_verify() {
     let mut r = report("lock-cmd: x", 3, 4, 10, Vec::new());
-    r.unconfirmed =
-        vec!["trial 2 stalled, and did not stall when its steps were run again: y".into()];
+    r.unconfirmed = vec!["trial 2 stalled, and did not stall when it was run again: y".into()];
     let xml = junit(&[r]).expect("junit");
     assert!(!xml.contains("<failure"), "{xml}");
     assert!(
-        xml.contains(
-            "not verified: trial 2 stalled, and did not stall when its steps were run again: y"
-        ),
+        xml.contains("not verified: trial 2 stalled, and did not stall when it was run again: y"),
         "{xml}"
     );
 }
@@ -537,8 +534,7 @@ fn shards_merge_into_one_report() {
         vec![finding(FindingKind::Oversold, 7, "d")],
     );
     let mut c = report("none", 7, 20, 300, Vec::new());
-    c.unconfirmed =
-        vec!["trial 12 stalled, and did not stall when its steps were run again: x".into()];
+    c.unconfirmed = vec!["trial 12 stalled, and did not stall when it was run again: x".into()];
     // Shards arrive as JSON files.
     let shards: Vec<Report> = [a, b, c]
         .iter()
@@ -557,7 +553,7 @@ fn shards_merge_into_one_report() {
     assert_eq!((merged.lock.as_str(), merged.seed), ("none", 7));
     assert_eq!(
         merged.unconfirmed,
-        vec!["trial 12 stalled, and did not stall when its steps were run again: x".to_string()],
+        vec!["trial 12 stalled, and did not stall when it was run again: x".to_string()],
         "a shard's stall that did not come back stays in the merged report"
     );
 }

@@ -395,9 +395,7 @@ fn a_stall_that_does_not_come_back_is_not_verified_not_a_hang() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(
-            "not verified: trial 0 stalled, and did not stall when its steps were run again: "
-        ),
+        stdout.contains("not verified: trial 0 stalled, and did not stall when it was run again: "),
         "{}",
         text(&out)
     );

@@ -174,7 +174,8 @@ impl Target {
         let mut replay = Replay::lenient(choices.to_vec());
         let mut t = trial.clone();
         t.found.clear();
-        let run = runner.run(&t, Some(&mut replay))?;
+        // Once: a swapped run is a claim in itself, never a stall laundered by a second look.
+        let run = runner.run_once(&t, Some(&mut replay))?;
         let kinds: BTreeSet<FindingKind> = run.violations.iter().map(|v| v.kind).collect();
         if run.diverged().is_some() || kinds.contains(&self.kind) || !kinds.is_subset(&self.allowed)
         {

@@ -95,8 +95,9 @@ fn attempt(
         diverged: None,
     };
     for _ in 0..attempts {
+        // Each attempt once: the gate counts recurrences itself.
         let checked = runner
-            .run(trial, None)
+            .run_once(trial, None)
             .map_err(|source| GateError::Harness {
                 file: entry.file.clone(),
                 line: entry.line,

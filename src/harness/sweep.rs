@@ -6,8 +6,9 @@
 //! harness's own process, and so does everything those processes start (a user's lock
 //! command and its children inherit it). A process whose mark names a harness that is
 //! gone, or whose pid now belongs to a process started at another time, is a leftover.
-//! So is a process whose working directory lies in a dead run's trial directory, marked
-//! or not (a PostgreSQL backend rewrites its environment for its process title).
+//! So is a process working in a dead run's trial directory whose parent is init or a
+//! dead run's, marked or not (a PostgreSQL backend rewrites its environment for its
+//! process title, the mark with it).
 
 use super::{pid_alive, DIR_PREFIX, SEM_NOTE};
 use crate::lock::sysv;
@@ -91,21 +92,77 @@ fn kill_orphans() -> usize {
     }
 }
 
-/// The processes (other than this one) whose working directory lies in `dir`.
-fn dwellers(dir: &Path) -> Vec<u32> {
+/// The processes working in `dir` (a dead run's trial directory) that are that run's:
+/// their working directory lies in it, and each was orphaned when the run died (its
+/// parent is init), or its parent is a process of a dead run (marked), or another such
+/// process working there. A shell someone `cd`'d into the directory (its parent a live
+/// terminal) is left alone, and so is what it started, as are this process, its
+/// ancestors and what carries the mark this process inherited. Each comes with its start
+/// time, to be checked again before the signal (a pid may be handed on meanwhile).
+fn dwellers(dir: &Path) -> Vec<(u32, u64)> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries
+    let inside: Vec<u32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
         .filter(|pid| {
             std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
         })
+        .collect();
+    let mine = ancestors();
+    let inherited = std::env::var(RUN_ENV).ok();
+    let ours =
+        |pid: u32| !mine.contains(&pid) && (inherited.is_none() || mark_of(pid) != inherited);
+    let dead_marked =
+        |pid: u32| mark_of(pid).is_some_and(|m| Some(&m) != inherited.as_ref() && !owner_alive(&m));
+    // A process is the run's when its parent is init, a dead run's, or (a few levels
+    // up at most) another of the run's working there.
+    let of_the_run = |pid: u32| {
+        let mut at = pid;
+        for _ in 0..8 {
+            let Some(parent) = parent_of(at) else {
+                return false;
+            };
+            if parent == 1 || dead_marked(parent) {
+                return true;
+            }
+            if !inside.contains(&parent) || !ours(parent) {
+                return false;
+            }
+            at = parent;
+        }
+        false
+    };
+    inside
+        .iter()
+        .copied()
+        .filter(|&pid| ours(pid) && of_the_run(pid))
+        .filter_map(|pid| Some((pid, start_time(pid)?)))
         .collect()
+}
+
+/// This process and its ancestors.
+fn ancestors() -> Vec<u32> {
+    let mut out = vec![std::process::id()];
+    while let Some(p) = out.last().copied().and_then(parent_of).filter(|&p| p > 1) {
+        if out.contains(&p) || out.len() > 64 {
+            break;
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// The parent of process `pid` (field 4 of its `stat`).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Polls until every one of `pids` is a zombie or gone; false when `end` came first.
@@ -187,10 +244,12 @@ pub fn sweep_stale(root: &Path) -> usize {
             // What still runs there is the dead trial's, marked or not: a PostgreSQL
             // backend rewrites its environment (its process title), and with it the
             // run's mark, and outlives its killed postmaster until it notices.
-            let inside = dwellers(&path);
-            for &pid in &inside {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
+            let inside: Vec<u32> = dwellers(&path)
+                .into_iter()
+                .filter(|&(pid, start)| start_time(pid) == Some(start))
+                .filter(|&(pid, _)| kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok())
+                .map(|(pid, _)| pid)
+                .collect();
             wait_gone(&inside, Instant::now() + ORPHAN_BUDGET);
             // A killed postgres leaves its SysV segment; its pid file names it. A
             // database on the user's server (`--pg`) is dropped there.
