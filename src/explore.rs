@@ -208,52 +208,43 @@ impl<'h> Runner<'h> {
             .map(|v| v.detail.clone())
             .collect::<Vec<_>>()
             .join("; ");
-        if own {
-            let mut again = self.run_once(trial, None)?;
-            if again.kinds().contains(&FindingKind::Hang) {
-                // It came back: the run that found more is kept.
-                let more = again.kinds().len() > checked.kinds().len();
-                return Ok(if more { again } else { checked });
-            }
-            // It ran whole: its findings are the trial's, and the stall is said.
-            let after = match again.kinds() {
-                k if k.is_empty() => "clean".to_string(),
-                k => k
+        // Whole, or as far as the steps it took.
+        let (how, mut again) = if own {
+            ("whole", self.run_once(trial, None)?)
+        } else {
+            ("on its steps", self.run_once(&checked.trial, None)?)
+        };
+        let ran_on = again.diverged().is_none();
+        if ran_on && again.kinds().contains(&FindingKind::Hang) {
+            // It came back: the run that found more is kept.
+            let more = again.kinds().len() > checked.kinds().len();
+            return Ok(if more { again } else { checked });
+        }
+        if ran_on {
+            // It ran to the end: its verdict is the trial's, and the stall is said.
+            let kinds = again.kinds();
+            let found = match kinds.is_empty() {
+                true => "clean".to_string(),
+                false => kinds
                     .iter()
                     .map(|k| k.to_string())
                     .collect::<Vec<_>>()
                     .join(", "),
             };
-            again.unconfirmed = Some(format!("{stall}; run again whole, {after}"));
+            again.unconfirmed = Some(format!("{stall}; run again {how}, {found}"));
+            if !own {
+                // A search's scheduler learnt the stalled run, not this one: what came
+                // after the stall is not in its tree.
+                note_stall(&mut again);
+            }
             return Ok(again);
         }
-        let mut again = self.run_once(&checked.trial, None)?;
-        if again.kinds().contains(&FindingKind::Hang) && again.diverged().is_none() {
-            let more = again.kinds().len() > checked.kinds().len();
-            return Ok(if more { again } else { checked });
-        }
-        if again.diverged().is_none() && !again.violations.is_empty() {
-            // The same steps ran to the end and found something else: that run, and
-            // the stall said.
-            let found = again
-                .violations
-                .iter()
-                .map(|v| v.kind.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            again.unconfirmed = Some(format!("{stall}; run again on its steps, {found}"));
-            return Ok(again);
-        }
-        let after = match again.diverged() {
-            Some(d) => format!("it ran on ({d})"),
-            None => "it ran on, clean".to_string(),
-        };
+        let after = again
+            .diverged()
+            .map_or(String::new(), |d| format!(" ({d})"));
         checked.violations.clear();
-        checked.unconfirmed = Some(format!("{stall}; run again on its steps, {after}"));
-        let note = crate::report::STALL_UNREPEATED.to_string();
-        if !checked.run.history.unordered.contains(&note) {
-            checked.run.history.unordered.push(note);
-        }
+        checked.unconfirmed = Some(format!("{stall}; run again {how}, it ran on{after}"));
+        note_stall(&mut checked);
         Ok(checked)
     }
 
@@ -297,6 +288,15 @@ impl<'h> Runner<'h> {
             }
         };
         Ok(Checked::new(trial, run))
+    }
+}
+
+/// Marks `c` as a run a search cannot count as searched ([`crate::report::Verified`]
+/// says not verified): a stall came before the schedule's end.
+fn note_stall(c: &mut Checked) {
+    let note = crate::report::STALL_UNREPEATED.to_string();
+    if !c.run.history.unordered.contains(&note) {
+        c.run.history.unordered.push(note);
     }
 }
 
