@@ -489,6 +489,11 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     match name {
         "SYS_shmat" => return Some(format!("attaches SysV segment {}", n.args[0] as i32)),
         "SYS_connect" => return connected(n).map(|to| format!("talks to {to}")),
+        "SYS_bind" => return bound(n).map(|at| format!("binds {at}")),
+        "SYS_setxattr" | "SYS_lsetxattr" | "SYS_fsetxattr" | "SYS_removexattr"
+        | "SYS_lremovexattr" | "SYS_fremovexattr" => {
+            return Some("changes a file's extended attributes".into())
+        }
         _ => {}
     }
     let fd = n.args[4] as i32;
@@ -508,6 +513,21 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         Err(_) => path.display().to_string(),
     };
     Some(format!("maps {shown} shared"))
+}
+
+/// What a `bind` takes, a name other buyers may see: `a socket at PATH`, `a socket's
+/// abstract name`, `a network port`.
+fn bound(n: &Notif) -> Option<String> {
+    let mut family = [0u8; 2];
+    read_mem(n.pid, n.args[1], &mut family)?;
+    match i32::from(u16::from_ne_bytes(family)) {
+        libc::AF_UNIX => Some(match unix_path(n) {
+            Some(path) => format!("a socket at {path}"),
+            None => "a socket's abstract name".into(),
+        }),
+        libc::AF_INET | libc::AF_INET6 => Some("a network port".into()),
+        _ => None,
+    }
 }
 
 /// What a `connect` reaches, when it is state that other buyers may share and no step

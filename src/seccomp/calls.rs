@@ -56,7 +56,8 @@ pub(crate) enum Effect {
     /// call that may sleep in the kernel.
     Ipc,
     /// State buyers may share that no step orders (`mmap` of a file with `MAP_SHARED`,
-    /// `shmat`, a `connect` to a server): stopped only to be named (`not verified`).
+    /// `shmat`, a `connect` to a server, a socket's `bind`, a change of a file's extended
+    /// attributes): stopped only to be named (`not verified`).
     Unordered,
     /// Makes a process or a thread (`clone`, `fork`, `vfork`). A step only in a whole
     /// program whose processes share memory: the parent and the new task are then held
@@ -203,6 +204,15 @@ table! {
     SYS_msgrcv => Nameless, Ipc;
     SYS_shmat => Nameless, Unordered;
     SYS_connect => Nameless, Unordered;
+    // A name taken by binding a socket (a path or an abstract name), and a file's
+    // extended attributes: state a lock can live in that no step orders.
+    SYS_bind => Nameless, Unordered;
+    SYS_setxattr => Nameless, Unordered;
+    SYS_lsetxattr => Nameless, Unordered;
+    SYS_fsetxattr => Nameless, Unordered;
+    SYS_removexattr => Nameless, Unordered;
+    SYS_lremovexattr => Nameless, Unordered;
+    SYS_fremovexattr => Nameless, Unordered;
     // A request to a server: a step when the server is the trial's own. (`sendmsg`
     // is not stopped: a process hands its listener to the harness with it, right after
     // installing the filter.)
