@@ -341,7 +341,7 @@ fn shrink_or_keep(
         checked.clone(),
         floor(cfg),
         deadline,
-        same_seed_jobs(cfg),
+        same_seed_jobs(&cfg.space.target, cfg.jobs),
     ) {
         Err(HarnessError::Interrupted(sig)) => {
             record(report, index, &checked, each);
@@ -380,17 +380,18 @@ pub(super) fn explained(runner: &mut Runner<'_>, mut c: Checked, cfg: &ExploreCo
     c
 }
 
-/// How many jobs may run schedules of one trial side by side (a search's schedules, a
-/// shrink's candidates): one for a whole program. They share the trial's seed, so the
+/// How many of `jobs` may run schedules of one trial of `target` side by side (a
+/// search's schedules, a shrink's candidates, a replay's attempts): one for a whole
+/// program. They share the trial's seed, so the
 /// program draws the same random names in each (its entropy comes from the seed, for
 /// exact replay); two at once would collide in what the machine shares by name (a
 /// `multiprocessing.Lock` is a named semaphore in `/dev/shm`, made under a random name
 /// with `O_EXCL`), and the loser's retry would make the schedule diverge. Trials of
 /// different seeds (a sampled run's) may still run side by side.
-pub fn same_seed_jobs(cfg: &ExploreConfig) -> usize {
-    match cfg.space.target {
+pub fn same_seed_jobs(target: &crate::scenario::Target, jobs: usize) -> usize {
+    match target {
         crate::scenario::Target::Program(_) => 1,
-        _ => cfg.jobs,
+        _ => jobs,
     }
 }
 
@@ -578,11 +579,7 @@ pub fn replay(
         runner.run_once(trial, None)
     };
     let last = |r: &Result<Checked, HarnessError>| r.is_err();
-    // One seed for every attempt: a whole program's run one at a time (`same_seed_jobs`).
-    let jobs = match trial.target {
-        crate::scenario::Target::Program(_) => 1,
-        _ => jobs,
-    };
+    let jobs = same_seed_jobs(&trial.target, jobs);
     let mut out = Vec::new();
     let mut failure = None;
     let mut take = |_: u64, r: Result<Checked, HarnessError>| match r {

@@ -35,7 +35,10 @@ pub(super) fn run(a: &ExploreArgs) -> Result<Outcome, Fail> {
     cfg.shard = a.shard;
     cfg.jobs = a.jobs.count();
     let searched = matches!(cfg.space.schedule, Schedule::Exhaustive { .. });
-    if !a.quiet && searched && cfg.jobs > crate::explore::same_seed_jobs(&cfg) {
+    if !a.quiet
+        && searched
+        && cfg.jobs > crate::explore::same_seed_jobs(&cfg.space.target, cfg.jobs)
+    {
         say!(
             "--jobs {}: a whole program's schedules run one at a time under exhaustive search: \
              each draws the same random names (the trial's seed), and two at once would \

@@ -255,7 +255,7 @@ impl Walk<'_> {
         // A cap on schedules cuts the search at the same run whatever the jobs: one job.
         // And a whole program's schedules, one at a time (`same_seed_jobs`).
         let jobs = if cfg.trials == u64::MAX {
-            super::same_seed_jobs(cfg)
+            super::same_seed_jobs(&cfg.space.target, cfg.jobs)
         } else {
             1
         };

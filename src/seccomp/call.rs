@@ -454,11 +454,16 @@ pub(crate) fn to_server(step: &Step, dir: &Path) -> bool {
             .any(|s| Path::new(&step.path) == s)
 }
 
-/// The path an `AF_UNIX` `connect` names.
-fn unix_path(n: &Notif) -> Option<String> {
+/// The address family of the socket address a `connect` or `bind` passes.
+fn family(n: &Notif) -> Option<i32> {
     let mut family = [0u8; 2];
     read_mem(n.pid, n.args[1], &mut family)?;
-    if i32::from(u16::from_ne_bytes(family)) != libc::AF_UNIX {
+    Some(i32::from(u16::from_ne_bytes(family)))
+}
+
+/// The path an `AF_UNIX` `connect` or `bind` names.
+fn unix_path(n: &Notif) -> Option<String> {
+    if family(n)? != libc::AF_UNIX {
         return None;
     }
     let len = (n.args[2] as usize).clamp(2, 110);
@@ -518,9 +523,7 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
 /// What a `bind` takes, a name other buyers may see: `a socket at PATH`, `a socket's
 /// abstract name`, `a network port`.
 fn bound(n: &Notif) -> Option<String> {
-    let mut family = [0u8; 2];
-    read_mem(n.pid, n.args[1], &mut family)?;
-    match i32::from(u16::from_ne_bytes(family)) {
+    match family(n)? {
         libc::AF_UNIX => Some(match unix_path(n) {
             Some(path) => format!("a socket at {path}"),
             None => "a socket's abstract name".into(),
@@ -534,9 +537,7 @@ fn bound(n: &Notif) -> Option<String> {
 /// orders (a server's): `a socket at PATH`, `a TCP or UDP server`; a socket of oversell's own
 /// (`DIR/…` for the lock server) is none.
 fn connected(n: &Notif) -> Option<String> {
-    let mut family = [0u8; 2];
-    read_mem(n.pid, n.args[1], &mut family)?;
-    match i32::from(u16::from_ne_bytes(family)) {
+    match family(n)? {
         libc::AF_UNIX => {
             let name = unix_path(n)?;
             // The system's logger and name service are no buyer's state.
