@@ -11,7 +11,11 @@
 # in memory no step orders): a finding, or `not verified: ...` naming why, never
 # `verified`; pct must still find it. Expectation `verified-all` (the sound shell wrappers
 # tests/soundness.rs searches only within 1 preemption): `verified: all ...`, exit 0, no
-# finding; a search that stops short fails it. Anything else (a finding for a sound lock,
+# finding; a search that stops short fails it. Expectation `unseen` (a broken lock whose
+# race runs through a path no schedule takes: a timer that ends a wait, a look at other
+# processes through /proc): a finding or `not verified: ...` naming it, never `verified`
+# or a plain clean — from the exhaustive search and from pct alike (pct is no search, but
+# it must say what its trials could not cover). Anything else (a finding for a sound lock,
 # a verified broken lock, a setup error, a timeout) fails the fixture.
 #
 # Usage: ci/soundness.sh [NAME...]   (only the fixtures whose path contains a NAME)
@@ -55,6 +59,10 @@ fixtures/locks/broken/sock-unlink-bind.py               unverified
 fixtures/locks/broken/xattr-owner.py                    unverified
 fixtures/locks/sound/link-count.sh                      verified-all
 fixtures/locks/broken/two-names.sh                      found
+fixtures/locks/sound/flock-timeout.sh                   verified
+fixtures/locks/broken/flock-timeout.sh                  unseen
+fixtures/locks/sound/pgrep-mkdir.sh                     verified
+fixtures/locks/broken/pgrep-instance.sh                 unseen
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then
@@ -114,7 +122,7 @@ check() {
                 ok=yes
             fi
             ;;
-        unverified)
+        unverified | unseen)
             if { [ -n "$finding" ] && [ "$status" -eq 1 ]; } ||
                 { [ "$status" -ne 124 ] && grep -q '^not verified:' "$out"; }; then
                 ok=yes
@@ -143,6 +151,8 @@ while read -r path expect; do
     check "$path" "$expect" exhaustive
     if [ "$expect" = found ] || [ "$expect" = unverified ]; then
         check "$path" found pct
+    elif [ "$expect" = unseen ]; then
+        check "$path" unseen pct
     fi
 done <<<"$corpus"
 

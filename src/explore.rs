@@ -548,6 +548,18 @@ fn record(
             "trial {index} stalled, and did not stall when it was run again: {u}"
         ));
     }
+    for u in &checked.run.history.unordered {
+        let said = [
+            crate::report::POWER_CUT_SEEDED,
+            crate::report::STALL_UNREPEATED,
+        ];
+        if !said.contains(&u.as_str())
+            && !report.unseen.contains(u)
+            && report.unseen.len() < crate::report::MAX_UNSEEN
+        {
+            report.unseen.push(u.clone());
+        }
+    }
     report.trials_run += 1;
     if !findings.is_empty() {
         report.trials_failed += 1;

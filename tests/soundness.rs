@@ -122,6 +122,44 @@ fn one_file_under_two_names_is_one_object() {
     assert_verified("sound/link-count.sh");
 }
 
+/// A search of `fixture` within 1 preemption says `not verified: …{why}…` or finds the
+/// race (`broken`), never `verified`; a sound one finds nothing.
+fn assert_not_verified(fixture: &str, why: &str, broken: bool) {
+    let out = exhaustive(fixture, "1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let named = stdout.contains("not verified: ") && stdout.contains(why);
+    let found = stdout.contains("finding in");
+    assert!(
+        !stdout.contains("verified: all"),
+        "{fixture}: {}",
+        text(&out)
+    );
+    if broken {
+        assert!(named || found, "{fixture}: {}", text(&out));
+    } else {
+        assert!(named && !found, "{fixture}: {}", text(&out));
+        assert_code(&out, 0, fixture);
+    }
+}
+
+#[test]
+fn a_wait_a_timer_may_end_is_not_verified() {
+    // `flock -w` arms a timer whose signal ends the wait at a moment of the machine's
+    // clock: a path no schedule takes. Both were `verified` before timers were in the
+    // table of calls; the broken one goes ahead when the wait times out.
+    let why = "waits in flock lock with a timer armed (timer_settime)";
+    assert_not_verified("broken/flock-timeout.sh", why, true);
+    assert_not_verified("sound/flock-timeout.sh", why, false);
+}
+
+#[test]
+fn a_look_at_other_processes_is_not_verified() {
+    // pgrep reads /proc, which changes as processes start, exec and end, with no step.
+    let why = "looks at other processes through /proc";
+    assert_not_verified("broken/pgrep-instance.sh", why, true);
+    assert_not_verified("sound/pgrep-mkdir.sh", why, false);
+}
+
 #[test]
 fn a_busy_retry_loop_with_no_sleep_is_waiting_not_a_hang() {
     assert_verified("sound/busy-mkdir.sh");

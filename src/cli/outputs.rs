@@ -116,6 +116,19 @@ pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Out
     for u in &report.unconfirmed {
         say!("not verified: {u}");
     }
+    // A search says what it met in its own line; any other run, here.
+    if report.verified.is_empty() {
+        if let Some((first, rest)) = report.unseen.split_first() {
+            let more = match rest.len() {
+                0 => String::new(),
+                k => format!(" (and {k} more)"),
+            };
+            say!(
+                "not verified: {first}{more}: an effect no step oversell orders, so no \
+                 trial took that path"
+            );
+        }
+    }
     if let Some(sig) = report.interrupted {
         return Err(Fail::Interrupted {
             sig,
@@ -132,8 +145,9 @@ pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Out
     };
     if !quiet {
         say!("{}", report.summary());
-        let unproven =
-            !report.unconfirmed.is_empty() || report.verified.iter().any(|v| !v.verified);
+        let unproven = !report.unconfirmed.is_empty()
+            || report.verified.iter().any(|v| !v.verified)
+            || (report.verified.is_empty() && !report.unseen.is_empty());
         let verdict = match (found, matched) {
             (false, true) if unproven => "no finding, but not verified (see above)",
             (false, true) => "clean, as expected",

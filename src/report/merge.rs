@@ -128,6 +128,11 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
         shards.extend(r.shard.clone());
         out.interrupted = out.interrupted.or(r.interrupted);
         out.unconfirmed.extend(r.unconfirmed.iter().cloned());
+        for u in &r.unseen {
+            if !out.unseen.contains(u) && out.unseen.len() < super::MAX_UNSEEN {
+                out.unseen.push(u.clone());
+            }
+        }
         planned = planned.zip(given(&r)).map(|(a, b)| a.saturating_add(b));
         stopped |= r.stopped_early.is_some();
         out.verified = if exhaustive(&out) {

@@ -133,7 +133,16 @@ pub struct Report {
     /// a finding nor clean, so the run is not verified. One line each, naming the trial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unconfirmed: Vec<String>,
+    /// Effects no step orders that the trials of a run other than a search met (`buyer
+    /// 1 waits in flock lock with a timer armed …`), each once: what no trial's schedule
+    /// covered, so the run is not verified. A search says the same in its
+    /// `unordered`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<String>,
 }
+
+/// The most effects a report's [`Report::unseen`] lists.
+pub const MAX_UNSEEN: usize = 16;
 
 /// Where a run that stops at its first failing trial stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,8 +243,8 @@ impl Verified {
                 [] => "an effect no step orders".to_string(),
             };
             return format!(
-                "not verified: {why}: state shared that way changes without a step oversell \
-                 orders; {} searched ({} of {}, {}, {bound}), no finding",
+                "not verified: {why}: an effect no step oversell orders, so the search \
+                 never took that path; {} searched ({} of {}, {}, {bound}), no finding",
                 count(self.executions.unwrap_or(self.schedules), "execution"),
                 count(self.schedules, "schedule"),
                 count(self.buyers, "buyer"),
@@ -304,6 +313,7 @@ impl Report {
             shard: None,
             stopped_early: None,
             unconfirmed: Vec::new(),
+            unseen: Vec::new(),
         }
     }
 

@@ -263,7 +263,7 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         Effect::Ipc if name == "SYS_futex" => return Some(futex(n, nameless(true))),
         // Shared state with no name to compare: it conflicts with every step.
         Effect::Ipc => return Some(nameless(true)),
-        Effect::Unordered => return None,
+        Effect::Unordered | Effect::Timer => return None,
         Effect::Spawn => return Some(nameless(false)),
         _ => {}
     }
@@ -487,6 +487,9 @@ pub(crate) fn maps_anonymous(n: &Notif) -> bool {
 
 pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     let call = crate::seccomp::of(n.nr)?;
+    if matches!(call.effect, Effect::Look | Effect::Open(_)) {
+        return looks_at_processes(n, call.shape);
+    }
     if call.effect != Effect::Unordered {
         return None;
     }
@@ -518,6 +521,75 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         Err(_) => path.display().to_string(),
     };
     Some(format!("maps {shown} shared"))
+}
+
+/// What a call does to its process's timers ([`timer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerCall {
+    /// Arms the timer `key` (0 the process's real-time one, `alarm`'s and
+    /// `setitimer(ITIMER_REAL)`'s; a POSIX timer's id plus 1), by the call named.
+    Arms { key: u64, by: &'static str },
+    /// Disarms the timer `key`.
+    Disarms { key: u64 },
+}
+
+/// What a call does to a timer whose signal may end a blocking call: `alarm(n)`,
+/// `setitimer(ITIMER_REAL, …)`, `timer_settime` with a time to run arm one (a time of
+/// zero disarms it), `timer_delete` disarms it; `None` for any other call. A time that
+/// cannot be read counts as armed. CPU-time timers (`ITIMER_VIRTUAL`, `ITIMER_PROF`) are
+/// none: a process blocked in a call spends no CPU time.
+pub(crate) fn timer(n: &Notif) -> Option<TimerCall> {
+    let call = crate::seccomp::of(n.nr)?;
+    if call.effect != Effect::Timer {
+        return None;
+    }
+    // `it_value` of an itimerval or itimerspec: the second pair of 8-byte words.
+    let runs = |at: u64| {
+        let mut raw = [0u8; 16];
+        if at == 0 {
+            return false;
+        }
+        if read_mem(n.pid, at.saturating_add(16), &mut raw) != Some(16) {
+            return true;
+        }
+        raw.iter().any(|&b| b != 0)
+    };
+    let posix = n.args[0].wrapping_add(1);
+    let (key, armed) = match call.name {
+        "SYS_alarm" => (0, n.args[0] != 0),
+        "SYS_setitimer" if n.args[0] as i32 == libc::ITIMER_REAL => (0, runs(n.args[1])),
+        "SYS_timer_settime" => (posix, runs(n.args[2])),
+        "SYS_timer_delete" => (posix, false),
+        _ => return None,
+    };
+    let by = call.name.strip_prefix("SYS_").unwrap_or(call.name);
+    Some(if armed {
+        TimerCall::Arms { key, by }
+    } else {
+        TimerCall::Disarms { key }
+    })
+}
+
+/// A look at other processes through `/proc`, by a path: an open of `/proc` itself (to
+/// list the processes, as `pgrep`, `ps` and `pidof` do), or any look under `/proc/N`
+/// for a process N other than the caller's own. Which processes run, and what they are,
+/// changes as processes start, exec and end, which no step orders.
+fn looks_at_processes(n: &Notif, shape: Shape) -> Option<String> {
+    let path = match shape {
+        Shape::Path(p) => path_at(n.pid, libc::AT_FDCWD as u64, n.args[p])?,
+        Shape::PathAt(d, p) => path_at(n.pid, n.args[d], n.args[p])?,
+        _ => return None,
+    };
+    let rest = path.strip_prefix("/proc").ok()?;
+    let other = match rest.components().next() {
+        None => true,
+        Some(std::path::Component::Normal(first)) => {
+            let pid = first.to_str().and_then(|f| f.parse::<u32>().ok())?;
+            super::paths::process_of(pid) != super::paths::process_of(n.pid)
+        }
+        Some(_) => false,
+    };
+    other.then(|| "looks at other processes through /proc".to_string())
 }
 
 /// What a `bind` takes, a name other buyers may see: `a socket at PATH`, `a socket's
@@ -696,5 +768,74 @@ mod tests {
         assert!(step("SYS_mkdir", "/tmp/t/lock.d", true).hint().counts);
         assert!(step("SYS_clock_nanosleep", "", false).hint().counts);
         assert!(!step("SYS_newfstatat", "/tmp/t/lock.d", false).hint().counts);
+    }
+
+    fn notif(name: &str, args: [u64; 6]) -> Notif {
+        let nr = crate::seccomp::CALLS
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.nr)
+            .unwrap_or(-1);
+        Notif {
+            id: 0,
+            held: false,
+            pid: std::process::id(),
+            nr,
+            args,
+        }
+    }
+
+    #[test]
+    fn a_timer_with_a_time_to_run_is_armed_and_a_zero_one_is_not() {
+        // itimerspec: it_interval, then it_value (seconds, nanoseconds).
+        let ten_ms: [i64; 4] = [0, 0, 0, 10_000_000];
+        let zero: [i64; 4] = [0; 4];
+        let at = |t: &[i64; 4]| t.as_ptr() as u64;
+        let set = |t: &[i64; 4]| timer(&notif("SYS_timer_settime", [3, 0, at(t), 0, 0, 0]));
+        assert_eq!(
+            set(&ten_ms),
+            Some(TimerCall::Arms {
+                key: 4,
+                by: "timer_settime"
+            })
+        );
+        assert_eq!(set(&zero), Some(TimerCall::Disarms { key: 4 }));
+        let delete = timer(&notif("SYS_timer_delete", [3, 0, 0, 0, 0, 0]));
+        assert_eq!(delete, Some(TimerCall::Disarms { key: 4 }));
+        let real = libc::ITIMER_REAL as u64;
+        let itimer = timer(&notif("SYS_setitimer", [real, at(&ten_ms), 0, 0, 0, 0]));
+        assert_eq!(
+            itimer,
+            Some(TimerCall::Arms {
+                key: 0,
+                by: "setitimer"
+            })
+        );
+        // A CPU-time timer cannot fire while its process is blocked.
+        let prof = libc::ITIMER_PROF as u64;
+        assert_eq!(
+            timer(&notif("SYS_setitimer", [prof, at(&ten_ms), 0, 0, 0, 0])),
+            None
+        );
+        assert_eq!(timer(&notif("SYS_close", [3, 0, 0, 0, 0, 0])), None);
+    }
+
+    #[test]
+    fn a_look_at_another_process_through_proc_is_named_and_at_its_own_is_not() {
+        let path = |p: &str| std::ffi::CString::new(p).unwrap_or_default();
+        let look = |p: &std::ffi::CString| {
+            let at = libc::AT_FDCWD as u64;
+            looks_at_processes(
+                &notif("SYS_openat", [at, p.as_ptr() as u64, 0, 0, 0, 0]),
+                Shape::PathAt(0, 1),
+            )
+        };
+        assert!(look(&path("/proc")).is_some());
+        assert!(look(&path("/proc/1/cmdline")).is_some());
+        let own = path(&format!("/proc/{}/status", std::process::id()));
+        assert_eq!(look(&own), None);
+        assert_eq!(look(&path("/proc/self/status")), None);
+        assert_eq!(look(&path("/proc/meminfo")), None);
+        assert_eq!(look(&path("/tmp/x")), None);
     }
 }

@@ -59,6 +59,12 @@ pub(crate) enum Effect {
     /// `shmat`, a `connect` to a server, a socket's `bind`, a change of a file's extended
     /// attributes): stopped only to be named (`not verified`).
     Unordered,
+    /// Arms or disarms a timer of the process (`alarm`, `setitimer`, `timer_settime`,
+    /// `timer_delete`): its signal may end a blocking call at a moment of the machine's
+    /// clock, a path no schedule takes. Not a step: it goes on at once, and is
+    /// remembered; a lock call that blocks while its process has a timer armed is named
+    /// (`not verified`).
+    Timer,
     /// Makes a process or a thread (`clone`, `fork`, `vfork`). A step only in a whole
     /// program whose processes share memory: the parent and the new task are then held
     /// until each is scheduled, so what they do in that memory before their next calls
@@ -82,6 +88,7 @@ impl Effect {
             | Effect::Sync
             | Effect::Sleep
             | Effect::Unordered
+            | Effect::Timer
             | Effect::Spawn => false,
         }
     }
@@ -125,7 +132,7 @@ macro_rules! table {
     };
 }
 
-use Effect::{Change, Ipc, Look, Open, Release, Sleep, Spawn, Sync, Unordered};
+use Effect::{Change, Ipc, Look, Open, Release, Sleep, Spawn, Sync, Timer, Unordered};
 use Shape::{Fd, Nameless, Path, PathAt, Paths, PathsAt};
 
 // One table for both architectures: an entry under `#[cfg(target_arch = "x86_64")]` is a
@@ -220,6 +227,13 @@ table! {
     // A futex in shared memory (no FUTEX_PRIVATE_FLAG): a lock between processes.
     SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
     SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;
+    // A timer whose signal may cut a blocking call short (`flock -w`, `alarm` around
+    // a lock): remembered, never a step.
+    #[cfg(target_arch = "x86_64")]
+    SYS_alarm => Nameless, Timer;
+    SYS_setitimer => Nameless, Timer;
+    SYS_timer_settime => Nameless, Timer;
+    SYS_timer_delete => Nameless, Timer;
     SYS_clone => Nameless, Spawn;
     SYS_clone3 => Nameless, Spawn;
     #[cfg(target_arch = "x86_64")]
@@ -253,7 +267,7 @@ mod tests {
     fn each_effect_fits_how_its_call_names_things() {
         for c in CALLS {
             let named = !matches!(c.shape, Shape::Nameless);
-            let wants_name = !matches!(c.effect, Sleep | Ipc | Unordered | Spawn);
+            let wants_name = !matches!(c.effect, Sleep | Ipc | Unordered | Timer | Spawn);
             assert_eq!(named, wants_name, "{}", c.name);
             if let Effect::Lock(_) = c.effect {
                 assert_eq!(c.shape, Shape::Fd(0), "{}", c.name);

@@ -112,6 +112,18 @@ pub(crate) fn shared_outside(p: &Path) -> bool {
         && !p.components().any(|c| c.as_os_str() == "__pycache__")
 }
 
+/// The process (thread group) task `tid` belongs to; `tid` itself when that cannot be
+/// read.
+pub(crate) fn process_of(tid: u32) -> u32 {
+    read_proc(format!("/proc/{tid}/status"))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
 /// What descriptor `fd` of process `pid` names.
 pub(crate) fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()

@@ -210,17 +210,5 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
         return false;
     }
     // A POSIX lock is the process's: the caller's own is no rival.
-    fl.l_type != libc::F_UNLCK as i16 && fl.l_pid != tgid(pid)
-}
-
-/// The process (thread group) a thread `tid` belongs to.
-fn tgid(tid: u32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Tgid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(tid as i32)
+    fl.l_type != libc::F_UNLCK as i16 && fl.l_pid != super::paths::process_of(pid) as i32
 }

@@ -19,6 +19,7 @@ use crate::schedule::{Access, Scheduler, StepHint};
 use crate::seccomp::blocked;
 use crate::seccomp::call::{self, Notif, Step};
 use crate::seccomp::objects;
+use crate::seccomp::paths::process_of;
 use crate::seccomp::probe;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -176,6 +177,10 @@ pub(super) struct Stepper {
     /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
     /// a search that met one cannot say "verified".
     pub unordered: Vec<String>,
+    /// The timers armed by the buyers' processes, by process and timer
+    /// ([`call::TimerCall`]), with the call that armed each: a lock call that would block
+    /// in such a process may be ended by the timer, a path no schedule takes.
+    timers: std::collections::HashMap<(u32, u64), &'static str>,
     /// Calls made to fail by an errno fault.
     pub injected: Vec<Injected>,
     /// The flocks stopped calls' descriptors hold, as last read.
@@ -249,6 +254,7 @@ impl Stepper {
             epoch: 0,
             helpers: Vec::new(),
             unordered: Vec::new(),
+            timers: std::collections::HashMap::new(),
             injected: Vec::new(),
             owned: probe::Owned::default(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
@@ -437,6 +443,7 @@ impl Stepper {
             return;
         };
         self.called = Instant::now();
+        self.note_timer(&n);
         let (to_server, request) = self.server_call(&n);
         if let Some(step) = request {
             return self.buyers[i].parked.push_back((n, step));
@@ -471,6 +478,50 @@ impl Stepper {
         }
     }
 
+    /// Remembers what a call does to its process's timers ([`call::timer`]).
+    fn note_timer(&mut self, n: &Notif) {
+        match call::timer(n) {
+            Some(call::TimerCall::Arms { key, by }) => {
+                self.timers.insert((process_of(n.pid), key), by);
+            }
+            Some(call::TimerCall::Disarms { key }) => {
+                self.timers.remove(&(process_of(n.pid), key));
+            }
+            None => {}
+        }
+    }
+
+    /// Names each buyer of `blocked` (its first stopped call a lock call that would
+    /// block) whose process has a timer armed: the timer's signal may end the wait (`flock
+    /// -w`), which a schedule never does, so a search that met one cannot say `verified`.
+    fn note_timed_waits(&mut self, blocked: &[usize]) {
+        if self.timers.is_empty() {
+            return;
+        }
+        for &i in blocked {
+            let (n, step) = &self.buyers[i].parked[0];
+            let process = process_of(n.pid);
+            let Some(by) = self
+                .timers
+                .iter()
+                .find_map(|(&(p, _), by)| (p == process).then_some(*by))
+            else {
+                continue;
+            };
+            let who = match self.whole {
+                Some(_) => "the program".to_string(),
+                None => format!("buyer {i}"),
+            };
+            let note = format!(
+                "{who} waits in {} with a timer armed ({by}), which may end the wait",
+                step.label(&self.real_dir)
+            );
+            if !self.unordered.contains(&note) {
+                self.unordered.push(note);
+            }
+        }
+    }
+
     /// The buyers that may take the next step, or `None` when the trial is stuck.
     fn runnable(&mut self, live: &[usize]) -> Option<Vec<u32>> {
         self.order_parked();
@@ -481,16 +532,22 @@ impl Stepper {
                 self.buyers[i].polled.clear();
             }
         }
+        let mut blocked = Vec::new();
         let free: Vec<usize> = live
             .iter()
             .copied()
             .filter(|&i| {
                 let (n, step) = &self.buyers[i].parked[0];
-                !step
+                let blocks = step
                     .lock
-                    .is_some_and(|l| probe::would_block(n.pid, l, &mut self.owned))
+                    .is_some_and(|l| probe::would_block(n.pid, l, &mut self.owned));
+                if blocks {
+                    blocked.push(i);
+                }
+                !blocks
             })
             .collect();
+        self.note_timed_waits(&blocked);
         let free = self.in_time_order(free);
         // A buyer about to sleep or try again with nothing changed since its last poll is
         // polling: it goes after the others; one that so polled twice already waits for

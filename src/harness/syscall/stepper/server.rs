@@ -3,6 +3,7 @@
 
 use super::Stepper;
 use crate::seccomp::call::{self, Notif, Step};
+use crate::seccomp::paths::process_of;
 
 impl Stepper {
     /// A call on the trial's own server: its `connect` noted (true: no unordered effect,
@@ -41,15 +42,4 @@ impl Stepper {
         }
         (false, call::server_request(n, &socket))
     }
-}
-
-/// The process (thread group) task `tid` belongs to.
-fn process_of(tid: u32) -> u32 {
-    crate::seccomp::paths::read_proc(format!("/proc/{tid}/status"))
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Tgid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(tid)
 }

@@ -186,6 +186,7 @@ impl Stepper {
             return;
         };
         self.called = Instant::now();
+        self.note_timer(&n);
         let (to_server, request) = self.server_call(&n);
         if call::maps_anonymous(&n) {
             if let Some(w) = self.whole.as_mut() {
