@@ -177,10 +177,11 @@ pub(super) struct Stepper {
     /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
     /// a search that met one cannot say "verified".
     pub unordered: Vec<String>,
-    /// The timers armed by the buyers' processes, by process and timer
-    /// ([`call::TimerCall`]), with the call that armed each: a lock call that would block
-    /// in such a process may be ended by the timer, a path no schedule takes.
-    timers: std::collections::HashMap<(u32, u64), &'static str>,
+    /// The timers armed by the buyers' processes, by buyer (0 for a whole program),
+    /// process and timer ([`call::TimerCall`]), with the call that armed each: a wait of
+    /// that buyer may be ended by the timer's signal (its own, or one sent by another of
+    /// its processes, as `timeout(1)` does), a path no schedule takes.
+    pub(super) timers: std::collections::HashMap<(usize, u32, u64), &'static str>,
     /// Calls made to fail by an errno fault.
     pub injected: Vec<Injected>,
     /// The flocks stopped calls' descriptors hold, as last read.
@@ -379,6 +380,9 @@ impl Stepper {
                 for &i in &running {
                     if blocked::waiting_in_kernel(self.buyers[i].root) {
                         self.buyers[i].in_kernel = true;
+                        if !self.timers.is_empty() {
+                            self.note_timed_wait(i, "in the kernel");
+                        }
                     }
                 }
                 continue;
@@ -443,7 +447,7 @@ impl Stepper {
             return;
         };
         self.called = Instant::now();
-        self.note_timer(&n);
+        self.note_timer(i, &n);
         let (to_server, request) = self.server_call(&n);
         if let Some(step) = request {
             return self.buyers[i].parked.push_back((n, step));
@@ -478,47 +482,40 @@ impl Stepper {
         }
     }
 
-    /// Remembers what a call does to its process's timers ([`call::timer`]).
-    fn note_timer(&mut self, n: &Notif) {
+    /// Remembers what a call of buyer `b` does to its process's timers ([`call::timer`]).
+    pub(super) fn note_timer(&mut self, b: usize, n: &Notif) {
+        let b = if self.whole.is_some() { 0 } else { b };
         match call::timer(n) {
             Some(call::TimerCall::Arms { key, by }) => {
-                self.timers.insert((process_of(n.pid), key), by);
+                self.timers.insert((b, process_of(n.pid), key), by);
             }
             Some(call::TimerCall::Disarms { key }) => {
-                self.timers.remove(&(process_of(n.pid), key));
+                self.timers.remove(&(b, process_of(n.pid), key));
             }
             None => {}
         }
     }
 
-    /// Names each buyer of `blocked` (its first stopped call a lock call that would
-    /// block) whose process has a timer armed: the timer's signal may end the wait (`flock
-    /// -w`), which a schedule never does, so a search that met one cannot say `verified`.
-    fn note_timed_waits(&mut self, blocked: &[usize]) {
-        if self.timers.is_empty() {
+    /// Names buyer `b`, which waits (`how`: in a lock call that would block, or in the
+    /// kernel) while one of its processes has a timer armed: the timer's signal may end
+    /// the wait (`flock -w`, `timeout(1)`), which a schedule never does, so a search that
+    /// met it cannot say `verified`.
+    pub(super) fn note_timed_wait(&mut self, b: usize, how: &str) {
+        let owner = if self.whole.is_some() { 0 } else { b };
+        let Some(by) = self
+            .timers
+            .iter()
+            .find_map(|(&(o, _, _), by)| (o == owner).then_some(*by))
+        else {
             return;
-        }
-        for &i in blocked {
-            let (n, step) = &self.buyers[i].parked[0];
-            let process = process_of(n.pid);
-            let Some(by) = self
-                .timers
-                .iter()
-                .find_map(|(&(p, _), by)| (p == process).then_some(*by))
-            else {
-                continue;
-            };
-            let who = match self.whole {
-                Some(_) => "the program".to_string(),
-                None => format!("buyer {i}"),
-            };
-            let note = format!(
-                "{who} waits in {} with a timer armed ({by}), which may end the wait",
-                step.label(&self.real_dir)
-            );
-            if !self.unordered.contains(&note) {
-                self.unordered.push(note);
-            }
+        };
+        let who = match self.whole {
+            Some(_) => "the program".to_string(),
+            None => format!("buyer {b}"),
+        };
+        let note = format!("{who} waits {how} with a timer armed ({by}), which may end the wait");
+        if !self.unordered.contains(&note) {
+            self.unordered.push(note);
         }
     }
 
@@ -547,7 +544,12 @@ impl Stepper {
                 !blocks
             })
             .collect();
-        self.note_timed_waits(&blocked);
+        if !self.timers.is_empty() {
+            for i in blocked {
+                let label = self.buyers[i].parked[0].1.label(&self.real_dir);
+                self.note_timed_wait(i, &format!("in {label}"));
+            }
+        }
         let free = self.in_time_order(free);
         // A buyer about to sleep or try again with nothing changed since its last poll is
         // polling: it goes after the others; one that so polled twice already waits for

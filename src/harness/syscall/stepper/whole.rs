@@ -174,6 +174,11 @@ impl Stepper {
                 None => {}
             }
         }
+        if !self.timers.is_empty() {
+            if let Some(u) = self.buyers.iter().position(|b| !b.done && b.in_kernel) {
+                self.note_timed_wait(u, "in the kernel");
+            }
+        }
         if ended {
             self.owned.forget();
         }
@@ -186,7 +191,7 @@ impl Stepper {
             return;
         };
         self.called = Instant::now();
-        self.note_timer(&n);
+        self.note_timer(0, &n);
         let (to_server, request) = self.server_call(&n);
         if call::maps_anonymous(&n) {
             if let Some(w) = self.whole.as_mut() {
