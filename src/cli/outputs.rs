@@ -116,8 +116,9 @@ pub(super) fn finish(report: &Report, expect: Expect, quiet: bool) -> Result<Out
     for u in &report.unconfirmed {
         say!("not verified: {u}");
     }
-    // A search says what it met in its own line; any other run, here.
-    if report.verified.is_empty() {
+    // A search says what it met in its own line; any other run, here, when it found
+    // nothing (a finding stands whatever else was met).
+    if report.verified.is_empty() && report.findings.is_empty() {
         if let Some((first, rest)) = report.unseen.split_first() {
             let more = match rest.len() {
                 0 => String::new(),

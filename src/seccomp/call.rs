@@ -294,6 +294,22 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
                 libc::F_OFD_SETLK,
                 libc::F_OFD_SETLKW,
             ];
+            // A test of who holds a lock (`F_GETLK`, `lockf(F_TEST)`): a look at the
+            // file's locks, which a test-then-act wrapper decides by.
+            if [libc::F_GETLK, libc::F_OFD_GETLK].contains(&cmd) {
+                let path = resolve_in(paths.into_iter().next()?, dir);
+                if !((path.starts_with(dir) && !own(&path, dir)) || scratch(&path)) {
+                    return None;
+                }
+                if !valid(listener, n.id) {
+                    return None;
+                }
+                let path = path.to_string_lossy().into_owned();
+                return Some(Step {
+                    by_fd: true,
+                    ..Step::new(name, path, Effect::Look, false)
+                });
+            }
             if !locks.contains(&cmd) {
                 return None;
             }
@@ -521,6 +537,28 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         Err(_) => path.display().to_string(),
     };
     Some(format!("maps {shown} shared"))
+}
+
+/// A change outside the trial directory and the scratch places ([`scratch`]), such as a
+/// lock file in a home directory: a step, but a look there is none (every program looks
+/// at files all over the machine), so a test there and the change after it are not
+/// ordered. Named by the directory it changes: `changes files in /root/locks, where a
+/// look is no step`.
+pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
+    let path = Path::new(&step.path);
+    if !step.mutates || !path.is_absolute() || path.starts_with(dir) || scratch(path) {
+        return None;
+    }
+    if to_server(step, dir) {
+        return None;
+    }
+    let place = path.parent().unwrap_or(path);
+    Some(format!(
+        "changes files in {}, where a look is no step (looks are watched in the trial \
+         directory and {} only)",
+        place.display(),
+        super::paths::SCRATCH.join(", ")
+    ))
 }
 
 /// What a call does to its process's timers ([`timer`]).

@@ -203,12 +203,42 @@ table! {
     SYS_getdents => Fd(0), Look;
     SYS_utimensat => PathAt(0, 1), Change;
     #[cfg(target_arch = "x86_64")]
+    SYS_utime => Path(0), Change;
+    #[cfg(target_arch = "x86_64")]
+    SYS_utimes => Path(0), Change;
+    #[cfg(target_arch = "x86_64")]
+    SYS_futimesat => PathAt(0, 1), Change;
+    #[cfg(target_arch = "x86_64")]
     SYS_chmod => Path(0), Change;
     SYS_fchmodat => PathAt(0, 1), Change;
+    SYS_fchmod => Fd(0), Change;
+    // A file's owner is state a flag can live in (`chown` as "taken").
+    #[cfg(target_arch = "x86_64")]
+    SYS_chown => Path(0), Change;
+    #[cfg(target_arch = "x86_64")]
+    SYS_lchown => Path(0), Change;
+    SYS_fchownat => PathAt(0, 1), Change;
+    SYS_fchown => Fd(0), Change;
+    SYS_fallocate => Fd(0), Change;
+    // Copies into the descriptor written (`cp` copies with copy_file_range).
+    SYS_copy_file_range => Fd(2), Change;
+    SYS_sendfile => Fd(0), Change;
     SYS_semop => Nameless, Ipc;
     SYS_semtimedop => Nameless, Ipc;
     SYS_msgsnd => Nameless, Ipc;
     SYS_msgrcv => Nameless, Ipc;
+    // Making, changing and removing SysV objects and POSIX message queues: a create
+    // with `IPC_EXCL` or `O_EXCL` is a lock of its own.
+    SYS_semget => Nameless, Ipc;
+    SYS_semctl => Nameless, Ipc;
+    SYS_msgget => Nameless, Ipc;
+    SYS_msgctl => Nameless, Ipc;
+    SYS_shmget => Nameless, Ipc;
+    SYS_shmctl => Nameless, Ipc;
+    SYS_mq_open => Nameless, Ipc;
+    SYS_mq_unlink => Nameless, Ipc;
+    SYS_mq_timedsend => Nameless, Ipc;
+    SYS_mq_timedreceive => Nameless, Ipc;
     SYS_shmat => Nameless, Unordered;
     SYS_connect => Nameless, Unordered;
     // A name taken by binding a socket (a path or an abstract name), and a file's

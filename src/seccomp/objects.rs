@@ -110,7 +110,12 @@ fn plain(m: &std::fs::Metadata) -> bool {
 
 /// A call through a descriptor (a read, a write, a close, a lock, an `fstat`).
 fn by_fd(n: &Notif, step: &Step, t: &mut Touch) -> bool {
-    let fd = n.args[0] as i32;
+    // The descriptor the table names (the one written, for a copy).
+    let at = match crate::seccomp::of(n.nr).map(|c| c.shape) {
+        Some(crate::seccomp::Shape::Fd(i)) => i,
+        _ => 0,
+    };
+    let fd = n.args[at] as i32;
     let Ok(m) = std::fs::metadata(format!("/proc/{}/fd/{fd}", n.pid)) else {
         return false;
     };
@@ -118,6 +123,8 @@ fn by_fd(n: &Notif, step: &Step, t: &mut Touch) -> bool {
         return false;
     }
     match step.effect {
+        // `fcntl(F_GETLK)`: who holds a lock on the file.
+        Effect::Look if step.name == "SYS_fcntl" => t.read(file_key("locks", &m)),
         Effect::Look | Effect::Sync => {
             t.read(file_key("file", &m));
             if m.is_dir() {

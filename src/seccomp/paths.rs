@@ -81,8 +81,16 @@ pub(crate) fn resolve(p: PathBuf) -> PathBuf {
     }
 }
 
-/// Places programs share scratch state through: a look at them is a step.
-const SCRATCH: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock"];
+/// Places programs share scratch state through: a look at them is a step. (`/run` holds
+/// the system's pid files and locks; `/var/run` and `/var/lock` lead there.)
+pub(crate) const SCRATCH: &[&str] = &[
+    "/tmp",
+    "/var/tmp",
+    "/dev/shm",
+    "/run",
+    "/var/run",
+    "/var/lock",
+];
 
 /// True for a path in a scratch place buyers may share (see [`SCRATCH`]).
 pub(crate) fn scratch(p: &Path) -> bool {

@@ -453,11 +453,8 @@ impl Stepper {
             return self.buyers[i].parked.push_back((n, step));
         }
         if let Some(what) = call::unordered(&n, &self.real_dir).filter(|_| !to_server) {
-            let note = format!("buyer {i} {what}");
             self.buyers[i].maps_shared = true;
-            if !self.unordered.contains(&note) {
-                self.unordered.push(note);
-            }
+            self.note_unordered(format!("buyer {i} {what}"));
         }
         match call::classify(fd, &n, &self.real_dir) {
             // A buyer's forks go on: its tasks are one unit.
@@ -465,6 +462,9 @@ impl Stepper {
                 call::answer(fd, n.id, true)
             }
             Some(mut step) => {
+                if let Some(what) = call::unwatched_change(&step, &self.real_dir) {
+                    self.note_unordered(format!("buyer {i} {what}"));
+                }
                 self.check_shim(i, n.pid);
                 self.stamp(i, &mut step);
                 // A buyer's calls are one queue, whose first is the one scheduled: a
@@ -513,7 +513,13 @@ impl Stepper {
             Some(_) => "the program".to_string(),
             None => format!("buyer {b}"),
         };
-        let note = format!("{who} waits {how} with a timer armed ({by}), which may end the wait");
+        self.note_unordered(format!(
+            "{who} waits {how} with a timer armed ({by}), which may end the wait"
+        ));
+    }
+
+    /// Keeps `note`, an effect no step orders, once.
+    pub(super) fn note_unordered(&mut self, note: String) {
         if !self.unordered.contains(&note) {
             self.unordered.push(note);
         }

@@ -212,15 +212,15 @@ impl Stepper {
             if let Some(w) = self.whole.as_mut().filter(|_| memory) {
                 w.shared_memory = true;
             } else {
-                let note = format!("the program {what}");
-                if !self.unordered.contains(&note) {
-                    self.unordered.push(note);
-                }
+                self.note_unordered(format!("the program {what}"));
             }
         }
         let Some(mut step) = request.or_else(|| call::classify(fd, &n, &self.real_dir)) else {
             return call::answer(fd, n.id, true);
         };
+        if let Some(what) = call::unwatched_change(&step, &self.real_dir) {
+            self.note_unordered(format!("the program {what}"));
+        }
         // A whole program's units share one clock, at the trial's pace.
         self.stamp(usize::MAX, &mut step);
         let Some(whole) = self.whole.as_mut() else {
