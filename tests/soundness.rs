@@ -159,6 +159,20 @@ fn a_wait_a_timer_may_end_is_not_verified() {
     let why = "waits in flock lock with a timer armed (timer_settime)";
     assert_not_verified("broken/flock-timeout.sh", why, true);
     assert_not_verified("sound/flock-timeout.sh", why, false);
+    // pct is no search, but a run whose trials met such a wait says so, not `clean`.
+    let out = search(
+        "sound/flock-timeout.sh",
+        &["--schedule", "pct", "--trials", "10", "--seed", "1"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_code(&out, 0, "pct");
+    assert!(
+        stdout.contains("not verified: buyer ")
+            && stdout.contains(why)
+            && stdout.contains("result: no finding, but not verified"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
