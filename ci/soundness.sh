@@ -44,6 +44,8 @@ fixtures/locks/broken/ls-test-touch.sh                  found
 fixtures/locks/sound/select-poll.py                     verified
 fixtures/locks/sound/busy-mkdir.sh                      verified-all
 fixtures/locks/broken/select-poll-test.py               found
+fixtures/locks/sound/select-fd-mkdir.py                 verified
+fixtures/locks/broken/select-fd-stale.py                found
 fixtures/locks/sound/relock-flock-twice.py              verified
 fixtures/locks/sound/upgrade-sh-ex.py                   verified
 fixtures/locks/sound/ofd-twice.py                       verified

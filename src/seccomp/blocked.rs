@@ -352,6 +352,105 @@ fn task_state(task: &Path) -> Task {
     }
 }
 
+/// The call a task of the tree rooted at `root` is asleep in with a time limit, waiting
+/// on something another process may do: a `poll` or `select` on descriptors, a timed
+/// `epoll_wait`, `semtimedop`, a timed wait on a shared futex, `rt_sigtimedwait`,
+/// `mq_timedreceive`. The harness waits for such a call as for a running one (it ends by
+/// itself), so only the way where the limit passes is taken: the other (what it waits for
+/// comes in time) is a path no schedule takes. `None` when no task waits so.
+pub(crate) fn timed_wait(root: u32) -> Option<&'static str> {
+    let mut found = None;
+    each_task(root, false, &mut |t| {
+        if stat_of(t).is_none_or(|s| s.0 != "S") {
+            return Walk::Go;
+        }
+        match read_proc(t.join("syscall")).and_then(|line| limited(&line)) {
+            Some(call) => {
+                found = Some(call);
+                Walk::Stop
+            }
+            None => Walk::Go,
+        }
+    });
+    found
+}
+
+/// The call `/proc/PID/syscall`'s line names when it waits on another process with a
+/// time limit ([`timed_wait`]).
+fn limited(line: &str) -> Option<&'static str> {
+    let mut words = line.split_whitespace();
+    let nr = words.next()?.parse::<i64>().ok()?;
+    let mut args = [0u64; 6];
+    for (a, w) in args.iter_mut().zip(words.take(6)) {
+        *a = u64::from_str_radix(w.trim_start_matches("0x"), 16).ok()?;
+    }
+    limited_call(nr, &args)
+}
+
+/// The name of call `nr` when, with these arguments, it waits with a time limit on what
+/// another process may do ([`timed_wait`]); `None` otherwise.
+pub(crate) fn limited_call(nr: i64, args: &[u64; 6]) -> Option<&'static str> {
+    let arg = |i: usize| args.get(i).copied().unwrap_or(0);
+    let futex_wait = || {
+        let op = arg(1) as i32;
+        let cmd = op & !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+        op & libc::FUTEX_PRIVATE_FLAG == 0
+            && (cmd == libc::FUTEX_WAIT || cmd == libc::FUTEX_WAIT_BITSET)
+            && arg(3) != 0
+    };
+    with_limit(nr, &arg, &futex_wait)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(non_upper_case_globals)] // libc's call numbers, as patterns
+fn with_limit(
+    nr: i64,
+    arg: &dyn Fn(usize) -> u64,
+    futex_wait: &dyn Fn() -> bool,
+) -> Option<&'static str> {
+    use libc::*;
+    // A poll of no descriptor is a sleep, which ends by itself whatever others do.
+    let (name, timed) = match nr {
+        SYS_poll => ("poll", arg(1) > 0 && (arg(2) as i32) > 0),
+        SYS_select => ("select", arg(0) > 0 && arg(4) != 0),
+        SYS_epoll_wait => ("epoll_wait", (arg(3) as i32) > 0),
+        _ => return shared_with_limit(nr, arg, futex_wait),
+    };
+    timed.then_some(name)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn with_limit(
+    nr: i64,
+    arg: &dyn Fn(usize) -> u64,
+    futex_wait: &dyn Fn() -> bool,
+) -> Option<&'static str> {
+    shared_with_limit(nr, arg, futex_wait)
+}
+
+/// [`with_limit`] for the calls both architectures have.
+#[allow(non_upper_case_globals)] // libc's call numbers, as patterns
+fn shared_with_limit(
+    nr: i64,
+    arg: &dyn Fn(usize) -> u64,
+    futex_wait: &dyn Fn() -> bool,
+) -> Option<&'static str> {
+    use libc::*;
+    let (name, timed) = match nr {
+        SYS_ppoll => ("ppoll", arg(1) > 0 && arg(2) != 0),
+        SYS_pselect6 => ("pselect6", arg(0) > 0 && arg(4) != 0),
+        SYS_epoll_pwait => ("epoll_pwait", (arg(3) as i32) > 0),
+        SYS_epoll_pwait2 => ("epoll_pwait2", arg(3) != 0),
+        SYS_semtimedop => ("semtimedop", arg(3) != 0),
+        SYS_futex => ("futex", futex_wait()),
+        SYS_rt_sigtimedwait => ("rt_sigtimedwait", arg(2) != 0),
+        SYS_mq_timedreceive => ("mq_timedreceive", arg(4) != 0),
+        SYS_mq_timedsend => ("mq_timedsend", arg(4) != 0),
+        _ => return None,
+    };
+    timed.then_some(name)
+}
+
 /// True when the task is a parent in `vfork`, waiting for its child to call `execve`
 /// or end (`kernel_clone`, in a call that makes a task).
 fn vforking(task: &Path) -> bool {
@@ -444,6 +543,34 @@ mod tests {
         );
         assert!(!untimed(&wake));
         assert!(!untimed("running"));
+    }
+
+    #[test]
+    fn a_poll_of_descriptors_with_a_limit_is_a_timed_wait_and_a_sleep_is_not() {
+        let line = |nr: i64, args: [u64; 6]| {
+            let a: Vec<String> = args.iter().map(|a| format!("{a:#x}")).collect();
+            format!("{nr} {} 0x7ffe 0x7f01", a.join(" "))
+        };
+        let ppoll = libc::SYS_ppoll;
+        assert_eq!(
+            limited(&line(ppoll, [0x7f00, 1, 0x7ffd, 0, 8, 0])),
+            Some("ppoll")
+        );
+        assert_eq!(limited(&line(ppoll, [0x7f00, 1, 0, 0, 8, 0])), None);
+        assert_eq!(limited(&line(ppoll, [0, 0, 0x7ffd, 0, 8, 0])), None);
+        let pselect = libc::SYS_pselect6;
+        assert_eq!(
+            limited(&line(pselect, [4, 0x7f00, 0, 0, 0x7ffd, 0])),
+            Some("pselect6")
+        );
+        assert_eq!(limited(&line(pselect, [0, 0, 0, 0, 0x7ffd, 0])), None);
+        let futex = libc::SYS_futex;
+        assert_eq!(
+            limited(&line(futex, [0x7f00, 0, 1, 0x7ffd, 0, 0])),
+            Some("futex")
+        );
+        assert_eq!(limited(&line(futex, [0x7f00, 0x80, 1, 0x7ffd, 0, 0])), None);
+        assert_eq!(limited("running"), None);
     }
 
     #[test]

@@ -518,6 +518,10 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         | "SYS_lremovexattr" | "SYS_fremovexattr" => {
             return Some("changes a file's extended attributes".into())
         }
+        "SYS_poll" | "SYS_ppoll" | "SYS_select" | "SYS_pselect6" | "SYS_epoll_wait"
+        | "SYS_epoll_pwait" | "SYS_epoll_pwait2" => {
+            return super::blocked::limited_call(n.nr, &n.args).map(limited_wait)
+        }
         _ => {}
     }
     let fd = n.args[4] as i32;
@@ -559,6 +563,12 @@ pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
         place.display(),
         super::paths::SCRATCH.join(", ")
     ))
+}
+
+/// What a wait with a time limit on what other processes may do is named as
+/// ([`super::blocked::limited_call`]): the harness lets such a wait end by itself.
+pub(crate) fn limited_wait(call: &str) -> String {
+    format!("waits in {call} with a time limit, and only the way where the limit passes was taken")
 }
 
 /// What a call does to its process's timers ([`timer`]).

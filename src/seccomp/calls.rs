@@ -240,6 +240,18 @@ table! {
     SYS_mq_timedsend => Nameless, Ipc;
     SYS_mq_timedreceive => Nameless, Ipc;
     SYS_shmat => Nameless, Unordered;
+    // A wait on descriptors with a time limit: it ends by the clock or by what another
+    // process does, and the harness lets it end by itself. Named when it has both.
+    #[cfg(target_arch = "x86_64")]
+    SYS_poll => Nameless, Unordered;
+    SYS_ppoll => Nameless, Unordered;
+    #[cfg(target_arch = "x86_64")]
+    SYS_select => Nameless, Unordered;
+    SYS_pselect6 => Nameless, Unordered;
+    #[cfg(target_arch = "x86_64")]
+    SYS_epoll_wait => Nameless, Unordered;
+    SYS_epoll_pwait => Nameless, Unordered;
+    SYS_epoll_pwait2 => Nameless, Unordered;
     SYS_connect => Nameless, Unordered;
     // A name taken by binding a socket (a path or an abstract name), and a file's
     // extended attributes: state a lock can live in that no step orders.

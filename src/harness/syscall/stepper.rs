@@ -383,6 +383,8 @@ impl Stepper {
                         if !self.timers.is_empty() {
                             self.note_timed_wait(i, "in the kernel");
                         }
+                    } else {
+                        self.note_limited_wait(i);
                     }
                 }
                 continue;
@@ -516,6 +518,24 @@ impl Stepper {
         self.note_unordered(format!(
             "{who} waits {how} with a timer armed ({by}), which may end the wait"
         ));
+    }
+
+    /// Names buyer `b` (or the program) when one of its tasks is asleep with a time limit
+    /// on what another process may do ([`blocked::timed_wait`]): the harness waits for
+    /// it to end, so only the way where the limit passes is taken.
+    pub(super) fn note_limited_wait(&mut self, b: usize) {
+        let root = match self.whole.as_ref() {
+            Some(w) => w.root,
+            None => self.buyers[b].root,
+        };
+        let Some(call) = blocked::timed_wait(root) else {
+            return;
+        };
+        let who = match self.whole {
+            Some(_) => "the program".to_string(),
+            None => format!("buyer {b}"),
+        };
+        self.note_unordered(format!("{who} {}", call::limited_wait(call)));
     }
 
     /// Keeps `note`, an effect no step orders, once.

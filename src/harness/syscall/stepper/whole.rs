@@ -94,6 +94,7 @@ impl Stepper {
             let Some(root) = self.whole.as_ref().map(|w| w.root) else {
                 return Ok(());
             };
+            self.note_limited_wait(0);
             let Some(tasks) = blocked::still_tree(root) else {
                 continue;
             };
