@@ -68,6 +68,12 @@ fixtures/locks/sound/fchmod-flock.py                    verified
 fixtures/locks/broken/fchmod-flag.py                    found
 fixtures/locks/sound/getlk-setlkw.py                    verified
 fixtures/locks/broken/getlk-test.py                     found
+fixtures/locks/sound/mtime-mkdir.sh                     verified
+fixtures/locks/broken/mtime-flag.sh                     found
+fixtures/locks/sound/pwritev-flock.py                   verified
+fixtures/locks/broken/preadv-flag.py                    found
+fixtures/locks/sound/flock-dir.sh                       verified-all
+fixtures/locks/broken/dirmode-log.sh                    found
 fixtures/locks/sound/flock-timeout.sh                   verified
 fixtures/locks/broken/flock-timeout.sh                  unseen
 fixtures/locks/broken/timeout-fallback.sh               unseen

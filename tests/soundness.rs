@@ -152,6 +152,21 @@ fn a_change_of_a_files_owner_is_a_step() {
 }
 
 #[test]
+fn a_change_of_the_trial_directory_itself_is_a_step() {
+    // No call on the trial directory itself was a step: its mode as a flag (a look and a
+    // chmod), and a flock on it, ran unseen.
+    assert_found_by_pct("broken/dirmode-log.sh");
+    assert_verified("sound/flock-dir.sh");
+}
+
+#[test]
+fn a_time_set_through_a_descriptor_is_a_step() {
+    // touch sets a time with utimensat(fd, NULL, …), which names no path.
+    assert_found_by_pct("broken/mtime-flag.sh");
+    assert_verified("sound/mtime-mkdir.sh");
+}
+
+#[test]
 fn a_wait_a_timer_may_end_is_not_verified() {
     // `flock -w` arms a timer whose signal ends the wait at a moment of the machine's
     // clock: a path no schedule takes. Both were `verified` before timers were in the

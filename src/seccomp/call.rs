@@ -332,6 +332,14 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         if own_clock_path(p, dir) {
             return false;
         }
+        // The trial directory itself: a change of it (its mode, owner, times) and a
+        // lock on it are state a wrapper can decide by, and so is a look at it by its
+        // path (a `stat`); an open or a listing of it, which every process in it makes,
+        // is none (its entries are steps of their own).
+        if p.as_path() == dir {
+            let looks_by_path = effect == Effect::Look && !matches!(call.shape, Shape::Fd(_));
+            return changes || lock.is_some() || looks_by_path;
+        }
         if p.starts_with(dir) {
             return !own(p, dir);
         }

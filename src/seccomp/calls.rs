@@ -150,10 +150,14 @@ table! {
     SYS_pread64 => Fd(0), Look;
     SYS_readv => Fd(0), Look;
     SYS_preadv => Fd(0), Look;
+    SYS_preadv2 => Fd(0), Look;
     SYS_write => Fd(0), Change;
     SYS_pwrite64 => Fd(0), Change;
     SYS_writev => Fd(0), Change;
     SYS_pwritev => Fd(0), Change;
+    SYS_pwritev2 => Fd(0), Change;
+    // Moves bytes from a pipe into the descriptor written (or out of a file).
+    SYS_splice => Fd(2), Change;
     SYS_truncate => Path(0), Change;
     SYS_ftruncate => Fd(0), Change;
     #[cfg(target_arch = "x86_64")]

@@ -139,7 +139,13 @@ pub(crate) fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
 
 /// The absolute path a (directory descriptor, path pointer) pair of `pid` names.
 pub(crate) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
-    let raw = read_cstr(pid, ptr)?;
+    // No path at all names the directory descriptor's file, as an empty one does
+    // (`utimensat(fd, NULL, …)` is `futimens`).
+    let raw = if ptr == 0 {
+        String::new()
+    } else {
+        read_cstr(pid, ptr)?
+    };
     // The caller's own `/proc/self` and `/dev/fd` are its, not the harness's: a
     // descriptor named as a path is the file it refers to.
     let own = raw
