@@ -62,13 +62,13 @@ fixtures/locks/broken/sock-unlink-bind.py               unverified
 fixtures/locks/broken/xattr-owner.py                    unverified
 fixtures/locks/sound/link-count.sh                      verified-all
 fixtures/locks/broken/two-names.sh                      found
-fixtures/locks/sound/chown-mkdir.sh                     verified
+fixtures/locks/sound/chown-mkdir.sh                     verified-all
 fixtures/locks/broken/chown-flag.sh                     found
 fixtures/locks/sound/fchmod-flock.py                    verified
 fixtures/locks/broken/fchmod-flag.py                    found
 fixtures/locks/sound/getlk-setlkw.py                    verified
 fixtures/locks/broken/getlk-test.py                     found
-fixtures/locks/sound/mtime-mkdir.sh                     verified
+fixtures/locks/sound/mtime-mkdir.sh                     verified-all
 fixtures/locks/broken/mtime-flag.sh                     found
 fixtures/locks/sound/pwritev-flock.py                   verified
 fixtures/locks/broken/preadv-flag.py                    found
