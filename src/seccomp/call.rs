@@ -333,12 +333,11 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
             return false;
         }
         // The trial directory itself: a change of it (its mode, owner, times) and a
-        // lock on it are state a wrapper can decide by, and so is a look at it by its
-        // path (a `stat`); an open or a listing of it, which every process in it makes,
-        // is none (its entries are steps of their own).
+        // lock on it are steps. A look at it is none (every process in it looks at its
+        // working directory, Python a dozen times), so a change of it is named
+        // ([`unwatched_change`]); its entries are steps of their own.
         if p.as_path() == dir {
-            let looks_by_path = effect == Effect::Look && !matches!(call.shape, Shape::Fd(_));
-            return changes || lock.is_some() || looks_by_path;
+            return changes || lock.is_some();
         }
         if p.starts_with(dir) {
             return !own(p, dir);
@@ -523,9 +522,10 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         "SYS_connect" => return connected(n).map(|to| format!("talks to {to}")),
         "SYS_bind" => return bound(n).map(|at| format!("binds {at}")),
         "SYS_setxattr" | "SYS_lsetxattr" | "SYS_fsetxattr" | "SYS_removexattr"
-        | "SYS_lremovexattr" | "SYS_fremovexattr" => {
+        | "SYS_lremovexattr" | "SYS_fremovexattr" | "SYS_setxattrat" | "SYS_removexattrat" => {
             return Some("changes a file's extended attributes".into())
         }
+        "SYS_file_setattr" => return Some("changes a file's flags (file_setattr)".into()),
         "SYS_poll" | "SYS_ppoll" | "SYS_select" | "SYS_pselect6" | "SYS_epoll_wait"
         | "SYS_epoll_pwait" | "SYS_epoll_pwait2" => {
             return super::blocked::limited_call(n.nr, &n.args).map(limited_wait)
@@ -551,13 +551,20 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     Some(format!("maps {shown} shared"))
 }
 
-/// A change outside the trial directory and the scratch places ([`scratch`]), such as a
-/// lock file in a home directory: a step, but a look there is none (every program looks
+/// A change of the trial directory itself (`chmod DIR`), or outside the trial directory
+/// and the scratch places ([`scratch`]), such as a lock file in a home directory: a
+/// step, but a look there is none (every program looks
 /// at files all over the machine), so a test there and the change after it are not
 /// ordered. Named by the directory it changes: `changes files in /root/locks, where a
 /// look is no step`.
 pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
     let path = Path::new(&step.path);
+    if path == dir && step.effect == Effect::Change {
+        return Some(format!(
+            "changes the trial directory itself ({}), where a look is no step",
+            step.label(dir)
+        ));
+    }
     if !step.mutates || !path.is_absolute() || path.starts_with(dir) || scratch(path) {
         return None;
     }

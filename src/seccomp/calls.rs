@@ -113,12 +113,25 @@ pub(crate) struct Call {
     pub only_when: Option<Bit>,
 }
 
+/// libc's call numbers, and the newest calls libc does not name yet (one number on
+/// every architecture since Linux 5.1).
+#[allow(non_upper_case_globals)]
+mod nr {
+    pub use libc::*;
+    /// `setxattrat` (Linux 6.13).
+    pub const SYS_setxattrat: libc::c_long = 463;
+    /// `removexattrat` (Linux 6.13).
+    pub const SYS_removexattrat: libc::c_long = 466;
+    /// `file_setattr` (Linux 6.17): a file's flags, as `chattr` sets them.
+    pub const SYS_file_setattr: libc::c_long = 469;
+}
+
 macro_rules! table {
     ($($(#[$only:meta])* $name:ident => $shape:expr, $effect:expr $(, when $arg:literal $bit:expr, $set:literal)?);* $(;)?) => {
         /// The calls the filter stops on this architecture.
         pub(crate) const CALLS: &[Call] = &[
             $($(#[$only])* Call {
-                nr: libc::$name as i64,
+                nr: nr::$name as i64,
                 name: stringify!($name),
                 shape: $shape,
                 effect: $effect,
@@ -216,6 +229,7 @@ table! {
     SYS_chmod => Path(0), Change;
     SYS_fchmodat => PathAt(0, 1), Change;
     SYS_fchmod => Fd(0), Change;
+    SYS_fchmodat2 => PathAt(0, 1), Change;
     // A file's owner is state a flag can live in (`chown` as "taken").
     #[cfg(target_arch = "x86_64")]
     SYS_chown => Path(0), Change;
@@ -266,6 +280,9 @@ table! {
     SYS_removexattr => Nameless, Unordered;
     SYS_lremovexattr => Nameless, Unordered;
     SYS_fremovexattr => Nameless, Unordered;
+    SYS_setxattrat => Nameless, Unordered;
+    SYS_removexattrat => Nameless, Unordered;
+    SYS_file_setattr => Nameless, Unordered;
     // A request to a server: a step when the server is the trial's own. (`sendmsg`
     // is not stopped: a process hands its listener to the harness with it, right after
     // installing the filter.)
