@@ -57,7 +57,6 @@ fixtures/locks/sound/mkdir-p-mkdir.sh                   verified
 fixtures/locks/broken/mkdir-p-test-touch.sh             found
 fixtures/locks/sound/mmap-flock.py                      verified
 fixtures/locks/broken/mmap-flag.py                      unverified
-fixtures/locks/sound/abstract-bind.py                   verified
 fixtures/locks/broken/sock-unlink-bind.py               unverified
 fixtures/locks/broken/xattr-owner.py                    unverified
 fixtures/locks/sound/link-count.sh                      verified-all
