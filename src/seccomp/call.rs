@@ -337,7 +337,9 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         // working directory, Python a dozen times), so a change of it is named
         // ([`unwatched_change`]); its entries are steps of their own.
         if p.as_path() == dir {
-            return changes || lock.is_some();
+            let by_fd = matches!(call.shape, Shape::Fd(_));
+            let attributes = by_fd || crate::seccomp::calls::changes_the_file(name);
+            return (changes && attributes) || lock.is_some();
         }
         if p.starts_with(dir) {
             return !own(p, dir);
@@ -559,7 +561,8 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
 /// look is no step`.
 pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
     let path = Path::new(&step.path);
-    if path == dir && step.effect == Effect::Change {
+    let attributes = step.by_fd || crate::seccomp::calls::changes_the_file(step.name);
+    if path == dir && step.effect == Effect::Change && attributes {
         return Some(format!(
             "changes the trial directory itself ({}), where a look is no step",
             step.label(dir)

@@ -305,6 +305,26 @@ table! {
     SYS_vfork => Nameless, Spawn;
 }
 
+/// True for a call that changes a file itself (its size, mode, owner or times) and not
+/// the entry that names it: what such a call on the trial directory changes is its
+/// attributes, where a `mkdir` of it only fails.
+pub(crate) fn changes_the_file(name: &str) -> bool {
+    matches!(
+        name,
+        "SYS_truncate"
+            | "SYS_chmod"
+            | "SYS_fchmodat"
+            | "SYS_fchmodat2"
+            | "SYS_utimensat"
+            | "SYS_utime"
+            | "SYS_utimes"
+            | "SYS_futimesat"
+            | "SYS_chown"
+            | "SYS_lchown"
+            | "SYS_fchownat"
+    )
+}
+
 /// No yield points on an architecture the filter does not know.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub(crate) const CALLS: &[Call] = &[];

@@ -232,9 +232,7 @@ fn by_name(name: &Path, n: &Notif, step: &Step, dir: &Path, t: &mut Touch) -> bo
         }
         Effect::Change => match step.name {
             // What changes a file, not its entry.
-            "SYS_truncate" | "SYS_chmod" | "SYS_fchmodat" | "SYS_fchmodat2" | "SYS_utimensat"
-            | "SYS_utime" | "SYS_utimes" | "SYS_futimesat" | "SYS_chown" | "SYS_lchown"
-            | "SYS_fchownat" => {
+            name if crate::seccomp::calls::changes_the_file(name) => {
                 if let Some(m) = &here {
                     t.write(file_key("file", m));
                 }
