@@ -334,6 +334,9 @@ fn prepare(group: &mut Group, dir: &Path, deadline: Instant) -> Result<MemberId,
         .args(["-c", "full_page_writes=off", "-c", "autovacuum=off"])
         // Its own process titles would overwrite its environment, the run's mark included.
         .args(["-c", "update_process_title=off"])
+        // Its dynamic shared memory as files in its data directory, not in /dev/shm,
+        // where a killed server would leave them behind.
+        .args(["-c", "dynamic_shared_memory_type=mmap"])
         .current_dir(&home)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
