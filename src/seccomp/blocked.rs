@@ -378,18 +378,13 @@ pub(crate) fn timed_wait(root: u32) -> Option<&'static str> {
 /// The call `/proc/PID/syscall`'s line names when it waits on another process with a
 /// time limit ([`timed_wait`]).
 fn limited(line: &str) -> Option<&'static str> {
-    let mut words = line.split_whitespace();
-    let nr = words.next()?.parse::<i64>().ok()?;
-    let mut args = [0u64; 6];
-    for (a, w) in args.iter_mut().zip(words.take(6)) {
-        *a = u64::from_str_radix(w.trim_start_matches("0x"), 16).ok()?;
-    }
+    let (nr, args) = syscall_line(line)?;
     limited_call(nr, &args)
 }
 
 /// The name of call `nr` when, with these arguments, it waits with a time limit on what
 /// another process may do ([`timed_wait`]); `None` otherwise.
-pub(crate) fn limited_call(nr: i64, args: &[u64; 6]) -> Option<&'static str> {
+pub(crate) fn limited_call(nr: i64, args: &[u64]) -> Option<&'static str> {
     let arg = |i: usize| args.get(i).copied().unwrap_or(0);
     let futex_wait = || {
         let op = arg(1) as i32;
@@ -460,16 +455,23 @@ fn vforking(task: &Path) -> bool {
             .is_some_and(|c| c.effect == crate::seccomp::Effect::Spawn)
 }
 
-/// True when `/proc/PID/syscall`'s line names a call that sleeps with no time limit.
-fn untimed(line: &str) -> bool {
+/// The call number and arguments `/proc/PID/syscall`'s line names (as many arguments as
+/// it gives); `None` when the task is in no call (`running`).
+fn syscall_line(line: &str) -> Option<(i64, Vec<u64>)> {
     let mut words = line.split_whitespace();
-    let Some(nr) = words.next().and_then(|w| w.parse::<i64>().ok()) else {
-        return false;
-    };
-    let args: Vec<u64> = words
+    let nr = words.next()?.parse::<i64>().ok()?;
+    let args = words
         .take(6)
         .filter_map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok())
         .collect();
+    Some((nr, args))
+}
+
+/// True when `/proc/PID/syscall`'s line names a call that sleeps with no time limit.
+fn untimed(line: &str) -> bool {
+    let Some((nr, args)) = syscall_line(line) else {
+        return false;
+    };
     let arg = |i: usize| args.get(i).copied().unwrap_or(1);
     no_limit(nr, &arg)
 }

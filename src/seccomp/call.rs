@@ -281,6 +281,11 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         // A socket or a pipe (`socket:[N]`) is no file of the trial.
         Shape::Fd(f) => vec![fd_path(n.pid, a(f) as i32).filter(|p| p.is_absolute())?],
     };
+    // A test of who holds a lock (`F_GETLK`, `lockf(F_TEST)`): a look at the file's
+    // locks, which a test-then-act wrapper decides by, through its descriptor.
+    let tests_a_lock =
+        name == "SYS_fcntl" && [libc::F_GETLK, libc::F_OFD_GETLK].contains(&(a(1) as i32));
+    let effect = if tests_a_lock { Effect::Look } else { effect };
     let lock = match effect {
         Effect::Lock(LockForm::Flock) => Some(LockCall::Flock {
             fd: a(0) as i32,
@@ -294,22 +299,6 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
                 libc::F_OFD_SETLK,
                 libc::F_OFD_SETLKW,
             ];
-            // A test of who holds a lock (`F_GETLK`, `lockf(F_TEST)`): a look at the
-            // file's locks, which a test-then-act wrapper decides by.
-            if [libc::F_GETLK, libc::F_OFD_GETLK].contains(&cmd) {
-                let path = resolve_in(paths.into_iter().next()?, dir);
-                if !((path.starts_with(dir) && !own(&path, dir)) || scratch(&path)) {
-                    return None;
-                }
-                if !valid(listener, n.id) {
-                    return None;
-                }
-                let path = path.to_string_lossy().into_owned();
-                return Some(Step {
-                    by_fd: true,
-                    ..Step::new(name, path, Effect::Look, false)
-                });
-            }
             if !locks.contains(&cmd) {
                 return None;
             }
@@ -338,8 +327,7 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         // ([`unwatched_change`]); its entries are steps of their own.
         if p.as_path() == dir {
             let by_fd = matches!(call.shape, Shape::Fd(_));
-            let attributes = by_fd || crate::seccomp::calls::changes_the_file(name);
-            return (changes && attributes) || lock.is_some();
+            return (changes && changes_attributes(name, by_fd)) || lock.is_some();
         }
         if p.starts_with(dir) {
             return !own(p, dir);
@@ -553,15 +541,21 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     Some(format!("maps {shown} shared"))
 }
 
+/// True when call `name` (through a descriptor when `by_fd`) changes what a file is
+/// (its size, mode, owner, times), not the entry naming it: the changes of the trial
+/// directory itself that are steps ([`unwatched_change`]).
+fn changes_attributes(name: &str, by_fd: bool) -> bool {
+    by_fd || crate::seccomp::calls::changes_the_file(name)
+}
+
 /// A change of the trial directory itself (`chmod DIR`), or outside the trial directory
 /// and the scratch places ([`scratch`]), such as a lock file in a home directory: a
-/// step, but a look there is none (every program looks
-/// at files all over the machine), so a test there and the change after it are not
-/// ordered. Named by the directory it changes: `changes files in /root/locks, where a
-/// look is no step`.
+/// step, but a look there is none (every program looks at files all over the machine),
+/// so a test there and the change after it are not ordered. Named by the directory it
+/// changes: `changes files in /root/locks, where a look is no step`.
 pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
     let path = Path::new(&step.path);
-    let attributes = step.by_fd || crate::seccomp::calls::changes_the_file(step.name);
+    let attributes = changes_attributes(step.name, step.by_fd);
     if path == dir && step.effect == Effect::Change && attributes {
         return Some(format!(
             "changes the trial directory itself ({}), where a look is no step",

@@ -486,7 +486,7 @@ impl Stepper {
 
     /// Remembers what a call of buyer `b` does to its process's timers ([`call::timer`]).
     pub(super) fn note_timer(&mut self, b: usize, n: &Notif) {
-        let b = if self.whole.is_some() { 0 } else { b };
+        let b = self.timer_owner(b);
         match call::timer(n) {
             Some(call::TimerCall::Arms { key, by }) => {
                 self.timers.insert((b, process_of(n.pid), key), by);
@@ -503,7 +503,7 @@ impl Stepper {
     /// the wait (`flock -w`, `timeout(1)`), which a schedule never does, so a search that
     /// met it cannot say `verified`.
     pub(super) fn note_timed_wait(&mut self, b: usize, how: &str) {
-        let owner = if self.whole.is_some() { 0 } else { b };
+        let owner = self.timer_owner(b);
         let Some(by) = self
             .timers
             .iter()
@@ -511,10 +511,7 @@ impl Stepper {
         else {
             return;
         };
-        let who = match self.whole {
-            Some(_) => "the program".to_string(),
-            None => format!("buyer {b}"),
-        };
+        let who = self.who(b);
         self.note_unordered(format!(
             "{who} waits {how} with a timer armed ({by}), which may end the wait"
         ));
@@ -531,11 +528,25 @@ impl Stepper {
         let Some(call) = blocked::timed_wait(root) else {
             return;
         };
-        let who = match self.whole {
+        let who = self.who(b);
+        self.note_unordered(format!("{who} {}", call::limited_wait(call)));
+    }
+
+    /// Whose timers a call of buyer `b` sets: its own, or the program's (one owner, 0).
+    fn timer_owner(&self, b: usize) -> usize {
+        if self.whole.is_some() {
+            0
+        } else {
+            b
+        }
+    }
+
+    /// Buyer `b` as a note names it: `buyer 1`, or `the program`.
+    fn who(&self, b: usize) -> String {
+        match self.whole {
             Some(_) => "the program".to_string(),
             None => format!("buyer {b}"),
-        };
-        self.note_unordered(format!("{who} {}", call::limited_wait(call)));
+        }
     }
 
     /// Keeps `note`, an effect no step orders, once.
