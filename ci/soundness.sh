@@ -73,6 +73,8 @@ fixtures/locks/sound/pwritev-flock.py                   verified
 fixtures/locks/broken/preadv-flag.py                    found
 fixtures/locks/sound/flock-dir.sh                       verified-all
 fixtures/locks/broken/dirmode-log.sh                    unverified
+fixtures/locks/sound/home-mkdir.sh                      verified
+fixtures/locks/broken/home-test-touch.sh                unverified
 fixtures/locks/sound/flock-timeout.sh                   verified
 fixtures/locks/broken/flock-timeout.sh                  unseen
 fixtures/locks/broken/timeout-fallback.sh               unseen
