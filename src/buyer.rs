@@ -222,8 +222,8 @@ pub fn run_from_spec(spec: &str) -> i32 {
         // Before the buyer's steps touch the trial: from here on every yield-point call
         // waits for the harness. Descriptor FILTER_FD stays open (closing it would be a
         // call to stop too); it goes with the process.
-        let installed =
-            crate::seccomp::program().and_then(|prog| crate::seccomp::install(&prog, FILTER_FD));
+        let installed = crate::seccomp::program(false)
+            .and_then(|prog| crate::seccomp::install(&prog, FILTER_FD));
         if let Err(e) = installed {
             eprintln!(
                 "error: buyer {}: installing the system-call filter: {e}",

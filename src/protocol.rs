@@ -40,6 +40,13 @@ pub mod msg {
 /// controlled session's buyers: a pipe each way is cheaper than one socket).
 pub const REPLY_FD: i32 = 3;
 
+/// A second copy of a wrapped buyer's control socket (one run inside a user's lock
+/// command), besides standard input: a wrapper that gives its command another standard
+/// input (a here-document for `sqlite3`, `psql`) keeps this one, one that closes every
+/// descriptor past 2 (Python's `subprocess`) keeps standard input. High, so that no
+/// shell redirection (3–9) or saved descriptor (10 and up) of the wrapper meets it.
+pub const CHANNEL_FD: i32 = 1000;
+
 /// How the buyer waits between steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

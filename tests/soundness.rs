@@ -198,6 +198,74 @@ fn a_look_at_other_processes_is_not_verified() {
     assert_not_verified("sound/pgrep-mkdir.sh", why, false);
 }
 
+/// True when `program` is on PATH.
+fn have(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program} >/dev/null 2>&1"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_shells_forks_are_not_cut_short_by_its_childrens_signals() {
+    // `$(cat owner | head -n 1)`: the subshell forks while a child of its pipeline may
+    // end. A fork held for the harness's answer was cut short by that SIGCHLD ("Cannot
+    // fork"), a crash no run alone can have; the wrapper exits 2 on an empty
+    // substitution, so a lost one is a crash here too.
+    assert_verified("sound/subst-mkdir.sh");
+}
+
+#[test]
+fn a_wrapper_may_give_its_command_another_standard_input() {
+    // The buyer's channel to the harness was its standard input alone: `{} </dev/null`
+    // (or a here-document for sqlite3) cut it, and every trial was a crash.
+    let out = oversell_fresh(
+        &[
+            "explore",
+            "--no-explain",
+            "--lock-cmd",
+            "flock {dir}/lock {} </dev/null",
+            "--buyers",
+            "2",
+            "--tickets",
+            "1",
+            "--schedule",
+            "exhaustive",
+            "--preemptions",
+            "1",
+        ],
+        &[],
+    )
+    .0;
+    assert_code(&out, 0, "flock with another standard input");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verified: all "),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn sqlites_exclusive_transaction_verifies_and_a_flag_row_is_found() {
+    if !have("sqlite3") {
+        eprintln!("skipped: sqlite3 is not on PATH (ci/soundness.sh runs these with it)");
+        return;
+    }
+    // SQLite asks for a write lock on a byte range where it holds a read lock of its
+    // own, beside the other's: the kernel's F_GETLK names the caller's own lock, and
+    // the probe took the range for free. Its waiter (F_SETLK, then a sleep) then ran
+    // thousands of polls ahead of the holder, until SQLite gave up: a false crash.
+    assert_verified("sound/sqlite-exclusive.sh");
+    let out = exhaustive("broken/sqlite-flag.sh", "1");
+    assert_code(&out, 1, "broken/sqlite-flag.sh");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("overlap"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn a_busy_retry_loop_with_no_sleep_is_waiting_not_a_hang() {
     assert_verified("sound/busy-mkdir.sh");

@@ -1,7 +1,7 @@
 //! The buyer's control channel to the harness: one byte per message each way.
 
 use super::BuyerError;
-use crate::protocol::{msg, REPLY_FD};
+use crate::protocol::{msg, CHANNEL_FD, REPLY_FD};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -14,15 +14,37 @@ pub(super) struct Channel {
     tx: Box<dyn Write>,
 }
 
-fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+fn is_kind(fd: BorrowedFd<'_>, kind: nix::sys::stat::SFlag) -> bool {
     nix::sys::stat::fstat(fd).is_ok_and(|st| {
         nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
-            == nix::sys::stat::SFlag::S_IFIFO
+            == kind
     })
+}
+
+fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+    is_kind(fd, nix::sys::stat::SFlag::S_IFIFO)
+}
+
+/// The copy of the control socket at [`CHANNEL_FD`], when the harness put one there
+/// (a buyer inside a lock command) and it is still a socket.
+fn channel_copy() -> Option<OwnedFd> {
+    // SAFETY: F_GETFD reads a descriptor's flags and touches no memory.
+    if unsafe { libc::fcntl(CHANNEL_FD, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: CHANNEL_FD is open (checked just above) and only borrowed here.
+    let fd = unsafe { BorrowedFd::borrow_raw(CHANNEL_FD) };
+    if !is_kind(fd, nix::sys::stat::SFlag::S_IFSOCK) {
+        return None;
+    }
+    fd.try_clone_to_owned().ok()
 }
 
 impl Channel {
     pub(super) fn from_stdin() -> Result<Channel, BuyerError> {
+        if let Some(fd) = channel_copy() {
+            return Channel::socket(fd);
+        }
         let fd = io::stdin()
             .as_fd()
             .try_clone_to_owned()
@@ -50,6 +72,16 @@ impl Channel {
                 tx: Box::new(File::from(tx)),
             });
         }
+        if !is_kind(fd.as_fd(), nix::sys::stat::SFlag::S_IFSOCK) {
+            return Err(BuyerError::Control(format!(
+                "neither standard input nor descriptor {CHANNEL_FD} is the harness's socket: \
+                 the lock command must pass one of them on to the command it runs"
+            )));
+        }
+        Channel::socket(fd)
+    }
+
+    fn socket(fd: OwnedFd) -> Result<Channel, BuyerError> {
         let sock = UnixStream::from(fd);
         let tx = sock
             .try_clone()

@@ -35,6 +35,7 @@ mod syscall;
 
 use crate::ledger::History;
 use crate::lock::{sysv, LockError, LockKind};
+use crate::protocol::CHANNEL_FD;
 use crate::scenario::Trial;
 use crate::store::Contents;
 use process::{Group, MemberId};
@@ -42,6 +43,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -446,6 +448,13 @@ fn spawn_buyer_hooked(
     cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::from(err));
+    if wrap.is_some() {
+        // SAFETY: the closure runs in the child between fork and exec, after standard
+        // input is in place, and calls only dup2 and fcntl, which are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| controlled::dup_to(0, CHANNEL_FD));
+        }
+    }
     hook(&mut cmd);
     let member = if wrap.is_some() {
         group.spawn_alone(cmd)

@@ -90,9 +90,15 @@ const NOTIFY: usize = 1;
 /// per listed call), and so does the kernel's per-filter cache of always-allowed calls,
 /// which runs the program once for every call number each time a process installs it.
 /// `Err` only if a jump would not fit the format's 8-bit offsets (a test builds it).
-pub(crate) fn program() -> io::Result<Vec<libc::sock_filter>> {
+///
+/// The calls that make a task (`fork`, `clone`) are stopped only with `spawns`: a whole
+/// program's forks may be steps, while in a lock command or a buyer they go on at once,
+/// and stopping them would only open a window in which a signal (a child's SIGCHLD)
+/// makes a shell's `fork` fail with EINTR, which run alone it never does.
+pub(crate) fn program(spawns: bool) -> io::Result<Vec<libc::sock_filter>> {
     let mut rules: Vec<(u32, Rule)> = CALLS
         .iter()
+        .filter(|c| spawns || c.effect != Effect::Spawn)
         .map(|c| {
             let rule = match c.only_when {
                 None => Rule::Notify,
@@ -219,12 +225,25 @@ pub(crate) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()>
             len: prog.len() as u16,
             filter: prog.as_ptr() as *mut libc::sock_filter,
         };
-        let fd = libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &fprog as *const libc::sock_fprog,
+        // Once the harness has read a stopped call, a signal no longer cuts the wait for
+        // its answer short (Linux 5.19): a call held for the schedule would otherwise
+        // fail with EINTR where run alone it could not (a shell's `fork`, when a child
+        // ends meanwhile and its SIGCHLD handler has no SA_RESTART). Older kernels lack
+        // the flag, and get the filter without it.
+        let install = |flags: libc::c_ulong| {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        let mut fd = install(
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
         );
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            fd = install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        }
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -357,7 +376,7 @@ mod tests {
 
     #[test]
     fn the_filter_notifies_exactly_the_tables_calls() {
-        let p = program().expect("the filter assembles");
+        let p = program(true).expect("the filter assembles");
         let notify = libc::SECCOMP_RET_USER_NOTIF;
         let allow = libc::SECCOMP_RET_ALLOW;
         for nr in 0..1024u32 {
@@ -388,5 +407,32 @@ mod tests {
             assert_eq!(run(&p, AUDIT_ARCH ^ 1, nr, args), allow);
             assert_eq!(run(&p, AUDIT_ARCH, nr | 0x4000_0000, args), allow);
         }
+    }
+
+    #[test]
+    fn without_spawns_the_filter_lets_every_call_that_makes_a_task_go() {
+        let with = program(true).expect("the filter assembles");
+        let without = program(false).expect("the filter assembles");
+        let notify = libc::SECCOMP_RET_USER_NOTIF;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let spawns: Vec<u32> = CALLS
+            .iter()
+            .filter(|c| c.effect == Effect::Spawn)
+            .map(|c| c.nr as u32)
+            .collect();
+        assert!(spawns.contains(&(libc::SYS_clone as u32)));
+        for nr in 0..1024u32 {
+            let args = [0u64; 6];
+            let want = if spawns.contains(&nr) {
+                allow
+            } else {
+                run(&with, AUDIT_ARCH, nr, args)
+            };
+            assert_eq!(run(&without, AUDIT_ARCH, nr, args), want, "call {nr}");
+        }
+        assert_eq!(
+            run(&with, AUDIT_ARCH, libc::SYS_clone as u32, [0; 6]),
+            notify
+        );
     }
 }

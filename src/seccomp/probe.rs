@@ -205,10 +205,90 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
     let Some(f) = reopen(pid, fd) else {
         return false;
     };
+    let asked = fl;
     // SAFETY: fcntl reads and writes one `flock`.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
         return false;
     }
-    // A POSIX lock is the process's: the caller's own is no rival.
-    fl.l_type != libc::F_UNLCK as i16 && fl.l_pid != super::paths::process_of(pid) as i32
+    if fl.l_type == libc::F_UNLCK as i16 {
+        return false;
+    }
+    // A POSIX lock is the process's: the caller's own is no rival. The kernel names one
+    // conflicting lock only, which may be the caller's own (SQLite asks for a write lock
+    // on the range where it holds a read lock, beside others' read locks): then the
+    // file's other locks decide.
+    let owner = super::paths::process_of(pid);
+    fl.l_pid != owner as i32 || others_conflict(&f, &asked, owner)
+}
+
+/// Whether a lock on the file of `f` held by another than process `owner` (a POSIX
+/// lock of another process, or any OFD lock) conflicts with the POSIX lock `asked`
+/// (`/proc/locks`); false when that cannot be told (a range given from the current
+/// offset or the end).
+fn others_conflict(f: &File, asked: &libc::flock, owner: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = f.metadata() else {
+        return false;
+    };
+    if asked.l_whence != libc::SEEK_SET as i16 {
+        return false;
+    }
+    let Ok(all) = std::fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    let dev = meta.dev();
+    let key = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let (start, len) = (asked.l_start, asked.l_len);
+    let (from, to) = match len {
+        0 => (start, i64::MAX),
+        l if l > 0 => (start, start.saturating_add(l - 1)),
+        l => (start.saturating_add(l), start - 1),
+    };
+    let write = asked.l_type == libc::F_WRLCK as i16;
+    all.lines()
+        .filter(|l| !l.contains("->"))
+        .filter_map(posix_line)
+        .any(|h| {
+            h.key == key
+                && h.pid != Some(owner)
+                && (write || h.write)
+                && h.from <= to
+                && from <= h.to
+        })
+}
+
+/// One held lock of `/proc/locks` that binds POSIX locks (a POSIX or an OFD lock).
+struct Held<'a> {
+    key: &'a str,
+    /// The holding process; `None` for an OFD lock (the kernel shows -1).
+    pid: Option<u32>,
+    write: bool,
+    from: i64,
+    to: i64,
+}
+
+/// `1: POSIX  ADVISORY  WRITE 1234 fe:00:5678 1073741824 1073741824` (or `OFDLCK`;
+/// the end `EOF` for a lock to the end of the file).
+fn posix_line(line: &str) -> Option<Held<'_>> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let ofd = match *w.get(1)? {
+        "POSIX" => false,
+        "OFDLCK" => true,
+        _ => return None,
+    };
+    Some(Held {
+        key: w.get(5)?,
+        pid: if ofd { None } else { w.get(4)?.parse().ok() },
+        write: *w.get(3)? == "WRITE",
+        from: w.get(6)?.parse().ok()?,
+        to: match *w.get(7)? {
+            "EOF" => i64::MAX,
+            e => e.parse().ok()?,
+        },
+    })
 }

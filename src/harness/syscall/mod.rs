@@ -46,7 +46,7 @@ fn probe() -> Result<(), String> {
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let prog = filter::program().map_err(|e| format!("building the filter: {e}"))?;
+    let prog = filter::program(false).map_err(|e| format!("building the filter: {e}"))?;
     let (ours, theirs) =
         arm_filter(&mut cmd, &prog).map_err(|e| format!("making a socket: {e}"))?;
     let mut group = super::process::Group::default();

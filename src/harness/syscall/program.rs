@@ -51,7 +51,7 @@ pub(super) fn spawn(
     group: &mut Group,
     clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<(OwnedFd, MemberId), HarnessError> {
-    let prog = crate::seccomp::program()
+    let prog = crate::seccomp::program(true)
         .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
     let out = File::create(dir.join(OUTPUT))
         .map_err(|e| HarnessError::Io("creating the program's output file", e))?;

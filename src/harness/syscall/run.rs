@@ -304,8 +304,8 @@ fn spawn_wrapped(
     sem_id: Option<i32>,
     clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<Spawned, HarnessError> {
-    let prog =
-        filter::program().map_err(|e| HarnessError::Io("building the system-call filter", e))?;
+    let prog = filter::program(false)
+        .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
     let self_filter = plan.wrap.is_none() && matches!(cfg.launcher, Launcher::Subcommand);
     let (mut sockets, mut members, mut control) = (Vec::new(), Vec::new(), Vec::new());
     for (index, b) in plan.buyers.iter().enumerate() {
@@ -382,8 +382,8 @@ fn spawn_programs(
     group: &mut Group,
     clock: Option<&crate::harness::clock::TrialClock>,
 ) -> Result<Spawned, HarnessError> {
-    let prog =
-        filter::program().map_err(|e| HarnessError::Io("building the system-call filter", e))?;
+    let prog = filter::program(false)
+        .map_err(|e| HarnessError::Io("building the system-call filter", e))?;
     let line = expand(template, dir, &[]);
     let (mut buyers, mut members) = (Vec::new(), Vec::new());
     for index in 0..n {

@@ -64,6 +64,10 @@ pub(super) struct Tracee {
     /// taken) with no change of shared state between them, and the change count then.
     spins: u32,
     spin_epoch: u64,
+    /// How many changes of shared state were its own: a poller that writes as it waits
+    /// (a line to a log each time round) changes nothing another waits for, and is
+    /// still polling; only the others' changes end a poll.
+    own_changes: u64,
     /// The looks and failed tries (`newfstatat lock`) it made since shared state last
     /// changed: the same look made a third time with nothing changed is a poll too (a
     /// busy test loop), and only a step that repeats one of these (or a sleep) may be
@@ -113,6 +117,7 @@ impl Tracee {
             done: false,
             spins: 0,
             spin_epoch: 0,
+            own_changes: 0,
             looks: Vec::new(),
             polled: Vec::new(),
             root: tid,
@@ -327,7 +332,14 @@ impl Stepper {
                 // a task stopped in a call not read yet (a child just started while its
                 // parent waits): read what is there before the schedule picks.
                 if !timed {
-                    return Ok(());
+                    // What the buyers already parked called meanwhile is read before the
+                    // schedule picks: a call left unread can be cut short by a signal
+                    // (see `pending_calls`).
+                    if !self.pending_calls() {
+                        return Ok(());
+                    }
+                    self.still_on()?;
+                    continue;
                 }
                 // A task just let go may still look asleep in the call it was stopped in:
                 // look again a moment later (still twice), as for a whole program.
@@ -351,13 +363,14 @@ impl Stepper {
                 .duration_since(now)
                 .min(Duration::from_millis(step_ms));
             // Buyers taken for asleep in the kernel are listened to as well: a step of
-            // theirs proves them awake.
+            // theirs proves them awake; and buyers stopped at a step, whose other
+            // processes may still run (see `pending_calls`).
             let watched: Vec<usize> = running
                 .iter()
                 .copied()
                 .chain((0..self.buyers.len()).filter(|&i| {
                     let b = &self.buyers[i];
-                    b.in_kernel && !b.done
+                    !b.done && !running.contains(&i)
                 }))
                 .collect();
             let mut fds = self.listening(&watched);
@@ -417,10 +430,20 @@ impl Stepper {
     }
 
     /// Reads, without waiting, the calls waiting on the listeners of buyers taken for
-    /// asleep in the kernel; true when there was one.
+    /// asleep in the kernel or stopped at a step; true when there was one.
+    ///
+    /// A buyer stopped at a step may have other processes still running (a shell's
+    /// children), whose calls wait for the harness: each is read as soon as it comes, a
+    /// step parked behind the first, any other call let go. Until the harness has read
+    /// it, a stopped call can be cut short by a signal (a child's SIGCHLD), and a
+    /// process whose handler lacks SA_RESTART then sees EINTR where run alone it could
+    /// not; once read, only a fatal signal ends the wait (see `seccomp::install`).
     fn pending_calls(&mut self) -> bool {
         let waiting: Vec<usize> = (0..self.buyers.len())
-            .filter(|&i| self.buyers[i].in_kernel && !self.buyers[i].done)
+            .filter(|&i| {
+                let b = &self.buyers[i];
+                !b.done && (b.in_kernel || !b.parked.is_empty())
+            })
             .collect();
         let mut fds = self.listening(&waiting);
         if fds.is_empty() {
@@ -560,7 +583,7 @@ impl Stepper {
     fn runnable(&mut self, live: &[usize]) -> Option<Vec<u32>> {
         self.order_parked();
         for &i in live {
-            if self.buyers[i].spin_epoch != self.epoch {
+            if self.buyers[i].spin_epoch != self.epoch - self.buyers[i].own_changes {
                 self.buyers[i].spins = 0;
                 self.buyers[i].looks.clear();
                 self.buyers[i].polled.clear();
@@ -753,9 +776,10 @@ impl Stepper {
         // retries one while sleeping is seen to poll.
         if step.mutates && !failed && !call::to_server(&step, &self.real_dir) {
             self.epoch += 1;
+            self.buyers[b].own_changes += 1;
         }
-        let epoch = self.epoch;
         let buyer = &mut self.buyers[b];
+        let epoch = self.epoch - buyer.own_changes;
         if buyer.spin_epoch != epoch {
             buyer.spins = 0;
             buyer.looks.clear();
