@@ -85,6 +85,8 @@ fixtures/locks/broken/pgrep-instance.sh                 unseen
 fixtures/locks/sound/subst-mkdir.sh                     verified
 fixtures/locks/sound/sqlite-exclusive.sh                verified
 fixtures/locks/broken/sqlite-flag.sh                    found-search
+fixtures/locks/sound/uring-openat-excl.py               verified
+fixtures/locks/broken/uring-statx-test.py               found
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

@@ -63,6 +63,11 @@ pub(super) fn parts(
             let mut dfs = Dfs::new(p.prefix.clone(), bound);
             let run = runner.run(trial, Some(&mut dfs))?;
             if let Some(d) = run.diverged() {
+                // An effect no step orders may be why: the parts so far are searched,
+                // and their search names it (`run_part`).
+                if !run.run.history.unordered.is_empty() {
+                    return Ok(level);
+                }
                 return Err(nondeterministic(trial, d));
             }
             match dfs.choices(depth) {
@@ -190,7 +195,18 @@ pub(super) fn search(
             }
         };
         if let Some(d) = checked.diverged() {
-            out.end = PartEnd::Error(nondeterministic(trial, d));
+            // A run that met an effect no step orders (a file opened through an
+            // io_uring, memory shared) may not repeat itself: that is no error of the
+            // search but the reason it cannot vouch, and the verdict names both.
+            let met = out.unordered.iter().chain(&checked.run.history.unordered);
+            let mut unordered: Vec<String> = met.cloned().collect();
+            if unordered.is_empty() {
+                out.end = PartEnd::Error(nondeterministic(trial, d));
+            } else {
+                unordered.dedup();
+                unordered.push(format!("and so a run did not repeat itself ({d})"));
+                out.unordered = unordered;
+            }
             break;
         }
         let index = out.schedules;

@@ -499,6 +499,12 @@ pub(crate) fn maps_anonymous(n: &Notif) -> bool {
 }
 
 pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
+    if n.nr >= i64::from(super::calls::NEWER) && crate::seccomp::of(n.nr).is_none() {
+        return Some(format!(
+            "makes system call {}, newer than oversell's table of calls",
+            n.nr
+        ));
+    }
     let call = crate::seccomp::of(n.nr)?;
     if matches!(call.effect, Effect::Look | Effect::Open(_)) {
         return looks_at_processes(n, call.shape);
@@ -516,6 +522,9 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
             return Some("changes a file's extended attributes".into())
         }
         "SYS_file_setattr" => return Some("changes a file's flags (file_setattr)".into()),
+        "SYS_io_uring_setup" => {
+            return Some("sets up an io_uring, whose operations on files no step sees".into())
+        }
         "SYS_poll" | "SYS_ppoll" | "SYS_select" | "SYS_pselect6" | "SYS_epoll_wait"
         | "SYS_epoll_pwait" | "SYS_epoll_pwait2" => {
             return super::blocked::limited_call(n.nr, &n.args).map(limited_wait)

@@ -66,8 +66,12 @@ pub(super) struct Tracee {
     spin_epoch: u64,
     /// How many changes of shared state were its own: a poller that writes as it waits
     /// (a line to a log each time round) changes nothing another waits for, and is
-    /// still polling; only the others' changes end a poll.
+    /// still polling while another can go; only the others' changes end a poll.
     own_changes: u64,
+    /// Polls in a row with no change of shared state at all, its own included: alone,
+    /// a poller that keeps changing things (a lease's latch, opened to append, each
+    /// time round while its clock runs to the expiry) is not stuck.
+    lone_spins: u32,
     /// The looks and failed tries (`newfstatat lock`) it made since shared state last
     /// changed: the same look made a third time with nothing changed is a poll too (a
     /// busy test loop), and only a step that repeats one of these (or a sleep) may be
@@ -118,6 +122,7 @@ impl Tracee {
             spins: 0,
             spin_epoch: 0,
             own_changes: 0,
+            lone_spins: 0,
             looks: Vec::new(),
             polled: Vec::new(),
             root: tid,
@@ -585,6 +590,7 @@ impl Stepper {
         for &i in live {
             if self.buyers[i].spin_epoch != self.epoch - self.buyers[i].own_changes {
                 self.buyers[i].spins = 0;
+                self.buyers[i].lone_spins = 0;
                 self.buyers[i].looks.clear();
                 self.buyers[i].polled.clear();
             }
@@ -649,7 +655,7 @@ impl Stepper {
         // changed; then it waits for something nobody will do.
         free.iter()
             .copied()
-            .find(|&i| self.buyers[i].spins < BUSY_POLLS)
+            .find(|&i| self.buyers[i].lone_spins < BUSY_POLLS)
             .map(|i| vec![i as u32])
     }
 
@@ -777,11 +783,13 @@ impl Stepper {
         if step.mutates && !failed && !call::to_server(&step, &self.real_dir) {
             self.epoch += 1;
             self.buyers[b].own_changes += 1;
+            self.buyers[b].lone_spins = 0;
         }
         let buyer = &mut self.buyers[b];
         let epoch = self.epoch - buyer.own_changes;
         if buyer.spin_epoch != epoch {
             buyer.spins = 0;
+            buyer.lone_spins = 0;
             buyer.looks.clear();
             buyer.polled.clear();
             buyer.spin_epoch = epoch;
@@ -806,6 +814,7 @@ impl Stepper {
         }
         if step.sleep() || failed_try || repeated {
             buyer.spins += 1;
+            buyer.lone_spins += 1;
         }
         call::answer(fd, n.id, !step.sleep());
         if step.lock.is_some() || step.effect == crate::seccomp::Effect::Release {
