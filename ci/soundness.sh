@@ -87,6 +87,10 @@ fixtures/locks/sound/sqlite-exclusive.sh                verified
 fixtures/locks/broken/sqlite-flag.sh                    found-search
 fixtures/locks/sound/uring-openat-excl.py               verified
 fixtures/locks/broken/uring-statx-test.py               found
+fixtures/locks/broken/threadself-size-flag.py           found
+fixtures/locks/broken/inroot-test-create.py             found
+fixtures/locks/broken/ioctl-flag.py                     unseen
+fixtures/locks/broken/alarm-lease-mkdir.py              unseen
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

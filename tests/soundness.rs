@@ -284,6 +284,22 @@ fn a_lock_taken_through_an_io_uring_is_not_verified() {
 }
 
 #[test]
+fn a_files_flags_and_a_timers_handler_are_named() {
+    // chattr's flags through ioctl, and a holder whose timer lets the lock go while its
+    // command runs: both were `verified` (a helper's adversaries).
+    assert_not_verified(
+        "broken/ioctl-flag.py",
+        "reads or changes a file's flags through ioctl",
+        true,
+    );
+    assert_not_verified(
+        "broken/alarm-lease-mkdir.py",
+        "had a timer armed (setitimer) while steps were taken",
+        true,
+    );
+}
+
+#[test]
 fn a_call_newer_than_the_table_is_named() {
     // A probe for a call a later kernel adds (ENOSYS here): what it does is unknown.
     if !have("perl") {

@@ -270,6 +270,9 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     let paths: Vec<PathBuf> = match call.shape {
         Shape::Nameless => return None,
         Shape::Path(p) => vec![path_at(n.pid, libc::AT_FDCWD as u64, a(p))?],
+        Shape::PathAt(d, p) if name == "SYS_openat2" => {
+            vec![super::paths::openat2_path(n.pid, a(d), a(p), a(2))?]
+        }
         Shape::PathAt(d, p) => vec![path_at(n.pid, a(d), a(p))?],
         Shape::Paths(p, q) => {
             let cwd = libc::AT_FDCWD as u64;
@@ -522,6 +525,13 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
             return Some("changes a file's extended attributes".into())
         }
         "SYS_file_setattr" => return Some("changes a file's flags (file_setattr)".into()),
+        "SYS_add_key" | "SYS_keyctl" | "SYS_request_key" => {
+            return Some("uses the kernel's key store (keyctl)".into())
+        }
+        "SYS_ioctl" => {
+            return ((n.args[1] >> 8) & 0xff == 0x66)
+                .then(|| "reads or changes a file's flags through ioctl (as chattr does)".into())
+        }
         "SYS_io_uring_setup" => {
             return Some("sets up an io_uring, whose operations on files no step sees".into())
         }

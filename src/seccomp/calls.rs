@@ -292,6 +292,13 @@ table! {
     // A ring whose operations (open, rename, mkdir, write, …) the kernel runs with no
     // call of their own: state no step orders.
     SYS_io_uring_setup => Nameless, Unordered;
+    // Keys in the kernel's key store: a flag with no file at all.
+    SYS_add_key => Nameless, Unordered;
+    SYS_keyctl => Nameless, Unordered;
+    SYS_request_key => Nameless, Unordered;
+    // A file's flags (`chattr`'s FS_IOC_SETFLAGS, 'f' ioctls): stopped when bit 13 of
+    // the request is set, as it is for every 'f' ioctl and for no terminal ('T') one.
+    SYS_ioctl => Nameless, Unordered, when 1 0x2000, true;
     // A request to a server: a step when the server is the trial's own. (`sendmsg`
     // is not stopped: a process hands its listener to the harness with it, right after
     // installing the filter.)

@@ -146,19 +146,26 @@ pub(crate) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     } else {
         read_cstr(pid, ptr)?
     };
-    // The caller's own `/proc/self` and `/dev/fd` are its, not the harness's: a
-    // descriptor named as a path is the file it refers to.
-    let own = raw
-        .strip_prefix("/proc/self/fd/")
-        .or_else(|| raw.strip_prefix("/dev/fd/"))
-        .or_else(|| raw.strip_prefix(&format!("/proc/{pid}/fd/")));
-    if let Some(fd) = own.and_then(|f| f.parse::<i32>().ok()) {
-        return fd_path(pid, fd);
-    }
-    let raw = match raw.strip_prefix("/proc/self/") {
+    // The caller's own `/proc/self`, `/proc/thread-self`, `/dev/fd` and `/dev/stdin` are
+    // its, not the harness's: a descriptor named as a path is the file it refers to.
+    let raw = match raw
+        .strip_prefix("/proc/self/")
+        .or_else(|| raw.strip_prefix("/proc/thread-self/"))
+    {
         Some(rest) => format!("/proc/{pid}/{rest}"),
-        None => raw,
+        None => match raw.as_str() {
+            "/dev/stdin" => format!("/proc/{pid}/fd/0"),
+            "/dev/stdout" => format!("/proc/{pid}/fd/1"),
+            "/dev/stderr" => format!("/proc/{pid}/fd/2"),
+            _ => match raw.strip_prefix("/dev/fd/") {
+                Some(fd) => format!("/proc/{pid}/fd/{fd}"),
+                None => raw,
+            },
+        },
     };
+    if let Some((task, fd)) = proc_fd(&raw) {
+        return fd_path(task, fd);
+    }
     let p = PathBuf::from(&raw);
     if p.is_absolute() {
         return Some(p);
@@ -170,6 +177,42 @@ pub(crate) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     };
     // An empty path (AT_EMPTY_PATH) names the directory descriptor's file itself.
     Some(if raw.is_empty() { base } else { base.join(p) })
+}
+
+/// The absolute path an `openat2` of `pid` names: with `RESOLVE_IN_ROOT` in its
+/// `open_how` (at `how`), the directory descriptor is the root the path resolves in, so
+/// `/etc/x` is that directory's `etc/x`; otherwise as [`path_at`].
+pub(crate) fn openat2_path(pid: u32, dirfd: u64, ptr: u64, how: u64) -> Option<PathBuf> {
+    const RESOLVE_IN_ROOT: u64 = 0x10;
+    let mut raw = [0u8; 24];
+    let resolve = (read_mem(pid, how, &mut raw) == Some(24))
+        .then(|| u64::from_ne_bytes(raw[16..24].try_into().unwrap_or([0; 8])))
+        .unwrap_or(0);
+    if resolve & RESOLVE_IN_ROOT == 0 {
+        return path_at(pid, dirfd, ptr);
+    }
+    let path = read_cstr(pid, ptr)?;
+    let root = if dirfd as i32 == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+    } else {
+        fd_path(pid, dirfd as i32)?
+    };
+    Some(root.join(path.trim_start_matches('/')))
+}
+
+/// The task and descriptor a `/proc/PID/fd/N` or `/proc/PID/task/TID/fd/N` path names.
+fn proc_fd(raw: &str) -> Option<(u32, i32)> {
+    let rest = raw.strip_prefix("/proc/")?;
+    let (first, rest) = rest.split_once('/')?;
+    let (task, rest) = match rest.strip_prefix("task/") {
+        Some(t) => {
+            let (tid, rest) = t.split_once('/')?;
+            (tid, rest)
+        }
+        None => (first, rest),
+    };
+    let fd = rest.strip_prefix("fd/")?;
+    Some((task.parse().ok()?, fd.parse().ok()?))
 }
 
 /// A NUL-terminated string at `ptr` in the memory of `pid`.
@@ -243,4 +286,17 @@ pub(crate) fn read_proc(path: impl AsRef<Path>) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_descriptor_named_through_proc_is_read_as_a_task_and_a_descriptor() {
+        assert_eq!(proc_fd("/proc/12/fd/3"), Some((12, 3)));
+        assert_eq!(proc_fd("/proc/12/task/13/fd/4"), Some((13, 4)));
+        assert_eq!(proc_fd("/proc/12/cwd"), None);
+        assert_eq!(proc_fd("/proc/12/fd/x"), None);
+    }
 }

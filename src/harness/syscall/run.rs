@@ -186,6 +186,7 @@ pub(crate) fn run_with(
     } else {
         wrapped_history(&dir, &members, &group, &plan, &end, &ended)?
     };
+    stepper.note_timed_steps();
     history.syscalls = stepper.trace;
     history.unordered = std::mem::take(&mut stepper.unordered);
     history.injected = std::mem::take(&mut stepper.injected);

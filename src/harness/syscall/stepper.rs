@@ -192,6 +192,10 @@ pub(super) struct Stepper {
     /// that buyer may be ended by the timer's signal (its own, or one sent by another of
     /// its processes, as `timeout(1)` does), a path no schedule takes.
     pub(super) timers: std::collections::HashMap<(usize, u32, u64), &'static str>,
+    /// The owners of timers armed while a step was taken, with the call that armed one:
+    /// its signal may come between any two steps, at a moment of the machine's clock
+    /// (a holder whose handler lets the lock go while its command runs).
+    timed_steps: Vec<(usize, &'static str)>,
     /// Calls made to fail by an errno fault.
     pub injected: Vec<Injected>,
     /// The flocks stopped calls' descriptors hold, as last read.
@@ -215,6 +219,9 @@ pub(super) struct Stepper {
     servers: std::collections::HashMap<(u32, i32), (u32, std::path::PathBuf)>,
     /// A process connected to the trial's own server under the filter.
     pub server_seen: bool,
+    /// Tasks that sent a request through another task's connection to the trial's
+    /// server: a lease's heartbeat, renewing on the server's clock ([`Stepper::server_call`]).
+    heartbeats: std::collections::HashSet<u32>,
     /// The trial's clock, when its processes read oversell's (a user's command).
     pub clock: Option<crate::harness::clock::TrialClock>,
     /// What was done to buyers' clocks, and programs on real time (`History::clocks`).
@@ -266,6 +273,7 @@ impl Stepper {
             helpers: Vec::new(),
             unordered: Vec::new(),
             timers: std::collections::HashMap::new(),
+            timed_steps: Vec::new(),
             injected: Vec::new(),
             owned: probe::Owned::default(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
@@ -275,6 +283,7 @@ impl Stepper {
             segment: None,
             moved: false,
             servers: std::collections::HashMap::new(),
+            heartbeats: std::collections::HashSet::new(),
             server_seen: false,
             clock: None,
             strict_time: false,
@@ -482,6 +491,14 @@ impl Stepper {
         if let Some(step) = request {
             return self.buyers[i].parked.push_back((n, step));
         }
+        // A heartbeat's sleep runs on the machine's clock, as the server's expiry does:
+        // held for the schedule, it would let the lease lapse while its holder waits its
+        // turn, which a holder's heartbeat never does when run alone.
+        if self.heartbeats.contains(&n.pid)
+            && crate::seccomp::of(n.nr).is_some_and(|c| c.effect == crate::seccomp::Effect::Sleep)
+        {
+            return call::answer(fd, n.id, true);
+        }
         if let Some(what) = call::unordered(&n, &self.real_dir).filter(|_| !to_server) {
             self.buyers[i].maps_shared = true;
             self.note_unordered(format!("buyer {i} {what}"));
@@ -574,6 +591,24 @@ impl Stepper {
         match self.whole {
             Some(_) => "the program".to_string(),
             None => format!("buyer {b}"),
+        }
+    }
+
+    /// At the trial's end: names each buyer that had a timer armed while steps were
+    /// taken, unless a wait of its was named for its timer already.
+    pub(in crate::harness::syscall) fn note_timed_steps(&mut self) {
+        for (owner, by) in std::mem::take(&mut self.timed_steps) {
+            let who = self.who(owner);
+            let named = self
+                .unordered
+                .iter()
+                .any(|u| u.starts_with(&format!("{who} ")) && u.contains("with a timer armed"));
+            if !named {
+                self.note_unordered(format!(
+                    "{who} had a timer armed ({by}) while steps were taken, whose signal may \
+                     come between any two of them"
+                ));
+            }
         }
     }
 
@@ -775,6 +810,11 @@ impl Stepper {
         let label = step.label(&self.real_dir);
         self.trace.push(format!("buyer {b} {label} → {result}"));
         self.tick(b, &step);
+        for (&(owner, _, _), &by) in &self.timers {
+            if !self.timed_steps.iter().any(|&(o, _)| o == owner) {
+                self.timed_steps.push((owner, by));
+            }
+        }
         let fd = self.fd(b);
         let failed = result.starts_with('E');
         // A request to a server may change nothing (a `SET NX` refused): whether it did

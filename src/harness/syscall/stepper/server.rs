@@ -10,7 +10,8 @@ impl Stepper {
     /// the server's requests are steps), a `close` of such a connection forgotten, and a
     /// request written to it by the task that connected it made a step. A request another
     /// task of the process sends through it (a lease's heartbeat renewing the lease it
-    /// holds) changes only when the key expires, which no step orders.
+    /// holds) changes only when the key expires, which no step orders; that task is
+    /// remembered, and its sleeps run on the machine's clock from then on.
     pub(super) fn server_call(&mut self, n: &Notif) -> (bool, Option<Step>) {
         if let Some((fd, socket)) = call::server_connect(n, &self.real_dir) {
             self.servers
@@ -38,6 +39,7 @@ impl Stepper {
             return (false, None);
         }
         if connected_by != n.pid {
+            self.heartbeats.insert(n.pid);
             return (false, None);
         }
         (false, call::server_request(n, &socket))
