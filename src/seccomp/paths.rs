@@ -185,9 +185,11 @@ pub(crate) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
 pub(crate) fn openat2_path(pid: u32, dirfd: u64, ptr: u64, how: u64) -> Option<PathBuf> {
     const RESOLVE_IN_ROOT: u64 = 0x10;
     let mut raw = [0u8; 24];
-    let resolve = (read_mem(pid, how, &mut raw) == Some(24))
-        .then(|| u64::from_ne_bytes(raw[16..24].try_into().unwrap_or([0; 8])))
-        .unwrap_or(0);
+    let resolve = if read_mem(pid, how, &mut raw) == Some(24) {
+        u64::from_ne_bytes(raw[16..24].try_into().unwrap_or([0; 8]))
+    } else {
+        0
+    };
     if resolve & RESOLVE_IN_ROOT == 0 {
         return path_at(pid, dirfd, ptr);
     }
