@@ -5,16 +5,8 @@
 
 mod common;
 
-use common::{assert_code, fixture, oversell_fresh, text};
+use common::{assert_code, fixture, have, oversell_fresh, text};
 use std::path::Path;
-
-fn have(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program} >/dev/null 2>&1"))
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// The `times` lines every kept trial of `keep` left: (before, after) readings.
 fn readings(keep: &Path) -> Vec<(f64, f64)> {

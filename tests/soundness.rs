@@ -16,20 +16,24 @@
 
 mod common;
 
-use common::{assert_code, oversell_fresh, text};
+use common::{assert_code, have, oversell_fresh, text};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// A search of `fixture` with 2 buyers and 1 ticket under `schedule` (its flags).
 fn search(fixture: &str, schedule: &[&str]) -> std::process::Output {
-    let template = format!("fixtures/locks/{fixture} {{dir}} {{}}");
+    search_cmd(&format!("fixtures/locks/{fixture} {{dir}} {{}}"), schedule)
+}
+
+/// A search of the lock command `template` with 2 buyers and 1 ticket under `schedule`.
+fn search_cmd(template: &str, schedule: &[&str]) -> std::process::Output {
     let mut args = vec![
         "explore",
         "--no-explain",
         "--no-shrink",
         "--lock-cmd",
-        &template,
+        template,
         "--buyers",
         "2",
         "--tickets",
@@ -198,15 +202,6 @@ fn a_look_at_other_processes_is_not_verified() {
     assert_not_verified("sound/pgrep-mkdir.sh", why, false);
 }
 
-/// True when `program` is on PATH.
-fn have(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program} >/dev/null 2>&1"))
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn a_shells_forks_are_not_cut_short_by_its_childrens_signals() {
     // `$(cat owner | head -n 1)`: the subshell forks while a child of its pipeline may
@@ -220,24 +215,10 @@ fn a_shells_forks_are_not_cut_short_by_its_childrens_signals() {
 fn a_wrapper_may_give_its_command_another_standard_input() {
     // The buyer's channel to the harness was its standard input alone: `{} </dev/null`
     // (or a here-document for sqlite3) cut it, and every trial was a crash.
-    let out = oversell_fresh(
-        &[
-            "explore",
-            "--no-explain",
-            "--lock-cmd",
-            "flock {dir}/lock {} </dev/null",
-            "--buyers",
-            "2",
-            "--tickets",
-            "1",
-            "--schedule",
-            "exhaustive",
-            "--preemptions",
-            "1",
-        ],
-        &[],
-    )
-    .0;
+    let out = search_cmd(
+        "flock {dir}/lock {} </dev/null",
+        &["--schedule", "exhaustive", "--preemptions", "1"],
+    );
     assert_code(&out, 0, "flock with another standard input");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("verified: all "),
@@ -304,24 +285,10 @@ fn a_call_newer_than_the_table_is_named() {
         eprintln!("skipped: perl is not on PATH (it makes the raw call)");
         return;
     }
-    let out = oversell_fresh(
-        &[
-            "explore",
-            "--no-explain",
-            "--lock-cmd",
-            "perl -e 'syscall(470)'; flock {dir}/lock {}",
-            "--buyers",
-            "2",
-            "--tickets",
-            "1",
-            "--schedule",
-            "exhaustive",
-            "--preemptions",
-            "1",
-        ],
-        &[],
-    )
-    .0;
+    let out = search_cmd(
+        "perl -e 'syscall(470)'; flock {dir}/lock {}",
+        &["--schedule", "exhaustive", "--preemptions", "1"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_code(&out, 0, "a call newer than the table");
     assert!(

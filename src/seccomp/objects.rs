@@ -150,13 +150,7 @@ fn locked(m: &std::fs::Metadata) -> bool {
     let Ok(all) = std::fs::read_to_string("/proc/locks") else {
         return true;
     };
-    let dev = m.dev();
-    let name = format!(
-        "{:02x}:{:02x}:{}",
-        libc::major(dev),
-        libc::minor(dev),
-        m.ino()
-    );
+    let name = super::paths::locks_key(m);
     all.lines().any(|l| l.split_whitespace().any(|w| w == name))
 }
 

@@ -202,6 +202,14 @@ pub(crate) fn openat2_path(pid: u32, dirfd: u64, ptr: u64, how: u64) -> Option<P
     Some(root.join(path.trim_start_matches('/')))
 }
 
+/// How `/proc/locks` names the file `m` is the metadata of: `MAJ:MIN:INODE`, the
+/// device's numbers in hex.
+pub(crate) fn locks_key(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dev = m.dev();
+    format!("{:02x}:{:02x}:{}", libc::major(dev), libc::minor(dev), m.ino())
+}
+
 /// The task and descriptor a `/proc/PID/fd/N` or `/proc/PID/task/TID/fd/N` path names.
 fn proc_fd(raw: &str) -> Option<(u32, i32)> {
     let rest = raw.strip_prefix("/proc/")?;

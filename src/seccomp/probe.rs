@@ -226,7 +226,6 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
 /// (`/proc/locks`); false when that cannot be told (a range given from the current
 /// offset or the end).
 fn others_conflict(f: &File, asked: &libc::flock, owner: u32) -> bool {
-    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = f.metadata() else {
         return false;
     };
@@ -236,13 +235,7 @@ fn others_conflict(f: &File, asked: &libc::flock, owner: u32) -> bool {
     let Ok(all) = std::fs::read_to_string("/proc/locks") else {
         return false;
     };
-    let dev = meta.dev();
-    let key = format!(
-        "{:02x}:{:02x}:{}",
-        libc::major(dev),
-        libc::minor(dev),
-        meta.ino()
-    );
+    let key = super::paths::locks_key(&meta);
     let (start, len) = (asked.l_start, asked.l_len);
     let (from, to) = match len {
         0 => (start, i64::MAX),

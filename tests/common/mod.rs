@@ -161,3 +161,14 @@ pub fn sources(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
         }
     }
 }
+
+/// True when `program` is on PATH (a test that needs it says in one line that it
+/// skipped, and why, when it is not).
+#[allow(dead_code)]
+pub fn have(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program} >/dev/null 2>&1"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
