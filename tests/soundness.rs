@@ -175,7 +175,9 @@ fn a_wait_a_timer_may_end_is_not_verified() {
     // `flock -w` arms a timer whose signal ends the wait at a moment of the machine's
     // clock: a path no schedule takes. Both were `verified` before timers were in the
     // table of calls; the broken one goes ahead when the wait times out.
-    let why = "waits in flock lock with a timer armed (timer_settime)";
+    // Named as a wait it may end, or (a run where the holder never waited) as a timer
+    // armed while steps were taken.
+    let why = "timer armed (timer_settime)";
     assert_not_verified("broken/flock-timeout.sh", why, true);
     assert_not_verified("sound/flock-timeout.sh", why, false);
     // pct is no search, but a run whose trials met such a wait says so, not `clean`.
