@@ -207,7 +207,12 @@ pub(crate) fn openat2_path(pid: u32, dirfd: u64, ptr: u64, how: u64) -> Option<P
 pub(crate) fn locks_key(m: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
     let dev = m.dev();
-    format!("{:02x}:{:02x}:{}", libc::major(dev), libc::minor(dev), m.ino())
+    format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        m.ino()
+    )
 }
 
 /// The task and descriptor a `/proc/PID/fd/N` or `/proc/PID/task/TID/fd/N` path names.
