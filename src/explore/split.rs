@@ -198,14 +198,16 @@ pub(super) fn search(
             // A run that met an effect no step orders (a file opened through an
             // io_uring, memory shared) may not repeat itself: that is no error of the
             // search but the reason it cannot vouch, and the verdict names both.
-            let met = out.unordered.iter().chain(&checked.run.history.unordered);
-            let mut unordered: Vec<String> = met.cloned().collect();
-            if unordered.is_empty() {
+            for u in &checked.run.history.unordered {
+                if !out.unordered.contains(u) {
+                    out.unordered.push(u.clone());
+                }
+            }
+            if out.unordered.is_empty() {
                 out.end = PartEnd::Error(nondeterministic(trial, d));
             } else {
-                unordered.dedup();
-                unordered.push(format!("and so a run did not repeat itself ({d})"));
-                out.unordered = unordered;
+                out.unordered
+                    .push(format!("and so a run did not repeat itself ({d})"));
             }
             break;
         }

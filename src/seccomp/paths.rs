@@ -170,11 +170,7 @@ pub(crate) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     if p.is_absolute() {
         return Some(p);
     }
-    let base = if dirfd as i32 == libc::AT_FDCWD {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
-    } else {
-        fd_path(pid, dirfd as i32)?
-    };
+    let base = dir_of(pid, dirfd)?;
     // An empty path (AT_EMPTY_PATH) names the directory descriptor's file itself.
     Some(if raw.is_empty() { base } else { base.join(p) })
 }
@@ -194,12 +190,17 @@ pub(crate) fn openat2_path(pid: u32, dirfd: u64, ptr: u64, how: u64) -> Option<P
         return path_at(pid, dirfd, ptr);
     }
     let path = read_cstr(pid, ptr)?;
-    let root = if dirfd as i32 == libc::AT_FDCWD {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+    Some(dir_of(pid, dirfd)?.join(path.trim_start_matches('/')))
+}
+
+/// The directory a directory descriptor of `pid` names (`AT_FDCWD`: its working
+/// directory).
+fn dir_of(pid: u32, dirfd: u64) -> Option<PathBuf> {
+    if dirfd as i32 == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
     } else {
-        fd_path(pid, dirfd as i32)?
-    };
-    Some(root.join(path.trim_start_matches('/')))
+        fd_path(pid, dirfd as i32)
+    }
 }
 
 /// How `/proc/locks` names the file `m` is the metadata of: `MAJ:MIN:INODE`, the

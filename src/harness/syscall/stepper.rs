@@ -196,6 +196,8 @@ pub(super) struct Stepper {
     /// its signal may come between any two steps, at a moment of the machine's clock
     /// (a holder whose handler lets the lock go while its command runs).
     timed_steps: Vec<(usize, &'static str)>,
+    /// The owners a wait their timer may end was named for ([`Stepper::note_timed_wait`]).
+    timed_waits: std::collections::HashSet<usize>,
     /// Calls made to fail by an errno fault.
     pub injected: Vec<Injected>,
     /// The flocks stopped calls' descriptors hold, as last read.
@@ -274,6 +276,7 @@ impl Stepper {
             unordered: Vec::new(),
             timers: std::collections::HashMap::new(),
             timed_steps: Vec::new(),
+            timed_waits: std::collections::HashSet::new(),
             injected: Vec::new(),
             owned: probe::Owned::default(),
             real_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
@@ -557,6 +560,7 @@ impl Stepper {
             return;
         };
         let who = self.who(b);
+        self.timed_waits.insert(owner);
         self.note_unordered(format!(
             "{who} waits {how} with a timer armed ({by}), which may end the wait"
         ));
@@ -598,18 +602,20 @@ impl Stepper {
     /// taken, unless a wait of its was named for its timer already.
     pub(in crate::harness::syscall) fn note_timed_steps(&mut self) {
         for (owner, by) in std::mem::take(&mut self.timed_steps) {
-            let who = self.who(owner);
-            let named = self
-                .unordered
-                .iter()
-                .any(|u| u.starts_with(&format!("{who} ")) && u.contains("with a timer armed"));
-            if !named {
+            if !self.timed_waits.contains(&owner) {
+                let who = self.who(owner);
                 self.note_unordered(format!(
                     "{who} had a timer armed ({by}) while steps were taken, whose signal may \
                      come between any two of them"
                 ));
             }
         }
+    }
+
+    /// How many changes of shared state buyer `b`'s poll counts were last reset by: the
+    /// others' only (see `Tracee::own_changes`).
+    fn others_epoch(&self, b: usize) -> u64 {
+        self.epoch - self.buyers[b].own_changes
     }
 
     /// Keeps `note`, an effect no step orders, once.
@@ -623,7 +629,7 @@ impl Stepper {
     fn runnable(&mut self, live: &[usize]) -> Option<Vec<u32>> {
         self.order_parked();
         for &i in live {
-            if self.buyers[i].spin_epoch != self.epoch - self.buyers[i].own_changes {
+            if self.buyers[i].spin_epoch != self.others_epoch(i) {
                 self.buyers[i].spins = 0;
                 self.buyers[i].lone_spins = 0;
                 self.buyers[i].looks.clear();
@@ -825,8 +831,8 @@ impl Stepper {
             self.buyers[b].own_changes += 1;
             self.buyers[b].lone_spins = 0;
         }
+        let epoch = self.others_epoch(b);
         let buyer = &mut self.buyers[b];
-        let epoch = self.epoch - buyer.own_changes;
         if buyer.spin_epoch != epoch {
             buyer.spins = 0;
             buyer.lone_spins = 0;
