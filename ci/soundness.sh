@@ -88,7 +88,9 @@ fixtures/locks/broken/sqlite-flag.sh                    found-search
 fixtures/locks/sound/uring-openat-excl.py               verified
 fixtures/locks/broken/uring-statx-test.py               found
 fixtures/locks/broken/threadself-size-flag.py           found
+fixtures/locks/sound/inroot-excl.py                     verified
 fixtures/locks/broken/inroot-test-create.py             found
+fixtures/locks/sound/ioctl-flock.py                     verified
 fixtures/locks/broken/ioctl-flag.py                     unseen
 fixtures/locks/broken/alarm-lease-mkdir.py              unseen
 "
