@@ -93,6 +93,8 @@ fixtures/locks/broken/inroot-test-create.py             found
 fixtures/locks/sound/ioctl-flock.py                     verified
 fixtures/locks/broken/ioctl-flag.py                     unseen
 fixtures/locks/broken/alarm-lease-mkdir.py              unseen
+fixtures/locks/sound/try-flock.sh                       verified-all
+fixtures/locks/broken/try-flock-anyway.sh               found
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

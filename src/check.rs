@@ -6,7 +6,7 @@
 mod pause;
 mod stuck;
 
-use crate::ledger::{EventKind, History};
+use crate::ledger::{EventKind, Exit, History};
 use crate::store::Contents;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -152,6 +152,11 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// The exit status that says "gave up without buying" (EX_TEMPFAIL of `sysexits.h`): a
+/// buyer that ends with it before any step of its own claims nothing and is no crash —
+/// a lock command that could not take its lock and said so (`flock -n -E 75 …`).
+pub const GAVE_UP: i32 = 75;
+
 /// Who claims what: buyer -> (ticket, event); a buyer program run by --buyer-cmd names
 /// no ticket. `settled` buyers recorded an outcome; `unknown` ones did not.
 struct Claims {
@@ -176,6 +181,19 @@ impl Claims {
                 _ => false,
             };
             if let Some(s) = settled.get_mut(e.buyer as usize).filter(|_| settles) {
+                *s = true;
+            }
+        }
+        // A buyer that exited with [`GAVE_UP`] before any step of its own (its lock
+        // command could not take the lock and said so, as `flock -n -E 75` does)
+        // claims nothing.
+        let h = obs.history;
+        for (b, s) in settled.iter_mut().enumerate() {
+            let quiet = h.of(b as u32).next().is_none();
+            let gave_up = h.fates.get(b).is_some_and(|f| {
+                !f.killed_by_fault && !f.killed_by_timeout && f.exit == Exit::Code(GAVE_UP)
+            });
+            if quiet && gave_up {
                 *s = true;
             }
         }

@@ -58,6 +58,11 @@
 //! makes [`check_sound`] (and [`trials`]) run that trial instead. A replay prints the
 //! trial's trace and verdict to stderr: the one place this library prints, and only in
 //! a test. `oversell replay` refuses `user` tokens with that same advice.
+//!
+//! A lock whose `lock()` never returns is a `hang` once a trial makes no progress for 10
+//! s (twice: a stalled trial gets a second look). `OVERSELL_TIMEOUT_MS=N` sets that
+//! window, within the CLI's `--timeout-ms` limits; a value out of them or not a number is
+//! a setup error, not a silent default.
 
 mod buyer;
 
@@ -76,6 +81,29 @@ use std::sync::Mutex;
 
 /// The environment variable that makes [`check_sound`] replay one token.
 pub(crate) const REPLAY_ENV: &str = "OVERSELL_REPLAY";
+
+/// The environment variable that sets how long a trial of [`check_sound`] may go
+/// without progress before it is a `hang` (milliseconds, as `--timeout-ms`).
+const TIMEOUT_ENV: &str = "OVERSELL_TIMEOUT_MS";
+
+/// The timeout `OVERSELL_TIMEOUT_MS` asks for, if set: bounded as the CLI's.
+fn timeout_asked() -> Result<Option<std::time::Duration>, Unsound> {
+    let Ok(text) = std::env::var(TIMEOUT_ENV) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Unsound::Harness(HarnessError::Refused(format!(
+            "{TIMEOUT_ENV}={text}: not a whole number of milliseconds from {} to {}",
+            crate::limits::MIN_TIMEOUT_MS,
+            crate::limits::MAX_TIMEOUT_MS
+        )))
+    };
+    let ms: u64 = text.trim().parse().map_err(|_| bad())?;
+    if !(crate::limits::MIN_TIMEOUT_MS..=crate::limits::MAX_TIMEOUT_MS).contains(&ms) {
+        return Err(bad());
+    }
+    Ok(Some(std::time::Duration::from_millis(ms)))
+}
 
 /// Trials for [`assert_sound`]: 2 to 4 buyers, 0 to 3 tickets, any seed; a random or PCT
 /// controlled schedule, or a free-running one (`barrier`, or `jitter` with up to 2 ms of
@@ -309,6 +337,9 @@ fn run_in_test<L: Lock>(trial: &Trial, mut lock: L) -> Result<Checked, Unsound> 
         .ok_or(Unsound::NotInATest)?;
     let mut cfg = HarnessConfig::new(exe);
     cfg.launcher = Launcher::TestBinary { test };
+    if let Some(t) = timeout_asked()? {
+        cfg.timeout = t;
+    }
     let mut trial = trial.clone();
     // The harness prepares nothing for a user's lock, and its tokens say whose it is.
     trial.target = crate::scenario::Target::Lock {

@@ -327,3 +327,40 @@ fn a_sale_the_power_cut_kept_is_no_finding() {
         render(&v)
     );
 }
+
+#[test]
+fn a_buyer_that_gave_up_before_any_step_claims_nothing_and_is_no_crash() {
+    // Buyer 1's lock command found the lock taken and exited 75 (EX_TEMPFAIL) before its
+    // buyer ran; buyer 0 bought the one ticket.
+    let text = "10 0 start\n11 0 acquired\n12 0 read 1\n13 0 wrote 0\n14 0 released\n\
+                15 0 bought 1\n";
+    let judge = |exit: Exit, text: &str| {
+        let mut h = History::parse(text);
+        h.fates = vec![
+            Fate::ok(1000),
+            Fate {
+                exit,
+                ..Fate::ok(1001)
+            },
+        ];
+        check(&Observation {
+            tickets: 1,
+            buyers: 2,
+            history: &h,
+            final_store: Some(&Contents::Count(0)),
+            leaked: false,
+        })
+    };
+    assert!(judge(Exit::Code(75), text).is_empty());
+    // Another status there is a crash, whose line says how a command gives up.
+    let v = judge(Exit::Code(1), text);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].kind, FindingKind::Crash);
+    assert!(v[0].detail.contains("exits 75"), "{}", v[0].detail);
+    // 75 after a step of its own is no give-up: the buyer had started.
+    let started = format!("{text}16 1 start\n");
+    let v = judge(Exit::Code(75), &started);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].kind, FindingKind::Crash);
+    assert!(!v[0].detail.contains("exits 75"), "{}", v[0].detail);
+}

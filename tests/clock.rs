@@ -256,6 +256,35 @@ fn a_static_program_is_named_on_real_time() {
     );
 }
 
+/// A program started with its environment cleared (`env -i`) has no clock shim either,
+/// and is named for that, not taken for a statically linked one.
+#[test]
+fn a_program_started_by_env_i_is_named_for_its_cleared_environment() {
+    let cmd = "env -i /bin/ls -l {dir} >/dev/null; {}";
+    let (out, _tmp) = oversell_fresh(
+        &[
+            "explore",
+            "--lock-cmd",
+            cmd,
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "1",
+            "--tickets",
+            "1",
+            "--seed",
+            "1",
+        ],
+        &[],
+    );
+    let t = text(&out);
+    assert!(
+        t.contains("ls on real time (started without oversell's LD_PRELOAD, as after `env -i`"),
+        "{t}"
+    );
+    assert!(!t.contains("statically linked"), "{t}");
+}
+
 #[test]
 fn bad_clock_faults_exit_2_in_one_line() {
     for (faults, schedule) in [

@@ -230,6 +230,26 @@ fn a_wrapper_may_give_its_command_another_standard_input() {
 }
 
 #[test]
+fn a_try_lock_that_gives_up_is_no_crash() {
+    // `flock -n -E 75`: a buyer that finds the lock taken exits 75 before its command
+    // runs, and claims nothing; the same try going on without the lock is found.
+    assert_verified("sound/try-flock.sh");
+    assert_found("broken/try-flock-anyway.sh");
+    // Another status before any step is a crash, whose line says how to give up.
+    let out = search_cmd(
+        "flock -n {dir}/lock {}",
+        &["--schedule", "exhaustive", "--preemptions", "1"],
+    );
+    assert_code(&out, 1, "flock -n gives up with status 1");
+    let t = text(&out);
+    assert!(
+        t.contains("exited with status 1 before `start`")
+            && t.contains("a command that gives up without buying exits 75"),
+        "{t}"
+    );
+}
+
+#[test]
 fn sqlites_exclusive_transaction_verifies() {
     if !have("sqlite3") {
         eprintln!("skipped: sqlite3 is not on PATH (ci/soundness.sh runs these with it)");

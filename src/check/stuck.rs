@@ -140,8 +140,9 @@ pub(super) fn crashes(obs: &Observation<'_>, c: &Claims) -> Vec<Violation> {
             continue;
         }
         let how = match &f.exit {
-            // 3 is a buyer program's "sold out" (--buyer-cmd).
-            Exit::Code(0 | 3) if c.settled[b as usize] => continue,
+            // 3 is a buyer program's "sold out" (--buyer-cmd); GAVE_UP a command's "gave
+            // up before buying" (settled only when it took no step).
+            Exit::Code(0 | 3 | super::GAVE_UP) if c.settled[b as usize] => continue,
             Exit::Code(0) => "exited without recording an outcome".to_string(),
             Exit::Code(c) => format!("exited with status {c}"),
             Exit::Signal(s) => format!("was killed by signal {s}"),
@@ -151,6 +152,14 @@ pub(super) fn crashes(obs: &Observation<'_>, c: &Claims) -> Vec<Violation> {
             Some(e) => format!(" after `{}`", e.kind),
             None => " before `start`".to_string(),
         };
+        // A command that gives up by design before buying can say so.
+        let hint = match (h.of(b).next(), &f.exit) {
+            (None, Exit::Code(1..)) => format!(
+                " (a command that gives up without buying exits {0}, as `flock -n -E {0}` does)",
+                super::GAVE_UP
+            ),
+            _ => String::new(),
+        };
         let tail = f.stderr_tail.lines().last().unwrap_or("").trim();
         let tail = if tail.is_empty() {
             String::new()
@@ -159,7 +168,7 @@ pub(super) fn crashes(obs: &Observation<'_>, c: &Claims) -> Vec<Violation> {
         };
         out.push(without_events(
             FindingKind::Crash,
-            format!("buyer {b} {how}{after}{tail}"),
+            format!("buyer {b} {how}{after}{tail}{hint}"),
             vec![b],
         ));
     }

@@ -144,10 +144,27 @@ impl Stepper {
             return;
         }
         let exe = exe.display().to_string();
+        // Why the loader did not preload it: the environment the program was started
+        // with (what `/proc/PID/environ` keeps) had no `LD_PRELOAD` naming the shim, as
+        // after `env -i`; or had it, and the program has no loader to read it.
+        let preloaded = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|&c| c == 0)
+                .any(|v| v.starts_with(b"LD_PRELOAD=") && contains(v, shim.as_bytes()))
+        });
+        let why = if preloaded {
+            "statically linked: no clock shim"
+        } else {
+            "started without oversell's LD_PRELOAD, as after `env -i`: no clock shim"
+        };
         // Its clock is the machine's: what it does by the clock no step orders.
-        let note = format!("buyer {b} ran {exe} on real time (statically linked: no clock shim)");
+        let note = format!("buyer {b} ran {exe} on real time ({why})");
         if !self.unordered.contains(&note) {
             self.unordered.push(note);
         }
     }
+}
+
+/// True when `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
