@@ -95,6 +95,16 @@ fixtures/locks/broken/ioctl-flag.py                     unseen
 fixtures/locks/broken/alarm-lease-mkdir.py              unseen
 fixtures/locks/sound/try-flock.sh                       verified-all
 fixtures/locks/broken/try-flock-anyway.sh               found
+fixtures/locks/sound/lockf-rewind.py                    verified
+fixtures/locks/broken/lockf-after-read.py               found
+fixtures/locks/sound/posix-upgrade.py                   verified
+fixtures/locks/sound/posix-upgrade.pl                   verified
+fixtures/locks/broken/lockf-after-read.pl               found
+fixtures/locks/broken/posix-upgrade-giveup.py           found
+fixtures/locks/sound/etc-mkdir.sh                       verified
+fixtures/locks/broken/etc-test-touch.sh                 found
+fixtures/locks/sound/node-mkdir.js                      verified
+fixtures/locks/broken/node-exists-write.js              found
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then
@@ -182,6 +192,14 @@ while read -r path expect; do
     fi
     if [[ "$path" == *sqlite* ]] && ! command -v sqlite3 >/dev/null 2>&1; then
         printf 'skip  %-48s sqlite3 is not on PATH\n' "$path"
+        continue
+    fi
+    if [[ "$path" == *.js ]] && ! command -v node >/dev/null 2>&1; then
+        printf 'skip  %-48s node is not on PATH\n' "$path"
+        continue
+    fi
+    if [[ "$path" == */etc-* ]] && [ ! -w /etc ]; then
+        printf 'skip  %-48s /etc is not writable here (root only)\n' "$path"
         continue
     fi
     check "$path" "$expect" exhaustive

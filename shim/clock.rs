@@ -22,7 +22,9 @@
 //! shim (`CLOCK_MONOTONIC`, `TIMER_ABSTIME`: the base plus the virtual time they end at),
 //! which the harness answers at that deadline without sleeping, and timed semaphore waits
 //! (`sem_timedwait`, `sem_clockwait`) become tries between such sleeps, so every timed
-//! wait is a sleep the harness sees. Any other clock (CPU time) is the machine's.
+//! wait is a sleep the harness sees; timed waits on a condition variable
+//! (`pthread_cond_timedwait`, `pthread_cond_clockwait`) wait on the machine's clock for
+//! what is left of their deadline. Any other clock (CPU time) is the machine's.
 #![no_std]
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
@@ -60,6 +62,7 @@ extern "C" {
     fn abort() -> !;
     fn __errno_location() -> *mut i32;
     fn sem_trywait(sem: *mut u8) -> i32;
+    fn dlsym(handle: *mut u8, name: *const u8) -> *mut u8;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -410,6 +413,115 @@ pub unsafe extern "C" fn sem_timedwait(sem: *mut u8, abs: *const timespec) -> i3
 #[no_mangle]
 pub unsafe extern "C" fn sem_clockwait(sem: *mut u8, clock: i32, abs: *const timespec) -> i32 {
     timed_wait(sem, clock, abs)
+}
+
+/// `dlsym`'s "the next object's definition": the C library's own function.
+const RTLD_NEXT: *mut u8 = -1isize as *mut u8;
+
+type CondTimedWait = unsafe extern "C" fn(*mut u8, *mut u8, *const timespec) -> i32;
+type CondClockWait = unsafe extern "C" fn(*mut u8, *mut u8, i32, *const timespec) -> i32;
+
+/// The C library's `pthread_cond_timedwait` and `pthread_cond_clockwait`, found once.
+static NEXT_TIMEDWAIT: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+static NEXT_CLOCKWAIT: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The next definition of `name` (NUL-terminated), kept in `slot`; null when none.
+fn next(slot: &AtomicPtr<u8>, name: &[u8]) -> *mut u8 {
+    let mut f = slot.load(Ordering::Acquire);
+    if f.is_null() {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+        f = unsafe { dlsym(RTLD_NEXT, name.as_ptr()) };
+        slot.store(f, Ordering::Release);
+    }
+    f
+}
+
+/// A timed wait on a condition variable until `abs` on `clock`, made through `wait`,
+/// which waits until a deadline on the machine's `clock`. The program computed `abs` from
+/// the unit's clock, which the kernel does not know: passed on as it is, a deadline on
+/// oversell's monotonic clock (which starts at a fixed reading) is hours away on the
+/// machine's. The wait is made on the machine's clock for what is left (at most 1 ms at a
+/// time on virtual time, so a signal still wakes it); once that much passed with no
+/// signal, what is left of the deadline is a sleep the harness sees, and the wait times
+/// out. A wakeup with no signal is one a condition variable may always have.
+fn cond_wait(clock: i32, abs: *const timespec, wait: &dyn Fn(*const timespec) -> i32) -> i32 {
+    if abs.is_null() || now(clock).is_none() {
+        // Passed on as given (a null deadline is the C library's to answer).
+        return wait(abs);
+    }
+    let virtual_time = map().is_some_and(|w| read(w, 1) == 1);
+    loop {
+        // SAFETY: the caller's deadline.
+        let left = remaining(clock, TIMER_ABSTIME, unsafe { &*abs });
+        if left <= 0 {
+            return ETIMEDOUT;
+        }
+        let step = if virtual_time { left.min(1_000_000) } else { left };
+        let at = split(real(clock).saturating_add(step));
+        let r = wait(&at as *const timespec);
+        if r != ETIMEDOUT {
+            return r;
+        }
+        if virtual_time {
+            // Nobody signalled: the rest of the wait is a sleep of the unit's clock.
+            // SAFETY: the caller's deadline.
+            let left = remaining(clock, TIMER_ABSTIME, unsafe { &*abs });
+            if left > 0 {
+                let _ = sleep_for(left);
+            }
+            return ETIMEDOUT;
+        }
+    }
+}
+
+/// `pthread_cond_timedwait`: the deadline is on the condition's clock (`CLOCK_REALTIME`
+/// unless its attributes chose `CLOCK_MONOTONIC`, as V8's and Java's do), which only the
+/// C library knows; it is the one whose reading `abs` is nearer (the two start days
+/// apart).
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_timedwait(
+    cond: *mut u8,
+    mutex: *mut u8,
+    abs: *const timespec,
+) -> i32 {
+    let f = next(&NEXT_TIMEDWAIT, b"pthread_cond_timedwait\0");
+    if f.is_null() {
+        return libc_einval();
+    }
+    // SAFETY: the C library's pthread_cond_timedwait, as dlsym found it.
+    let f: CondTimedWait = unsafe { core::mem::transmute(f) };
+    let clock = if abs.is_null() {
+        CLOCK_REALTIME
+    } else {
+        // SAFETY: the caller's deadline.
+        let at = ns_of(unsafe { &*abs });
+        let off = |c: i32| now(c).map_or(i64::MAX, |n| (at - n).saturating_abs());
+        if off(CLOCK_MONOTONIC) < off(CLOCK_REALTIME) {
+            CLOCK_MONOTONIC
+        } else {
+            CLOCK_REALTIME
+        }
+    };
+    // SAFETY: the caller's condition and mutex, passed on.
+    cond_wait(clock, abs, &|at| unsafe { f(cond, mutex, at) })
+}
+
+/// `pthread_cond_clockwait` (what C++'s `wait_for` calls): a deadline on `clock`.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_clockwait(
+    cond: *mut u8,
+    mutex: *mut u8,
+    clock: i32,
+    abs: *const timespec,
+) -> i32 {
+    let f = next(&NEXT_CLOCKWAIT, b"pthread_cond_clockwait\0");
+    if f.is_null() {
+        return libc_einval();
+    }
+    // SAFETY: the C library's pthread_cond_clockwait, as dlsym found it.
+    let f: CondClockWait = unsafe { core::mem::transmute(f) };
+    // SAFETY: the caller's condition and mutex, passed on.
+    cond_wait(clock, abs, &|at| unsafe { f(cond, mutex, clock, at) })
 }
 
 fn parse_u64(p: *const u8) -> u64 {

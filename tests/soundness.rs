@@ -250,6 +250,54 @@ fn a_try_lock_that_gives_up_is_no_crash() {
 }
 
 #[test]
+fn two_upgrades_of_a_posix_lock_are_a_deadlock_the_kernel_breaks() {
+    // Both callers hold the read lock and ask for the write lock: the kernel fails the
+    // second request with EDEADLK (the wrapper lets go and starts over). The harness held
+    // both back as waiting: a false `deadlock`.
+    assert_verified("sound/posix-upgrade.pl");
+}
+
+#[test]
+fn a_posix_lock_from_the_current_offset_is_probed_there() {
+    // lockf(3)'s range starts at the descriptor's offset, which a read moved: the
+    // callers lock different bytes. Probed on the harness's own open (offset 0), the
+    // second caller was held back: `verified`.
+    assert_found("broken/lockf-after-read.pl");
+}
+
+#[test]
+fn a_lock_in_etc_is_a_step() {
+    if !have_writable("/etc") {
+        eprintln!("skipped: /etc is not writable here (the /etc lock fixtures need root)");
+        return;
+    }
+    // A change in /etc, /usr, /lib, /bin or /sbin was no step: test-then-touch there
+    // was `verified`, and a sound mkdir lock a divergence.
+    assert_found("broken/etc-test-touch.sh");
+    assert_not_verified("sound/etc-mkdir.sh", "changes files in /etc", false);
+}
+
+/// True when this process may create files in `dir`.
+fn have_writable(dir: &str) -> bool {
+    let probe = std::path::Path::new(dir).join(format!(".oversell-probe-{}", std::process::id()));
+    let ok = std::fs::File::create(&probe).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+#[test]
+fn a_timed_wait_on_a_condition_variable_ends_on_the_machines_clock() {
+    if !have("node") {
+        eprintln!("skipped: node is not on PATH (ci/soundness.sh runs these with it)");
+        return;
+    }
+    // Atomics.wait's deadline is on CLOCK_MONOTONIC, read from oversell's clock: passed
+    // to the kernel as it was, the wait lasted hours (a false `hang`).
+    assert_verified("sound/node-mkdir.js");
+    assert_found_by_pct("broken/node-exists-write.js");
+}
+
+#[test]
 fn sqlites_exclusive_transaction_verifies() {
     if !have("sqlite3") {
         eprintln!("skipped: sqlite3 is not on PATH (ci/soundness.sh runs these with it)");

@@ -10,7 +10,7 @@
 //! deadlock; a buyer that does not report in time is a hang. A round that ends in any
 //! way but cleanly poisons the session, which is then torn down.
 
-use super::pin::{current_cpu, Pinned};
+use super::pin::{claim, Claim, Pinned};
 use super::process::{Ending, Group, MemberId};
 use super::{
     ensure_reused, interrupt, prepare_lock, spawn_buyer_hooked, BuyerSpec, HarnessConfig,
@@ -43,6 +43,8 @@ pub struct Session {
     pub(super) dead: Vec<(usize, MemberId)>,
     /// The CPU the session's processes share (inherited from the thread that spawns).
     pub(super) cpu: Option<usize>,
+    /// That CPU, claimed among oversell's processes for the session's life.
+    _claim: Claim,
     /// For a lock server: the harness's own client, to see a dead holder's hold freed.
     prober: Option<Box<dyn Lock>>,
     pub(super) poisoned: bool,
@@ -202,7 +204,7 @@ impl Session {
         }
         let mut group = Group::default();
         let deadline = Instant::now() + cfg.timeout;
-        let cpu = cfg.cpu.or_else(current_cpu);
+        let (cpu, claim) = claim(cfg.cpu);
         let lock_state = {
             let _pin = Pinned::to(cpu);
             prepare_lock(lock, &dir.path, &mut group, &cfg.exe, deadline)?
@@ -227,6 +229,7 @@ impl Session {
             slots: Vec::new(),
             dead: Vec::new(),
             cpu,
+            _claim: claim,
             prober,
             poisoned: false,
         })

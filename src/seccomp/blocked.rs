@@ -19,18 +19,37 @@ use std::path::Path;
 /// sleeps in a call with no time limit that is no seccomp notification; false when one
 /// runs, is at a step, waits with a time limit, or none is left.
 pub(crate) fn waiting_in_kernel(root: u32) -> bool {
-    let mut seen = 0usize;
+    waiting_view(root).is_some()
+}
+
+/// When every live task of the tree rooted at `root` sleeps in a call with no time limit
+/// that is no seccomp notification ([`waiting_in_kernel`]): each task with the call it
+/// sleeps in (its `/proc/…/syscall` line: number, arguments, stack and program
+/// counter). A tree seen so twice, a moment apart, is asleep, not caught between a
+/// child's exit and its parent's wakeup; `None` while one runs, or none is left.
+pub(crate) fn waiting_view(root: u32) -> Option<Vec<(u32, String)>> {
+    let mut view = Vec::new();
     // Without the children list (a kernel without it) a waiting parent cannot be told
     // from one whose child runs: not blocked.
     let whole = each_task(root, true, &mut |t| match task_state(t) {
         Task::Gone => Walk::Skip,
         Task::Waiting => {
-            seen += 1;
-            Walk::Go
+            let tid = t
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok());
+            let call = read_proc(t.join("syscall")).unwrap_or_default();
+            match tid {
+                Some(tid) => {
+                    view.push((tid, call.trim().to_string()));
+                    Walk::Go
+                }
+                None => Walk::Stop,
+            }
         }
         Task::Busy => Walk::Stop,
     });
-    whole && seen > 0
+    (whole && !view.is_empty()).then_some(view)
 }
 
 /// True when no process of the tree rooted at `root` is alive past its exit: each is a

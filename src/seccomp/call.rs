@@ -553,6 +553,11 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     if !regular || !(scratch(&path) || shared_outside(&path)) {
         return None;
     }
+    // A library's cache mapped for reading (glibc's `gconv-modules.cache`).
+    let writable = name != "SYS_mmap" || n.args[2] as i32 & libc::PROT_WRITE != 0;
+    if super::paths::system_tree(&path) && !writable {
+        return None;
+    }
     let shown = match path.strip_prefix(dir) {
         Ok(rel) => format!("{{dir}}/{}", rel.display()),
         Err(_) => path.display().to_string(),

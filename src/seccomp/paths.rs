@@ -113,11 +113,21 @@ pub(crate) fn shared_outside(p: &Path) -> bool {
     if scratch(p) {
         return true;
     }
-    const SYSTEM: &[&str] = &[
-        "/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc",
-    ];
+    // The kernel's own trees and the devices: what a program writes there (`/dev/null`,
+    // `/proc/self/…`) is no file other buyers read. `/etc` and `/usr` are files like any
+    // other: a lock taken there (`/etc/.pwd.lock`, a pid file under `/usr/local/var`)
+    // is a change other buyers see.
+    const SYSTEM: &[&str] = &["/proc", "/sys", "/dev"];
     !SYSTEM.iter().any(|s| p.starts_with(s))
         && !p.components().any(|c| c.as_os_str() == "__pycache__")
+}
+
+/// True for a path in the system's own file trees (`/usr`, `/etc`, `/lib`, …): programs
+/// map their libraries and caches from there by the dozen. A change there is a change
+/// like any other ([`shared_outside`]); a mapping that cannot write is no effect.
+pub(crate) fn system_tree(p: &Path) -> bool {
+    const TREES: &[&str] = &["/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc"];
+    TREES.iter().any(|s| p.starts_with(s))
 }
 
 /// The process (thread group) task `tid` belongs to; `tid` itself when that cannot be

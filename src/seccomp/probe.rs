@@ -205,6 +205,11 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
     let Some(f) = reopen(pid, fd) else {
         return false;
     };
+    // The harness's own open of the file is at offset 0: a range from the caller's
+    // offset (`lockf(3)` locks from there) is made absolute first.
+    if !absolute(pid, fd, &f, &mut fl) {
+        return false;
+    }
     let asked = fl;
     // SAFETY: fcntl reads and writes one `flock`.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
@@ -221,19 +226,51 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
     fl.l_pid != owner as i32 || others_conflict(&f, &asked, owner)
 }
 
+/// Makes the range of `fl`, asked by process `pid` through its descriptor `fd` of the
+/// file `f`, absolute (`SEEK_SET`): a range from the current offset starts at the
+/// caller's offset (`/proc/PID/fdinfo/FD`), one from the end at the file's size. False
+/// when that cannot be read.
+fn absolute(pid: u32, fd: i32, f: &File, fl: &mut libc::flock) -> bool {
+    let base = match i32::from(fl.l_whence) {
+        libc::SEEK_SET => return true,
+        libc::SEEK_CUR => {
+            super::paths::read_proc(format!("/proc/{pid}/fdinfo/{fd}")).and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("pos:"))
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+            })
+        }
+        libc::SEEK_END => f.metadata().ok().and_then(|m| i64::try_from(m.len()).ok()),
+        _ => None,
+    };
+    let Some(start) = base.and_then(|b| b.checked_add(fl.l_start)) else {
+        return false;
+    };
+    fl.l_start = start;
+    fl.l_whence = libc::SEEK_SET as i16;
+    true
+}
+
 /// Whether a lock on the file of `f` held by another than process `owner` (a POSIX
 /// lock of another process, or any OFD lock) conflicts with the POSIX lock `asked`
 /// (`/proc/locks`); false when that cannot be told (a range given from the current
 /// offset or the end).
 fn others_conflict(f: &File, asked: &libc::flock, owner: u32) -> bool {
+    !others_holding(f, asked, owner).is_empty()
+}
+
+/// The holders (by process; `None` for an OFD lock) other than process `owner` of the
+/// locks on the file of `f` that conflict with the POSIX lock `asked` (`/proc/locks`);
+/// none when that cannot be told (a range not made absolute).
+fn others_holding(f: &File, asked: &libc::flock, owner: u32) -> Vec<Option<u32>> {
     let Ok(meta) = f.metadata() else {
-        return false;
+        return Vec::new();
     };
     if asked.l_whence != libc::SEEK_SET as i16 {
-        return false;
+        return Vec::new();
     }
     let Ok(all) = std::fs::read_to_string("/proc/locks") else {
-        return false;
+        return Vec::new();
     };
     let key = super::paths::locks_key(&meta);
     let (start, len) = (asked.l_start, asked.l_len);
@@ -246,13 +283,52 @@ fn others_conflict(f: &File, asked: &libc::flock, owner: u32) -> bool {
     all.lines()
         .filter(|l| !l.contains("->"))
         .filter_map(posix_line)
-        .any(|h| {
+        .filter(|h| {
             h.key == key
                 && h.pid != Some(owner)
                 && (write || h.write)
                 && h.from <= to
                 && from <= h.to
         })
+        .map(|h| h.pid)
+        .collect()
+}
+
+/// For a POSIX `F_SETLKW` of task `pid` that would wait: the processes holding the
+/// locks it waits for. The kernel answers such a request `EDEADLK` when one of them
+/// waits, in turn, for a lock of the caller's (its deadlock detection, for POSIX locks
+/// only); the harness, which holds waiting requests back, answers for it. Empty for any
+/// other call, or when the request would not wait.
+pub(crate) fn posix_waits_for(pid: u32, lock: LockCall) -> Vec<u32> {
+    let LockCall::Fcntl { fd, cmd, addr } = lock else {
+        return Vec::new();
+    };
+    if cmd != libc::F_SETLKW {
+        return Vec::new();
+    }
+    // SAFETY: a zeroed `flock` is a valid value; it is then filled from the process.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    // SAFETY: `fl` is plain data; the slice covers exactly its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            &mut fl as *mut libc::flock as *mut u8,
+            std::mem::size_of::<libc::flock>(),
+        )
+    };
+    if read_mem(pid, addr, bytes) != Some(bytes.len()) || fl.l_type == libc::F_UNLCK as i16 {
+        return Vec::new();
+    }
+    let Some(f) = reopen(pid, fd) else {
+        return Vec::new();
+    };
+    if !absolute(pid, fd, &f, &mut fl) {
+        return Vec::new();
+    }
+    let owner = super::paths::process_of(pid);
+    others_holding(&f, &fl, owner)
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// One held lock of `/proc/locks` that binds POSIX locks (a POSIX or an OFD lock).

@@ -104,7 +104,7 @@ pub(crate) fn run_with(
     };
     // One process runs at a time: on one CPU a hand-over is a plain context switch, not
     // a wake-up across cores. The buyers started on every core; now they move.
-    let cpu = crate::harness::pin::current_cpu();
+    let (cpu, _claim) = crate::harness::pin::claim(cfg.cpu);
     let _pin = crate::harness::pin::Pinned::to(cpu);
     for &m in &members {
         crate::harness::pin::move_to(group.pid(m), cpu);

@@ -100,6 +100,9 @@ pub(super) struct Tracee {
     pub jump_at: Option<(u32, i32)>,
     /// Steps it has taken.
     taken: u32,
+    /// Its first stopped call (a POSIX `F_SETLKW`) closes a cycle of waits: when let go
+    /// it is answered `EDEADLK`, as the kernel answers it ([`Stepper::deadlock`]).
+    deadlocked: bool,
 }
 
 impl Tracee {
@@ -135,6 +138,7 @@ impl Tracee {
             rate: None,
             jump_at: None,
             taken: 0,
+            deadlocked: false,
         }
     }
 }
@@ -324,6 +328,10 @@ impl Stepper {
             return self.settle_whole();
         }
         let mut quiet_polls = 0u32;
+        // What each buyer's tasks were last seen asleep in: a buyer is taken for asleep
+        // in the kernel once seen so twice in a row, the same tasks in the same calls
+        // (a pipeline's child just ended and its shell not yet woken looks asleep once).
+        let mut asleep: Vec<Option<Vec<(u32, String)>>> = vec![None; self.buyers.len()];
         loop {
             // A buyer that waited in the kernel may have been woken by the step just
             // taken: it runs again until its next step.
@@ -408,13 +416,19 @@ impl Stepper {
                     continue;
                 }
                 for &i in &running {
-                    if blocked::waiting_in_kernel(self.buyers[i].root) {
-                        self.buyers[i].in_kernel = true;
-                        if !self.timers.is_empty() {
-                            self.note_timed_wait(i, "in the kernel");
+                    match blocked::waiting_view(self.buyers[i].root) {
+                        Some(view) if asleep[i].as_ref() == Some(&view) => {
+                            asleep[i] = None;
+                            self.buyers[i].in_kernel = true;
+                            if !self.timers.is_empty() {
+                                self.note_timed_wait(i, "in the kernel");
+                            }
                         }
-                    } else {
-                        self.note_limited_wait(i);
+                        Some(view) => asleep[i] = Some(view),
+                        None => {
+                            asleep[i] = None;
+                            self.note_limited_wait(i);
+                        }
                     }
                 }
                 continue;
@@ -424,6 +438,7 @@ impl Stepper {
                 let ev = fds[k].revents;
                 if ev & libc::POLLIN != 0 {
                     self.buyers[i].in_kernel = false;
+                    asleep[i] = None;
                     self.receive(i);
                 } else if ev & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                     // No process of this buyer is left.
@@ -637,10 +652,11 @@ impl Stepper {
             }
         }
         let mut blocked = Vec::new();
-        let free: Vec<usize> = live
+        let mut free: Vec<usize> = live
             .iter()
             .copied()
             .filter(|&i| {
+                self.buyers[i].deadlocked = false;
                 let (n, step) = &self.buyers[i].parked[0];
                 let blocks = step
                     .lock
@@ -651,6 +667,12 @@ impl Stepper {
                 !blocks
             })
             .collect();
+        if let Some(i) = self.deadlock(&blocked) {
+            self.buyers[i].deadlocked = true;
+            blocked.retain(|&b| b != i);
+            free.push(i);
+            free.sort_unstable();
+        }
         if !self.timers.is_empty() {
             for i in blocked {
                 let label = self.buyers[i].parked[0].1.label(&self.real_dir);
@@ -698,6 +720,44 @@ impl Stepper {
             .copied()
             .find(|&i| self.buyers[i].lone_spins < BUSY_POLLS)
             .map(|i| vec![i as u32])
+    }
+
+    /// Of the buyers `blocked` on a lock, the one whose POSIX `F_SETLKW` closes a cycle
+    /// of two waits: buyer 0 waits for a lock of buyer 1's process alone, which waits
+    /// for one of buyer 0's alone (two readers upgrading at once). Run alone, the kernel
+    /// answers the request that closes it `EDEADLK` (for POSIX locks only, not flock nor
+    /// OFD); the harness holds waiting requests back, so it answers for the kernel. The
+    /// request that closes it is the newest: the buyer let go last, when it is one of
+    /// the two, else (a release woke both) the higher-numbered, one order the kernel may
+    /// see. A longer cycle, or one through a lock several processes hold, is left alone:
+    /// the kernel follows one holder per waiter and may miss it (the buyers may truly
+    /// wait for ever), so the search reports the deadlock.
+    fn deadlock(&self, blocked: &[usize]) -> Option<usize> {
+        if blocked.len() < 2 {
+            return None;
+        }
+        let process = |i: usize| process_of(self.buyers[i].parked[0].0.pid);
+        // The one blocked buyer each waits for, when it waits for one process's locks.
+        let waits_for = |i: usize| -> Option<usize> {
+            let (n, step) = &self.buyers[i].parked[0];
+            let mut holders = probe::posix_waits_for(n.pid, step.lock?);
+            holders.sort_unstable();
+            holders.dedup();
+            let [holder] = holders[..] else {
+                return None;
+            };
+            blocked
+                .iter()
+                .copied()
+                .find(|&j| j != i && process(j) == holder)
+        };
+        let last = self.walk.choices.last().map(|&b| b as usize);
+        let mut pairs = blocked.iter().copied().filter_map(|i| {
+            let j = waits_for(i)?;
+            (waits_for(j) == Some(i) && i < j).then_some((i, j))
+        });
+        let (i, j) = pairs.next()?;
+        Some(if last == Some(i) { i } else { j })
     }
 
     /// What the stopped call of each runnable buyer touches, for a partial-order
@@ -789,6 +849,9 @@ impl Stepper {
         if self.fails_now(b, &step) {
             return self.fail(b, n, &step);
         }
+        // A request that closes a cycle of waits fails as the kernel fails it: a failed
+        // try, which a wrapper that starts over repeats (a poll).
+        let deadlocked = std::mem::take(&mut self.buyers[b].deadlocked);
         // A lock call or a close let go may change who holds what.
         if step.lock.is_some() || step.effect == crate::seccomp::Effect::Release {
             self.owned.forget();
@@ -796,11 +859,13 @@ impl Stepper {
         // Whether another holds the lock it asks for, asked once for this step.
         let rivals = step
             .lock
+            .filter(|_| !deadlocked)
             .and_then(|l| probe::rivals(n.pid, l, &mut self.owned));
         let busy = rivals.is_some();
-        if step
-            .lock
-            .is_some_and(|l| probe::begin_conversion(n.pid, l, rivals))
+        if !deadlocked
+            && step
+                .lock
+                .is_some_and(|l| probe::begin_conversion(n.pid, l, rivals))
         {
             // The first half of a conversion ran: the buyer's own lock is gone, and its
             // call now waits for the others like any acquire.
@@ -812,7 +877,11 @@ impl Stepper {
             self.owned.forget();
             return;
         }
-        let result = call::result(&step, &n, busy);
+        let result = if deadlocked {
+            "EDEADLK (a cycle of waits, as the kernel answers it)".to_string()
+        } else {
+            call::result(&step, &n, busy)
+        };
         let label = step.label(&self.real_dir);
         self.trace.push(format!("buyer {b} {label} → {result}"));
         self.tick(b, &step);
@@ -862,7 +931,11 @@ impl Stepper {
             buyer.spins += 1;
             buyer.lone_spins += 1;
         }
-        call::answer(fd, n.id, !step.sleep());
+        if deadlocked {
+            call::fail(fd, n.id, libc::EDEADLK);
+        } else {
+            call::answer(fd, n.id, !step.sleep());
+        }
         if step.lock.is_some() || step.effect == crate::seccomp::Effect::Release {
             // What the call just did is not what was read before it ran.
             self.owned.forget();
