@@ -207,6 +207,27 @@ fn a_fenced_lease_stays_clean_under_skew() {
     );
 }
 
+/// What an exhaustive search of lock command `cmd` with one buyer and one ticket says.
+fn one_buyer_searched(cmd: &str) -> String {
+    let (out, _tmp) = oversell_fresh(
+        &[
+            "explore",
+            "--lock-cmd",
+            cmd,
+            "--schedule",
+            "exhaustive",
+            "--buyers",
+            "1",
+            "--tickets",
+            "1",
+            "--seed",
+            "1",
+        ],
+        &[],
+    );
+    text(&out)
+}
+
 #[test]
 fn a_static_program_is_named_on_real_time() {
     let ldconfig = ["/sbin/ldconfig", "/usr/sbin/ldconfig"]
@@ -227,23 +248,7 @@ fn a_static_program_is_named_on_real_time() {
         return;
     }
     let cmd = format!("{ldconfig} -p -C {{dir}}/ld.cache >/dev/null 2>&1; {{}}");
-    let (out, _tmp) = oversell_fresh(
-        &[
-            "explore",
-            "--lock-cmd",
-            &cmd,
-            "--schedule",
-            "exhaustive",
-            "--buyers",
-            "1",
-            "--tickets",
-            "1",
-            "--seed",
-            "1",
-        ],
-        &[],
-    );
-    let t = text(&out);
+    let t = one_buyer_searched(&cmd);
     assert!(
         t.contains("ldconfig on real time (statically linked"),
         "{t}"
@@ -260,24 +265,7 @@ fn a_static_program_is_named_on_real_time() {
 /// and is named for that, not taken for a statically linked one.
 #[test]
 fn a_program_started_by_env_i_is_named_for_its_cleared_environment() {
-    let cmd = "env -i /bin/ls -l {dir} >/dev/null; {}";
-    let (out, _tmp) = oversell_fresh(
-        &[
-            "explore",
-            "--lock-cmd",
-            cmd,
-            "--schedule",
-            "exhaustive",
-            "--buyers",
-            "1",
-            "--tickets",
-            "1",
-            "--seed",
-            "1",
-        ],
-        &[],
-    );
-    let t = text(&out);
+    let t = one_buyer_searched("env -i /bin/ls -l {dir} >/dev/null; {}");
     assert!(
         t.contains("ls on real time (started without oversell's LD_PRELOAD, as after `env -i`"),
         "{t}"

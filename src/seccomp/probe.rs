@@ -175,8 +175,9 @@ fn flock_holders(key: &str) -> usize {
         .count()
 }
 
-/// A POSIX or OFD lock request: asks the kernel who conflicts (F_GETLK, F_OFD_GETLK).
-fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
+/// The lock a stopped `fcntl` of task `pid` asks for (its `struct flock` at `addr`);
+/// `None` when it cannot be read, or asks to unlock.
+fn asked_lock(pid: u32, addr: u64) -> Option<libc::flock> {
     // SAFETY: a zeroed `flock` is a valid value; it is then filled from the process.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     // SAFETY: `fl` is plain data; the slice covers exactly its bytes.
@@ -186,9 +187,15 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
             std::mem::size_of::<libc::flock>(),
         )
     };
-    if read_mem(pid, addr, bytes) != Some(bytes.len()) || fl.l_type == libc::F_UNLCK as i16 {
+    let read = read_mem(pid, addr, bytes) == Some(bytes.len());
+    (read && fl.l_type != libc::F_UNLCK as i16).then_some(fl)
+}
+
+/// A POSIX or OFD lock request: asks the kernel who conflicts (F_GETLK, F_OFD_GETLK).
+fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
+    let Some(mut fl) = asked_lock(pid, addr) else {
         return false;
-    }
+    };
     let ofd = cmd == libc::F_OFD_SETLKW || cmd == libc::F_OFD_SETLK;
     if ofd {
         // Asked through the caller's own open file description, its own OFD locks are
@@ -306,18 +313,9 @@ pub(crate) fn posix_waits_for(pid: u32, lock: LockCall) -> Vec<u32> {
     if cmd != libc::F_SETLKW {
         return Vec::new();
     }
-    // SAFETY: a zeroed `flock` is a valid value; it is then filled from the process.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    // SAFETY: `fl` is plain data; the slice covers exactly its bytes.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(
-            &mut fl as *mut libc::flock as *mut u8,
-            std::mem::size_of::<libc::flock>(),
-        )
-    };
-    if read_mem(pid, addr, bytes) != Some(bytes.len()) || fl.l_type == libc::F_UNLCK as i16 {
+    let Some(mut fl) = asked_lock(pid, addr) else {
         return Vec::new();
-    }
+    };
     let Some(f) = reopen(pid, fd) else {
         return Vec::new();
     };
