@@ -105,6 +105,9 @@ fixtures/locks/sound/etc-mkdir.sh                       verified
 fixtures/locks/broken/etc-test-touch.sh                 found
 fixtures/locks/sound/node-mkdir.js                      verified
 fixtures/locks/broken/node-exists-write.js              found
+fixtures/locks/sound/seek-size-flock.pl                 verified
+fixtures/locks/broken/seek-size-flag.pl                 found
+fixtures/locks/broken/aio-flag.py                       unseen
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

@@ -263,7 +263,16 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         Effect::Ipc if name == "SYS_futex" => return Some(futex(n, nameless(true))),
         // Shared state with no name to compare: it conflicts with every step.
         Effect::Ipc => return Some(nameless(true)),
-        Effect::Unordered | Effect::Timer => return None,
+        // A wait for no descriptor with a time limit (Perl's `select(undef, undef,
+        // undef, 0.25)`, `poll(NULL, 0, ms)`) is a sleep.
+        Effect::Unordered => {
+            return descriptorless_wait(n, name).map(|span| Step {
+                span,
+                until: None,
+                ..Step::new(name, String::new(), Effect::Sleep, false)
+            })
+        }
+        Effect::Timer => return None,
         Effect::Spawn => return Some(nameless(false)),
         _ => {}
     }
@@ -391,6 +400,35 @@ fn sleep_span(n: &Notif, name: &str) -> (u64, Option<u64>) {
         })
         .unwrap_or(ns);
     ((ns.saturating_sub(now).max(0) as u64).min(MAX_SPAN), None)
+}
+
+/// How long a `select`, `pselect6`, `poll` or `ppoll` of no descriptor with a time limit
+/// sleeps, ns (at most [`MAX_SPAN`]); `None` for any other call, or one that waits on
+/// descriptors or for ever.
+fn descriptorless_wait(n: &Notif, name: &str) -> Option<u64> {
+    let a = |i: usize| n.args[i];
+    // (the time limit's address, whether it is a `timeval` (µs) rather than a `timespec`)
+    let (at, micros) = match name {
+        "SYS_select" if a(0) == 0 && a(4) != 0 => (a(4), true),
+        "SYS_pselect6" if a(0) == 0 && a(4) != 0 => (a(4), false),
+        "SYS_ppoll" if a(1) == 0 && a(2) != 0 => (a(2), false),
+        "SYS_poll" if a(1) == 0 && (a(2) as i32) > 0 => {
+            return Some(((a(2) as i32) as u64 * 1_000_000).min(MAX_SPAN))
+        }
+        _ => return None,
+    };
+    let mut raw = [0u8; 16];
+    if super::paths::read_mem(n.pid, at, &mut raw) != Some(16) {
+        return None;
+    }
+    let sec = i64::from_ne_bytes(raw[..8].try_into().unwrap_or([0; 8])).max(0) as u64;
+    let frac = i64::from_ne_bytes(raw[8..].try_into().unwrap_or([0; 8])).max(0) as u64;
+    let ns = sec.saturating_mul(1_000_000_000).saturating_add(if micros {
+        frac.saturating_mul(1_000)
+    } else {
+        frac
+    });
+    Some(ns.min(MAX_SPAN))
 }
 
 /// A `futex` call on shared memory: a wait with no time limit is a lock call that
@@ -531,6 +569,14 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         "SYS_ioctl" => {
             return ((n.args[1] >> 8) & 0xff == 0x66)
                 .then(|| "reads or changes a file's flags through ioctl (as chattr does)".into())
+        }
+        "SYS_io_setup" => {
+            return Some(
+                "sets up Linux native AIO (io_setup), whose reads and writes no step sees".into(),
+            )
+        }
+        "SYS_open_by_handle_at" => {
+            return Some("opens a file by handle (open_by_handle_at), which no path names".into())
         }
         "SYS_io_uring_setup" => {
             return Some("sets up an io_uring, whose operations on files no step sees".into())

@@ -208,6 +208,13 @@ table! {
     SYS_lstat => Path(0), Look;
     SYS_newfstatat => PathAt(0, 1), Look;
     SYS_statx => PathAt(0, 1), Look;
+    // `fstat` by its own number (older C libraries, static programs; glibc's goes
+    // through `newfstatat`): a look at a file's size or times through its descriptor.
+    #[cfg(target_arch = "x86_64")]
+    SYS_fstat => Fd(0), Look;
+    // A seek to the end (or to data: bit 1 of `whence`, SEEK_END 2 and SEEK_DATA 3) is a
+    // look at the file's size; a seek from the start or the current offset is none.
+    SYS_lseek => Fd(0), Look, when 2 0x2, true;
     #[cfg(target_arch = "x86_64")]
     SYS_access => Path(0), Look;
     SYS_faccessat => PathAt(0, 1), Look;
@@ -292,6 +299,10 @@ table! {
     // A ring whose operations (open, rename, mkdir, write, …) the kernel runs with no
     // call of their own: state no step orders.
     SYS_io_uring_setup => Nameless, Unordered;
+    // Linux's native AIO: its reads and writes run with no call of their own.
+    SYS_io_setup => Nameless, Unordered;
+    // A file opened by handle (`name_to_handle_at`'s): no path names it.
+    SYS_open_by_handle_at => Nameless, Unordered;
     // Keys in the kernel's key store: a flag with no file at all.
     SYS_add_key => Nameless, Unordered;
     SYS_keyctl => Nameless, Unordered;

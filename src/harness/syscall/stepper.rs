@@ -722,42 +722,78 @@ impl Stepper {
             .map(|i| vec![i as u32])
     }
 
-    /// Of the buyers `blocked` on a lock, the one whose POSIX `F_SETLKW` closes a cycle
-    /// of two waits: buyer 0 waits for a lock of buyer 1's process alone, which waits
-    /// for one of buyer 0's alone (two readers upgrading at once). Run alone, the kernel
-    /// answers the request that closes it `EDEADLK` (for POSIX locks only, not flock nor
-    /// OFD); the harness holds waiting requests back, so it answers for the kernel. The
-    /// request that closes it is the newest: the buyer let go last, when it is one of
-    /// the two, else (a release woke both) the higher-numbered, one order the kernel may
-    /// see. A longer cycle, or one through a lock several processes hold, is left alone:
-    /// the kernel follows one holder per waiter and may miss it (the buyers may truly
-    /// wait for ever), so the search reports the deadlock.
+    /// Of the buyers `blocked` on a lock, the one whose POSIX `F_SETLKW` the kernel
+    /// answers `EDEADLK` (two or three readers upgrading at once). The kernel checks each
+    /// request about to wait: it follows, from the lock it waits on, what that lock's
+    /// owner waits on in turn, and fails the request that would close a cycle (POSIX
+    /// locks only, not flock nor OFD). The harness holds waiting requests back, so it
+    /// answers for the kernel, where the answer does not depend on which lock the
+    /// kernel follows: a set of waiters whose every blocking lock is held by a process of
+    /// the set (none outside it can let go) always has one request failed — the one that
+    /// blocked last, on a cycle. That is the buyer let go last, when it is on one, else
+    /// the highest-numbered that is, one order the kernel may see. A waiter on a lock of
+    /// a process that is not waiting with it may wait for ever: left alone.
     fn deadlock(&self, blocked: &[usize]) -> Option<usize> {
         if blocked.len() < 2 {
             return None;
         }
         let process = |i: usize| process_of(self.buyers[i].parked[0].0.pid);
-        // The one blocked buyer each waits for, when it waits for one process's locks.
-        let waits_for = |i: usize| -> Option<usize> {
-            let (n, step) = &self.buyers[i].parked[0];
-            let mut holders = probe::posix_waits_for(n.pid, step.lock?);
-            holders.sort_unstable();
-            holders.dedup();
-            let [holder] = holders[..] else {
-                return None;
-            };
-            blocked
+        // The blocked buyers each one waits for, when every holder is one of them.
+        let waits: Vec<(usize, Vec<usize>)> = blocked
+            .iter()
+            .filter_map(|&i| {
+                let (n, step) = &self.buyers[i].parked[0];
+                let holders = probe::posix_waits_for(n.pid, step.lock?);
+                if holders.is_empty() {
+                    return None;
+                }
+                let on: Option<Vec<usize>> = holders
+                    .iter()
+                    .map(|&h| blocked.iter().copied().find(|&j| j != i && process(j) == h))
+                    .collect();
+                Some((i, on?))
+            })
+            .collect();
+        // The largest set closed under "waits for".
+        let mut set: Vec<usize> = waits.iter().map(|(i, _)| *i).collect();
+        loop {
+            let keep: Vec<usize> = waits
                 .iter()
-                .copied()
-                .find(|&j| j != i && process(j) == holder)
+                .filter(|(i, on)| set.contains(i) && on.iter().all(|j| set.contains(j)))
+                .map(|(i, _)| *i)
+                .collect();
+            if keep.len() == set.len() {
+                break;
+            }
+            set = keep;
+        }
+        let on = |i: usize| {
+            waits
+                .iter()
+                .find(|(b, _)| *b == i)
+                .map(|(_, on)| on.as_slice())
+                .unwrap_or(&[])
         };
-        let last = self.walk.choices.last().map(|&b| b as usize);
-        let mut pairs = blocked.iter().copied().filter_map(|i| {
-            let j = waits_for(i)?;
-            (waits_for(j) == Some(i) && i < j).then_some((i, j))
-        });
-        let (i, j) = pairs.next()?;
-        Some(if last == Some(i) { i } else { j })
+        // Those on a cycle: each reaches itself again.
+        let on_cycle = |start: usize| {
+            let mut seen = vec![start];
+            let mut next: Vec<usize> = on(start).to_vec();
+            while let Some(j) = next.pop() {
+                if j == start {
+                    return true;
+                }
+                if !seen.contains(&j) {
+                    seen.push(j);
+                    next.extend_from_slice(on(j));
+                }
+            }
+            false
+        };
+        let cycle: Vec<usize> = set.iter().copied().filter(|&i| on_cycle(i)).collect();
+        match self.walk.choices.last() {
+            Some(&last) if cycle.contains(&(last as usize)) => Some(last as usize),
+            _ => cycle.iter().copied().max(),
+        }
     }
 
     /// What the stopped call of each runnable buyer touches, for a partial-order
@@ -911,7 +947,10 @@ impl Stepper {
         }
         // A look through a descriptor (`fstat` of a file just opened) is no poll: each
         // open is a new look at the file, which the open itself counts.
-        let looks_only = step.only_looks() && !call::through_fd(&step, &n);
+        // A seek to a file's end is a look at its size through a descriptor it keeps:
+        // repeated with nothing changed, a poll.
+        let looks_only =
+            step.only_looks() && (!call::through_fd(&step, &n) || step.name == "SYS_lseek");
         // Looks are counted per process (a new process's first look repeats nothing);
         // failed tries per buyer (a retry loop may start a new process for each).
         let mut repeated = false;
