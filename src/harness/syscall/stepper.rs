@@ -737,7 +737,11 @@ impl Stepper {
         if blocked.len() < 2 {
             return None;
         }
-        let process = |i: usize| process_of(self.buyers[i].parked[0].0.pid);
+        // Each blocked buyer's process, read once.
+        let processes: Vec<(usize, u32)> = blocked
+            .iter()
+            .map(|&j| (j, process_of(self.buyers[j].parked[0].0.pid)))
+            .collect();
         // The blocked buyers each one waits for, when every holder is one of them.
         let waits: Vec<(usize, Vec<usize>)> = blocked
             .iter()
@@ -749,7 +753,12 @@ impl Stepper {
                 }
                 let on: Option<Vec<usize>> = holders
                     .iter()
-                    .map(|&h| blocked.iter().copied().find(|&j| j != i && process(j) == h))
+                    .map(|&h| {
+                        processes
+                            .iter()
+                            .find(|&&(j, p)| j != i && p == h)
+                            .map(|&(j, _)| j)
+                    })
                     .collect();
                 Some((i, on?))
             })
