@@ -108,6 +108,7 @@ fixtures/locks/broken/node-exists-write.js              found
 fixtures/locks/sound/seek-size-flock.pl                 verified
 fixtures/locks/broken/seek-size-flag.pl                 found
 fixtures/locks/broken/aio-flag.py                       unseen
+fixtures/locks/broken/flock-upgrade-flag.pl             found
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

@@ -265,10 +265,41 @@ impl Dpor {
                 if (i + 1..j).any(|k| hb[k][i] && hb[j][k]) {
                     continue;
                 }
-                let initials = initials(proc, hb, i, j);
-                self.add_source(i, &initials, proc[j], proc);
+                let first = initials(proc, hb, i, j);
+                self.add_source(i, &first, proc[j], proc);
+                if let Some(k) = self.coenabled_race(proc, hb, &acc, i, j) {
+                    let first = initials(proc, hb, k, j);
+                    self.add_source(k, &first, proc[j], proc);
+                }
             }
         }
+    }
+
+    /// When the race of steps `i` and `j` cannot be reversed because `j` waited through
+    /// `i` (its buyer, with `j` next, was not runnable there: a lock `i` let go), the
+    /// latest earlier step that conflicts with `j`, at which `j`'s buyer could run, and
+    /// which that buyer's earlier steps do not follow: the step `j` must come before
+    /// instead (the taking of the lock that `i` let go). Without it a lock that blocks
+    /// hides every order in which another buyer takes it first.
+    fn coenabled_race(
+        &self,
+        proc: &[u32],
+        hb: &[Vec<bool>],
+        acc: &[Access],
+        i: usize,
+        j: usize,
+    ) -> Option<usize> {
+        let b = proc[j];
+        if self.frames[i].enabled.contains(&b) || proc[i + 1..j].contains(&b) {
+            return None;
+        }
+        let before = proc[..j].iter().rposition(|&p| p == b);
+        (0..i).rev().find(|&k| {
+            proc[k] != b
+                && acc[k].conflicts(acc[j])
+                && self.frames[k].enabled.contains(&b)
+                && before.is_none_or(|p| !hb[p][k] && p != k)
+        })
     }
 
     /// The buyers of the run's first `n` steps, and `hb[j][i]`: step `i` happens before
