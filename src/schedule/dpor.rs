@@ -267,7 +267,7 @@ impl Dpor {
                 }
                 let first = initials(proc, hb, i, j);
                 self.add_source(i, &first, proc[j], proc);
-                if let Some(k) = self.coenabled_race(proc, hb, &acc, i, j) {
+                for k in self.coenabled_races(proc, hb, &acc, i, j) {
                     let first = initials(proc, hb, k, j);
                     self.add_source(k, &first, proc[j], proc);
                 }
@@ -275,31 +275,49 @@ impl Dpor {
         }
     }
 
-    /// When the race of steps `i` and `j` cannot be reversed because `j` waited through
-    /// `i` (its buyer, with `j` next, was not runnable there: a lock `i` let go), the
-    /// latest earlier step that conflicts with `j`, at which `j`'s buyer could run, and
-    /// which that buyer's earlier steps do not follow: the step `j` must come before
-    /// instead (the taking of the lock that `i` let go). Without it a lock that blocks
-    /// hides every order in which another buyer takes it first.
-    fn coenabled_race(
+    /// True when buyer `b`, with step `j` next, could run at the state before step `k`
+    /// within the bound: the order `j` before `k` is one a schedule can take from there.
+    fn reversible(&self, proc: &[u32], k: usize, j: usize) -> bool {
+        let b = proc[j];
+        let f = &self.frames[k];
+        !proc[k + 1..j].contains(&b) && f.enabled.contains(&b) && self.within(f, b)
+    }
+
+    /// A lock that blocks makes a race's reversal impossible where its taker waits: when
+    /// `j` cannot be known to run before `i` (its buyer waited there, or took other steps
+    /// in between, after which it may wait), the earlier steps that conflict with `j`,
+    /// latest first, where its buyer could run and which its earlier steps do not
+    /// follow, up to the first where the reversal is known to be possible: the step `j`
+    /// must come before instead (the taking of the lock that `i` let go). Without them
+    /// a lock that blocks hides every order in which another buyer takes it first.
+    fn coenabled_races(
         &self,
         proc: &[u32],
         hb: &[Vec<bool>],
         acc: &[Access],
         i: usize,
         j: usize,
-    ) -> Option<usize> {
+    ) -> Vec<usize> {
         let b = proc[j];
-        if self.frames[i].enabled.contains(&b) || proc[i + 1..j].contains(&b) {
-            return None;
+        let mut out = Vec::new();
+        if self.reversible(proc, i, j) {
+            return out;
         }
         let before = proc[..j].iter().rposition(|&p| p == b);
-        (0..i).rev().find(|&k| {
-            proc[k] != b
-                && acc[k].conflicts(acc[j])
-                && self.frames[k].enabled.contains(&b)
-                && before.is_none_or(|p| !hb[p][k] && p != k)
-        })
+        for k in (0..i).rev() {
+            if proc[k] == b
+                || !acc[k].conflicts(acc[j])
+                || !self.frames[k].enabled.contains(&b)
+                || before.is_some_and(|p| hb[p][k])
+            {
+                continue;
+            }
+            out.push(k);
+            if self.reversible(proc, k, j) {
+                break;
+            }
+        }
+        out
     }
 
     /// The buyers of the run's first `n` steps, and `hb[j][i]`: step `i` happens before
@@ -323,37 +341,50 @@ impl Dpor {
         (proc, hb)
     }
 
+    /// Makes the state before step `i` explore one of `initials` (preferring `want`),
+    /// unless one is explored there already; where none can run there, every buyer that
+    /// can. Under a bound a choice that would exceed it covers nothing, and the buyer is
+    /// also added where the run of steps containing `i` began, where switching costs no
+    /// more.
     fn add_source(&mut self, i: usize, initials: &[u32], want: u32, proc: &[u32]) {
-        if i < self.fixed.len() {
-            // Every buyer is run at a fixed step, by some part.
-            return;
-        }
-        let f = &self.frames[i];
-        if initials
-            .iter()
-            .any(|q| f.backtrack.contains(q) || f.done.contains(q))
-        {
-            return;
-        }
-        let q = if initials.contains(&want) {
-            want
-        } else {
-            initials[0]
-        };
-        let adds: Vec<u32> = if f.enabled.contains(&q) {
-            vec![q]
-        } else {
-            f.enabled.clone()
-        };
-        // Bounded: also where this run of steps began, where the switch is cheaper.
         let start = (1..=i).rev().find(|&s| proc[s - 1] != proc[s]).unwrap_or(0);
         for at in [i, start] {
             if (at != i && self.bound.is_none()) || at < self.fixed.len() {
                 continue;
             }
+            let f = &self.frames[at];
+            let can = |q: &u32| f.enabled.contains(q) && self.within(f, *q);
+            // Under a bound a class's one member within it may start with one initial
+            // and not another, and where the run began the initials of the reversal
+            // are not those at `i` (the run's own earlier steps come first): the racing
+            // buyer itself, where it can run.
+            let initials: &[u32] = if self.bound.is_some() && can(&want) {
+                std::slice::from_ref(&want)
+            } else {
+                initials
+            };
+            let covered = initials
+                .iter()
+                .any(|q| (f.backtrack.contains(q) || f.done.contains(q)) && can(q));
+            if covered {
+                if at == i {
+                    return;
+                }
+                continue;
+            }
+            let adds: Vec<u32> = if initials.contains(&want) && can(&want) {
+                vec![want]
+            } else if let Some(&q) = initials.iter().find(|q| can(q)) {
+                vec![q]
+            } else if initials.iter().any(|q| f.enabled.contains(q)) {
+                // Only beyond the bound: nothing to add here.
+                Vec::new()
+            } else {
+                f.enabled.iter().copied().filter(|q| can(q)).collect()
+            };
             let f = &mut self.frames[at];
-            for &b in &adds {
-                if f.enabled.contains(&b) && !f.backtrack.contains(&b) {
+            for b in adds {
+                if !f.backtrack.contains(&b) {
                     f.backtrack.push(b);
                 }
             }
