@@ -109,6 +109,11 @@ fixtures/locks/sound/seek-size-flock.pl                 verified
 fixtures/locks/broken/seek-size-flag.pl                 found
 fixtures/locks/broken/aio-flag.py                       unseen
 fixtures/locks/broken/flock-upgrade-flag.pl             found
+fixtures/locks/sound/dev-mkdir.sh                       verified
+fixtures/locks/broken/dev-test-touch.sh                 found
+fixtures/locks/sound/rwhint-flock.py                    verified
+fixtures/locks/broken/rwhint-flag.py                    found
+fixtures/locks/broken/fsxattr-flag.py                   unseen
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then
@@ -204,6 +209,10 @@ while read -r path expect; do
     fi
     if [[ "$path" == */etc-* ]] && [ ! -w /etc ]; then
         printf 'skip  %-48s /etc is not writable here (root only)\n' "$path"
+        continue
+    fi
+    if [[ "$path" == */dev-* ]] && [ ! -w /dev ]; then
+        printf 'skip  %-48s /dev is not writable here (root only)\n' "$path"
         continue
     fi
     check "$path" "$expect" exhaustive

@@ -280,6 +280,18 @@ fn a_lock_in_etc_is_a_step() {
     assert_not_verified("sound/etc-mkdir.sh", "changes files in /etc", false);
 }
 
+#[test]
+fn a_lock_in_dev_is_a_step() {
+    if !have_writable("/dev") {
+        eprintln!("skipped: /dev is not writable here (the /dev lock fixtures need root)");
+        return;
+    }
+    // Everything under /dev was taken for devices: a mkdir lock there was `a controlled
+    // run did not repeat itself`, and a test-then-create there `verified`.
+    assert_found_by_pct("broken/dev-test-touch.sh");
+    assert_not_verified("sound/dev-mkdir.sh", "changes files in /dev", false);
+}
+
 /// True when this process may create files in `dir`.
 fn have_writable(dir: &str) -> bool {
     let probe = std::path::Path::new(dir).join(format!(".oversell-probe-{}", std::process::id()));

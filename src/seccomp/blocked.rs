@@ -519,6 +519,8 @@ fn no_limit(nr: i64, arg: &dyn Fn(usize) -> u64) -> bool {
             cmd == F_SETLKW || cmd == F_OFD_SETLKW
         }
         SYS_semtimedop => arg(3) == 0,
+        // A POSIX message queue's receive or send with no time limit (`mq_receive`).
+        SYS_mq_timedreceive | SYS_mq_timedsend => arg(4) == 0,
         SYS_poll => arg(2) as i32 == -1,
         SYS_ppoll => arg(2) == 0,
         SYS_select | SYS_pselect6 => arg(4) == 0,
@@ -538,6 +540,7 @@ fn no_limit(nr: i64, arg: &dyn Fn(usize) -> u64) -> bool {
             (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) && arg(3) == 0
         }
         SYS_semop | SYS_read | SYS_write | SYS_recvfrom | SYS_openat | SYS_wait4 => true,
+        SYS_mq_timedreceive | SYS_mq_timedsend => arg(4) == 0,
         _ => false,
     }
 }
@@ -564,6 +567,23 @@ mod tests {
         );
         assert!(!untimed(&wake));
         assert!(!untimed("running"));
+    }
+
+    #[test]
+    fn a_message_queue_receive_without_a_limit_blocks() {
+        // `mq_receive` is `mq_timedreceive` with no deadline: taken for running, a
+        // waiter made a sound token lock a `hang`.
+        let nr = libc::SYS_mq_timedreceive;
+        assert!(untimed(&format!(
+            "{nr} 0x3 0x7f00 0x1 0x0 0x0 0x0 0x7ffe 0x7f01"
+        )));
+        assert!(!untimed(&format!(
+            "{nr} 0x3 0x7f00 0x1 0x0 0x7ffd 0x0 0x7ffe 0x7f01"
+        )));
+        assert_eq!(
+            limited(&format!("{nr} 0x3 0x7f00 0x1 0x0 0x7ffd 0x0 0x7ffe 0x7f01")),
+            Some("mq_timedreceive")
+        );
     }
 
     #[test]

@@ -294,10 +294,13 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         Shape::Fd(f) => vec![fd_path(n.pid, a(f) as i32).filter(|p| p.is_absolute())?],
     };
     // A test of who holds a lock (`F_GETLK`, `lockf(F_TEST)`): a look at the file's
-    // locks, which a test-then-act wrapper decides by, through its descriptor.
-    let tests_a_lock =
-        name == "SYS_fcntl" && [libc::F_GETLK, libc::F_OFD_GETLK].contains(&(a(1) as i32));
-    let effect = if tests_a_lock { Effect::Look } else { effect };
+    // locks, which a test-then-act wrapper decides by, through its descriptor. A file's
+    // write-life hint and a memory file's seals are state of the file every open of it
+    // shares: a look, or a change ([`fcntl_on_file`]).
+    let effect = match (name == "SYS_fcntl").then(|| fcntl_on_file(a(1) as i32)) {
+        Some(Some(e)) => e,
+        _ => effect,
+    };
     let lock = match effect {
         Effect::Lock(LockForm::Flock) => Some(LockCall::Flock {
             fd: a(0) as i32,
@@ -362,6 +365,30 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         ..Step::new(name, path, effect, changes && !ledger(shared, dir))
     })
 }
+
+/// `fcntl` commands other than the lock ones: those that read or set state of the file
+/// itself, which every open of it shares (`F_GETLK` a look at its locks; the write-life
+/// hints; a memory file's seals), as a look or a change through the descriptor; `None`
+/// for the rest (a descriptor's own flags, a pipe's size).
+pub(crate) fn fcntl_on_file(cmd: i32) -> Option<Effect> {
+    match cmd {
+        libc::F_GETLK | libc::F_OFD_GETLK => Some(Effect::Look),
+        F_GET_RW_HINT | F_GET_FILE_RW_HINT | F_GET_SEALS => Some(Effect::Look),
+        F_SET_RW_HINT | F_SET_FILE_RW_HINT | F_ADD_SEALS => Some(Effect::Change),
+        _ => None,
+    }
+}
+
+/// Linux's `fcntl` commands past `F_LINUX_SPECIFIC_BASE` (1024) that name file state.
+pub(crate) const F_SETLEASE: i32 = 1024;
+/// Directory change notices (dnotify).
+pub(crate) const F_NOTIFY: i32 = 1026;
+const F_ADD_SEALS: i32 = 1033;
+const F_GET_SEALS: i32 = 1034;
+const F_GET_RW_HINT: i32 = 1035;
+const F_SET_RW_HINT: i32 = 1036;
+const F_GET_FILE_RW_HINT: i32 = 1037;
+const F_SET_FILE_RW_HINT: i32 = 1038;
 
 /// The longest sleep a step may ask for, ns (an hour): what a sleep moves the clock by
 /// is bounded.
@@ -550,6 +577,15 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     if matches!(call.effect, Effect::Look | Effect::Open(_)) {
         return looks_at_processes(n, call.shape);
     }
+    if call.name == "SYS_fcntl" {
+        return match n.args[1] as i32 {
+            F_SETLEASE => {
+                Some("takes a lease on a file (F_SETLEASE), whose breaking no step orders".into())
+            }
+            F_NOTIFY => Some("watches a directory (F_NOTIFY), whose notices no step orders".into()),
+            _ => None,
+        };
+    }
     if call.effect != Effect::Unordered {
         return None;
     }
@@ -567,9 +603,11 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
             return Some("uses the kernel's key store (keyctl)".into())
         }
         "SYS_ioctl" => {
-            return ((n.args[1] >> 8) & 0xff == 0x66)
-                .then(|| "reads or changes a file's flags through ioctl (as chattr does)".into())
+            let kind = (n.args[1] >> 8) & 0xff;
+            return (kind == 0x66 || kind == 0x58)
+                .then(|| "reads or changes a file's flags through ioctl (as chattr does)".into());
         }
+        "SYS_file_getattr" => return Some("reads a file's flags (file_getattr)".into()),
         "SYS_io_setup" => {
             return Some(
                 "sets up Linux native AIO (io_setup), whose reads and writes no step sees".into(),
@@ -849,6 +887,9 @@ pub(crate) fn result(step: &Step, n: &Notif, busy: bool) -> String {
         "flock" | "fcntl" => "ok".into(),
         "close" | "fsync" | "fdatasync" | "ftruncate" | "writev" | "pwritev" | "semop"
         | "semtimedop" | "msgsnd" | "msgrcv" | "futex" => "ok".into(),
+        // A call on what no path names (a message queue, a SysV object): its answer is
+        // not known before it runs, and it is no failed try.
+        _ if step.path.is_empty() => "done".into(),
         _ => errno(exists, "ENOENT"),
     }
 }
@@ -881,6 +922,20 @@ mod tests {
             _ => Effect::Look,
         };
         Step::new(name, path.into(), effect, mutates)
+    }
+
+    #[test]
+    fn fcntl_on_a_files_own_state_is_a_look_or_a_change() {
+        // The write-life hint and a memory file's seals are the file's, seen through
+        // every open: a test-then-set by them was one step, and `verified`.
+        assert_eq!(fcntl_on_file(F_GET_RW_HINT), Some(Effect::Look));
+        assert_eq!(fcntl_on_file(F_SET_RW_HINT), Some(Effect::Change));
+        assert_eq!(fcntl_on_file(F_SET_FILE_RW_HINT), Some(Effect::Change));
+        assert_eq!(fcntl_on_file(F_ADD_SEALS), Some(Effect::Change));
+        assert_eq!(fcntl_on_file(libc::F_GETLK), Some(Effect::Look));
+        // A descriptor's own flags are no other process's business.
+        assert_eq!(fcntl_on_file(libc::F_SETFL), None);
+        assert_eq!(fcntl_on_file(libc::F_SETLK), None);
     }
 
     #[test]

@@ -94,12 +94,13 @@ impl Effect {
     }
 }
 
-/// A call reported only when one bit of one argument says so.
+/// A call reported only when some bits of one argument say so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bit {
     pub arg: usize,
+    /// The bits tested (a mask: any of them set counts as set).
     pub bit: u32,
-    /// Reported when the bit is set (else when it is clear).
+    /// Reported when one of the bits is set (else when all are clear).
     pub set: bool,
 }
 
@@ -122,6 +123,8 @@ mod nr {
     pub const SYS_setxattrat: libc::c_long = 463;
     /// `removexattrat` (Linux 6.13).
     pub const SYS_removexattrat: libc::c_long = 466;
+    /// `file_getattr` (Linux 6.17): a file's flags, as `lsattr` reads them.
+    pub const SYS_file_getattr: libc::c_long = 468;
     /// `file_setattr` (Linux 6.17): a file's flags, as `chattr` sets them.
     pub const SYS_file_setattr: libc::c_long = 469;
 }
@@ -295,6 +298,7 @@ table! {
     SYS_fremovexattr => Nameless, Unordered;
     SYS_setxattrat => Nameless, Unordered;
     SYS_removexattrat => Nameless, Unordered;
+    SYS_file_getattr => Nameless, Unordered;
     SYS_file_setattr => Nameless, Unordered;
     // A ring whose operations (open, rename, mkdir, write, …) the kernel runs with no
     // call of their own: state no step orders.
@@ -307,9 +311,10 @@ table! {
     SYS_add_key => Nameless, Unordered;
     SYS_keyctl => Nameless, Unordered;
     SYS_request_key => Nameless, Unordered;
-    // A file's flags (`chattr`'s FS_IOC_SETFLAGS, 'f' ioctls): stopped when bit 13 of
-    // the request is set, as it is for every 'f' ioctl and for no terminal ('T') one.
-    SYS_ioctl => Nameless, Unordered, when 1 0x2000, true;
+    // A file's flags (`chattr`'s FS_IOC_SETFLAGS, 'f' ioctls; FS_IOC_FSSETXATTR, an 'X'
+    // one): stopped when bit 13 or bit 11 of the request is set, as one is for every
+    // 'f' and 'X' ioctl and neither for a terminal ('T') one.
+    SYS_ioctl => Nameless, Unordered, when 1 0x2800, true;
     // A request to a server: a step when the server is the trial's own. (`sendmsg`
     // is not stopped: a process hands its listener to the harness with it, right after
     // installing the filter.)

@@ -124,7 +124,12 @@ fn by_fd(n: &Notif, step: &Step, t: &mut Touch) -> bool {
     }
     match step.effect {
         // `fcntl(F_GETLK)`: who holds a lock on the file.
-        Effect::Look if step.name == "SYS_fcntl" => t.read(file_key("locks", &m)),
+        Effect::Look
+            if step.name == "SYS_fcntl"
+                && [libc::F_GETLK, libc::F_OFD_GETLK].contains(&(n.args[1] as i32)) =>
+        {
+            t.read(file_key("locks", &m))
+        }
         Effect::Look | Effect::Sync => {
             t.read(file_key("file", &m));
             if m.is_dir() {

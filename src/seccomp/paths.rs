@@ -102,8 +102,8 @@ pub(crate) fn scratch(p: &Path) -> bool {
 }
 
 /// True when a change to `p` outside the trial directory is a change of state other
-/// buyers may see: anywhere but the system's own trees and devices (`/proc`, `/sys`,
-/// `/dev` but `/dev/shm`), not a non-file (`pipe:[…]`, `socket:[…]`), and not a
+/// buyers may see: anywhere but the kernel's own trees (`/proc`, `/sys`) and the
+/// devices of `/dev` (its files and directories count), not a non-file (`pipe:[…]`, `socket:[…]`), and not a
 /// language's bytecode cache (`__pycache__`), which a first run writes and later runs
 /// do not.
 pub(crate) fn shared_outside(p: &Path) -> bool {
@@ -116,10 +116,24 @@ pub(crate) fn shared_outside(p: &Path) -> bool {
     // The kernel's own trees and the devices: what a program writes there (`/dev/null`,
     // `/proc/self/…`) is no file other buyers read. `/etc` and `/usr` are files like any
     // other: a lock taken there (`/etc/.pwd.lock`, a pid file under `/usr/local/var`)
-    // is a change other buyers see.
-    const SYSTEM: &[&str] = &["/proc", "/sys", "/dev"];
+    // is a change other buyers see. So is a file or directory made in `/dev` (a
+    // writable file system where root runs): only its devices, terminals and sockets
+    // are not.
+    const SYSTEM: &[&str] = &["/proc", "/sys"];
+    if p.starts_with("/dev") {
+        return !device(p);
+    }
     !SYSTEM.iter().any(|s| p.starts_with(s))
         && !p.components().any(|c| c.as_os_str() == "__pycache__")
+}
+
+/// True for a path under `/dev` that is no file of a program's: `/dev` itself, a
+/// device, a terminal, a socket or pipe (`/dev/log`), or anything under `/dev/pts`.
+fn device(p: &Path) -> bool {
+    if p == Path::new("/dev") || p.starts_with("/dev/pts") {
+        return true;
+    }
+    std::fs::metadata(p).is_ok_and(|m| !(m.is_file() || m.is_dir()))
 }
 
 /// True for a path in the system's own file trees (`/usr`, `/etc`, `/lib`, …): programs
