@@ -128,13 +128,28 @@ fn independent_buyers_are_one_execution() {
 /// the first `depth` steps, each part searched on its own. Returns the classes reached
 /// and the executions the parts counted, summed.
 fn split(programs: &[Vec<Access>], bound: u32, depth: usize) -> (BTreeSet<Key>, u64) {
+    split_with(
+        &|s: &mut dyn Scheduler| simulate(programs, s),
+        &|run: &[u32]| key(programs, run),
+        bound,
+        depth,
+    )
+}
+
+/// [`split`] over any simulation (`sim` runs one schedule, `key_of` names its class).
+fn split_with(
+    sim: &dyn Fn(&mut dyn Scheduler) -> Vec<u32>,
+    key_of: &dyn Fn(&[u32]) -> Key,
+    bound: u32,
+    depth: usize,
+) -> (BTreeSet<Key>, u64) {
     // (prefix, siblings at each fixed step)
     let mut parts: Vec<(Vec<u32>, Vec<Vec<u32>>)> = vec![(Vec::new(), Vec::new())];
     for d in 0..depth {
         let mut next = Vec::new();
         for (prefix, siblings) in &parts {
             let mut dfs = Dfs::new(prefix.clone(), bound);
-            simulate(programs, &mut dfs);
+            sim(&mut dfs);
             match dfs.choices(d) {
                 Some(kids) => {
                     for (n, &(b, _)) in kids.iter().enumerate() {
@@ -156,9 +171,9 @@ fn split(programs: &[Vec<Access>], bound: u32, depth: usize) -> (BTreeSet<Key>, 
         let b = (bound != UNBOUNDED).then_some(bound);
         let mut dpor = Dpor::part(b, prefix.clone(), siblings);
         loop {
-            let run = simulate(programs, &mut dpor);
+            let run = sim(&mut dpor);
             assert_eq!(run[..prefix.len()], prefix[..], "a part keeps its prefix");
-            keys.insert(key(programs, &run));
+            keys.insert(key_of(&run));
             if !dpor.advance() {
                 break;
             }
@@ -467,6 +482,22 @@ fn random_blocking(mut seed: u64, rounds: u64) {
                 "round {round} bound {bound:?}: {missed} of {} missed in {progs:?}",
                 all.len()
             );
+            // Split by prefix as the explorer splits a search into parts.
+            for depth in 1..=2 {
+                let (parts, _) = split_with(
+                    &|s: &mut dyn Scheduler| simulate_blocking(&progs, s),
+                    &|run: &[u32]| key(&accesses, run),
+                    bound.unwrap_or(UNBOUNDED),
+                    depth,
+                );
+                let missed = all.difference(&parts).count();
+                assert_eq!(
+                    missed,
+                    0,
+                    "round {round} bound {bound:?} depth {depth}: {missed} of {} missed in {progs:?}",
+                    all.len()
+                );
+            }
         }
     }
 }
