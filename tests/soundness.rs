@@ -292,6 +292,22 @@ fn a_lock_in_dev_is_a_step() {
     assert_not_verified("sound/dev-mkdir.sh", "changes files in /dev", false);
 }
 
+#[test]
+fn a_lock_on_a_device_is_a_step() {
+    // A POSIX lock on /dev/null (a byte per user) was no step: a check by F_GETLK then
+    // a take fell in one step, and exhaustive search said `verified`.
+    assert_found_by_pct("broken/devnull-getlk.pl");
+    assert_verified("sound/devnull-setlkw.pl");
+}
+
+#[test]
+fn a_files_times_are_on_the_trials_clock() {
+    // A stale-lock breaker compares a lock directory's modification time with its
+    // clock: on the machine's time the lock looked months newer than oversell's "now",
+    // its stale branch never ran, and pct was clean.
+    assert_found_by_pct("broken/stale-mkdir.pl");
+}
+
 /// True when this process may create files in `dir`.
 fn have_writable(dir: &str) -> bool {
     let probe = std::path::Path::new(dir).join(format!(".oversell-probe-{}", std::process::id()));

@@ -211,6 +211,12 @@ impl TrialClock {
         self.now
     }
 
+    /// The trial's wall clock now (no buyer's rate or jump), ns since the epoch: the
+    /// time a file changed now is given.
+    pub(crate) fn wall_ns(&self) -> u64 {
+        BASE_WALL.saturating_add(self.now)
+    }
+
     /// The base on `CLOCK_MONOTONIC`: virtual time 0, ns.
     pub(crate) fn base(&self) -> u64 {
         self.base

@@ -49,6 +49,8 @@ pub(crate) struct Step {
     /// The paths it names, absolute, as written (`objects` reads what they reach when
     /// the call is about to run); empty for a call through a descriptor.
     pub names: Vec<PathBuf>,
+    /// It sets a file's times to ones it was given (`touch -d`), not to now.
+    pub sets_times: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +87,7 @@ impl Step {
             until: None,
             wake: 0,
             names: Vec::new(),
+            sets_times: false,
         }
     }
 
@@ -326,6 +329,10 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         _ => None,
     };
     let changes = effect.changes(name, &n.args);
+    // A lock, or a test of one, is shared state on any file every process can open: a
+    // device's too (a POSIX lock on `/dev/null`, a byte per user).
+    let on_locks = lock.is_some()
+        || (name == "SYS_fcntl" && [libc::F_GETLK, libc::F_OFD_GETLK].contains(&(a(1) as i32)));
     let names = if matches!(call.shape, Shape::Fd(_)) {
         Vec::new()
     } else {
@@ -347,6 +354,9 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         if p.starts_with(dir) {
             return !own(p, dir);
         }
+        if on_locks && !p.starts_with("/proc") {
+            return true;
+        }
         if changes {
             shared_outside(p)
         } else {
@@ -358,10 +368,18 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
         return None;
     }
     let path = shared.to_string_lossy().into_owned();
+    // Times given to `utimensat`, `utimes`, `futimesat` or `utime` (a null pointer
+    // asks for now).
+    let sets_times = match name {
+        "SYS_utimensat" | "SYS_futimesat" => a(2) != 0,
+        "SYS_utimes" | "SYS_utime" => a(1) != 0,
+        _ => false,
+    };
     Some(Step {
         by_fd: matches!(call.shape, Shape::Fd(_)),
         lock,
         names,
+        sets_times,
         ..Step::new(name, path, effect, changes && !ledger(shared, dir))
     })
 }
@@ -671,6 +689,10 @@ pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
         ));
     }
     if !step.mutates || !path.is_absolute() || path.starts_with(dir) || scratch(path) {
+        return None;
+    }
+    // A lock, and a test of one, is a step wherever the file is: its state is watched.
+    if step.lock.is_some() {
         return None;
     }
     if to_server(step, dir) {

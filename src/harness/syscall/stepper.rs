@@ -237,6 +237,9 @@ pub(super) struct Stepper {
     pub strict_time: bool,
     /// Processes already looked at for the clock shim, with the program each ran.
     shim_checked: std::collections::HashSet<(u32, std::path::PathBuf)>,
+    /// Files and directories a step changed, with the trial's wall time then: their
+    /// times are set to it before the next step (`time.rs`, [`Stepper::restamp`]).
+    changed: Vec<(std::path::PathBuf, u64)>,
 }
 
 impl Stepper {
@@ -296,6 +299,7 @@ impl Stepper {
             strict_time: false,
             clock_notes: Vec::new(),
             shim_checked: std::collections::HashSet::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -879,6 +883,9 @@ impl Stepper {
 
     /// Lets buyer `b`'s first stopped call go on (a sleep returns at once instead).
     fn go(&mut self, b: usize) {
+        // What the steps before this one changed has happened: its times are the
+        // trial's clock's, as this step may read them.
+        self.restamp();
         let Some((n, step)) = self.buyers[b].parked.pop_front() else {
             return;
         };
@@ -983,6 +990,9 @@ impl Stepper {
             call::fail(fd, n.id, libc::EDEADLK);
         } else {
             call::answer(fd, n.id, !step.sleep());
+        }
+        if step.mutates && !failed {
+            self.note_changed(&step);
         }
         if step.lock.is_some() || step.effect == crate::seccomp::Effect::Release {
             // What the call just did is not what was read before it ran.

@@ -10,13 +10,80 @@
 //! process takes no time), and when every buyer that can go waits in such a sleep, the
 //! earliest ends. Without them sleeps end in the schedule's order, as with no clock. Nothing here reads the machine's clock, so a replay of the same steps reads
 //! the same times.
+//!
+//! A file's times are the file system's, on the machine's clock, which a program on the
+//! trial's clock compares with its own (a lock directory older than a few seconds taken
+//! for a dead holder's). So what a step changes (a file, the directory it names an entry
+//! in) has its access and modification times set to the trial's wall time of that step
+//! before the next step runs: its age is what the trial's sleeps made it. A time a call
+//! sets itself (`touch -d`) stays. Only the trial directory's files and those below a
+//! scratch place are stamped: never a place of the system's (`/etc`, `/tmp` itself).
 
 use super::{Step, Stepper};
+use std::path::{Path, PathBuf};
 
 /// The furthest ahead a sleep's deadline may lie, ns (an hour).
 const MAX_AHEAD: u64 = 3_600 * 1_000_000_000;
 
 impl Stepper {
+    /// Notes what `step`, just let go, changes, at the trial's wall time now: the file it
+    /// names and the directory its entry is in (for a call by path), or the file
+    /// (through a descriptor). A call that sets times it was given is left alone.
+    pub(super) fn note_changed(&mut self, step: &Step) {
+        let Some(clock) = self.clock.as_ref() else {
+            return;
+        };
+        if step.sets_times {
+            return;
+        }
+        let at = clock.wall_ns();
+        let mut paths = vec![PathBuf::from(&step.path)];
+        if !step.by_fd {
+            paths.extend(
+                step.names
+                    .iter()
+                    .map(|p| crate::seccomp::paths::resolve(p.clone())),
+            );
+            let parents: Vec<PathBuf> = paths
+                .iter()
+                .filter_map(|p| p.parent().map(Path::to_path_buf))
+                .collect();
+            paths.extend(parents);
+        }
+        for p in paths {
+            if self.stampable(&p) && !self.changed.iter().any(|(q, _)| *q == p) {
+                self.changed.push((p, at));
+            }
+        }
+    }
+
+    /// True for a path whose times the harness may set: the trial directory or below
+    /// it, or below a scratch place (not the place itself).
+    fn stampable(&self, p: &Path) -> bool {
+        p.starts_with(&self.real_dir)
+            || crate::seccomp::paths::SCRATCH
+                .iter()
+                .any(|s| p.starts_with(s) && p != Path::new(s))
+    }
+
+    /// Sets the times of what earlier steps changed to the trial's wall time of each
+    /// change ([`Stepper::note_changed`]).
+    pub(super) fn restamp(&mut self) {
+        for (p, ns) in std::mem::take(&mut self.changed) {
+            let t = nix::sys::time::TimeSpec::new(
+                (ns / 1_000_000_000) as libc::time_t,
+                (ns % 1_000_000_000) as libc::c_long,
+            );
+            let _ = nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                &p,
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            );
+        }
+    }
+
     /// Fixes a sleep's deadline as it is stopped, for buyer `b`.
     pub(super) fn stamp(&self, b: usize, step: &mut Step) {
         let Some(clock) = self.clock.as_ref().filter(|_| step.sleep()) else {
