@@ -120,6 +120,8 @@ fixtures/locks/broken/fsxattr-flag.py                   unseen
 fixtures/locks/sound/devnull-setlkw.pl                  verified
 fixtures/locks/broken/devnull-getlk.pl                  found
 fixtures/locks/broken/stale-mkdir.pl                    found-deep
+fixtures/locks/sound/spin-mkdir.pl                      verified
+fixtures/locks/broken/spin-test-create.pl               found
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

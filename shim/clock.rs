@@ -24,7 +24,9 @@
 //! (`sem_timedwait`, `sem_clockwait`) become tries between such sleeps, so every timed
 //! wait is a sleep the harness sees; timed waits on a condition variable
 //! (`pthread_cond_timedwait`, `pthread_cond_clockwait`) wait on the machine's clock for
-//! what is left of their deadline. Any other clock (CPU time) is the machine's.
+//! what is left of their deadline. A process that reads the virtual clock 100,000 times
+//! in a row without its moving (a spin until a time) sleeps 1 ms, a step, so that a spin
+//! ends as it would on a clock that runs. Any other clock (CPU time) is the machine's.
 #![no_std]
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
@@ -208,6 +210,35 @@ fn wall_kind(clock: i32) -> bool {
     matches!(clock, CLOCK_REALTIME | CLOCK_REALTIME_COARSE)
 }
 
+/// Reads of the virtual clock in a row that found it where it was: a process that reads
+/// it this often without a step between spins on it (`while time < until {}`), and
+/// would spin for ever on a clock only sleeps move.
+const SPIN_READS: u64 = 100_000;
+/// How far one spin moves this process's clock: it sleeps that long (a step).
+const SPIN_NS: i64 = 1_000_000;
+/// The virtual time the last read found, and how many reads in a row found it.
+static LAST_ELAPSED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static SAME_READS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Virtual time elapsed, as word 32 says; after [`SPIN_READS`] reads in a row that
+/// found it unmoved, the process sleeps [`SPIN_NS`] first: a spin on the clock takes
+/// time as a sleep does, a step the harness sees and answers by moving the clock.
+fn virtual_elapsed(w: &[u64; LEN / 8]) -> i64 {
+    let e = read(w, 4);
+    if LAST_ELAPSED.swap(e, Ordering::Relaxed) != e {
+        SAME_READS.store(0, Ordering::Relaxed);
+        return e as i64;
+    }
+    if SAME_READS.fetch_add(1, Ordering::Relaxed) + 1 < SPIN_READS {
+        return e as i64;
+    }
+    SAME_READS.store(0, Ordering::Relaxed);
+    let _ = sleep_for(SPIN_NS);
+    let moved = read(w, 4);
+    LAST_ELAPSED.store(moved, Ordering::Relaxed);
+    moved as i64
+}
+
 /// The unit's reading of `clock` in ns, or `None` for a clock the shim leaves alone.
 fn now(clock: i32) -> Option<i64> {
     let w = map()?;
@@ -217,7 +248,7 @@ fn now(clock: i32) -> Option<i64> {
     }
     let base_mono = read(w, 2) as i64;
     let elapsed = match read(w, 1) {
-        1 => read(w, 4) as i64,
+        1 => virtual_elapsed(w),
         // Real time, and the harness's advance on top (a stop fault's pause).
         _ => real(CLOCK_MONOTONIC) - base_mono + read(w, 4) as i64,
     };

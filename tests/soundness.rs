@@ -308,6 +308,15 @@ fn a_files_times_are_on_the_trials_clock() {
     assert_found_by_pct("broken/stale-mkdir.pl");
 }
 
+#[test]
+fn a_spin_on_the_clock_ends() {
+    // A waiter that pauses by spinning on the clock (`1 while time < $until`) spun for
+    // ever on a clock only sleeps move: a false `hang`. The broken twin was a `hang`
+    // too, where it is an overlap.
+    assert_verified("sound/spin-mkdir.pl");
+    assert_found_by_pct("broken/spin-test-create.pl");
+}
+
 /// True when this process may create files in `dir`.
 fn have_writable(dir: &str) -> bool {
     let probe = std::path::Path::new(dir).join(format!(".oversell-probe-{}", std::process::id()));
