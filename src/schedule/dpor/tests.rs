@@ -372,34 +372,7 @@ fn a_lock_that_blocks_keeps_every_bounded_class() {
         vec![vec![Shared, Read(1), Unlock, Exclusive, Write(1), Unlock]; 3],
     ];
     for progs in sets {
-        let accesses: Vec<Vec<Access>> = progs
-            .iter()
-            .map(|p| p.iter().map(|o| o.access()).collect())
-            .collect();
-        for bound in [Some(0), Some(1), Some(2), None] {
-            let mut all = BTreeSet::new();
-            let mut prefix = Some(Vec::new());
-            while let Some(p) = prefix {
-                let mut dfs = Dfs::new(p, bound.unwrap_or(UNBOUNDED));
-                all.insert(key(&accesses, &simulate_blocking(&progs, &mut dfs)));
-                prefix = dfs.next();
-            }
-            let mut dpor = Dpor::new(bound);
-            let mut reached = BTreeSet::new();
-            loop {
-                reached.insert(key(&accesses, &simulate_blocking(&progs, &mut dpor)));
-                if !dpor.advance() {
-                    break;
-                }
-            }
-            let missed = all.difference(&reached).count();
-            assert_eq!(
-                missed,
-                0,
-                "bound {bound:?}: {missed} of {} missed in {progs:?}",
-                all.len()
-            );
-        }
+        blocking_classes_kept(&progs, 0, 0);
     }
 }
 
@@ -455,49 +428,56 @@ fn random_blocking(mut seed: u64, rounds: u64) {
             }
             progs.push(p);
         }
-        let accesses: Vec<Vec<Access>> = progs
-            .iter()
-            .map(|p| p.iter().map(|o| o.access()).collect())
-            .collect();
-        for bound in [Some(0), Some(1), Some(2), None] {
-            let mut all = BTreeSet::new();
-            let mut prefix = Some(Vec::new());
-            while let Some(p) = prefix {
-                let mut dfs = Dfs::new(p, bound.unwrap_or(UNBOUNDED));
-                all.insert(key(&accesses, &simulate_blocking(&progs, &mut dfs)));
-                prefix = dfs.next();
+        blocking_classes_kept(&progs, round, 2);
+    }
+}
+
+/// Every class the plain search reaches within 0, 1 and 2 preemptions and unbounded, the
+/// reduced search reaches too on `progs` (a program over a lock that blocks), whole and
+/// split by prefix up to `depth` steps deep.
+fn blocking_classes_kept(progs: &[Vec<Op>], round: u64, depth: usize) {
+    let accesses: Vec<Vec<Access>> = progs
+        .iter()
+        .map(|p| p.iter().map(|o| o.access()).collect())
+        .collect();
+    for bound in [Some(0), Some(1), Some(2), None] {
+        let mut all = BTreeSet::new();
+        let mut prefix = Some(Vec::new());
+        while let Some(p) = prefix {
+            let mut dfs = Dfs::new(p, bound.unwrap_or(UNBOUNDED));
+            all.insert(key(&accesses, &simulate_blocking(progs, &mut dfs)));
+            prefix = dfs.next();
+        }
+        let mut dpor = Dpor::new(bound);
+        let mut reached = BTreeSet::new();
+        loop {
+            reached.insert(key(&accesses, &simulate_blocking(progs, &mut dpor)));
+            if !dpor.advance() {
+                break;
             }
-            let mut dpor = Dpor::new(bound);
-            let mut reached = BTreeSet::new();
-            loop {
-                reached.insert(key(&accesses, &simulate_blocking(&progs, &mut dpor)));
-                if !dpor.advance() {
-                    break;
-                }
-            }
-            let missed = all.difference(&reached).count();
+        }
+        let missed = all.difference(&reached).count();
+        assert_eq!(
+            missed,
+            0,
+            "round {round} bound {bound:?}: {missed} of {} missed in {progs:?}",
+            all.len()
+        );
+        // Split by prefix as the explorer splits a search into parts.
+        for depth in 1..=depth {
+            let (parts, _) = split_with(
+                &|s: &mut dyn Scheduler| simulate_blocking(progs, s),
+                &|run: &[u32]| key(&accesses, run),
+                bound.unwrap_or(UNBOUNDED),
+                depth,
+            );
+            let missed = all.difference(&parts).count();
             assert_eq!(
                 missed,
                 0,
-                "round {round} bound {bound:?}: {missed} of {} missed in {progs:?}",
+                "round {round} bound {bound:?} depth {depth}: {missed} of {} missed in {progs:?}",
                 all.len()
             );
-            // Split by prefix as the explorer splits a search into parts.
-            for depth in 1..=2 {
-                let (parts, _) = split_with(
-                    &|s: &mut dyn Scheduler| simulate_blocking(&progs, s),
-                    &|run: &[u32]| key(&accesses, run),
-                    bound.unwrap_or(UNBOUNDED),
-                    depth,
-                );
-                let missed = all.difference(&parts).count();
-                assert_eq!(
-                    missed,
-                    0,
-                    "round {round} bound {bound:?} depth {depth}: {missed} of {} missed in {progs:?}",
-                    all.len()
-                );
-            }
         }
     }
 }
