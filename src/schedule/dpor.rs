@@ -275,19 +275,11 @@ impl Dpor {
         }
     }
 
-    /// True when buyer `b`, with step `j` next, could run at the state before step `k`
-    /// within the bound: the order `j` before `k` is one a schedule can take from there.
-    fn reversible(&self, proc: &[u32], k: usize, j: usize) -> bool {
-        let b = proc[j];
-        let f = &self.frames[k];
-        !proc[k + 1..j].contains(&b) && f.enabled.contains(&b) && self.within(f, b)
-    }
-
     /// A lock that blocks makes a race's reversal impossible where its taker waits: when
     /// `j` cannot be known to run before `i` (its buyer waited there, or took other steps
     /// in between, after which it may wait), the earlier steps that conflict with `j`,
     /// latest first, where its buyer could run and which its earlier steps do not
-    /// follow, up to the first where the reversal is known to be possible: the step `j`
+    /// follow, up to the first where running it stays within the bound: the step `j`
     /// must come before instead (the taking of the lock that `i` let go). Without them
     /// a lock that blocks hides every order in which another buyer takes it first.
     fn coenabled_races(
@@ -300,7 +292,9 @@ impl Dpor {
     ) -> Vec<usize> {
         let b = proc[j];
         let mut out = Vec::new();
-        if self.reversible(proc, i, j) {
+        let f = &self.frames[i];
+        if !proc[i + 1..j].contains(&b) && f.enabled.contains(&b) && self.within(f, b) {
+            // Its buyer could take `j` there, within the bound: reversed there.
             return out;
         }
         let before = proc[..j].iter().rposition(|&p| p == b);
@@ -313,7 +307,9 @@ impl Dpor {
                 continue;
             }
             out.push(k);
-            if self.reversible(proc, k, j) {
+            // A reversal that can be taken here within the bound stands for the ones
+            // further back.
+            if self.within(&self.frames[k], b) {
                 break;
             }
         }
