@@ -331,8 +331,7 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     let changes = effect.changes(name, &n.args);
     // A lock, or a test of one, is shared state on any file every process can open: a
     // device's too (a POSIX lock on `/dev/null`, a byte per user).
-    let on_locks = lock.is_some()
-        || (name == "SYS_fcntl" && [libc::F_GETLK, libc::F_OFD_GETLK].contains(&(a(1) as i32)));
+    let on_locks = lock.is_some() || tests_a_lock(name, a(1));
     let names = if matches!(call.shape, Shape::Fd(_)) {
         Vec::new()
     } else {
@@ -390,11 +389,17 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
 /// for the rest (a descriptor's own flags, a pipe's size).
 pub(crate) fn fcntl_on_file(cmd: i32) -> Option<Effect> {
     match cmd {
-        libc::F_GETLK | libc::F_OFD_GETLK => Some(Effect::Look),
+        _ if tests_a_lock("SYS_fcntl", cmd as u64) => Some(Effect::Look),
         F_GET_RW_HINT | F_GET_FILE_RW_HINT | F_GET_SEALS => Some(Effect::Look),
         F_SET_RW_HINT | F_SET_FILE_RW_HINT | F_ADD_SEALS => Some(Effect::Change),
         _ => None,
     }
+}
+
+/// True for call `name` with second argument `arg` when it tests who holds a lock on a
+/// file (`fcntl(F_GETLK)`, `F_OFD_GETLK`; `lockf(F_TEST)` is the first).
+pub(crate) fn tests_a_lock(name: &str, arg: u64) -> bool {
+    name == "SYS_fcntl" && [libc::F_GETLK, libc::F_OFD_GETLK].contains(&(arg as i32))
 }
 
 /// Linux's `fcntl` commands past `F_LINUX_SPECIFIC_BASE` (1024) that name file state.
@@ -691,7 +696,8 @@ pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
     if !step.mutates || !path.is_absolute() || path.starts_with(dir) || scratch(path) {
         return None;
     }
-    // A lock, and a test of one, is a step wherever the file is: its state is watched.
+    // A lock call is a step wherever the file is, as is a test of one: its state is
+    // watched.
     if step.lock.is_some() {
         return None;
     }

@@ -124,10 +124,7 @@ fn by_fd(n: &Notif, step: &Step, t: &mut Touch) -> bool {
     }
     match step.effect {
         // `fcntl(F_GETLK)`: who holds a lock on the file.
-        Effect::Look
-            if step.name == "SYS_fcntl"
-                && [libc::F_GETLK, libc::F_OFD_GETLK].contains(&(n.args[1] as i32)) =>
-        {
+        Effect::Look if super::call::tests_a_lock(step.name, n.args[1]) => {
             t.read(file_key("locks", &m))
         }
         Effect::Look | Effect::Sync => {

@@ -103,7 +103,8 @@ pub(crate) fn scratch(p: &Path) -> bool {
 
 /// True when a change to `p` outside the trial directory is a change of state other
 /// buyers may see: anywhere but the kernel's own trees (`/proc`, `/sys`) and the
-/// devices of `/dev` (its files and directories count), not a non-file (`pipe:[…]`, `socket:[…]`), and not a
+/// devices of `/dev` (its files and directories count), not a non-file (`pipe:[…]`,
+/// `socket:[…]`), and not a
 /// language's bytecode cache (`__pycache__`), which a first run writes and later runs
 /// do not.
 pub(crate) fn shared_outside(p: &Path) -> bool {

@@ -51,19 +51,12 @@ impl Stepper {
             paths.extend(parents);
         }
         for p in paths {
-            if self.stampable(&p) && !self.changed.iter().any(|(q, _)| *q == p) {
+            // Only the trial directory and below, or below a scratch place.
+            let stampable = p.starts_with(&self.real_dir) || crate::seccomp::paths::scratch(&p);
+            if stampable && !self.changed.iter().any(|(q, _)| *q == p) {
                 self.changed.push((p, at));
             }
         }
-    }
-
-    /// True for a path whose times the harness may set: the trial directory or below
-    /// it, or below a scratch place (not the place itself).
-    fn stampable(&self, p: &Path) -> bool {
-        p.starts_with(&self.real_dir)
-            || crate::seccomp::paths::SCRATCH
-                .iter()
-                .any(|s| p.starts_with(s) && p != Path::new(s))
     }
 
     /// Sets the times of what earlier steps changed to the trial's wall time of each
