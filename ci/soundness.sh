@@ -122,6 +122,10 @@ fixtures/locks/broken/devnull-getlk.pl                  found
 fixtures/locks/broken/stale-mkdir.pl                    found-deep
 fixtures/locks/sound/spin-mkdir.pl                      verified
 fixtures/locks/broken/spin-test-create.pl               found
+fixtures/locks/sound/mq-token.py                        verified
+fixtures/locks/broken/mq-count.py                       found
+fixtures/locks/sound/inotify-watch-first.pl             verified
+fixtures/locks/broken/inotify-watch-after.pl            found-search
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

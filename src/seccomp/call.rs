@@ -521,7 +521,7 @@ pub(crate) fn server_connect(n: &Notif, dir: &Path) -> Option<(i32, PathBuf)> {
     if crate::seccomp::of(n.nr)?.name != "SYS_connect" {
         return None;
     }
-    let path = resolve_in(PathBuf::from(unix_path(n)?), dir);
+    let path = resolve_in(PathBuf::from(unix_path(n, 1)?), dir);
     server_sockets(dir)
         .contains(&path)
         .then(|| (n.args[0] as i32, path))
@@ -558,22 +558,28 @@ pub(crate) fn to_server(step: &Step, dir: &Path) -> bool {
             .any(|s| Path::new(&step.path) == s)
 }
 
-/// The address family of the socket address a `connect` or `bind` passes.
-fn family(n: &Notif) -> Option<i32> {
+/// The address family of the socket address at argument `at` of `n` (a `connect`'s or
+/// `bind`'s, argument 1; a `sendto`'s, argument 4).
+fn family(n: &Notif, at: usize) -> Option<i32> {
     let mut family = [0u8; 2];
-    read_mem(n.pid, n.args[1], &mut family)?;
+    read_mem(n.pid, n.args[at], &mut family)?;
     Some(i32::from(u16::from_ne_bytes(family)))
 }
 
-/// The path an `AF_UNIX` `connect` or `bind` names.
-fn unix_path(n: &Notif) -> Option<String> {
-    if family(n)? != libc::AF_UNIX {
+/// The path an `AF_UNIX` address at argument `at` of `n` names, its length the next
+/// argument; an abstract name as `@name`.
+fn unix_path(n: &Notif, at: usize) -> Option<String> {
+    if family(n, at)? != libc::AF_UNIX {
         return None;
     }
-    let len = (n.args[2] as usize).clamp(2, 110);
+    let len = (n.args[at + 1] as usize).clamp(2, 110);
     let mut raw = vec![0u8; len];
-    read_mem(n.pid, n.args[1], &mut raw)?;
+    read_mem(n.pid, n.args[at], &mut raw)?;
     let path = &raw[2..];
+    if let Some(abstract_name) = path.strip_prefix(&[0u8]) {
+        let name = String::from_utf8_lossy(abstract_name);
+        return Some(format!("@{}", name.trim_end_matches('\0')));
+    }
     let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
     let name = String::from_utf8_lossy(&path[..end]).into_owned();
     (!name.is_empty()).then_some(name)
@@ -609,13 +615,18 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
             _ => None,
         };
     }
+    // A datagram sent to an address, with no `connect` before it (UDP): a server's
+    // state, which no step orders.
+    if call.name == "SYS_sendto" && n.args[4] != 0 {
+        return reached(n, 4).map(|to| format!("sends to {to}"));
+    }
     if call.effect != Effect::Unordered {
         return None;
     }
     let name = call.name;
     match name {
         "SYS_shmat" => return Some(format!("attaches SysV segment {}", n.args[0] as i32)),
-        "SYS_connect" => return connected(n).map(|to| format!("talks to {to}")),
+        "SYS_connect" => return reached(n, 1).map(|to| format!("talks to {to}")),
         "SYS_bind" => return bound(n).map(|at| format!("binds {at}")),
         "SYS_setxattr" | "SYS_lsetxattr" | "SYS_fsetxattr" | "SYS_removexattr"
         | "SYS_lremovexattr" | "SYS_fremovexattr" | "SYS_setxattrat" | "SYS_removexattrat" => {
@@ -625,11 +636,7 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         "SYS_add_key" | "SYS_keyctl" | "SYS_request_key" => {
             return Some("uses the kernel's key store (keyctl)".into())
         }
-        "SYS_ioctl" => {
-            let kind = (n.args[1] >> 8) & 0xff;
-            return (kind == 0x66 || kind == 0x58)
-                .then(|| "reads or changes a file's flags through ioctl (as chattr does)".into());
-        }
+        "SYS_ioctl" => return file_ioctl(n),
         "SYS_file_getattr" => return Some("reads a file's flags (file_getattr)".into()),
         "SYS_io_setup" => {
             return Some(
@@ -791,23 +798,24 @@ fn looks_at_processes(n: &Notif, shape: Shape) -> Option<String> {
 /// What a `bind` takes, a name other buyers may see: `a socket at PATH`, `a socket's
 /// abstract name`, `a network port`.
 fn bound(n: &Notif) -> Option<String> {
-    match family(n)? {
-        libc::AF_UNIX => Some(match unix_path(n) {
-            Some(path) => format!("a socket at {path}"),
-            None => "a socket's abstract name".into(),
+    match family(n, 1)? {
+        libc::AF_UNIX => Some(match unix_path(n, 1) {
+            Some(path) if !path.starts_with('@') => format!("a socket at {path}"),
+            _ => "a socket's abstract name".into(),
         }),
         libc::AF_INET | libc::AF_INET6 => Some("a network port".into()),
         _ => None,
     }
 }
 
-/// What a `connect` reaches, when it is state that other buyers may share and no step
-/// orders (a server's): `a socket at PATH`, `a TCP or UDP server`; a socket of oversell's own
-/// (`DIR/…` for the lock server) is none.
-fn connected(n: &Notif) -> Option<String> {
-    match family(n)? {
+/// What a `connect` (its address at argument 1) or a `sendto` (at 4) reaches, when it is
+/// state that other buyers may share and no step orders (a server's): `a socket at
+/// PATH`, `a socket at @NAME` (an abstract name), `a network server`; a socket of
+/// oversell's own (`DIR/…` for the lock server) is none.
+fn reached(n: &Notif, at: usize) -> Option<String> {
+    match family(n, at)? {
         libc::AF_UNIX => {
-            let name = unix_path(n)?;
+            let name = unix_path(n, at)?;
             // The system's logger and name service are no buyer's state.
             let system = name.starts_with("/dev/log")
                 || name.starts_with("/run/systemd")
@@ -818,6 +826,22 @@ fn connected(n: &Notif) -> Option<String> {
         libc::AF_INET | libc::AF_INET6 => Some("a network server".into()),
         _ => None,
     }
+}
+
+/// What a stopped `ioctl` on a file does, as a run names it: a file's flags (`chattr`'s
+/// 'f' and 'X' requests, on anything), or any other request the filter stops on a
+/// regular file or a directory (an inode's version, `FS_IOC_SETVERSION`): state of
+/// the file no step orders. One on a terminal, a socket or a device is no buyer's lock.
+fn file_ioctl(n: &Notif) -> Option<String> {
+    let request = n.args[1] as u32;
+    let kind = (request >> 8) & 0xff;
+    if kind == 0x66 || kind == 0x58 {
+        return Some("reads or changes a file's flags through ioctl (as chattr does)".into());
+    }
+    let path = fd_path(n.pid, n.args[0] as i32).filter(|p| p.is_absolute())?;
+    let meta = std::fs::metadata(path).ok()?;
+    (meta.is_file() || meta.is_dir())
+        .then(|| format!("reads or changes a file's state through ioctl {request:#x}"))
 }
 
 /// Paths that hold no shared state of the buyers: the directory itself,

@@ -273,6 +273,18 @@ table! {
     SYS_mq_unlink => Nameless, Ipc;
     SYS_mq_timedsend => Nameless, Ipc;
     SYS_mq_timedreceive => Nameless, Ipc;
+    SYS_mq_getsetattr => Nameless, Ipc;
+    // A watch on files (inotify, fanotify): its notices wake a reader blocked on the
+    // watch's descriptor, and one made after the change it waits for never comes. The
+    // making of a watch is a step, ordered with the changes it races.
+    #[cfg(target_arch = "x86_64")]
+    SYS_inotify_init => Nameless, Ipc;
+    SYS_inotify_init1 => Nameless, Ipc;
+    SYS_inotify_add_watch => Nameless, Ipc;
+    SYS_inotify_rm_watch => Nameless, Ipc;
+    SYS_fanotify_init => Nameless, Ipc;
+    SYS_fanotify_mark => Nameless, Ipc;
+    SYS_mq_notify => Nameless, Ipc;
     SYS_shmat => Nameless, Unordered;
     // A wait on descriptors with a time limit: it ends by the clock or by what another
     // process does, and the harness lets it end by itself. Named when it has both.

@@ -13,7 +13,8 @@
 //! The harness's system-call driver reads each stopped call here, spawning nothing:
 //! `call` (which call is a step, and what it does), `paths` (what a call names),
 //! `objects` (what it touches, for the reduction), `probe` (whether a lock call would
-//! block) and `blocked` (whether a process waits in the kernel, or is on its way out).
+//! block), `blocked` (whether a process waits in the kernel, or is on its way out) and
+//! `ipc` (the kernel objects a trial makes by name, removed when it ends).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -21,6 +22,7 @@ use std::os::fd::RawFd;
 pub(crate) mod blocked;
 pub(crate) mod call;
 mod calls;
+pub(crate) mod ipc;
 pub(crate) mod objects;
 pub(crate) mod paths;
 pub(crate) mod probe;
@@ -40,6 +42,7 @@ const JEQ_K: u16 = 0x15;
 const JGE_K: u16 = 0x35;
 const RET_K: u16 = 0x06;
 const JSET_K: u16 = 0x45;
+const JA: u16 = 0x05;
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -73,23 +76,30 @@ enum Target {
     To(usize),
 }
 
-/// One instruction before assembly: jumps name labels, which take no room.
+/// One instruction before assembly: jumps name labels, which take no room. A
+/// conditional jump reaches at most 255 instructions on; `Always` (BPF's `JA`) any
+/// distance, and carries the splits of the search over the halves they skip.
 enum Ins {
     Stmt(libc::sock_filter),
     Jump(u16, u32, Target, Target),
+    Always(usize),
     Label(usize),
 }
 
-/// The labels every program ends with.
+/// The labels of the header's two ends, placed right after it.
 const ALLOW: usize = 0;
 const NOTIFY: usize = 1;
+const SEARCH: usize = 2;
 
 /// The filter program: notify on the calls of the table ([`calls`]) of the host
 /// architecture, those with a bit to test only when it says so; allow the rest. The call number is found by
 /// a binary search over the sorted numbers, so a call costs a few comparisons (not one
 /// per listed call), and so does the kernel's per-filter cache of always-allowed calls,
 /// which runs the program once for every call number each time a process installs it.
-/// `Err` only if a jump would not fit the format's 8-bit offsets (a test builds it).
+/// Every conditional jump is short: each end of the search returns where it is, and a
+/// split jumps over a half it skips of more than 255 instructions with `JA`, whose
+/// offset is 32 bits. `Err` only if a
+/// jump would still not fit the format's 8-bit offsets (a test builds it).
 ///
 /// The calls that make a task (`fork`, `clone`) are stopped only with `spawns`: a whole
 /// program's forks may be steps, while in a lock command or a buyer they go on at once,
@@ -121,55 +131,76 @@ pub(crate) fn program(spawns: bool) -> io::Result<Vec<libc::sock_filter>> {
         // x32 calls (bit 30) share x86_64's arch value: never ours.
         Ins::Jump(JGE_K, 0x4000_0000, Target::To(ALLOW), Target::Next),
         // A call newer than the table: stopped, and named by the harness.
-        Ins::Jump(JGE_K, calls::NEWER, Target::To(NOTIFY), Target::Next),
+        Ins::Jump(JGE_K, calls::NEWER, Target::To(NOTIFY), Target::To(SEARCH)),
+        Ins::Label(ALLOW),
+        Ins::Stmt(stmt(RET_K, libc::SECCOMP_RET_ALLOW)),
+        Ins::Label(NOTIFY),
+        Ins::Stmt(stmt(RET_K, libc::SECCOMP_RET_USER_NOTIF)),
+        Ins::Label(SEARCH),
     ];
-    let mut labels = 2;
+    let mut labels = 3;
     search(&rules, &mut code, &mut labels);
-    code.push(Ins::Label(ALLOW));
-    code.push(Ins::Stmt(stmt(RET_K, libc::SECCOMP_RET_ALLOW)));
-    code.push(Ins::Label(NOTIFY));
-    code.push(Ins::Stmt(stmt(RET_K, libc::SECCOMP_RET_USER_NOTIF)));
     assemble(&code)
 }
 
 /// Code that, with the call number in the accumulator, ends at `ALLOW` or `NOTIFY` as
 /// `rules` (sorted by number) say: split at the middle number while more than three are
-/// left, then compare one by one.
+/// left, then compare one by one and return.
 fn search(rules: &[(u32, Rule)], code: &mut Vec<Ins>, labels: &mut usize) {
+    let mut label = || {
+        *labels += 1;
+        *labels - 1
+    };
     if rules.len() > 3 {
         let mid = rules.len() / 2;
-        let upper = *labels;
-        *labels += 1;
-        code.push(Ins::Jump(
-            JGE_K,
-            rules[mid].0,
-            Target::To(upper),
-            Target::Next,
-        ));
-        search(&rules[..mid], code, labels);
+        let (upper, lower) = (label(), label());
+        let mut below = Vec::new();
+        search(&rules[..mid], &mut below, labels);
+        let skipped = below.iter().filter(|i| !matches!(i, Ins::Label(_))).count();
+        if skipped <= usize::from(u8::MAX) {
+            code.push(Ins::Jump(
+                JGE_K,
+                rules[mid].0,
+                Target::To(upper),
+                Target::Next,
+            ));
+        } else {
+            code.push(Ins::Jump(
+                JGE_K,
+                rules[mid].0,
+                Target::Next,
+                Target::To(lower),
+            ));
+            code.push(Ins::Always(upper));
+            code.push(Ins::Label(lower));
+        }
+        code.append(&mut below);
         code.push(Ins::Label(upper));
         search(&rules[mid..], code, labels);
         return;
     }
+    let (allow, notify) = (label(), label());
     for &(nr, rule) in rules {
         match rule {
-            Rule::Notify => code.push(Ins::Jump(JEQ_K, nr, Target::To(NOTIFY), Target::Next)),
+            Rule::Notify => code.push(Ins::Jump(JEQ_K, nr, Target::To(notify), Target::Next)),
             Rule::Masked { arg, bit, when_set } => {
-                let other = *labels;
-                *labels += 1;
+                let other = label();
                 code.push(Ins::Jump(JEQ_K, nr, Target::Next, Target::To(other)));
                 code.push(Ins::Stmt(stmt(LD_W_ABS, 16 + 8 * arg as u32)));
                 let (set, clear) = if when_set {
-                    (NOTIFY, ALLOW)
+                    (notify, allow)
                 } else {
-                    (ALLOW, NOTIFY)
+                    (allow, notify)
                 };
                 code.push(Ins::Jump(JSET_K, bit, Target::To(set), Target::To(clear)));
                 code.push(Ins::Label(other));
             }
         }
     }
-    code.push(Ins::Jump(JEQ_K, 0, Target::To(ALLOW), Target::To(ALLOW)));
+    code.push(Ins::Label(allow));
+    code.push(Ins::Stmt(stmt(RET_K, libc::SECCOMP_RET_ALLOW)));
+    code.push(Ins::Label(notify));
+    code.push(Ins::Stmt(stmt(RET_K, libc::SECCOMP_RET_USER_NOTIF)));
 }
 
 /// Places the labels and turns each jump's target into its offset.
@@ -203,6 +234,15 @@ fn assemble(code: &[Ins]) -> io::Result<Vec<libc::sock_filter>> {
                         .ok_or_else(|| io::Error::other("a seccomp filter jump does not fit"))
                 };
                 out.push(jump(op, k, off(jt)?, off(jf)?));
+            }
+            Ins::Always(l) => {
+                let here = out.len() + 1;
+                let to = at.get(l).copied().unwrap_or(usize::MAX);
+                let k = to
+                    .checked_sub(here)
+                    .and_then(|d| u32::try_from(d).ok())
+                    .ok_or_else(|| io::Error::other("a seccomp filter jump does not fit"))?;
+                out.push(stmt(JA, k));
             }
             Ins::Label(_) => {}
         }
@@ -367,6 +407,10 @@ mod tests {
                     continue;
                 }
                 RET_K => return (i.k, ran),
+                JA => {
+                    pc += 1 + i.k as usize;
+                    continue;
+                }
                 JEQ_K => acc == i.k,
                 JGE_K => acc >= i.k,
                 JSET_K => acc & i.k != 0,

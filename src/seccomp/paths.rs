@@ -257,7 +257,7 @@ fn proc_fd(raw: &str) -> Option<(u32, i32)> {
 }
 
 /// A NUL-terminated string at `ptr` in the memory of `pid`.
-fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
+pub(crate) fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
     if ptr == 0 {
         return None;
     }

@@ -162,6 +162,7 @@ pub(crate) fn run_with(
         &end,
         std::mem::take(&mut stepper.buyers),
     );
+    stepper.made.remove();
     drop(lock_state);
     plan.lock.cleanup(&dir);
     if let Halt::Interrupted(sig) = end {

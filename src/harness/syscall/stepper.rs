@@ -188,6 +188,9 @@ pub(super) struct Stepper {
     epoch: u64,
     /// Helper processes of the trial (a lock server) that must be idle between steps.
     pub helpers: Vec<u32>,
+    /// The kernel objects the trial's processes made by name (a message queue), to be
+    /// removed once they are gone.
+    pub made: crate::seccomp::ipc::Made,
     /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
     /// a search that met one cannot say "verified".
     pub unordered: Vec<String>,
@@ -280,6 +283,7 @@ impl Stepper {
             trace: Vec::new(),
             epoch: 0,
             helpers: Vec::new(),
+            made: crate::seccomp::ipc::Made::default(),
             unordered: Vec::new(),
             timers: std::collections::HashMap::new(),
             timed_steps: Vec::new(),
@@ -509,6 +513,7 @@ impl Stepper {
         };
         self.called = Instant::now();
         self.note_timer(i, &n);
+        self.made.note(&n);
         let (to_server, request) = self.server_call(&n);
         if let Some(step) = request {
             return self.buyers[i].parked.push_back((n, step));

@@ -193,6 +193,7 @@ impl Stepper {
         };
         self.called = Instant::now();
         self.note_timer(0, &n);
+        self.made.note(&n);
         let (to_server, request) = self.server_call(&n);
         if call::maps_anonymous(&n) {
             if let Some(w) = self.whole.as_mut() {
