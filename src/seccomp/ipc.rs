@@ -11,7 +11,8 @@
 //! Only an object that did not exist when its call was stopped is the trial's: the call
 //! is looked at before it runs, and between that look and the call no other step runs.
 //! One made with `IPC_PRIVATE` has no key to find it again by; it stays (the README says
-//! so).
+//! so). So may one under a name that trials run side by side share: the look and the
+//! call are one step of one trial, not of both.
 
 use super::call::Notif;
 use std::collections::BTreeSet;
