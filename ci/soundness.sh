@@ -126,6 +126,13 @@ fixtures/locks/sound/mq-token.py                        verified
 fixtures/locks/broken/mq-count.py                       found
 fixtures/locks/sound/inotify-watch-first.pl             verified
 fixtures/locks/broken/inotify-watch-after.pl            found-search
+fixtures/locks/sound/sig-suspend.pl                     verified
+fixtures/locks/broken/sig-pause.pl                      unseen
+fixtures/locks/sound/freeze-waiters.pl                  verified
+fixtures/locks/sound/bg-cleanup-mkdir.sh                verified
+fixtures/locks/broken/setsid-lease.sh                   unseen
+fixtures/locks/sound/tmpfile-link.pl                    verified
+fixtures/locks/broken/tmpfile-stale.pl                  found
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

@@ -335,6 +335,11 @@ fn stat_of(path: &Path) -> Option<(String, u32, u32)> {
     Some((state, parent, group))
 }
 
+/// The parent and process group of process `pid`; `None` when it is gone.
+pub(crate) fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    stat_of(&Path::new("/proc").join(pid.to_string())).map(|(_, parent, group)| (parent, group))
+}
+
 enum Task {
     /// A zombie, or gone.
     Gone,
@@ -355,6 +360,9 @@ fn task_state(task: &Path) -> Task {
         // child has called `execve` or ended.
         "S" => {}
         "D" if vforking(task) => return Task::Waiting,
+        // Stopped by a signal (SIGSTOP, SIGTSTP): it waits for another's SIGCONT. (A
+        // task the harness holds by ptrace is `t`, and runs on once let go.)
+        "T" => return Task::Waiting,
         _ => return Task::Busy,
     }
     let wchan = read_proc(task.join("wchan")).unwrap_or_default();

@@ -637,6 +637,12 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
             return Some("uses the kernel's key store (keyctl)".into())
         }
         "SYS_ioctl" => return file_ioctl(n),
+        "SYS_kill"
+        | "SYS_tkill"
+        | "SYS_tgkill"
+        | "SYS_rt_sigqueueinfo"
+        | "SYS_rt_tgsigqueueinfo"
+        | "SYS_pidfd_send_signal" => return signalled(n, name),
         "SYS_file_getattr" => return Some("reads a file's flags (file_getattr)".into()),
         "SYS_io_setup" => {
             return Some(
@@ -701,6 +707,11 @@ pub(crate) fn unwatched_change(step: &Step, dir: &Path) -> Option<String> {
         ));
     }
     if !step.mutates || !path.is_absolute() || path.starts_with(dir) || scratch(path) {
+        return None;
+    }
+    // `mkdir -p DIR/locks` tries every directory above the trial directory first: each
+    // is there for as long as the trial runs, and the call fails, changing nothing.
+    if dir.starts_with(path) && matches!(step.name, "SYS_mkdir" | "SYS_mkdirat") {
         return None;
     }
     // A lock call is a step wherever the file is, as is a test of one: its state is
@@ -844,6 +855,48 @@ fn file_ioctl(n: &Notif) -> Option<String> {
         .then(|| format!("reads or changes a file's state through ioctl {request:#x}"))
 }
 
+/// What a signal sent to another process does, as a run names it: `sends signal 10 to
+/// another process`, `asks whether another process lives (signal 0)`. When it comes (before a
+/// waiter's `pause` or after) and whether its target still runs are the kernel's, not a
+/// step's. A signal to the caller's own process, its children or its own process group
+/// is none.
+fn signalled(n: &Notif, name: &str) -> Option<String> {
+    let (target, signal) = match name {
+        "SYS_tgkill" | "SYS_rt_tgsigqueueinfo" => (n.args[0] as i32, n.args[2] as i32),
+        "SYS_pidfd_send_signal" => {
+            let info =
+                super::paths::read_proc(format!("/proc/{}/fdinfo/{}", n.pid, n.args[0] as i32))?;
+            let pid = info
+                .lines()
+                .find_map(|l| l.strip_prefix("Pid:"))
+                .and_then(|v| v.trim().parse::<i32>().ok())?;
+            (pid, n.args[1] as i32)
+        }
+        _ => (n.args[0] as i32, n.args[1] as i32),
+    };
+    let caller = super::paths::process_of(n.pid);
+    let own_group = super::blocked::parent_and_group(caller).map(|(_, g)| g);
+    let whom = match target {
+        0 => return None,
+        -1 => "every process it may signal",
+        t if t < 0 && own_group == Some(t.unsigned_abs()) => return None,
+        t if t < 0 => "another process group",
+        t => {
+            let t = t.unsigned_abs();
+            let parent = super::blocked::parent_and_group(super::paths::process_of(t));
+            if super::paths::process_of(t) == caller || parent.is_some_and(|(p, _)| p == caller) {
+                return None;
+            }
+            "another process"
+        }
+    };
+    Some(if signal == 0 {
+        format!("asks whether {whom} lives (signal 0), which no step orders")
+    } else {
+        format!("sends signal {signal} to {whom}, whose delivery no step orders")
+    })
+}
+
 /// Paths that hold no shared state of the buyers: the directory itself,
 /// `DIR/buyer-N.err`, where the harness sends a buyer's stderr, and `DIR/program.out`,
 /// a whole program's output.
@@ -908,7 +961,12 @@ pub(crate) fn result(step: &Step, n: &Notif, busy: bool) -> String {
             let there =
                 |p: &PathBuf| std::fs::symlink_metadata(super::paths::resolve(p.clone())).is_ok();
             let noreplace = name == "renameat2" && n.args[4] as u32 & libc::RENAME_NOREPLACE != 0;
-            if !there(&step.names[0]) {
+            // A file with no name linked through its descriptor (`O_TMPFILE`, then
+            // `linkat(fd, "", …, AT_EMPTY_PATH)` or through `/proc/self/fd/N`): it is
+            // there as long as the descriptor is open, whatever its old name says.
+            let old = super::paths::resolve(step.names[0].clone());
+            let nameless = name == "linkat" && old.to_string_lossy().ends_with(" (deleted)");
+            if !(there(&step.names[0]) || nameless) {
                 "ENOENT".into()
             } else if there(&step.names[1]) && (name.starts_with("link") || noreplace) {
                 "EEXIST".into()
@@ -1020,6 +1078,34 @@ mod tests {
             nr,
             args,
         }
+    }
+
+    #[test]
+    fn a_signal_to_another_process_is_named_and_one_to_its_own_is_not() {
+        let me = u64::from(std::process::id());
+        let named = |args: [u64; 6]| unordered(&notif("SYS_kill", args), Path::new("/"));
+        assert_eq!(named([me, 10, 0, 0, 0, 0]), None, "itself");
+        assert_eq!(named([0, 15, 0, 0, 0, 0]), None, "its own process group");
+        let init = named([1, 10, 0, 0, 0, 0]);
+        assert!(init
+            .as_deref()
+            .is_some_and(|w| w.contains("sends signal 10 to another process")));
+        let alive = named([1, 0, 0, 0, 0, 0]);
+        assert!(alive
+            .as_deref()
+            .is_some_and(|w| w.contains("asks whether another process lives")));
+        let all = named([(-1i64) as u64, 9, 0, 0, 0, 0]);
+        assert!(all.as_deref().is_some_and(|w| w.contains("every process")));
+        // Its own child: a shell's `kill $!`.
+        let child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        let of_child = named([u64::from(child.id()), 15, 0, 0, 0, 0]);
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(of_child, None, "its own child");
     }
 
     #[test]

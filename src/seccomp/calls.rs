@@ -299,6 +299,15 @@ table! {
     SYS_epoll_pwait => Nameless, Unordered;
     SYS_epoll_pwait2 => Nameless, Unordered;
     SYS_connect => Nameless, Unordered;
+    // A signal to another process (a holder waking a waiter, `kill -0 PID` asking
+    // whether a holder lives): named when it leaves the caller's own process and
+    // children, never a step.
+    SYS_kill => Nameless, Unordered;
+    SYS_tkill => Nameless, Unordered;
+    SYS_tgkill => Nameless, Unordered;
+    SYS_rt_sigqueueinfo => Nameless, Unordered;
+    SYS_rt_tgsigqueueinfo => Nameless, Unordered;
+    SYS_pidfd_send_signal => Nameless, Unordered;
     // A name taken by binding a socket (a path or an abstract name), and a file's
     // extended attributes: state a lock can live in that no step orders.
     SYS_bind => Nameless, Unordered;

@@ -550,6 +550,7 @@ impl Stepper {
                     step.lock = None;
                     step.mutates = true;
                 }
+                self.note_side_by_side(i, n.pid);
                 self.buyers[i].parked.push_back((n, step))
             }
             None => call::answer(fd, n.id, true),
@@ -640,6 +641,29 @@ impl Stepper {
     /// others' only (see `Tracee::own_changes`).
     fn others_epoch(&self, b: usize) -> u64 {
         self.epoch - self.buyers[b].own_changes
+    }
+
+    /// Names buyer `b` when task `tid` stops at a step while another process of the
+    /// buyer is parked at one (a background job beside its command, `cmd &`): which of
+    /// the two stops first is the kernel's timing, and the schedule takes a buyer's
+    /// steps in the order they stop, so the order between them is never searched and a
+    /// run may not repeat itself. (Threads of one process are one queue by design.)
+    fn note_side_by_side(&mut self, b: usize, tid: u32) {
+        let Some(other) = self.buyers[b]
+            .parked
+            .iter()
+            .map(|(n, _)| n.pid)
+            .find(|&p| p != tid)
+        else {
+            return;
+        };
+        let process = crate::seccomp::paths::process_of;
+        if process(other) != process(tid) {
+            self.note_unordered(format!(
+                "buyer {b} runs two of its processes at once (a background job), whose \
+                 steps the schedule takes in the order they stop"
+            ));
+        }
     }
 
     /// Keeps `note`, an effect no step orders, once.
