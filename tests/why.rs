@@ -181,6 +181,13 @@ fn toctou_is_explained_by_a_pair_of_system_calls() {
         "explore",
         "--lock",
         "toctou",
+        "--buyers",
+        "2",
+        "--tickets",
+        "1",
+        // The search for fewer preemptions tries some 340 runs at system-call
+        // granularity; the story is told of the run found.
+        "--no-shrink",
         "--schedule",
         "pct",
         "--trials",
@@ -220,6 +227,9 @@ fn user_command(flag: &str, cmd: &str, names: &str, attempts: u32) {
         "2",
         "--tickets",
         "1",
+        // The story is told of the run found: shrinking would only look for one with
+        // fewer preemptions, a run per try (a Python start each, for a buyer program).
+        "--no-shrink",
         "--schedule",
         "pct",
         "--trials",
