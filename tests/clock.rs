@@ -179,12 +179,21 @@ fn a_lease_that_trusts_its_own_clock_is_caught_under_skew() {
     let svg = dir.path().join("t.svg");
     let svg_s = svg.to_string_lossy().into_owned();
     let (again, _) = oversell_fresh(
-        &["replay", "--allow-cmd", "--timeline", &svg_s, &token],
+        // Three attempts (two Python starts each) show the same exactness as ten.
+        &[
+            "replay",
+            "--allow-cmd",
+            "--attempts",
+            "3",
+            "--timeline",
+            &svg_s,
+            &token,
+        ],
         &[],
     );
     let r = text(&again);
-    assert!(r.contains("reproduced in 10 of 10 attempts"), "{r}");
-    assert!(r.contains("identical trace in 10 of 10 attempts"), "{r}");
+    assert!(r.contains("reproduced in 3 of 3 attempts"), "{r}");
+    assert!(r.contains("identical trace in 3 of 3 attempts"), "{r}");
     let picture = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{e}: {r}"));
     assert!(
         picture.contains("class=\"skewed-clock\" data-buyer=\""),
