@@ -134,14 +134,16 @@ pub(crate) fn in_notification(tid: u32, nr: i64) -> bool {
 fn notifying(task: &Path) -> bool {
     match stat_of(task) {
         Some((state, _, _)) if state == "t" => true,
-        Some((state, _, _)) => state == "S" && seccomp_wait(task),
+        // A notification read by the harness waits killable (`D`) once a signal the
+        // task handles has come (a SIGSTOP, a shell's SIGCHLD).
+        Some((state, _, _)) => (state == "S" || state == "D") && seccomp_wait(task),
         None => false,
     }
 }
 
 /// True when the task sleeps in a seccomp notification.
 fn in_seccomp(task: &Path) -> bool {
-    stat_of(task).is_some_and(|(state, _, _)| state == "S") && seccomp_wait(task)
+    stat_of(task).is_some_and(|(state, _, _)| state == "S" || state == "D") && seccomp_wait(task)
 }
 
 /// True when the task's wait channel is a seccomp notification's.

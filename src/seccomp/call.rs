@@ -636,7 +636,7 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
         "SYS_add_key" | "SYS_keyctl" | "SYS_request_key" => {
             return Some("uses the kernel's key store (keyctl)".into())
         }
-        "SYS_ioctl" => return file_ioctl(n),
+        "SYS_ioctl" => return file_ioctl(n, dir),
         "SYS_kill"
         | "SYS_tkill"
         | "SYS_tgkill"
@@ -840,19 +840,26 @@ fn reached(n: &Notif, at: usize) -> Option<String> {
 }
 
 /// What a stopped `ioctl` on a file does, as a run names it: a file's flags (`chattr`'s
-/// 'f' and 'X' requests, on anything), or any other request the filter stops on a
-/// regular file or a directory (an inode's version, `FS_IOC_SETVERSION`): state of
-/// the file no step orders. One on a terminal, a socket or a device is no buyer's lock.
-fn file_ioctl(n: &Notif) -> Option<String> {
+/// 'f' and 'X' requests, on anything), or any other request the filter stops that may
+/// change a regular file or a directory buyers share (an inode's version,
+/// `FS_IOC_SETVERSION`): state of the file no step orders. One on a terminal, a socket
+/// or a device is no buyer's lock.
+fn file_ioctl(n: &Notif, dir: &Path) -> Option<String> {
     let request = n.args[1] as u32;
     let kind = (request >> 8) & 0xff;
     if kind == 0x66 || kind == 0x58 {
         return Some("reads or changes a file's flags through ioctl (as chattr does)".into());
     }
-    let path = fd_path(n.pid, n.args[0] as i32).filter(|p| p.is_absolute())?;
-    let meta = std::fs::metadata(path).ok()?;
-    (meta.is_file() || meta.is_dir())
-        .then(|| format!("reads or changes a file's state through ioctl {request:#x}"))
+    // A request that only reads (`_IOR`: dd's MTIOCGET on its output) changes nothing;
+    // a lock by ioctl changes what it tests, and the change is named.
+    if request >> 30 == 2 {
+        return None;
+    }
+    let path = resolve(fd_path(n.pid, n.args[0] as i32).filter(|p| p.is_absolute())?);
+    let shared = path.starts_with(dir) || scratch(&path) || shared_outside(&path);
+    let meta = std::fs::metadata(&path).ok()?;
+    (shared && (meta.is_file() || meta.is_dir()))
+        .then(|| format!("changes a file's state through ioctl {request:#x}"))
 }
 
 /// What a signal sent to another process does, as a run names it: `sends signal 10 to
@@ -865,12 +872,22 @@ fn signalled(n: &Notif, name: &str) -> Option<String> {
         "SYS_tgkill" | "SYS_rt_tgsigqueueinfo" => (n.args[0] as i32, n.args[2] as i32),
         "SYS_pidfd_send_signal" => {
             let info =
-                super::paths::read_proc(format!("/proc/{}/fdinfo/{}", n.pid, n.args[0] as i32))?;
+                super::paths::read_proc(format!("/proc/{}/fdinfo/{}", n.pid, n.args[0] as i32))
+                    .unwrap_or_default();
             let pid = info
                 .lines()
                 .find_map(|l| l.strip_prefix("Pid:"))
-                .and_then(|v| v.trim().parse::<i32>().ok())?;
-            (pid, n.args[1] as i32)
+                .and_then(|v| v.trim().parse::<i32>().ok());
+            match pid {
+                // Its process has ended: the signal goes nowhere.
+                Some(-1) => return None,
+                Some(pid) => (pid, n.args[1] as i32),
+                None => {
+                    return Some(
+                        "sends a signal through a pidfd, whose delivery no step orders".into(),
+                    )
+                }
+            }
         }
         _ => (n.args[0] as i32, n.args[1] as i32),
     };
@@ -895,6 +912,24 @@ fn signalled(n: &Notif, name: &str) -> Option<String> {
     } else {
         format!("sends signal {signal} to {whom}, whose delivery no step orders")
     })
+}
+
+/// What a signal sent by a whole program's task does, as a run names it: every task of
+/// a whole program is a unit of the schedule, so a signal to any task but the caller
+/// itself (its child, its process group) crosses units, when the kernel delivers it.
+pub(crate) fn signalled_in_program(n: &Notif) -> Option<String> {
+    let name = crate::seccomp::of(n.nr)?.name;
+    let to_itself = match name {
+        "SYS_kill" | "SYS_rt_sigqueueinfo" => {
+            n.args[0] as i32 == super::paths::process_of(n.pid) as i32
+        }
+        "SYS_tkill" => n.args[0] as i32 == n.pid as i32,
+        "SYS_tgkill" | "SYS_rt_tgsigqueueinfo" => n.args[1] as i32 == n.pid as i32,
+        "SYS_pidfd_send_signal" => false,
+        _ => return None,
+    };
+    (!to_itself)
+        .then(|| "sends a signal between its processes, whose delivery no step orders".into())
 }
 
 /// Paths that hold no shared state of the buyers: the directory itself,

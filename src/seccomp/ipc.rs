@@ -8,21 +8,25 @@
 //! killed holder took is still taken; a search's schedules no longer repeat), and enough
 //! of them fill the machine (past a user's 256 queues, `mq_open` fails).
 //!
-//! Only an object that did not exist when its call was stopped is the trial's: the call
-//! is looked at before it runs, and between that look and the call no other step runs.
-//! One made with `IPC_PRIVATE` has no key to find it again by; it stays (the README says
-//! so). So may one under a name that trials run side by side share: the look and the
-//! call are one step of one trial, not of both.
+//! Only an object that did not exist when its call was stopped is a trial's to remove:
+//! the call is looked at before it runs, and between that look and the call no other
+//! step of the trial runs. Trials side by side (`--jobs`) may share a name (a lock named
+//! `/mylock`): every object a trial makes or opens by name is kept in one table of the
+//! process, with how many running trials use it, and removed only when the last of them
+//! ends; a trial that meets one another trial uses names it (their buyers meet in it,
+//! which no schedule orders). One made with `IPC_PRIVATE` has no key to find it again by;
+//! it stays (the README says so).
 
 use super::call::Notif;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
+use std::sync::Mutex;
 
-/// How many objects one trial's cleanup remembers: a trial that makes more leaves the
-/// rest, as a program that leaks leaves them anywhere.
+/// How many objects one trial remembers: a trial that uses more leaves the rest, as a
+/// program that leaks leaves them anywhere.
 const MAX_MADE: usize = 1024;
 
-/// One object a trial made by name.
+/// One object named by a call.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Object {
     /// A POSIX message queue, by its name as the call passes it (no leading `/`).
@@ -35,48 +39,115 @@ enum Object {
     Memory(libc::key_t),
 }
 
-/// The objects a trial made; [`Made::remove`] removes them once its processes are gone.
+impl Object {
+    fn describe(&self) -> String {
+        match self {
+            Object::Queue(name) => format!("message queue /{}", name.to_string_lossy()),
+            Object::Semaphores(k) => format!("SysV semaphore set {k:#x}"),
+            Object::Messages(k) => format!("SysV message queue {k:#x}"),
+            Object::Memory(k) => format!("SysV segment {k:#x}"),
+        }
+    }
+}
+
+/// Who uses an object now: how many running trials, and whether one of them made it.
+#[derive(Debug, Default)]
+struct Use {
+    trials: usize,
+    made: bool,
+}
+
+/// The objects the running trials of this process use by name.
+static IN_USE: Mutex<BTreeMap<Object, Use>> = Mutex::new(BTreeMap::new());
+
+fn in_use() -> std::sync::MutexGuard<'static, BTreeMap<Object, Use>> {
+    IN_USE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The objects one trial uses; [`Made::remove`] (or its drop) lets go of them once its
+/// processes are gone, removing those a trial made and no running trial still uses.
 #[derive(Debug, Default)]
 pub(crate) struct Made {
-    objects: BTreeSet<Object>,
+    used: BTreeSet<Object>,
 }
 
 impl Made {
-    /// Remembers what the stopped call `n` is about to make, if it makes an object by
-    /// name that does not exist yet.
-    pub(crate) fn note(&mut self, n: &Notif) {
-        if self.objects.len() >= MAX_MADE {
-            return;
+    /// Notes the object the stopped call `n` names, if any, and whether it is about to
+    /// make it; says so when another running trial uses it too.
+    pub(crate) fn note(&mut self, n: &Notif) -> Option<String> {
+        let (object, creates) = named(n)?;
+        let makes = creates && !exists(&object);
+        let mut table = in_use();
+        if self.used.contains(&object) {
+            if makes {
+                table.entry(object).or_default().made = true;
+            }
+            return None;
         }
-        if let Some(o) = about_to_make(n) {
-            self.objects.insert(o);
+        if self.used.len() >= MAX_MADE {
+            return None;
         }
+        let entry = table.entry(object.clone()).or_default();
+        let shared = entry.trials > 0;
+        entry.trials += 1;
+        entry.made |= makes;
+        let said = shared.then(|| {
+            format!(
+                "uses {} as a trial running beside it does",
+                object.describe()
+            )
+        });
+        self.used.insert(object);
+        said
     }
 
-    /// Removes every remembered object that still exists.
+    /// Lets go of every object this trial used: one a trial made is removed when no
+    /// running trial uses it any more.
     pub(crate) fn remove(&mut self) {
-        for o in std::mem::take(&mut self.objects) {
-            remove(&o);
+        let used = std::mem::take(&mut self.used);
+        if used.is_empty() {
+            return;
+        }
+        let mut table = in_use();
+        for o in used {
+            let Some(entry) = table.get_mut(&o) else {
+                continue;
+            };
+            entry.trials = entry.trials.saturating_sub(1);
+            if entry.trials == 0 {
+                let made = entry.made;
+                table.remove(&o);
+                if made {
+                    remove(&o);
+                }
+            }
         }
     }
 }
 
-/// The object `n` makes when it runs now: `None` for a call that makes none, or one
-/// whose object exists already.
-fn about_to_make(n: &Notif) -> Option<Object> {
+impl Drop for Made {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// The object `n` names by a name or key, and whether it may make it (`O_CREAT`,
+/// `IPC_CREAT`); `None` for a call that names none.
+fn named(n: &Notif) -> Option<(Object, bool)> {
     let key = n.args[0] as libc::key_t;
-    let creates = |flags: u64| (flags as i32) & libc::IPC_CREAT != 0 && key != libc::IPC_PRIVATE;
-    let object = match n.nr {
-        libc::SYS_mq_open if (n.args[1] as i32) & libc::O_CREAT != 0 => {
-            let name = super::paths::read_cstr(n.pid, n.args[0])?;
-            Object::Queue(CString::new(name).ok()?)
+    let keyed = key != libc::IPC_PRIVATE;
+    let creates = |flags: u64| (flags as i32) & libc::IPC_CREAT != 0;
+    Some(match n.nr {
+        libc::SYS_mq_open => {
+            let name = super::paths::read_cbytes(n.pid, n.args[0])?;
+            let creates = (n.args[1] as i32) & libc::O_CREAT != 0;
+            (Object::Queue(CString::new(name).ok()?), creates)
         }
-        libc::SYS_semget if creates(n.args[2]) => Object::Semaphores(key),
-        libc::SYS_msgget if creates(n.args[1]) => Object::Messages(key),
-        libc::SYS_shmget if creates(n.args[2]) => Object::Memory(key),
+        libc::SYS_semget if keyed => (Object::Semaphores(key), creates(n.args[2])),
+        libc::SYS_msgget if keyed => (Object::Messages(key), creates(n.args[1])),
+        libc::SYS_shmget if keyed => (Object::Memory(key), creates(n.args[2])),
         _ => return None,
-    };
-    (!exists(&object)).then_some(object)
+    })
 }
 
 /// True unless the kernel says `o` does not exist (a refusal of another kind means it
@@ -156,49 +227,75 @@ mod tests {
         }
     }
 
+    fn make_queue(n: &CString) {
+        // SAFETY: as in `exists`, with O_CREAT's mode.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_mq_open,
+                n.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
+                0o600,
+                std::ptr::null::<libc::c_void>(),
+            )
+        };
+        assert!(fd >= 0, "mq_open: {}", std::io::Error::last_os_error());
+        // SAFETY: just opened here.
+        unsafe { libc::close(fd as i32) };
+    }
+
+    fn open_call(n: &CString, flags: i32) -> Notif {
+        notif(
+            libc::SYS_mq_open,
+            [n.as_ptr() as u64, flags as u64, 0o600, 0, 0, 0],
+        )
+    }
+
     #[test]
     fn a_queue_made_in_a_trial_is_removed_and_one_that_was_there_stays() {
-        let name = CString::new(format!("oversell-test-{}", std::process::id())).expect("name");
-        let old = CString::new(format!("oversell-test-old-{}", std::process::id())).expect("name");
-        let open = |n: &CString| {
-            // SAFETY: as in `exists`, with O_CREAT's mode.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_mq_open,
-                    n.as_ptr(),
-                    libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
-                    0o600,
-                    std::ptr::null::<libc::c_void>(),
-                )
-            };
-            assert!(fd >= 0, "mq_open: {}", std::io::Error::last_os_error());
-            // SAFETY: just opened here.
-            unsafe { libc::close(fd as i32) };
-        };
-        open(&old);
-        let flags = (libc::O_RDWR | libc::O_CREAT) as u64;
+        let pid = std::process::id();
+        let name = CString::new(format!("oversell-test-{pid}")).expect("name");
+        let old = CString::new(format!("oversell-test-old-{pid}")).expect("name");
+        make_queue(&old);
         let mut made = Made::default();
-        made.note(&notif(
-            libc::SYS_mq_open,
-            [name.as_ptr() as u64, flags, 0o600, 0, 0, 0],
-        ));
-        made.note(&notif(
-            libc::SYS_mq_open,
-            [old.as_ptr() as u64, flags, 0o600, 0, 0, 0],
-        ));
-        // Without O_CREAT a call makes nothing.
-        let plain = CString::new("oversell-test-never").expect("name");
-        made.note(&notif(
-            libc::SYS_mq_open,
-            [plain.as_ptr() as u64, 2, 0, 0, 0, 0],
-        ));
-        assert_eq!(made.objects.len(), 1, "{:?}", made.objects);
-        open(&name);
+        assert_eq!(
+            made.note(&open_call(&name, libc::O_RDWR | libc::O_CREAT)),
+            None
+        );
+        assert_eq!(
+            made.note(&open_call(&old, libc::O_RDWR | libc::O_CREAT)),
+            None
+        );
+        make_queue(&name);
         made.remove();
         assert!(!exists(&Object::Queue(name)));
         let old_one = Object::Queue(old);
-        assert!(exists(&old_one));
+        assert!(exists(&old_one), "a queue the trial did not make stays");
         remove(&old_one);
+    }
+
+    #[test]
+    fn a_queue_two_trials_use_stays_until_both_end() {
+        let name =
+            CString::new(format!("oversell-test-shared-{}", std::process::id())).expect("name");
+        let (mut a, mut b) = (Made::default(), Made::default());
+        assert_eq!(
+            a.note(&open_call(&name, libc::O_RDWR | libc::O_CREAT)),
+            None
+        );
+        make_queue(&name);
+        let said = b.note(&open_call(&name, libc::O_RDWR));
+        assert!(
+            said.as_deref()
+                .is_some_and(|s| s.contains("as a trial running beside it does")),
+            "{said:?}"
+        );
+        a.remove();
+        assert!(exists(&Object::Queue(name.clone())), "b still uses it");
+        drop(b);
+        assert!(
+            !exists(&Object::Queue(name)),
+            "the last user's end removes it"
+        );
     }
 
     #[test]
@@ -209,7 +306,7 @@ mod tests {
         made.note(&notif(libc::SYS_semget, [key as u64, 1, flags, 0, 0, 0]));
         // A private set has no key to find it again by.
         made.note(&notif(libc::SYS_semget, [0, 1, flags, 0, 0, 0]));
-        assert_eq!(made.objects, BTreeSet::from([Object::Semaphores(key)]));
+        assert_eq!(made.used, BTreeSet::from([Object::Semaphores(key)]));
         // SAFETY: plain values.
         let id = unsafe { libc::semget(key, 1, libc::IPC_CREAT | 0o600) };
         assert!(id >= 0, "semget: {}", std::io::Error::last_os_error());

@@ -258,6 +258,11 @@ fn proc_fd(raw: &str) -> Option<(u32, i32)> {
 
 /// A NUL-terminated string at `ptr` in the memory of `pid`.
 pub(crate) fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
+    read_cbytes(pid, ptr).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The bytes of a NUL-terminated string at `ptr` in the memory of `pid`, as they are.
+pub(crate) fn read_cbytes(pid: u32, ptr: u64) -> Option<Vec<u8>> {
     if ptr == 0 {
         return None;
     }
@@ -273,7 +278,7 @@ pub(crate) fn read_cstr(pid: u32, ptr: u64) -> Option<String> {
         }
         if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
             out.extend_from_slice(&buf[..end]);
-            return Some(String::from_utf8_lossy(&out).into_owned());
+            return Some(out);
         }
         out.extend_from_slice(&buf[..n]);
     }

@@ -188,8 +188,8 @@ pub(super) struct Stepper {
     epoch: u64,
     /// Helper processes of the trial (a lock server) that must be idle between steps.
     pub helpers: Vec<u32>,
-    /// The kernel objects the trial's processes made by name (a message queue), to be
-    /// removed once they are gone.
+    /// The kernel objects the trial's processes use by name (a message queue): those a
+    /// trial made are removed once no running trial uses them.
     pub made: crate::seccomp::ipc::Made,
     /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
     /// a search that met one cannot say "verified".
@@ -513,7 +513,9 @@ impl Stepper {
         };
         self.called = Instant::now();
         self.note_timer(i, &n);
-        self.made.note(&n);
+        if let Some(what) = self.made.note(&n) {
+            self.note_unordered(format!("buyer {i} {what}"));
+        }
         let (to_server, request) = self.server_call(&n);
         if let Some(step) = request {
             return self.buyers[i].parked.push_back((n, step));

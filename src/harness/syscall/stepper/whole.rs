@@ -193,7 +193,9 @@ impl Stepper {
         };
         self.called = Instant::now();
         self.note_timer(0, &n);
-        self.made.note(&n);
+        if let Some(what) = self.made.note(&n) {
+            self.note_unordered(format!("the program {what}"));
+        }
         let (to_server, request) = self.server_call(&n);
         if call::maps_anonymous(&n) {
             if let Some(w) = self.whole.as_mut() {
@@ -216,6 +218,9 @@ impl Stepper {
             } else {
                 self.note_unordered(format!("the program {what}"));
             }
+        }
+        if let Some(what) = call::signalled_in_program(&n) {
+            self.note_unordered(format!("the program {what}"));
         }
         let Some(mut step) = request.or_else(|| call::classify(fd, &n, &self.real_dir)) else {
             return call::answer(fd, n.id, true);
