@@ -133,6 +133,7 @@ fixtures/locks/sound/bg-cleanup-mkdir.sh                verified
 fixtures/locks/broken/setsid-lease.sh                   unseen
 fixtures/locks/sound/tmpfile-link.pl                    verified
 fixtures/locks/broken/tmpfile-stale.pl                  found
+fixtures/locks/sound/sysv-fixed-sem.pl                  verified
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

@@ -50,11 +50,13 @@ impl Object {
     }
 }
 
-/// Who uses an object now: how many running trials, and whether one of them made it.
+/// Who uses an object now: how many running trials, whether one of them made it, and
+/// whether two used it at once.
 #[derive(Debug, Default)]
 struct Use {
     trials: usize,
     made: bool,
+    shared: bool,
 }
 
 /// The objects the running trials of this process use by name.
@@ -89,6 +91,7 @@ impl Made {
         }
         let entry = table.entry(object.clone()).or_default();
         let shared = entry.trials > 0;
+        entry.shared |= shared;
         entry.trials += 1;
         entry.made |= makes;
         let said = shared.then(|| {
@@ -99,6 +102,16 @@ impl Made {
         });
         self.used.insert(object);
         said
+    }
+
+    /// An object this trial used that another running trial used too (either may have
+    /// been first), named.
+    pub(crate) fn shared(&self) -> Option<String> {
+        let table = in_use();
+        self.used
+            .iter()
+            .find(|o| table.get(*o).is_some_and(|u| u.shared))
+            .map(Object::describe)
     }
 
     /// Lets go of every object this trial used: one a trial made is removed when no
@@ -291,6 +304,9 @@ mod tests {
         );
         a.remove();
         assert!(exists(&Object::Queue(name.clone())), "b still uses it");
+        assert!(b
+            .shared()
+            .is_some_and(|s| s.contains("message queue /oversell-test-shared")));
         drop(b);
         assert!(
             !exists(&Object::Queue(name)),

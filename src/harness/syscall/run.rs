@@ -152,7 +152,21 @@ pub(crate) fn run_with(
         stepper.helpers.push(pid);
     }
 
-    let end = drive(&mut stepper, trial, scheduler);
+    let mut end = drive(&mut stepper, trial, scheduler);
+    if let Some(object) = stepper.made.shared() {
+        let stuck = matches!(end, Halt::Stuck(_) | Halt::TimedOut);
+        stepper.note_unordered(format!(
+            "uses {object} as a trial running beside it does{}",
+            if stuck {
+                ", and waited where that trial may have held it: no hang or deadlock is said"
+            } else {
+                ""
+            }
+        ));
+        if stuck {
+            end = Halt::Unjudged;
+        }
+    }
     stepper.release_held();
     let ended: Vec<bool> = stepper.buyers.iter().map(|b| b.done).collect();
     let server = lock_state.as_ref().and_then(|s| s.server);
@@ -452,7 +466,8 @@ fn wrapped_history(
         .enumerate()
         .map(|(i, &m)| {
             // A schedule that diverged (a replay that no longer fits) is cut off too.
-            let cut = timed_out || stuck.is_some() || matches!(end, Halt::Diverged);
+            let cut =
+                timed_out || stuck.is_some() || matches!(end, Halt::Diverged | Halt::Unjudged);
             crate::harness::outcome::fate(group, m, i as u32, group.exit(m), faulted[i], cut, dir)
         })
         .collect();
@@ -469,7 +484,8 @@ fn program_history(dir: &Path, members: &[MemberId], group: &Group, end: &Halt) 
         stuck,
         ..History::default()
     };
-    let cut = timed_out || history.stuck.is_some() || matches!(end, Halt::Diverged);
+    let cut =
+        timed_out || history.stuck.is_some() || matches!(end, Halt::Diverged | Halt::Unjudged);
     crate::harness::outcome::claims_by_exit(&mut history, dir, members, group, cut);
     history
 }

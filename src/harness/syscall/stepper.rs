@@ -164,6 +164,9 @@ pub(super) enum Halt {
     /// Every live buyer blocked on a lock or polling for a change nobody will make.
     Stuck(Vec<u32>),
     Diverged,
+    /// Stuck or out of time while a trial running beside it used an object by the same
+    /// name: the wait may have been that trial's, so no hang or deadlock is said.
+    Unjudged,
     Interrupted(i32),
 }
 
