@@ -23,6 +23,20 @@ pub(crate) struct Notif {
     pub args: [u64; 6],
 }
 
+#[cfg(test)]
+impl Notif {
+    /// A notification of call `nr` made by this process, for tests.
+    pub(crate) fn own(nr: i64, args: [u64; 6]) -> Notif {
+        Notif {
+            id: 0,
+            held: false,
+            pid: std::process::id(),
+            nr,
+            args,
+        }
+    }
+}
+
 /// A notified call that is a yield point.
 #[derive(Debug, Clone)]
 pub(crate) struct Step {
@@ -1106,13 +1120,7 @@ mod tests {
             .find(|c| c.name == name)
             .map(|c| c.nr)
             .unwrap_or(-1);
-        Notif {
-            id: 0,
-            held: false,
-            pid: std::process::id(),
-            nr,
-            args,
-        }
+        Notif::own(nr, args)
     }
 
     #[test]

@@ -231,13 +231,7 @@ mod tests {
     use super::*;
 
     fn notif(nr: i64, args: [u64; 6]) -> Notif {
-        Notif {
-            id: 0,
-            held: false,
-            pid: std::process::id(),
-            nr,
-            args,
-        }
+        Notif::own(nr, args)
     }
 
     fn make_queue(n: &CString) {
