@@ -134,6 +134,7 @@ fixtures/locks/broken/setsid-lease.sh                   unseen
 fixtures/locks/sound/tmpfile-link.pl                    verified
 fixtures/locks/broken/tmpfile-stale.pl                  found
 fixtures/locks/sound/sysv-fixed-sem.pl                  verified
+fixtures/locks/broken/sig-pgrp-join.pl                  unseen
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

@@ -651,6 +651,21 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
             return Some("uses the kernel's key store (keyctl)".into())
         }
         "SYS_ioctl" => return file_ioctl(n, dir),
+        // `setpgid(pid, 0)` and `setpgid(pid, pid)` make a group of its own; another
+        // group is joined.
+        "SYS_setpgid" => {
+            let (pid, group) = (n.args[0] as i32, n.args[1] as i32);
+            let own = if pid == 0 {
+                super::paths::process_of(n.pid) as i32
+            } else {
+                pid
+            };
+            return (group != 0 && group != own).then(|| {
+                "joins another process group (setpgid), where a signal to its own group \
+                 reaches others"
+                    .into()
+            });
+        }
         "SYS_kill"
         | "SYS_tkill"
         | "SYS_tgkill"
@@ -1137,6 +1152,12 @@ mod tests {
         assert!(alive
             .as_deref()
             .is_some_and(|w| w.contains("asks whether another process lives")));
+        let joins = unordered(&notif("SYS_setpgid", [0, 1, 0, 0, 0, 0]), Path::new("/"));
+        assert!(joins
+            .as_deref()
+            .is_some_and(|w| w.contains("joins another process group")));
+        let of_its_own = unordered(&notif("SYS_setpgid", [0, 0, 0, 0, 0, 0]), Path::new("/"));
+        assert_eq!(of_its_own, None);
         let all = named([(-1i64) as u64, 9, 0, 0, 0, 0]);
         assert!(all.as_deref().is_some_and(|w| w.contains("every process")));
         // Its own child: a shell's `kill $!`.

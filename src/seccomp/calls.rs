@@ -308,6 +308,9 @@ table! {
     SYS_rt_sigqueueinfo => Nameless, Unordered;
     SYS_rt_tgsigqueueinfo => Nameless, Unordered;
     SYS_pidfd_send_signal => Nameless, Unordered;
+    // Joining another process group: a signal to the caller's own group then reaches
+    // the processes of that group (another buyer's).
+    SYS_setpgid => Nameless, Unordered;
     // A name taken by binding a socket (a path or an abstract name), and a file's
     // extended attributes: state a lock can live in that no step orders.
     SYS_bind => Nameless, Unordered;
