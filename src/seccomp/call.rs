@@ -921,16 +921,20 @@ fn signalled(n: &Notif, name: &str) -> Option<String> {
         _ => (n.args[0] as i32, n.args[1] as i32),
     };
     let caller = super::paths::process_of(n.pid);
-    let own_group = super::blocked::parent_and_group(caller).map(|(_, g)| g);
     let whom = match target {
         0 => return None,
         -1 => "every process it may signal",
-        t if t < 0 && own_group == Some(t.unsigned_abs()) => return None,
-        t if t < 0 => "another process group",
+        t if t < 0 => {
+            let own_group = super::blocked::parent_and_group(caller).map(|(_, g)| g);
+            if own_group == Some(t.unsigned_abs()) {
+                return None;
+            }
+            "another process group"
+        }
         t => {
-            let t = t.unsigned_abs();
-            let parent = super::blocked::parent_and_group(super::paths::process_of(t));
-            if super::paths::process_of(t) == caller || parent.is_some_and(|(p, _)| p == caller) {
+            let process = super::paths::process_of(t.unsigned_abs());
+            let parent = super::blocked::parent_and_group(process).map(|(p, _)| p);
+            if process == caller || parent == Some(caller) {
                 return None;
             }
             "another process"
