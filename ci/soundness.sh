@@ -10,7 +10,7 @@
 # run reports a finding (exit 1). Expectation `unverified` (a broken lock whose race lies
 # in memory no step orders): a finding, or `not verified: ...` naming why, never
 # `verified`; pct must still find it. Expectation `verified-all` (the sound shell wrappers
-# tests/soundness.rs searches only within 1 preemption): `verified: all ...`, exit 0, no
+# tests/suite/soundness.rs searches only within 1 preemption): `verified: all ...`, exit 0, no
 # finding; a search that stops short fails it. Expectation `unseen` (a broken lock whose
 # race runs through a path no schedule takes: a timer that ends a wait, a look at other
 # processes through /proc): a finding or `not verified: ...` naming it, never `verified`
@@ -135,6 +135,7 @@ fixtures/locks/sound/tmpfile-link.pl                    verified
 fixtures/locks/broken/tmpfile-stale.pl                  found
 fixtures/locks/sound/sysv-fixed-sem.pl                  verified
 fixtures/locks/broken/sig-pgrp-join.pl                  unseen
+fixtures/locks/broken/pycache-test-touch.sh             found
 "
 
 if [ ! -x "$bin" ] && [ -z "${OVERSELL:-}" ]; then

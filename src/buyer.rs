@@ -223,7 +223,7 @@ pub fn run_from_spec(spec: &str) -> i32 {
         // waits for the harness. Descriptor FILTER_FD stays open (closing it would be a
         // call to stop too); it goes with the process.
         let installed = crate::seccomp::program(false)
-            .and_then(|prog| crate::seccomp::install(&prog, FILTER_FD));
+            .and_then(|mut prog| crate::seccomp::install(&mut prog, FILTER_FD));
         if let Err(e) = installed {
             eprintln!(
                 "error: buyer {}: installing the system-call filter: {e}",

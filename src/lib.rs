@@ -58,7 +58,7 @@
 
 // The public face is the re-exports below, `command_line` and `testing` (support for the
 // crate's own tests and benches, not API); every other module is private, and
-// `tests/face.rs` fails on a `pub mod` here other than `testing`, a module declared by a
+// `tests/suite/face.rs` fails on a `pub mod` here other than `testing`, a module declared by a
 // macro, or a `#[doc(hidden)]` item.
 
 // By layer, top-down (docs/ARCHITECTURE.md): the support of the crate's own tests; the

@@ -30,7 +30,7 @@ fn small() -> BenchOptions {
         speedup_sizes: [6, 40, 0],
         ..BenchOptions::new(true, 1, harness)
     };
-    // Redis locks need a server; tests/redis.rs runs them where one is installed.
+    // Redis locks need a server; tests/suite/redis.rs runs them where one is installed.
     opts.locks.retain(|k| !k.needs_redis());
     opts
 }

@@ -14,7 +14,7 @@
 //!    `prepare_lock` in `harness/mod.rs`, and [`LockKind::cleanup`],
 //!    `LockKind::needs_server` or `LockKind::fixed_membership`;
 //! 4. if it is sound only until a holder dies: `needs_kills` in `bench.rs`;
-//! 5. a test: `tests/broken_locks.rs` for a known-broken one, and the soundness test
+//! 5. a test: `tests/suite/broken_locks.rs` for a known-broken one, and the soundness test
 //!    at the end of `kind.rs`.
 
 mod adapt;

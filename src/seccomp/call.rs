@@ -535,7 +535,7 @@ pub(crate) fn server_connect(n: &Notif, dir: &Path) -> Option<(i32, PathBuf)> {
     if crate::seccomp::of(n.nr)?.name != "SYS_connect" {
         return None;
     }
-    let path = resolve_in(PathBuf::from(unix_path(n, 1)?), dir);
+    let path = resolve_in(PathBuf::from(unix_path(Addr::arg(n, 1))?), dir);
     server_sockets(dir)
         .contains(&path)
         .then(|| (n.args[0] as i32, path))
@@ -554,7 +554,10 @@ fn server_sockets(dir: &Path) -> [PathBuf; 2] {
 /// [`server_connect`]): a change of the server's state, ordered as a step.
 pub(crate) fn server_request(n: &Notif, server: &Path) -> Option<Step> {
     let call = crate::seccomp::of(n.nr)?;
-    if !matches!(call.name, "SYS_write" | "SYS_writev" | "SYS_sendto") {
+    if !matches!(
+        call.name,
+        "SYS_write" | "SYS_writev" | "SYS_sendto" | "SYS_sendmsg" | "SYS_sendmmsg"
+    ) {
         return None;
     }
     let path = server.to_string_lossy().into_owned();
@@ -572,23 +575,68 @@ pub(crate) fn to_server(step: &Step, dir: &Path) -> bool {
             .any(|s| Path::new(&step.path) == s)
 }
 
-/// The address family of the socket address at argument `at` of `n` (a `connect`'s or
-/// `bind`'s, argument 1; a `sendto`'s, argument 4).
-fn family(n: &Notif, at: usize) -> Option<i32> {
+/// A socket address in a stopped process's memory: where, and how long.
+#[derive(Debug, Clone, Copy)]
+struct Addr {
+    pid: u32,
+    ptr: u64,
+    len: u64,
+}
+
+impl Addr {
+    /// The address at argument `at` of `n`, its length the next argument (a
+    /// `connect`'s or `bind`'s at 1; a `sendto`'s at 4).
+    fn arg(n: &Notif, at: usize) -> Addr {
+        Addr {
+            pid: n.pid,
+            ptr: n.args[at],
+            len: n.args.get(at + 1).copied().unwrap_or(0),
+        }
+    }
+
+    /// The addresses a `sendmsg` (its one message at argument 1) or a `sendmmsg` (its
+    /// first 64 messages) sends to: each message's `msg_name`, where it has one.
+    fn of_messages(n: &Notif, many: bool) -> Vec<Addr> {
+        let (count, stride) = if many {
+            (
+                n.args[2].min(64),
+                std::mem::size_of::<libc::mmsghdr>() as u64,
+            )
+        } else {
+            (1, 0)
+        };
+        (0..count)
+            .filter_map(|i| {
+                // `msg_name` (a pointer) and `msg_namelen` open every message header.
+                let mut head = [0u8; 12];
+                read_mem(n.pid, n.args[1].checked_add(i * stride)?, &mut head)?;
+                let ptr = u64::from_ne_bytes(head[..8].try_into().ok()?);
+                let len = u32::from_ne_bytes(head[8..].try_into().ok()?);
+                (ptr != 0).then_some(Addr {
+                    pid: n.pid,
+                    ptr,
+                    len: u64::from(len),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The address family of the socket address `at`.
+fn family(at: Addr) -> Option<i32> {
     let mut family = [0u8; 2];
-    read_mem(n.pid, n.args[at], &mut family)?;
+    read_mem(at.pid, at.ptr, &mut family)?;
     Some(i32::from(u16::from_ne_bytes(family)))
 }
 
-/// The path an `AF_UNIX` address at argument `at` of `n` names, its length the next
-/// argument; an abstract name as `@name`.
-fn unix_path(n: &Notif, at: usize) -> Option<String> {
-    if family(n, at)? != libc::AF_UNIX {
+/// The path an `AF_UNIX` address `at` names; an abstract name as `@name`.
+fn unix_path(at: Addr) -> Option<String> {
+    if family(at)? != libc::AF_UNIX {
         return None;
     }
-    let len = (n.args[at + 1] as usize).clamp(2, 110);
+    let len = (at.len as usize).clamp(2, 110);
     let mut raw = vec![0u8; len];
-    read_mem(n.pid, n.args[at], &mut raw)?;
+    read_mem(at.pid, at.ptr, &mut raw)?;
     let path = &raw[2..];
     if let Some(abstract_name) = path.strip_prefix(&[0u8]) {
         let name = String::from_utf8_lossy(abstract_name);
@@ -632,7 +680,13 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     // A datagram sent to an address, with no `connect` before it (UDP): a server's
     // state, which no step orders.
     if call.name == "SYS_sendto" && n.args[4] != 0 {
-        return reached(n, 4).map(|to| format!("sends to {to}"));
+        return reached(Addr::arg(n, 4)).map(|to| format!("sends to {to}"));
+    }
+    if matches!(call.name, "SYS_sendmsg" | "SYS_sendmmsg") {
+        return Addr::of_messages(n, call.name == "SYS_sendmmsg")
+            .into_iter()
+            .find_map(reached)
+            .map(|to| format!("sends to {to}"));
     }
     if call.effect != Effect::Unordered {
         return None;
@@ -640,7 +694,7 @@ pub(crate) fn unordered(n: &Notif, dir: &Path) -> Option<String> {
     let name = call.name;
     match name {
         "SYS_shmat" => return Some(format!("attaches SysV segment {}", n.args[0] as i32)),
-        "SYS_connect" => return reached(n, 1).map(|to| format!("talks to {to}")),
+        "SYS_connect" => return reached(Addr::arg(n, 1)).map(|to| format!("talks to {to}")),
         "SYS_bind" => return bound(n).map(|at| format!("binds {at}")),
         "SYS_setxattr" | "SYS_lsetxattr" | "SYS_fsetxattr" | "SYS_removexattr"
         | "SYS_lremovexattr" | "SYS_fremovexattr" | "SYS_setxattrat" | "SYS_removexattrat" => {
@@ -838,8 +892,9 @@ fn looks_at_processes(n: &Notif, shape: Shape) -> Option<String> {
 /// What a `bind` takes, a name other buyers may see: `a socket at PATH`, `a socket's
 /// abstract name`, `a network port`.
 fn bound(n: &Notif) -> Option<String> {
-    match family(n, 1)? {
-        libc::AF_UNIX => Some(match unix_path(n, 1) {
+    let at = Addr::arg(n, 1);
+    match family(at)? {
+        libc::AF_UNIX => Some(match unix_path(at) {
             Some(path) if !path.starts_with('@') => format!("a socket at {path}"),
             _ => "a socket's abstract name".into(),
         }),
@@ -848,14 +903,14 @@ fn bound(n: &Notif) -> Option<String> {
     }
 }
 
-/// What a `connect` (its address at argument 1) or a `sendto` (at 4) reaches, when it is
+/// What a `connect`'s address, a `sendto`'s or a `sendmsg`'s (`at`) reaches, when it is
 /// state that other buyers may share and no step orders (a server's): `a socket at
 /// PATH`, `a socket at @NAME` (an abstract name), `a network server`; a socket of
 /// oversell's own (`DIR/…` for the lock server) is none.
-fn reached(n: &Notif, at: usize) -> Option<String> {
-    match family(n, at)? {
+fn reached(at: Addr) -> Option<String> {
+    match family(at)? {
         libc::AF_UNIX => {
-            let name = unix_path(n, at)?;
+            let name = unix_path(at)?;
             // The system's logger and name service are no buyer's state.
             let system = name.starts_with("/dev/log")
                 || name.starts_with("/run/systemd")

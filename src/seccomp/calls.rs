@@ -339,10 +339,13 @@ table! {
     // one): stopped when bit 13 or bit 11 of the request is set, as one is for every
     // 'f' and 'X' ioctl and neither for a terminal ('T') one.
     SYS_ioctl => Nameless, Unordered, when 1 0x2800, true;
-    // A request to a server: a step when the server is the trial's own. (`sendmsg`
-    // is not stopped: a process hands its listener to the harness with it, right after
-    // installing the filter.)
+    // A request to a server: a step when the server is the trial's own; a datagram to
+    // an address of its own is named. (`sendmsg` on the one descriptor a process hands
+    // its listener to the harness over, right after installing the filter, goes on:
+    // `super::set_handoff`.)
     SYS_sendto => Fd(0), Change;
+    SYS_sendmsg => Fd(0), Change;
+    SYS_sendmmsg => Fd(0), Change;
     // A futex in shared memory (no FUTEX_PRIVATE_FLAG): a lock between processes.
     SYS_futex => Nameless, Ipc, when 1 libc::FUTEX_PRIVATE_FLAG, false;
     SYS_mmap => Nameless, Unordered, when 3 libc::MAP_SHARED, true;

@@ -67,6 +67,51 @@ enum Rule {
         bit: u32,
         when_set: bool,
     },
+    /// Notify unless argument 0 is the descriptor the listener is handed over on
+    /// ([`HANDOFF`], set per process by [`set_handoff`]).
+    NotOnHandoff,
+}
+
+/// The descriptor number a filter lets `sendmsg` use unstopped until [`set_handoff`]
+/// names the real one: the one call that hands the listener to the harness, which no
+/// listener could answer yet. No descriptor has this number.
+const HANDOFF: u32 = 0x7fff_fffe;
+
+/// Makes `prog` (a [`program`]) let `sendmsg` on `fd` alone go on unstopped. Writes
+/// into `prog` only: safe between fork and exec.
+fn set_handoff(prog: &mut [libc::sock_filter], fd: RawFd) {
+    for ins in prog.iter_mut() {
+        if ins.code == JEQ_K && ins.k == HANDOFF {
+            ins.k = fd as u32;
+        }
+    }
+}
+
+/// A descriptor for the socket `sock` that a program is unlikely to ever number one of
+/// its own: near the top of its limit of open files (at most 1024, so the table of
+/// descriptors stays small), closed on exec like `sock`. `sock` itself when there is no
+/// room. Async-signal-safe.
+pub(crate) fn handoff_fd(sock: RawFd) -> RawFd {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, which lives in this frame.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return sock;
+    }
+    let top = limit.rlim_cur.min(1024) as RawFd;
+    let want = top - 8;
+    if want <= sock {
+        return sock;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor this process owns makes a new one.
+    let fd = unsafe { libc::fcntl(sock, libc::F_DUPFD_CLOEXEC, want) };
+    if fd < 0 {
+        sock
+    } else {
+        fd
+    }
 }
 
 /// Where a jump goes: on to the next instruction, or to a label.
@@ -111,6 +156,8 @@ pub(crate) fn program(spawns: bool) -> io::Result<Vec<libc::sock_filter>> {
         .filter(|c| spawns || c.effect != Effect::Spawn)
         .map(|c| {
             let rule = match c.only_when {
+                // The listener is handed over by `sendmsg`: every other one is stopped.
+                None if c.name == "SYS_sendmsg" => Rule::NotOnHandoff,
                 None => Rule::Notify,
                 Some(b) => Rule::Masked {
                     arg: b.arg,
@@ -195,6 +242,18 @@ fn search(rules: &[(u32, Rule)], code: &mut Vec<Ins>, labels: &mut usize) {
                 code.push(Ins::Jump(JSET_K, bit, Target::To(set), Target::To(clear)));
                 code.push(Ins::Label(other));
             }
+            Rule::NotOnHandoff => {
+                let other = label();
+                code.push(Ins::Jump(JEQ_K, nr, Target::Next, Target::To(other)));
+                code.push(Ins::Stmt(stmt(LD_W_ABS, 16)));
+                code.push(Ins::Jump(
+                    JEQ_K,
+                    HANDOFF,
+                    Target::To(allow),
+                    Target::To(notify),
+                ));
+                code.push(Ins::Label(other));
+            }
         }
     }
     code.push(Ins::Label(allow));
@@ -250,13 +309,15 @@ fn assemble(code: &[Ins]) -> io::Result<Vec<libc::sock_filter>> {
     Ok(out)
 }
 
-/// No new privileges, the filter, and the listener sent over `sock`: in a child between
-/// fork and exec, or in our own buyer once started. Only async-signal-safe calls, no
-/// allocation. Once the filter is in place any later call of a yield-point number (the
+/// No new privileges, the filter (`prog`, made to let `sendmsg` on `sock` alone go on),
+/// the listener sent over `sock`, and a second filter that closes `sock` to `sendmsg`
+/// ([`seal_handoff`]): in a child between fork and exec, or in our own buyer once
+/// started. Only async-signal-safe calls, no allocation. Once the filter is in place any later call of a yield-point number (the
 /// runtime's own, before exec included) waits for the harness's answer, and this process
 /// still holds the listener, so the call would never fail: a caller must already die with
 /// the harness (`PR_SET_PDEATHSIG`).
-pub(crate) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()> {
+pub(crate) fn install(prog: &mut [libc::sock_filter], sock: RawFd) -> io::Result<()> {
+    set_handoff(prog, sock);
     // SAFETY: plain system calls on values owned by this frame; `fprog` points into
     // `prog`, which outlives the call.
     let fd = unsafe {
@@ -291,7 +352,43 @@ pub(crate) fn install(prog: &[libc::sock_filter], sock: RawFd) -> io::Result<()>
         }
         fd
     };
-    send_fd(sock, fd as RawFd)
+    send_fd(sock, fd as RawFd)?;
+    seal_handoff(sock)
+}
+
+/// A second filter, once the listener is handed over: `sendmsg` and `sendmmsg` on the
+/// handoff descriptor fail (`EBADF`, as on a closed one) from now on, so the first
+/// filter's one unstopped descriptor number lets no later call of the program through
+/// unseen. Builds its program on the stack: safe between fork and exec.
+fn seal_handoff(sock: RawFd) -> io::Result<()> {
+    let prog = [
+        stmt(LD_W_ABS, 4),
+        jump(JEQ_K, AUDIT_ARCH, 0, 6),
+        stmt(LD_W_ABS, 0),
+        jump(JEQ_K, libc::SYS_sendmsg as u32, 1, 0),
+        jump(JEQ_K, libc::SYS_sendmmsg as u32, 0, 3),
+        stmt(LD_W_ABS, 16),
+        jump(JEQ_K, sock as u32, 0, 1),
+        stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::EBADF as u32),
+        stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `prog`, which outlives the call.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if done < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Sends `fd` over the Unix socket `sock` (`SCM_RIGHTS`), with one byte of data. A
@@ -457,6 +554,27 @@ mod tests {
             assert_eq!(run(&p, AUDIT_ARCH ^ 1, nr, args), allow);
             assert_eq!(run(&p, AUDIT_ARCH, nr | 0x4000_0000, args), allow);
         }
+    }
+
+    #[test]
+    fn sendmsg_goes_unstopped_only_on_the_handoff_descriptor() {
+        let mut p = program(false).expect("the filter assembles");
+        let nr = libc::SYS_sendmsg as u32;
+        let on = |fd: u64| [fd, 0, 0, 0, 0, 0];
+        set_handoff(&mut p, 1017);
+        assert_eq!(run(&p, AUDIT_ARCH, nr, on(1017)), libc::SECCOMP_RET_ALLOW);
+        for fd in [0, 3, 1016, u64::from(HANDOFF)] {
+            assert_eq!(
+                run(&p, AUDIT_ARCH, nr, on(fd)),
+                libc::SECCOMP_RET_USER_NOTIF,
+                "sendmsg on {fd}"
+            );
+        }
+        let sendmmsg = libc::SYS_sendmmsg as u32;
+        assert_eq!(
+            run(&p, AUDIT_ARCH, sendmmsg, on(1017)),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
     }
 
     #[test]

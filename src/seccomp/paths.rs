@@ -102,11 +102,11 @@ pub(crate) fn scratch(p: &Path) -> bool {
 }
 
 /// True when a change to `p` outside the trial directory is a change of state other
-/// buyers may see: anywhere but the kernel's own trees (`/proc`, `/sys`) and the
-/// devices of `/dev` (its files and directories count), not a non-file (`pipe:[…]`,
-/// `socket:[…]`), and not a
-/// language's bytecode cache (`__pycache__`), which a first run writes and later runs
-/// do not.
+/// buyers may see: anywhere but the processes' own tree (`/proc`) and the devices of
+/// `/dev` (its files and directories count), not a non-file (`pipe:[…]`, `socket:[…]`),
+/// and not Python's bytecode cache ([`bytecode_cache`]), which a first run writes and
+/// later runs do not. `/sys` counts: a control group made there (`mkdir
+/// /sys/fs/cgroup/…`), a pinned BPF object or a configfs item is a lock other buyers see.
 pub(crate) fn shared_outside(p: &Path) -> bool {
     if !p.is_absolute() {
         return false;
@@ -114,18 +114,55 @@ pub(crate) fn shared_outside(p: &Path) -> bool {
     if scratch(p) {
         return true;
     }
-    // The kernel's own trees and the devices: what a program writes there (`/dev/null`,
+    // The processes' own tree and the devices: what a program writes there (`/dev/null`,
     // `/proc/self/…`) is no file other buyers read. `/etc` and `/usr` are files like any
     // other: a lock taken there (`/etc/.pwd.lock`, a pid file under `/usr/local/var`)
     // is a change other buyers see. So is a file or directory made in `/dev` (a
     // writable file system where root runs): only its devices, terminals and sockets
-    // are not.
-    const SYSTEM: &[&str] = &["/proc", "/sys"];
+    // are not. So is what is made or written in `/sys` (control groups, BPF pins).
     if p.starts_with("/dev") {
         return !device(p);
     }
-    !SYSTEM.iter().any(|s| p.starts_with(s))
-        && !p.components().any(|c| c.as_os_str() == "__pycache__")
+    !p.starts_with("/proc") && !bytecode_cache(p)
+}
+
+/// True for what Python writes when it imports a module: a `__pycache__` directory next
+/// to a `.py` file, and in it `NAME.TAG.pyc` (or the `NAME.TAG.pyc.NUMBER` it renames
+/// from) for a `NAME.py` beside that directory. Any other file in such a directory (a
+/// lock file put there) is a file like any other.
+pub(crate) fn bytecode_cache(p: &Path) -> bool {
+    const CACHE: &str = "__pycache__";
+    let has_source = |dir: &Path, stem: Option<&str>| -> bool {
+        match stem {
+            Some(stem) => dir.join(format!("{stem}.py")).is_file(),
+            None => std::fs::read_dir(dir).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "py")))
+            }),
+        }
+    };
+    let (Some(name), Some(parent)) = (p.file_name().and_then(|n| n.to_str()), p.parent()) else {
+        return false;
+    };
+    if name == CACHE {
+        return has_source(parent, None);
+    }
+    if parent.file_name().is_none_or(|n| n != CACHE) {
+        return false;
+    }
+    let Some((stem, rest)) = name.split_once('.') else {
+        return false;
+    };
+    let compiled = match rest.split_once(".pyc") {
+        Some((tag, "")) => !tag.is_empty(),
+        Some((tag, number)) => {
+            !tag.is_empty()
+                && number
+                    .strip_prefix('.')
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        }
+        None => false,
+    };
+    compiled && parent.parent().is_some_and(|d| has_source(d, Some(stem)))
 }
 
 /// True for a path under `/dev` that is no file of a program's: `/dev` itself, a
@@ -344,5 +381,28 @@ mod tests {
         assert_eq!(proc_fd("/proc/12/task/13/fd/4"), Some((13, 4)));
         assert_eq!(proc_fd("/proc/12/cwd"), None);
         assert_eq!(proc_fd("/proc/12/fd/x"), None);
+    }
+
+    #[test]
+    fn only_pythons_own_bytecode_is_a_cache_and_sys_is_shared() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        std::fs::write(dir.join("tool.py"), "").expect("source");
+        std::fs::create_dir(dir.join("__pycache__")).expect("cache");
+        let cache = dir.join("__pycache__");
+        assert!(bytecode_cache(&cache));
+        assert!(bytecode_cache(&cache.join("tool.cpython-311.pyc")));
+        assert!(bytecode_cache(&cache.join("tool.cpython-311.pyc.140234")));
+        // A lock file put in the cache, or bytecode of no source beside it, is a file.
+        for other in [
+            "run.lock",
+            "other.cpython-311.pyc",
+            "tool.pyc",
+            "tool.x.pyc.tmp",
+        ] {
+            assert!(!bytecode_cache(&cache.join(other)), "{other}");
+        }
+        assert!(shared_outside(Path::new("/sys/fs/cgroup/pids/job.lock")));
+        assert!(!shared_outside(Path::new("/proc/self/attr/current")));
     }
 }

@@ -79,16 +79,16 @@ pub(super) fn arm_filter(
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-    let prog = prog.to_vec();
+    let mut prog = prog.to_vec();
     let raw = theirs.as_raw_fd();
     let parent = std::process::id();
-    // SAFETY: `die_with` and `install` make only async-signal-safe calls and allocate
-    // nothing. The death signal comes first: once the filter is in place, the child's
+    // SAFETY: `die_with`, `handoff_fd` and `install` make only async-signal-safe calls
+    // and allocate nothing. The death signal comes first: once the filter is in place, the child's
     // own calls before exec wait on this process, and would wait forever if it died.
     unsafe {
         cmd.pre_exec(move || {
             crate::harness::process::die_with(parent)?;
-            filter::install(&prog, raw)
+            filter::install(&mut prog, filter::handoff_fd(raw))
         });
     }
     Ok((ours, theirs))
