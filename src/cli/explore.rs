@@ -506,8 +506,10 @@ fn header(a: &ExploreArgs, cfg: &ExploreConfig, trials: u64) {
         if calls {
             say!(
                 "pct at system-call granularity: seeded priorities and {}, placed among each \
-                 buyer's first changes of shared state; no bound on the chance per trial is \
-                 claimed, since a program's steps are not known in advance",
+                 buyer's first changes of shared state; a poll repeated twice while nothing \
+                 changed is put off until something does (a lock that gives up after more \
+                 tries is not reached there); no bound on the chance per trial is claimed, \
+                 since a program's steps are not known in advance",
                 crate::report::count(u64::from(depth.saturating_sub(1)), "change point")
             );
         } else {
