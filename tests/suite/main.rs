@@ -1,11 +1,11 @@
 //! The integration suite, one test binary: cargo runs test binaries one after another,
 //! so a suite split into many spends its time waiting on each file's slowest test. Here
 //! every test shares one pool of test threads. Each module is one subject; `common` is
-//! what they share. `tests/bench.rs` stays a binary of its own: it sets `TMPDIR` for its
-//! whole process.
+//! what they share. No test changes the process's environment: tests run side by side.
 
 mod common;
 
+mod bench;
 mod broken_locks;
 mod checker;
 mod cli;
