@@ -15,7 +15,9 @@
 //! process, with how many running trials use it, and removed only when the last of them
 //! ends; a trial that meets one another trial uses names it (their buyers meet in it,
 //! which no schedule orders). One made with `IPC_PRIVATE` has no key to find it again by;
-//! it stays (the README says so).
+//! it stays (the README says so). Files outside the trial directories that steps name (a
+//! lock file at a fixed place) and network ports bound by number are kept in the same
+//! table, to be named when trials side by side meet in them, and are never removed.
 
 use super::call::Notif;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +39,11 @@ enum Object {
     Messages(libc::key_t),
     /// A SysV shared-memory segment, by key.
     Memory(libc::key_t),
+    /// A file outside every trial's directory that a step names (a lock file in
+    /// `/tmp`, `/dev/null`'s locks): never a trial's to remove.
+    Path(std::path::PathBuf),
+    /// A network port bound by number (a lock by `bind`): never a trial's to remove.
+    Port(u16),
 }
 
 impl Object {
@@ -46,16 +53,20 @@ impl Object {
             Object::Semaphores(k) => format!("SysV semaphore set {k:#x}"),
             Object::Messages(k) => format!("SysV message queue {k:#x}"),
             Object::Memory(k) => format!("SysV segment {k:#x}"),
+            Object::Path(p) => p.display().to_string(),
+            Object::Port(port) => format!("network port {port}"),
         }
     }
 }
 
-/// Who uses an object now: how many running trials, whether one of them made it, and
-/// whether two used it at once.
+/// Who uses an object now: how many running trials, whether one of them made it,
+/// whether one changed it (a look of two trials at one file meets nothing), and whether
+/// two used it at once with one changing it.
 #[derive(Debug, Default)]
 struct Use {
     trials: usize,
     made: bool,
+    changed: bool,
     shared: bool,
 }
 
@@ -78,25 +89,36 @@ impl Made {
     /// make it; says so when another running trial uses it too.
     pub(crate) fn note(&mut self, n: &Notif) -> Option<String> {
         let (object, creates) = named(n)?;
+        self.note_object(object, creates, true)
+    }
+
+    /// Notes `path`, outside the trial's directory, which a step of the trial names
+    /// (one that `changes` it: a write, a create, a lock): trials side by side that both
+    /// use it, one changing it, meet there, which no schedule orders (a lock file at a
+    /// fixed place, `flock /tmp/app.lock`).
+    pub(crate) fn note_path(&mut self, path: &std::path::Path, changes: bool) -> Option<String> {
+        self.note_object(Object::Path(path.to_path_buf()), false, changes)
+    }
+
+    fn note_object(&mut self, object: Object, creates: bool, changes: bool) -> Option<String> {
         let makes = creates && !exists(&object);
         let mut table = in_use();
-        if self.used.contains(&object) {
-            if makes {
-                table.entry(object).or_default().made = true;
-            }
-            return None;
-        }
-        if self.used.len() >= MAX_MADE {
+        let first = !self.used.contains(&object);
+        if first && self.used.len() >= MAX_MADE {
             return None;
         }
         let entry = table.entry(object.clone()).or_default();
-        let shared = entry.trials > 0;
-        entry.shared |= shared;
-        entry.trials += 1;
+        if first {
+            entry.trials += 1;
+        }
         entry.made |= makes;
-        let said = shared.then(|| {
+        entry.changed |= changes;
+        // Met now: another running trial uses it, and one of them changed it.
+        let met = entry.trials > 1 && entry.changed && !entry.shared;
+        entry.shared |= met;
+        let said = met.then(|| {
             format!(
-                "uses {} as a trial running beside it does",
+                "uses {} as a trial running beside it does (--jobs 1 runs one trial at a time)",
                 object.describe()
             )
         });
@@ -159,8 +181,22 @@ fn named(n: &Notif) -> Option<(Object, bool)> {
         libc::SYS_semget if keyed => (Object::Semaphores(key), creates(n.args[2])),
         libc::SYS_msgget if keyed => (Object::Messages(key), creates(n.args[1])),
         libc::SYS_shmget if keyed => (Object::Memory(key), creates(n.args[2])),
+        libc::SYS_bind => (Object::Port(bound_port(n)?), false),
         _ => return None,
     })
+}
+
+/// The port an `AF_INET` or `AF_INET6` address given to `bind` names; `None` for any
+/// other address, and for port 0 (one the kernel picks, no name another trial uses).
+fn bound_port(n: &Notif) -> Option<u16> {
+    let mut head = [0u8; 4];
+    super::paths::read_mem(n.pid, n.args[1], &mut head)?;
+    let family = i32::from(u16::from_ne_bytes([head[0], head[1]]));
+    if family != libc::AF_INET && family != libc::AF_INET6 {
+        return None;
+    }
+    let port = u16::from_be_bytes([head[2], head[3]]);
+    (port != 0).then_some(port)
 }
 
 /// True unless the kernel says `o` does not exist (a refusal of another kind means it
@@ -200,7 +236,7 @@ fn id(o: &Object) -> Option<i32> {
             Object::Semaphores(k) => libc::semget(k, 0, 0),
             Object::Messages(k) => libc::msgget(k, 0),
             Object::Memory(k) => libc::shmget(k, 0, 0),
-            Object::Queue(_) => -1,
+            Object::Queue(_) | Object::Path(_) | Object::Port(_) => -1,
         }
     };
     (id >= 0).then_some(id)
@@ -208,6 +244,9 @@ fn id(o: &Object) -> Option<i32> {
 
 /// Removes `o` if it exists; a failure leaves it (it is someone else's, or gone).
 fn remove(o: &Object) {
+    if matches!(o, Object::Path(_) | Object::Port(_)) {
+        return;
+    }
     if let Object::Queue(name) = o {
         // SAFETY: `name` is a NUL-terminated string that outlives the call.
         unsafe { libc::syscall(libc::SYS_mq_unlink, name.as_ptr()) };
@@ -248,6 +287,32 @@ mod tests {
         assert!(fd >= 0, "mq_open: {}", std::io::Error::last_os_error());
         // SAFETY: just opened here.
         unsafe { libc::close(fd as i32) };
+    }
+
+    #[test]
+    fn a_file_two_trials_use_is_named_once_one_changes_it() {
+        let path =
+            std::path::PathBuf::from(format!("/tmp/oversell-ipc-test-{}", std::process::id()));
+        let (mut a, mut b) = (Made::default(), Made::default());
+        // Two looks meet nothing; a change by either names it, once.
+        assert_eq!(a.note_path(&path, false), None);
+        assert_eq!(b.note_path(&path, false), None);
+        let said = b.note_path(&path, true).expect("named");
+        assert!(
+            said.contains(&format!(
+                "uses {} as a trial running beside it does",
+                path.display()
+            )),
+            "{said}"
+        );
+        assert_eq!(a.note_path(&path, true), None);
+        assert!(a.shared().is_some() && b.shared().is_some());
+        a.remove();
+        b.remove();
+        // Alone, a trial's changes meet nothing.
+        let mut c = Made::default();
+        assert_eq!(c.note_path(&path, true), None);
+        assert!(c.shared().is_none());
     }
 
     fn open_call(n: &CString, flags: i32) -> Notif {

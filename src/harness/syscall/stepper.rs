@@ -544,6 +544,9 @@ impl Stepper {
                 if let Some(what) = call::unwatched_change(&step, &self.real_dir) {
                     self.note_unordered(format!("buyer {i} {what}"));
                 }
+                if let Some(what) = self.note_outside(&step) {
+                    self.note_unordered(format!("buyer {i} {what}"));
+                }
                 self.check_shim(i, n.pid);
                 self.stamp(i, &mut step);
                 // A buyer's calls are one queue, whose first is the one scheduled: a
@@ -560,6 +563,22 @@ impl Stepper {
             }
             None => call::answer(fd, n.id, true),
         }
+    }
+
+    /// Notes the file outside the trial's directory that `step` names (a lock file at a
+    /// fixed place), which a trial running beside this one may use too; says so when one
+    /// does ([`crate::seccomp::ipc`]).
+    pub(super) fn note_outside(&mut self, step: &call::Step) -> Option<String> {
+        let path = Path::new(&step.path);
+        // The places above the trial's directory (its scratch root) every trial looks at.
+        if !path.is_absolute()
+            || path.starts_with(&self.real_dir)
+            || self.real_dir.starts_with(path)
+        {
+            return None;
+        }
+        self.made
+            .note_path(path, step.mutates || step.lock.is_some())
     }
 
     /// Remembers what a call of buyer `b` does to its process's timers ([`call::timer`]).

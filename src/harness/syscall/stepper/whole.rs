@@ -228,6 +228,9 @@ impl Stepper {
         if let Some(what) = call::unwatched_change(&step, &self.real_dir) {
             self.note_unordered(format!("the program {what}"));
         }
+        if let Some(what) = self.note_outside(&step) {
+            self.note_unordered(format!("the program {what}"));
+        }
         // A whole program's units share one clock, at the trial's pace.
         self.stamp(usize::MAX, &mut step);
         let Some(whole) = self.whole.as_mut() else {
