@@ -328,6 +328,54 @@ fn a_lock_in_sys_or_in_a_bytecode_cache_is_a_step() {
 }
 
 #[test]
+fn trials_side_by_side_that_meet_in_one_lock_report_no_false_finding() {
+    // Trials run side by side (`--jobs`) share what lies outside their directories: a
+    // lock file at a fixed place (`flock /tmp/app.lock`, the commonest wrapper there
+    // is) or a fixed port. One trial's holder was invisible to the other, whose waiter
+    // then polled for nothing it could see: a false `deadlock` (pct) or `a controlled
+    // run did not repeat itself` (exhaustive). They are named now when they meet, and a
+    // trial stuck there reports no finding; one trial at a time, the lock verifies.
+    let lock = format!("/tmp/oversell-test-fixed-{}.lock", std::process::id());
+    let template = format!("flock {lock} {{}}");
+    let pct = search_cmd(
+        &template,
+        &["--schedule", "pct", "--trials", "100", "--seed", "1"],
+    );
+    assert_code(&pct, 0, "a fixed lock file, trials side by side");
+    let alone = search_cmd(
+        &template,
+        &[
+            "--schedule",
+            "exhaustive",
+            "--preemptions",
+            "1",
+            "--jobs",
+            "1",
+        ],
+    );
+    assert_code(&alone, 0, "a fixed lock file, one trial at a time");
+    assert!(
+        String::from_utf8_lossy(&alone.stdout).contains("verified: all "),
+        "{}",
+        text(&alone)
+    );
+    let _ = std::fs::remove_file(&lock);
+    if !have("perl") {
+        eprintln!("skipped: perl is not on PATH (the port lock fixture is Perl)");
+        return;
+    }
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = free.local_addr().expect("its address").port().to_string();
+    drop(free);
+    let out = search_cmd_env(
+        "fixtures/locks/sound/port-bind.pl {dir} {}",
+        &["--schedule", "pct", "--trials", "40", "--seed", "1"],
+        &[("OVERSELL_FIXTURE_PORT", port.as_str())],
+    );
+    assert_code(&out, 0, "a fixed port, trials side by side");
+}
+
+#[test]
 fn a_lock_in_dev_is_a_step() {
     if !have_writable("/dev") {
         eprintln!("skipped: /dev is not writable here (the /dev lock fixtures need root)");
