@@ -397,6 +397,40 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
     })
 }
 
+/// What a call that names a file by a relative path does, when the directory it is
+/// relative to has no path the harness can read (a working directory nested past
+/// `PATH_MAX`, whose `/proc/PID/cwd` cannot be read): no step can name the file, so a
+/// lock kept there is taken and let go unseen. `None` for any other call.
+pub(crate) fn unreadable(n: &Notif) -> Option<String> {
+    let call = crate::seccomp::of(n.nr)?;
+    let pairs: Vec<(u64, u64)> = match call.shape {
+        Shape::Path(p) => vec![(libc::AT_FDCWD as u64, n.args[p])],
+        Shape::PathAt(d, p) => vec![(n.args[d], n.args[p])],
+        Shape::Paths(p, q) => vec![
+            (libc::AT_FDCWD as u64, n.args[p]),
+            (libc::AT_FDCWD as u64, n.args[q]),
+        ],
+        Shape::PathsAt(d, p, e, q) => vec![(n.args[d], n.args[p]), (n.args[e], n.args[q])],
+        Shape::Fd(_) | Shape::Nameless => return None,
+    };
+    pairs.into_iter().find_map(|(dirfd, ptr)| {
+        if ptr == 0 {
+            return None;
+        }
+        let raw = super::paths::read_cstr(n.pid, ptr)?;
+        if raw.is_empty() || raw.starts_with('/') {
+            return None;
+        }
+        // A process gone meanwhile reads as nothing too: only a live one is named.
+        if super::paths::dir_of(n.pid, dirfd).is_some() || !Path::new(&format!("/proc/{}", n.pid)).exists() {
+            return None;
+        }
+        Some(format!(
+            "names {raw} in a directory whose path cannot be read (nested past PATH_MAX?), which no step names"
+        ))
+    })
+}
+
 /// `fcntl` commands other than the lock ones: those that read or set state of the file
 /// itself, which every open of it shares (`F_GETLK` a look at its locks; the write-life
 /// hints; a memory file's seals), as a look or a change through the descriptor; `None`

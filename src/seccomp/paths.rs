@@ -257,7 +257,7 @@ pub(crate) fn openat2_path(pid: u32, dirfd: u64, ptr: u64, how: u64) -> Option<P
 
 /// The directory a directory descriptor of `pid` names (`AT_FDCWD`: its working
 /// directory).
-fn dir_of(pid: u32, dirfd: u64) -> Option<PathBuf> {
+pub(crate) fn dir_of(pid: u32, dirfd: u64) -> Option<PathBuf> {
     if dirfd as i32 == libc::AT_FDCWD {
         std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
     } else {

@@ -376,6 +376,39 @@ fn trials_side_by_side_that_meet_in_one_lock_report_no_false_finding() {
 }
 
 #[test]
+fn a_lock_in_a_directory_nested_past_path_max_is_named() {
+    // A lock kept 40 levels of 120-character names deep (past PATH_MAX, reached by
+    // chdir): the harness cannot read the working directory, so no step named the take
+    // or the release, and the waiter's polls for nothing seen were a false `deadlock`
+    // (sound) or a `deadlock` where the bug is an overlap (broken). Such a call is named
+    // now, and a trial stuck after one is not judged.
+    if !have("perl") {
+        eprintln!("skipped: perl is not on PATH (the fixtures are Perl)");
+        return;
+    }
+    let why = "in a directory whose path cannot be read";
+    // The broken one may also be found (exit 1); neither is `verified`, or clean unnamed.
+    for (fixture, broken) in [
+        ("sound/deep-mkdir.pl", false),
+        ("broken/deep-test-touch.pl", true),
+    ] {
+        let out = search(
+            fixture,
+            &["--schedule", "pct", "--trials", "3", "--seed", "1"],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !broken {
+            assert_code(&out, 0, fixture);
+        }
+        assert!(
+            stdout.contains("not verified: ") && stdout.contains(why),
+            "{fixture}: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
 fn a_lock_in_dev_is_a_step() {
     if !have_writable("/dev") {
         eprintln!("skipped: /dev is not writable here (the /dev lock fixtures need root)");

@@ -167,6 +167,13 @@ pub(crate) fn run_with(
             end = Halt::Unjudged;
         }
     }
+    if stepper.unreadable && matches!(end, Halt::Stuck(_) | Halt::TimedOut) {
+        stepper.note_unordered(
+            "waited after naming a file no step could (see above): no hang or deadlock is said"
+                .to_string(),
+        );
+        end = Halt::Unjudged;
+    }
     stepper.release_held();
     let ended: Vec<bool> = stepper.buyers.iter().map(|b| b.done).collect();
     let server = lock_state.as_ref().and_then(|s| s.server);

@@ -194,6 +194,9 @@ pub(super) struct Stepper {
     /// The kernel objects the trial's processes use by name (a message queue): those a
     /// trial made are removed once no running trial uses them.
     pub made: crate::seccomp::ipc::Made,
+    /// A call named a file the harness could not find ([`call::unreadable`]): a lock
+    /// kept there is taken and let go unseen, so a trial stuck after it is not judged.
+    pub unreadable: bool,
     /// Effects on shared state that no step orders (`buyer 0 maps /dev/shm/x shared`):
     /// a search that met one cannot say "verified".
     pub unordered: Vec<String>,
@@ -287,6 +290,7 @@ impl Stepper {
             epoch: 0,
             helpers: Vec::new(),
             made: crate::seccomp::ipc::Made::default(),
+            unreadable: false,
             unordered: Vec::new(),
             timers: std::collections::HashMap::new(),
             timed_steps: Vec::new(),
@@ -561,7 +565,13 @@ impl Stepper {
                 self.note_side_by_side(i, n.pid);
                 self.buyers[i].parked.push_back((n, step))
             }
-            None => call::answer(fd, n.id, true),
+            None => {
+                if let Some(what) = call::unreadable(&n) {
+                    self.unreadable = true;
+                    self.note_unordered(format!("buyer {i} {what}"));
+                }
+                call::answer(fd, n.id, true)
+            }
         }
     }
 

@@ -223,6 +223,10 @@ impl Stepper {
             self.note_unordered(format!("the program {what}"));
         }
         let Some(mut step) = request.or_else(|| call::classify(fd, &n, &self.real_dir)) else {
+            if let Some(what) = call::unreadable(&n) {
+                self.unreadable = true;
+                self.note_unordered(format!("the program {what}"));
+            }
             return call::answer(fd, n.id, true);
         };
         if let Some(what) = call::unwatched_change(&step, &self.real_dir) {
