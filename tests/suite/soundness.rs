@@ -297,14 +297,30 @@ fn a_posix_lock_from_the_current_offset_is_probed_there() {
 
 #[test]
 fn a_lock_in_etc_is_a_step() {
-    if !have_writable("/etc") {
-        eprintln!("skipped: /etc is not writable here (the /etc lock fixtures need root)");
-        return;
-    }
     // A change in /etc, /usr, /lib, /bin or /sbin was no step: test-then-touch there
     // was `verified`, and a sound mkdir lock a divergence.
-    assert_found("broken/etc-test-touch.sh");
-    assert_not_verified("sound/etc-mkdir.sh", "changes files in /etc", false);
+    assert_a_lock_in(
+        "/etc",
+        "broken/etc-test-touch.sh",
+        "sound/etc-mkdir.sh",
+        false,
+    );
+}
+
+/// Where `place` is writable (root only): the `broken` lock kept there is found (by
+/// exhaustive search, or `by_pct`), and the `sound` one is named (`changes files in
+/// PLACE`, where a look is no step); else one line says the test skipped.
+fn assert_a_lock_in(place: &str, broken: &str, sound: &str, by_pct: bool) {
+    if !have_writable(place) {
+        eprintln!("skipped: {place} is not writable here (its lock fixtures need root)");
+        return;
+    }
+    if by_pct {
+        assert_found_by_pct(broken);
+    } else {
+        assert_found(broken);
+    }
+    assert_not_verified(sound, &format!("changes files in {place}"), false);
 }
 
 #[test]
@@ -315,15 +331,11 @@ fn a_lock_in_sys_or_in_a_bytecode_cache_is_a_step() {
     // control group a divergence (`a controlled run did not repeat itself`). Only
     // Python's own bytecode is a cache now, and /sys is shared.
     assert_found_by_pct("broken/pycache-test-touch.sh");
-    if !have_writable("/sys/fs/cgroup") {
-        eprintln!("skipped: /sys/fs/cgroup is not writable here (the control group lock fixtures need root)");
-        return;
-    }
-    assert_found_by_pct("broken/cgroup-log-test-mkdir.sh");
-    assert_not_verified(
+    assert_a_lock_in(
+        "/sys/fs/cgroup",
+        "broken/cgroup-log-test-mkdir.sh",
         "sound/cgroup-mkdir.sh",
-        "changes files in /sys/fs/cgroup",
-        false,
+        true,
     );
 }
 
@@ -410,14 +422,14 @@ fn a_lock_in_a_directory_nested_past_path_max_is_named() {
 
 #[test]
 fn a_lock_in_dev_is_a_step() {
-    if !have_writable("/dev") {
-        eprintln!("skipped: /dev is not writable here (the /dev lock fixtures need root)");
-        return;
-    }
     // Everything under /dev was taken for devices: a mkdir lock there was `a controlled
     // run did not repeat itself`, and a test-then-create there `verified`.
-    assert_found_by_pct("broken/dev-test-touch.sh");
-    assert_not_verified("sound/dev-mkdir.sh", "changes files in /dev", false);
+    assert_a_lock_in(
+        "/dev",
+        "broken/dev-test-touch.sh",
+        "sound/dev-mkdir.sh",
+        true,
+    );
 }
 
 #[test]
