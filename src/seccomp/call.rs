@@ -937,6 +937,19 @@ fn bound(n: &Notif) -> Option<String> {
     }
 }
 
+/// The port an `AF_INET` or `AF_INET6` address given to `bind` names; `None` for any
+/// other address, and for port 0 (one the kernel picks, no name another trial uses).
+pub(crate) fn bound_port(n: &Notif) -> Option<u16> {
+    let at = Addr::arg(n, 1);
+    if !matches!(family(at)?, libc::AF_INET | libc::AF_INET6) {
+        return None;
+    }
+    let mut head = [0u8; 4];
+    read_mem(at.pid, at.ptr, &mut head)?;
+    let port = u16::from_be_bytes([head[2], head[3]]);
+    (port != 0).then_some(port)
+}
+
 /// What a `connect`'s address, a `sendto`'s or a `sendmsg`'s (`at`) reaches, when it is
 /// state that other buyers may share and no step orders (a server's): `a socket at
 /// PATH`, `a socket at @NAME` (an abstract name), `a network server`; a socket of

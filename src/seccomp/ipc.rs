@@ -181,22 +181,9 @@ fn named(n: &Notif) -> Option<(Object, bool)> {
         libc::SYS_semget if keyed => (Object::Semaphores(key), creates(n.args[2])),
         libc::SYS_msgget if keyed => (Object::Messages(key), creates(n.args[1])),
         libc::SYS_shmget if keyed => (Object::Memory(key), creates(n.args[2])),
-        libc::SYS_bind => (Object::Port(bound_port(n)?), false),
+        libc::SYS_bind => (Object::Port(super::call::bound_port(n)?), false),
         _ => return None,
     })
-}
-
-/// The port an `AF_INET` or `AF_INET6` address given to `bind` names; `None` for any
-/// other address, and for port 0 (one the kernel picks, no name another trial uses).
-fn bound_port(n: &Notif) -> Option<u16> {
-    let mut head = [0u8; 4];
-    super::paths::read_mem(n.pid, n.args[1], &mut head)?;
-    let family = i32::from(u16::from_ne_bytes([head[0], head[1]]));
-    if family != libc::AF_INET && family != libc::AF_INET6 {
-        return None;
-    }
-    let port = u16::from_be_bytes([head[2], head[3]]);
-    (port != 0).then_some(port)
 }
 
 /// True unless the kernel says `o` does not exist (a refusal of another kind means it

@@ -312,35 +312,23 @@ fn assemble(code: &[Ins]) -> io::Result<Vec<libc::sock_filter>> {
 /// No new privileges, the filter (`prog`, made to let `sendmsg` on `sock` alone go on),
 /// the listener sent over `sock`, and a second filter that closes `sock` to `sendmsg`
 /// ([`seal_handoff`]): in a child between fork and exec, or in our own buyer once
-/// started. Only async-signal-safe calls, no allocation. Once the filter is in place any later call of a yield-point number (the
-/// runtime's own, before exec included) waits for the harness's answer, and this process
-/// still holds the listener, so the call would never fail: a caller must already die with
-/// the harness (`PR_SET_PDEATHSIG`).
+/// started. Only async-signal-safe calls, no allocation. Once the filter is in place any
+/// later call of a yield-point number (the runtime's own, before exec included) waits for
+/// the harness's answer, and this process still holds the listener, so the call would
+/// never fail: a caller must already die with the harness (`PR_SET_PDEATHSIG`).
 pub(crate) fn install(prog: &mut [libc::sock_filter], sock: RawFd) -> io::Result<()> {
     set_handoff(prog, sock);
-    // SAFETY: plain system calls on values owned by this frame; `fprog` points into
-    // `prog`, which outlives the call.
+    // SAFETY: plain system calls on values owned by this frame.
     let fd = unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(io::Error::last_os_error());
         }
-        let fprog = libc::sock_fprog {
-            len: prog.len() as u16,
-            filter: prog.as_ptr() as *mut libc::sock_filter,
-        };
         // Once the harness has read a stopped call, a signal no longer cuts the wait for
         // its answer short (Linux 5.19): a call held for the schedule would otherwise
         // fail with EINTR where run alone it could not (a shell's `fork`, when a child
         // ends meanwhile and its SIGCHLD handler has no SA_RESTART). Older kernels lack
         // the flag, and get the filter without it.
-        let install = |flags: libc::c_ulong| {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                flags,
-                &fprog as *const libc::sock_fprog,
-            )
-        };
+        let install = |flags: libc::c_ulong| set_filter(prog, flags);
         let mut fd = install(
             libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
         );
@@ -372,23 +360,30 @@ fn seal_handoff(sock: RawFd) -> io::Result<()> {
         stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::EBADF as u32),
         stmt(RET_K, libc::SECCOMP_RET_ALLOW),
     ];
+    if set_filter(&prog, 0) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Installs `prog` as a filter of this thread with `flags`: what `seccomp(2)` returns (a
+/// listener with `SECCOMP_FILTER_FLAG_NEW_LISTENER`; −1 and `errno` on failure).
+/// Async-signal-safe.
+fn set_filter(prog: &[libc::sock_filter], flags: libc::c_ulong) -> libc::c_long {
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: `fprog` points at `prog`, which outlives the call.
-    let done = unsafe {
+    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies the
+    // program and writes nothing of ours.
+    unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             &fprog as *const libc::sock_fprog,
         )
-    };
-    if done < 0 {
-        return Err(io::Error::last_os_error());
     }
-    Ok(())
 }
 
 /// Sends `fd` over the Unix socket `sock` (`SCM_RIGHTS`), with one byte of data. A
