@@ -380,24 +380,30 @@ impl Round<'_> {
     /// 3. read inside the critical section; `None` when the store is corrupt.
     fn read(&mut self, store_path: &Path) -> Result<Option<i64>, BuyerError> {
         self.reach(Point::Read)?;
+        let note = |ledger: &mut Ledger, c: &Contents| match c {
+            Contents::Count(n) => rec(ledger, EventKind::Read, Some(&n.to_string())),
+            Contents::Corrupt(_) => rec(ledger, EventKind::Error, Some("corrupt_read")),
+        };
         let read = match self.fence {
-            None => store::read(store_path),
-            Some(token) => match store::read_fenced(store_path, token) {
-                Ok(Fenced::Accepted(c)) => Ok(c),
-                Ok(Fenced::Refused { .. }) => return self.refused().map(|()| None),
-                Err(e) => Err(e),
-            },
+            None => store::read(store_path).map(|c| (note(self.ledger, &c), c)),
+            // Noted while the store holds its fence, so the ledger has the accesses in
+            // the order the store took them (see `check::pause::effective`).
+            Some(token) => {
+                let mut noted = Ok(());
+                let ledger = &mut *self.ledger;
+                match store::read_fenced(store_path, token, |c| noted = note(ledger, c)) {
+                    Ok(Fenced::Accepted(c)) => Ok((noted, c)),
+                    Ok(Fenced::Refused { .. }) => return self.refused().map(|()| None),
+                    Err(e) => Err(e),
+                }
+            }
         };
-        let count = match read {
-            Ok(Contents::Count(n)) => Some(n),
-            Ok(Contents::Corrupt(_)) => None,
-            Err(e) => return Err(BuyerError::Io("reading the store", e)),
-        };
-        match count {
-            Some(n) => rec(self.ledger, EventKind::Read, Some(&n.to_string()))?,
-            None => rec(self.ledger, EventKind::Error, Some("corrupt_read"))?,
-        }
-        Ok(count)
+        let (noted, contents) = read.map_err(|e| BuyerError::Io("reading the store", e))?;
+        noted?;
+        Ok(match contents {
+            Contents::Count(n) => Some(n),
+            Contents::Corrupt(_) => None,
+        })
     }
 
     /// 5. write `n - 1`, the ticket bought being `n`; returns `n`, or `None` when the
@@ -414,8 +420,12 @@ impl Round<'_> {
             between_result = rec(ledger, EventKind::Truncated, Some(&left_s))
                 .and_then(|_| reach(spec, pacer, ledger, lease, Point::Truncated));
         };
+        // A fenced write is noted while the store holds its fence (as a fenced read).
+        let mut wrote = None;
         let done = match (self.fence, mode) {
-            (Some(token), _) => store::write_fenced(store_path, left, token, mode),
+            (Some(token), _) => store::write_fenced(store_path, left, token, mode, |()| {
+                wrote = Some(rec(ledger, EventKind::Wrote, Some(&left_s)));
+            }),
             (None, StoreMode::InPlace) => {
                 store::write_in_place(store_path, left, &mut between).map(Fenced::Accepted)
             }
@@ -432,7 +442,10 @@ impl Round<'_> {
             self.refused()?;
             return Ok(None);
         }
-        rec(self.ledger, EventKind::Wrote, Some(&left_s))?;
+        match wrote {
+            Some(noted) => noted?,
+            None => rec(self.ledger, EventKind::Wrote, Some(&left_s))?,
+        }
         Ok(Some(n))
     }
 }

@@ -191,13 +191,16 @@ fn fence_path(path: &Path) -> PathBuf {
 }
 
 /// Runs `access` if `token` is no smaller than any token the store has seen, raising
-/// that mark to `token`. The check and the access are one step: other fenced accesses
-/// wait on an exclusive `flock` of the fence file meanwhile (the store's own atomicity,
-/// as a database's; it is held for one access, never across a critical section).
+/// that mark to `token`, then `noted` with what it gave. The check, the access and the
+/// note are one step: other fenced accesses wait on an exclusive `flock` of the fence
+/// file meanwhile (the store's own atomicity, as a database's; it is held for one access,
+/// never across a critical section). So notes (the buyers' ledger events) come in the
+/// order the store took the accesses, however the buyers' processes are preempted.
 fn fenced<T>(
     path: &Path,
     token: u64,
     access: impl FnOnce() -> io::Result<T>,
+    noted: impl FnOnce(&T),
 ) -> io::Result<Fenced<T>> {
     use nix::fcntl::{Flock, FlockArg};
     let file = OpenOptions::new()
@@ -223,26 +226,35 @@ fn fenced<T>(
         held.set_len(0)?;
         held.write_all_at(token.to_string().as_bytes(), 0)?;
     }
-    access().map(Fenced::Accepted)
+    let done = access()?;
+    noted(&done);
+    Ok(Fenced::Accepted(done))
 }
 
 /// Reads the store carrying fencing token `token`: refused when the store has seen a
 /// larger one; else the token becomes the store's mark, so an older holder can no longer
-/// write what it read before.
-pub fn read_fenced(path: &Path, token: u64) -> io::Result<Fenced<Contents>> {
-    fenced(path, token, || read(path))
+/// write what it read before. `noted` sees what was read before any other fenced access
+/// can follow.
+pub fn read_fenced(
+    path: &Path,
+    token: u64,
+    noted: impl FnOnce(&Contents),
+) -> io::Result<Fenced<Contents>> {
+    fenced(path, token, || read(path), noted)
 }
 
 /// Writes `count` in `mode` carrying fencing token `token`: refused (nothing written)
 /// when the store has seen a larger one. The check and the write are one step, so an
 /// in-place write has no window between truncate and write for anyone to see or stop in.
+/// `noted` runs once the write is done, before any other fenced access can follow.
 pub fn write_fenced(
     path: &Path,
     count: i64,
     token: u64,
     mode: StoreMode,
+    noted: impl FnOnce(&()),
 ) -> io::Result<Fenced<()>> {
-    fenced(path, token, || write(path, count, mode))
+    fenced(path, token, || write(path, count, mode), noted)
 }
 
 /// Writes `count` in `mode`, in one go (an in-place write with no pause inside it).
@@ -307,20 +319,50 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = path(dir.path());
         create(&p, 5).expect("create");
-        let w = |count, token| write_fenced(&p, count, token, StoreMode::InPlace);
+        let w = |count, token| write_fenced(&p, count, token, StoreMode::InPlace, |_| {});
         assert_eq!(w(4, 1).expect("w1"), Fenced::Accepted(()));
         // A newer holder reads: from now on token 1 is stale.
         assert_eq!(
-            read_fenced(&p, 2).expect("r2"),
+            read_fenced(&p, 2, |_| {}).expect("r2"),
             Fenced::Accepted(Contents::Count(4))
         );
         assert_eq!(w(3, 1).expect("stale"), Fenced::Refused { seen: 2 });
         assert_eq!(
-            read_fenced(&p, 1).expect("stale"),
+            read_fenced(&p, 1, |_| {}).expect("stale"),
             Fenced::Refused { seen: 2 }
         );
         assert_eq!(read(&p).expect("read"), Contents::Count(4));
         assert_eq!(w(3, 2).expect("w2"), Fenced::Accepted(()));
         assert_eq!(read(&p).expect("read"), Contents::Count(3));
+    }
+
+    /// A fenced access is noted while the store still holds its fence, so no other
+    /// fenced access can come between the access and its note: the ledger then has the
+    /// accesses in the store's order (a preempted buyer once noted its write after a
+    /// newer holder's read, and the check saw two holders where the store had one).
+    #[test]
+    fn a_fenced_access_is_noted_before_the_fence_is_let_go() {
+        use nix::fcntl::{Flock, FlockArg};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = path(dir.path());
+        create(&p, 5).expect("create");
+        let fence_free = || {
+            let f = File::open(fence_path(&p)).expect("fence");
+            Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok()
+        };
+        let mut seen = Vec::new();
+        read_fenced(&p, 1, |c| seen.push((format!("{c:?}"), fence_free()))).expect("read");
+        write_fenced(&p, 4, 1, StoreMode::InPlace, |()| {
+            seen.push(("wrote".into(), fence_free()))
+        })
+        .expect("write");
+        assert_eq!(
+            seen,
+            vec![
+                ("Count(5)".to_string(), false),
+                ("wrote".to_string(), false)
+            ]
+        );
+        assert!(fence_free());
     }
 }

@@ -277,6 +277,10 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
                 ..nameless(false)
             });
         }
+        // A futex word no other process maps is the process's own (a `pthread_join`
+        // waits on the joined thread's id, which the kernel clears as it exits): its
+        // threads, not the schedule, decide when it changes.
+        Effect::Ipc if name == "SYS_futex" && !shared_memory(n.pid, a(0)) => return None,
         Effect::Ipc if name == "SYS_futex" => return Some(futex(n, nameless(true))),
         // Shared state with no name to compare: it conflicts with every step.
         Effect::Ipc => return Some(nameless(true)),
@@ -527,6 +531,30 @@ fn descriptorless_wait(n: &Notif, name: &str) -> Option<u64> {
         frac
     });
     Some(ns.min(MAX_SPAN))
+}
+
+/// True unless `/proc/PID/maps` shows `addr` in a private mapping of task `pid`: only a
+/// shared mapping (`MAP_SHARED`, a file in `/dev/shm`, System V memory) can hold a futex
+/// word another process waits on or wakes, since a private one is copied on a fork. A
+/// word the maps do not place (the task gone, the file unreadable) counts as shared.
+pub(crate) fn shared_memory(pid: u32, addr: u64) -> bool {
+    let Some(maps) = super::paths::read_proc(format!("/proc/{pid}/maps")) else {
+        return true;
+    };
+    mapping_is_shared(&maps, addr).unwrap_or(true)
+}
+
+/// Whether the mapping of `maps` (the text of `/proc/PID/maps`) holding `addr` is shared;
+/// `None` when none holds it.
+fn mapping_is_shared(maps: &str, addr: u64) -> Option<bool> {
+    maps.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        let (start, end) = words.next()?.split_once('-')?;
+        let start = u64::from_str_radix(start, 16).ok()?;
+        let end = u64::from_str_radix(end, 16).ok()?;
+        let perms = words.next()?;
+        (start <= addr && addr < end).then(|| perms.as_bytes().get(3) == Some(&b's'))
+    })
 }
 
 /// A `futex` call on shared memory: a wait with no time limit is a lock call that
@@ -1202,6 +1230,20 @@ mod tests {
             _ => Effect::Look,
         };
         Step::new(name, path.into(), effect, mutates)
+    }
+
+    #[test]
+    fn a_futex_word_in_private_memory_is_the_processs_own() {
+        let maps = "7f00-7f10 rw-p 00000000 00:00 0\n\
+                    7f10-7f20 rw-s 00000000 00:05 42 /dev/shm/sem.x\n";
+        assert_eq!(mapping_is_shared(maps, 0x7f08), Some(false));
+        assert_eq!(mapping_is_shared(maps, 0x7f10), Some(true));
+        assert_eq!(mapping_is_shared(maps, 0x7f20), None);
+        // This process's heap is private; an address nothing maps counts as shared.
+        let word = Box::new(0u32);
+        let me = std::process::id();
+        assert!(!shared_memory(me, &*word as *const u32 as u64));
+        assert!(shared_memory(me, 8));
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //!
 //! Examples whose trials are all controlled (`--schedule pct`, `exhaustive` or `random`)
 //! run two at a time; the others (free-running trials, whose timing is part of what they
-//! test) one at a time after them. A command written twice (the same but for a trailing
+//! test) one at a time, in a test of their own that runs beside the first. A command written twice (the same but for a trailing
 //! comment) runs once; keep each to a few seconds (make the README's example smaller
 //! rather than skip it).
 
@@ -209,20 +209,17 @@ fn controlled(command: &str) -> bool {
         .any(|s| command.contains(&format!("--schedule {s}")))
 }
 
-/// Runs each of `commands` once and gives each one's result: those whose trials are all
-/// controlled two at a time (the machine's cores), then the others (free-running trials,
-/// whose timing is part of what they test, a hang among them) one at a time.
-fn run_every(commands: Vec<String>) -> std::collections::HashMap<String, Ran> {
+/// Runs each of `commands` once and gives each one's result: two at a time (the
+/// machine's cores) when `side_by_side`, else one at a time.
+fn run_every(commands: Vec<String>, side_by_side: bool) -> std::collections::HashMap<String, Ran> {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (side_by_side, alone): (Vec<String>, Vec<String>) =
-        commands.into_iter().partition(|c| controlled(c));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(std::collections::HashMap::new());
     std::thread::scope(|s| {
-        for _ in 0..2 {
+        for _ in 0..(if side_by_side { 2 } else { 1 }) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(command) = side_by_side.get(i) else {
+                let Some(command) = commands.get(i) else {
                     break;
                 };
                 let ran = run_one(command, tmp.path());
@@ -232,18 +229,15 @@ fn run_every(commands: Vec<String>) -> std::collections::HashMap<String, Ran> {
             });
         }
     });
-    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-    for command in alone {
-        let ran = run_one(&command, tmp.path());
-        done.insert(command, ran);
-    }
-    done
+    done.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The examples of `path` that can run here; says in one line which cannot and why.
-fn runnable(path: &str) -> Vec<Example> {
+/// The examples of `path` whose trials are all controlled (or, with `controlled_ones`
+/// false, the others) that can run here; says in one line which cannot and why.
+fn runnable(path: &str, controlled_ones: bool) -> Vec<Example> {
     examples(path)
         .into_iter()
+        .filter(|ex| controlled(without_comment(&ex.command)) == controlled_ones)
         .filter(|ex| match ex.needs.iter().find(|p| !on_path(p)) {
             Some(missing) => {
                 use std::io::Write as _;
@@ -288,10 +282,11 @@ fn check_all(examples: &[Example], done: &std::collections::HashMap<String, Ran>
     examples.len()
 }
 
-#[test]
-fn every_readme_example_runs_as_written() {
-    let readme = runnable("README.md");
-    let regressions = runnable("fixtures/regressions/README.md");
+/// Runs the examples of both READMEs whose trials are all controlled (or the others)
+/// and checks each.
+fn run_and_check(controlled_ones: bool) {
+    let readme = runnable("README.md", controlled_ones);
+    let regressions = runnable("fixtures/regressions/README.md", controlled_ones);
     // A command written twice (the same but for a trailing comment) runs once.
     let mut commands: Vec<String> = Vec::new();
     for ex in readme.iter().chain(&regressions) {
@@ -300,11 +295,32 @@ fn every_readme_example_runs_as_written() {
             commands.push(key);
         }
     }
-    let done = run_every(commands);
-    let checked = check_all(&readme, &done);
-    assert!(checked >= 8, "only {checked} examples found in README.md");
-    let checked = check_all(&regressions, &done);
-    assert!(checked >= 2, "only {checked} examples found");
+    let done = run_every(commands, controlled_ones);
+    check_all(&readme, &done);
+    check_all(&regressions, &done);
+}
+
+/// Examples whose trials are all controlled: their verdicts do not depend on the
+/// machine's load, so they run two at a time.
+#[test]
+fn every_controlled_readme_example_runs_as_written() {
+    run_and_check(true);
+}
+
+/// Examples with free-running trials, whose timing is part of what they test (a hang
+/// among them): one at a time, beside the rest of the suite as a reader's machine runs
+/// other work.
+#[test]
+fn every_free_running_readme_example_runs_as_written() {
+    run_and_check(false);
+}
+
+#[test]
+fn the_readmes_hold_examples() {
+    let readme = examples("README.md").len();
+    assert!(readme >= 8, "only {readme} examples found in README.md");
+    let regressions = examples("fixtures/regressions/README.md").len();
+    assert!(regressions >= 2, "only {regressions} examples found");
 }
 
 #[test]
