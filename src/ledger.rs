@@ -279,6 +279,9 @@ pub struct History {
     /// programs its clock could not reach (`buyer 0 ran /sbin/ldconfig on real time:
     /// statically linked`).
     pub clocks: Vec<String>,
+    /// A free-running trial killed at its timeout: where the processes of each buyer
+    /// not done were then (asleep in `flock`, stopped, running), by buyer.
+    pub whereabouts: Vec<(u32, String)>,
 }
 
 /// A power cut: every buyer of the trial died at once, the store's files were left as a

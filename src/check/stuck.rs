@@ -98,9 +98,19 @@ fn timed_out(obs: &Observation<'_>, c: &Claims) -> Violation {
     } else {
         steps.join(", ")
     };
+    let at: Vec<String> = h
+        .whereabouts
+        .iter()
+        .map(|(b, at)| format!("buyer {b} {at}"))
+        .collect();
+    let at = if at.is_empty() {
+        String::new()
+    } else {
+        format!("; when killed: {}", at.join("; "))
+    };
     without_events(
         FindingKind::Hang,
-        format!("the trial passed its timeout and was killed; unfinished: {unfinished}{held}"),
+        format!("the trial passed its timeout and was killed; unfinished: {unfinished}{held}{at}"),
         c.unknown.clone(),
     )
 }

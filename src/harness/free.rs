@@ -64,8 +64,12 @@ pub(super) enum Wait {
 
 pub(super) enum End {
     Done,
-    TimedOut,
-    Stale { waiting: Vec<u32>, holder: u32 },
+    /// The timeout passed: where each unfinished buyer's processes were then.
+    TimedOut(Vec<(u32, String)>),
+    Stale {
+        waiting: Vec<u32>,
+        holder: u32,
+    },
     Interrupted(i32),
 }
 
@@ -185,8 +189,12 @@ pub(super) fn history(
     plan: &Plan,
     end: End,
 ) -> Result<History, HarnessError> {
+    let mut whereabouts = Vec::new();
     let (timed_out, stuck) = match end {
-        End::TimedOut => (true, None),
+        End::TimedOut(at) => {
+            whereabouts = at;
+            (true, None)
+        }
         End::Stale { waiting, holder } => (
             false,
             Some(Stuck::Deadlock {
@@ -198,6 +206,7 @@ pub(super) fn history(
     };
     let mut history = History::read(&crate::ledger::path(dir))
         .map_err(|e| HarnessError::Io("reading the ledger", e))?;
+    history.whereabouts = whereabouts;
     history.fates = conns
         .iter()
         .enumerate()
@@ -316,7 +325,7 @@ impl<'a> Driver<'a> {
                         }
                         continue;
                     }
-                    _ => return End::TimedOut,
+                    _ => return End::TimedOut(self.whereabouts()),
                 }
             }
             let wait_ms = self.poll_wait(now);
@@ -467,6 +476,19 @@ impl<'a> Driver<'a> {
             waiting: live.iter().map(|&i| i as u32).collect(),
             holder: holder as u32,
         })
+    }
+
+    /// Where the processes of each buyer not done are, before the trial is killed: what
+    /// a `hang` names, so the one that kept the others waiting can be told.
+    fn whereabouts(&self) -> Vec<(u32, String)> {
+        (0..self.conns.len())
+            .filter(|&i| self.conns[i].open && !self.conns[i].done)
+            .filter_map(|i| {
+                let pid = self.group.pid(self.conns[i].member);
+                let at = crate::seccomp::blocked::whereabouts(pid)?;
+                Some((i as u32, at))
+            })
+            .collect()
     }
 
     /// How long the next poll may wait, in milliseconds.

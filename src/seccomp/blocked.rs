@@ -337,6 +337,97 @@ fn stat_of(path: &Path) -> Option<(String, u32, u32)> {
     Some((state, parent, group))
 }
 
+/// Where the tasks of the tree rooted at `root` are, in words, for a trial killed at its
+/// timeout: each task asleep in a call (`` asleep in `flock` ``), stopped (by a signal)
+/// or running, the same ones counted (`` asleep in `futex` (×3) ``); `None` when none is
+/// left.
+pub(crate) fn whereabouts(root: u32) -> Option<String> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    each_task(root, false, &mut |t| {
+        let Some((state, _, _)) = stat_of(t) else {
+            return Walk::Skip;
+        };
+        let what = match state.as_str() {
+            "Z" | "X" | "x" => return Walk::Skip,
+            "T" | "t" => "stopped".to_string(),
+            "R" => "running".to_string(),
+            _ => {
+                let call = read_proc(t.join("syscall")).unwrap_or_default();
+                match syscall_line(&call) {
+                    Some((nr, _)) => match waiting_call_name(nr)
+                        .or_else(|| super::calls::of(nr).map(|c| c.name))
+                    {
+                        Some(name) => format!("asleep in `{}`", name.trim_start_matches("SYS_")),
+                        None => format!("asleep in call {nr}"),
+                    },
+                    None => "asleep".to_string(),
+                }
+            }
+        };
+        match seen.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((what, 1)),
+        }
+        Walk::Go
+    });
+    (!seen.is_empty()).then(|| {
+        seen.iter()
+            .map(|(w, n)| {
+                if *n > 1 {
+                    format!("{w} (×{n})")
+                } else {
+                    w.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// The name of a call a process commonly sleeps in that the filter's table may not hold
+/// (it lets them through).
+#[allow(non_upper_case_globals)] // libc's call numbers, as patterns
+fn waiting_call_name(nr: i64) -> Option<&'static str> {
+    use libc::*;
+    Some(match nr {
+        SYS_wait4 => "wait4",
+        SYS_waitid => "waitid",
+        SYS_read => "read",
+        SYS_write => "write",
+        SYS_futex => "futex",
+        SYS_clock_nanosleep => "clock_nanosleep",
+        SYS_ppoll => "ppoll",
+        SYS_pselect6 => "pselect6",
+        SYS_epoll_pwait => "epoll_pwait",
+        SYS_rt_sigsuspend => "rt_sigsuspend",
+        SYS_rt_sigtimedwait => "rt_sigtimedwait",
+        SYS_recvfrom => "recvfrom",
+        SYS_recvmsg => "recvmsg",
+        SYS_accept4 => "accept4",
+        SYS_connect => "connect",
+        SYS_openat => "openat",
+        SYS_flock => "flock",
+        SYS_fcntl => "fcntl",
+        SYS_semtimedop => "semtimedop",
+        SYS_msgrcv => "msgrcv",
+        #[cfg(target_arch = "x86_64")]
+        SYS_nanosleep => "nanosleep",
+        #[cfg(target_arch = "x86_64")]
+        SYS_poll => "poll",
+        #[cfg(target_arch = "x86_64")]
+        SYS_select => "select",
+        #[cfg(target_arch = "x86_64")]
+        SYS_epoll_wait => "epoll_wait",
+        #[cfg(target_arch = "x86_64")]
+        SYS_pause => "pause",
+        #[cfg(target_arch = "x86_64")]
+        SYS_semop => "semop",
+        #[cfg(target_arch = "x86_64")]
+        SYS_accept => "accept",
+        _ => return None,
+    })
+}
+
 /// The parent and process group of process `pid`; `None` when it is gone.
 pub(crate) fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
     stat_of(&Path::new("/proc").join(pid.to_string())).map(|(_, parent, group)| (parent, group))

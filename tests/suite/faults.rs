@@ -248,7 +248,7 @@ fn sound_locks_stay_clean_under_kill_and_stop_faults() {
 }
 
 #[test]
-fn a_stalled_run_is_a_hang_that_names_who_was_unfinished() {
+fn a_stalled_run_is_a_hang_that_names_who_was_unfinished_and_where() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     // A lock command that never gets its lock: no buyer makes progress for 300 ms.
@@ -287,8 +287,12 @@ fn a_stalled_run_is_a_hang_that_names_who_was_unfinished() {
         .iter()
         .find(|f| f["kind"] == "hang")
         .expect("a hang finding");
+    let detail = hang["detail"].as_str().expect("detail");
+    assert!(detail.contains("buyer "), "{hang}");
+    // Where each unfinished buyer was when it was killed: its shell waiting for `sleep`,
+    // asleep in its turn.
     assert!(
-        hang["detail"].as_str().expect("detail").contains("buyer "),
+        detail.contains("when killed: buyer 0 asleep in `wait4`") && detail.contains("nanosleep`"),
         "{hang}"
     );
 }
