@@ -277,10 +277,6 @@ pub(crate) fn classify(listener: RawFd, n: &Notif, dir: &Path) -> Option<Step> {
                 ..nameless(false)
             });
         }
-        // A futex word no other process maps is the process's own (a `pthread_join`
-        // waits on the joined thread's id, which the kernel clears as it exits): its
-        // threads, not the schedule, decide when it changes.
-        Effect::Ipc if name == "SYS_futex" && !shared_memory(n.pid, a(0)) => return None,
         Effect::Ipc if name == "SYS_futex" => return Some(futex(n, nameless(true))),
         // Shared state with no name to compare: it conflicts with every step.
         Effect::Ipc => return Some(nameless(true)),
@@ -535,8 +531,10 @@ fn descriptorless_wait(n: &Notif, name: &str) -> Option<u64> {
 
 /// True unless `/proc/PID/maps` shows `addr` in a private mapping of task `pid`: only a
 /// shared mapping (`MAP_SHARED`, a file in `/dev/shm`, System V memory) can hold a futex
-/// word another process waits on or wakes, since a private one is copied on a fork. A
-/// word the maps do not place (the task gone, the file unreadable) counts as shared.
+/// word another process waits on or wakes, since a private one is copied on a fork (a
+/// `pthread_join` waits on the joined thread's id there, which the kernel clears as the
+/// thread exits). A word the maps do not place (the task gone, the file unreadable)
+/// counts as shared.
 pub(crate) fn shared_memory(pid: u32, addr: u64) -> bool {
     let Some(maps) = super::paths::read_proc(format!("/proc/{pid}/maps")) else {
         return true;
