@@ -39,6 +39,10 @@ use std::time::{Duration, Instant};
 /// holder's death; this leaves a wide margin for a busy machine.
 pub const STALE_AFTER: Duration = Duration::from_millis(1500);
 
+/// How many times its patience a free-running trial waits, from its last sign of
+/// progress, while a buyer is in the kernel's disk wait ([`Driver::in_disk_wait`]).
+const DISK_STRETCH: u32 = 4;
+
 /// One buyer's control connection.
 pub(super) struct Conn {
     pub(super) sock: UnixStream,
@@ -325,6 +329,16 @@ impl<'a> Driver<'a> {
                         }
                         continue;
                     }
+                    // A buyer in the kernel's disk wait (a truncation the file
+                    // system's journal holds up on a loaded machine) is the machine's
+                    // delay, not the lock's: wait on, up to DISK_STRETCH patiences past
+                    // the last sign of progress.
+                    _ if self.in_disk_wait()
+                        && now < self.last_change + self.patience * DISK_STRETCH =>
+                    {
+                        self.deadline = now + Duration::from_millis(100);
+                        continue;
+                    }
                     _ => return End::TimedOut(self.whereabouts()),
                 }
             }
@@ -476,6 +490,14 @@ impl<'a> Driver<'a> {
             waiting: live.iter().map(|&i| i as u32).collect(),
             holder: holder as u32,
         })
+    }
+
+    /// True when a process of a buyer not done is in the kernel's disk wait.
+    fn in_disk_wait(&self) -> bool {
+        self.conns
+            .iter()
+            .filter(|c| c.open && !c.done)
+            .any(|c| crate::seccomp::blocked::in_disk_wait(self.group.pid(c.member)))
     }
 
     /// Where the processes of each buyer not done are, before the trial is killed: what

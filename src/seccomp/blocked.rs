@@ -351,13 +351,18 @@ pub(crate) fn whereabouts(root: u32) -> Option<String> {
             "Z" | "X" | "x" => return Walk::Skip,
             "T" | "t" => "stopped".to_string(),
             "R" => "running".to_string(),
+            "D" if !vforking(t) => {
+                let call = read_proc(t.join("syscall")).unwrap_or_default();
+                match syscall_line(&call).and_then(|(nr, _)| call_name(nr)) {
+                    Some(name) => format!("waiting on the disk in `{name}`"),
+                    None => "waiting on the disk".to_string(),
+                }
+            }
             _ => {
                 let call = read_proc(t.join("syscall")).unwrap_or_default();
                 match syscall_line(&call) {
-                    Some((nr, _)) => match waiting_call_name(nr)
-                        .or_else(|| super::calls::of(nr).map(|c| c.name))
-                    {
-                        Some(name) => format!("asleep in `{}`", name.trim_start_matches("SYS_")),
+                    Some((nr, _)) => match call_name(nr) {
+                        Some(name) => format!("asleep in `{name}`"),
                         None => format!("asleep in call {nr}"),
                     },
                     None => "asleep".to_string(),
@@ -382,6 +387,28 @@ pub(crate) fn whereabouts(root: u32) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", ")
     })
+}
+
+/// True when a task of the tree rooted at `root` is in the kernel's uninterruptible wait
+/// (`D`: a write or a truncation the file system's journal holds up), a `vfork` parent
+/// aside: the machine is working for it, however long that takes.
+pub(crate) fn in_disk_wait(root: u32) -> bool {
+    let mut found = false;
+    each_task(root, false, &mut |t| {
+        if stat_of(t).is_some_and(|(state, _, _)| state == "D") && !vforking(t) {
+            found = true;
+            return Walk::Stop;
+        }
+        Walk::Go
+    });
+    found
+}
+
+/// A call's name, without `SYS_`, as the table of the filter or of common waits has it.
+fn call_name(nr: i64) -> Option<&'static str> {
+    waiting_call_name(nr)
+        .or_else(|| super::calls::of(nr).map(|c| c.name))
+        .map(|n| n.trim_start_matches("SYS_"))
 }
 
 /// The name of a call a process commonly sleeps in that the filter's table may not hold
