@@ -193,20 +193,17 @@ pub(super) fn history(
     plan: &Plan,
     end: End,
 ) -> Result<History, HarnessError> {
-    let mut whereabouts = Vec::new();
-    let (timed_out, stuck) = match end {
-        End::TimedOut(at) => {
-            whereabouts = at;
-            (true, None)
-        }
+    let (timed_out, stuck, whereabouts) = match end {
+        End::TimedOut(at) => (true, None, at),
         End::Stale { waiting, holder } => (
             false,
             Some(Stuck::Deadlock {
                 waiting,
                 holder: Some(holder),
             }),
+            Vec::new(),
         ),
-        End::Done | End::Interrupted(_) => (false, None),
+        End::Done | End::Interrupted(_) => (false, None, Vec::new()),
     };
     let mut history = History::read(&crate::ledger::path(dir))
         .map_err(|e| HarnessError::Io("reading the ledger", e))?;

@@ -347,27 +347,20 @@ pub(crate) fn whereabouts(root: u32) -> Option<String> {
         let Some((state, _, _)) = stat_of(t) else {
             return Walk::Skip;
         };
+        // In which call, from the task's `/proc/…/syscall` line.
+        let in_call = |how: &str| match call_nr(t) {
+            Some(nr) => match call_name(nr) {
+                Some(name) => format!("{how} in `{name}`"),
+                None => format!("{how} in call {nr}"),
+            },
+            None => how.to_string(),
+        };
         let what = match state.as_str() {
             "Z" | "X" | "x" => return Walk::Skip,
             "T" | "t" => "stopped".to_string(),
             "R" => "running".to_string(),
-            "D" if !vforking(t) => {
-                let call = read_proc(t.join("syscall")).unwrap_or_default();
-                match syscall_line(&call).and_then(|(nr, _)| call_name(nr)) {
-                    Some(name) => format!("waiting on the disk in `{name}`"),
-                    None => "waiting on the disk".to_string(),
-                }
-            }
-            _ => {
-                let call = read_proc(t.join("syscall")).unwrap_or_default();
-                match syscall_line(&call) {
-                    Some((nr, _)) => match call_name(nr) {
-                        Some(name) => format!("asleep in `{name}`"),
-                        None => format!("asleep in call {nr}"),
-                    },
-                    None => "asleep".to_string(),
-                }
-            }
+            "D" if !vforking(t) => in_call("waiting on the disk"),
+            _ => in_call("asleep"),
         };
         match seen.iter_mut().find(|(w, _)| *w == what) {
             Some((_, n)) => *n += 1,

@@ -56,6 +56,29 @@ fn exhaustive(fixture: &str, preemptions: &str) -> std::process::Output {
     )
 }
 
+/// The lock command `template`, searched exhaustively within 1 preemption one trial at
+/// a time (`--jobs 1`: no trial beside it meets it in a lock kept outside its
+/// directory), is verified whole.
+fn assert_verified_one_trial_at_a_time(template: &str, what: &str) {
+    let alone = search_cmd(
+        template,
+        &[
+            "--schedule",
+            "exhaustive",
+            "--preemptions",
+            "1",
+            "--jobs",
+            "1",
+        ],
+    );
+    assert_code(&alone, 0, &format!("{what}, one trial at a time"));
+    assert!(
+        String::from_utf8_lossy(&alone.stdout).contains("verified: all "),
+        "{}",
+        text(&alone)
+    );
+}
+
 /// Every schedule within 1 preemption ends well: no finding, a complete verdict. (The
 /// same search within 2 preemptions is `ci/soundness.sh`'s `verified-all`.)
 fn assert_verified(fixture: &str) {
@@ -362,23 +385,7 @@ fn trials_side_by_side_that_meet_in_one_lock_report_no_false_finding() {
         &["--schedule", "pct", "--trials", "100", "--seed", "1"],
     );
     assert_code(&pct, 0, "a fixed lock file, trials side by side");
-    let alone = search_cmd(
-        &template,
-        &[
-            "--schedule",
-            "exhaustive",
-            "--preemptions",
-            "1",
-            "--jobs",
-            "1",
-        ],
-    );
-    assert_code(&alone, 0, "a fixed lock file, one trial at a time");
-    assert!(
-        String::from_utf8_lossy(&alone.stdout).contains("verified: all "),
-        "{}",
-        text(&alone)
-    );
+    assert_verified_one_trial_at_a_time(&template, "a fixed lock file");
     let _ = std::fs::remove_file(&lock);
     if !have("perl") {
         eprintln!("skipped: perl is not on PATH (the port lock fixture is Perl)");
@@ -450,22 +457,9 @@ fn a_lock_on_a_device_is_a_step() {
     // verifies.
     let side_by_side = exhaustive("sound/devnull-setlkw.pl", "1");
     assert_code(&side_by_side, 0, "trials side by side");
-    let alone = search(
+    assert_verified_one_trial_at_a_time(
+        "fixtures/locks/sound/devnull-setlkw.pl {dir} {}",
         "sound/devnull-setlkw.pl",
-        &[
-            "--schedule",
-            "exhaustive",
-            "--preemptions",
-            "1",
-            "--jobs",
-            "1",
-        ],
-    );
-    assert_code(&alone, 0, "one trial at a time");
-    assert!(
-        String::from_utf8_lossy(&alone.stdout).contains("verified: all "),
-        "{}",
-        text(&alone)
     );
 }
 
