@@ -17,9 +17,13 @@ trap 'rm -rf "$out"' EXIT
 for k in $(seq 1 "$n"); do
   "$bin" explore "$@" --shard "$k/$n" --json "$out/shard-$k.json" --quiet || [ $? -le 1 ]
 done
-"$bin" merge "$out"/shard-*.json | head -n 1
-single="$("$bin" explore "$@" | grep '^verified' | sed 's/^verified: //')"
-merged="$("$bin" merge "$out"/shard-*.json | grep '^verified across' | sed 's/^verified across [0-9]* shards: //')"
+# Whole outputs into variables first: a reader that stops early (head, grep -q) would
+# break the writer's pipe, and under pipefail that fails the script.
+merge_out="$("$bin" merge "$out"/shard-*.json)"
+echo "${merge_out%%$'\n'*}"
+single_out="$("$bin" explore "$@")"
+single="$(grep '^verified' <<<"$single_out" | sed 's/^verified: //')"
+merged="$(grep '^verified across' <<<"$merge_out" | sed 's/^verified across [0-9]* shards: //')"
 if [ "$single" = "$merged" ]; then
   echo "shards: the $n shards merge to the single run's count"
 else

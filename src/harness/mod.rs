@@ -548,9 +548,10 @@ struct LockState {
     server: Option<MemberId>,
 }
 
-/// The least time a trial's own server (redis-server, postgres) is given to start,
-/// whatever the trial's timeout: a start slowed by a loaded machine is no hang of the
-/// trial, and a server that fails exits, which is seen at once.
+/// The least time a trial's own server (redis-server, postgres) is given to start, and
+/// a `--store-cmd` to set up or count the store, whatever the trial's timeout: set-up
+/// slowed by a loaded machine is no hang of the trial, and a server that fails exits,
+/// which is seen at once.
 const SERVER_START: Duration = Duration::from_secs(60);
 
 /// When a server started now must be up, given the trial's own `deadline`.

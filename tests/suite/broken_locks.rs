@@ -19,7 +19,7 @@ use crate::common;
 use std::process::{Command, Output};
 
 fn oversell(args: &[&str]) -> Output {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     common::oversell(tmp.path(), args)
 }
 

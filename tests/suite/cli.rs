@@ -8,7 +8,7 @@ use std::process::Output;
 
 #[test]
 fn bad_input_is_exit_2_with_one_line_naming_the_value() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let cases: &[(&[&str], &str)] = &[
         (&["explore", "--buyers", "0"], "'0'"),
         (&["explore", "--buyers", "5..2"], "'5..2'"),
@@ -48,7 +48,7 @@ fn bad_input_is_exit_2_with_one_line_naming_the_value() {
 
 #[test]
 fn no_lock_is_caught_with_a_token_in_the_json_report() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     let out = oversell(
         tmp.path(),
@@ -111,7 +111,7 @@ fn no_lock_is_caught_with_a_token_in_the_json_report() {
 
 #[test]
 fn expect_violation_turns_a_caught_race_into_success() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(
         tmp.path(),
         &[
@@ -154,7 +154,7 @@ fn expect_violation_turns_a_caught_race_into_success() {
 
 #[test]
 fn every_sound_lock_is_clean() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     for lock in ["flock", "ofd", "posix", "lockfile", "socket", "sysv"] {
         for schedule in ["jitter", "barrier"] {
             let out = oversell(
@@ -190,7 +190,7 @@ fn every_sound_lock_is_clean() {
 
 #[test]
 fn keep_keeps_the_trial_directories() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let keep = tmp.path().join("kept");
     let out = oversell(
         tmp.path(),
@@ -218,7 +218,7 @@ fn keep_keeps_the_trial_directories() {
 
 #[test]
 fn locks_lists_every_backend_with_a_verdict() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(tmp.path(), &["locks"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -234,7 +234,7 @@ fn locks_lists_every_backend_with_a_verdict() {
 
 #[test]
 fn the_demo_catches_no_lock_and_clears_the_sound_ones() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(tmp.path(), &["demo", "--trials", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -248,7 +248,7 @@ fn the_demo_catches_no_lock_and_clears_the_sound_ones() {
 
 #[test]
 fn help_teaches() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(tmp.path(), &["explore", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -277,7 +277,7 @@ fn assert_refused(out: &Output, args: &[&str], needle: &str) {
 
 #[test]
 fn bad_commands_and_outputs_are_refused_before_the_first_trial() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let cases: &[(&[&str], &str)] = &[
         (
             &["explore", "--buyer-cmd", "python3 buyer.py"],
@@ -348,7 +348,7 @@ fn bad_commands_and_outputs_are_refused_before_the_first_trial() {
 
 #[test]
 fn merge_names_a_missing_shard() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     for k in ["1/3", "3/3"] {
         let json = format!("s{}.json", &k[..1]);
         let out = oversell_in(
@@ -371,7 +371,7 @@ fn merge_names_a_missing_shard() {
 
 #[test]
 fn replay_help_says_what_its_exit_status_means() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(tmp.path(), &["replay", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -386,7 +386,7 @@ fn replay_help_says_what_its_exit_status_means() {
 
 #[test]
 fn one_of_a_thing_is_said_in_the_singular() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(
         tmp.path(),
         &[
@@ -412,7 +412,7 @@ fn one_of_a_thing_is_said_in_the_singular() {
 
 #[test]
 fn a_user_locks_token_is_refused_with_the_way_to_replay_it() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let token = "ov1.user.b2.t1.j0.r0.srandom.p0x3-1x7-0x4.caa56f9";
     let out = oversell_in(tmp.path(), &["replay", token]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -443,7 +443,7 @@ fn a_user_locks_token_is_refused_with_the_way_to_replay_it() {
 #[test]
 fn a_redis_token_without_a_server_is_refused_naming_what_to_do() {
     // An empty PATH: no redis-server, whatever this machine has installed.
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let empty = tmp.path().join("bin");
     std::fs::create_dir(&empty).expect("mkdir");
     let path = empty.to_string_lossy().into_owned();
@@ -487,7 +487,7 @@ fn first_token(out: &Output) -> String {
 
 #[test]
 fn a_changed_or_cut_token_is_refused_for_its_checksum() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(
         tmp.path(),
         &[
@@ -538,7 +538,7 @@ fn a_changed_or_cut_token_is_refused_for_its_checksum() {
 
 #[test]
 fn every_token_the_docs_and_help_show_decodes() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let root = env!("CARGO_MANIFEST_DIR");
     let mut texts = vec![];
     for doc in ["README.md", "fixtures/regressions/README.md"] {
@@ -564,7 +564,7 @@ fn every_token_the_docs_and_help_show_decodes() {
 
 #[test]
 fn a_negative_number_gets_the_range_not_an_unknown_option() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let token = "ov1.none.b2.t1.j0.r1.sbarrier.c6a6fc8";
     let cases: &[(&[&str], &str, &str)] = &[
         (&["explore"], "--trials", "-1"),
@@ -599,7 +599,7 @@ fn a_negative_number_gets_the_range_not_an_unknown_option() {
 
 #[test]
 fn a_missing_argument_is_named_with_its_commands_help() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     for (cmd, arg) in [
         ("replay", "<TOKEN>"),
         ("gate", "<DIR>"),
@@ -621,7 +621,7 @@ fn a_missing_argument_is_named_with_its_commands_help() {
 
 #[test]
 fn a_near_miss_says_what_was_meant() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let cases: &[(&[&str], &str, &str)] = &[
         (&["explor"], "'explor'", "did you mean 'explore'?"),
         (
@@ -653,7 +653,7 @@ fn a_near_miss_says_what_was_meant() {
 
 #[test]
 fn a_command_that_is_not_there_is_refused_before_the_first_trial() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let cases: &[(&[&str], &str)] = &[
         (
             &["explore", "--lock-cmd", "nosuchlock {dir} {}"],
@@ -729,7 +729,7 @@ fn a_command_that_is_not_there_is_refused_before_the_first_trial() {
 
 #[test]
 fn help_gives_every_exit_status() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let status = |args: &[&str]| {
         let out = oversell(tmp.path(), args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
@@ -785,7 +785,7 @@ fn help_gives_every_exit_status() {
 
 #[test]
 fn demo_takes_the_redis_url_its_skipped_rows_point_to() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let help = oversell(tmp.path(), &["demo", "--help"]);
     assert!(
         String::from_utf8_lossy(&help.stdout).contains("--redis <URL>"),
@@ -803,7 +803,7 @@ fn demo_takes_the_redis_url_its_skipped_rows_point_to() {
 
 #[test]
 fn quiet_prints_findings_only() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let clean = oversell(
         tmp.path(),
         &[

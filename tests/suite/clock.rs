@@ -28,7 +28,7 @@ fn readings(keep: &Path) -> Vec<(f64, f64)> {
 
 #[test]
 fn date_and_sleep_read_the_trials_clock() {
-    let keep = tempfile::tempdir().expect("tempdir");
+    let keep = crate::common::tempdir().expect("tempdir");
     // Five seconds asleep on a real clock could never read as exactly 5.000000000 s.
     let cmd = "a=$(date +%s.%N); sleep 5; b=$(date +%s.%N); echo \"$a $b\" >> {dir}/times; flock {dir}/lock {}";
     let keep_arg = keep.path().to_string_lossy().into_owned();
@@ -81,7 +81,7 @@ fn python_reads_the_trials_clock() {
         eprintln!("skipped: python3 is not on PATH");
         return;
     }
-    let keep = tempfile::tempdir().expect("tempdir");
+    let keep = crate::common::tempdir().expect("tempdir");
     let cmd = "python3 -c 'import sys,time; a=time.time(); m=time.monotonic(); time.sleep(3); \
                open(sys.argv[1]+\"/times\",\"a\").write(\"%r %r\\n\" % (time.monotonic()-m, \
                time.time()-a))' {dir}; {}";
@@ -175,7 +175,7 @@ fn a_lease_that_trusts_its_own_clock_is_caught_under_skew() {
     // the trial's start and ended as a hang; a stepped trial's timeout now counts from
     // its last step, and every attempt takes the same steps.
     // Its timeline (drawn by the same replay) draws the skewed clock on the buyer's lane.
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let svg = dir.path().join("t.svg");
     let svg_s = svg.to_string_lossy().into_owned();
     let (again, _) = oversell_fresh(
@@ -316,7 +316,7 @@ fn bad_clock_faults_exit_2_in_one_line() {
 
 #[test]
 fn a_jump_is_placed_at_a_seeded_step() {
-    let keep = tempfile::tempdir().expect("tempdir");
+    let keep = crate::common::tempdir().expect("tempdir");
     // Each reading is taken after a step (the sleep), so the seeded jump shows in it.
     let cmd = "for i in 1 2 3 4 5 6 7 8 9; do sleep 1; done; date +%s >> {dir}/walls; {}";
     let run = || {

@@ -9,7 +9,7 @@ use std::process::Output;
 use common::BIN;
 
 fn oversell(args: &[&str]) -> Output {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     common::oversell(tmp.path(), args)
 }
 
@@ -23,7 +23,7 @@ fn json_of(path: &std::path::Path) -> serde_json::Value {
 
 /// The first finding of `explore --lock none --schedule pct --seed 3`, shrunk.
 fn shrunk_none_race() -> serde_json::Value {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     let out = common::oversell_command()
         .args([
@@ -119,7 +119,7 @@ fn a_token_that_no_longer_fits_is_an_error_not_a_pass() {
 #[test]
 fn exhaustive_runs_exactly_the_schedules_derived_by_hand() {
     for (p, expected) in [(0, 2), (1, 12), (2, 62)] {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = crate::common::tempdir().expect("tempdir");
         let json = tmp.path().join("e.json");
         let p_s = p.to_string();
         let out = common::oversell_command()
@@ -217,7 +217,7 @@ fn every_sound_lock_passes_300_pct_trials() {
 
 /// `explore --lock none --schedule pct --seed 3`, without --quiet: the printed text.
 fn pct_none_run(extra: &[&str]) -> (Output, serde_json::Value) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     let mut args = vec![
         "explore",

@@ -22,7 +22,7 @@ fn oversell(args: &[&str]) -> (Output, tempfile::TempDir) {
 /// `buyers` buyers, 1 ticket, every schedule without preemption and with a power cut at
 /// every step (and none); the JSON report.
 fn search_of(buyers: &str, store: &str, seed: &str, extra: &[&str]) -> (Output, Value) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
     let json_s = json.to_string_lossy().into_owned();
     let mut args = vec![
@@ -130,7 +130,7 @@ fn an_in_place_store_loses_a_sale_or_is_torn_by_a_power_cut() {
 
 #[test]
 fn a_durable_store_is_verified_with_a_power_cut_at_every_step() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let (out, _) = search("durable", "1", &[]);
     assert_code(&out, 0, "durable under power cuts");
     let t = text(&out);
@@ -323,7 +323,7 @@ fn a_token_with_a_power_cut_it_cannot_have_is_refused() {
 
 #[test]
 fn the_timeline_draws_the_power_cut() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let svg = dir.path().join("t.svg");
     let svg_s = svg.to_string_lossy().into_owned();
     let (out, _) = search("atomic", "1", &["--timeline", &svg_s]);

@@ -68,7 +68,7 @@ fn a_buyer_that_checks_its_writes_stays_clean_and_is_verified() {
 
 #[test]
 fn exhaustive_search_finds_the_ignored_write_and_its_token_replays_exactly() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     let json_arg = json.display().to_string();
     let (out, _t) = run(
@@ -136,7 +136,7 @@ fn errno_faults_that_cannot_be_placed_are_refused_before_any_trial() {
 
 #[test]
 fn the_timeline_marks_the_call_that_failed() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let svg = tmp.path().join("t.svg");
     let svg_arg = svg.display().to_string();
     let (out, _t) = oversell(&[

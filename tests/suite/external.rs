@@ -11,7 +11,7 @@ fn q(p: &Path) -> String {
 }
 
 fn oversell(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     (common::oversell_env(tmp.path(), args, env), tmp)
 }
 
@@ -60,7 +60,7 @@ fn flock_1_as_a_lock_command_is_sound_also_under_kills() {
 
 #[test]
 fn the_fixture_wrappers_flock_and_mkdir_are_sound_and_paths_with_spaces_work() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let spaced = tmp.path().join("lock scripts");
     std::fs::create_dir(&spaced).expect("mkdir");
     for name in ["flock.sh", "mkdir.sh"] {
@@ -319,7 +319,7 @@ fn a_command_that_fails_in_every_buyer_before_it_starts_is_a_setup_error() {
 #[test]
 fn a_buyer_program_runs_in_the_users_working_directory() {
     // The path is relative to the repository root, where the command is given.
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = common::oversell_command()
         .args([
             "explore",

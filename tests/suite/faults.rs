@@ -66,7 +66,7 @@ fn a_stale_lock_shrinks_to_two_buyers_and_one_ticket_and_its_token_replays() {
     // PCT with seed 3 first finds lockfile's dead holder in an 8-buyer trial; which buyer
     // dies where is drawn per buyer from the seed, and under this seed the 2-buyer trials
     // show no stale lock: the shrink must try other seeds to get down to 2 buyers.
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     let json_arg = json.to_string_lossy().into_owned();
     let out = common::oversell(
@@ -213,7 +213,7 @@ fn sound_locks_stay_clean_under_kill_and_stop_faults() {
     for lock in ["flock", "ofd", "posix", "socket", "sysv"] {
         // Stop faults only stall free-running buyers; a controlled schedule takes kills.
         for (schedule, faults) in [("jitter", "kill=0.3,stop=0.2:5"), ("pct", "kill=0.3")] {
-            let tmp = tempfile::tempdir().expect("tempdir");
+            let tmp = crate::common::tempdir().expect("tempdir");
             let out = common::oversell_command()
                 .args([
                     "explore",
@@ -249,7 +249,7 @@ fn sound_locks_stay_clean_under_kill_and_stop_faults() {
 
 #[test]
 fn a_stalled_run_is_a_hang_that_names_who_was_unfinished_and_where() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     // A lock command that never gets its lock: no buyer makes progress for 300 ms.
     let out = common::oversell_command()
@@ -312,7 +312,7 @@ fn processes_mentioning(marker: &str) -> usize {
 }
 
 fn interrupt_explorer(sig: Signal, expected: i32) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let marker = tmp.path().to_str().expect("utf-8").to_string();
     let json = tmp.path().join("partial.json");
     let mut explorer = common::oversell_command()
@@ -431,7 +431,7 @@ fn a_kernel_lock_whose_every_holder_dies_is_never_stale() {
 /// The first finding of `explore --lock-cmd` over the mkdir lock (a killed holder leaves
 /// its directory behind) under `schedule`, with kill faults.
 fn mkdir_lock_killed_holder(schedule: &str) -> (serde_json::Value, std::time::Duration) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let json = tmp.path().join("r.json");
     let started = std::time::Instant::now();
     let out = common::oversell_command()

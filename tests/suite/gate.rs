@@ -57,7 +57,7 @@ fn the_committed_fixtures_keep_their_verdicts() {
 
 #[test]
 fn a_flipped_verdict_is_changed_naming_file_and_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     write(
         dir.path(),
         "flipped.gate",
@@ -88,7 +88,7 @@ fn a_flipped_verdict_is_changed_naming_file_and_line() {
 
 #[test]
 fn a_token_that_no_longer_fits_the_program_is_changed() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     // The none race's steps under flock: buyer 1 cannot take the lock buyer 0 holds.
     let mut trial = oversell::Trial::from_token(NONE_RACE).expect("decodes");
     trial.target = oversell::Target::lock(oversell::LockKind::Flock);
@@ -106,7 +106,7 @@ fn a_token_that_no_longer_fits_the_program_is_changed() {
 
 #[test]
 fn a_bad_line_is_a_parse_error_naming_file_and_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     write(dir.path(), "a.gate", &format!("oversold {NONE_RACE}\n"));
     write(dir.path(), "b.gate", &format!("\n\nsold {NONE_RACE}\n"));
     let err = load_gate(dir.path()).expect_err("bad verdict");
@@ -126,7 +126,7 @@ fn a_bad_line_is_a_parse_error_naming_file_and_line() {
 
 #[test]
 fn an_empty_gate_is_an_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let err = load_gate(dir.path()).expect_err("empty");
     assert!(matches!(err, GateError::Empty { .. }), "{err}");
     // Comments, a README and other files hold no entries.
@@ -146,7 +146,7 @@ fn an_empty_gate_is_an_error() {
 
 #[test]
 fn a_different_finding_is_changed_and_named() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     // The none race oversells; it never tears the store.
     write(
         dir.path(),

@@ -132,7 +132,7 @@ proptest! {
 /// same lock (flock conflicts between open files, even in one process) finds it busy.
 #[test]
 fn held_by_thread_holds_the_guard_until_unlock() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let dir = crate::common::tempdir().expect("a temporary directory");
     let mut a = HeldByThread::new(FdLock::default());
     let mut b = HeldByThread::new(FdLock::default());
     a.attach(dir.path()).expect("attach a");
@@ -158,7 +158,7 @@ fn held_by_thread_holds_the_guard_until_unlock() {
 /// or dropped.
 #[test]
 fn guards_give_the_lock_back() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let dir = crate::common::tempdir().expect("a temporary directory");
     let mut a = FsLock::default();
     let mut b = FsLock::default();
     a.attach(dir.path()).expect("attach a");

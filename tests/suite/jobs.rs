@@ -29,7 +29,7 @@ fn lines_without_time(out: &std::process::Output) -> Vec<String> {
 
 #[test]
 fn one_job_or_eight_give_the_same_findings_and_tokens() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     for stop in [true, false] {
         let mut seen = Vec::new();
         for jobs in ["1", "8"] {
@@ -108,7 +108,7 @@ fn search(tmp: &std::path::Path, more: &[&str]) -> std::process::Output {
 
 #[test]
 fn an_exhaustive_search_counts_the_same_on_any_jobs_and_across_shards() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let one = search(tmp.path(), &["--jobs", "1"]);
     assert_code(&one, 0, "flock verifies");
     let two = search(tmp.path(), &["--jobs", "2"]);
@@ -153,7 +153,7 @@ fn an_exhaustive_search_counts_the_same_on_any_jobs_and_across_shards() {
 
 #[test]
 fn a_failing_shard_is_named_by_merge() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let mut reports = Vec::new();
     for k in 1..=2 {
         let json = tmp.path().join(format!("none-{k}.json"));
@@ -194,7 +194,7 @@ fn a_failing_shard_is_named_by_merge() {
 
 #[test]
 fn a_search_cut_short_resumes_from_its_checkpoint_to_the_same_count() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let whole = search(tmp.path(), &["--jobs", "2"]);
     assert_code(&whole, 0, "flock verifies");
     let ck = tmp.path().join("frontier.json");
@@ -216,7 +216,7 @@ fn a_search_cut_short_resumes_from_its_checkpoint_to_the_same_count() {
 
 #[test]
 fn a_checkpoint_of_another_command_or_no_checkpoint_is_refused() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let ck = tmp.path().join("frontier.json");
     let ck_s = ck.to_str().expect("utf-8");
     let cut = search(tmp.path(), &["--checkpoint", ck_s, "--trials", "300"]);
@@ -275,7 +275,7 @@ fn a_checkpoint_of_another_command_or_no_checkpoint_is_refused() {
 
 #[test]
 fn a_checkpoint_run_killed_mid_search_resumes_to_the_same_count_and_leaves_nothing() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     // The same search, one preemption deeper: long enough to be killed in.
     let mut deeper: Vec<&str> = SEARCH.to_vec();
     let at = deeper
@@ -317,7 +317,7 @@ fn a_checkpoint_run_killed_mid_search_resumes_to_the_same_count_and_leaves_nothi
 
 #[test]
 fn shapes_with_tickets_to_spare_are_searched_once() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell(
         tmp.path(),
         &[

@@ -69,7 +69,7 @@ fn entries(dir: &Path) -> usize {
 #[test]
 fn a_killed_explorer_leaves_no_process_behind() {
     let _serial = one_at_a_time();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let marker = tmp.path().to_str().expect("utf-8 path").to_string();
     let mut explorer = common::oversell_command()
         .args([
@@ -152,7 +152,7 @@ fn processes_of_run(run: u32) -> Vec<(u32, String)> {
 #[test]
 fn the_next_run_kills_what_a_killed_explorers_lock_command_started() {
     let _serial = one_at_a_time();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let mut explorer = common::oversell_command()
         .args([
             "explore",
@@ -206,7 +206,7 @@ fn a_process_someone_started_in_a_stale_directory_is_left_alone() {
     // (orphaned, or a dead run's child): a shell someone opened there, whose parent is
     // alive and no run's, is theirs.
     let _serial = one_at_a_time();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     // A pid no process has: the run that made the directory is gone.
     let mut gone = std::process::Command::new("true").spawn().expect("true");
     let dead = gone.id();

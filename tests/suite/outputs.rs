@@ -22,7 +22,7 @@ fn count_class(doc: &roxmltree::Document, class: &str) -> usize {
 
 #[test]
 fn explore_writes_a_timeline_junit_and_json_for_a_found_race() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = run_in(
         tmp.path(),
         &[
@@ -79,7 +79,7 @@ fn explore_writes_a_timeline_junit_and_json_for_a_found_race() {
 
 #[test]
 fn a_controlled_timeline_is_stable_and_html_embeds_it() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let token = "ov1.none.b2.t1.j5000.rd0c0a0496dfe826.spct2.p0x3-1x7-0x4.c41d29e";
     let out = run_in(
         tmp.path(),
@@ -106,7 +106,7 @@ fn a_controlled_timeline_is_stable_and_html_embeds_it() {
 
 #[test]
 fn shards_together_run_exactly_the_unsharded_trials() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let base = [
         "explore",
         "--lock",
@@ -189,7 +189,7 @@ fn shards_together_run_exactly_the_unsharded_trials() {
 
 #[test]
 fn a_time_budget_stops_the_run_and_says_how_many_trials_ran() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = run_in(
         tmp.path(),
         &[
@@ -212,7 +212,7 @@ fn a_time_budget_stops_the_run_and_says_how_many_trials_ran() {
 
 #[test]
 fn every_report_file_written_is_named_on_stdout() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = run_in(
         tmp.path(),
         &[

@@ -155,7 +155,7 @@ fn the_timeline_draws_a_frozen_bar_on_the_holders_lane() {
 /// trace are those of real time (the overlap above, replayed identically).
 #[test]
 fn a_pause_moves_the_lease_clock_instead_of_the_wall_clock() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let h = HarnessConfig::new(BIN).with_keep(Some(tmp.path().to_path_buf()));
     let t = stop_buyer0_holding(LockKind::Lease, 60_000);
     let c = Runner::new(&h).run(&t, None).expect("run");

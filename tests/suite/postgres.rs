@@ -114,7 +114,7 @@ fn a_sigkilled_run_leaves_no_server_directory_or_shared_memory() {
         return;
     }
     let before = orphan_segments();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let mut child = common::oversell_command()
         .args([
             "explore",

@@ -212,7 +212,7 @@ fn controlled(command: &str) -> bool {
 /// Runs each of `commands` once and gives each one's result: two at a time (the
 /// machine's cores) when `side_by_side`, else one at a time.
 fn run_every(commands: Vec<String>, side_by_side: bool) -> std::collections::HashMap<String, Ran> {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(std::collections::HashMap::new());
     std::thread::scope(|s| {
@@ -325,7 +325,7 @@ fn the_readmes_hold_examples() {
 
 #[test]
 fn examples_are_read_as_the_convention_says() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let md = dir.path().join("x.md");
     std::fs::write(
         &md,

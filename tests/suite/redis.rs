@@ -114,7 +114,7 @@ fn explore_starts_and_stops_its_servers() {
     if !have_server("explore_starts_and_stops_its_servers") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     for (lock, expect) in [("redis", "violation"), ("redis-fenced", "clean")] {
         let child = common::oversell_command()
             .args([
@@ -152,7 +152,7 @@ fn explore_starts_and_stops_its_servers() {
 
 #[test]
 fn a_redis_lock_without_a_server_is_refused_before_any_trial() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let out = oversell_env(
         tmp.path(),
         &["explore", "--lock", "redis-fenced", "--trials", "1"],
@@ -186,7 +186,7 @@ fn demo_runs_its_redis_rows_on_the_server_named_by_redis() {
         have_server("demo_runs_its_redis_rows_on_the_server_named_by_redis");
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let sock = tmp.path().join("r.sock");
     let mut child = Command::new(server)
         .args([
@@ -208,7 +208,7 @@ fn demo_runs_its_redis_rows_on_the_server_named_by_redis() {
     }
     let url = format!("redis+unix://{}", sock.display());
     // No redis-server on PATH: only --redis can serve the Redis rows.
-    let run = tempfile::tempdir().expect("tempdir");
+    let run = crate::common::tempdir().expect("tempdir");
     let out = oversell_env(
         run.path(),
         &["demo", "--trials", "1", "--redis", &url],

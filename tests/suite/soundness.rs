@@ -643,7 +643,7 @@ fn every_built_in_broken_lock_is_found_by_pct_within_ten_trials() {
 
 #[test]
 fn sigterm_ends_a_fifo_lock_run_at_once_with_143() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let mut child = common::oversell_command()
         .args([
             "explore",

@@ -66,7 +66,7 @@ fn a_check_then_touch_race_replays_exactly() {
     ]);
     assert_eq!(found.status.code(), Some(1), "{}", text(&found));
     let token = token(&found);
-    let pictures = tempfile::tempdir().expect("tempdir");
+    let pictures = crate::common::tempdir().expect("tempdir");
     let svg = pictures.path().join("t.svg");
     let svg_arg = svg.to_string_lossy().into_owned();
     let (out, tmp) = oversell(&[
@@ -225,7 +225,7 @@ fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let mut child = common::oversell_command()
         .args([
             "explore",
@@ -263,7 +263,7 @@ fn an_explorer_killed_with_sigkill_leaves_nothing_behind() {
 /// EPERM, as a container that refuses filters does.
 fn oversell_without_seccomp(args: &[&str]) -> (Output, tempfile::TempDir) {
     use std::os::unix::process::CommandExt;
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = crate::common::tempdir().expect("tempdir");
     let mut cmd = common::oversell_command();
     cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -393,7 +393,7 @@ fn stalling(env: &[(&str, &str)], more: &[&str]) -> (Output, tempfile::TempDir) 
 /// same steps run again go on. oversell says "not verified", not `hang`, not clean.
 #[test]
 fn a_stall_that_does_not_come_back_is_not_verified_not_a_hang() {
-    let marks = tempfile::tempdir().expect("tempdir");
+    let marks = crate::common::tempdir().expect("tempdir");
     let mark = marks.path().join("stalled");
     let mark = mark.to_str().expect("a UTF-8 path");
     let env = [("OVERSELL_STALL_MARK", mark)];
@@ -437,7 +437,7 @@ fn a_stall_that_comes_back_is_a_hang() {
 /// verified, and says why.
 #[test]
 fn a_stall_in_a_search_leaves_it_not_verified() {
-    let marks = tempfile::tempdir().expect("tempdir");
+    let marks = crate::common::tempdir().expect("tempdir");
     let mark = marks.path().join("stalled");
     let mark = mark.to_str().expect("a UTF-8 path");
     let env = [("OVERSELL_STALL_MARK", mark), ("OVERSELL_STALL_AT", "100")];

@@ -132,7 +132,7 @@ fn the_racing_pair_of_a_toctou_finding_is_drawn_on_its_timeline() {
         eprintln!("skipped: chromium is not on PATH (.ci/run installs it)");
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let svg_path = dir.path().join("toctou.svg");
     let (out, _tmp) = oversell_fresh(
         &[

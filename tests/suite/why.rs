@@ -13,7 +13,7 @@ use serde_json::Value;
 /// Runs `explore` with `args` and `--json`, and returns the first finding's token, its
 /// `why` and its kind, after checking the printed story.
 fn explained(args: &[&str]) -> (String, Value, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
     let json_arg = json.to_string_lossy().to_string();
     let mut all: Vec<&str> = args.to_vec();
@@ -56,7 +56,7 @@ fn explained(args: &[&str]) -> (String, Value, String) {
 /// Replays `token` 10 times; the kinds each attempt found, after checking the attempts
 /// followed one identical trace.
 fn replayed(token: &str, attempts: u32) -> Vec<Vec<String>> {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let json = dir.path().join("replay.json");
     let n = attempts.to_string();
     let (out, _tmp) = oversell_fresh(
@@ -286,7 +286,7 @@ fn replay_explain_tells_the_same_story_for_a_saved_token() {
 
 #[test]
 fn a_free_running_finding_names_the_controlled_command_that_explains_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
     let (out, _tmp) = oversell_fresh(
         &[
@@ -321,7 +321,7 @@ fn a_free_running_finding_names_the_controlled_command_that_explains_it() {
 
 #[test]
 fn a_finding_no_order_of_steps_makes_is_said_to_have_no_racing_pair() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = crate::common::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
     let (out, _tmp) = oversell_fresh(
         &[

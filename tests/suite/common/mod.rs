@@ -34,6 +34,39 @@ pub fn test_path() -> &'static str {
     })
 }
 
+/// A fresh temporary directory for a test: under `/dev/shm` when it is a writable
+/// tmpfs (where oversell puts trial directories when `TMPDIR` is not set), else in the
+/// system's temporary directory. Tests set `TMPDIR` to one to see what a run left; on a
+/// disk file system every trial's files would cost an inode allocation and writeback,
+/// which is not what the tests are about.
+pub fn tempdir() -> std::io::Result<tempfile::TempDir> {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let usable = tempfile::Builder::new()
+            .prefix(".oversell-test-probe")
+            .tempdir_in(shm)
+            .is_ok();
+        if usable && is_tmpfs(shm) {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    });
+    tempfile::Builder::new().prefix(".tmp").tempdir_in(root)
+}
+
+/// True when `path` is on a tmpfs (from `/proc/mounts`).
+fn is_tmpfs(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+        m.lines().any(|l| {
+            let mut f = l.split_whitespace();
+            let (_, at, kind) = (f.next(), f.next(), f.next());
+            at == path.to_str() && kind == Some("tmpfs")
+        })
+    })
+}
+
 /// A command that runs the binary under test, on [`test_path`].
 pub fn oversell_command() -> Command {
     let mut cmd = Command::new(BIN);
@@ -60,7 +93,7 @@ pub fn oversell(tmp: &Path, args: &[&str]) -> Output {
 /// Runs oversell from the repository with `env` added and a fresh TMPDIR, returned so
 /// the caller can look at what the run left there.
 pub fn oversell_fresh(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tempdir().expect("tempdir");
     let out = oversell_command()
         .args(args)
         .envs(env.iter().copied())

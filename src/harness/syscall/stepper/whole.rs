@@ -95,6 +95,12 @@ impl Stepper {
                 return Ok(());
             };
             self.note_limited_wait(0);
+            // A task may sleep for a moment in a call that is no wait for another (a
+            // page of a file read from disk): the program is judged still only after a
+            // few quiet polls, and only then is its tree walked.
+            if quiet < 3 {
+                continue;
+            }
             let Some(tasks) = blocked::still_tree(root) else {
                 continue;
             };
@@ -113,11 +119,7 @@ impl Stepper {
             {
                 continue;
             }
-            // A task may sleep for a moment in a call that is no wait for another (a
-            // page of a file read from disk): the same view a moment later is still.
-            if quiet < 3 {
-                continue;
-            }
+            // The same view a moment later is still.
             if self.last_view.as_ref() != Some(&tasks) {
                 self.last_view = Some(tasks);
                 continue;
