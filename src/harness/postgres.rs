@@ -77,14 +77,16 @@ fn on_external(sql: &str) -> Result<(), HarnessError> {
 
 /// Runs one statement through `psql` on the server `c` names.
 fn on_server(c: &str, sql: &str) -> Result<(), HarnessError> {
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+    let mut cmd = Command::new("psql");
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
         // Made and dropped from the server's own database.
         .arg(format!("{c} dbname=postgres"))
         .arg("-c")
         .arg(sql)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = super::process::run_to_end(&mut cmd)
         .map_err(|e| HarnessError::Server(format!("running psql for --pg: {e}")))?;
     if out.status.success() {
         return Ok(());
@@ -234,8 +236,7 @@ fn template() -> Result<PathBuf, HarnessError> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     as_user(&mut cmd, user);
-    let out = cmd
-        .output()
+    let out = super::process::run_to_end(&mut cmd)
         .map_err(|e| HarnessError::Server(format!("running initdb: {e}")))?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
@@ -301,14 +302,17 @@ fn prepare(group: &mut Group, dir: &Path, deadline: Instant) -> Result<MemberId,
         .map_err(|e| HarnessError::Io("making the PostgreSQL directory", e))?;
     own(&home, user)?;
     let data = home.join("data");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(&template)
-        .arg(&data)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| HarnessError::Server(format!("copying the PostgreSQL template: {e}")))?;
-    if !copied.success() {
+    let copied = super::process::run_to_end(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&template)
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .map_err(|e| HarnessError::Server(format!("copying the PostgreSQL template: {e}")))?;
+    if !copied.status.success() {
         return Err(HarnessError::Server(
             "copying the PostgreSQL template failed".into(),
         ));

@@ -107,7 +107,10 @@ impl Group {
             _ => 0,
         };
         arm(&mut cmd, pgid);
-        let child = cmd.spawn()?;
+        let child = {
+            let _no_probe = crate::seccomp::probe::spawning();
+            cmd.spawn()?
+        };
         if pgid == 0 {
             self.pgids.push(Pid::from_raw(child.id() as i32));
         }
@@ -458,4 +461,15 @@ fn has_live_member(pgid: Pid) -> bool {
 /// True when a process with this pid exists.
 pub(crate) fn pid_alive(pid: u32) -> bool {
     !matches!(kill(Pid::from_raw(pid as i32), None), Err(Errno::ESRCH))
+}
+
+/// Runs `cmd` to its end outside any group (a set-up step: `initdb`, `cp`, `psql`) and
+/// gives what it printed: its standard output and error are piped unless set. Started
+/// while no probe has a descriptor open ([`crate::seccomp::probe::spawning`]).
+pub(crate) fn run_to_end(cmd: &mut Command) -> io::Result<std::process::Output> {
+    let child = {
+        let _no_probe = crate::seccomp::probe::spawning();
+        cmd.spawn()?
+    };
+    child.wait_with_output()
 }

@@ -8,6 +8,31 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
+/// Held for reading while a probe has a descriptor of a buyer's file open, and for
+/// writing while the harness starts a process ([`spawning`]). A child forked by another
+/// thread of the harness gets a copy of every descriptor open at that moment, kept
+/// until its `execve` closes it: a flock the probe took through its own open would
+/// outlive the probe there, and a buyer's open file description borrowed for a moment
+/// would stay open, so a buyer's lock call could be found blocked in one run and free in
+/// the next (trials run side by side under `--jobs`). A spawn returns once the child has
+/// called `execve`, so no probe's descriptor reaches a child.
+static DESCRIPTORS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Taken around every process the harness starts: no probe has a descriptor open
+/// meanwhile ([`DESCRIPTORS`]).
+pub(crate) fn spawning() -> std::sync::RwLockWriteGuard<'static, ()> {
+    DESCRIPTORS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Taken by a probe before it opens a descriptor, let go once it is closed.
+fn probing() -> std::sync::RwLockReadGuard<'static, ()> {
+    DESCRIPTORS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// True when the lock call `lock` of process `pid` would block now: decided before it
 /// runs, so a blocked buyer is a scheduling decision and never sleeps in the kernel.
 pub(crate) fn would_block(pid: u32, lock: LockCall, owned: &mut Owned) -> bool {
@@ -68,6 +93,7 @@ pub(crate) fn rivals(pid: u32, lock: LockCall, owned: &mut Owned) -> Option<Own>
             // whatever the file is): it conflicts with every holder, the caller's own
             // description included. Asked first: it is the cheap question, and most
             // calls are answered by it.
+            let _quiet = probing();
             let f = reopen(pid, fd)?;
             let want = op & (libc::LOCK_SH | libc::LOCK_EX);
             // SAFETY: flock on a descriptor this frame owns; closing it drops the probe.
@@ -110,6 +136,7 @@ pub(crate) fn begin_conversion(pid: u32, lock: LockCall, rivals: Option<Own>) ->
     if rivals != Some(Own::Holds) || op & libc::LOCK_NB != 0 {
         return false;
     }
+    let _quiet = probing();
     let Some(theirs) = their_description(pid, fd) else {
         return false;
     };
@@ -197,6 +224,7 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
         return false;
     };
     let ofd = cmd == libc::F_OFD_SETLKW || cmd == libc::F_OFD_SETLK;
+    let _quiet = probing();
     if ofd {
         // Asked through the caller's own open file description, its own OFD locks are
         // no conflict; any lock the kernel names is another's (OFD holders show pid -1).
@@ -316,6 +344,7 @@ pub(crate) fn posix_waits_for(pid: u32, lock: LockCall) -> Vec<u32> {
     let Some(mut fl) = asked_lock(pid, addr) else {
         return Vec::new();
     };
+    let _quiet = probing();
     let Some(f) = reopen(pid, fd) else {
         return Vec::new();
     };
