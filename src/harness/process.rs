@@ -473,3 +473,32 @@ pub(crate) fn run_to_end(cmd: &mut Command) -> io::Result<std::process::Output> 
     };
     child.wait_with_output()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn no_process_starts_while_a_probe_has_a_descriptor_open() {
+        let probe = crate::seccomp::probe::probing();
+        let (started, seen) = mpsc::channel();
+        let spawner = std::thread::spawn(move || {
+            let mut group = Group::default();
+            let mut cmd = Command::new("true");
+            cmd.stdin(std::process::Stdio::null());
+            let member = group.spawn(cmd);
+            let _ = started.send(member.is_ok());
+            group.end(Ending::Awaited(Duration::from_secs(10)), None, || {});
+        });
+        // Held back for as long as the probe lasts, however long that is.
+        assert!(
+            seen.recv_timeout(Duration::from_millis(300)).is_err(),
+            "a process started while a probe had a descriptor open"
+        );
+        drop(probe);
+        assert_eq!(seen.recv_timeout(Duration::from_secs(30)), Ok(true));
+        spawner.join().expect("the spawning thread");
+    }
+}

@@ -27,7 +27,7 @@ pub(crate) fn spawning() -> std::sync::RwLockWriteGuard<'static, ()> {
 }
 
 /// Taken by a probe before it opens a descriptor, let go once it is closed.
-fn probing() -> std::sync::RwLockReadGuard<'static, ()> {
+pub(crate) fn probing() -> std::sync::RwLockReadGuard<'static, ()> {
     DESCRIPTORS
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
