@@ -311,7 +311,24 @@ impl Group {
     /// `/proc`.
     pub(crate) fn finish_exited(&mut self) -> bool {
         if !self.children.iter_mut().all(|m| m.poll()) {
-            return self.finish();
+            // A member on its way out (a lock server killed here, a command whose last
+            // process is exiting) is no leak: a loaded machine may take longer than the
+            // grace to let it go. One that is not dying is a leak at once.
+            let end = Instant::now() + KILLED_WITHIN;
+            while Instant::now() < end {
+                let left: Vec<u32> = self
+                    .children
+                    .iter_mut()
+                    .filter_map(|m| (!m.poll()).then(|| m.child.id()))
+                    .collect();
+                if left.is_empty() || !crate::seccomp::blocked::dying(&left, &[]) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !self.children.iter_mut().all(|m| m.poll()) {
+                return self.finish();
+            }
         }
         for m in &mut self.children {
             if let Ok(st) = m.child.wait() {
@@ -331,8 +348,18 @@ impl Group {
         if clean && self.group_alive() {
             // Orphans of a killed command (its shell and wrapper went with it) may still
             // be on their way out: give them a moment before calling them leaked.
-            let end = Instant::now() + Duration::from_secs(1);
-            while self.group_alive() && Instant::now() < end {
+            // One on its way out (killed, or exiting) is waited for longer: it is gone
+            // once the kernel lets it go.
+            let started = Instant::now();
+            let groups: Vec<u32> = self.pgids.iter().map(|p| p.as_raw() as u32).collect();
+            while self.group_alive() {
+                let waited = started.elapsed();
+                if waited >= KILLED_WITHIN
+                    || (waited >= Duration::from_secs(1)
+                        && !crate::seccomp::blocked::dying(&[], &groups))
+                {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
             clean = !self.group_alive();
