@@ -312,21 +312,16 @@ impl Group {
     pub(crate) fn finish_exited(&mut self) -> bool {
         if !self.children.iter_mut().all(|m| m.poll()) {
             // A member on its way out (a lock server killed here, a command whose last
-            // process is exiting) is no leak: a loaded machine may take longer than the
-            // grace to let it go. One that is not dying is a leak at once.
-            let end = Instant::now() + KILLED_WITHIN;
-            while Instant::now() < end {
-                let left: Vec<u32> = self
+            // process is exiting) is no leak; one that is not dying is a leak at once.
+            let gone = self.outlast(Duration::ZERO, |g| {
+                let left: Vec<u32> = g
                     .children
                     .iter_mut()
                     .filter_map(|m| (!m.poll()).then(|| m.child.id()))
                     .collect();
-                if left.is_empty() || !crate::seccomp::blocked::dying(&left, &[]) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if !self.children.iter_mut().all(|m| m.poll()) {
+                (!left.is_empty()).then_some((left, Vec::new()))
+            });
+            if !gone {
                 return self.finish();
             }
         }
@@ -347,21 +342,11 @@ impl Group {
         let mut clean = self.children.iter_mut().all(|m| m.poll());
         if clean && self.group_alive() {
             // Orphans of a killed command (its shell and wrapper went with it) may still
-            // be on their way out: give them a moment before calling them leaked.
-            // One on its way out (killed, or exiting) is waited for longer: it is gone
-            // once the kernel lets it go.
-            let started = Instant::now();
+            // be on their way out: a moment, and longer while they are dying.
             let groups: Vec<u32> = self.pgids.iter().map(|p| p.as_raw() as u32).collect();
-            while self.group_alive() {
-                let waited = started.elapsed();
-                if waited >= KILLED_WITHIN
-                    || (waited >= Duration::from_secs(1)
-                        && !crate::seccomp::blocked::dying(&[], &groups))
-                {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            self.outlast(Duration::from_secs(1), |g| {
+                g.group_alive().then(|| (Vec::new(), groups.clone()))
+            });
             clean = !self.group_alive();
         }
         if !clean {
@@ -378,6 +363,28 @@ impl Group {
             }
         }
         clean
+    }
+
+    /// Waits while `left` names what of the trial is not gone yet (processes, process
+    /// groups): for `grace`, then on while some of it is on its way out (killed, or
+    /// exiting: a loaded machine may take longer than the grace to let it go), up to
+    /// [`KILLED_WITHIN`]. True once nothing is left.
+    fn outlast(
+        &mut self,
+        grace: Duration,
+        mut left: impl FnMut(&mut Group) -> Option<(Vec<u32>, Vec<u32>)>,
+    ) -> bool {
+        let started = Instant::now();
+        while let Some((roots, groups)) = left(self) {
+            let waited = started.elapsed();
+            if waited >= KILLED_WITHIN
+                || (waited >= grace && !crate::seccomp::blocked::dying(&roots, &groups))
+            {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 }
 

@@ -26,11 +26,25 @@ pub(crate) fn spawning() -> std::sync::RwLockWriteGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Taken by a probe before it opens a descriptor, let go once it is closed.
+/// Taken before a probe opens a descriptor ([`Probing`]), let go once it is closed.
 pub(crate) fn probing() -> std::sync::RwLockReadGuard<'static, ()> {
     DESCRIPTORS
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A descriptor a probe holds for a moment, opened after [`probing`] was taken and
+/// closed before it is let go (the fields drop in this order).
+struct Probing<F> {
+    fd: F,
+    _quiet: std::sync::RwLockReadGuard<'static, ()>,
+}
+
+impl<F> std::ops::Deref for Probing<F> {
+    type Target = F;
+    fn deref(&self) -> &F {
+        &self.fd
+    }
 }
 
 /// True when the lock call `lock` of process `pid` would block now: decided before it
@@ -93,7 +107,6 @@ pub(crate) fn rivals(pid: u32, lock: LockCall, owned: &mut Owned) -> Option<Own>
             // whatever the file is): it conflicts with every holder, the caller's own
             // description included. Asked first: it is the cheap question, and most
             // calls are answered by it.
-            let _quiet = probing();
             let f = reopen(pid, fd)?;
             let want = op & (libc::LOCK_SH | libc::LOCK_EX);
             // SAFETY: flock on a descriptor this frame owns; closing it drops the probe.
@@ -136,7 +149,6 @@ pub(crate) fn begin_conversion(pid: u32, lock: LockCall, rivals: Option<Own>) ->
     if rivals != Some(Own::Holds) || op & libc::LOCK_NB != 0 {
         return false;
     }
-    let _quiet = probing();
     let Some(theirs) = their_description(pid, fd) else {
         return false;
     };
@@ -146,19 +158,22 @@ pub(crate) fn begin_conversion(pid: u32, lock: LockCall, rivals: Option<Own>) ->
 
 /// Descriptor `fd` of `pid` opened anew (a new open file description), without blocking:
 /// a FIFO or a device is opened `O_NONBLOCK`, never waited on.
-fn reopen(pid: u32, fd: i32) -> Option<File> {
+fn reopen(pid: u32, fd: i32) -> Option<Probing<File>> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let quiet = probing();
+    let fd = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(format!("/proc/{pid}/fd/{fd}"))
-        .ok()
+        .ok()?;
+    Some(Probing { fd, _quiet: quiet })
 }
 
 /// The same open file description as descriptor `fd` of `pid` (`pidfd_getfd`): what
 /// a lock probe must use so that the caller's own OFD locks are not taken for a rival's.
-fn their_description(pid: u32, fd: i32) -> Option<std::os::fd::OwnedFd> {
+fn their_description(pid: u32, fd: i32) -> Option<Probing<std::os::fd::OwnedFd>> {
     use std::os::fd::FromRawFd;
+    let quiet = probing();
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if pidfd < 0 {
@@ -172,7 +187,8 @@ fn their_description(pid: u32, fd: i32) -> Option<std::os::fd::OwnedFd> {
         return None;
     }
     // SAFETY: `dup` was just returned by pidfd_getfd and is owned by nobody else.
-    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(dup as i32) })
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(dup as i32) };
+    Some(Probing { fd, _quiet: quiet })
 }
 
 /// The `MAJ:MIN:INODE` of the file whose flock descriptor `fd` of `pid` holds, when it
@@ -224,7 +240,6 @@ fn fcntl_conflicts(pid: u32, fd: i32, cmd: i32, addr: u64) -> bool {
         return false;
     };
     let ofd = cmd == libc::F_OFD_SETLKW || cmd == libc::F_OFD_SETLK;
-    let _quiet = probing();
     if ofd {
         // Asked through the caller's own open file description, its own OFD locks are
         // no conflict; any lock the kernel names is another's (OFD holders show pid -1).
@@ -344,7 +359,6 @@ pub(crate) fn posix_waits_for(pid: u32, lock: LockCall) -> Vec<u32> {
     let Some(mut fl) = asked_lock(pid, addr) else {
         return Vec::new();
     };
-    let _quiet = probing();
     let Some(f) = reopen(pid, fd) else {
         return Vec::new();
     };

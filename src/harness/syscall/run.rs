@@ -66,12 +66,7 @@ pub(crate) fn run_with(
     let mut whole_listener = None;
     let spawned = match &trial.target {
         Target::BuyerCmd { cmd, store_cmd } => match store_cmd {
-            // Set-up, like the servers it may talk to: a machine slowed by load makes it
-            // slow, not the trial a hang.
-            Some(s) => {
-                let deadline = crate::harness::server_deadline(Instant::now() + cfg.timeout);
-                super::store_cmd::init(s, &dir, plan.tickets, deadline)
-            }
+            Some(s) => super::store_cmd::init(s, &dir, plan.tickets, cfg.timeout),
             None => Ok(()),
         }
         .and_then(|()| spawn_programs(trial.buyers, cmd, &dir, &mut group, clock.as_ref())),
@@ -196,8 +191,7 @@ pub(crate) fn run_with(
     }
     let external = matches!(trial.target, Target::BuyerCmd { .. } | Target::Program(_));
     if let Some(s) = trial.target.store_cmd() {
-        let deadline = crate::harness::server_deadline(Instant::now() + cfg.timeout);
-        super::store_cmd::count(s, &dir, plan.tickets, deadline)?;
+        super::store_cmd::count(s, &dir, plan.tickets, cfg.timeout)?;
     }
     // Its database has been counted.
     drop(db.take());

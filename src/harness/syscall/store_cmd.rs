@@ -14,14 +14,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs the store command's `op` in `dir` and gives what it printed; an error when it
-/// cannot start, fails, or outlives `deadline`.
+/// cannot start, fails, or outlives the trial's `timeout` and at least a server's start
+/// time: set-up, like the servers it may talk to, which a machine slowed by load makes
+/// slow, not the trial a hang.
 fn run_op(
     template: &str,
     dir: &Path,
     op: &str,
     tickets: u32,
-    deadline: Instant,
+    timeout: Duration,
 ) -> Result<String, HarnessError> {
+    let deadline = crate::harness::server_deadline(Instant::now() + timeout);
     let fail = |m: String| HarnessError::Io("running the store command", io::Error::other(m));
     let line = expand(template, dir, &[])
         .replace("{op}", &shell_quote(op))
@@ -65,9 +68,9 @@ pub(super) fn init(
     template: &str,
     dir: &Path,
     tickets: u32,
-    deadline: Instant,
+    timeout: Duration,
 ) -> Result<(), HarnessError> {
-    run_op(template, dir, "init", tickets, deadline).map(|_| ())
+    run_op(template, dir, "init", tickets, timeout).map(|_| ())
 }
 
 /// Asks the store for its final count and writes it into the trial's JSON store; a
@@ -76,9 +79,9 @@ pub(super) fn count(
     template: &str,
     dir: &Path,
     tickets: u32,
-    deadline: Instant,
+    timeout: Duration,
 ) -> Result<(), HarnessError> {
-    let printed = run_op(template, dir, "count", tickets, deadline)?;
+    let printed = run_op(template, dir, "count", tickets, timeout)?;
     let store = crate::store::path(dir);
     let last = printed.lines().rev().find(|l| !l.trim().is_empty());
     match last.and_then(|l| l.trim().parse::<i64>().ok()) {
