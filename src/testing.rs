@@ -13,7 +13,7 @@ pub use crate::explore::{explore, run_one, Checked, ExploreConfig, Runner};
 pub use crate::gate::{load as load_gate, run as run_gate, Expect, GateError, GateReport};
 pub use crate::harness::postgres::available as postgres_available;
 pub use crate::harness::redis::server_on_path as redis_server_on_path;
-pub use crate::harness::HarnessConfig;
+pub use crate::harness::{scratch_root, HarnessConfig};
 pub use crate::ledger::{EventKind, Exit, Fate, History, PowerCut, Stuck};
 pub use crate::report::junit::junit;
 pub use crate::report::merge::{merge, parse as parse_report, MergeError};

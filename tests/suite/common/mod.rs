@@ -34,30 +34,15 @@ pub fn test_path() -> &'static str {
     })
 }
 
-/// A fresh temporary directory for a test: under `/dev/shm` when it is a writable
-/// tmpfs (where oversell puts trial directories when `TMPDIR` is not set), else in the
-/// system's temporary directory. Tests set `TMPDIR` to one to see what a run left; on a
-/// disk file system every trial's files would cost an inode allocation and writeback,
-/// which is not what the tests are about.
+/// A fresh temporary directory for a test, where oversell puts trial directories
+/// ([`oversell::testing::scratch_root`]: `/dev/shm` when it is a writable tmpfs and
+/// `TMPDIR` is not set). Tests set `TMPDIR` to one to see what a run left; on a disk
+/// file system every trial's files would cost an inode allocation and writeback, which
+/// is not what the tests are about.
 pub fn tempdir() -> std::io::Result<tempfile::TempDir> {
-    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let root = ROOT.get_or_init(|| {
-        // The test as oversell's scratch root judges it (`harness::scratch_root`).
-        let shm = Path::new("/dev/shm");
-        let tmpfs = nix::sys::statfs::statfs(shm)
-            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
-        let writable = nix::unistd::access(
-            shm,
-            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
-        )
-        .is_ok();
-        if tmpfs && writable {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        }
-    });
-    tempfile::Builder::new().prefix(".tmp").tempdir_in(root)
+    tempfile::Builder::new()
+        .prefix(".tmp")
+        .tempdir_in(oversell::testing::scratch_root())
 }
 
 /// A command that runs the binary under test, on [`test_path`].
