@@ -33,12 +33,14 @@ pub(crate) fn waiting_view(root: u32) -> Option<Vec<(u32, String)>> {
     // from one whose child runs: not blocked.
     let whole = each_task(root, true, &mut |t| match task_state(t) {
         Task::Gone => Walk::Skip,
-        Task::Waiting => {
+        Task::Waiting(call) => {
             let tid = t
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.parse::<u32>().ok());
-            let call = read_proc(t.join("syscall")).unwrap_or_default();
+            let call = call
+                .or_else(|| read_proc(t.join("syscall")))
+                .unwrap_or_default();
             match tid {
                 Some(tid) => {
                     view.push((tid, call.trim().to_string()));
@@ -47,7 +49,7 @@ pub(crate) fn waiting_view(root: u32) -> Option<Vec<(u32, String)>> {
                 None => Walk::Stop,
             }
         }
-        Task::Busy => Walk::Stop,
+        Task::Notifying | Task::Busy => Walk::Stop,
     });
     (whole && !view.is_empty()).then_some(view)
 }
@@ -108,11 +110,17 @@ pub(crate) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
         };
         match task_state(t) {
             Task::Gone => Walk::Skip,
-            Task::Waiting => {
+            Task::Waiting(_) => {
                 tasks.push((tid, Still::Waiting));
                 Walk::Go
             }
-            Task::Busy if notifying(t) => {
+            Task::Notifying => {
+                tasks.push((tid, Still::Notifying));
+                Walk::Go
+            }
+            // A task seen busy may be on its way into its next notification (its state
+            // read as it went to sleep there, its wait channel not yet): one more look.
+            Task::Busy if matches!(task_state(t), Task::Notifying) => {
                 tasks.push((tid, Still::Notifying));
                 Walk::Go
             }
@@ -127,18 +135,6 @@ pub(crate) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
 pub(crate) fn in_notification(tid: u32, nr: i64) -> bool {
     let task = Path::new("/proc").join(tid.to_string());
     in_seccomp(&task) && call_nr(&task).is_some_and(|c| c != nr)
-}
-
-/// True when the task sleeps in a seccomp notification, or is held stopped by the
-/// harness's `ptrace` after a fork (`t`): either way it waits for the schedule.
-fn notifying(task: &Path) -> bool {
-    match stat_of(task) {
-        Some((state, _, _)) if state == "t" => true,
-        // A notification read by the harness waits killable (`D`) once a signal the
-        // task handles has come (a SIGSTOP, a shell's SIGCHLD).
-        Some((state, _, _)) => (state == "S" || state == "D") && seccomp_wait(task),
-        None => false,
-    }
 }
 
 /// True when the task sleeps in a seccomp notification.
@@ -185,14 +181,14 @@ fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Path) -> Wal
                 Walk::Skip => continue,
                 Walk::Go => {}
             }
-            match std::fs::read_to_string(t.join("children")) {
-                Ok(children) => pending.extend(
+            match read_proc(t.join("children")) {
+                Some(children) => pending.extend(
                     children
                         .split_whitespace()
                         .filter_map(|c| c.parse::<u32>().ok()),
                 ),
-                Err(_) if need_children => return false,
-                Err(_) => {}
+                None if need_children => return false,
+                None => {}
             }
         }
     }
@@ -289,7 +285,7 @@ pub(crate) fn own_group(pid: u32) -> Option<u32> {
 pub(crate) fn idle(pid: u32) -> bool {
     // Its children too: a database's backend, one per connection.
     each_task(pid, false, &mut |t| {
-        if matches!(task_state(t), Task::Busy) && !awaits_events(t) {
+        if matches!(task_state(t), Task::Busy | Task::Notifying) && !awaits_events(t) {
             Walk::Stop
         } else {
             Walk::Go
@@ -453,12 +449,18 @@ pub(crate) fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
     stat_of(&Path::new("/proc").join(pid.to_string())).map(|(_, parent, group)| (parent, group))
 }
 
+/// What a task does, from one look at its files (its state, then, only where the state
+/// leaves it open, its wait channel and its call).
 enum Task {
     /// A zombie, or gone.
     Gone,
-    /// Asleep in a call only another process can end.
-    Waiting,
-    /// Running, runnable, at a step, or in a wait that ends by itself.
+    /// Asleep in a call only another process can end, with its `/proc/…/syscall` line
+    /// where the look read it.
+    Waiting(Option<String>),
+    /// Stopped in a notified call (asleep in a seccomp notification), or held stopped by
+    /// the harness's `ptrace` after a fork (`t`): either way it waits for the schedule.
+    Notifying,
+    /// Running, runnable, or in a wait that ends by itself.
     Busy,
 }
 
@@ -466,27 +468,36 @@ fn task_state(task: &Path) -> Task {
     let Some((state, _, _)) = stat_of(task) else {
         return Task::Gone;
     };
-    match state.as_str() {
+    let asleep = match state.as_str() {
         "Z" | "X" | "x" => return Task::Gone,
+        "t" => return Task::Notifying,
+        // Stopped by a signal (SIGSTOP, SIGTSTP): it waits for another's SIGCONT.
+        "T" => return Task::Waiting(None),
         // Only an interruptible sleep waits for another process; `D` is the kernel's
-        // own short wait (disk, memory), but for a `vfork` parent's: it waits until its
-        // child has called `execve` or ended.
-        "S" => {}
-        "D" if vforking(task) => return Task::Waiting,
-        // Stopped by a signal (SIGSTOP, SIGTSTP): it waits for another's SIGCONT. (A
-        // task the harness holds by ptrace is `t`, and runs on once let go.)
-        "T" => return Task::Waiting,
+        // own short wait (disk, memory), but for a `vfork` parent's (it waits until its
+        // child has called `execve` or ended) and a notification read by the harness
+        // (it waits killable once a signal the task handles has come: a SIGSTOP, a
+        // shell's SIGCHLD).
+        "S" => true,
+        "D" => false,
         _ => return Task::Busy,
-    }
+    };
     let wchan = read_proc(task.join("wchan")).unwrap_or_default();
     if wchan.contains("seccomp") {
-        return Task::Busy;
+        return Task::Notifying;
+    }
+    if !asleep {
+        return if vforking_in(task, &wchan) {
+            Task::Waiting(None)
+        } else {
+            Task::Busy
+        };
     }
     let Some(call) = read_proc(task.join("syscall")) else {
         return Task::Busy;
     };
     if untimed(&call) {
-        Task::Waiting
+        Task::Waiting(Some(call))
     } else {
         Task::Busy
     }
@@ -589,7 +600,12 @@ fn shared_with_limit(
 /// True when the task is a parent in `vfork`, waiting for its child to call `execve`
 /// or end (`kernel_clone`, in a call that makes a task).
 fn vforking(task: &Path) -> bool {
-    read_proc(task.join("wchan")).is_some_and(|w| w.trim() == "kernel_clone")
+    read_proc(task.join("wchan")).is_some_and(|w| vforking_in(task, &w))
+}
+
+/// [`vforking`], the task's wait channel `wchan` already read.
+fn vforking_in(task: &Path, wchan: &str) -> bool {
+    wchan.trim() == "kernel_clone"
         && call_nr(task)
             .and_then(crate::seccomp::of)
             .is_some_and(|c| c.effect == crate::seccomp::Effect::Spawn)

@@ -3,6 +3,8 @@
 //! `/proc/self`), and judged: the trial directory, a scratch place buyers share, or a
 //! change outside the system's own trees.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -349,12 +351,45 @@ pub(crate) fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
     }
 }
 
-/// A small file of `/proc` read whole with as few calls as it takes (one, for the files
-/// asked per step: `fdinfo`, `stat`, `syscall`), without `read_to_string`'s growing
-/// probes.
+/// Files of `/proc` kept open per thread, the most at once: a look at a process tree
+/// reads the same few files of each task over and over.
+const MOST_OPEN: usize = 128;
+
+thread_local! {
+    /// The `/proc` files this thread read, open, by path. A file of `/proc` is made anew
+    /// at each read from its start, so one descriptor serves every look: finding a path
+    /// under `/proc` costs the kernel more than the read. A descriptor whose task is gone
+    /// fails its read (`ESRCH`); it is then dropped and the path opened anew (a new task
+    /// may have its number).
+    static OPEN: RefCell<HashMap<PathBuf, File>> = RefCell::new(HashMap::new());
+}
+
+/// A small file of `/proc` read whole, from its start, with as few calls as it takes
+/// (its descriptor kept for the next look, [`OPEN`]).
 pub(crate) fn read_proc(path: impl AsRef<Path>) -> Option<String> {
-    use std::io::Read;
-    let mut f = File::open(path.as_ref()).ok()?;
+    let path = path.as_ref();
+    OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        if let Some(f) = open.get_mut(path) {
+            if let Some(text) = read_whole(f) {
+                return Some(text);
+            }
+            open.remove(path);
+        }
+        let mut f = File::open(path).ok()?;
+        let text = read_whole(&mut f)?;
+        if open.len() >= MOST_OPEN {
+            open.clear();
+        }
+        open.insert(path.to_path_buf(), f);
+        Some(text)
+    })
+}
+
+/// What `f` (a file of `/proc`) holds now, read from its start.
+fn read_whole(f: &mut File) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(0)).ok()?;
     let mut buf = [0u8; 1024];
     let mut out = Vec::new();
     loop {

@@ -382,8 +382,8 @@ impl Stepper {
                     continue;
                 }
                 // A task just let go may still look asleep in the call it was stopped in:
-                // look again a moment later (still twice), as for a whole program.
-                std::thread::sleep(Duration::from_millis(1));
+                // look again a moment later (200 µs: still twice), as for a whole program.
+                std::thread::sleep(Duration::from_micros(200));
                 let moved = self
                     .buyers
                     .iter()
