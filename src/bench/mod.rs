@@ -163,6 +163,8 @@ pub struct BenchOptions {
     /// `jobs_speedup`'s sizes: jitter trials, pct trials, and the preemption bound of its
     /// exhaustive shape.
     pub speedup_sizes: [u64; 3],
+    /// How long `paused_trial` freezes each buyer, ms (3 s in both modes).
+    pub pause_ms: u32,
 }
 
 impl BenchOptions {
@@ -195,6 +197,7 @@ impl BenchOptions {
                 speed_budget: Duration::from_millis(1_500),
                 jobs: crate::explore::jobs::available(),
                 speedup_sizes: [100, 2_000, 2],
+                pause_ms: pause::PAUSE_MS,
             }
         } else {
             BenchOptions {
@@ -216,6 +219,7 @@ impl BenchOptions {
                 speed_budget: Duration::from_secs(5),
                 jobs: crate::explore::jobs::available(),
                 speedup_sizes: [400, 6_000, 2],
+                pause_ms: pause::PAUSE_MS,
             }
         }
     }
@@ -466,7 +470,7 @@ fn stages(
     report.jobs_speedup = jobs::measure(opts, opts.jobs)?;
     progress(&format!(
         "bench: measuring paused_trial ({} ms pause, virtual vs real time)",
-        pause::PAUSE_MS
+        opts.pause_ms
     ));
     report.paused_trial = pause::measure(opts)?;
     let cells = opts.locks.len() * strategies().len();

@@ -1,7 +1,7 @@
 //! `paused_trial`: what a paused lock holder costs in wall time, with the harness's
 //! virtual time against real time, side by side.
 //!
-//! One trial of 2 buyers, each frozen for [`PAUSE_MS`] at a seeded point (`--faults
+//! One trial of 2 buyers, each frozen for `pause_ms` ([`PAUSE_MS`]) at a seeded point (`--faults
 //! stop=1:MS`): `lease` under a controlled schedule, where the frozen holder's lease runs
 //! out in virtual time and the waiter takes over at once; and `flock` free running, where
 //! nothing can shorten the pause (a lease free running moves its clock too, so the real
@@ -16,7 +16,7 @@ use crate::scenario::{Schedule, Span, TrialSpace};
 use serde::Serialize;
 use std::time::Instant;
 
-/// How long each buyer is frozen.
+/// How long each buyer is frozen by default ([`super::BenchOptions::pause_ms`]).
 pub const PAUSE_MS: u32 = 3_000;
 
 /// Target: a paused trial under virtual time at least this many times cheaper.
@@ -46,7 +46,7 @@ fn one_trial(
     space.schedule = schedule;
     space.faults = Faults {
         stop: 1.0,
-        stop_ms: PAUSE_MS,
+        stop_ms: opts.pause_ms,
         ..Faults::default()
     };
     let mut cfg = ExploreConfig::new(space, 1, opts.seed, opts.harness.clone());
@@ -67,7 +67,7 @@ pub fn measure(opts: &super::BenchOptions) -> Result<PausedTrial, HarnessError> 
     let virtual_ms = one_trial(opts, LockKind::Lease, Schedule::Pct { depth: 2 })?;
     let real_ms = one_trial(opts, LockKind::Flock, Schedule::Jitter)?;
     Ok(PausedTrial {
-        pause_ms: PAUSE_MS,
+        pause_ms: opts.pause_ms,
         virtual_ms,
         real_ms,
         ratio: real_ms / virtual_ms.max(0.001),

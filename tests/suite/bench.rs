@@ -28,6 +28,8 @@ fn small() -> BenchOptions {
         throughput_buyers: 4,
         speed_budget: Duration::from_millis(300),
         speedup_sizes: [6, 40, 0],
+        // Long enough that free running it dwarfs a controlled trial (a few ms).
+        pause_ms: 500,
         ..BenchOptions::new(true, 1, harness)
     };
     // Redis locks need a server; tests/suite/redis.rs runs them where one is installed.

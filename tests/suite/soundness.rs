@@ -587,33 +587,6 @@ fn a_busy_retry_loop_with_no_sleep_is_waiting_not_a_hang() {
 }
 
 #[test]
-fn toctou_is_found_by_exhaustive_search_at_the_default_granularity() {
-    let (out, _tmp) = oversell_fresh(
-        &[
-            "explore",
-            "--lock",
-            "toctou",
-            "--schedule",
-            "exhaustive",
-            "--buyers",
-            "2",
-            "--tickets",
-            "1",
-            "--no-shrink",
-        ],
-        &[],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_code(&out, 1, "toctou exhaustive");
-    assert!(
-        stdout.contains("run at system-call granularity") && stdout.contains("finding in"),
-        "{}",
-        text(&out)
-    );
-    assert!(!stdout.contains("verified: all"), "{}", text(&out));
-}
-
-#[test]
 fn every_built_in_broken_lock_is_found_by_pct_within_ten_trials() {
     for lock in [
         "none",
