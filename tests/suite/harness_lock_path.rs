@@ -101,8 +101,8 @@ fn the_same_lock_with_a_real_lock_is_sound() {
 fn a_lock_that_blocks_on_a_free_lock_is_a_finding_naming_lock() {
     // Run in a test process of its own, whose hang window (OVERSELL_TIMEOUT_MS, 2 s for
     // the default 10 s, given twice; it runs from the step that sends the buyer into
-    // `lock()`) is no other test's: the buyers it starts (the same
-    // binary with OVERSELL_BUYER set) and that process go on below.
+    // `lock()`) is no other test's: the buyers it starts (the same binary with
+    // OVERSELL_BUYER set) and that process go on below.
     const NAME: &str = "a_lock_that_blocks_on_a_free_lock_is_a_finding_naming_lock";
     if std::env::var_os("OVERSELL_BUYER").is_none() && std::env::var_os(INNER).is_none() {
         let exe = std::env::current_exe().expect("the test binary");
