@@ -31,17 +31,13 @@ pub(crate) fn waiting_view(root: u32) -> Option<Vec<(u32, String)>> {
     let mut view = Vec::new();
     // Without the children list (a kernel without it) a waiting parent cannot be told
     // from one whose child runs: not blocked.
-    let whole = each_task(root, true, &mut |t| match task_state(t) {
+    let whole = each_task(root, true, &mut |t| match t.state() {
         Task::Gone => Walk::Skip,
         Task::Waiting(call) => {
-            let tid = t
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<u32>().ok());
             let call = call
-                .or_else(|| read_proc(t.join("syscall")))
+                .or_else(|| read_proc(t.path.join("syscall")))
                 .unwrap_or_default();
-            match tid {
+            match t.tid() {
                 Some(tid) => {
                     view.push((tid, call.trim().to_string()));
                     Walk::Go
@@ -58,7 +54,7 @@ pub(crate) fn waiting_view(root: u32) -> Option<Vec<(u32, String)>> {
 /// zombie or gone, so every file it held is closed and every lock on them let go.
 pub(crate) fn exited(root: u32) -> bool {
     each_task(root, false, &mut |t| {
-        let state = stat_of(t).map_or_else(|| "X".to_string(), |s| s.0);
+        let state = t.stat().map_or_else(|| "X".to_string(), |s| s.0);
         if matches!(state.as_str(), "Z" | "X" | "x") {
             Walk::Go
         } else {
@@ -73,11 +69,12 @@ pub(crate) fn live_processes(root: u32) -> usize {
     each_task(root, false, &mut |t| {
         // A process's first task has its pid for its id: count processes, not threads.
         let leader = t
+            .path
             .parent()
             .and_then(|p| p.parent())
             .and_then(|p| p.file_name())
-            == t.file_name();
-        let state = stat_of(t).map_or_else(|| "X".to_string(), |s| s.0);
+            == t.path.file_name();
+        let state = t.stat().map_or_else(|| "X".to_string(), |s| s.0);
         if leader && !matches!(state.as_str(), "Z" | "X" | "x") {
             live += 1;
         }
@@ -101,14 +98,10 @@ pub(crate) enum Still {
 pub(crate) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
     let mut tasks = Vec::new();
     let whole = each_task(root, true, &mut |t| {
-        let tid = t
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u32>().ok());
-        let Some(tid) = tid else {
+        let Some(tid) = t.tid() else {
             return Walk::Stop;
         };
-        match task_state(t) {
+        match t.state() {
             Task::Gone => Walk::Skip,
             Task::Waiting(_) => {
                 tasks.push((tid, Still::Waiting));
@@ -120,7 +113,7 @@ pub(crate) fn still_tree(root: u32) -> Option<Vec<(u32, Still)>> {
             }
             // A task seen busy may be on its way into its next notification (its state
             // read as it went to sleep there, its wait channel not yet): one more look.
-            Task::Busy if matches!(task_state(t), Task::Notifying) => {
+            Task::Busy if matches!(task_state(&t.path), Task::Notifying) => {
                 tasks.push((tid, Still::Notifying));
                 Walk::Go
             }
@@ -166,22 +159,68 @@ enum Walk {
     Stop,
 }
 
+/// A task met by [`each_task`]: its directory under `/proc` and its `stat` line, read
+/// once as the walk met it (`None`: gone).
+struct Met {
+    path: std::path::PathBuf,
+    stat: Option<String>,
+}
+
+impl Met {
+    /// Its state letter, parent and process group, from the line the walk read.
+    fn stat(&self) -> Option<(String, u32, u32)> {
+        self.stat.as_deref().and_then(parse_stat)
+    }
+
+    /// What it does, from the walk's look at its state and, where the state leaves it
+    /// open, a fresh look at its wait channel and call.
+    fn state(&self) -> Task {
+        state_of(&self.path, self.stat())
+    }
+
+    /// Its id (the last part of its path).
+    fn tid(&self) -> Option<u32> {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+    }
+}
+
 /// Visits every task (thread) of the process tree rooted at `root`; false when `visit`
-/// stopped it, or when `need_children` and a task's children list cannot be read.
-fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Path) -> Walk) -> bool {
+/// stopped it, or when `need_children` and a task's children list cannot be read. A
+/// process of one thread (its leader's `stat` says so) is its leader alone: its task
+/// directory is not listed, and the `stat` line read to learn that is the one its visit
+/// reads.
+fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Met) -> Walk) -> bool {
     let mut pending = vec![root];
     while let Some(pid) = pending.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
+        let leader = Path::new("/proc")
+            .join(pid.to_string())
+            .join("task")
+            .join(pid.to_string());
+        let stat = read_proc(leader.join("stat"));
+        let tasks: Vec<std::path::PathBuf> = if stat.as_deref().and_then(threads) == Some(1) {
+            vec![leader.clone()]
+        } else {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            tasks.flatten().map(|t| t.path()).collect()
         };
-        for task in tasks.flatten() {
-            let t = task.path();
+        let mut leader_stat = Some(stat);
+        for path in tasks {
+            let stat = match leader_stat.take_if(|_| path == leader) {
+                Some(stat) => stat,
+                None => read_proc(path.join("stat")),
+            };
+            let t = Met { path, stat };
             match visit(&t) {
                 Walk::Stop => return false,
                 Walk::Skip => continue,
                 Walk::Go => {}
             }
-            match read_proc(t.join("children")) {
+            match read_proc(t.path.join("children")) {
                 Some(children) => pending.extend(
                     children
                         .split_whitespace()
@@ -193,6 +232,16 @@ fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Path) -> Wal
         }
     }
     true
+}
+
+/// How many threads the process has, from a `stat` line of one of its tasks (the 20th
+/// field).
+fn threads(stat: &str) -> Option<u32> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(17)?
+        .parse()
+        .ok()
 }
 
 /// True when no process of the process group `pgid` is alive past its exit (a child
@@ -285,7 +334,7 @@ pub(crate) fn own_group(pid: u32) -> Option<u32> {
 pub(crate) fn idle(pid: u32) -> bool {
     // Its children too: a database's backend, one per connection.
     each_task(pid, false, &mut |t| {
-        if matches!(task_state(t), Task::Busy | Task::Notifying) && !awaits_events(t) {
+        if matches!(t.state(), Task::Busy | Task::Notifying) && !awaits_events(&t.path) {
             Walk::Stop
         } else {
             Walk::Go
@@ -323,7 +372,11 @@ fn awaits_events(task: &Path) -> bool {
 /// A task's state letter, parent and process group, from its `stat` file (`path` is
 /// `/proc/PID` or `/proc/PID/task/TID`); `None` when it is gone.
 fn stat_of(path: &Path) -> Option<(String, u32, u32)> {
-    let stat = read_proc(path.join("stat"))?;
+    parse_stat(&read_proc(path.join("stat"))?)
+}
+
+/// A `stat` line's state letter, parent and process group.
+fn parse_stat(stat: &str) -> Option<(String, u32, u32)> {
     // The fields after the command name (in parentheses, which may hold spaces) start
     // with the state, then the parent, then the group.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
@@ -340,11 +393,11 @@ fn stat_of(path: &Path) -> Option<(String, u32, u32)> {
 pub(crate) fn whereabouts(root: u32) -> Option<String> {
     let mut seen: Vec<(String, usize)> = Vec::new();
     each_task(root, false, &mut |t| {
-        let Some((state, _, _)) = stat_of(t) else {
+        let Some((state, _, _)) = t.stat() else {
             return Walk::Skip;
         };
         // In which call, from the task's `/proc/…/syscall` line.
-        let in_call = |how: &str| match call_nr(t) {
+        let in_call = |how: &str| match call_nr(&t.path) {
             Some(nr) => match call_name(nr) {
                 Some(name) => format!("{how} in `{name}`"),
                 None => format!("{how} in call {nr}"),
@@ -355,7 +408,7 @@ pub(crate) fn whereabouts(root: u32) -> Option<String> {
             "Z" | "X" | "x" => return Walk::Skip,
             "T" | "t" => "stopped".to_string(),
             "R" => "running".to_string(),
-            "D" if !vforking(t) => in_call("waiting on the disk"),
+            "D" if !vforking(&t.path) => in_call("waiting on the disk"),
             _ => in_call("asleep"),
         };
         match seen.iter_mut().find(|(w, _)| *w == what) {
@@ -384,7 +437,7 @@ pub(crate) fn whereabouts(root: u32) -> Option<String> {
 pub(crate) fn in_disk_wait(root: u32) -> bool {
     let mut found = false;
     each_task(root, false, &mut |t| {
-        if stat_of(t).is_some_and(|(state, _, _)| state == "D") && !vforking(t) {
+        if t.stat().is_some_and(|(state, _, _)| state == "D") && !vforking(&t.path) {
             found = true;
             return Walk::Stop;
         }
@@ -465,7 +518,12 @@ enum Task {
 }
 
 fn task_state(task: &Path) -> Task {
-    let Some((state, _, _)) = stat_of(task) else {
+    state_of(task, stat_of(task))
+}
+
+/// [`task_state`], its `stat` line already read (`None`: gone).
+fn state_of(task: &Path, stat: Option<(String, u32, u32)>) -> Task {
+    let Some((state, _, _)) = stat else {
         return Task::Gone;
     };
     let asleep = match state.as_str() {
@@ -512,10 +570,10 @@ fn task_state(task: &Path) -> Task {
 pub(crate) fn timed_wait(root: u32) -> Option<&'static str> {
     let mut found = None;
     each_task(root, false, &mut |t| {
-        if stat_of(t).is_none_or(|s| s.0 != "S") {
+        if t.stat().is_none_or(|s| s.0 != "S") {
             return Walk::Go;
         }
-        match read_proc(t.join("syscall")).and_then(|line| limited(&line)) {
+        match read_proc(t.path.join("syscall")).and_then(|line| limited(&line)) {
             Some(call) => {
                 found = Some(call);
                 Walk::Stop

@@ -195,6 +195,7 @@ impl Step {
 
 /// Receives one notification; `None` when the process it came from is already gone.
 pub(crate) fn recv(listener: RawFd) -> io::Result<Option<Notif>> {
+    super::paths::new_notification();
     // SAFETY: `n` is a zeroed seccomp_notif, as SECCOMP_IOCTL_NOTIF_RECV requires.
     let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
     // SAFETY: the ioctl writes one seccomp_notif into `n`.
@@ -1357,6 +1358,9 @@ mod tests {
     fn a_look_at_another_process_through_proc_is_named_and_at_its_own_is_not() {
         let path = |p: &str| std::ffi::CString::new(p).unwrap_or_default();
         let look = |p: &std::ffi::CString| {
+            // Each look is a notification of its own (its string may be at the address
+            // of the one before).
+            crate::seccomp::paths::new_notification();
             let at = libc::AT_FDCWD as u64;
             looks_at_processes(
                 &notif("SYS_openat", [at, p.as_ptr() as u64, 0, 0, 0, 0]),

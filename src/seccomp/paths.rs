@@ -201,8 +201,31 @@ pub(crate) fn fd_path(pid: u32, fd: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
 }
 
-/// The absolute path a (directory descriptor, path pointer) pair of `pid` names.
+/// The absolute path a (directory descriptor, path pointer) pair of `pid` names. Read
+/// once per notification ([`NAMED`]).
 pub(crate) fn path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
+    let key = (pid, dirfd, ptr);
+    if let Some(known) = NAMED.with(|n| {
+        n.borrow()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone())
+    }) {
+        return known;
+    }
+    let path = read_path_at(pid, dirfd, ptr);
+    NAMED.with(|n| n.borrow_mut().push((key, path.clone())));
+    path
+}
+
+/// A new notification is being read: the paths [`path_at`] read for the one before are
+/// no answer for it (the same pointer may hold another name now).
+pub(crate) fn new_notification() {
+    NAMED.with(|n| n.borrow_mut().clear());
+}
+
+/// [`path_at`], read from the process.
+fn read_path_at(pid: u32, dirfd: u64, ptr: u64) -> Option<PathBuf> {
     // No path at all names the directory descriptor's file, as an empty one does
     // (`utimensat(fd, NULL, …)` is `futimens`).
     let raw = if ptr == 0 {
@@ -351,11 +374,21 @@ pub(crate) fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> Option<usize> {
     }
 }
 
+/// How a call names a path: the calling task, its directory descriptor, the pointer to
+/// the name in its memory.
+type Naming = (u32, u64, u64);
+
 /// Files of `/proc` kept open per thread, the most at once: a look at a process tree
 /// reads the same few files of each task over and over.
 const MOST_OPEN: usize = 128;
 
 thread_local! {
+    /// The paths [`path_at`] read for the notification this thread is reading, by
+    /// (process, directory descriptor, pointer): whether a call is a step, and whether
+    /// it looks at other processes, read its names, and its process stays stopped in
+    /// the call meanwhile. Emptied as each notification is received
+    /// ([`new_notification`]).
+    static NAMED: RefCell<Vec<(Naming, Option<PathBuf>)>> = const { RefCell::new(Vec::new()) };
     /// The `/proc` files this thread read, open, by path. A file of `/proc` is made anew
     /// at each read from its start, so one descriptor serves every look: finding a path
     /// under `/proc` costs the kernel more than the read. A descriptor whose task is gone

@@ -49,6 +49,8 @@ struct Segment {
     tid: Option<u32>,
     /// How many processes of the buyer lived when it was let go.
     live: usize,
+    /// Its buyer's [`Tracee::arrivals`] then.
+    arrivals: u64,
 }
 
 /// One buyer: its listener and where it stands.
@@ -59,6 +61,9 @@ pub(super) struct Tracee {
     pub tid: Option<u32>,
     /// Calls of its processes stopped at a step; the first is the one scheduled.
     parked: VecDeque<(Notif, Step)>,
+    /// How many calls its processes have stopped at as steps so far: one stopped since
+    /// a step was let go proves a process of the buyer alive after it.
+    arrivals: u64,
     pub done: bool,
     /// Polls in a row (sleeps, and tries that failed: a create that found the name
     /// taken) with no change of shared state between them, and the change count then.
@@ -121,6 +126,7 @@ impl Tracee {
             listener: None,
             tid: Some(tid),
             parked: VecDeque::new(),
+            arrivals: 0,
             done: false,
             spins: 0,
             spin_epoch: 0,
@@ -226,6 +232,10 @@ pub(super) struct Stepper {
     /// The step let go last, when the scheduler asks what steps touch: what it touched
     /// is known only once its buyer is stopped again ([`Segment`]).
     segment: Option<Segment>,
+    /// What each buyer's first stopped call touches, as [`Stepper::accesses`] read it
+    /// for the scheduler's look ahead of this step (outside a program sharing memory):
+    /// the step picked touches the same, nothing having run since.
+    ahead: Vec<Option<Access>>,
     /// A directory was renamed in this trial: the descriptors and working directories in
     /// it moved with it, and every step is taken to touch everything ([`objects`]).
     moved: bool,
@@ -302,6 +312,7 @@ impl Stepper {
             unit_faults: Vec::new(),
             last_view: None,
             segment: None,
+            ahead: Vec::new(),
             moved: false,
             servers: std::collections::HashMap::new(),
             heartbeats: std::collections::HashSet::new(),
@@ -512,6 +523,13 @@ impl Stepper {
         any
     }
 
+    /// Keeps buyer `i`'s call `n`, a step, until the schedule lets it go.
+    fn park(&mut self, i: usize, n: Notif, step: Step) {
+        let b = &mut self.buyers[i];
+        b.arrivals += 1;
+        b.parked.push_back((n, step));
+    }
+
     /// Reads one notification of buyer `i`: parks it if it is a step, else lets it go on.
     fn receive(&mut self, i: usize) {
         let fd = self.fd(i);
@@ -525,7 +543,7 @@ impl Stepper {
         }
         let (to_server, request) = self.server_call(&n);
         if let Some(step) = request {
-            return self.buyers[i].parked.push_back((n, step));
+            return self.park(i, n, step);
         }
         // A heartbeat's sleep runs on the machine's clock, as the server's expiry does:
         // held for the schedule, it would let the lease lapse while its holder waits its
@@ -569,7 +587,7 @@ impl Stepper {
                     step.mutates = true;
                 }
                 self.note_side_by_side(i, n.pid);
-                self.buyers[i].parked.push_back((n, step))
+                self.park(i, n, step)
             }
             None => {
                 if let Some(what) = call::unreadable(&n) {
@@ -885,29 +903,34 @@ impl Stepper {
     /// calls that are no step which follow a step count as part of it, so a step that
     /// may be followed by a release never counts as a read alone: a buyer's last call
     /// before its processes exit is a close or a ledger line.
-    fn accesses(&self, runnable: &[u32]) -> Vec<Option<Access>> {
-        (0..self.buyers.len() as u32)
+    fn accesses(&mut self, runnable: &[u32]) -> Vec<Option<Access>> {
+        let own: Vec<Option<Access>> = (0..self.buyers.len() as u32)
             .map(|b| {
                 if !runnable.contains(&b) {
                     return None;
                 }
-                let shared = self.whole.as_ref().is_some_and(|w| w.shared_memory);
-                self.buyers[b as usize].parked.front().map(|(n, s)| {
-                    if shared {
-                        Access::EVERYTHING
-                    } else {
-                        objects::access(n, s, &self.real_dir, self.moved)
-                    }
-                })
+                self.buyers[b as usize]
+                    .parked
+                    .front()
+                    .map(|(n, s)| objects::access(n, s, &self.real_dir, self.moved))
             })
-            .collect()
+            .collect();
+        if self.whole.as_ref().is_some_and(|w| w.shared_memory) {
+            return own.iter().map(|a| a.map(|_| Access::EVERYTHING)).collect();
+        }
+        self.ahead = own.clone();
+        own
     }
 
     /// What buyer `b`'s first stopped call touches, now (a held task's return or first
     /// run: only what it does next, which [`Segment`] reads).
-    fn access_of(&self, b: u32) -> Access {
+    fn access_of(&mut self, b: u32) -> Access {
+        let ahead = std::mem::take(&mut self.ahead);
         match self.buyers.get(b as usize).and_then(|u| u.parked.front()) {
             Some((n, _)) if n.held => Access::NOTHING,
+            Some(_) if ahead.get(b as usize).is_some_and(Option::is_some) => {
+                ahead[b as usize].unwrap_or(Access::EVERYTHING)
+            }
             Some((n, step)) => objects::access(n, step, &self.real_dir, self.moved),
             None => Access::EVERYTHING,
         }
@@ -931,6 +954,7 @@ impl Stepper {
             own,
             tid,
             live: blocked::live_processes(unit.root),
+            arrivals: unit.arrivals,
         })
     }
 
@@ -941,7 +965,10 @@ impl Stepper {
         let Some(unit) = self.buyers.get(seg.buyer as usize) else {
             return Access::EVERYTHING;
         };
-        if unit.done || blocked::live_processes(unit.root) < seg.live {
+        // Of a buyer of one process, a call stopped since it was let go shows that
+        // process alive (a task stopped in a notification has not exited): no count.
+        let one_alive = seg.live <= 1 && unit.arrivals > seg.arrivals;
+        if unit.done || (!one_alive && blocked::live_processes(unit.root) < seg.live) {
             return Access::EVERYTHING;
         }
         match seg.tid {
@@ -1083,6 +1110,7 @@ impl Steps for Stepper {
         // How many times the trial was found stuck already at this step.
         let mut looks = 0u32;
         let mut dying_since: Option<Instant> = None;
+        self.ahead.clear();
         loop {
             self.settle()?;
             if let Some(seg) = self.segment.take() {
