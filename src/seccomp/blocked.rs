@@ -189,9 +189,8 @@ impl Met {
 
 /// Visits every task (thread) of the process tree rooted at `root`; false when `visit`
 /// stopped it, or when `need_children` and a task's children list cannot be read. A
-/// process of one thread (its leader's `stat` says so) is its leader alone: its task
-/// directory is not listed, and the `stat` line read to learn that is the one its visit
-/// reads.
+/// process of one thread, its leader (its leader's `stat` says so), is not listed: the
+/// `stat` line read to learn that is the one its visit reads.
 fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Met) -> Walk) -> bool {
     let mut pending = vec![root];
     while let Some(pid) = pending.pop() {
@@ -200,7 +199,12 @@ fn each_task(root: u32, need_children: bool, visit: &mut dyn FnMut(&Met) -> Walk
             .join("task")
             .join(pid.to_string());
         let stat = read_proc(leader.join("stat"));
-        let tasks: Vec<std::path::PathBuf> = if stat.as_deref().and_then(threads) == Some(1) {
+        // One thread, and that the leader: a leader that ended before its other
+        // threads is a zombie, and the count is theirs.
+        let alone = stat.as_deref().is_some_and(|s| {
+            threads(s) == Some(1) && parse_stat(s).is_some_and(|(state, _, _)| state != "Z")
+        });
+        let tasks: Vec<std::path::PathBuf> = if alone {
             vec![leader.clone()]
         } else {
             let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -743,6 +747,38 @@ fn no_limit(nr: i64, arg: &dyn Fn(usize) -> u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_walk_meets_each_thread_with_its_state_read() {
+        // This test's process has several threads: each is met, each with its line.
+        let mut met = Vec::new();
+        each_task(std::process::id(), false, &mut |t| {
+            met.push((t.tid(), t.stat().map(|s| s.0)));
+            Walk::Skip
+        });
+        assert!(met.len() >= 2, "{met:?}");
+        assert!(met
+            .iter()
+            .all(|(tid, state)| tid.is_some() && state.is_some()));
+        // A process of one thread is its leader alone.
+        let Ok(mut child) = std::process::Command::new("sleep").arg("5").spawn() else {
+            return;
+        };
+        let pid = child.id();
+        let mut met = Vec::new();
+        each_task(pid, false, &mut |t| {
+            met.push(t.tid());
+            Walk::Go
+        });
+        assert_eq!(live_processes(pid), 1);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(met, vec![Some(pid)]);
+        assert_eq!(
+            threads("1 (a b) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 3 0"),
+            Some(3)
+        );
+    }
 
     #[test]
     fn an_untimed_futex_wait_blocks_and_a_timed_one_does_not() {

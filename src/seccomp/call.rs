@@ -415,7 +415,8 @@ pub(crate) fn unreadable(n: &Notif) -> Option<String> {
         Shape::Fd(_) | Shape::Nameless => return None,
     };
     pairs.into_iter().find_map(|(dirfd, ptr)| {
-        if ptr == 0 {
+        // A name read whole (as the call was classified: no second read) is readable.
+        if ptr == 0 || path_at(n.pid, dirfd, ptr).is_some() {
             return None;
         }
         let raw = super::paths::read_cstr(n.pid, ptr)?;

@@ -444,6 +444,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_name_is_read_once_per_notification() {
+        // This process stands in for a stopped one: the name at one address, changed
+        // in place, reads as before until the next notification.
+        let mut name = *b"/tmp/a\0";
+        let (pid, at, ptr) = (
+            std::process::id(),
+            libc::AT_FDCWD as u64,
+            name.as_ptr() as u64,
+        );
+        new_notification();
+        assert_eq!(path_at(pid, at, ptr), Some(PathBuf::from("/tmp/a")));
+        name[5] = b'b';
+        std::hint::black_box(&name);
+        assert_eq!(path_at(pid, at, ptr), Some(PathBuf::from("/tmp/a")));
+        new_notification();
+        assert_eq!(path_at(pid, at, ptr), Some(PathBuf::from("/tmp/b")));
+    }
+
+    #[test]
     fn a_descriptor_named_through_proc_is_read_as_a_task_and_a_descriptor() {
         assert_eq!(proc_fd("/proc/12/fd/3"), Some((12, 3)));
         assert_eq!(proc_fd("/proc/12/task/13/fd/4"), Some((13, 4)));
