@@ -904,34 +904,39 @@ impl Stepper {
     /// may be followed by a release never counts as a read alone: a buyer's last call
     /// before its processes exit is a close or a ledger line.
     fn accesses(&mut self, runnable: &[u32]) -> Vec<Option<Access>> {
-        let own: Vec<Option<Access>> = (0..self.buyers.len() as u32)
+        let shared = self.whole.as_ref().is_some_and(|w| w.shared_memory);
+        let ahead: Vec<Option<Access>> = (0..self.buyers.len() as u32)
             .map(|b| {
                 if !runnable.contains(&b) {
                     return None;
                 }
-                self.buyers[b as usize]
-                    .parked
-                    .front()
-                    .map(|(n, s)| objects::access(n, s, &self.real_dir, self.moved))
+                self.buyers[b as usize].parked.front().map(|(n, s)| {
+                    if shared {
+                        Access::EVERYTHING
+                    } else {
+                        objects::access(n, s, &self.real_dir, self.moved)
+                    }
+                })
             })
             .collect();
-        if self.whole.as_ref().is_some_and(|w| w.shared_memory) {
-            return own.iter().map(|a| a.map(|_| Access::EVERYTHING)).collect();
+        if !shared {
+            self.ahead = ahead.clone();
         }
-        self.ahead = own.clone();
-        own
+        ahead
     }
 
     /// What buyer `b`'s first stopped call touches, now (a held task's return or first
     /// run: only what it does next, which [`Segment`] reads).
     fn access_of(&mut self, b: u32) -> Access {
-        let ahead = std::mem::take(&mut self.ahead);
+        let ahead = std::mem::take(&mut self.ahead)
+            .get(b as usize)
+            .copied()
+            .flatten();
         match self.buyers.get(b as usize).and_then(|u| u.parked.front()) {
             Some((n, _)) if n.held => Access::NOTHING,
-            Some(_) if ahead.get(b as usize).is_some_and(Option::is_some) => {
-                ahead[b as usize].unwrap_or(Access::EVERYTHING)
+            Some((n, step)) => {
+                ahead.unwrap_or_else(|| objects::access(n, step, &self.real_dir, self.moved))
             }
-            Some((n, step)) => objects::access(n, step, &self.real_dir, self.moved),
             None => Access::EVERYTHING,
         }
     }
